@@ -1,0 +1,124 @@
+"""The member's offline commands: keygen, canon, bundle, verify.
+
+``hub._cli`` assembles the ``sighub`` console script from these and the operator's
+commands (the client never imports the hub)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from client._analyst import DEFAULT_TTL, parse_ttl, read_rows, to_indicators
+from client._blind import CollabKey
+from client._canon import canonicalize, extract
+from client._envelope import decode_payload, open_envelope, seal
+from client._errors import SighubError
+from client._keys import MemberFiles, MemberIdentity
+from client._model import Kind
+from client._stix import build_bundle, format_time, parse_bundle
+
+__all__ = ["add_member_commands"]
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    files = MemberFiles(Path(args.data))
+    if args.collab:
+        path = files.add_collab_key(CollabKey.generate(args.collab, args.epoch))
+        _out(f"collaboration key {args.collab} epoch {args.epoch} written to {path} (mode 0600)")
+        return 0
+    if not args.name:
+        raise SighubError("keygen: give --name NAME for a member key, or --collab NAME")
+    ident = files.create(args.name)
+    _out(f"member {ident.publisher.name}: identity {ident.publisher.id}")
+    _out(f"signing key {ident.key_id} written to {files.root / 'signing.key'} (mode 0600)")
+    return 0
+
+
+def cmd_canon(args: argparse.Namespace) -> int:
+    _out(json.dumps({"kind": args.kind, "canonical": canonicalize(args.kind, args.text)},
+                    ensure_ascii=False))  # fmt: skip
+    for c in extract(args.text):
+        if c.kind.value == args.kind or args.all:
+            row = {"kind": c.kind.value, "candidate": c.value, "span": [c.start, c.end],
+                   "text": args.text[c.start : c.end]}  # fmt: skip
+            _out(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    files = MemberFiles(Path(args.data))
+    ident = files.identity()
+    key = files.signing_key()
+    rows = read_rows(Path(args.file), default_ttl=args.default_ttl)
+    indicators = to_indicators(rows, ident.publisher, files.current_collab_key(args.collab))
+    raw = seal(build_bundle(ident.publisher, indicators), key)
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".envelope.json")
+    out.write_bytes(raw)
+    kinds = Counter(i.kind.value for i in indicators)
+    _out(f"{len(indicators)} indicators for {args.collab} ({dict(sorted(kinds.items()))})")
+    _out(f"signed by {ident.key_id}; envelope {len(raw)} bytes written to {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.identity:
+        try:
+            doc = json.loads(Path(args.identity).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SighubError(f"{args.identity}: cannot read identity ({exc})") from None
+        ident = MemberIdentity.from_json(doc, args.identity)
+    else:
+        ident = MemberFiles(Path(args.data)).identity()
+    raw = Path(args.envelope).read_bytes()
+    envelope = open_envelope(raw, {ident.key_id: ident.public_key})
+    bundle = parse_bundle(decode_payload(envelope))
+    if bundle.publisher != ident.publisher:
+        raise SighubError(
+            f"{args.envelope}: bundle names publisher {bundle.publisher.id}, but the key "
+            f"{ident.key_id} belongs to {ident.publisher.id}"
+        )
+    kinds = Counter(i.kind.value for i in bundle.indicators)
+    until = max(i.valid_until for i in bundle.indicators)
+    _out(f"OK {args.envelope}: envelope {envelope.id[:16]}, signed by {envelope.key_id}")
+    _out(f"publisher {bundle.publisher.name} ({bundle.publisher.id}), collab "
+         f"{bundle.collaboration}, {len(bundle.indicators)} indicators "
+         f"{dict(sorted(kinds.items()))}, valid until {format_time(until)} at the latest")  # fmt: skip
+    return 0
+
+
+def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("keygen", help="create a member signing key, or a collaboration key")
+    p.add_argument("--data", required=True, help="member data directory")
+    p.add_argument("--name", help="member name (creates signing.key and member.json)")
+    p.add_argument("--collab", help="create a blinding key for this collaboration instead")
+    p.add_argument("--epoch", type=int, default=0, help="collaboration key epoch (default 0)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("canon", help="show the canon/1 form of a value and its candidates")
+    p.add_argument("kind", choices=[k.value for k in Kind])
+    p.add_argument("text")
+    p.add_argument("--all", action="store_true", help="list candidates of every kind")
+    p.set_defaults(func=cmd_canon)
+
+    p = sub.add_parser("bundle", help="turn an analyst CSV/JSONL file into a signed envelope")
+    p.add_argument("file")
+    p.add_argument("--collab", required=True)
+    p.add_argument("--data", required=True, help="member data directory")
+    p.add_argument("--out", help="envelope path (default FILE.envelope.json)")
+    p.add_argument("--default-ttl", type=parse_ttl, default=DEFAULT_TTL,
+                   help="validity for rows without expires/ttl (default 90d)")  # fmt: skip
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("verify", help="verify an envelope and summarise its bundle")
+    p.add_argument("envelope")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", help="member data directory whose key signed it")
+    g.add_argument("--identity", help="the publisher's member.json")
+    p.set_defaults(func=cmd_verify)

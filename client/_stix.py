@@ -1,0 +1,366 @@
+"""STIX 2.1 codec: Indicator <-> STIX ``indicator`` objects, bundles, revocation.
+
+Bundles are built and read as plain dicts (the ``stix2`` library is used by the tests as
+an independent check, not here: it is far too slow for 10,000-indicator bundles).  Reading
+is strict: only the object shapes sighub itself writes are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from client._errors import ModelError, StixError
+from client._model import (
+    Form,
+    Indicator,
+    Kind,
+    Publisher,
+    Tlp,
+    check_stix_id,
+    now_ms,
+)
+
+__all__ = [
+    "SIGHUB_EXTENSION_ID",
+    "TLP_MARKING_IDS",
+    "Bundle",
+    "build_bundle",
+    "format_time",
+    "indicator_from_stix",
+    "indicator_to_stix",
+    "new_indicator_id",
+    "parse_bundle",
+    "parse_time",
+    "revoke",
+]
+
+TLP2_EXTENSION_ID: Final = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+TLP_MARKING_IDS: Final = {
+    Tlp.CLEAR: "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+    Tlp.GREEN: "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
+    Tlp.AMBER: "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
+    Tlp.AMBER_STRICT: "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
+    Tlp.RED: "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
+}
+_TLP_BY_ID: Final = {v: k for k, v in TLP_MARKING_IDS.items()}
+SIGHUB_IDENTITY_ID: Final = "identity--5d5b6a0e-1c8f-5a43-9d8e-5b2f0c7e7a11"
+SIGHUB_EXTENSION_ID: Final = "extension-definition--0f8c5f0e-7a34-5b1e-8e35-2c7a5b9d4e61"
+_FIXED_TIME: Final = "2026-01-01T00:00:00.000Z"
+PATTERN_TYPES: Final = {Form.BLINDED: "sighub-blinded", Form.PATTERN: "pcre"}
+_FORM_BY_TYPE: Final = {v: k for k, v in PATTERN_TYPES.items()}
+_TIME_RE: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _tlp_marking(tlp: Tlp) -> dict[str, Any]:
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": TLP_MARKING_IDS[tlp],
+        "created": "2022-10-01T00:00:00.000Z",
+        "name": "TLP:" + tlp.value.upper(),
+        "extensions": {
+            TLP2_EXTENSION_ID: {"extension_type": "property-extension", "tlp_2_0": tlp.value}
+        },
+    }
+
+
+SIGHUB_IDENTITY: Final = {
+    "type": "identity",
+    "spec_version": "2.1",
+    "id": SIGHUB_IDENTITY_ID,
+    "created": _FIXED_TIME,
+    "modified": _FIXED_TIME,
+    "name": "sighub project",
+    "identity_class": "organization",
+}
+SIGHUB_EXTENSION: Final = {
+    "type": "extension-definition",
+    "spec_version": "2.1",
+    "id": SIGHUB_EXTENSION_ID,
+    "created_by_ref": SIGHUB_IDENTITY_ID,
+    "created": _FIXED_TIME,
+    "modified": _FIXED_TIME,
+    "name": "sighub indicator properties",
+    "description": "Kind, form, canonicalization, blinding and collaboration of a signal.",
+    "schema": (
+        "Properties: kind (hashtag|keyword|emoji|url|payment), form (blinded|pattern), "
+        "canon_version (canon/1), scheme (blake2b-128, blinded only), key_epoch (integer, "
+        "blinded only), collaboration (slug). A blinded pattern is the hex keyed digest of "
+        "the canonical value; a pcre pattern runs over canonical text."
+    ),
+    "version": "1.0.0",
+    "extension_types": ["property-extension"],
+}
+
+
+def format_time(value: datetime) -> str:
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_time(value: object, where: str) -> datetime:
+    if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
+        raise StixError(f"{where}: received {value!r}, expected YYYY-MM-DDTHH:MM:SS.sssZ")
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise StixError(f"{where}: received {value!r}, not a valid time ({exc})") from None
+
+
+def _identity(publisher: Publisher) -> dict[str, Any]:
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": publisher.id,
+        "created": _FIXED_TIME,
+        "modified": _FIXED_TIME,
+        "name": publisher.name,
+        "identity_class": "organization",
+    }
+
+
+def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
+    ext: dict[str, Any] = {
+        "extension_type": "property-extension",
+        "kind": ind.kind.value,
+        "form": ind.form.value,
+        "canon_version": ind.canon_version,
+        "collaboration": ind.collaboration,
+    }
+    if ind.form is Form.BLINDED:
+        ext["scheme"] = ind.scheme
+        ext["key_epoch"] = ind.key_epoch
+    obj: dict[str, Any] = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": ind.id,
+        "created_by_ref": ind.publisher.id,
+        "created": format_time(ind.created),
+        "modified": format_time(ind.modified),
+        "indicator_types": ["malicious-activity"],
+        "pattern": ind.value,
+        "pattern_type": PATTERN_TYPES[ind.form],
+        "valid_from": format_time(ind.valid_from),
+        "valid_until": format_time(ind.valid_until),
+        "confidence": ind.confidence,
+        "object_marking_refs": [TLP_MARKING_IDS[ind.tlp]],
+        "extensions": {SIGHUB_EXTENSION_ID: ext},
+    }
+    if ind.labels:
+        obj["labels"] = list(ind.labels)
+    if ind.description:
+        obj["description"] = ind.description
+    if ind.revoked:
+        obj["revoked"] = True
+    return obj
+
+
+_INDICATOR_KEYS: Final = frozenset(
+    "type spec_version id created_by_ref created modified indicator_types pattern "
+    "pattern_type valid_from valid_until confidence object_marking_refs extensions labels "
+    "description revoked".split()
+)
+_EXT_KEYS: Final = frozenset(
+    "extension_type kind form canon_version collaboration scheme key_epoch".split()
+)
+
+
+def _enum(enum: type[Kind] | type[Form], value: object, where: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = [e.value for e in enum]
+        raise StixError(f"{where}: received {value!r}, expected one of {allowed}") from None
+
+
+def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
+    """Read one STIX indicator written by ``publisher``; raise StixError if it is not one
+    sighub accepts."""
+    where = f"indicator {obj.get('id')!r}"
+    extra = set(obj) - _INDICATOR_KEYS
+    if extra:
+        raise StixError(f"{where}: unexpected properties {sorted(extra)}")
+    if obj.get("spec_version") != "2.1":
+        raise StixError(f"{where}: spec_version {obj.get('spec_version')!r}, expected '2.1'")
+    if obj.get("created_by_ref") != publisher.id:
+        raise StixError(
+            f"{where}: created_by_ref {obj.get('created_by_ref')!r}, expected the "
+            f"publisher {publisher.id!r}"
+        )
+    if "valid_until" not in obj:
+        raise StixError(f"{where}: valid_until is required")
+    ext = (obj.get("extensions") or {}).get(SIGHUB_EXTENSION_ID)
+    if not isinstance(ext, dict) or len(obj["extensions"]) != 1 or set(ext) - _EXT_KEYS:
+        raise StixError(f"{where}: expected exactly the sighub extension {SIGHUB_EXTENSION_ID}")
+    if ext.get("extension_type") != "property-extension":
+        raise StixError(f"{where}: extension_type must be 'property-extension'")
+    form = _enum(Form, ext.get("form"), f"{where} form")
+    if obj.get("pattern_type") != PATTERN_TYPES[form]:
+        raise StixError(
+            f"{where}: pattern_type {obj.get('pattern_type')!r}, expected "
+            f"{PATTERN_TYPES[form]!r} for form {form.value}"
+        )
+    marks = obj.get("object_marking_refs")
+    if not isinstance(marks, list) or len(marks) != 1 or marks[0] not in _TLP_BY_ID:
+        raise StixError(f"{where}: object_marking_refs {marks!r}, expected one TLP 2.0 marking")
+    if obj.get("indicator_types") != ["malicious-activity"]:
+        raise StixError(f"{where}: indicator_types must be ['malicious-activity']")
+    revoked = obj.get("revoked", False)
+    if "revoked" in obj and revoked is not True:
+        raise StixError(f"{where}: revoked, when present, must be true")
+    labels = obj.get("labels", [])
+    if not isinstance(labels, list) or ("labels" in obj and not labels):
+        raise StixError(f"{where}: labels, when present, must be a non-empty list")
+    try:
+        return Indicator(
+            id=obj.get("id"),  # type: ignore[arg-type]
+            kind=_enum(Kind, ext.get("kind"), f"{where} kind"),
+            form=form,
+            value=obj.get("pattern"),  # type: ignore[arg-type]
+            collaboration=ext.get("collaboration"),  # type: ignore[arg-type]
+            publisher=publisher,
+            valid_from=parse_time(obj.get("valid_from"), f"{where} valid_from"),
+            valid_until=parse_time(obj.get("valid_until"), f"{where} valid_until"),
+            created=parse_time(obj.get("created"), f"{where} created"),
+            modified=parse_time(obj.get("modified"), f"{where} modified"),
+            key_epoch=ext.get("key_epoch"),
+            canon_version=ext.get("canon_version"),  # type: ignore[arg-type]
+            scheme=ext.get("scheme"),
+            confidence=obj.get("confidence"),  # type: ignore[arg-type]
+            labels=tuple(labels),
+            description=obj.get("description", ""),
+            tlp=_TLP_BY_ID[marks[0]],
+            revoked=revoked,
+        )
+    except ModelError as exc:
+        raise StixError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A parsed sighub bundle: one publisher, one collaboration, its indicators."""
+
+    id: str
+    publisher: Publisher
+    collaboration: str
+    indicators: tuple[Indicator, ...]
+
+
+def build_bundle(
+    publisher: Publisher, indicators: list[Indicator] | tuple[Indicator, ...]
+) -> dict[str, Any]:
+    """A STIX 2.1 bundle of ``indicators`` (all by ``publisher``, one collaboration)."""
+    if not indicators:
+        raise StixError("bundle: expected at least one indicator")
+    collabs = {i.collaboration for i in indicators}
+    if len(collabs) != 1:
+        raise StixError(f"bundle: indicators span collaborations {sorted(collabs)}, expected one")
+    ids = [i.id for i in indicators]
+    if len(set(ids)) != len(ids):
+        raise StixError("bundle: an indicator id appears twice")
+    for ind in indicators:
+        if ind.publisher != publisher:
+            raise StixError(
+                f"indicator {ind.id}: publisher {ind.publisher.id}, expected {publisher.id}"
+            )
+    tlps = sorted({i.tlp for i in indicators}, key=lambda t: TLP_MARKING_IDS[t])
+    objects: list[dict[str, Any]] = [SIGHUB_IDENTITY, SIGHUB_EXTENSION, _identity(publisher)]
+    objects += [_tlp_marking(t) for t in tlps]
+    objects += [indicator_to_stix(i) for i in indicators]
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}
+
+
+def parse_bundle(bundle: object) -> Bundle:
+    """Read a bundle sighub wrote; raise StixError naming the first thing that is wrong."""
+    if (
+        not isinstance(bundle, dict)
+        or bundle.get("type") != "bundle"
+        or set(bundle)
+        != {
+            "type",
+            "id",
+            "objects",
+        }
+    ):
+        raise StixError("bundle: expected an object with exactly type='bundle', id, objects")
+    try:
+        bundle_id = check_stix_id("bundle", "id", bundle["id"], "bundle")
+    except ModelError as exc:
+        raise StixError(str(exc)) from None
+    objects = bundle["objects"]
+    if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+        raise StixError("bundle.objects: expected a list of objects")
+    identities = [
+        o for o in objects if o.get("type") == "identity" and o.get("id") != SIGHUB_IDENTITY_ID
+    ]
+    if len(identities) != 1:
+        raise StixError(f"bundle: {len(identities)} publisher identities, expected exactly 1")
+    publisher = _parse_identity(identities[0])
+    indicators: list[Indicator] = []
+    for obj in objects:
+        kind = obj.get("type")
+        if kind == "indicator":
+            indicators.append(indicator_from_stix(obj, publisher))
+        elif kind == "marking-definition":
+            if (
+                obj != _tlp_marking(_TLP_BY_ID.get(obj.get("id"), Tlp.CLEAR))
+                or obj.get("id") not in _TLP_BY_ID
+            ):
+                raise StixError(
+                    f"marking-definition {obj.get('id')!r}: expected an official TLP 2.0 marking"
+                )
+        elif kind == "extension-definition":
+            if obj != SIGHUB_EXTENSION:
+                raise StixError(
+                    f"extension-definition {obj.get('id')!r}: expected sighub's, unchanged"
+                )
+        elif kind == "identity":
+            if obj.get("id") == SIGHUB_IDENTITY_ID and obj != SIGHUB_IDENTITY:
+                raise StixError("identity sighub project: expected it unchanged")
+        else:
+            raise StixError(f"bundle: object type {kind!r} is not accepted")
+    if not indicators:
+        raise StixError("bundle: expected at least one indicator")
+    collabs = {i.collaboration for i in indicators}
+    if len(collabs) != 1:
+        raise StixError(f"bundle: indicators span collaborations {sorted(collabs)}, expected one")
+    ids = [i.id for i in indicators]
+    if len(set(ids)) != len(ids):
+        raise StixError("bundle: an indicator id appears twice")
+    used = {TLP_MARKING_IDS[i.tlp] for i in indicators}
+    present = {o["id"] for o in objects if o.get("type") == "marking-definition"}
+    if used != present:
+        raise StixError(f"bundle: marking definitions {sorted(present)}, expected {sorted(used)}")
+    return Bundle(bundle_id, publisher, collabs.pop(), tuple(indicators))
+
+
+def _parse_identity(obj: dict[str, Any]) -> Publisher:
+    try:
+        publisher = Publisher(obj.get("id"), obj.get("name"))  # type: ignore[arg-type]
+    except ModelError as exc:
+        raise StixError(f"identity: {exc}") from None
+    if obj != _identity(publisher):
+        raise StixError(f"identity {publisher.id!r}: unexpected properties or values")
+    return publisher
+
+
+def revoke(ind: Indicator, when: datetime | None = None) -> Indicator:
+    """A new version of ``ind`` with ``revoked: true`` (same id, later ``modified``)."""
+    if ind.revoked:
+        raise StixError(f"indicator {ind.id}: already revoked")
+    modified = when or now_ms()
+    if modified <= ind.modified:
+        raise StixError(
+            f"indicator {ind.id}: revocation time {format_time(modified)} must be after "
+            f"modified {format_time(ind.modified)}"
+        )
+    return replace(ind, revoked=True, modified=modified)
+
+
+def new_indicator_id() -> str:
+    return f"indicator--{uuid.uuid4()}"
