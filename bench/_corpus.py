@@ -21,7 +21,7 @@ _EXTRAS = [
 def _vocab(rng: random.Random, size: int) -> list[str]:
     words: list[str] = []
     for i in range(size):
-        pool = _CYRILLIC if i % 9 == 4 else _CJK if i % 23 == 7 else _LATIN  # noqa: PLR2004
+        pool = _CYRILLIC if i % 9 == 4 else _CJK if i % 23 == 7 else _LATIN
         n = 1 + min(rng.randrange(1, 5), 1 + i.bit_length() // 4)
         words.append("".join(rng.choice(pool) for _ in range(n)))
     return words
@@ -38,13 +38,13 @@ def posts(count: int, size_bytes: int, seed: int = 7) -> list[str]:
         size = 0
         while size < size_bytes:
             roll = rng.random()
-            if roll < 0.03:  # noqa: PLR2004
+            if roll < 0.03:
                 piece = rng.choice(_EXTRAS)
-            elif roll < 0.06:  # noqa: PLR2004
+            elif roll < 0.06:
                 piece = "".join(rng.choices(_EMOJI, k=rng.randrange(1, 4)))
             else:
                 piece = rng.choices(vocab, cum_weights=cum)[0]
-                if rng.random() < 0.1:  # noqa: PLR2004
+                if rng.random() < 0.1:
                     piece = piece.capitalize() + rng.choice([",", ".", "!", ""])
             parts.append(piece)
             size += len(piece.encode()) + 1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._corpus import posts  # noqa: E402
-from client import Blinder, CollabKey  # noqa: E402
+from bench._corpus import posts
+from client import Blinder, CollabKey
 
 
 def run(size: int, count: int, target: float) -> None:

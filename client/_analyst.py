@@ -136,13 +136,13 @@ class _Row:
         )
         if until <= self.now:
             raise self.fail("expires", f"{until.isoformat()} is not in the future")
-        return until  # type: ignore[no-any-return]
+        return until
 
     def confidence(self) -> int:
         text = self.text("confidence")
         if not text:
             return 50
-        if not text.isdigit() or not 0 <= int(text) <= 100:  # noqa: PLR2004
+        if not text.isdigit() or not 0 <= int(text) <= 100:
             raise self.fail("confidence", f"{text!r}: expected an integer 0-100")
         return int(text)
 

@@ -87,9 +87,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     kinds = Counter(i.kind.value for i in bundle.indicators)
     until = max(i.valid_until for i in bundle.indicators)
     _out(f"OK {args.envelope}: envelope {envelope.id[:16]}, signed by {envelope.key_id}")
-    _out(f"publisher {bundle.publisher.name} ({bundle.publisher.id}), collab "
-         f"{bundle.collaboration}, {len(bundle.indicators)} indicators "
-         f"{dict(sorted(kinds.items()))}, valid until {format_time(until)} at the latest")  # fmt: skip
+    _out(
+        f"publisher {bundle.publisher.name} ({bundle.publisher.id}), collab "
+        f"{bundle.collaboration}, {len(bundle.indicators)} indicators "
+        f"{dict(sorted(kinds.items()))}, valid until {format_time(until)} at the latest"
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pybase64
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -32,10 +33,10 @@ from client._errors import EnvelopeError
 __all__ = [
     "PAYLOAD_TYPE",
     "Envelope",
-    "key_id",
-    "open_envelope",
     "canonical_json",
     "decode_payload",
+    "key_id",
+    "open_envelope",
     "pae",
     "public_key_bytes",
     "seal",
@@ -135,7 +136,7 @@ def _envelope_bytes(body: bytes, kid: str, sig: bytes) -> bytes:
     # Written out directly: with base64 values, an ASCII key id and the fixed payload type
     # this IS the JCS form (a test checks it against canonical_json).
     return b'{"payload":"%s","payloadType":"%s","signatures":[{"keyid":"%s","sig":"%s"}]}' % (
-        base64.b64encode(body),
+        pybase64.b64encode(body),
         PAYLOAD_TYPE.encode(),
         kid.encode(),
         base64.b64encode(sig),
@@ -144,7 +145,7 @@ def _envelope_bytes(body: bytes, kid: str, sig: bytes) -> bytes:
 
 def _b64(value: bytes, field: str) -> bytes:
     try:
-        data = base64.b64decode(value, validate=True)
+        data = pybase64.b64decode(value, validate=True)  # alphabet and padding, SIMD
     except (binascii.Error, ValueError):
         raise EnvelopeError(f"envelope.{field}: not valid base64") from None
     tail = len(data) % 3

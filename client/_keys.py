@@ -147,9 +147,7 @@ class MemberFiles:
         for path in sorted((self.root / COLLAB_DIR).glob(f"{collaboration}.*.json")):
             try:
                 doc = json.loads(read_secret(path))
-                key = CollabKey(
-                    doc["collaboration"], doc["epoch"], base64.b64decode(doc["secret"])
-                )
+                key = CollabKey(doc["collaboration"], doc["epoch"], base64.b64decode(doc["secret"]))
             except (KeyError, TypeError, ValueError, binascii.Error) as exc:
                 raise KeyFileError(f"{path}: not a collaboration key file ({exc})") from None
             if key.collaboration == collaboration:

@@ -6,7 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 from client._errors import ModelError, PatternRejected
@@ -36,7 +36,7 @@ _LABEL_RE: Final = re.compile(r"[a-z0-9][a-z0-9._:-]*")
 _STIX_ID_RE: Final = re.compile(r"([a-z][a-z0-9-]*)--([0-9a-f-]{36})")
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     HASHTAG = "hashtag"
     KEYWORD = "keyword"
     EMOJI = "emoji"
@@ -44,12 +44,12 @@ class Kind(str, Enum):
     PAYMENT = "payment"
 
 
-class Form(str, Enum):
+class Form(StrEnum):
     BLINDED = "blinded"
     PATTERN = "pattern"
 
 
-class Tlp(str, Enum):
+class Tlp(StrEnum):
     """TLP 2.0 levels."""
 
     CLEAR = "clear"

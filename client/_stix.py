@@ -7,6 +7,7 @@ is strict: only the object shapes sighub itself writes are accepted.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -161,18 +162,34 @@ def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
 
 
 _INDICATOR_KEYS: Final = frozenset(
-    "type spec_version id created_by_ref created modified indicator_types pattern "
-    "pattern_type valid_from valid_until confidence object_marking_refs extensions labels "
-    "description revoked".split()
+    [
+        "type",
+        "spec_version",
+        "id",
+        "created_by_ref",
+        "created",
+        "modified",
+        "indicator_types",
+        "pattern",
+        "pattern_type",
+        "valid_from",
+        "valid_until",
+        "confidence",
+        "object_marking_refs",
+        "extensions",
+        "labels",
+        "description",
+        "revoked",
+    ]
 )
 _EXT_KEYS: Final = frozenset(
-    "extension_type kind form canon_version collaboration scheme key_epoch".split()
+    ["extension_type", "kind", "form", "canon_version", "collaboration", "scheme", "key_epoch"]
 )
 
 
 def _enum(enum: type[Kind] | type[Form], value: object, where: str) -> Any:
     try:
-        return enum(value)
+        return enum(value)  # type: ignore[arg-type]  # any value: ValueError if unknown
     except ValueError:
         allowed = [e.value for e in enum]
         raise StixError(f"{where}: received {value!r}, expected one of {allowed}") from None
@@ -269,7 +286,12 @@ def build_bundle(
                 f"indicator {ind.id}: publisher {ind.publisher.id}, expected {publisher.id}"
             )
     tlps = sorted({i.tlp for i in indicators}, key=lambda t: TLP_MARKING_IDS[t])
-    objects: list[dict[str, Any]] = [SIGHUB_IDENTITY, SIGHUB_EXTENSION, _identity(publisher)]
+    # Fresh copies: a caller may mutate the bundle it gets back.
+    objects: list[dict[str, Any]] = [
+        copy.deepcopy(SIGHUB_IDENTITY),
+        copy.deepcopy(SIGHUB_EXTENSION),
+        _identity(publisher),
+    ]
     objects += [_tlp_marking(t) for t in tlps]
     objects += [indicator_to_stix(i) for i in indicators]
     return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}

@@ -62,8 +62,11 @@ def canonicalize(value: str) -> str:
             bad = value[pos : m.start()].strip()
             raise CanonError(f"emoji {value!r}: {bad!r} is not an emoji; expected emoji only")
         pos = m.end()
-    if not found or not _GAP_RE.fullmatch(value, pos, len(value)):
-        raise CanonError(f"emoji {value!r}: expected 1-{MAX_CLUSTERS} emoji, nothing else")
+    if not _GAP_RE.fullmatch(value, pos, len(value)):
+        bad = value[pos:].strip()
+        raise CanonError(f"emoji {value!r}: {bad!r} is not an emoji; expected emoji only")
+    if not found:
+        raise CanonError(f"emoji {value!r}: expected 1-{MAX_CLUSTERS} emoji")
     clusters = [c for run in found for c in run]
     if len(clusters) > MAX_CLUSTERS:
         raise CanonError(f"emoji {value!r}: {len(clusters)} emoji; expected at most {MAX_CLUSTERS}")

@@ -20,8 +20,8 @@ OUT = Path(__file__).with_name("fold-v1.json")
 
 # Combining marks that are diacritics on Latin/Greek/Cyrillic letters; other scripts keep
 # their marks because they are part of the letters there.
-_DIACRITIC_BLOCKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF))
-_DIACRITIC_BLOCKS += ((0xFE20, 0xFE2F),)
+_DIACRITIC_BLOCKS = [(0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF),
+                     (0xFE20, 0xFE2F)]  # fmt: skip
 
 # Characters that render as nothing or as blank filler and are used to split words.
 _INVISIBLE_EXTRA = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, 0x2800]
@@ -42,7 +42,7 @@ _CONFUSABLES = {
 _PICTO_BLOCKS = [(0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2300, 0x23FF), (0x2B00, 0x2BFF)]
 _PICTO_SINGLES = [0xA9, 0xAE, 0x203C, 0x2049, 0x2122, 0x2139, 0x24C2, 0x2934, 0x2935,
                   0x3030, 0x303D, 0x3297, 0x3299, 0x25AA, 0x25AB, 0x25B6, 0x25C0]  # fmt: skip
-_PICTO_SINGLES += list(range(0x2194, 0x219A)) + [0x21A9, 0x21AA] + list(range(0x25FB, 0x25FF))
+_PICTO_SINGLES += [*range(0x2194, 0x219A), 0x21A9, 0x21AA, *range(0x25FB, 0x25FF)]
 _REGIONAL = (0x1F1E6, 0x1F1FF)
 _SKIN = (0x1F3FB, 0x1F3FF)
 
@@ -108,9 +108,10 @@ def build() -> dict[str, object]:
             letters.append(cp)
         elif cat == "Nd":
             digits.append(cp)
-        if cat in ("So", "Sk", "Sm") and (_in(cp, _PICTO_BLOCKS) or cp in _PICTO_SINGLES):
-            if not _in(cp, [_REGIONAL, _SKIN]):
-                picto.append(cp)
+        symbol = cat in ("So", "Sk", "Sm")
+        in_blocks = _in(cp, _PICTO_BLOCKS) or cp in _PICTO_SINGLES
+        if symbol and in_blocks and not _in(cp, [_REGIONAL, _SKIN]):
+            picto.append(cp)
         f = " " if cat == "Zs" else _fold_char(c)
         if f != c:
             fold[str(cp)] = f

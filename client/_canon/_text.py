@@ -103,7 +103,7 @@ def _fold_token(raw: str) -> str:
     if m is not None:
         digits = m.group(1) or m.group(4)
         letters = m.group(2) or m.group(3)
-        if len(digits) >= 2 or len(letters) <= 2:  # noqa: PLR2004
+        if len(digits) >= 2 or len(letters) <= 2:
             return _REPEAT_RE.sub(r"\1", raw)  # a number with a unit: "14yo", "5ft"
     return _REPEAT_RE.sub(r"\1", raw.translate(LEET))
 
@@ -161,7 +161,7 @@ def _merge_spelled(
     merged: dict[int, tuple[int, tuple[str, int, int]]] = {}
     for run in runs:
         chars = "".join(folded[toks[k][1]] for k in run)
-        if len(run) >= MIN_SPELLED and len(LETTER_RE.findall(chars)) >= 2:  # noqa: PLR2004
+        if len(run) >= MIN_SPELLED and len(LETTER_RE.findall(chars)) >= 2:
             merged[run[0]] = (run[-1], (fold_token(chars), toks[run[0]][1], toks[run[-1]][2]))
     if not merged:
         return toks

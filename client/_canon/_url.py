@@ -33,9 +33,29 @@ _URL_ASCII_RE: Final = _url_re("[a-z0-9]", r"[a-z0-9\-_]", r"[a-z0-9@.\-_/]", "[
 # URLs hold no whitespace: only chunks with a dot are searched.
 _CHUNK_RE: Final = re.compile(f"[^{SPACE}]*\\.[^{SPACE}]*")
 _TRAILING: Final = ".,;:!?)]}'\""
+_PATH_END: Final = "/" + _TRAILING
 _TRACKING: Final = frozenset(
-    "fbclid gclid dclid gbraid wbraid msclkid igshid igsh mc_cid mc_eid yclid twclid "
-    "ttclid _ga _gl si ref_src ref_url s_cid".split()
+    [
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "igshid",
+        "igsh",
+        "mc_cid",
+        "mc_eid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "_ga",
+        "_gl",
+        "si",
+        "ref_src",
+        "ref_url",
+        "s_cid",
+    ]
 )
 _DEFAULT_PORTS: Final = frozenset({"80", "443"})
 
@@ -54,8 +74,13 @@ class ParsedUrl:
     def host(self) -> str:
         return ".".join(self.labels) + self.port
 
+    def path(self, upto: int | None = None) -> str:
+        """The canonical path of the first ``upto`` segments: trailing slashes and
+        punctuation dropped."""
+        return "".join(s for s, _ in self.segments[:upto]).rstrip(_PATH_END)
+
     def canonical(self) -> str:
-        return self.host + "".join(s for s, _ in self.segments) + self.query
+        return self.host + self.path() + self.query
 
 
 def _label(raw: str) -> str:
@@ -88,7 +113,7 @@ def parse(text: str, m: re.Match[str]) -> ParsedUrl | None:
         spans.append((pos, pos + len(raw)))
         pos += len(raw) + 1
     labels = [_label(raw) for raw in raw_labels]
-    if len(labels) > 2 and labels[0] == "www":  # noqa: PLR2004
+    if len(labels) > 2 and labels[0] == "www":
         labels, spans = labels[1:], spans[1:]
     port = m.group(3) or ""
     port = "" if not port or port in _DEFAULT_PORTS else ":" + port
@@ -111,7 +136,7 @@ def canonicalize(value: str) -> str:
     stripped = value.strip()
     m = URL_RE.fullmatch(stripped)
     parsed = parse(stripped, m) if m else None
-    if parsed is None or parsed.end != len(stripped):
+    if parsed is None:
         raise CanonError(
             f"url {value!r}: expected a link such as 'name.carrd.co' or "
             "'https://host/path' (host with a dot and an alphabetic top-level label)"
@@ -140,12 +165,14 @@ def _relative(url: str) -> tuple[tuple[str, int, int], ...]:
     host_end = p.label_spans[-1][1]
     for k in range(len(p.labels) - 1):
         out.append((".".join(p.labels[k:]), p.label_spans[k][0], host_end))
-    prefix = p.host
     if p.port:
-        out.append((prefix, p.start, m.end(3)))
-    for seg, seg_end in p.segments:
-        prefix += seg
-        out.append((prefix, p.start, seg_end))
+        out.append((p.host, p.start, m.end(3)))
+    last = ""
+    for k, (_, seg_end) in enumerate(p.segments, 1):
+        path = p.path(k)
+        if path and path != last:
+            out.append((p.host + path, p.start, seg_end))
+        last = path
     if p.query:
         out.append((p.canonical(), p.start, p.end))
     return tuple(out)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from client import Blinder, CollabKey, Form, Indicator, Kind, Publisher, Tlp
+
+NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+TEST_KEY = CollabKey("sg-csam", 0, bytes(range(32)))
+
+
+def make_publisher(name: str = "platform-a") -> Publisher:
+    return Publisher(f"identity--{uuid.uuid5(uuid.NAMESPACE_DNS, name)}", name)
+
+
+def make_indicator(**over: object) -> Indicator:
+    fields: dict[str, object] = {
+        "id": f"indicator--{uuid.uuid4()}",
+        "kind": Kind.KEYWORD,
+        "form": Form.BLINDED,
+        "value": Blinder(TEST_KEY).value(Kind.KEYWORD, "s3ll3r"),
+        "collaboration": "sg-csam",
+        "publisher": make_publisher(),
+        "valid_from": NOW,
+        "valid_until": NOW + timedelta(days=30),
+        "created": NOW,
+        "modified": NOW,
+        "key_epoch": 0,
+        "confidence": 80,
+        "labels": ("seller-term",),
+        "description": "synthetic",
+        "tlp": Tlp.AMBER,
+    }
+    fields.update(over)
+    return Indicator(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def publisher() -> Publisher:
+    return make_publisher()

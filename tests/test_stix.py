@@ -1,0 +1,165 @@
+"""STIX 2.1 codec: round trips, independent validation with stix2 and the OASIS
+validator, revocation, and strict parsing of everything else."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import stix2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stix2validator import ValidationOptions, validate_instance
+
+from client import Form, Indicator, Kind, StixError, Tlp
+from client._stix import (
+    SIGHUB_EXTENSION_ID,
+    TLP_MARKING_IDS,
+    build_bundle,
+    indicator_from_stix,
+    indicator_to_stix,
+    parse_bundle,
+    revoke,
+)
+from tests.conftest import NOW, make_indicator, make_publisher
+
+_indicators = st.builds(
+    lambda kind, blinded, digest, pattern, conf, labels, desc, tlp, days, epoch, revoked: (
+        make_indicator(
+            kind=kind,
+            form=Form.BLINDED if blinded else Form.PATTERN,
+            value=digest if blinded else pattern,
+            key_epoch=epoch if blinded else None,
+            scheme="blake2b-128" if blinded else None,
+            confidence=conf,
+            labels=tuple(labels),
+            description=desc,
+            tlp=tlp,
+            valid_until=NOW + timedelta(days=days, milliseconds=7),
+            modified=NOW + timedelta(seconds=1) if revoked else NOW,
+            revoked=revoked,
+        )
+    ),
+    st.sampled_from(list(Kind)),
+    st.booleans(),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),
+    st.sampled_from([r"[a-z0-9]{4}-[a-z0-9]{4}", r"\$[a-z]{3,20}", r"t\.me/\+[a-z0-9_]{8,32}"]),
+    st.integers(0, 100),
+    st.lists(st.from_regex(r"[a-z0-9][a-z0-9._:-]{0,20}", fullmatch=True), max_size=3, unique=True),
+    st.text(max_size=80),
+    st.sampled_from(list(Tlp)),
+    st.integers(1, 365),
+    st.integers(0, 50),
+    st.booleans(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_indicators)
+def test_indicator_round_trip(ind: Indicator) -> None:
+    assert indicator_from_stix(indicator_to_stix(ind), ind.publisher) == ind
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_indicators, min_size=1, max_size=5))
+def test_bundle_round_trip_and_independent_validation(inds: list[Indicator]) -> None:
+    bundle = build_bundle(inds[0].publisher, inds)
+    parsed = parse_bundle(json.loads(json.dumps(bundle)))
+    assert parsed.indicators == tuple(inds) and parsed.publisher == inds[0].publisher
+    stix2.parse(bundle, allow_custom=False)
+    result = validate_instance(bundle, ValidationOptions(strict=False))
+    assert result.is_valid, [str(e) for e in result.errors]
+
+
+def test_official_tlp_markings_are_used() -> None:
+    bundle = build_bundle(make_publisher(), [make_indicator(tlp=Tlp.AMBER_STRICT)])
+    marks = [o for o in bundle["objects"] if o["type"] == "marking-definition"]
+    assert [m["id"] for m in marks] == [TLP_MARKING_IDS[Tlp.AMBER_STRICT]]
+    assert marks[0]["name"] == "TLP:AMBER+STRICT"
+    assert TLP_MARKING_IDS[Tlp.CLEAR] == "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"
+
+
+def test_revocation_is_a_new_version() -> None:
+    ind = make_indicator()
+    gone = revoke(ind, NOW + timedelta(minutes=1))
+    assert gone.id == ind.id and gone.revoked and gone.modified > ind.modified
+    assert indicator_to_stix(gone)["revoked"] is True
+    with pytest.raises(StixError, match="already revoked"):
+        revoke(gone, NOW + timedelta(minutes=2))
+    with pytest.raises(StixError, match="must be after"):
+        revoke(ind, NOW)
+
+
+def _bundle() -> dict[str, Any]:
+    return build_bundle(make_publisher(), [make_indicator(), make_indicator()])
+
+
+def _set(path: str, value: object) -> Any:
+    def change(b: dict[str, Any]) -> None:
+        obj: Any = b
+        *parts, last = path.split("/")
+        for p in parts:
+            obj = obj[int(p)] if p.isdigit() else obj[p]
+        if value is _DELETE:
+            del obj[int(last) if last.isdigit() else last]
+        else:
+            obj[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+_DELETE = object()
+_EXT = SIGHUB_EXTENSION_ID
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("type", "report"), "type='bundle'"),
+        (_set("id", "bundle--nope"), "UUID"),
+        (_set("objects/5/valid_until", _DELETE), "valid_until is required"),
+        (_set("objects/5/valid_until", "2026-13-01T00:00:00.000Z"), "not a valid time"),
+        (_set("objects/5/valid_until", "2026-12-01T00:00:00Z"), "sssZ"),
+        (_set("objects/5/created_by_ref", f"identity--{uuid.uuid4()}"), "created_by_ref"),
+        (_set("objects/5/pattern", "zz"), "32 lowercase hex"),
+        (_set("objects/5/pattern_type", "stix"), "pattern_type"),
+        (_set(f"objects/5/extensions/{_EXT}/kind", "phone"), "kind"),
+        (_set(f"objects/5/extensions/{_EXT}/collaboration", "other"), "collaborations"),
+        (_set(f"objects/5/extensions/{_EXT}/canon_version", "canon/9"), "canon_version"),
+        (_set(f"objects/5/extensions/{_EXT}/key_epoch", -1), "key_epoch"),
+        (_set("objects/5/object_marking_refs", []), "one TLP 2.0 marking"),
+        (_set("objects/5/confidence", 500), "confidence"),
+        (_set("objects/5/revoked", False), "must be true"),
+        (_set("objects/5/x_extra", 1), "unexpected properties"),
+        (_set("objects/5/id", "indicator--0b4a1e6e-2a0f-4a55-8f15-000000000000"), None),
+        (_set("objects/1/name", "changed"), "sighub's, unchanged"),
+        (_set("objects/3/name", "TLP:RED"), "official TLP 2.0"),
+        (_set("objects/2/name", ""), "Publisher.name"),
+        (_set("objects/0/type", "malware"), "not accepted"),
+        (_set("objects", []), "publisher identities"),
+    ],
+)
+def test_parse_rejections(change: Any, message: str | None) -> None:
+    bundle = _bundle()
+    good = copy.deepcopy(bundle)
+    change(bundle)
+    if message is None:  # a valid edit: parses
+        parse_bundle(bundle)
+        return
+    with pytest.raises(StixError, match=message):
+        parse_bundle(bundle)
+    assert parse_bundle(good).indicators  # the untouched original still parses
+
+
+def test_duplicate_ids_and_mixed_collaborations_refused() -> None:
+    ind = make_indicator()
+    with pytest.raises(StixError, match="appears twice"):
+        build_bundle(ind.publisher, [ind, ind])
+    with pytest.raises(StixError, match="collaborations"):
+        build_bundle(ind.publisher, [ind, make_indicator(collaboration="other")])
+    with pytest.raises(StixError, match="publisher"):
+        build_bundle(make_publisher("platform-b"), [ind])
