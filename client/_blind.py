@@ -7,20 +7,23 @@ the kind/version prefix separate this use of the key from any other.
 
 from __future__ import annotations
 
-import bisect
+import collections
 import hashlib
-import itertools
 import secrets
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
-from client._canon import MAX_PHRASE_WORDS, canonicalize, extract_parts
+from client._canon import MAX_PHRASE_WORDS, canonicalize, scan_parts, word_spans
 from client._errors import ModelError
 from client._model import BLIND_SCHEME, CANON_VERSION, Kind, check_collab
 
 __all__ = ["BLIND_SCHEME", "BlindedText", "Blinder", "CollabKey", "blind"]
 
 PERSON: Final = b"sighub.blind.v1"
+_BLAKE2B: Final = type(hashlib.blake2b())
+_COPY: Final = _BLAKE2B.copy
+_UPDATE: Final = _BLAKE2B.update
+_DIGEST: Final = _BLAKE2B.digest
 KEY_BYTES: Final = 32
 
 
@@ -65,9 +68,10 @@ class Blinder:
     dictionary hits instead of hash computations.
     """
 
-    __slots__ = ("_cache", "_states", "key")
+    __slots__ = ("_cache", "_states", "_words", "key")
 
-    CACHE_MAX: Final = 1 << 18
+    CACHE_MAX: Final = 1 << 16
+    WORD_CACHE_MAX: Final = 1 << 16
 
     def __init__(self, key: CollabKey) -> None:
         self.key = key
@@ -77,6 +81,7 @@ class Blinder:
             h.update(_prefix(kind))
             self._states[kind.value] = h
         self._cache: dict[str, dict[bytes, bytes]] = {k.value: {} for k in Kind}
+        self._words: dict[str, tuple[Any, bytes]] = {}
 
     def value(self, kind: Kind, value: str) -> str:
         """Canonicalize an analyst's value and blind it (hex digest)."""
@@ -90,11 +95,11 @@ class Blinder:
 
     def text(self, text: str) -> BlindedText:
         """Blind every candidate of ``text``: see BlindedText for the layout."""
-        words, rest = extract_parts(text)
+        words, rest = scan_parts(text)
         digests = self._phrases(words) if words else []
         for kind, value, _, _ in rest:
             digests.append(self._digest(kind, value.encode("utf-8")))
-        return BlindedText(words, rest, digests)
+        return BlindedText(text, len(words), rest, digests)
 
     def _digest(self, kind: str, data: bytes) -> bytes:
         cache = self._cache[kind]
@@ -108,52 +113,61 @@ class Blinder:
             cache[data] = digest
         return digest
 
-    def _phrases(self, words: list[tuple[str, int, int]]) -> list[bytes]:
-        # Encode the words once, joined by spaces; a phrase is then a slice of that buffer.
-        # Slicing, cache look-ups and misses run as separate C-level passes: this loop is
-        # the matcher's hot path.
-        encoded = [w[0].encode("utf-8") for w in words]
-        buf = b" ".join(encoded)
-        begins, ends = [], []
-        pos = 0
-        for e in encoded:
-            begins.append(pos)
-            pos += len(e)
-            ends.append(pos)
-            pos += 1
-        w = MAX_PHRASE_WORDS
-        slices = [buf[b:e] for i, b in enumerate(begins) for e in ends[i : i + w]]
-        cache = self._cache["keyword"]
-        if len(cache) >= self.CACHE_MAX:
-            cache.clear()
-        digests: list[bytes | None] = list(map(cache.get, slices))
-        copy = self._states["keyword"].copy
-        for k in [k for k, d in enumerate(digests) if d is None]:
-            h = copy()
-            h.update(slices[k])
-            digests[k] = cache[slices[k]] = h.digest()
-        return digests  # type: ignore[return-value]  # every None was filled
+    def _phrases(self, words: list[str]) -> list[bytes]:
+        """Digests of every phrase of 1..MAX_PHRASE_WORDS words, shortest phrases first.
+
+        The hash state after absorbing word ``i`` is the start of every phrase beginning
+        at ``i``: phrases of length L+1 copy the states of length L and absorb one more
+        " word", so no phrase is ever built.  Single words recur across texts (Zipf), so
+        their states and digests are cached.  Every per-candidate step is a C-level
+        ``map``: this is the matcher's hot path.
+        """
+        found = list(map(self._words.get, words))
+        if None in found:
+            found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
+        states = [f[0] for f in found]  # type: ignore[index]
+        digests = [f[1] for f in found]  # type: ignore[index]
+        spaced = [b" " + w.encode("utf-8") for w in words]
+        # The cached single-word states are copied once; longer phrases then extend the
+        # same states in place (digest() does not finalize a state).
+        states = list(map(_COPY, states[:-1]))
+        for length in range(2, MAX_PHRASE_WORDS + 1):
+            if length > 2 and states:
+                del states[-1]  # the phrase starting there has no next word
+            collections.deque(map(_UPDATE, states, spaced[length - 1 :]), maxlen=0)
+            digests += map(_DIGEST, states)
+        return digests
+
+    def _word(self, word: str) -> tuple[Any, bytes]:
+        h = self._states["keyword"].copy()
+        h.update(word.encode("utf-8"))
+        entry = (h, h.digest())
+        if len(self._words) >= self.WORD_CACHE_MAX:
+            self._words.clear()
+        self._words[word] = entry
+        return entry
 
 
 class BlindedText:
     """The blinded candidates of one text.
 
-    ``digests`` lists first every keyword candidate, word by word (for word ``i`` the
-    phrases ``i..i``, ``i..i+1`` up to four words), then one digest per entry of ``rest``.
-    ``candidate(k)`` turns an index into (kind, start, end) in the original text; a matcher
-    calls it only for the few digests that hit.
+    ``digests`` lists first every keyword candidate, shortest phrases first (all single
+    words in text order, then all two-word phrases, ... up to four words), then one digest
+    per entry of ``rest``.  ``candidate(k)`` turns an index into (kind, start, end) in the
+    original text; a matcher calls it only for the few digests that hit.
     """
 
-    __slots__ = ("_firsts", "digests", "rest", "words")
+    __slots__ = ("_spans", "digests", "n_words", "rest", "text")
 
     def __init__(
         self,
-        words: list[tuple[str, int, int]],
+        text: str,
+        n_words: int,
         rest: list[tuple[str, str, int, int]],
         digests: list[bytes],
     ) -> None:
-        self.words, self.rest, self.digests = words, rest, digests
-        self._firsts: list[int] | None = None
+        self.text, self.n_words, self.rest, self.digests = text, n_words, rest, digests
+        self._spans: list[tuple[str, int, int]] | None = None
 
     @property
     def phrase_count(self) -> int:
@@ -162,14 +176,16 @@ class BlindedText:
     def candidate(self, k: int) -> tuple[str, int, int]:
         """(kind, start, end) of candidate ``k``, span in the original text."""
         n_phrases = self.phrase_count
+        if not 0 <= k < len(self.digests):
+            raise IndexError(f"candidate {k} of {len(self.digests)}")
         if k >= n_phrases:
             kind, _, start, end = self.rest[k - n_phrases]
             return kind, start, end
-        if self._firsts is None:
-            n = len(self.words)
-            self._firsts = list(
-                itertools.accumulate((min(MAX_PHRASE_WORDS, n - i) for i in range(n)), initial=0)
-            )
-        i = bisect.bisect_right(self._firsts, k) - 1
-        j = i + k - self._firsts[i]
-        return "keyword", self.words[i][1], self.words[j][2]
+        if self._spans is None:
+            self._spans = word_spans(self.text)
+        n = self.n_words
+        length = 1
+        while k >= n - length + 1:  # skip the blocks of shorter phrases
+            k -= n - length + 1
+            length += 1
+        return "keyword", self._spans[k][1], self._spans[k + length - 1][2]

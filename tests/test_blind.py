@@ -4,8 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client import Blinder, CollabKey, Kind, ModelError, blind, canonicalize, extract
+from client._canon import fold
+from client._canon._text import fold_fast, token_values, tokens
 from tests.conftest import TEST_KEY
 
 VECTORS = Path(__file__).parent / "vectors" / "blind-v1.jsonl"
@@ -52,3 +56,31 @@ def test_collab_key_validation_never_prints_the_secret() -> None:
         CollabKey("sg-csam", 0, b"short")
     assert "secret" not in repr(TEST_KEY) or TEST_KEY.secret.hex() not in repr(TEST_KEY)
     assert TEST_KEY.secret.hex() not in repr(TEST_KEY)
+
+
+_TEXT = st.lists(
+    st.sampled_from(["s3ll3r", "on", "chapter", "14", " ", ", ", "s e l", "🧀", "🍕", "\ufe0f",
+                     "#tag", "x.carrd.co/a?utm_source=1", "$cash", "ｍｅｎｕ", "е", "\u200b",
+                     "paypal.me/ab", "m.e.n.u", "a", "𐐀", "ß", "!"]),
+    max_size=25,
+).map("".join) | st.text(max_size=40)  # fmt: skip
+
+
+@settings(deadline=None)
+@given(_TEXT)
+def test_fast_scan_equals_extract_then_blind(text: str) -> None:
+    blinder = Blinder(TEST_KEY)
+    scanned = blinder.text(text)
+    fast = sorted((scanned.candidate(k), d.hex()) for k, d in enumerate(scanned.digests))
+    slow = sorted(
+        ((c.kind.value, c.start, c.end), blind(TEST_KEY, c.kind, c.value)) for c in extract(text)
+    )
+    assert fast == slow
+
+
+@settings(deadline=None)
+@given(_TEXT)
+def test_token_values_equal_tokens(text: str) -> None:
+    folded = fold_fast(text)
+    assert folded == fold(text)[0]
+    assert token_values(folded) == [v for v, _, _ in tokens(folded)]

@@ -127,7 +127,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(_json)
 def test_fast_canonical_json_equals_rfc8785(value: object) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)

@@ -58,13 +58,13 @@ _indicators = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(_indicators)
 def test_indicator_round_trip(ind: Indicator) -> None:
     assert indicator_from_stix(indicator_to_stix(ind), ind.publisher) == ind
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(st.lists(_indicators, min_size=1, max_size=5))
 def test_bundle_round_trip_and_independent_validation(inds: list[Indicator]) -> None:
     bundle = build_bundle(inds[0].publisher, inds)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from client._canon import _emoji, _payment, _url
-from client._canon._table import TABLE_SHA256
-from client._canon._text import TOKEN_RE, fold, tokens
+from client._canon._table import NON_UNIT, TABLE_SHA256
+from client._canon._text import TOKEN_RE, fold, fold_fast, token_values, tokens
 from client._errors import CanonError
 from client._model import CANON_VERSION, Kind
 
@@ -25,6 +25,8 @@ __all__ = [
     "extract",
     "extract_parts",
     "fold",
+    "scan_parts",
+    "word_spans",
 ]
 
 MAX_PHRASE_WORDS: Final = 4
@@ -112,10 +114,8 @@ def extract_parts(
     """The canonical words of ``text`` and every other candidate, all with ORIGINAL spans:
     ``(words, rest)`` with words as (value, start, end) and rest as (kind, value, start,
     end).  Phrases are left to the caller (``extract`` or a blinder) to expand."""
+    words = word_spans(text)
     folded, src = fold(text)
-    words = tokens(folded)
-    if src is not None:
-        words = [(v, src[s], src[e - 1] + 1) for v, s, e in words]
     rest: list[tuple[str, str, int, int]] = []
     if "#" in folded:
         rest.extend(("hashtag", v, *_spans(src, s, e)) for v, s, e in _hashtags(folded))
@@ -127,6 +127,34 @@ def extract_parts(
     _payment.candidates(folded, pay)
     rest.extend((k, v, *_spans(src, s, e)) for k, v, s, e in pay)
     return words, rest
+
+
+def scan_parts(text: str) -> tuple[list[str], list[tuple[str, str, int, int]]]:
+    """What a matcher needs of ``text``: its canonical words (no spans: ``word_spans`` gives
+    them for the few texts that hit) and every other candidate with ORIGINAL spans."""
+    folded = fold_fast(text)
+    words = token_values(folded)
+    rest: list[tuple[str, str, int, int]] = []
+    found = [("hashtag", v, s, e) for v, s, e in _hashtags(folded)] if "#" in folded else []
+    if _payment.may_contain(folded):
+        _payment.candidates(folded, found)
+    if found:  # spans are in folded text: map them back (an identity for most texts)
+        src = None if text.isascii() or NON_UNIT.isdisjoint(text) else fold(text)[1]
+        rest.extend((k, v, *_spans(src, s, e)) for k, v, s, e in found)
+    if not text.isascii():
+        _emoji.candidates(text, rest)
+    if "." in text:
+        _url.candidates(text, rest)
+    return words, rest
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The canonical words of ``text`` with their ORIGINAL spans."""
+    folded, src = fold(text)
+    words = tokens(folded)
+    if src is not None:
+        words = [(v, src[s], src[e - 1] + 1) for v, s, e in words]
+    return words
 
 
 def extract(text: str) -> list[Candidate]:

@@ -11,16 +11,19 @@ from client._errors import CanonError
 MAX_CLUSTERS: Final = 4
 _VS: Final = "\ufe0e\ufe0f"
 _PART: Final = f"{one_of(PICTO)}[{_VS}]?[{SKIN}]?"
-# Every emoji starts with a keycap base or at or above U+00A9: the lookahead skips other
-# ASCII cheaply.
+# Every emoji starts with a keycap base, a regional indicator, U+1F3F4 or a pictograph:
+# the lookahead (a small class of wide ranges) skips everything else cheaply.
+_START: Final = "(?=[0-9#*\u00a9\u00ae\u203c-\u3299\U0001f000-\U0001faff])"
 CLUSTER_RE: Final = re.compile(
-    "(?=[0-9#*]|[^\x00-\xa8])(?:"
+    _START + "(?:"
     f"[{REGIONAL}]{{2}}"  # a flag: two regional indicators
     f"|[0-9#*][{_VS}]?\u20e3"  # a keycap
     "|\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f"  # a subdivision flag (tag sequence)
     f"|{_PART}(?:\u200d{_PART})*"  # a pictograph or a ZWJ sequence of them
     ")"
 )
+# Texts without any of these hold no emoji: one scan of a small class decides.
+_HINT_RE: Final = re.compile("[\u00a9\u00ae\u203c-\u3299\u20e3\U0001f000-\U0001faff]")
 # What may stand between the emoji of one code: spaces and invisible characters.
 _GAP_RE: Final = re.compile("[ \t\u200b\u200c\u2060\ufeff\ufe0e\ufe0f]*")
 _DROP: Final = str.maketrans(dict.fromkeys([0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)]))
@@ -33,8 +36,13 @@ def _canon_cluster(cluster: str) -> str:
 def runs(text: str) -> list[list[tuple[str, int, int]]]:
     """Runs of adjacent emoji clusters (canonical value, start, end) in ``text``."""
     out: list[list[tuple[str, int, int]]] = []
+    hint = _HINT_RE.search(text)
+    if hint is None:
+        return out
+    # A keycap starts one character before its U+20E3; anything else at the hint itself.
+    start = hint.start() - 2 if hint.group() == "\u20e3" else hint.start()
     last_end = -1
-    for m in CLUSTER_RE.finditer(text):
+    for m in CLUSTER_RE.finditer(text, max(0, start)):
         item = (_canon_cluster(m.group()), m.start(), m.end())
         if out and _GAP_RE.fullmatch(text, last_end, m.start()):
             out[-1].append(item)

@@ -108,9 +108,8 @@ def build() -> dict[str, object]:
             letters.append(cp)
         elif cat == "Nd":
             digits.append(cp)
-        symbol = cat in ("So", "Sk", "Sm")
-        in_blocks = _in(cp, _PICTO_BLOCKS) or cp in _PICTO_SINGLES
-        if symbol and in_blocks and not _in(cp, [_REGIONAL, _SKIN]):
+        symbol = cat in ("So", "Sk", "Sm") and _in(cp, _PICTO_BLOCKS)
+        if (symbol or cp in _PICTO_SINGLES) and not _in(cp, [_REGIONAL, _SKIN]):
             picto.append(cp)
         f = " " if cat == "Zs" else _fold_char(c)
         if f != c:

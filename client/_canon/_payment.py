@@ -27,15 +27,24 @@ _PATTERNS: Final = (
     ("venmo", "venmo", r"(?<![\w])venmo\s{0,2}[:\-]?\s{0,2}@([a-z0-9_\-]{1,30})(?![\w\-])"),
 )
 _RES: Final = tuple((svc, lit, re.compile(p, re.ASCII)) for svc, lit, p in _PATTERNS)
+_LITERALS: Final = ("$", "cash.app", "paypal", "venmo")
+_PREFIX_MAX: Final = len("https://account.")
 _EXPLICIT_RE: Final = re.compile(r"(cashapp|paypal|venmo)\s*:\s*[@$]?([a-z0-9_\-]{1,64})")
+
+
+def may_contain(folded: str) -> bool:
+    """Cheap test: could ``folded`` hold a payment handle at all?"""
+    return any(literal in folded for literal in _LITERALS)
 
 
 def candidates(folded: str, out: list[tuple[str, str, int, int]]) -> None:
     """Payment handles in already folded text, spans in ``folded``."""
     for svc, literal, rx in _RES:
-        if literal not in folded:
+        first = folded.find(literal)
+        if first == -1:
             continue
-        for m in rx.finditer(folded):
+        # A match holds its literal at most _PREFIX_MAX characters from its start.
+        for m in rx.finditer(folded, max(0, first - _PREFIX_MAX)):
             out.append(("payment", f"{svc}:{m.group(1)}", m.start(), m.end()))
 
 

@@ -16,6 +16,13 @@ _data = json.loads(_raw)
 
 FOLD: Final[dict[int, str]] = {int(k): v for k, v in _data["fold"].items()}
 HOST_FOLD: Final[dict[int, str]] = {int(k): v for k, v in _data["host"].items()}
+# FOLD plus an identity entry for every other BMP code point: str.translate pays for a
+# lookup that misses with an exception, so a table that always hits folds twice as fast
+# (about 5 MB, built once).
+FOLD_TRANSLATE: Final[dict[int, int | str]] = {
+    cp: cp for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF
+}
+FOLD_TRANSLATE.update(FOLD)
 
 
 def _esc(cp: int) -> str:

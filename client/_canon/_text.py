@@ -8,17 +8,19 @@ reported with its span in the ORIGINAL text.
 
 from __future__ import annotations
 
+import bisect
+import operator
 import re
 from typing import Final
 
 from client._canon._table import (
     DIGITS,
     FOLD,
+    FOLD_TRANSLATE,
     LETTERS,
     NON_UNIT,
     WORD,
     bmp_class,
-    has_astral,
     one_of,
     run_of,
 )
@@ -29,12 +31,33 @@ TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
 # Texts without astral letters or digits (nearly all: emoji are not letters) take patterns
 # whose classes are pure BMP bitmaps, several times faster than the full ones.
 _BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
-_TOKEN_BMP_RE: Final = re.compile(_BMP_UNIT + "+")
-_ASTRAL_WORD_RE: Final = re.compile(has_astral(WORD))
+_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+)")
+_SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern})")
+_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
+_ASTRAL_WORD_ENDS: Final = [hi for lo, hi in WORD if hi >= 0x10000]
+
+
+def _bmp_words_only(folded: str) -> bool:
+    """True if no letter or digit of ``folded`` lies outside the BMP (emoji may)."""
+    if folded.isascii():
+        return True
+    for ch in _ASTRAL_RE.findall(folded):
+        k = bisect.bisect_right(_ASTRAL_WORD_STARTS, ord(ch)) - 1
+        if k >= 0 and ord(ch) <= _ASTRAL_WORD_ENDS[k]:
+            return False
+    return True
+
+
 # Letters spelled apart ("s e l l e r", "s.e.l.l.e.r", "s-e-l-l-e-r") are three or more
-# one-character tokens in a row, at least two of them letters: they merge into one word.
-# Deciding on tokens rather than separators keeps canon/1 idempotent.
+# tokens in a row whose canonical forms are one character each, at least two of them
+# letters: they merge into one word.  Deciding on canonical tokens (not on separators or
+# raw lengths) keeps canon/1 idempotent.
 MIN_SPELLED: Final = 3
+_RUN_OF_SINGLES: Final = b"\x01" * MIN_SPELLED
+_RUNS_RE: Final = re.compile(b"\x01{%d,}" % MIN_SPELLED)
+_IS_SINGLE: Final = operator.itemgetter(3)
+_VALUE: Final = operator.itemgetter(0)
 LETTER_RE: Final = re.compile(_LETTER)
 _NON_DIGIT_RE: Final = re.compile(f"(?!{one_of(DIGITS)}).", re.DOTALL)
 _NUM_UNIT_RE: Final = re.compile(
@@ -48,7 +71,8 @@ LEET: Final = str.maketrans(
 )
 
 _CACHE_MAX: Final = 1 << 17
-_token_cache: dict[str, str] = {}
+_Hit = tuple[str, int, int, bool]
+_token_cache: dict[str, _Hit] = {}
 
 
 def fold(text: str) -> tuple[str, list[int] | None]:
@@ -64,13 +88,20 @@ def fold(text: str) -> tuple[str, list[int] | None]:
         start, end = m.span()
         parts.append(text[pos:start].lower())
         run = m.group()
-        parts.append(run.translate(FOLD))
+        parts.append(run.translate(FOLD_TRANSLATE))
         if not NON_UNIT.isdisjoint(run):
             odd.append((start, end))
         pos = end
     parts.append(text[pos:].lower())
     folded = "".join(parts)
     return folded, (_offsets(text, odd) if odd else None)
+
+
+def fold_fast(text: str) -> str:
+    """``fold(text)[0]`` without the offset map (the matcher's hot path)."""
+    if text.isascii():
+        return text.lower()
+    return text.translate(FOLD_TRANSLATE)
 
 
 def _offsets(text: str, odd: list[tuple[int, int]]) -> list[int]:
@@ -87,13 +118,21 @@ def _offsets(text: str, odd: list[tuple[int, int]]) -> list[int]:
 
 def fold_token(raw: str) -> str:
     """The canonical form of one token (already folded, symbols trimmed)."""
-    out = _token_cache.get(raw)
-    if out is None:
-        out = _fold_token(raw)
+    return _token(raw)[0] if raw else ""
+
+
+def _token(raw: str) -> _Hit:
+    """(canonical value, leading chars trimmed, trailing chars trimmed, is one char) of a
+    raw token; the value is "" when nothing is left.  Cached: words recur across texts."""
+    hit = _token_cache.get(raw)
+    if hit is None:
+        i, j = _trim(raw)
+        value = _fold_token(raw[i:j]) if i < j else ""
+        hit = (value, i, len(raw) - j, len(value) == 1)
         if len(_token_cache) >= _CACHE_MAX:
             _token_cache.clear()
-        _token_cache[raw] = out
-    return out
+        _token_cache[raw] = hit
+    return hit
 
 
 def _fold_token(raw: str) -> str:
@@ -120,37 +159,51 @@ def _trim(raw: str) -> tuple[int, int]:
     return i, j
 
 
-def _plain_tokens(
-    token_re: re.Pattern[str], folded: str, pos: int, end: int, out: list[tuple[str, int, int]]
-) -> None:
-    """Append every token of ``folded[pos:end]``, punctuation-like symbols trimmed."""
-    cache = _token_cache
-    for m in token_re.finditer(folded, pos, end):
-        raw = m.group()
-        value = cache.get(raw)
-        if value is not None and raw.isalnum():
-            out.append((value, m.start(), m.end()))
-            continue
-        i, j = _trim(raw)
-        if i < j:
-            value = fold_token(raw[i:j])
-            if value:
-                out.append((value, m.start() + i, m.start() + j))
+def token_values(folded: str) -> list[str]:
+    """``[value for value, _, _ in tokens(folded)]``, computed without spans."""
+    raws = (_SPLIT_BMP_RE if _bmp_words_only(folded) else _SPLIT_RE).findall(folded)
+    cached = list(map(_token_cache.get, raws))
+    found: list[_Hit] = (
+        cached  # type: ignore[assignment]  # no None in it
+        if None not in cached
+        else [h or _token(r) for h, r in zip(cached, raws, strict=True)]
+    )
+    hits = [h for h in found if h[0]]
+    values = list(map(_VALUE, hits))
+    flags = bytes(map(_IS_SINGLE, hits))
+    if _RUN_OF_SINGLES in flags:  # letters spelled apart: merge, as _merge_spelled does
+        for m in reversed(list(_RUNS_RE.finditer(flags))):
+            a, b = m.span()
+            chars = "".join(values[a:b])
+            if len(LETTER_RE.findall(chars)) >= 2:
+                values[a:b] = [fold_token(chars)]
+    return values
 
 
 def tokens(folded: str) -> list[tuple[str, int, int]]:
     """Canonical tokens with their spans in ``folded``."""
+    bmp = _bmp_words_only(folded)
+    # split() with a capturing group alternates separator, token, separator...: cheaper
+    # than one match object per token.
+    parts = (_SPLIT_BMP_RE if bmp else _SPLIT_RE).split(folded)
     out: list[tuple[str, int, int]] = []
-    bmp = folded.isascii() or _ASTRAL_WORD_RE.search(folded) is None
-    _plain_tokens(_TOKEN_BMP_RE if bmp else TOKEN_RE, folded, 0, len(folded), out)
-    singles = [k for k, (_, start, end) in enumerate(out) if end - start == 1]
+    append, cache = out.append, _token_cache
+    pos = len(parts[0])
+    for k in range(1, len(parts), 2):
+        raw = parts[k]
+        end = pos + len(raw)
+        hit = cache.get(raw) or _token(raw)
+        if hit[0]:
+            append((hit[0], pos + hit[1], end - hit[2]))
+        pos = end + len(parts[k + 1])
+    singles = [k for k, (value, _, _) in enumerate(out) if len(value) == 1]
     if len(singles) >= MIN_SPELLED:
-        out = _merge_spelled(folded, out, singles)
+        out = _merge_spelled(out, singles)
     return out
 
 
 def _merge_spelled(
-    folded: str, toks: list[tuple[str, int, int]], singles: list[int]
+    toks: list[tuple[str, int, int]], singles: list[int]
 ) -> list[tuple[str, int, int]]:
     runs: list[list[int]] = []
     for k in singles:
@@ -160,7 +213,7 @@ def _merge_spelled(
             runs.append([k])
     merged: dict[int, tuple[int, tuple[str, int, int]]] = {}
     for run in runs:
-        chars = "".join(folded[toks[k][1]] for k in run)
+        chars = "".join(toks[k][0] for k in run)
         if len(run) >= MIN_SPELLED and len(LETTER_RE.findall(chars)) >= 2:
             merged[run[0]] = (run[-1], (fold_token(chars), toks[run[0]][1], toks[run[-1]][2]))
     if not merged:
