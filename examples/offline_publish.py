@@ -19,10 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from client import Blinder, Form  # noqa: E402
-from client._envelope import decode_payload, open_envelope  # noqa: E402
-from client._keys import MemberFiles  # noqa: E402
-from client._stix import parse_bundle  # noqa: E402
+from client import (  # noqa: E402
+    Blinder,
+    Form,
+    MemberFiles,
+    decode_payload,
+    open_envelope,
+    parse_bundle,
+)
 from hub._cli import main as sighub  # noqa: E402
 
 

@@ -70,3 +70,12 @@ def test_publisher_validation() -> None:
         Publisher("indicator--6ba7b810-9dad-11d1-80b4-00c04fd430c8", "x")
     with pytest.raises(ModelError, match=r"Publisher\.name"):
         Publisher("identity--6ba7b810-9dad-11d1-80b4-00c04fd430c8", "")
+
+
+def test_public_api_is_explicit() -> None:
+    import client
+
+    for name in client.__all__:
+        assert hasattr(client, name), name
+    public = {n for n in dir(client) if not n.startswith("_")}
+    assert public - set(client.__all__) <= {"annotations"}
