@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck clean table
+.PHONY: test demo bench lint typecheck clean table proto
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -34,6 +34,10 @@ bench: $(STAMP)
 # Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
 table: $(STAMP)
 	$(BIN)/python -m client._canon._gen_table
+
+# Regenerate client/_proto from proto/ (a test fails when the committed code is stale).
+proto: $(STAMP)
+	$(BIN)/python proto/gen.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -14,10 +14,12 @@ from pathlib import Path
 from client._analyst import DEFAULT_TTL, parse_ttl, read_rows, to_indicators
 from client._blind import CollabKey
 from client._canon import canonicalize, extract
+from client._enroll import enroll, rotate_signing_key
 from client._envelope import decode_payload, open_envelope, seal
 from client._errors import SighubError
 from client._keys import MemberFiles, MemberIdentity
 from client._model import Kind
+from client._rpc import Credential, HubClient
 from client._stix import build_bundle, format_time, parse_bundle
 
 __all__ = ["add_member_commands"]
@@ -42,12 +44,19 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_canon(args: argparse.Namespace) -> int:
-    _out(json.dumps({"kind": args.kind, "canonical": canonicalize(args.kind, args.text)},
-                    ensure_ascii=False))  # fmt: skip
+    _out(
+        json.dumps(
+            {"kind": args.kind, "canonical": canonicalize(args.kind, args.text)}, ensure_ascii=False
+        )
+    )
     for c in extract(args.text):
         if c.kind.value == args.kind or args.all:
-            row = {"kind": c.kind.value, "candidate": c.value, "span": [c.start, c.end],
-                   "text": args.text[c.start : c.end]}  # fmt: skip
+            row = {
+                "kind": c.kind.value,
+                "candidate": c.value,
+                "span": [c.start, c.end],
+                "text": args.text[c.start : c.end],
+            }
             _out(json.dumps(row, ensure_ascii=False))
     return 0
 
@@ -95,7 +104,63 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_member(args: argparse.Namespace) -> int:
+    if args.action == "enroll":
+        ident = enroll(Path(args.file), Path(args.data), args.insecure, args.hub)
+        _out(f"enrolled {ident.publisher.name} ({ident.publisher.id}) with key {ident.key_id}")
+        _out(f"credential written to {args.data} (hub.json, tls/)")
+        return 0
+    kid, old = rotate_signing_key(Path(args.data), args.insecure)
+    _out(f"signing key rotated: {old} -> {kid} (the old key is revoked at the hub)")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    files = MemberFiles(Path(args.data))
+    ident = files.identity()
+    rows = read_rows(Path(args.file), default_ttl=args.default_ttl)
+    cred = Credential.load(Path(args.data))
+    with HubClient.connect(cred, args.insecure) as hub:
+        keys = {k.collaboration: k for k in hub.collab_keys() if k.collaboration == args.collab}
+        if not keys:
+            raise SighubError(
+                f"collaboration {args.collab!r}: no key; is {cred.member!r} a member?"
+            )
+        latest = max(
+            (k for k in hub.collab_keys() if k.collaboration == args.collab), key=lambda k: k.epoch
+        )
+        key = CollabKey(latest.collaboration, latest.epoch, latest.secret)
+        indicators = to_indicators(rows, ident.publisher, key)
+        raw = seal(build_bundle(ident.publisher, indicators), files.signing_key())
+        result = hub.publish(args.collab, raw)
+    state = "already stored" if result.duplicate else "accepted"
+    _out(
+        f"{state}: {result.indicators} indicators, envelope {result.envelope_id[:16]} "
+        f"at sequence {result.sequence}"
+    )
+    return 0
+
+
 def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    member = sub.add_parser("member", help="enroll at a hub, rotate the signing key")
+    member.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
+    member.add_argument("--hub", help="hub address (default: the enrollment file's)")
+    actions = member.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("enroll", help="create keys and enroll with an enrollment file")
+    p.add_argument("file")
+    p.add_argument("--data", required=True, help="member data directory")
+    p = actions.add_parser("rotate-key", help="register a new signing key")
+    p.add_argument("--data", required=True)
+    member.set_defaults(func=cmd_member)
+
+    p = sub.add_parser("publish", help="bundle, sign and publish an analyst file")
+    p.add_argument("file")
+    p.add_argument("--collab", required=True)
+    p.add_argument("--data", required=True, help="member data directory")
+    p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
+    p.add_argument("--default-ttl", type=parse_ttl, default=DEFAULT_TTL)
+    p.set_defaults(func=cmd_publish)
+
     p = sub.add_parser("keygen", help="create a member signing key, or a collaboration key")
     p.add_argument("--data", required=True, help="member data directory")
     p.add_argument("--name", help="member name (creates signing.key and member.json)")
@@ -114,8 +179,12 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--collab", required=True)
     p.add_argument("--data", required=True, help="member data directory")
     p.add_argument("--out", help="envelope path (default FILE.envelope.json)")
-    p.add_argument("--default-ttl", type=parse_ttl, default=DEFAULT_TTL,
-                   help="validity for rows without expires/ttl (default 90d)")  # fmt: skip
+    p.add_argument(
+        "--default-ttl",
+        type=parse_ttl,
+        default=DEFAULT_TTL,
+        help="validity for rows without expires/ttl (default 90d)",
+    )
     p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("verify", help="verify an envelope and summarise its bundle")

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code (``make proto``); private: never in public signatures."""

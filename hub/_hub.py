@@ -1,0 +1,499 @@
+"""The hub's rules, independent of gRPC: who may do what, enrollment, the key directory,
+publish validation.  Every method either changes the store in one transaction or raises
+HubError and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from client import (
+    Bundle,
+    EnvelopeError,
+    Form,
+    SighubError,
+    StixError,
+    decode_payload,
+    key_id,
+    open_envelope,
+    parse_bundle,
+)
+from client._keys import identity_for
+from client._stix import format_time
+from hub._config import HubConfig
+from hub._errors import HubError
+from hub._pki import issue_client
+from hub._store import MemberRow, Store
+
+__all__ = ["ROLES", "Hub", "PublishResult", "hash_token"]
+
+ROLES: Final = ("publisher", "subscriber", "admin", "peer")
+ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
+_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now_text(now: datetime) -> str:
+    return format_time(now)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    sequence: int
+    envelope_id: str
+    indicators: int
+    duplicate: bool
+
+
+class _RateLimiter:
+    """A token bucket per member."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate, self.burst = per_minute / 60.0, float(burst)
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, member: str) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            level, last = self.buckets.get(member, (self.burst, now))
+            level = min(self.burst, level + (now - last) * self.rate)
+            if level < 1.0:
+                self.buckets[member] = (level, now)
+                return False
+            self.buckets[member] = (level - 1.0, now)
+            return True
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        config: HubConfig,
+        ca_key: ec.EllipticCurvePrivateKey,
+        ca_pem: bytes,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store, self.config, self.ca_key, self.ca_pem = store, config, ca_key, ca_pem
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.limiter = _RateLimiter(config.publishes_per_minute, config.burst)
+
+    def now(self) -> str:
+        return _now_text(self.clock())
+
+    # -- identities -------------------------------------------------------------------
+    def by_cert(self, common_name: str, serial: str) -> MemberRow:
+        m = self.store.member(common_name)
+        if m is None or m.cert_serial != serial:
+            raise HubError.unauthenticated(
+                f"client certificate for {common_name!r} (serial {serial}) is not current"
+            )
+        return self._usable(m)
+
+    def by_token(self, token: str) -> MemberRow:
+        name = self.store.member_by_token(hash_token(token))
+        m = self.store.member(name) if name else None
+        if m is None:
+            raise HubError.unauthenticated("bearer token is not valid")
+        return self._usable(m)
+
+    @staticmethod
+    def _usable(m: MemberRow) -> MemberRow:
+        if m.status in ("suspended", "removed"):
+            raise HubError.denied(f"member {m.name!r} is {m.status}")
+        if m.status != "active":
+            raise HubError.denied(f"member {m.name!r} is {m.status}; expected active")
+        return m
+
+    def require(self, m: MemberRow, *roles: str) -> None:
+        if not any(r in m.roles for r in roles):
+            raise HubError.denied(
+                f"member {m.name!r} has roles {list(m.roles)}; this needs one of {list(roles)}"
+            )
+
+    def require_member_of(self, m: MemberRow, collab: str) -> None:
+        if collab not in self.store.member_collabs(m.name):
+            raise HubError.denied(f"member {m.name!r} is not in collaboration {collab!r}")
+
+    # -- administration ---------------------------------------------------------------
+    def _name(self, what: str, name: str) -> str:
+        if not _NAME_RE.fullmatch(name or ""):
+            raise HubError.invalid(f"{what} name {name!r}: expected [a-z0-9-], 1-63 chars")
+        return name
+
+    def _member(self, name: str) -> MemberRow:
+        m = self.store.member(name)
+        if m is None:
+            raise HubError.not_found(f"member {name!r} does not exist")
+        return m
+
+    def _collab(self, name: str) -> str:
+        if not self.store.collab_exists(name):
+            raise HubError.not_found(f"collaboration {name!r} does not exist")
+        return name
+
+    def add_member(self, actor: str, name: str, roles: list[str]) -> tuple[MemberRow, str]:
+        self._name("member", name)
+        bad = [r for r in roles if r not in ROLES]
+        if not roles or bad:
+            raise HubError.invalid(
+                f"member {name!r}: roles {roles}; expected some of {list(ROLES)}"
+            )
+        if self.store.member(name) is not None:
+            raise HubError.exists(f"member {name!r} already exists")
+        token = secrets.token_urlsafe(32)
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO members (name, identity, roles, status, created, token_hash)"
+                " VALUES (?, ?, ?, 'pending', ?, ?)",
+                (
+                    name,
+                    identity_for(name),
+                    ",".join(sorted(set(roles))),
+                    self.now(),
+                    hash_token(token),
+                ),
+            )
+            self.store.audit(self.now(), actor, "member.add", name, roles=sorted(set(roles)))
+        return self._member(name), token
+
+    def set_status(self, actor: str, name: str, status: str) -> MemberRow:
+        m = self._member(name)
+        allowed = {"suspended": ("active",), "active": ("suspended",)}[status]
+        if m.status not in allowed:
+            raise HubError.precondition(
+                f"member {name!r} is {m.status}; can only {status[:-2] or status} from {allowed}"
+            )
+        with self.store.tx() as c:
+            c.execute("UPDATE members SET status=? WHERE name=?", (status, name))
+            self.store.audit(
+                self.now(),
+                actor,
+                f"member.{'suspend' if status == 'suspended' else 'resume'}",
+                name,
+            )
+        return self._member(name)
+
+    def remove_member(self, actor: str, name: str) -> MemberRow:
+        m = self._member(name)
+        if m.status == "removed":
+            raise HubError.precondition(f"member {name!r} is already removed")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "UPDATE members SET status='removed', cert_serial=NULL, token_hash=NULL"
+                " WHERE name=?",
+                (name,),
+            )
+            c.execute("DELETE FROM memberships WHERE member=?", (name,))
+            c.execute("DELETE FROM bearer_tokens WHERE member=?", (name,))
+            c.execute(
+                "UPDATE member_keys SET revoked_at=? WHERE member=? AND revoked_at IS NULL",
+                (now, name),
+            )
+            self.store.audit(now, actor, "member.remove", name)
+        return self._member(name)
+
+    def revoke_key(self, actor: str, member: str, kid: str) -> MemberRow:
+        self._member(member)
+        owner = self.store.key_owner(kid)
+        if owner is None or owner[0] != member:
+            raise HubError.not_found(f"key {kid!r} is not a key of member {member!r}")
+        if owner[2] is not None:
+            raise HubError.precondition(f"key {kid!r} was already revoked at {owner[2]}")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute("UPDATE member_keys SET revoked_at=? WHERE key_id=?", (now, kid))
+            self.store.audit(now, actor, "key.revoke", member, key_id=kid)
+        return self._member(member)
+
+    def add_collab(self, actor: str, name: str) -> str:
+        self._name("collaboration", name)
+        if self.store.collab_exists(name):
+            raise HubError.exists(f"collaboration {name!r} already exists")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
+            c.execute(
+                "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
+                (name, secrets.token_bytes(32), now),
+            )
+            self.store.audit(now, actor, "collab.add", name)
+        return name
+
+    def join(self, actor: str, collab: str, member: str) -> str:
+        self._collab(collab)
+        m = self._member(member)
+        if m.status == "removed":
+            raise HubError.precondition(f"member {member!r} is removed")
+        if member in self.store.collab_members(collab):
+            raise HubError.exists(f"member {member!r} is already in {collab!r}")
+        with self.store.tx() as c:
+            c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
+            self.store.audit(self.now(), actor, "collab.join", member, collab=collab)
+        return collab
+
+    def leave(self, actor: str, collab: str, member: str) -> str:
+        self._collab(collab)
+        if member not in self.store.collab_members(collab):
+            raise HubError.not_found(f"member {member!r} is not in {collab!r}")
+        with self.store.tx() as c:
+            c.execute("DELETE FROM memberships WHERE collab=? AND member=?", (collab, member))
+            self.store.audit(self.now(), actor, "collab.leave", member, collab=collab)
+        return collab
+
+    def rotate_collab_key(self, actor: str, collab: str) -> int:
+        self._collab(collab)
+        epoch = (self.store.collab_epoch(collab) or 0) + 1
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, ?, ?, ?)",
+                (collab, epoch, secrets.token_bytes(32), now),
+            )
+            self.store.audit(now, actor, "collab.rotate-key", collab, epoch=epoch)
+        return epoch
+
+    # -- enrollment and keys ----------------------------------------------------------
+    def enroll(
+        self, name: str, token: str, csr_pem: bytes, signing_key: bytes
+    ) -> tuple[str, str, str, str]:
+        """Returns (certificate PEM, identity, key id, bearer token)."""
+        m = self.store.member(name)
+        stored = self.store.one("SELECT token_hash FROM members WHERE name=?", name)
+        if (
+            m is None
+            or stored is None
+            or stored[0] is None
+            or not secrets.compare_digest(stored[0], hash_token(token))
+        ):
+            raise HubError.unauthenticated(
+                f"enrollment of {name!r}: token not valid or already used"
+            )
+        if m.status != "pending":
+            raise HubError.precondition(f"member {name!r} is {m.status}; expected pending")
+        try:
+            public = Ed25519PublicKey.from_public_bytes(signing_key)
+            issued = issue_client(self.ca_key, self.ca_pem, csr_pem, name)
+        except (ValueError, SighubError) as exc:
+            raise HubError.invalid(f"enrollment of {name!r}: {exc}") from None
+        kid = key_id(public)
+        if self.store.key_owner(kid) is not None:
+            raise HubError.exists(f"enrollment of {name!r}: key {kid} is already registered")
+        bearer = secrets.token_urlsafe(32)
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "UPDATE members SET status='active', token_hash=NULL, cert_serial=? WHERE name=?",
+                (issued.serial, name),
+            )
+            c.execute(
+                "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+                (kid, name, signing_key, now),
+            )
+            c.execute(
+                "INSERT INTO bearer_tokens (token_hash, member, created) VALUES (?, ?, ?)",
+                (hash_token(bearer), name, now),
+            )
+            self.store.audit(
+                now, name, "member.enroll", name, key_id=kid, cert_serial=issued.serial
+            )
+        return issued.cert_pem.decode(), m.identity, kid, bearer
+
+    def rotate_signing_key(self, m: MemberRow, new_key: bytes, proof: bytes) -> tuple[str, str]:
+        current = [k for k in self.store.member_keys(m.name) if k[3] is None]
+        if not current:
+            raise HubError.precondition(f"member {m.name!r} has no valid signing key to rotate")
+        try:
+            new_public = Ed25519PublicKey.from_public_bytes(new_key)
+        except ValueError:
+            raise HubError.invalid(
+                "new_public_key: expected 32 bytes of Ed25519 public key"
+            ) from None
+        kid_old, pub_old = current[-1][0], current[-1][1]
+        try:
+            Ed25519PublicKey.from_public_bytes(pub_old).verify(proof, ROTATE_CONTEXT + new_key)
+        except InvalidSignature:
+            raise HubError.unauthenticated(
+                f"rotation proof does not verify under {kid_old}"
+            ) from None
+        kid = key_id(new_public)
+        if self.store.key_owner(kid) is not None:
+            raise HubError.exists(f"key {kid} is already registered")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+                (kid, m.name, new_key, now),
+            )
+            c.execute("UPDATE member_keys SET revoked_at=? WHERE key_id=?", (now, kid_old))
+            self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous=kid_old)
+        return kid, kid_old
+
+    # -- publish ----------------------------------------------------------------------
+    def publish(self, m: MemberRow, collab: str, raw: bytes) -> PublishResult:
+        limit = self.config.max_envelope_bytes
+        if len(raw) > limit:
+            raise HubError.exhausted(f"envelope: {len(raw)} bytes; at most {limit}")
+        self.require(m, "publisher")
+        if not self.store.collab_exists(collab):
+            raise HubError.not_found(f"collaboration {collab!r} does not exist")
+        self.require_member_of(m, collab)
+        if not self.limiter.take(m.name):
+            raise HubError.exhausted(f"member {m.name!r}: publish rate limit reached; retry later")
+        keys = {
+            k[0]: Ed25519PublicKey.from_public_bytes(k[1])
+            for k in self.store.member_keys(m.name)
+            if k[3] is None
+        }
+        try:
+            envelope = open_envelope(raw, keys)
+        except EnvelopeError as exc:
+            raise self._envelope_error(m, raw, exc) from None
+        seen = self.store.envelope_seq(envelope.id)
+        if seen is not None:
+            return PublishResult(seen[0], envelope.id, seen[1], True)
+        try:
+            bundle = parse_bundle(decode_payload(envelope))
+        except (EnvelopeError, StixError) as exc:
+            raise HubError.invalid(f"bundle: {exc}") from None
+        if bundle.publisher.id != m.identity:
+            raise HubError.denied(
+                f"bundle publisher {bundle.publisher.id}: expected the caller's identity "
+                f"{m.identity}"
+            )
+        if bundle.collaboration != collab:
+            raise HubError.invalid(
+                f"bundle is for collaboration {bundle.collaboration!r}; the request names "
+                f"{collab!r}"
+            )
+        n = len(bundle.indicators)
+        if n > self.config.max_indicators:
+            raise HubError.exhausted(
+                f"bundle: {n} indicators; at most {self.config.max_indicators}"
+            )
+        rows = self._check_indicators(m, bundle)
+        now = self.now()
+        with self.store.tx():
+            self._check_versions(m, bundle)  # inside the transaction: no race with another publish
+            seq = self.store.append_envelope(
+                envelope.id, collab, m.name, envelope.key_id, now, "[]", raw, rows
+            )
+            self.store.audit(
+                now,
+                m.name,
+                "publish",
+                collab,
+                envelope=envelope.id,
+                seq=seq,
+                indicators=n,
+                revoked=sum(r[5] for r in rows),
+            )
+        return PublishResult(seq, envelope.id, n, False)
+
+    def _envelope_error(self, m: MemberRow, raw: bytes, exc: EnvelopeError) -> HubError:
+        msg = str(exc)
+        if "unknown key" in msg:
+            kid = msg.split("unknown key ", 1)[1].strip("'\"")
+            owner = self.store.key_owner(kid)
+            if owner is not None and owner[0] == m.name and owner[2] is not None:
+                return HubError.denied(f"envelope signed by key {kid}, revoked at {owner[2]}")
+            return HubError.denied(
+                f"envelope signed by key {kid}, not a registered key of {m.name!r}"
+            )
+        return HubError.invalid(msg)
+
+    def _check_indicators(
+        self, m: MemberRow, bundle: object
+    ) -> list[tuple[str, str, str, str, str, int]]:
+        assert isinstance(bundle, Bundle)
+        now = self.clock()
+        max_ttl = timedelta(days=self.config.max_ttl_days)
+        epochs = {e for c, e, _, _ in self.store.collab_keys([bundle.collaboration])}
+        rows = []
+        for ind in bundle.indicators:
+            where = f"indicator {ind.id}"
+            if not ind.revoked and ind.valid_until <= now:
+                raise HubError.invalid(
+                    f"{where}: valid_until {format_time(ind.valid_until)} is in the past"
+                )
+            if ind.valid_until - ind.valid_from > max_ttl:
+                raise HubError.invalid(
+                    f"{where}: valid for {(ind.valid_until - ind.valid_from).days} days; the hub "
+                    "allows at most "
+                    f"{self.config.max_ttl_days}"
+                )
+            if ind.form is Form.BLINDED and ind.key_epoch not in epochs:
+                raise HubError.invalid(
+                    f"{where}: key_epoch {ind.key_epoch}; collaboration "
+                    f"{bundle.collaboration!r} has epochs {sorted(epochs)}"
+                )
+            if len(ind.description) > self.config.max_string_chars:
+                raise HubError.invalid(
+                    f"{where}: description longer than {self.config.max_string_chars} chars"
+                )
+            rows.append(
+                (
+                    ind.id,
+                    ind.kind.value,
+                    format_time(ind.modified),
+                    format_time(ind.valid_until),
+                    ind.publisher.id,
+                    int(ind.revoked),
+                )
+            )
+        return rows
+
+    def _check_versions(self, m: MemberRow, bundle: object) -> None:
+        assert isinstance(bundle, Bundle)
+        states = self.store.indicator_states([i.id for i in bundle.indicators])
+        for ind in bundle.indicators:
+            old = states.get(ind.id)
+            if old is None:
+                continue
+            if old.publisher != m.name:
+                raise HubError.denied(
+                    f"indicator {ind.id}: created by {old.publisher!r}; only the creator may "
+                    "revise or revoke it"
+                )
+            if old.revoked:
+                raise HubError.precondition(f"indicator {ind.id}: already revoked")
+            if format_time(ind.modified) <= old.modified:
+                raise HubError.precondition(
+                    f"indicator {ind.id}: modified {format_time(ind.modified)} must be later "
+                    f"than the stored {old.modified}"
+                )
+
+    # -- directory --------------------------------------------------------------------
+    def key_directory(self, m: MemberRow) -> list[tuple[str, str, str, bytes, str, str | None]]:
+        names = {m.name}
+        for collab in self.store.member_collabs(m.name):
+            names.update(self.store.collab_members(collab))
+        out = []
+        for name in sorted(names):
+            member = self.store.member(name)
+            if member is None:
+                continue
+            for kid, pub, added, revoked in self.store.member_keys(name):
+                out.append((name, member.identity, kid, pub, added, revoked))
+        return out
+
+    def collab_keys(self, m: MemberRow) -> list[tuple[str, int, bytes, str]]:
+        return self.store.collab_keys(self.store.member_collabs(m.name))
+
+    def audit_log(self, member: str, since: str, limit: int) -> list[tuple[Any, ...]]:
+        return self.store.audit_log(member, since, min(limit or 1000, 10_000))
