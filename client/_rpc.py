@@ -253,7 +253,7 @@ class HubClient:
         finally:
             stream.cancel()
 
-    def keys(self) -> list[DirectoryKey]:
+    def key_directory(self) -> list[DirectoryKey]:
         r = call(lambda: self._directory.GetKeys(directory_pb2.GetKeysRequest(), timeout=30))
         return [
             DirectoryKey(

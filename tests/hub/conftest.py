@@ -1,0 +1,216 @@
+"""Real hubs for integration tests: `sighub hub serve` processes on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client import (
+    Blinder,
+    CollabKey,
+    Form,
+    Indicator,
+    Kind,
+    MemberFiles,
+    build_bundle,
+    now_ms,
+    seal,
+)
+from client._enroll import enroll
+from client._rpc import Credential, HubClient
+from client._stix import new_indicator_id
+from hub._cli import main as sighub
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class HubProcess:
+    """A hub data directory and, while running, its server process."""
+
+    def __init__(self, data: Path, **settings: object) -> None:
+        self.data = data
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        assert sighub(["hub", "init", "--data", str(data), "--name", "test-hub"]) == 0
+        config = data / "hub.toml"
+        text = config.read_text()
+        for key, value in settings.items():  # edit the documented defaults in place
+            text, n = re.subn(rf"^{key} = \S+", f"{key} = {value}", text, flags=re.M)
+            assert n == 1, key
+        config.write_text(text)
+        self.admin = Credential.load(data / "admin")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, insecure: bool = False, port: int = 0) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "hub._cli",
+            "hub",
+            "serve",
+            "--data",
+            str(self.data),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
+        if insecure:
+            args.append("--insecure")
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.proc.kill()
+            raise RuntimeError(
+                f"hub did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
+        self.port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def admin_cli(self, *args: str) -> int:
+        return sighub(["admin", "--cred", str(self.data / "admin"), "--hub", self.address, *args])
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.data / 'hub.db'}?mode=ro", uri=True)
+
+    def state(self) -> tuple[int, int, int]:
+        """(envelopes, indicators, audit rows): what a rejected request must not change."""
+        with self.db() as c:
+            return tuple(
+                c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
+                for t in ("envelopes", "indicators", "audit")
+            )
+
+    def member(
+        self,
+        name: str,
+        tmp: Path,
+        roles: str = "publisher,subscriber",
+        collabs: tuple[str, ...] = ("sg-csam",),
+    ) -> Member:
+        enroll_file = tmp / f"{name}.enroll.json"
+        assert (
+            self.admin_cli("member", "add", name, "--roles", roles, "--out", str(enroll_file)) == 0
+        )
+        enroll(enroll_file, tmp / name, address=self.address)
+        for c in collabs:
+            assert self.admin_cli("collab", "join", c, name) == 0
+        return Member(name, tmp / name, self)
+
+
+@dataclass
+class Member:
+    name: str
+    data: Path
+    hub: HubProcess
+    _client: HubClient | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> MemberFiles:
+        return MemberFiles(self.data)
+
+    def client(self) -> HubClient:
+        if self._client is None:
+            cred = Credential.load(self.data)
+            self._client = HubClient.connect(
+                Credential(
+                    cred.folder,
+                    self.hub.address,
+                    cred.member,
+                    cred.bearer_token,
+                    cred.hub_public_key,
+                )
+            )
+        return self._client
+
+    def key(self, collab: str = "sg-csam") -> CollabKey:
+        keys = [k for k in self.client().collab_keys() if k.collaboration == collab]
+        k = max(keys, key=lambda k: k.epoch)
+        return CollabKey(k.collaboration, k.epoch, k.secret)
+
+    def indicators(
+        self, n: int = 3, collab: str = "sg-csam", days: int = 30, **over: Any
+    ) -> list[Indicator]:
+        ident = self.files.identity()
+        blinder = Blinder(self.key(collab))
+        now = now_ms()
+        out = []
+        for i in range(n):
+            fields: dict[str, Any] = {
+                "id": new_indicator_id(),
+                "kind": Kind.KEYWORD,
+                "form": Form.BLINDED,
+                "value": blinder.value(Kind.KEYWORD, f"s3ll3r {i} {time.time_ns()}"),
+                "collaboration": collab,
+                "publisher": ident.publisher,
+                "valid_from": now,
+                "valid_until": now + timedelta(days=days),
+                "created": now,
+                "modified": now,
+                "key_epoch": blinder.key.epoch,
+            }
+            fields.update(over)
+            out.append(Indicator(**fields))
+        return out
+
+    def envelope(self, indicators: list[Indicator]) -> bytes:
+        return seal(build_bundle(indicators[0].publisher, indicators), self.files.signing_key())
+
+    def publish(self, indicators: list[Indicator], collab: str = "sg-csam") -> Any:
+        return self.client().publish(collab, self.envelope(indicators))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One running hub with collaborations sg-csam and other, and members:
+    pub (publisher+subscriber), pub2 (publisher+subscriber), sub (subscriber only),
+    outsider (publisher+subscriber, in 'other' only)."""
+    tmp = tmp_path_factory.mktemp("world")
+    hub = HubProcess(
+        tmp / "hub",
+        max_indicators=50,
+        max_envelope_bytes=200000,
+        publishes_per_minute=6000,
+        burst=1000,
+    )
+    hub.start()
+    try:
+        assert hub.admin_cli("collab", "add", "sg-csam") == 0
+        assert hub.admin_cli("collab", "add", "other") == 0
+        members = {
+            "pub": hub.member("pub", tmp),
+            "pub2": hub.member("pub2", tmp),
+            "sub": hub.member("sub", tmp, roles="subscriber"),
+            "outsider": hub.member("outsider", tmp, collabs=("other",)),
+        }
+        yield {"hub": hub, "tmp": tmp, **members}
+        for m in members.values():
+            m.close()
+    finally:
+        if hub.proc is not None:
+            hub.stop()
