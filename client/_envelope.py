@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 import pybase64
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -100,8 +101,10 @@ def canonical_json(value: Any) -> bytes:
     domain goes to ``rfc8785``.  Tests compare both byte for byte on generated bundles.
     """
     if _jcs_domain(value):
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8")
+        try:
+            return _dumps(value)
+        except _OutsideDomain:
+            pass
     return rfc8785.dumps(value)
 
 
@@ -113,11 +116,7 @@ class Envelope:
     key_id: str
     payload: bytes
     payload_type: str
-
-    @property
-    def id(self) -> str:
-        """Envelope id: SHA-256 of the exact envelope bytes (stops relay loops)."""
-        return hashlib.sha256(self.raw).hexdigest()
+    id: str  # SHA-256 of the exact envelope bytes, hex: names it everywhere, stops relay loops
 
 
 def seal(bundle: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
@@ -198,15 +197,56 @@ def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
         key.verify(sig, pae(payload_type, body))
     except InvalidSignature:
         raise EnvelopeError(f"envelope: signature does not verify under key {kid!r}") from None
-    return Envelope(raw, kid, body, payload_type)
+    return Envelope(raw, kid, body, payload_type, hashlib.sha256(raw).hexdigest())
+
+
+class _OutsideDomain(Exception):
+    """The payload holds a value whose JCS form json.dumps does not produce."""
+
+
+def _no_float(text: str) -> float:
+    raise _OutsideDomain(text)
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= _MAX_SAFE_INT:
+        raise _OutsideDomain(text)
+    return value
 
 
 def decode_payload(envelope: Envelope) -> Any:
-    """The payload as JSON, refusing bytes that are not its canonical (JCS) form."""
+    """The payload as JSON, refusing bytes that are not its canonical (JCS) form.
+
+    The parser hooks prove the document inside ``canonical_json``'s fast domain while
+    parsing (no floats, no large integers); a byte scan rules out keys at or above U+E000.
+    Outside that domain, the rfc8785 library decides.
+    """
+    body = envelope.payload
     try:
-        doc = json.loads(envelope.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        try:
+            if not body.isascii() and _HIGH_UTF8_RE.search(body) is not None:
+                raise _OutsideDomain("non-BMP-safe text")
+            doc = json.loads(body, parse_float=_no_float, parse_int=_safe_int)
+            canonical = _dumps(doc)
+        except _OutsideDomain:
+            doc = json.loads(body)
+            canonical = rfc8785.dumps(doc)
+    except (UnicodeDecodeError, json.JSONDecodeError, rfc8785.CanonicalizationError) as exc:
         raise EnvelopeError(f"envelope.payload: not JSON ({exc})") from None
-    if canonical_json(doc) != envelope.payload:
+    if canonical != body:
         raise EnvelopeError("envelope.payload: not RFC 8785 canonical JSON")
     return doc
+
+
+def _dumps(value: Any) -> bytes:
+    """Sorted keys, no whitespace, raw UTF-8: JCS inside canonical_json's domain (orjson
+    writes strings exactly as RFC 8785 does; tests compare it with the rfc8785 library)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # lone surrogates and the like
+        raise _OutsideDomain("unencodable value") from None
+
+
+# UTF-8 lead bytes of U+E000 and above: keys made of those could sort differently.
+_HIGH_UTF8_RE: Final = re.compile(rb"[\xee-\xf4]")

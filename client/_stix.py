@@ -99,18 +99,38 @@ SIGHUB_EXTENSION: Final = {
 
 
 def format_time(value: datetime) -> str:
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    hit = _format_cache.get(value)
+    if hit is None:
+        utc = value.astimezone(UTC)
+        hit = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        if len(_format_cache) > _TIME_CACHE_MAX:
+            _format_cache.clear()
+        _format_cache[value] = hit
+    return hit
+
+
+_format_cache: dict[datetime, str] = {}
 
 
 def parse_time(value: object, where: str) -> datetime:
+    """A STIX timestamp with exactly millisecond precision, as sighub writes them."""
+    hit = _time_cache.get(value) if isinstance(value, str) else None
+    if hit is not None:
+        return hit
     if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
         raise StixError(f"{where}: received {value!r}, expected YYYY-MM-DDTHH:MM:SS.sssZ")
     try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
     except ValueError as exc:
         raise StixError(f"{where}: received {value!r}, not a valid time ({exc})") from None
+    if len(_time_cache) > _TIME_CACHE_MAX:  # bundles repeat a handful of timestamps
+        _time_cache.clear()
+    _time_cache[value] = parsed
+    return parsed
+
+
+_TIME_CACHE_MAX: Final = 4096
+_time_cache: dict[str, datetime] = {}
 
 
 def _identity(publisher: Publisher) -> dict[str, Any]:
@@ -195,56 +215,71 @@ def _enum(enum: type[Kind] | type[Form], value: object, where: str) -> Any:
         raise StixError(f"{where}: received {value!r}, expected one of {allowed}") from None
 
 
+def _where(obj: dict[str, Any]) -> str:
+    return f"indicator {obj.get('id')!r}"
+
+
+def _time(obj: dict[str, Any], field: str) -> datetime:
+    value = obj.get(field)
+    hit = _time_cache.get(value) if isinstance(value, str) else None
+    return hit if hit is not None else parse_time(value, f"{_where(obj)} {field}")
+
+
 def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
     """Read one STIX indicator written by ``publisher``; raise StixError if it is not one
-    sighub accepts."""
-    where = f"indicator {obj.get('id')!r}"
-    extra = set(obj) - _INDICATOR_KEYS
+    sighub accepts.  (Messages are built only on failure: hubs read thousands per bundle.)"""
+    extra = obj.keys() - _INDICATOR_KEYS
     if extra:
-        raise StixError(f"{where}: unexpected properties {sorted(extra)}")
+        raise StixError(f"{_where(obj)}: unexpected properties {sorted(extra)}")
     if obj.get("spec_version") != "2.1":
-        raise StixError(f"{where}: spec_version {obj.get('spec_version')!r}, expected '2.1'")
+        raise StixError(f"{_where(obj)}: spec_version {obj.get('spec_version')!r}, expected '2.1'")
     if obj.get("created_by_ref") != publisher.id:
         raise StixError(
-            f"{where}: created_by_ref {obj.get('created_by_ref')!r}, expected the "
+            f"{_where(obj)}: created_by_ref {obj.get('created_by_ref')!r}, expected the "
             f"publisher {publisher.id!r}"
         )
     if "valid_until" not in obj:
-        raise StixError(f"{where}: valid_until is required")
-    ext = (obj.get("extensions") or {}).get(SIGHUB_EXTENSION_ID)
-    if not isinstance(ext, dict) or len(obj["extensions"]) != 1 or set(ext) - _EXT_KEYS:
-        raise StixError(f"{where}: expected exactly the sighub extension {SIGHUB_EXTENSION_ID}")
+        raise StixError(f"{_where(obj)}: valid_until is required")
+    exts = obj.get("extensions")
+    ext = exts.get(SIGHUB_EXTENSION_ID) if isinstance(exts, dict) else None
+    if not isinstance(ext, dict) or len(exts) != 1 or ext.keys() - _EXT_KEYS:  # type: ignore[arg-type]
+        raise StixError(
+            f"{_where(obj)}: expected exactly the sighub extension {SIGHUB_EXTENSION_ID}"
+        )
     if ext.get("extension_type") != "property-extension":
-        raise StixError(f"{where}: extension_type must be 'property-extension'")
-    form = _enum(Form, ext.get("form"), f"{where} form")
+        raise StixError(f"{_where(obj)}: extension_type must be 'property-extension'")
+    form = _FORMS.get(ext.get("form")) or _enum(Form, ext.get("form"), f"{_where(obj)} form")
     if obj.get("pattern_type") != PATTERN_TYPES[form]:
         raise StixError(
-            f"{where}: pattern_type {obj.get('pattern_type')!r}, expected "
+            f"{_where(obj)}: pattern_type {obj.get('pattern_type')!r}, expected "
             f"{PATTERN_TYPES[form]!r} for form {form.value}"
         )
     marks = obj.get("object_marking_refs")
     if not isinstance(marks, list) or len(marks) != 1 or marks[0] not in _TLP_BY_ID:
-        raise StixError(f"{where}: object_marking_refs {marks!r}, expected one TLP 2.0 marking")
+        raise StixError(
+            f"{_where(obj)}: object_marking_refs {marks!r}, expected one TLP 2.0 marking"
+        )
     if obj.get("indicator_types") != ["malicious-activity"]:
-        raise StixError(f"{where}: indicator_types must be ['malicious-activity']")
+        raise StixError(f"{_where(obj)}: indicator_types must be ['malicious-activity']")
     revoked = obj.get("revoked", False)
     if "revoked" in obj and revoked is not True:
-        raise StixError(f"{where}: revoked, when present, must be true")
+        raise StixError(f"{_where(obj)}: revoked, when present, must be true")
     labels = obj.get("labels", [])
     if not isinstance(labels, list) or ("labels" in obj and not labels):
-        raise StixError(f"{where}: labels, when present, must be a non-empty list")
+        raise StixError(f"{_where(obj)}: labels, when present, must be a non-empty list")
+    kind = _KINDS.get(ext.get("kind")) or _enum(Kind, ext.get("kind"), f"{_where(obj)} kind")
     try:
         return Indicator(
             id=obj.get("id"),  # type: ignore[arg-type]
-            kind=_enum(Kind, ext.get("kind"), f"{where} kind"),
+            kind=kind,
             form=form,
             value=obj.get("pattern"),  # type: ignore[arg-type]
             collaboration=ext.get("collaboration"),  # type: ignore[arg-type]
             publisher=publisher,
-            valid_from=parse_time(obj.get("valid_from"), f"{where} valid_from"),
-            valid_until=parse_time(obj.get("valid_until"), f"{where} valid_until"),
-            created=parse_time(obj.get("created"), f"{where} created"),
-            modified=parse_time(obj.get("modified"), f"{where} modified"),
+            valid_from=_time(obj, "valid_from"),
+            valid_until=_time(obj, "valid_until"),
+            created=_time(obj, "created"),
+            modified=_time(obj, "modified"),
             key_epoch=ext.get("key_epoch"),
             canon_version=ext.get("canon_version"),  # type: ignore[arg-type]
             scheme=ext.get("scheme"),
@@ -255,7 +290,11 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
             revoked=revoked,
         )
     except ModelError as exc:
-        raise StixError(f"{where}: {exc}") from None
+        raise StixError(f"{_where(obj)}: {exc}") from None
+
+
+_FORMS: Final[dict[object, Form]] = {f.value: f for f in Form}
+_KINDS: Final[dict[object, Kind]] = {k.value: k for k in Kind}
 
 
 @dataclass(frozen=True, slots=True)

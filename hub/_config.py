@@ -34,6 +34,9 @@ keepalive_seconds = 15              # empty batch on an idle follow stream
 publishes_per_minute = 120          # per member
 burst = 30
 
+[workers]
+validation_workers = 1              # processes that verify and validate publishes (0: none)
+
 [expiry]
 sweep_seconds = 60                  # how often expired indicators leave the current state
 """
@@ -54,9 +57,10 @@ class HubConfig:
     publishes_per_minute: float = 120.0
     burst: int = 30
     sweep_seconds: float = 60.0
+    validation_workers: int = 1
 
 
-_SECTIONS: Final = {"limits", "rate", "expiry"}
+_SECTIONS: Final = {"limits", "rate", "expiry", "workers"}
 
 
 def load_config(path: Path) -> HubConfig:
@@ -84,7 +88,10 @@ def load_config(path: Path) -> HubConfig:
             value = tuple(value)
         elif isinstance(default, float) and isinstance(value, int):
             value = float(value)
-        if type(value) is not type(default) or (isinstance(value, (int, float)) and value <= 0):
+        positive = key != "validation_workers"
+        if type(value) is not type(default) or (
+            isinstance(value, (int, float)) and (value <= 0 if positive else value < 0)
+        ):
             raise SighubError(
                 f"{path}: {key} = {value!r}; expected a positive {type(default).__name__}"
             )

@@ -11,23 +11,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
+import grpc
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client import (
-    Bundle,
-    EnvelopeError,
-    Form,
     SighubError,
-    StixError,
-    decode_payload,
     key_id,
-    open_envelope,
-    parse_bundle,
 )
 from client._keys import identity_for
 from client._stix import format_time
@@ -35,6 +29,7 @@ from hub._config import HubConfig
 from hub._errors import HubError
 from hub._pki import issue_client
 from hub._store import MemberRow, Store
+from hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["ROLES", "Hub", "PublishResult", "hash_token"]
 
@@ -346,6 +341,16 @@ class Hub:
 
     # -- publish ----------------------------------------------------------------------
     def publish(self, m: MemberRow, collab: str, raw: bytes) -> PublishResult:
+        """Validate and store one envelope (in-process; the service splits the phases)."""
+        plan, seen = self.publish_plan(m, collab, raw)
+        if seen is not None:
+            return seen
+        return self.publish_commit(plan, raw, check(plan, raw))
+
+    def publish_plan(
+        self, m: MemberRow, collab: str, raw: bytes
+    ) -> tuple[Plan, PublishResult | None]:
+        """Authorize and read what validation needs; a stored duplicate short-cuts."""
         limit = self.config.max_envelope_bytes
         if len(raw) > limit:
             raise HubError.exhausted(f"envelope: {len(raw)} bytes; at most {limit}")
@@ -355,127 +360,61 @@ class Hub:
         self.require_member_of(m, collab)
         if not self.limiter.take(m.name):
             raise HubError.exhausted(f"member {m.name!r}: publish rate limit reached; retry later")
-        keys = {
-            k[0]: Ed25519PublicKey.from_public_bytes(k[1])
-            for k in self.store.member_keys(m.name)
-            if k[3] is None
-        }
-        try:
-            envelope = open_envelope(raw, keys)
-        except EnvelopeError as exc:
-            raise self._envelope_error(m, raw, exc) from None
-        seen = self.store.envelope_seq(envelope.id)
-        if seen is not None:
-            return PublishResult(seen[0], envelope.id, seen[1], True)
-        try:
-            bundle = parse_bundle(decode_payload(envelope))
-        except (EnvelopeError, StixError) as exc:
-            raise HubError.invalid(f"bundle: {exc}") from None
-        if bundle.publisher.id != m.identity:
-            raise HubError.denied(
-                f"bundle publisher {bundle.publisher.id}: expected the caller's identity "
-                f"{m.identity}"
-            )
-        if bundle.collaboration != collab:
-            raise HubError.invalid(
-                f"bundle is for collaboration {bundle.collaboration!r}; the request names "
-                f"{collab!r}"
-            )
-        n = len(bundle.indicators)
-        if n > self.config.max_indicators:
-            raise HubError.exhausted(
-                f"bundle: {n} indicators; at most {self.config.max_indicators}"
-            )
-        rows = self._check_indicators(m, bundle)
+        keys = self.store.member_keys(m.name)
+        plan = Plan(
+            member=m.name,
+            identity=m.identity,
+            collab=collab,
+            keys={k[0]: k[1] for k in keys if k[3] is None},
+            revoked={k[0]: k[3] for k in keys if k[3] is not None},
+            epochs=tuple(e for _, e, _, _ in self.store.collab_keys([collab])),
+            max_indicators=self.config.max_indicators,
+            max_ttl_days=self.config.max_ttl_days,
+            max_string_chars=self.config.max_string_chars,
+            now=self.clock(),
+        )
+        envelope_id = hashlib.sha256(raw).hexdigest()
+        seen = self.store.envelope_seq(envelope_id)
+        if seen is not None:  # the exact bytes are stored: verified when they were
+            return plan, PublishResult(seen[0], envelope_id, seen[1], True)
+        return plan, None
+
+    def publish_commit(self, plan: Plan, raw: bytes, checked: Checked | Rejection) -> PublishResult:
+        """Store a validated envelope: one transaction, with the version checks inside."""
+        if isinstance(checked, Rejection):
+            raise HubError(grpc.StatusCode[checked.status], checked.message)
         now = self.now()
         with self.store.tx():
-            self._check_versions(m, bundle)  # inside the transaction: no race with another publish
+            seen = self.store.envelope_seq(checked.envelope_id)
+            if seen is not None:  # a concurrent publish of the same bytes won
+                return PublishResult(seen[0], checked.envelope_id, seen[1], True)
+            self._check_versions(plan.member, checked)
             seq = self.store.append_envelope(
-                envelope.id, collab, m.name, envelope.key_id, now, "[]", raw, rows
-            )
-            self.store.audit(
-                now,
-                m.name,
-                "publish",
-                collab,
-                envelope=envelope.id,
-                seq=seq,
-                indicators=n,
-                revoked=sum(r[5] for r in rows),
-            )
-        return PublishResult(seq, envelope.id, n, False)
+                checked.envelope_id, plan.collab, plan.member, checked.key_id, now, "[]", raw,
+                checked.rows,
+            )  # fmt: skip
+            self.store.audit(now, plan.member, "publish", plan.collab, envelope=checked.envelope_id,
+                             seq=seq, indicators=len(checked.rows),
+                             revoked=sum(r[5] for r in checked.rows))  # fmt: skip
+        return PublishResult(seq, checked.envelope_id, len(checked.rows), False)
 
-    def _envelope_error(self, m: MemberRow, raw: bytes, exc: EnvelopeError) -> HubError:
-        msg = str(exc)
-        if "unknown key" in msg:
-            kid = msg.split("unknown key ", 1)[1].strip("'\"")
-            owner = self.store.key_owner(kid)
-            if owner is not None and owner[0] == m.name and owner[2] is not None:
-                return HubError.denied(f"envelope signed by key {kid}, revoked at {owner[2]}")
-            return HubError.denied(
-                f"envelope signed by key {kid}, not a registered key of {m.name!r}"
-            )
-        return HubError.invalid(msg)
-
-    def _check_indicators(
-        self, m: MemberRow, bundle: object
-    ) -> list[tuple[str, str, str, str, str, int]]:
-        assert isinstance(bundle, Bundle)
-        now = self.clock()
-        max_ttl = timedelta(days=self.config.max_ttl_days)
-        epochs = {e for c, e, _, _ in self.store.collab_keys([bundle.collaboration])}
-        rows = []
-        for ind in bundle.indicators:
-            where = f"indicator {ind.id}"
-            if not ind.revoked and ind.valid_until <= now:
-                raise HubError.invalid(
-                    f"{where}: valid_until {format_time(ind.valid_until)} is in the past"
-                )
-            if ind.valid_until - ind.valid_from > max_ttl:
-                raise HubError.invalid(
-                    f"{where}: valid for {(ind.valid_until - ind.valid_from).days} days; the hub "
-                    "allows at most "
-                    f"{self.config.max_ttl_days}"
-                )
-            if ind.form is Form.BLINDED and ind.key_epoch not in epochs:
-                raise HubError.invalid(
-                    f"{where}: key_epoch {ind.key_epoch}; collaboration "
-                    f"{bundle.collaboration!r} has epochs {sorted(epochs)}"
-                )
-            if len(ind.description) > self.config.max_string_chars:
-                raise HubError.invalid(
-                    f"{where}: description longer than {self.config.max_string_chars} chars"
-                )
-            rows.append(
-                (
-                    ind.id,
-                    ind.kind.value,
-                    format_time(ind.modified),
-                    format_time(ind.valid_until),
-                    ind.publisher.id,
-                    int(ind.revoked),
-                )
-            )
-        return rows
-
-    def _check_versions(self, m: MemberRow, bundle: object) -> None:
-        assert isinstance(bundle, Bundle)
-        states = self.store.indicator_states([i.id for i in bundle.indicators])
-        for ind in bundle.indicators:
-            old = states.get(ind.id)
+    def _check_versions(self, member: str, checked: Checked) -> None:
+        states = self.store.indicator_states(checked.ids)
+        for ind_id, _, modified, _, _, _ in checked.rows:
+            old = states.get(ind_id)
             if old is None:
                 continue
-            if old.publisher != m.name:
+            if old.publisher != member:
                 raise HubError.denied(
-                    f"indicator {ind.id}: created by {old.publisher!r}; only the creator may "
+                    f"indicator {ind_id}: created by {old.publisher!r}; only the creator may "
                     "revise or revoke it"
                 )
             if old.revoked:
-                raise HubError.precondition(f"indicator {ind.id}: already revoked")
-            if format_time(ind.modified) <= old.modified:
+                raise HubError.precondition(f"indicator {ind_id}: already revoked")
+            if modified <= old.modified:
                 raise HubError.precondition(
-                    f"indicator {ind.id}: modified {format_time(ind.modified)} must be later "
-                    f"than the stored {old.modified}"
+                    f"indicator {ind_id}: modified {modified} must be later than the stored "
+                    f"{old.modified}"
                 )
 
     # -- directory --------------------------------------------------------------------

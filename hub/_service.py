@@ -11,8 +11,9 @@ import asyncio
 import functools
 import json
 import logging
+import multiprocessing
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from hub._errors import HubError
 from hub._hub import Hub
 from hub._pki import ENROLL_PREFIX, issue_enrollment
 from hub._store import MemberRow, Store
+from hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["Services"]
 
@@ -48,6 +50,13 @@ class Services:
         self.hub = hub
         self.db_path = db_path
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sighub-writer")
+        workers = hub.config.validation_workers
+        # spawn, not fork: the gRPC server's threads must not be copied into children.
+        self.validators = (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers
+            else None
+        )
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
         self.stopping = asyncio.Event()
@@ -91,6 +100,13 @@ class Services:
         self.stopping.set()
         await self.notify()
         self.writer.shutdown(wait=True)
+        if self.validators is not None:
+            self.validators.shutdown(wait=True)
+
+    async def validate(self, plan: Plan, raw: bytes) -> Checked | Rejection:
+        if self.validators is None:
+            return await self.run(lambda: check(plan, raw))
+        return await asyncio.get_running_loop().run_in_executor(self.validators, check, plan, raw)
 
 
 def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,12 +135,15 @@ class PublisherService(publish_pb2_grpc.PublisherServicer):
     async def Publish(
         self, request: publish_pb2.PublishRequest, context: Any
     ) -> publish_pb2.PublishResponse:
-        def work() -> Any:
-            return self.s.hub.publish(
-                self.s.identify(context), request.collaboration, request.envelope
-            )
-
-        result = await self.s.run(work)
+        hub, raw = self.s.hub, request.envelope
+        plan, seen = await self.s.run(
+            lambda: hub.publish_plan(self.s.identify(context), request.collaboration, raw)
+        )
+        if seen is None:
+            checked = await self.s.validate(plan, raw)
+            result = await self.s.run(lambda: hub.publish_commit(plan, raw, checked))
+        else:
+            result = seen
         if not result.duplicate:
             await self.s.notify()
         return publish_pb2.PublishResponse(

@@ -1,0 +1,327 @@
+"""Hub benchmarks through real gRPC over mTLS on loopback, hub in its own process.
+
+Targets (issue 3):
+- publish >= 20,000 indicators/s sustained (bundles of 1,000; signature verification and a
+  durable commit included);
+- initial sync of 1,000,000 indicators to one subscriber >= 100,000 indicators/s;
+- live push, publish acknowledged -> received by each of 10 followers: p99 <= 250 ms;
+- hub resident memory with 1,000,000 indicators stored, during that sync <= 200 MB.
+
+Run: ``.venv/bin/python bench/bench_hub.py [--indicators 1000000]``.  Needs ~1.3 GB of disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from client import (  # noqa: E402
+    Blinder,
+    CollabKey,
+    Form,
+    Indicator,
+    Kind,
+    MemberFiles,
+    build_bundle,
+    now_ms,
+    seal,
+)
+from client._enroll import enroll  # noqa: E402
+from client._rpc import Credential, HubClient  # noqa: E402
+from client._stix import new_indicator_id  # noqa: E402
+from hub._cli import main as sighub  # noqa: E402
+
+PER_BUNDLE = 1000
+
+
+class Hub:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        sighub(["hub", "init", "--data", str(root / "hub"), "--name", "bench"])
+        cfg = root / "hub" / "hub.toml"
+        text = cfg.read_text().replace(
+            "publishes_per_minute = 120", "publishes_per_minute = 600000"
+        )
+        cfg.write_text(text.replace("burst = 30", "burst = 100000"))
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub._cli",
+                "hub",
+                "serve",
+                "--data",
+                str(root / "hub"),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.address = line.split("listening on ")[1].split()[0]
+        self.admin(["collab", "add", "sg-csam"])
+
+    def admin(self, args: list[str]) -> None:
+        code = sighub(
+            ["admin", "--cred", str(self.root / "hub" / "admin"), "--hub", self.address, *args]
+        )
+        if code != 0:
+            raise SystemExit(f"admin {args} failed")
+
+    def member(self, name: str, roles: str) -> Path:
+        ef = self.root / f"{name}.enroll.json"
+        self.admin(["member", "add", name, "--roles", roles, "--out", str(ef)])
+        enroll(ef, self.root / name, address=self.address)
+        self.admin(["collab", "join", "sg-csam", name])
+        return self.root / name
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def client(data: Path, address: str) -> HubClient:
+    c = Credential.load(data)
+    return HubClient.connect(
+        Credential(c.folder, address, c.member, c.bearer_token, c.hub_public_key)
+    )
+
+
+def _make_bundles(args: tuple[str, bytes, int, int, int]) -> list[bytes]:
+    data, secret, epoch, start, count = args
+    files = MemberFiles(Path(data))
+    ident, key = files.identity(), files.signing_key()
+    blinder = Blinder(CollabKey("sg-csam", epoch, secret))
+    now = now_ms()
+    out = []
+    for b in range(start, start + count):
+        inds = [
+            Indicator(
+                id=new_indicator_id(),
+                kind=Kind.KEYWORD,
+                form=Form.BLINDED,
+                value=blinder.canonical(Kind.KEYWORD, f"w{b} {i}").hex(),
+                collaboration="sg-csam",
+                publisher=ident.publisher,
+                valid_from=now,
+                valid_until=now + timedelta(days=30),
+                created=now,
+                modified=now,
+                key_epoch=epoch,
+                confidence=70,
+            )
+            for i in range(per_bundle(count))
+        ]
+        out.append(seal(build_bundle(ident.publisher, inds), key))
+    return out
+
+
+def per_bundle(_: int) -> int:
+    return PER_BUNDLE
+
+
+def prepare(pub: Path, hub: Hub, total: int, folder: Path) -> list[Path]:
+    """Build the signed bundles beforehand (both cores), onto disk: the measurement is then
+    the hub's work alone."""
+    c = client(pub, hub.address)
+    k = max(c.collab_keys(), key=lambda k: k.epoch)
+    c.close()
+    bundles = total // PER_BUNDLE
+    chunk = 10
+    jobs = [
+        (str(pub), k.secret, k.epoch, s, min(chunk, bundles - s)) for s in range(0, bundles, chunk)
+    ]
+    folder.mkdir()
+    paths: list[Path] = []
+    with multiprocessing.Pool(2) as pool:
+        for batch in pool.imap(_make_bundles, jobs):
+            for raw in batch:
+                path = folder / f"{len(paths):06d}.env"
+                path.write_bytes(raw)
+                paths.append(path)
+            sys.stdout.write(f"\r  prepared {len(paths) * PER_BUNDLE:,} indicators")
+            sys.stdout.flush()
+    print()
+    return paths
+
+
+def bench_publish(hub: Hub, pub: Path, paths: list[Path], connections: int) -> None:
+    """Publish every prepared bundle over ``connections`` concurrent connections."""
+    queue = list(reversed(paths))
+    lock = threading.Lock()
+
+    def worker() -> int:
+        c = client(pub, hub.address)
+        sent = 0
+        while True:
+            with lock:
+                if not queue:
+                    break
+                path = queue.pop()
+            c.publish("sg-csam", path.read_bytes(), timeout=300)
+            path.unlink()
+            sent += PER_BUNDLE
+        c.close()
+        return sent
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        published = sum(pool.map(lambda _: worker(), range(connections)))
+    spent = time.perf_counter() - start
+    rate = published / spent
+    print(f"publish: {rate:,.0f} indicators/s sustained over {published:,} "
+          f"({published // PER_BUNDLE} bundles of {PER_BUNDLE}, {connections} connections)  "
+          f"target >= 20,000: {'meets' if rate >= 20_000 else 'BELOW'}")
+
+
+def bench_sync(hub: Hub, sub: Path, total: int) -> None:
+    peak = [hub.rss_mb()]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak.append(hub.rss_mb())
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    c = client(sub, hub.address)
+    received = wire = 0
+    start = time.perf_counter()
+    for batch in c.sync(0, batch_size=1000):
+        received += len(batch.changes) * PER_BUNDLE
+        wire += sum(len(ch.envelope) for ch in batch.changes)
+    elapsed = time.perf_counter() - start
+    done.set()
+    rate = received / elapsed
+    print(
+        f"initial sync: {rate:,.0f} indicators/s ({received:,} indicators, {wire / 1e6:,.0f} MB "
+        f"in {elapsed:.1f} s)  target >= 100,000: {'meets' if rate >= 100_000 else 'BELOW'}"
+    )
+    rss = max(peak)
+    print(
+        f"hub resident memory during sync: peak {rss:.0f} MB with {total:,} indicators stored  "
+        f"target <= 200: {'meets' if rss <= 200 else 'ABOVE'}"
+    )
+    c.close()
+
+
+def bench_push(hub: Hub, pub: Path, followers: list[Path], rounds: int) -> None:
+    publisher = client(pub, hub.address)
+    k = max(publisher.collab_keys(), key=lambda k: k.epoch)
+    files = MemberFiles(pub)
+    ident, key = files.identity(), files.signing_key()
+    blinder = Blinder(CollabKey("sg-csam", k.epoch, k.secret))
+    head = publisher.publish("sg-csam", _one(ident, key, blinder, k.epoch, "head")).sequence
+    received: dict[int, list[float]] = {}
+    lock = threading.Lock()
+    streams = []
+
+    def follow(data: Path) -> None:
+        c = client(data, hub.address)
+        streams.append(c)
+        try:
+            for batch in c.sync(head, follow=True):
+                now = time.perf_counter()
+                with lock:
+                    for ch in batch.changes:
+                        received.setdefault(ch.sequence, []).append(now)
+        except Exception:  # the stream ends when the benchmark closes it
+            return
+
+    threads = [threading.Thread(target=follow, args=(f,), daemon=True) for f in followers]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    sent: dict[int, tuple[float, float]] = {}
+    for r in range(rounds):
+        raw = _one(ident, key, blinder, k.epoch, f"push {r}")
+        t0 = time.perf_counter()
+        seq = publisher.publish("sg-csam", raw).sequence
+        sent[seq] = (t0, time.perf_counter())
+        time.sleep(0.05)
+    time.sleep(2.0)
+    from_ack, from_send = [], []
+    missing = 0
+    for seq, (t0, t_ack) in sent.items():
+        times = received.get(seq, [])
+        missing += len(followers) - len(times)
+        from_ack += [max(0.0, t - t_ack) * 1000 for t in times]
+        from_send += [(t - t0) * 1000 for t in times]
+    p99_ack = statistics.quantiles(from_ack, n=100)[98]
+    p99_send = statistics.quantiles(from_send, n=100)[98]
+    print(
+        f"live push to {len(followers)} followers, {rounds} publishes: p99 {p99_ack:.0f} ms after "
+        f"the acknowledgement (p50 {statistics.median(from_ack):.0f}), p99 {p99_send:.0f} ms after "
+        f"the publish call; {missing} deliveries missing  target p99 <= 250: "
+        f"{'meets' if p99_ack <= 250 and missing == 0 else 'ABOVE'}"
+    )
+    for c in streams:
+        c.close()
+    publisher.close()
+
+
+def _one(ident: Any, key: Any, blinder: Blinder, epoch: int, word: str) -> bytes:
+    now = now_ms()
+    ind = Indicator(
+        id=new_indicator_id(),
+        kind=Kind.KEYWORD,
+        form=Form.BLINDED,
+        value=blinder.canonical(Kind.KEYWORD, word).hex(),
+        collaboration="sg-csam",
+        publisher=ident.publisher,
+        valid_from=now,
+        valid_until=now + timedelta(days=1),
+        created=now,
+        modified=now,
+        key_epoch=epoch,
+    )
+    return seal(build_bundle(ident.publisher, [ind]), key)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--indicators", type=int, default=1_000_000)
+    ap.add_argument("--push-rounds", type=int, default=200)
+    ap.add_argument("--connections", type=int, default=4)
+    args = ap.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}; hub in its own process")
+    with tempfile.TemporaryDirectory(prefix="sighub-bench-") as tmp:
+        hub = Hub(Path(tmp))
+        try:
+            pub = hub.member("bench-pub", "publisher,subscriber")
+            sub = hub.member("bench-sub", "subscriber")
+            followers = [hub.member(f"follower-{i}", "subscriber") for i in range(10)]
+            paths = prepare(pub, hub, args.indicators, Path(tmp) / "bundles")
+            bench_publish(hub, pub, paths, args.connections)
+            bench_sync(hub, sub, args.indicators)
+            bench_push(hub, pub, followers, args.push_rounds)
+        finally:
+            hub.stop()
+
+
+if __name__ == "__main__":
+    main()

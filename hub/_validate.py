@@ -1,0 +1,136 @@
+"""Publish validation that needs no database: signature, canonical form, STIX and sighub
+rules, hub limits.  Pure and picklable, so the hub runs it in worker processes while its
+main process keeps serving and committing (the work is CPU-bound; threads would share one
+core under the GIL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from client import (
+    Bundle,
+    EnvelopeError,
+    Form,
+    Indicator,
+    StixError,
+    decode_payload,
+    open_envelope,
+    parse_bundle,
+)
+from client._stix import format_time
+
+__all__ = ["Checked", "Plan", "Rejection", "check"]
+
+Row = tuple[str, str, str, str, str, int]  # id, kind, modified, valid_until, publisher, revoked
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What validation needs to know about the caller and the hub, read beforehand."""
+
+    member: str
+    identity: str
+    collab: str
+    keys: dict[str, bytes]  # the member's valid signing keys: key id -> raw public key
+    revoked: dict[str, str]  # the member's revoked key ids -> when
+    epochs: tuple[int, ...]
+    max_indicators: int
+    max_ttl_days: int
+    max_string_chars: int
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    envelope_id: str
+    key_id: str
+    rows: list[Row]
+    ids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    status: str  # a grpc.StatusCode name
+    message: str
+
+
+def check(plan: Plan, raw: bytes) -> Checked | Rejection:
+    try:
+        keys = {kid: Ed25519PublicKey.from_public_bytes(pub) for kid, pub in plan.keys.items()}
+        envelope = open_envelope(raw, keys)
+    except EnvelopeError as exc:
+        return _envelope_rejection(plan, str(exc))
+    try:
+        bundle = parse_bundle(decode_payload(envelope))
+    except (EnvelopeError, StixError) as exc:
+        return Rejection("INVALID_ARGUMENT", f"bundle: {exc}")
+    problem = _bundle_problem(plan, bundle)
+    if problem is not None:
+        return problem
+    rows: list[Row] = []
+    for ind in bundle.indicators:
+        bad = _indicator_problem(plan, ind)
+        if bad is not None:
+            return Rejection("INVALID_ARGUMENT", f"indicator {ind.id}: {bad}")
+        rows.append(
+            (
+                ind.id,
+                ind.kind.value,
+                format_time(ind.modified),
+                format_time(ind.valid_until),
+                ind.publisher.id,
+                int(ind.revoked),
+            )
+        )
+    return Checked(envelope.id, envelope.key_id, rows, [r[0] for r in rows])
+
+
+def _envelope_rejection(plan: Plan, message: str) -> Rejection:
+    if "unknown key" not in message:
+        return Rejection("INVALID_ARGUMENT", message)
+    kid = message.split("unknown key ", 1)[1].strip("'\"")
+    if kid in plan.revoked:
+        return Rejection(
+            "PERMISSION_DENIED", f"envelope signed by key {kid}, revoked at {plan.revoked[kid]}"
+        )
+    return Rejection(
+        "PERMISSION_DENIED",
+        f"envelope signed by key {kid}, not a registered key of {plan.member!r}",
+    )
+
+
+def _bundle_problem(plan: Plan, bundle: Bundle) -> Rejection | None:
+    if bundle.publisher.id != plan.identity:
+        message = f"bundle publisher {bundle.publisher.id}: expected {plan.identity}, the caller"
+        return Rejection("PERMISSION_DENIED", message)
+    if bundle.collaboration != plan.collab:
+        message = (
+            f"bundle is for collaboration {bundle.collaboration!r}; the request names "
+            f"{plan.collab!r}"
+        )
+        return Rejection("INVALID_ARGUMENT", message)
+    n = len(bundle.indicators)
+    if n > plan.max_indicators:
+        return Rejection(
+            "RESOURCE_EXHAUSTED", f"bundle: {n} indicators; at most {plan.max_indicators}"
+        )
+    return None
+
+
+def _indicator_problem(plan: Plan, ind: Indicator) -> str | None:
+    if not ind.revoked and ind.valid_until <= plan.now:
+        return f"valid_until {format_time(ind.valid_until)} is in the past"
+    life = ind.valid_until - ind.valid_from
+    if life > timedelta(days=plan.max_ttl_days):
+        return f"valid for {life.days} days; the hub allows at most {plan.max_ttl_days}"
+    if ind.form is Form.BLINDED and ind.key_epoch not in plan.epochs:
+        return (
+            f"key_epoch {ind.key_epoch}; collaboration {plan.collab!r} has epochs "
+            f"{sorted(plan.epochs)}"
+        )
+    if len(ind.description) > plan.max_string_chars:
+        return f"description longer than {plan.max_string_chars} chars"
+    return None
