@@ -46,6 +46,7 @@ from client._stix import new_indicator_id  # noqa: E402
 from hub._cli import main as sighub  # noqa: E402
 
 PER_BUNDLE = 1000
+WORKERS = int(__import__("os").environ.get("SIGHUB_BENCH_WORKERS", "1"))
 
 
 class Hub:
@@ -56,6 +57,7 @@ class Hub:
         text = cfg.read_text().replace(
             "publishes_per_minute = 120", "publishes_per_minute = 600000"
         )
+        text = text.replace("validation_workers = 1", f"validation_workers = {WORKERS}")
         cfg.write_text(text.replace("burst = 30", "burst = 100000"))
         self.proc = subprocess.Popen(
             [
@@ -193,9 +195,11 @@ def bench_publish(hub: Hub, pub: Path, paths: list[Path], connections: int) -> N
         published = sum(pool.map(lambda _: worker(), range(connections)))
     spent = time.perf_counter() - start
     rate = published / spent
-    print(f"publish: {rate:,.0f} indicators/s sustained over {published:,} "
-          f"({published // PER_BUNDLE} bundles of {PER_BUNDLE}, {connections} connections)  "
-          f"target >= 20,000: {'meets' if rate >= 20_000 else 'BELOW'}")
+    print(
+        f"publish: {rate:,.0f} indicators/s sustained over {published:,} "
+        f"({published // PER_BUNDLE} bundles of {PER_BUNDLE}, {connections} connections)  "
+        f"target >= 20,000: {'meets' if rate >= 20_000 else 'BELOW'}"
+    )
 
 
 def bench_sync(hub: Hub, sub: Path, total: int) -> None:

@@ -275,3 +275,55 @@ def test_crash_during_publishes_loses_nothing_acknowledged(tmp_path: Path) -> No
         )  # at most the one in flight was committed unacknowledged
     finally:
         h.stop()
+
+
+def test_publish_rate_limit_per_member(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub", publishes_per_minute=1, burst=2, validation_workers=0)
+    h.start()
+    try:
+        assert h.admin_cli("collab", "add", "sg-csam") == 0
+        m = h.member("eager", tmp_path)
+        other = h.member("patient", tmp_path)
+        m.publish(m.indicators(1))
+        m.publish(m.indicators(1))
+        before = h.state()
+        with pytest.raises(HubRejected) as info:
+            m.publish(m.indicators(1))
+        assert info.value.code == "RESOURCE_EXHAUSTED" and "rate limit" in info.value.hub_message
+        assert h.state() == before
+        other.publish(other.indicators(1))  # limits are per member
+        m.close()
+        other.close()
+    finally:
+        h.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_slow_reader_does_not_make_the_hub_buffer(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub", publishes_per_minute=60000, burst=1000)
+    h.start()
+    try:
+        assert h.admin_cli("collab", "add", "sg-csam") == 0
+        pub = h.member("bulk", tmp_path)
+        reader = h.member("sloth", tmp_path, roles="subscriber")
+        for _ in range(40):  # ~45 MB of envelopes
+            pub.publish(pub.indicators(1000))
+        assert h.proc is not None
+        before = _rss_mb(h.proc.pid)
+        stream = reader.client().sync(0, batch_size=1)
+        first = next(stream)  # read one batch, then stop reading
+        assert first.changes
+        time.sleep(3)
+        grown = _rss_mb(h.proc.pid) - before
+        assert grown < 25, f"hub grew by {grown:.0f} MB behind a reader that stopped reading"
+        stream.close()
+        pub.close()
+        reader.close()
+    finally:
+        h.stop()
