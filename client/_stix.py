@@ -307,18 +307,24 @@ class Bundle:
     indicators: tuple[Indicator, ...]
 
 
-def build_bundle(
-    publisher: Publisher, indicators: list[Indicator] | tuple[Indicator, ...]
-) -> dict[str, Any]:
-    """A STIX 2.1 bundle of ``indicators`` (all by ``publisher``, one collaboration)."""
+def _one_collaboration(indicators: list[Indicator] | tuple[Indicator, ...]) -> str:
+    """The bundle rules shared by writing and reading: at least one indicator, one
+    collaboration, no id twice."""
     if not indicators:
         raise StixError("bundle: expected at least one indicator")
     collabs = {i.collaboration for i in indicators}
     if len(collabs) != 1:
         raise StixError(f"bundle: indicators span collaborations {sorted(collabs)}, expected one")
-    ids = [i.id for i in indicators]
-    if len(set(ids)) != len(ids):
+    if len({i.id for i in indicators}) != len(indicators):
         raise StixError("bundle: an indicator id appears twice")
+    return collabs.pop()
+
+
+def build_bundle(
+    publisher: Publisher, indicators: list[Indicator] | tuple[Indicator, ...]
+) -> dict[str, Any]:
+    """A STIX 2.1 bundle of ``indicators`` (all by ``publisher``, one collaboration)."""
+    _one_collaboration(indicators)
     for ind in indicators:
         if ind.publisher != publisher:
             raise StixError(
@@ -385,19 +391,12 @@ def parse_bundle(bundle: object) -> Bundle:
                 raise StixError("identity sighub project: expected it unchanged")
         else:
             raise StixError(f"bundle: object type {kind!r} is not accepted")
-    if not indicators:
-        raise StixError("bundle: expected at least one indicator")
-    collabs = {i.collaboration for i in indicators}
-    if len(collabs) != 1:
-        raise StixError(f"bundle: indicators span collaborations {sorted(collabs)}, expected one")
-    ids = [i.id for i in indicators]
-    if len(set(ids)) != len(ids):
-        raise StixError("bundle: an indicator id appears twice")
+    collab = _one_collaboration(indicators)
     used = {TLP_MARKING_IDS[i.tlp] for i in indicators}
     present = {o["id"] for o in objects if o.get("type") == "marking-definition"}
     if used != present:
         raise StixError(f"bundle: marking definitions {sorted(present)}, expected {sorted(used)}")
-    return Bundle(bundle_id, publisher, collabs.pop(), tuple(indicators))
+    return Bundle(bundle_id, publisher, collab, tuple(indicators))
 
 
 def _parse_identity(obj: dict[str, Any]) -> Publisher:
