@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
+import threading
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from client._analyst import DEFAULT_TTL, parse_ttl, read_rows, to_indicators
 from client._blind import CollabKey
 from client._canon import canonicalize, extract
+from client._daemon import LOCAL_DB, SyncDaemon, SyncReport
 from client._enroll import enroll, rotate_signing_key
 from client._envelope import decode_payload, open_envelope, seal
 from client._errors import SighubError
 from client._keys import MemberFiles, MemberIdentity
+from client._local import LocalStore
 from client._model import Kind
 from client._rpc import Credential, HubClient
 from client._stix import build_bundle, format_time, parse_bundle
@@ -141,7 +149,88 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    daemon = SyncDaemon(Path(args.data), args.insecure, args.hub, batch_size=args.batch_size)
+    try:
+        if not args.follow:
+            report = _sync_with_progress(daemon)
+            _out(
+                json.dumps(
+                    {
+                        "cursor": report.cursor,
+                        "envelopes": report.envelopes,
+                        "applied": report.applied,
+                        "stale": report.stale,
+                        "refused": len(report.refused),
+                    }
+                )
+            )
+            return 1 if report.refused else 0
+        stop = threading.Event()
+
+        def halt(*_: object) -> None:
+            stop.set()
+            daemon.interrupt()
+
+        signal.signal(signal.SIGTERM, halt)
+        signal.signal(signal.SIGINT, halt)
+        daemon.follow(
+            stop,
+            on_batch=lambda r: logging.getLogger("sighub.sync").info(
+                "applied cursor=%d envelopes=%d indicators=%d refused=%d",
+                r.cursor,
+                r.envelopes,
+                r.applied,
+                len(r.refused),
+            ),
+        )
+        return 0
+    finally:
+        daemon.close()
+
+
+def _sync_with_progress(daemon: SyncDaemon) -> SyncReport:
+    with Progress(
+        TextColumn("syncing"),
+        BarColumn(),
+        TextColumn(
+            "{task.fields[envelopes]} envelopes, "
+            "{task.fields[applied]} indicators, cursor {task.fields[cursor]}"
+        ),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("sync", total=None, envelopes=0, applied=0, cursor=0)
+
+        def show(r: SyncReport) -> None:
+            progress.update(task, envelopes=r.envelopes, applied=r.applied, cursor=r.cursor)
+
+        return daemon.sync_once(show)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = LocalStore(Path(args.data) / LOCAL_DB)
+    try:
+        _out(json.dumps(store.status(datetime.now(UTC)), indent=2, sort_keys=True))
+    finally:
+        store.close()
+    return 0
+
+
 def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sync", help="pull, verify and apply the hub's log into the local store")
+    p.add_argument("--data", required=True, help="member data directory")
+    p.add_argument("--follow", action="store_true", help="keep running and apply live changes")
+    p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
+    p.add_argument("--hub", help="hub address (default: the credential's)")
+    p.add_argument("--batch-size", type=int, default=256, help="envelopes per batch (<= 1000)")
+    p.set_defaults(func=cmd_sync)
+    p = sub.add_parser("status", help="cursor, indicators by kind and collaboration, last sync")
+    p.add_argument("--data", required=True)
+    p.set_defaults(func=cmd_status)
+
     member = sub.add_parser("member", help="enroll at a hub, rotate the signing key")
     member.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
     member.add_argument("--hub", help="hub address (default: the enrollment file's)")

@@ -1,0 +1,213 @@
+"""The member's sync daemon against real hubs (and one lying hub): verification, local
+store, resume, revocation, expiry, crash safety."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent import futures
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client import revoke, seal
+from client._daemon import LOCAL_DB, SyncDaemon
+from client._local import LocalStore
+from client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
+from client._stix import build_bundle
+from tests.hub.conftest import ROOT, HubProcess, Member
+
+
+def _daemon(m: Member, **kw: Any) -> SyncDaemon:
+    return SyncDaemon(m.data, address=m.hub.address, **kw)
+
+
+def test_sync_verifies_applies_resumes_and_revokes(world: dict[str, Any]) -> None:
+    pub, sub = world["pub"], world["sub"]
+    first = pub.indicators(3)
+    pub.publish(first)
+    d = _daemon(sub)
+    report = d.sync_once()
+    assert not report.refused and report.applied >= 3
+    ids = {i.id for i in d.store.active(datetime.now(UTC))}
+    assert {i.id for i in first} <= ids
+    cursor = d.store.cursor
+    pub.publish([revoke(first[0], first[0].modified + timedelta(seconds=1))])
+    again = d.sync_once()
+    assert again.envelopes >= 1 and d.store.cursor > cursor
+    active = {i.id for i in d.store.active(datetime.now(UTC))}
+    assert first[0].id not in active and first[1].id in active
+    status = d.store.status(datetime.now(UTC))
+    assert status["revoked"] >= 1 and status["by_collaboration"].get("sg-csam", 0) >= 2
+    d.close()
+
+
+def test_expiry_is_enforced_locally_with_a_controlled_clock(world: dict[str, Any]) -> None:
+    pub, sub = world["pub"], world["sub"]
+    short = pub.indicators(1, days=2)
+    pub.publish(short)
+    now = [datetime.now(UTC)]
+    d = _daemon(sub, clock=lambda: now[0])
+    d.sync_once()
+    assert short[0].id in {i.id for i in d.store.active(now[0])}
+    later = now[0] + timedelta(days=3)  # offline: no hub needed to expire it
+    assert short[0].id not in {i.id for i in d.store.active(later)}
+    assert d.store.sweep_expired(later) >= 1
+    d.close()
+
+
+class _LyingHub(sync_pb2_grpc.SyncServicer, directory_pb2_grpc.DirectoryServicer):
+    """Serves the genuine key directory but tampered envelopes."""
+
+    def __init__(self, keys: Any, collab_keys: Any, changes: list[tuple[int, bytes]]) -> None:
+        self.keys, self.collab_keys, self.changes = keys, collab_keys, changes
+
+    def GetKeys(self, request: Any, context: Any) -> Any:
+        return self.keys
+
+    def GetCollabKeys(self, request: Any, context: Any) -> Any:
+        return self.collab_keys
+
+    def Sync(self, request: Any, context: Any) -> Any:
+        changes = [
+            sync_pb2.Change(sequence=s, collaboration="sg-csam", envelope=e)
+            for s, e in self.changes
+            if s > request.cursor
+        ]
+        yield sync_pb2.SyncBatch(changes=changes, cursor=self.changes[-1][0], caught_up=True)
+
+
+def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
+    pub, pub2, sub = world["pub"], world["pub2"], world["sub"]
+    genuine = pub.envelope(pub.indicators(2))
+    # 1. altered: one indicator's pattern changed, signature kept
+    doc = json.loads(genuine)
+    altered = dict(doc)
+    body = json.loads(base64.b64decode(doc["payload"]))
+    body["objects"][-1]["pattern"] = "0" * 32
+    altered["payload"] = base64.b64encode(rfc8785.dumps(body)).decode()
+    # 2. re-attributed: pub's bundle content re-signed with pub2's key
+    theirs = pub.indicators(1)
+    reattributed = seal(build_bundle(theirs[0].publisher, theirs), pub2.files.signing_key())
+    # 3. forged: signed by a key nobody registered
+    forged = seal(build_bundle(theirs[0].publisher, theirs), Ed25519PrivateKey.generate())
+    real = sub.client()
+    keys = directory_pb2.KeyDirectory(
+        keys=[
+            directory_pb2.MemberKey(
+                member=k.member,
+                identity=k.identity,
+                key_id=k.key_id,
+                public_key=k.public_key,
+                added_at=k.added_at,
+                revoked_at=k.revoked_at or "",
+            )
+            for k in real.key_directory()
+        ]
+    )
+    shared = directory_pb2.CollabKeys(
+        keys=[
+            directory_pb2.CollabKey(collaboration=k.collaboration, epoch=k.epoch, secret=k.secret)
+            for k in real.collab_keys()
+        ]
+    )
+    changes = [(1, genuine), (2, rfc8785.dumps(altered)), (3, reattributed), (4, forged)]
+    lying = _LyingHub(keys, shared, changes)
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    sync_pb2_grpc.add_SyncServicer_to_server(lying, server)
+    directory_pb2_grpc.add_DirectoryServicer_to_server(lying, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        data = tmp_path / "victim"
+        data.mkdir()
+        for name in ("hub.json", "member.json"):
+            (data / name).write_bytes((sub.data / name).read_bytes())
+        (data / "hub.json").chmod(0o600)
+        d = SyncDaemon(data, insecure=True, address=f"127.0.0.1:{port}")
+        report = d.sync_once()
+        refused = dict(report.refused)
+        assert set(refused) == {2, 3, 4}, refused
+        assert "does not verify" in refused[2]
+        assert "names publisher" in refused[3]
+        assert "unknown key" in refused[4]
+        stored = {i.id for i in d.store.active(datetime.now(UTC))}
+        assert len(stored) == 2 and not stored & {i.id for i in theirs}
+        assert d.store.cursor == 4
+        d.close()
+    finally:
+        server.stop(0)
+
+
+def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub", publishes_per_minute=60000, burst=5000)
+    h.start()
+    try:
+        assert h.admin_cli("collab", "add", "sg-csam") == 0
+        pub = h.member("bulk", tmp_path)
+        sub = h.member("reader", tmp_path, roles="subscriber")
+        for _ in range(60):
+            pub.publish(pub.indicators(150))
+        rng = random.Random(7)
+        args = [
+            sys.executable,
+            "-m",
+            "hub._cli",
+            "sync",
+            "--data",
+            str(sub.data),
+            "--hub",
+            h.address,
+            "--batch-size",
+            "3",
+        ]
+        kills = 0
+        while kills < 20:
+            proc = subprocess.Popen(
+                args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            time.sleep(rng.uniform(0.3, 1.5))
+            if proc.poll() is not None:  # finished before the kill: start over from scratch
+                (sub.data / LOCAL_DB).unlink()
+                for extra in ("-wal", "-shm"):
+                    Path(str(sub.data / LOCAL_DB) + extra).unlink(missing_ok=True)
+                continue
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        done = subprocess.run(
+            args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        local = LocalStore(sub.data / LOCAL_DB)
+        mine = {
+            r[0]: (r[1], r[2])
+            for r in local.conn.execute("SELECT id, modified, seq FROM indicators")
+        }
+        with h.db() as c:
+            theirs = {
+                r[0]: (r[1], r[2]) for r in c.execute("SELECT id, modified, seq FROM indicators")
+            }
+            head = c.execute("SELECT MAX(seq) FROM envelopes").fetchone()[0]
+        assert mine == theirs and len(mine) == 60 * 150
+        assert local.cursor == head
+        local.close()
+        pub.close()
+        sub.close()
+    finally:
+        h.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("CRITICAL", logger="sighub.sync")
