@@ -230,6 +230,11 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p = sub.add_parser("status", help="cursor, indicators by kind and collaboration, last sync")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_status)
+    _add_hub_member_commands(sub)
+    _add_offline_commands(sub)
+
+
+def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     member = sub.add_parser("member", help="enroll at a hub, rotate the signing key")
     member.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
@@ -249,6 +254,9 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
     p.add_argument("--default-ttl", type=parse_ttl, default=DEFAULT_TTL)
     p.set_defaults(func=cmd_publish)
+
+
+def _add_offline_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("keygen", help="create a member signing key, or a collaboration key")
     p.add_argument("--data", required=True, help="member data directory")
