@@ -26,6 +26,7 @@ from client._envelope import decode_payload, open_envelope, seal
 from client._errors import SighubError
 from client._keys import MemberFiles, MemberIdentity
 from client._local import LocalStore
+from client._matcher import Matcher
 from client._model import Kind
 from client._rpc import Credential, HubClient
 from client._stix import build_bundle, format_time, parse_bundle
@@ -210,6 +211,42 @@ def _sync_with_progress(daemon: SyncDaemon) -> SyncReport:
         return daemon.sync_once(show)
 
 
+def cmd_match(args: argparse.Namespace) -> int:
+    """JSON lines {"id", "text"} on stdin -> {"id", "matches": [...]} on stdout; a bad line
+    gets an error line naming its number and the run goes on."""
+    store = LocalStore(Path(args.data) / LOCAL_DB)
+    try:
+        matcher = Matcher.from_store(store)
+    finally:
+        store.close()
+    bad = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) or "id" not in doc:
+                raise ValueError('expected an object with "id" and a string "text"')
+        except ValueError as exc:
+            bad += 1
+            _out(json.dumps({"line": n, "error": str(exc)}))
+            continue
+        found = [
+            {
+                "indicator": m.indicator,
+                "kind": m.kind.value,
+                "collab": m.collaboration,
+                "publisher": m.publisher,
+                "confidence": m.confidence,
+                "span": [m.start, m.end],
+                "text": m.text,
+            }
+            for m in matcher.scan(doc["text"])
+        ]
+        _out(json.dumps({"id": doc["id"], "matches": found}, ensure_ascii=False))
+    return 1 if bad else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     store = LocalStore(Path(args.data) / LOCAL_DB)
     try:
@@ -230,6 +267,9 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p = sub.add_parser("status", help="cursor, indicators by kind and collaboration, last sync")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("match", help="scan JSON lines {id, text} from stdin with the local store")
+    p.add_argument("--data", required=True)
+    p.set_defaults(func=cmd_match)
     _add_hub_member_commands(sub)
     _add_offline_commands(sub)
 

@@ -20,7 +20,7 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client import revoke, seal
+from client import Blinder, Kind, revoke, seal
 from client._daemon import LOCAL_DB, SyncDaemon
 from client._local import LocalStore
 from client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
@@ -211,3 +211,42 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("CRITICAL", logger="sighub.sync")
+
+
+def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any]) -> None:
+    pub, sub = world["pub"], world["sub"]
+    key = pub.key()
+    tell = pub.indicators(1, value=Blinder(key).value(Kind.KEYWORD, "menu in bio"))
+    pub.publish(tell)
+    d = _daemon(sub)
+    d.sync_once()
+    d.close()
+    lines = "\n".join(
+        [
+            json.dumps({"id": "a", "text": "ＭＥＮＵ ｉｎ ｂｉｏ 🧀"}),
+            "this is not json",
+            json.dumps({"id": "b", "text": "menus in bios"}),
+            json.dumps({"text": "no id"}),
+        ]
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "hub._cli", "match", "--data", str(sub.data)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert res.returncode == 1  # some lines were bad
+    assert out[0]["id"] == "a"
+    hit = next(m for m in out[0]["matches"] if m["indicator"] == tell[0].id)
+    assert (
+        hit["text"] == "ＭＥＮＵ ｉｎ ｂｉｏ"
+        and hit["span"] == [0, 11]
+        and hit["publisher"] == "pub"
+    )
+    assert out[1]["line"] == 2 and "error" in out[1]
+    assert out[2] == {"id": "b", "matches": []}
+    assert out[3]["line"] == 4

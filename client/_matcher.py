@@ -1,0 +1,201 @@
+"""The local rule engine: which shared indicators fire in a text, where, from whom.
+
+Blinded indicators are looked up by the digests of the text's canon/1 candidates, per
+collaboration key epoch.  Pattern indicators run over the folded text: a pattern set
+(Hyperscan where it installs, RE2's set otherwise) finds which patterns match at all, and
+RE2 then gives the exact leftmost-longest spans, so both engines yield identical results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import re2
+
+from client._blind import Blinder, CollabKey
+from client._canon import fold
+from client._local import LocalStore, StoredIndicator
+from client._model import Kind
+
+__all__ = ["LiveMatcher", "Match", "Matcher"]
+
+log = logging.getLogger("sighub.matcher")
+
+try:  # Hyperscan ships x86-64 Linux wheels only
+    import hyperscan
+
+    HAVE_HYPERSCAN = True
+except ImportError:  # pragma: no cover - exercised where hyperscan does not install
+    HAVE_HYPERSCAN = False
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One indicator firing in a text; ``start``/``end`` index the ORIGINAL text."""
+
+    indicator: str
+    kind: Kind
+    collaboration: str
+    publisher: str
+    publisher_id: str
+    confidence: int
+    labels: tuple[str, ...]
+    description: str
+    start: int
+    end: int
+    text: str
+
+
+def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
+    return Match(
+        ind.id,
+        Kind(ind.kind),
+        ind.collab,
+        ind.publisher_name,
+        ind.publisher,
+        ind.confidence,
+        ind.labels,
+        ind.description,
+        start,
+        end,
+        text[start:end],
+    )
+
+
+class _Patterns:
+    """Which patterns match (a set, one pass), then exact spans from RE2."""
+
+    def __init__(self, patterns: list[str], engine: str) -> None:
+        options = re2.Options()
+        options.longest_match = True
+        options.log_errors = False
+        self.compiled = [re2.compile(p, options) for p in patterns]
+        self.engine = engine
+        self._hs: Any = None
+        self._set: Any = None
+        if not patterns:
+            return
+        if engine == "hyperscan":
+            db = hyperscan.Database()
+            flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_SINGLEMATCH
+            db.compile(
+                expressions=[p.encode() for p in patterns],
+                ids=list(range(len(patterns))),
+                flags=[flag] * len(patterns),
+            )
+            self._hs = db
+        else:
+            s = re2.Set.SearchSet(options)
+            for p in patterns:
+                s.Add(p)
+            s.Compile()
+            self._set = s
+
+    def which(self, folded: str) -> list[int]:
+        if self._hs is not None:
+            hits: list[int] = []
+            self._hs.scan(folded.encode(), match_event_handler=lambda i, *_: hits.append(i))
+            return sorted(hits)
+        if self._set is not None:
+            return sorted(self._set.Match(folded) or ())  # None when nothing matches
+        return []
+
+    def spans(self, k: int, folded: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self.compiled[k].finditer(folded)]
+
+
+class Matcher:
+    """An immutable rule set compiled from indicators and their collaboration keys."""
+
+    def __init__(
+        self,
+        indicators: Iterable[StoredIndicator],
+        keys: dict[tuple[str, int], bytes],
+        engine: str | None = None,
+    ) -> None:
+        self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
+        tables: dict[tuple[str, int], dict[bytes, list[StoredIndicator]]] = defaultdict(dict)
+        patterns: list[StoredIndicator] = []
+        self.size = 0
+        for ind in indicators:
+            self.size += 1
+            if ind.form == "pattern":
+                patterns.append(ind)
+                continue
+            group = (ind.collab, ind.key_epoch or 0)
+            if group not in keys:
+                log.warning("no key for %s epoch %s: indicator %s cannot match", *group, ind.id)
+                continue
+            tables[group].setdefault(bytes.fromhex(ind.value), []).append(ind)
+        self._groups = [
+            (Blinder(CollabKey(c, e, keys[(c, e)])), table)
+            for (c, e), table in sorted(tables.items())
+        ]
+        self._pattern_inds = patterns
+        self._patterns = _Patterns([p.value for p in patterns], self.engine)
+
+    @classmethod
+    def from_store(
+        cls, store: LocalStore, now: datetime | None = None, engine: str | None = None
+    ) -> Matcher:
+        keys = {(c, e): s for c, e, s in store.collab_keys()}
+        return cls(store.active(now or datetime.now(UTC)), keys, engine)
+
+    def scan(self, text: str) -> list[Match]:
+        out: list[Match] = []
+        for blinder, table in self._groups:
+            scanned = blinder.text(text)
+            hits = table.keys() & set(scanned.digests)
+            if not hits:
+                continue
+            for k, digest in enumerate(scanned.digests):
+                if digest in hits:
+                    kind, start, end = scanned.candidate(k)
+                    out.extend(_match(i, text, start, end) for i in table[digest] if i.kind == kind)
+        if self._pattern_inds:
+            out.extend(self._scan_patterns(text))
+        out.sort(key=lambda m: (m.start, m.end, m.indicator))
+        return out
+
+    def _scan_patterns(self, text: str) -> list[Match]:
+        folded, src = fold(text)
+        found = self._patterns.which(folded)
+        out = []
+        for k in found:
+            for s, e in self._patterns.spans(k, folded):
+                start, end = (s, e) if src is None else (src[s], src[e - 1] + 1)
+                out.append(_match(self._pattern_inds[k], text, start, end))
+        return out
+
+    def scan_many(self, texts: Iterable[str]) -> list[list[Match]]:
+        return [self.scan(t) for t in texts]
+
+
+class LiveMatcher:
+    """A matcher over a local store that reloads when the store changes, building the new
+    rule set aside and swapping it in, so scans never wait."""
+
+    def __init__(self, store: LocalStore, engine: str | None = None) -> None:
+        self.store, self.engine = store, engine
+        self._lock = threading.Lock()
+        self._version = ""
+        self.current = Matcher([], {}, engine)
+        self.reload()
+
+    def reload(self, force: bool = False) -> bool:
+        version = f"{self.store.cursor}:{datetime.now(UTC).replace(second=0, microsecond=0)}"
+        if not force and version == self._version:
+            return False
+        with self._lock:  # one rebuild at a time; scans keep using the old rule set
+            fresh = Matcher.from_store(self.store, engine=self.engine)
+            self.current, self._version = fresh, version
+        return True
+
+    def scan(self, text: str) -> list[Match]:
+        return self.current.scan(text)
