@@ -25,7 +25,7 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python examples/offline_publish.py
+	$(BIN)/python examples/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_canon.py

@@ -2,13 +2,16 @@
 
 The foundation every member and the hub share: the indicator model, canon/1
 canonicalization and candidate extraction, blinding, the pattern gate, the STIX 2.1 codec,
-signed envelopes, member key files and analyst input.  Everything public is listed in
-``__all__``; modules whose names start with an underscore are private.
+signed envelopes, member key files and analyst input; and what a platform runs: ``Member``
+(publish, revoke, sync, match), the sync daemon, the local ``Matcher`` and sinks.
+Everything public is listed in ``__all__``; modules whose names start with an underscore
+are private.
 """
 
 from client._analyst import AnalystRow, read_rows, to_indicators
 from client._blind import BlindedText, Blinder, CollabKey, blind
 from client._canon import CANON_VERSION, Candidate, canonicalize, extract
+from client._daemon import SyncDaemon, SyncReport
 from client._envelope import Envelope, decode_payload, key_id, open_envelope, seal
 from client._errors import (
     CanonError,
@@ -21,8 +24,13 @@ from client._errors import (
     StixError,
 )
 from client._keys import MemberFiles, MemberIdentity
+from client._local import StoredIndicator
+from client._matcher import LiveMatcher, Match, Matcher
+from client._member import Member
 from client._model import BLIND_SCHEME, Form, Indicator, Kind, Publisher, Tlp, now_ms
 from client._patterns import gate
+from client._rpc import HubClient, HubRejected, PublishResult
+from client._sinks import JsonlSink, MatcherSink, Sink
 from client._stix import Bundle, build_bundle, parse_bundle, revoke
 
 __all__ = [
@@ -38,17 +46,30 @@ __all__ = [
     "Envelope",
     "EnvelopeError",
     "Form",
+    "HubClient",
+    "HubRejected",
     "Indicator",
     "InputFileError",
+    "JsonlSink",
     "KeyFileError",
     "Kind",
+    "LiveMatcher",
+    "Match",
+    "Matcher",
+    "MatcherSink",
+    "Member",
     "MemberFiles",
     "MemberIdentity",
     "ModelError",
     "PatternRejected",
+    "PublishResult",
     "Publisher",
     "SighubError",
+    "Sink",
     "StixError",
+    "StoredIndicator",
+    "SyncDaemon",
+    "SyncReport",
     "Tlp",
     "blind",
     "build_bundle",

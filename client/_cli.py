@@ -27,6 +27,7 @@ from client._errors import SighubError
 from client._keys import MemberFiles, MemberIdentity
 from client._local import LocalStore
 from client._matcher import Matcher
+from client._member import Member
 from client._model import Kind
 from client._rpc import Credential, HubClient
 from client._stix import build_bundle, format_time, parse_bundle
@@ -247,6 +248,13 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_revoke(args: argparse.Namespace) -> int:
+    results = Member(Path(args.data), args.insecure, args.hub).revoke(args.ids)
+    for r in results:
+        _out(f"revoked {r.indicators} indicators: envelope {r.envelope_id[:16]} at {r.sequence}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     store = LocalStore(Path(args.data) / LOCAL_DB)
     try:
@@ -267,6 +275,12 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p = sub.add_parser("status", help="cursor, indicators by kind and collaboration, last sync")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("revoke", help="revoke your own indicators (publishes revoked versions)")
+    p.add_argument("ids", nargs="+")
+    p.add_argument("--data", required=True)
+    p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
+    p.add_argument("--hub", help="hub address (default: the credential's)")
+    p.set_defaults(func=cmd_revoke)
     p = sub.add_parser("match", help="scan JSON lines {id, text} from stdin with the local store")
     p.add_argument("--data", required=True)
     p.set_defaults(func=cmd_match)

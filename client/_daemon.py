@@ -10,19 +10,23 @@ import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client._envelope import decode_payload, open_envelope
 from client._errors import EnvelopeError, StixError
-from client._local import LocalStore
+from client._local import LocalStore, stored
+from client._model import Indicator
 from client._rpc import Change, Credential, HubClient, HubRejected, SyncBatch
 from client._stix import Bundle, format_time, parse_bundle
+
+if TYPE_CHECKING:
+    from client._sinks import Sink
 
 __all__ = ["SyncDaemon", "SyncReport"]
 
@@ -50,8 +54,10 @@ class SyncDaemon:
         address: str | None = None,
         clock: Callable[[], datetime] | None = None,
         batch_size: int = 256,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.data = data
+        self.sinks = list(sinks)
         self.batch_size = batch_size
         self.insecure = insecure
         cred = Credential.load(data)
@@ -140,16 +146,18 @@ class SyncDaemon:
             self.refresh_directory(hub)  # a member enrolled or rotated since we last looked
             verified = [(c, self.verify(c)) for c in batch.changes]
         now = format_time(self.clock())
+        applied: list[Indicator] = []
         with self.store.tx() as c:
             for change, result in verified:
                 if isinstance(result, str):
                     self._refuse(c, change, result, now, report)
                     continue
-                conflict = self._apply_bundle(c, change.sequence, result, report)
+                conflict = self._apply_bundle(c, change.sequence, result, report, applied)
                 if conflict is not None:
                     self._refuse(c, change, conflict, now, report)
             self.store.set_meta("cursor", str(batch.cursor))
             self.store.set_meta("last_sync", now)
+        self._tell_sinks(applied)
         report.batches += 1
         report.envelopes += len(batch.changes)
         report.cursor = batch.cursor
@@ -194,11 +202,26 @@ class SyncDaemon:
             return f"signed with key {envelope.key_id}, revoked at {revoked_at}"
         return bundle
 
+    def _tell_sinks(self, applied: list[Indicator]) -> None:
+        if not self.sinks or not applied:
+            return
+        live = [stored(i) for i in applied if not i.revoked]
+        gone = [i.id for i in applied if i.revoked]
+        for sink in self.sinks:
+            sink.upsert(live)
+            sink.remove(gone)
+
     def _apply_bundle(
-        self, c: sqlite3.Connection, seq: int, bundle: Bundle, report: SyncReport
+        self,
+        c: sqlite3.Connection,
+        seq: int,
+        bundle: Bundle,
+        report: SyncReport,
+        applied: list[Indicator],
     ) -> str | None:
         states = self.store.states([i.id for i in bundle.indicators])
         rows = []
+        fresh: list[Indicator] = []
         stale = 0
         for ind in bundle.indicators:
             old = states.get(ind.id)
@@ -210,7 +233,9 @@ class SyncDaemon:
                 stale += 1  # an older or equal version, or the indicator is already revoked
                 continue
             rows.append(self.store.row(ind, seq))
+            fresh.append(ind)
         self.store.upsert(c, rows)
+        applied.extend(fresh)  # only once the whole envelope is accepted
         report.applied += len(rows)
         report.stale += stale
         return None

@@ -16,7 +16,7 @@ from typing import Any, Final
 from client._model import Indicator
 from client._stix import format_time
 
-__all__ = ["LocalStore", "StoredIndicator"]
+__all__ = ["LocalStore", "StoredIndicator", "stored"]
 
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -25,7 +25,7 @@ _SCHEMA: Final = [
     " form TEXT NOT NULL, value TEXT NOT NULL, key_epoch INTEGER, confidence INTEGER NOT NULL,"
     " labels TEXT NOT NULL, description TEXT NOT NULL, tlp TEXT NOT NULL,"
     " valid_from TEXT NOT NULL, valid_until TEXT NOT NULL, modified TEXT NOT NULL,"
-    " revoked INTEGER NOT NULL, seq INTEGER NOT NULL)",
+    " revoked INTEGER NOT NULL, seq INTEGER NOT NULL, created TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS indicators_valid_until ON indicators (valid_until)",
     "CREATE TABLE IF NOT EXISTS refused (envelope_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " collab TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
@@ -52,6 +52,23 @@ class StoredIndicator:
     labels: tuple[str, ...]
     description: str
     valid_until: str
+
+
+def stored(ind: Indicator) -> StoredIndicator:
+    return StoredIndicator(
+        ind.id,
+        ind.collaboration,
+        ind.publisher.id,
+        ind.publisher.name,
+        ind.kind.value,
+        ind.form.value,
+        ind.value,
+        ind.key_epoch,
+        ind.confidence,
+        ind.labels,
+        ind.description,
+        format_time(ind.valid_until),
+    )
 
 
 class LocalStore:
@@ -133,7 +150,7 @@ class LocalStore:
 
     def upsert(self, c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         c.executemany(
-            f"INSERT OR REPLACE INTO indicators VALUES ({','.join('?' * 17)})",
+            f"INSERT OR REPLACE INTO indicators VALUES ({','.join('?' * 18)})",
             rows,
         )
 
@@ -144,7 +161,7 @@ class LocalStore:
             ind.form.value, ind.value, ind.key_epoch, ind.confidence,
             json.dumps(list(ind.labels)), ind.description, ind.tlp.value,
             format_time(ind.valid_from), format_time(ind.valid_until), format_time(ind.modified),
-            int(ind.revoked), seq,
+            int(ind.revoked), seq, format_time(ind.created),
         )  # fmt: skip
 
     def refuse(
@@ -180,6 +197,16 @@ class LocalStore:
                 (format_time(now), format_time(now)),
             )
         ]
+
+    def get(self, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+        """Full stored rows by id (a publisher revoking its own indicators reads them)."""
+        out = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.conn.execute(f"SELECT * FROM indicators WHERE id IN ({marks})", chunk):
+                out[r[0]] = tuple(r)
+        return out
 
     def sweep_expired(self, now: datetime) -> int:
         with self.tx() as c:

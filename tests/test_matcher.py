@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -151,3 +152,15 @@ def test_missing_key_epoch_is_reported_not_fatal(caplog: pytest.LogCaptureFixtur
     m = Matcher(RULES, {})
     assert m.scan("s3ll3r") == [] and "no key" in caplog.text
     assert json.dumps(m.size) == str(len(RULES))
+
+
+def test_sinks_receive_changes(tmp_path: Path) -> None:
+    from client import JsonlSink, Sink
+
+    sink = JsonlSink(tmp_path / "out.jsonl")
+    assert isinstance(sink, Sink)
+    sink.upsert(RULES[:2])
+    sink.remove([RULES[0].id])
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [x["op"] for x in lines] == ["upsert", "upsert", "remove"]
+    assert lines[0]["indicator"]["id"] == RULES[0].id and lines[2]["id"] == RULES[0].id

@@ -250,3 +250,17 @@ def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any])
     assert out[1]["line"] == 2 and "error" in out[1]
     assert out[2] == {"id": "b", "matches": []}
     assert out[3]["line"] == 4
+
+
+def test_the_demo_runs_end_to_end() -> None:
+    res = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "the revoked keyword no longer fires" in res.stdout
+    assert "hub exited with 0" in res.stdout
