@@ -20,6 +20,7 @@ import re2
 
 from client._blind import Blinder, CollabKey
 from client._canon import fold
+from client._canon._text import fold_fast
 from client._local import LocalStore, StoredIndicator
 from client._model import Kind
 
@@ -75,6 +76,7 @@ class _Patterns:
         options = re2.Options()
         options.longest_match = True
         options.log_errors = False
+        self.sources = list(patterns)
         self.compiled = [re2.compile(p, options) for p in patterns]
         self.engine = engine
         self._hs: Any = None
@@ -91,7 +93,10 @@ class _Patterns:
             )
             self._hs = db
         else:
-            s = re2.Set.SearchSet(options)
+            set_options = re2.Options()
+            set_options.log_errors = False
+            set_options.max_mem = 512 << 20  # a set of thousands of patterns needs room
+            s = re2.Set.SearchSet(set_options)
             for p in patterns:
                 s.Add(p)
             s.Compile()
@@ -118,6 +123,7 @@ class Matcher:
         indicators: Iterable[StoredIndicator],
         keys: dict[tuple[str, int], bytes],
         engine: str | None = None,
+        previous: Matcher | None = None,
     ) -> None:
         self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
         tables: dict[tuple[str, int], dict[bytes, list[StoredIndicator]]] = defaultdict(dict)
@@ -138,14 +144,23 @@ class Matcher:
             for (c, e), table in sorted(tables.items())
         ]
         self._pattern_inds = patterns
-        self._patterns = _Patterns([p.value for p in patterns], self.engine)
+        values = [p.value for p in patterns]
+        reuse: _Patterns | None = previous._patterns if previous is not None else None
+        if reuse is not None and reuse.sources == values:
+            self._patterns: _Patterns = reuse  # compiling thousands of patterns takes seconds
+        else:
+            self._patterns = _Patterns(values, self.engine)
 
     @classmethod
     def from_store(
-        cls, store: LocalStore, now: datetime | None = None, engine: str | None = None
+        cls,
+        store: LocalStore,
+        now: datetime | None = None,
+        engine: str | None = None,
+        previous: Matcher | None = None,
     ) -> Matcher:
         keys = {(c, e): s for c, e, s in store.collab_keys()}
-        return cls(store.active(now or datetime.now(UTC)), keys, engine)
+        return cls(store.active(now or datetime.now(UTC)), keys, engine, previous)
 
     def scan(self, text: str) -> list[Match]:
         out: list[Match] = []
@@ -164,8 +179,10 @@ class Matcher:
         return out
 
     def _scan_patterns(self, text: str) -> list[Match]:
-        folded, src = fold(text)
-        found = self._patterns.which(folded)
+        found = self._patterns.which(fold_fast(text))
+        if not found:
+            return []
+        folded, src = fold(text)  # the offset map, only for texts where a pattern fired
         out = []
         for k in found:
             for s, e in self._patterns.spans(k, folded):
@@ -193,7 +210,7 @@ class LiveMatcher:
         if not force and version == self._version:
             return False
         with self._lock:  # one rebuild at a time; scans keep using the old rule set
-            fresh = Matcher.from_store(self.store, engine=self.engine)
+            fresh = Matcher.from_store(self.store, engine=self.engine, previous=self.current)
             self.current, self._version = fresh, version
         return True
 

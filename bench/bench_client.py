@@ -1,0 +1,147 @@
+"""The member's matcher: throughput, reload time and memory with synthetic rule sets.
+
+Targets (issue 4): with 100,000 indicators (60% keywords and hashtags, 20% emoji, 10% URLs,
+10% patterns), one core: >= 2,000 texts/s for 1 KB texts, >= 6,000 texts/s for 280-byte
+posts; matcher memory with 1,000,000 indicators <= 300 MB; reload with 100,000 <= 2 s.
+Run: ``.venv/bin/python bench/bench_client.py [--million]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._corpus import posts
+from client import Blinder, CollabKey, Form, Indicator, Kind, Matcher, Publisher, now_ms
+from client._local import LocalStore
+from client._matcher import HAVE_HYPERSCAN
+
+KEY = CollabKey("sg-csam", 0, bytes(range(32)))
+PUB = Publisher("identity--6ba7b810-9dad-11d1-80b4-00c04fd430c8", "platform-a")
+_EMOJI = ["🧀", "🍕", "🗺️", "🌽", "🍪", "✨", "🔥", "🍒", "🎀", "💌", "🧁", "🍓"]
+
+
+def _value(kind: Kind, i: int, rng: random.Random) -> str:
+    if kind is Kind.KEYWORD:
+        return f"s3ll{i} menu{rng.randrange(999)}" if i % 3 else f"word{i}"
+    if kind is Kind.HASHTAG:
+        return f"#tag{i}"
+    if kind is Kind.EMOJI:  # a distinct code per indicator, two or three pictographs
+        first, second = divmod(i, 200)
+        code = chr(0x1F300 + first % 200) + chr(0x1F400 + second % 200)
+        return code + (rng.choice(_EMOJI) if i % 2 else "")
+    return f"menu{i}.carrd.co/p{i % 97}"
+
+
+def _pattern(i: int) -> str:
+    return f"code{i}x[a-z0-9]{{4}}-[a-z0-9]{{4}}"
+
+
+def indicators(n: int) -> list[Indicator]:
+    rng = random.Random(n)
+    blinder = Blinder(KEY)
+    now = now_ms()
+    out = []
+    for i in range(n):
+        r = i % 10
+        kind = [Kind.KEYWORD] * 4 + [Kind.HASHTAG] * 2 + [Kind.EMOJI] * 2 + [Kind.URL, Kind.PAYMENT]
+        kind_i = kind[r]
+        pattern = kind_i is Kind.PAYMENT
+        value = _pattern(i) if pattern else blinder.value(kind_i, _value(kind_i, i, rng))
+        out.append(
+            Indicator(
+                id=f"indicator--{uuid.UUID(int=rng.getrandbits(128), version=4)}",
+                kind=kind_i,
+                form=Form.PATTERN if pattern else Form.BLINDED,
+                value=value,
+                collaboration="sg-csam",
+                publisher=PUB,
+                valid_from=now,
+                valid_until=now + timedelta(days=30),
+                created=now,
+                modified=now,
+                key_epoch=None if pattern else 0,
+                scheme=None if pattern else "blake2b-128",
+                confidence=60,
+                labels=("bench",),
+                description="synthetic benchmark indicator",
+            )
+        )
+    return out
+
+
+def store_with(n: int, folder: Path) -> LocalStore:
+    store = LocalStore(folder / "local.db")
+    with store.tx() as c:
+        store.upsert(c, [store.row(i, 1) for i in indicators(n)])
+    store.replace_directory([], [(KEY.collaboration, KEY.epoch, KEY.secret)])
+    return store
+
+
+def throughput(matcher: Matcher, size: int, count: int, target: float) -> None:
+    texts = posts(count, size, seed=size + 1)
+    for t in texts[: count // 10]:
+        matcher.scan(t)
+    rates = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for t in texts:
+            matcher.scan(t)
+        rates.append(count / (time.perf_counter() - start))
+    rate = statistics.median(rates)
+    print(f"  {size:>5} B texts: {rate:8.0f} texts/s (median of 3)  target {target:,.0f}: "
+          f"{'meets' if rate >= target else 'BELOW'}")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--million", action="store_true", help="also measure 1,000,000 indicators")
+    args = ap.parse_args()
+    engine = "hyperscan" if HAVE_HYPERSCAN else "re2"
+    print(f"python {platform.python_version()} on {platform.machine()}; pattern engine {engine}")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = store_with(100_000, Path(tmp))
+        start = time.perf_counter()
+        matcher = Matcher.from_store(store)
+        reload_s = time.perf_counter() - start
+        print(f"reload (build from the local store) with 100,000 indicators: {reload_s:.2f} s  "
+              f"target <= 2: {'meets' if reload_s <= 2 else 'ABOVE'}")  # fmt: skip
+        print("matcher with 100,000 indicators, one core:")
+        throughput(matcher, 1024, 2000, 2000)
+        throughput(matcher, 280, 6000, 6000)
+        store.close()
+        for n in [100_000, 1_000_000] if args.million else [100_000]:
+            folder = Path(tmp) / f"m{n}"
+            folder.mkdir()
+            store = store_with(n, folder)
+            gc.collect()
+            tracemalloc.start()
+            m = Matcher.from_store(store)
+            size = tracemalloc.get_traced_memory()[0] / 1e6
+            tracemalloc.stop()
+            print(
+                f"matcher memory with {n:,} indicators: {size:.0f} MB"
+                + (
+                    f"  target <= 300: {'meets' if size <= 300 else 'ABOVE'}"
+                    if n == 1_000_000
+                    else ""
+                )
+            )
+            del m
+            store.close()
+
+
+if __name__ == "__main__":
+    main()
