@@ -45,6 +45,7 @@ from client._enroll import enroll  # noqa: E402
 from client._rpc import Credential, HubClient  # noqa: E402
 from client._stix import new_indicator_id  # noqa: E402
 from hub._cli import main as sighub  # noqa: E402
+from hub._process import start_hub  # noqa: E402
 
 PER_BUNDLE = 1000
 WORKERS = int(__import__("os").environ.get("SIGHUB_BENCH_WORKERS", "1"))
@@ -60,26 +61,7 @@ class Hub:
         )
         text = text.replace("validation_workers = 1", f"validation_workers = {WORKERS}")
         cfg.write_text(text.replace("burst = 30", "burst = 100000"))
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub._cli",
-                "hub",
-                "serve",
-                "--data",
-                str(root / "hub"),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        self.address = line.split("listening on ")[1].split()[0]
+        self.proc, self.address = start_hub(root / "hub", stderr=subprocess.DEVNULL)
         self.admin(["collab", "add", "sg-csam"])
 
     def admin(self, args: list[str]) -> None:

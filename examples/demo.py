@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from client import Matcher, Member  # noqa: E402
 from client._enroll import enroll  # noqa: E402
 from hub._cli import main as sighub  # noqa: E402
+from hub._process import start_hub  # noqa: E402
 
 POSTS = [json.loads(x) for x in (ROOT / "examples" / "posts.jsonl").read_text().splitlines()]
 
@@ -57,28 +58,9 @@ def main() -> None:
         root = Path(tmp)
         step("operator: create the hub and serve it on loopback (mTLS)")
         run(["hub", "init", "--data", str(root / "hub"), "--name", "demo-hub"])
-        hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub._cli",
-                "hub",
-                "serve",
-                "--data",
-                str(root / "hub"),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
+        hub, address = start_hub(root / "hub", stderr=subprocess.DEVNULL)
         try:
-            assert hub.stdout is not None
-            line = hub.stdout.readline().strip()
-            print(f"  {line}")
-            address = line.split("listening on ")[1].split()[0]
+            print(f"  hub listening on {address} (mTLS)")
             admin = ["admin", "--cred", str(root / "hub" / "admin"), "--hub", address]
             step("operator: collaboration sg-csam, two platforms")
             run([*admin, "collab", "add", "sg-csam"])

@@ -10,7 +10,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,6 +23,7 @@ from client import (
     key_id,
 )
 from client._keys import identity_for
+from client._rpc import PublishResult
 from client._stix import format_time
 from hub._config import HubConfig
 from hub._errors import HubError
@@ -44,14 +44,6 @@ def hash_token(token: str) -> str:
 
 def _now_text(now: datetime) -> str:
     return format_time(now)
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    sequence: int
-    envelope_id: str
-    indicators: int
-    duplicate: bool
 
 
 class _RateLimiter:

@@ -11,29 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import Blinder, Form, Indicator, Kind
-from client._local import StoredIndicator
+from client import Blinder, Form, Kind
+from client._local import StoredIndicator, stored
 from client._matcher import Matcher
 from tests.conftest import TEST_KEY, make_indicator
 
 BLIND = Blinder(TEST_KEY)
-
-
-def stored(ind: Indicator) -> StoredIndicator:
-    return StoredIndicator(
-        ind.id,
-        ind.collaboration,
-        ind.publisher.id,
-        ind.publisher.name,
-        ind.kind.value,
-        ind.form.value,
-        ind.value,
-        ind.key_epoch,
-        ind.confidence,
-        ind.labels,
-        ind.description,
-        "2099-01-01T00:00:00.000Z",
-    )
 
 
 def blinded(kind: Kind, value: str) -> StoredIndicator:

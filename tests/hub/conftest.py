@@ -6,7 +6,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from client._enroll import enroll
 from client._rpc import Credential, HubClient
 from client._stix import new_indicator_id
 from hub._cli import main as sighub
+from hub._process import start_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,30 +56,8 @@ class HubProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, insecure: bool = False, port: int = 0) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "hub._cli",
-            "hub",
-            "serve",
-            "--data",
-            str(self.data),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ]
-        if insecure:
-            args.append("--insecure")
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.proc.kill()
-            raise RuntimeError(
-                f"hub did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
-        self.port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        self.proc, address = start_hub(self.data, f"127.0.0.1:{port}", insecure, subprocess.PIPE)
+        self.port = int(address.rsplit(":", 1)[1])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         assert self.proc is not None
