@@ -81,7 +81,7 @@ class Blinder:
             h.update(_prefix(kind))
             self._states[kind.value] = h
         self._cache: dict[str, dict[bytes, bytes]] = {k.value: {} for k in Kind}
-        self._words: dict[str, tuple[Any, bytes]] = {}
+        self._words: dict[str, tuple[Any, bytes, bytes]] = {}
 
     def value(self, kind: Kind, value: str) -> str:
         """Canonicalize an analyst's value and blind it (hex digest)."""
@@ -125,12 +125,12 @@ class Blinder:
         found = list(map(self._words.get, words))
         if None in found:
             found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
-        states = [f[0] for f in found]  # type: ignore[index]
-        digests = [f[1] for f in found]  # type: ignore[index]
-        spaced = [b" " + w.encode("utf-8") for w in words]
+        # Transpose the cached (state, digest, " word" bytes) entries in C.
+        cached_states, first, spaced = zip(*found, strict=True)
+        digests: list[bytes] = list(first)
         # The cached single-word states are copied once; longer phrases then extend the
         # same states in place (digest() does not finalize a state).
-        states = list(map(_COPY, states[:-1]))
+        states = list(map(_COPY, cached_states[:-1]))
         for length in range(2, MAX_PHRASE_WORDS + 1):
             if length > 2 and states:
                 del states[-1]  # the phrase starting there has no next word
@@ -138,10 +138,11 @@ class Blinder:
             digests += map(_DIGEST, states)
         return digests
 
-    def _word(self, word: str) -> tuple[Any, bytes]:
+    def _word(self, word: str) -> tuple[Any, bytes, bytes]:
+        encoded = word.encode("utf-8")
         h = self._states["keyword"].copy()
-        h.update(word.encode("utf-8"))
-        entry = (h, h.digest())
+        h.update(encoded)
+        entry = (h, h.digest(), b" " + encoded)
         if len(self._words) >= self.WORD_CACHE_MAX:
             self._words.clear()
         self._words[word] = entry
