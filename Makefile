@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck clean table proto
+.PHONY: test demo bench bench-hub lint typecheck clean table proto
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -30,6 +30,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_canon.py
 	$(BIN)/python bench/bench_bundle.py
+	$(BIN)/python bench/bench_client.py
+
+# The hub at scale: a million indicators (about 6 minutes and 1.3 GB of temporary disk).
+bench-hub: $(STAMP)
+	$(BIN)/python bench/bench_hub.py
 
 # Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
 table: $(STAMP)

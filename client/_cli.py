@@ -1,4 +1,5 @@
-"""The member's offline commands: keygen, canon, bundle, verify.
+"""The member's commands: sync, status, match, revoke, member enroll/rotate-key, publish,
+and the offline keygen, canon, bundle, verify.
 
 ``hub._cli`` assembles the ``sighub`` console script from these and the operator's
 commands (the client never imports the hub)."""
