@@ -166,11 +166,10 @@ class Matcher:
         out: list[Match] = []
         for blinder, table in self._groups:
             scanned = blinder.text(text)
-            hits = table.keys() & set(scanned.digests)
-            if not hits:
+            if table.keys().isdisjoint(scanned.digests):  # the usual case: nothing fires
                 continue
             for k, digest in enumerate(scanned.digests):
-                if digest in hits:
+                if digest in table:
                     kind, start, end = scanned.candidate(k)
                     out.extend(_match(i, text, start, end) for i in table[digest] if i.kind == kind)
         if self._pattern_inds:
