@@ -100,6 +100,7 @@ class MemberFiles:
     def create(self, name: str) -> MemberIdentity:
         """Generate a signing key and identity for member ``name``."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # keys, credentials and the local store live here
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         ident = MemberIdentity(
@@ -131,7 +132,7 @@ class MemberFiles:
 
     def add_collab_key(self, key: CollabKey) -> Path:
         folder = self.root / COLLAB_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{key.collaboration}.{key.epoch}.json"
         doc = {
             "collaboration": key.collaboration,

@@ -49,7 +49,9 @@ def write_credential(
     """A member's (or the admin's) credential folder: ``hub.json`` (0600: it holds the
     bearer token) and ``tls/`` with the hub CA, the client certificate and key (0600)."""
     tls = folder / "tls"
-    tls.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    tls.mkdir(mode=0o700, parents=True, exist_ok=True)
     (tls / "ca.pem").write_bytes(ca_pem)
     (tls / "client.crt").write_bytes(cert_pem)
     write_secret(tls / "client.key", key_pem(key))

@@ -94,6 +94,7 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     if paths.db.exists():
         raise SighubError(f"{paths.db}: a hub already exists here")
     root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # hub.db holds collaboration keys: only the hub's user may read it
     toml = DEFAULT_TOML.replace('name = "sighub"', f'name = "{name}"')
     toml = toml.replace('public_address = "127.0.0.1:7443"', f'public_address = "{address}"')
     toml = toml.replace(
@@ -101,7 +102,7 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     )
     paths.config.write_text(toml)
     config = load_config(paths.config)
-    paths.pki.mkdir(exist_ok=True)
+    paths.pki.mkdir(mode=0o700, exist_ok=True)
     ca_key, ca_pem = make_ca(name)
     write_secret(paths.pki / "ca.key", key_pem(ca_key))
     (paths.pki / "ca.pem").write_bytes(ca_pem)

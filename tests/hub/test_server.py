@@ -27,6 +27,14 @@ from client._rpc import Credential, HubClient, HubRejected, open_channel
 from tests.hub.conftest import ROOT, HubProcess
 
 
+def test_data_directories_are_private(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub")
+    assert oct(h.data.stat().st_mode & 0o777) == "0o700"
+    assert oct((h.data / "pki").stat().st_mode & 0o777) == "0o700"
+    assert oct((h.data / "pki" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((h.data / "admin" / "hub.json").stat().st_mode & 0o777) == "0o600"
+
+
 def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "proto/gen.py", str(tmp_path)], cwd=ROOT, check=True, capture_output=True
