@@ -162,12 +162,25 @@ class LocalStore:
     @staticmethod
     def row(ind: Indicator, seq: int) -> tuple[Any, ...]:
         return (
-            ind.id, ind.collaboration, ind.publisher.id, ind.publisher.name, ind.kind.value,
-            ind.form.value, ind.value, ind.key_epoch, ind.confidence,
-            json.dumps(list(ind.labels)), ind.description, ind.tlp.value,
-            format_time(ind.valid_from), format_time(ind.valid_until), format_time(ind.modified),
-            int(ind.revoked), seq, format_time(ind.created),
-        )  # fmt: skip
+            ind.id,
+            ind.collaboration,
+            ind.publisher.id,
+            ind.publisher.name,
+            ind.kind.value,
+            ind.form.value,
+            ind.value,
+            ind.key_epoch,
+            ind.confidence,
+            json.dumps(list(ind.labels)),
+            ind.description,
+            ind.tlp.value,
+            format_time(ind.valid_from),
+            format_time(ind.valid_until),
+            format_time(ind.modified),
+            int(ind.revoked),
+            seq,
+            format_time(ind.created),
+        )
 
     def refuse(
         self, c: sqlite3.Connection, envelope_id: str, seq: int, collab: str, reason: str, at: str
@@ -212,6 +225,40 @@ class LocalStore:
             for r in self.conn.execute(f"SELECT * FROM indicators WHERE id IN ({marks})", chunk):
                 out[r[0]] = tuple(r)
         return out
+
+    def active_entries(self, now: datetime) -> Iterator[tuple[int, str, int | None, str, str]]:
+        """(rowid, collaboration, key epoch, form, value) of the indicators in force: what
+        a matcher compiles, without building an object per indicator."""
+        t = format_time(now)
+        yield from self.conn.execute(
+            "SELECT rowid, collab, key_epoch, form, value FROM indicators"
+            " WHERE revoked = 0 AND valid_until > ? AND valid_from <= ?",
+            (t, t),
+        )
+
+    def by_rowid(self, rowid: int) -> StoredIndicator | None:
+        r = self.conn.execute(
+            "SELECT id, collab, publisher, publisher_name, kind, form, value, key_epoch,"
+            " confidence, labels, description, valid_until FROM indicators"
+            " WHERE rowid = ? AND revoked = 0",
+            (rowid,),
+        ).fetchone()
+        if r is None:
+            return None
+        return StoredIndicator(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            tuple(json.loads(r[9])),
+            r[10],
+            r[11],
+        )
 
     def sweep_expired(self, now: datetime) -> int:
         with self.tx() as c:

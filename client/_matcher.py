@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import re2
@@ -115,8 +116,40 @@ class _Patterns:
         return [m.span() for m in self.compiled[k].finditer(folded)]
 
 
+# A rule as the build needs it: (reference, collaboration, key epoch, form, value).  The
+# reference finds the full indicator again, only when it fires.
+Entry = tuple[int, str, "int | None", str, str]
+
+
+class _StoreRules:
+    """Rule metadata read from the local store on a hit (a million rules held as objects
+    would take a gigabyte); a small cache keeps repeat hits cheap."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = LocalStore(path)
+        self.lock = threading.Lock()
+        self.cache: dict[int, StoredIndicator | None] = {}
+
+    def __call__(self, ref: int) -> StoredIndicator | None:
+        if ref in self.cache:
+            return self.cache[ref]
+        with self.lock:  # one connection, shared by the threads that scan
+            hit = self.store.by_rowid(ref)
+        if len(self.cache) > _RULE_CACHE:
+            self.cache.clear()
+        self.cache[ref] = hit
+        return hit
+
+
+_RULE_CACHE = 65536
+
+
 class Matcher:
-    """An immutable rule set compiled from indicators and their collaboration keys."""
+    """An immutable rule set compiled from indicators and their collaboration keys.
+
+    Blinded rules are held as digest -> reference tables (about 100 bytes a rule); the
+    full indicator is looked up only for the digests that hit.
+    """
 
     def __init__(
         self,
@@ -125,31 +158,9 @@ class Matcher:
         engine: str | None = None,
         previous: Matcher | None = None,
     ) -> None:
-        self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
-        tables: dict[tuple[str, int], dict[bytes, list[StoredIndicator]]] = defaultdict(dict)
-        patterns: list[StoredIndicator] = []
-        self.size = 0
-        for ind in indicators:
-            self.size += 1
-            if ind.form == "pattern":
-                patterns.append(ind)
-                continue
-            group = (ind.collab, ind.key_epoch or 0)
-            if group not in keys:
-                log.warning("no key for %s epoch %s: indicator %s cannot match", *group, ind.id)
-                continue
-            tables[group].setdefault(bytes.fromhex(ind.value), []).append(ind)
-        self._groups = [
-            (Blinder(CollabKey(c, e, keys[(c, e)])), table)
-            for (c, e), table in sorted(tables.items())
-        ]
-        self._pattern_inds = patterns
-        values = [p.value for p in patterns]
-        reuse: _Patterns | None = previous._patterns if previous is not None else None
-        if reuse is not None and reuse.sources == values:
-            self._patterns: _Patterns = reuse  # compiling thousands of patterns takes seconds
-        else:
-            self._patterns = _Patterns(values, self.engine)
+        rules = list(indicators)
+        entries = ((k, r.collab, r.key_epoch, r.form, r.value) for k, r in enumerate(rules))
+        self._build(entries, rules.__getitem__, keys, engine, previous)
 
     @classmethod
     def from_store(
@@ -160,7 +171,59 @@ class Matcher:
         previous: Matcher | None = None,
     ) -> Matcher:
         keys = {(c, e): s for c, e, s in store.collab_keys()}
-        return cls(store.active(now or datetime.now(UTC)), keys, engine, previous)
+        m = cls.__new__(cls)
+        entries = store.active_entries(now or datetime.now(UTC))
+        m._build(entries, _StoreRules(store.path), keys, engine, previous)
+        return m
+
+    def _build(
+        self,
+        entries: Iterable[Entry],
+        lookup: Callable[[int], StoredIndicator | None],
+        keys: dict[tuple[str, int], bytes],
+        engine: str | None,
+        previous: Matcher | None,
+    ) -> None:
+        self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
+        self._lookup = lookup
+        tables: dict[tuple[str, int], dict[bytes, Any]] = defaultdict(dict)
+        pattern_refs: list[int] = []
+        values: list[str] = []
+        self.size = 0
+        for ref, collab, epoch, form, value in entries:
+            self.size += 1
+            if form == "pattern":
+                pattern_refs.append(ref)
+                values.append(value)
+                continue
+            group = (collab, epoch or 0)
+            if group not in keys:
+                log.warning("no key for %s epoch %s: a rule cannot match", *group)
+                continue
+            table = tables[group]
+            digest = bytes.fromhex(value)
+            seen = table.get(digest)  # a value shared by several rules keeps them all
+            table[digest] = ref if seen is None else (*_refs(seen), ref)
+        self._groups = [
+            (Blinder(CollabKey(c, e, keys[(c, e)])), table)
+            for (c, e), table in sorted(tables.items())
+        ]
+        self._pattern_refs = pattern_refs
+        reuse: _Patterns | None = previous._patterns if previous is not None else None
+        if reuse is not None and reuse.sources == values:
+            self._patterns: _Patterns = reuse  # compiling thousands of patterns takes seconds
+        else:
+            self._patterns = _Patterns(values, self.engine)
+
+    def _rules(self, refs: Any, kind: str | None, value: str) -> list[StoredIndicator]:
+        """The indicators behind ``refs``; ``value`` guards against a store that changed
+        under this (about to be replaced) rule set."""
+        found = [self._lookup(r) for r in _refs(refs)]
+        return [
+            i
+            for i in found
+            if i is not None and i.value == value and (kind is None or i.kind == kind)
+        ]
 
     def scan(self, text: str) -> list[Match]:
         out: list[Match] = []
@@ -171,8 +234,9 @@ class Matcher:
             for k, digest in enumerate(scanned.digests):
                 if digest in table:
                     kind, start, end = scanned.candidate(k)
-                    out.extend(_match(i, text, start, end) for i in table[digest] if i.kind == kind)
-        if self._pattern_inds:
+                    rules = self._rules(table[digest], kind, digest.hex())
+                    out.extend(_match(i, text, start, end) for i in rules)
+        if self._pattern_refs:
             out.extend(self._scan_patterns(text))
         out.sort(key=lambda m: (m.start, m.end, m.indicator))
         return out
@@ -182,15 +246,20 @@ class Matcher:
         if not found:
             return []
         folded, src = fold(text)  # the offset map, only for texts where a pattern fired
-        out = []
+        out: list[Match] = []
         for k in found:
+            rules = self._rules(self._pattern_refs[k], None, self._patterns.sources[k])
             for s, e in self._patterns.spans(k, folded):
                 start, end = (s, e) if src is None else (src[s], src[e - 1] + 1)
-                out.append(_match(self._pattern_inds[k], text, start, end))
+                out.extend(_match(i, text, start, end) for i in rules)
         return out
 
     def scan_many(self, texts: Iterable[str]) -> list[list[Match]]:
         return [self.scan(t) for t in texts]
+
+
+def _refs(value: Any) -> tuple[int, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 class LiveMatcher:
