@@ -16,8 +16,6 @@ DEFAULT_TOML: Final = """\
 
 # Name of this hub (recorded as a hop when envelopes are relayed to other hubs).
 name = "sighub"
-# Address clients are told to connect to (written into enrollment files).
-public_address = "127.0.0.1:7443"
 # Host names and IP addresses the server certificate is valid for.
 tls_names = ["localhost", "127.0.0.1"]
 
@@ -45,7 +43,6 @@ sweep_seconds = 60                  # how often expired indicators leave the cur
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     name: str = "sighub"
-    public_address: str = "127.0.0.1:7443"
     tls_names: tuple[str, ...] = ("localhost", "127.0.0.1")
     max_envelope_bytes: int = 4 * 1024 * 1024
     max_indicators: int = 10_000

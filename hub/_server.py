@@ -96,7 +96,6 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)  # hub.db holds collaboration keys: only the hub's user may read it
     toml = DEFAULT_TOML.replace('name = "sighub"', f'name = "{name}"')
-    toml = toml.replace('public_address = "127.0.0.1:7443"', f'public_address = "{address}"')
     toml = toml.replace(
         'tls_names = ["localhost", "127.0.0.1"]', f"tls_names = {json.dumps(tls_names)}"
     )

@@ -22,8 +22,6 @@ from client._local import transaction
 
 __all__ = ["EnvelopeRow", "IndicatorRow", "MemberRow", "Store"]
 
-SCHEMA_VERSION: Final = 1
-
 
 @dataclass(frozen=True, slots=True)
 class MemberRow:
@@ -326,9 +324,3 @@ class Store:
     def sweep_expired(self, now: str) -> int:
         """Drop expired indicators from the current state (the log keeps them)."""
         return self.conn.execute("DELETE FROM indicators WHERE valid_until <= ?", (now,)).rowcount
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "envelopes": int(self.one("SELECT COUNT(*) FROM envelopes")[0]),
-            "indicators": int(self.one("SELECT COUNT(*) FROM indicators")[0]),
-        }

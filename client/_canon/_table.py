@@ -48,12 +48,6 @@ def one_of(ranges: list[list[int]], extra: str = "") -> str:
     return f"(?:{head}|(?=[\U00010000-\U0010ffff])[{_class(astral)}])"
 
 
-def has_astral(ranges: list[list[int]]) -> str:
-    """A pattern that finds any astral character of ``ranges`` (guarded, so cheap)."""
-    astral = [r for r in ranges if r[1] >= 0x10000]
-    return f"(?=[\\U00010000-\\U0010ffff])[{_class(astral)}]"
-
-
 def bmp_class(ranges: list[list[int]], extra: str = "") -> str:
     """A bracket class for the BMP part of ``ranges`` (checked against a bitmap)."""
     return f"[{_class([r for r in ranges if r[1] < 0x10000])}{extra}]"
