@@ -95,7 +95,13 @@ class Blinder:
 
     def text(self, text: str) -> BlindedText:
         """Blind every candidate of ``text``: see BlindedText for the layout."""
-        words, rest = scan_parts(text)
+        return self.parts(text, *scan_parts(text))
+
+    def parts(
+        self, text: str, words: list[str], rest: list[tuple[str, str, int, int]]
+    ) -> BlindedText:
+        """Blind candidates already extracted by ``scan_parts(text)`` (a matcher with
+        several key epochs extracts once and blinds once per key)."""
         digests = self._phrases(words) if words else []
         for kind, value, _, _ in rest:
             digests.append(self._digest(kind, value.encode("utf-8")))

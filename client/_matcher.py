@@ -19,8 +19,8 @@ from typing import Any
 
 import re2
 
-from client._blind import Blinder, CollabKey
-from client._canon import fold
+from client._blind import BlindedText, Blinder, CollabKey
+from client._canon import fold, scan_parts
 from client._canon._text import fold_fast
 from client._local import LocalStore, StoredIndicator
 from client._model import Kind
@@ -227,18 +227,26 @@ class Matcher:
 
     def scan(self, text: str) -> list[Match]:
         out: list[Match] = []
-        for blinder, table in self._groups:
-            scanned = blinder.text(text)
-            if table.keys().isdisjoint(scanned.digests):  # the usual case: nothing fires
-                continue
-            for k, digest in enumerate(scanned.digests):
-                if digest in table:
-                    kind, start, end = scanned.candidate(k)
-                    rules = self._rules(table[digest], kind, digest.hex())
-                    out.extend(_match(i, text, start, end) for i in rules)
+        if self._groups:
+            words, rest = scan_parts(text)  # once, whatever the number of key epochs
+            for blinder, table in self._groups:
+                out.extend(self._blinded_hits(text, blinder.parts(text, words, rest), table))
         if self._pattern_refs:
             out.extend(self._scan_patterns(text))
         out.sort(key=lambda m: (m.start, m.end, m.indicator))
+        return out
+
+    def _blinded_hits(
+        self, text: str, scanned: BlindedText, table: dict[bytes, Any]
+    ) -> list[Match]:
+        if table.keys().isdisjoint(scanned.digests):  # the usual case: nothing fires
+            return []
+        out: list[Match] = []
+        for k, digest in enumerate(scanned.digests):
+            if digest in table:
+                kind, start, end = scanned.candidate(k)
+                rules = self._rules(table[digest], kind, digest.hex())
+                out.extend(_match(i, text, start, end) for i in rules)
         return out
 
     def _scan_patterns(self, text: str) -> list[Match]:

@@ -147,3 +147,20 @@ def test_sinks_receive_changes(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [x["op"] for x in lines] == ["upsert", "upsert", "remove"]
     assert lines[0]["indicator"]["id"] == RULES[0].id and lines[2]["id"] == RULES[0].id
+
+
+def test_rules_of_every_key_epoch_fire() -> None:
+    from client import CollabKey
+
+    rotated = CollabKey("sg-csam", 1, bytes(range(1, 33)))
+    old_rule = blinded(Kind.KEYWORD, "seller")
+    new_rule = stored(
+        make_indicator(
+            value=Blinder(rotated).value(Kind.KEYWORD, "menu in bio"),
+            key_epoch=1,
+            description="menu in bio",
+        )
+    )
+    keys = {**KEYS, ("sg-csam", 1): rotated.secret}
+    found = _results(Matcher([old_rule, new_rule], keys), "s3ll3r, menu in bio")
+    assert found == {("seller", "s3ll3r"), ("menu in bio", "menu in bio")}
