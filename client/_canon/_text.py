@@ -170,13 +170,8 @@ def token_values(folded: str) -> list[str]:
     )
     hits = [h for h in found if h[0]]
     values = list(map(_VALUE, hits))
-    flags = bytes(map(_IS_SINGLE, hits))
-    if _RUN_OF_SINGLES in flags:  # letters spelled apart: merge, as _merge_spelled does
-        for m in reversed(list(_RUNS_RE.finditer(flags))):
-            a, b = m.span()
-            chars = "".join(values[a:b])
-            if len(LETTER_RE.findall(chars)) >= 2:
-                values[a:b] = [fold_token(chars)]
+    for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+        values[a:b] = [merged]
     return values
 
 
@@ -196,36 +191,22 @@ def tokens(folded: str) -> list[tuple[str, int, int]]:
         if hit[0]:
             append((hit[0], pos + hit[1], end - hit[2]))
         pos = end + len(parts[k + 1])
-    singles = [k for k, (value, _, _) in enumerate(out) if len(value) == 1]
-    if len(singles) >= MIN_SPELLED:
-        out = _merge_spelled(out, singles)
+    values = [v for v, _, _ in out]
+    for a, b, merged in _spelled_runs(values, bytes(len(v) == 1 for v in values)):
+        out[a:b] = [(merged, out[a][1], out[b - 1][2])]
     return out
 
 
-def _merge_spelled(
-    toks: list[tuple[str, int, int]], singles: list[int]
-) -> list[tuple[str, int, int]]:
-    runs: list[list[int]] = []
-    for k in singles:
-        if runs and runs[-1][-1] == k - 1:
-            runs[-1].append(k)
-        else:
-            runs.append([k])
-    merged: dict[int, tuple[int, tuple[str, int, int]]] = {}
-    for run in runs:
-        chars = "".join(toks[k][0] for k in run)
-        if len(run) >= MIN_SPELLED and len(LETTER_RE.findall(chars)) >= 2:
-            merged[run[0]] = (run[-1], (fold_token(chars), toks[run[0]][1], toks[run[-1]][2]))
-    if not merged:
-        return toks
+def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
+    """The runs of one-character tokens that merge (letters spelled apart), as
+    (start, end, merged value), last run first so callers can splice in order.
+    ``singles`` has a 1 for each token whose canonical form is one character."""
+    if _RUN_OF_SINGLES not in singles:
+        return []
     out = []
-    k = 0
-    while k < len(toks):
-        if k in merged:
-            last, token = merged[k]
-            out.append(token)
-            k = last + 1
-        else:
-            out.append(toks[k])
-            k += 1
+    for m in reversed(list(_RUNS_RE.finditer(singles))):
+        a, b = m.span()
+        chars = "".join(values[a:b])
+        if len(LETTER_RE.findall(chars)) >= 2:
+            out.append((a, b, fold_token(chars)))
     return out
