@@ -114,19 +114,7 @@ def extract_parts(
     """The canonical words of ``text`` and every other candidate, all with ORIGINAL spans:
     ``(words, rest)`` with words as (value, start, end) and rest as (kind, value, start,
     end).  Phrases are left to the caller (``extract`` or a blinder) to expand."""
-    words = word_spans(text)
-    folded, src = fold(text)
-    rest: list[tuple[str, str, int, int]] = []
-    if "#" in folded:
-        rest.extend(("hashtag", v, *_spans(src, s, e)) for v, s, e in _hashtags(folded))
-    if not text.isascii():
-        _emoji.candidates(text, rest)
-    if "." in text:
-        _url.candidates(text, rest)
-    pay: list[tuple[str, str, int, int]] = []
-    _payment.candidates(folded, pay)
-    rest.extend((k, v, *_spans(src, s, e)) for k, v, s, e in pay)
-    return words, rest
+    return word_spans(text), scan_parts(text)[1]
 
 
 def scan_parts(text: str) -> tuple[list[str], list[tuple[str, str, int, int]]]:
