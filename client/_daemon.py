@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["SyncDaemon", "SyncReport"]
 
 log = logging.getLogger("sighub.sync")
+_Directory = dict[
+    str, tuple[str, str, bytes, str | None]
+]  # key id -> member, identity, key, revoked
 LOCAL_DB: Final = "local.db"
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
@@ -71,6 +74,7 @@ class SyncDaemon:
         self.store = LocalStore(data / LOCAL_DB)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._hub: HubClient | None = None
+        self._keys: tuple[_Directory, dict[str, Ed25519PublicKey]] | None = None
 
     def interrupt(self) -> None:
         """End a blocking ``follow`` promptly (call after setting its stop event)."""
@@ -92,6 +96,16 @@ class SyncDaemon:
         ]
         shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
         self.store.replace_directory(keys, shared)
+        self._keys = None  # re-read on the next verification
+
+    def _directory(self) -> tuple[_Directory, dict[str, Ed25519PublicKey]]:
+        """The key directory and its parsed public keys, read once per refresh: every
+        envelope of a sync is verified against them."""
+        if self._keys is None:
+            directory = self.store.directory()
+            parsed = {k: Ed25519PublicKey.from_public_bytes(e[2]) for k, e in directory.items()}
+            self._keys = (directory, parsed)
+        return self._keys
 
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self, on_batch: Callable[[SyncReport], None] | None = None) -> SyncReport:
@@ -178,10 +192,7 @@ class SyncDaemon:
 
     def verify(self, change: Change) -> Bundle | str:
         """The bundle, if the publisher's signature and attribution hold; else why not."""
-        directory = self.store.directory()
-        keys = {
-            kid: Ed25519PublicKey.from_public_bytes(entry[2]) for kid, entry in directory.items()
-        }
+        directory, keys = self._directory()
         try:
             envelope = open_envelope(change.envelope, keys)
             bundle = parse_bundle(decode_payload(envelope))

@@ -141,7 +141,7 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     folded, src = fold(text)
     words = tokens(folded)
     if src is not None:
-        words = [(v, src[s], src[e - 1] + 1) for v, s, e in words]
+        words = [(v, *_spans(src, s, e)) for v, s, e in words]
     return words
 
 
