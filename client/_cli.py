@@ -30,7 +30,6 @@ from client._local import LocalStore
 from client._matcher import Matcher
 from client._member import Member
 from client._model import Kind
-from client._rpc import Credential, HubClient
 from client._stix import build_bundle, format_time, parse_bundle
 
 __all__ = ["add_member_commands"]
@@ -127,23 +126,8 @@ def cmd_member(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    files = MemberFiles(Path(args.data))
-    ident = files.identity()
-    rows = read_rows(Path(args.file), default_ttl=args.default_ttl)
-    cred = Credential.load(Path(args.data))
-    with HubClient.connect(cred, args.insecure) as hub:
-        keys = {k.collaboration: k for k in hub.collab_keys() if k.collaboration == args.collab}
-        if not keys:
-            raise SighubError(
-                f"collaboration {args.collab!r}: no key; is {cred.member!r} a member?"
-            )
-        latest = max(
-            (k for k in hub.collab_keys() if k.collaboration == args.collab), key=lambda k: k.epoch
-        )
-        key = CollabKey(latest.collaboration, latest.epoch, latest.secret)
-        indicators = to_indicators(rows, ident.publisher, key)
-        raw = seal(build_bundle(ident.publisher, indicators), files.signing_key())
-        result = hub.publish(args.collab, raw)
+    member = Member(Path(args.data), args.insecure, args.hub)
+    result = member.publish_file(Path(args.file), args.collab, args.default_ttl)
     state = "already stored" if result.duplicate else "accepted"
     _out(
         f"{state}: {result.indicators} indicators, envelope {result.envelope_id[:16]} "
@@ -307,6 +291,7 @@ def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--collab", required=True)
     p.add_argument("--data", required=True, help="member data directory")
     p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
+    p.add_argument("--hub", help="hub address (default: the credential's)")
     p.add_argument("--default-ttl", type=parse_ttl, default=DEFAULT_TTL)
     p.set_defaults(func=cmd_publish)
 

@@ -264,3 +264,39 @@ def test_the_demo_runs_end_to_end() -> None:
     assert res.returncode == 0, res.stderr
     assert "the revoked keyword no longer fires" in res.stdout
     assert "hub exited with 0" in res.stdout
+
+
+def test_publish_command(world: dict[str, Any]) -> None:
+    pub, sub = world["pub"], world["sub"]
+    args = [
+        sys.executable,
+        "-m",
+        "hub._cli",
+        "publish",
+        "examples/indicators.csv",
+        "--collab",
+        "sg-csam",
+        "--hub",
+        pub.hub.address,
+    ]
+    ok = subprocess.run(
+        [*args, "--data", str(pub.data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "accepted: 12 indicators" in ok.stdout
+    before = pub.hub.state()
+    refused = subprocess.run(
+        [*args, "--data", str(sub.data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr
+    assert pub.hub.state() == before
