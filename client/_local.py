@@ -83,6 +83,20 @@ def stored(ind: Indicator) -> StoredIndicator:
     )
 
 
+_STORED_COLUMNS: Final = (
+    "id, collab, publisher, publisher_name, kind, form, value, key_epoch, confidence, labels,"
+    " description, valid_until"
+)
+
+
+def _stored_row(r: tuple[Any, ...]) -> StoredIndicator:
+    """A StoredIndicator from a row selected with _STORED_COLUMNS."""
+    labels = tuple(json.loads(r[9]))
+    return StoredIndicator(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[11]
+    )
+
+
 class LocalStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -193,28 +207,13 @@ class LocalStore:
     # -- reading ----------------------------------------------------------------------
     def active(self, now: datetime) -> list[StoredIndicator]:
         """Indicators in force at ``now``: not revoked, not expired (enforced locally)."""
-        return [
-            StoredIndicator(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                tuple(json.loads(r[9])),
-                r[10],
-                r[11],
-            )
-            for r in self.conn.execute(
-                "SELECT id, collab, publisher, publisher_name, kind, form, value, key_epoch,"
-                " confidence, labels, description, valid_until FROM indicators"
-                " WHERE revoked = 0 AND valid_until > ? AND valid_from <= ?",
-                (format_time(now), format_time(now)),
-            )
-        ]
+        t = format_time(now)
+        rows = self.conn.execute(
+            f"SELECT {_STORED_COLUMNS} FROM indicators"
+            " WHERE revoked = 0 AND valid_until > ? AND valid_from <= ?",
+            (t, t),
+        )
+        return [_stored_row(r) for r in rows]
 
     def get(self, ids: list[str]) -> dict[str, tuple[Any, ...]]:
         """Full stored rows by id (a publisher revoking its own indicators reads them)."""
@@ -238,27 +237,10 @@ class LocalStore:
 
     def by_rowid(self, rowid: int) -> StoredIndicator | None:
         r = self.conn.execute(
-            "SELECT id, collab, publisher, publisher_name, kind, form, value, key_epoch,"
-            " confidence, labels, description, valid_until FROM indicators"
-            " WHERE rowid = ? AND revoked = 0",
+            f"SELECT {_STORED_COLUMNS} FROM indicators WHERE rowid = ? AND revoked = 0",
             (rowid,),
         ).fetchone()
-        if r is None:
-            return None
-        return StoredIndicator(
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            tuple(json.loads(r[9])),
-            r[10],
-            r[11],
-        )
+        return None if r is None else _stored_row(r)
 
     def sweep_expired(self, now: datetime) -> int:
         with self.tx() as c:
