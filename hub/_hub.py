@@ -29,7 +29,7 @@ from hub._config import HubConfig
 from hub._errors import HubError
 from hub._pki import issue_client
 from hub._store import MemberRow, Store
-from hub._validate import Checked, Plan, Rejection, check
+from hub._validate import Checked, Plan, Rejection
 
 __all__ = ["ROLES", "Hub", "PublishResult", "hash_token"]
 
@@ -332,13 +332,6 @@ class Hub:
         return kid, kid_old
 
     # -- publish ----------------------------------------------------------------------
-    def publish(self, m: MemberRow, collab: str, raw: bytes) -> PublishResult:
-        """Validate and store one envelope (in-process; the service splits the phases)."""
-        plan, seen = self.publish_plan(m, collab, raw)
-        if seen is not None:
-            return seen
-        return self.publish_commit(plan, raw, check(plan, raw))
-
     def publish_plan(
         self, m: MemberRow, collab: str, raw: bytes
     ) -> tuple[Plan, PublishResult | None]:
