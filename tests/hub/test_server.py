@@ -188,9 +188,18 @@ def test_admin_commands_and_audit(
     assert hub.admin_cli("member", "show", "platform-a") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "active" and "collaborations" not in shown
+    before = hub.state()
+    with hub.db() as c:
+        members_before = c.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     assert hub.admin_cli("member", "add", "Bad Name", "--roles", "publisher") == 1
     assert hub.admin_cli("member", "add", "y", "--roles", "superuser") == 1
     assert hub.admin_cli("member", "show", "nobody") == 1
+    assert hub.admin_cli("collab", "join", "no-such-collab", "platform-a") == 1
+    assert hub.state() == before  # refused admin calls store and audit nothing
+    with hub.db() as c:
+        assert c.execute("SELECT COUNT(*) FROM members").fetchone()[0] == members_before
+    err = capsys.readouterr().err
+    assert "expected [a-z0-9-]" in err and "superuser" in err and "'nobody' does not exist" in err
     capsys.readouterr()
     assert hub.admin_cli("audit", "--member", "platform-a") == 0
     actions = [e["action"] for e in json.loads(capsys.readouterr().out)["entries"]]
