@@ -138,7 +138,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    daemon = SyncDaemon(Path(args.data), args.insecure, args.hub, batch_size=args.batch_size)
+    daemon = SyncDaemon(
+        Path(args.data), args.insecure, args.hub, batch_size=args.batch_size, workers=args.workers
+    )
     try:
         if not args.follow:
             report = _sync_with_progress(daemon)
@@ -256,6 +258,12 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--insecure", action="store_true", help="plaintext, loopback only")
     p.add_argument("--hub", help="hub address (default: the credential's)")
     p.add_argument("--batch-size", type=int, default=256, help="envelopes per batch (<= 1000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes verifying large batches (default: one per core, at most 4; 0: none)",
+    )
     p.set_defaults(func=cmd_sync)
     p = sub.add_parser("status", help="cursor, indicators by kind and collaboration, last sync")
     p.add_argument("--data", required=True)

@@ -7,36 +7,47 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import queue
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from client._envelope import decode_payload, open_envelope
-from client._errors import EnvelopeError, StixError
-from client._local import LocalStore, stored
-from client._model import Indicator
+from client._local import LocalStore, stored_row
 from client._rpc import Change, Credential, HubClient, HubRejected, SyncBatch
-from client._stix import Bundle, format_time, parse_bundle
+from client._stix import format_time
+from client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
+from client._workers import WorkerPool
 
 if TYPE_CHECKING:
     from client._sinks import Sink
 
-__all__ = ["SyncDaemon", "SyncReport"]
+__all__ = ["SyncDaemon", "SyncReport", "default_workers"]
 
 log = logging.getLogger("sighub.sync")
-_Directory = dict[
-    str, tuple[str, str, bytes, str | None]
-]  # key id -> member, identity, key, revoked
 LOCAL_DB: Final = "local.db"
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
+POOL_MIN_BYTES: Final = 1 << 20  # a batch this large is checked in a worker process
+READ_AHEAD: Final = 6  # batches (each <= 8 MiB of envelopes) read ahead of the one written
+COMMIT_SECONDS: Final = 2.0  # at most this long of batches share one transaction
+CheckedBatch = tuple[SyncBatch, list[Checked]]
+_PUBLISHER: Final = 2  # LocalStore.row columns
+_MODIFIED: Final = 14
+_REVOKED: Final = 15
+
+
+def default_workers() -> int:
+    """Verification worker processes: one per core, at most four."""
+    return min(4, os.cpu_count() or 1)
 
 
 @dataclass
@@ -58,10 +69,14 @@ class SyncDaemon:
         clock: Callable[[], datetime] | None = None,
         batch_size: int = 256,
         sinks: Sequence[Sink] = (),
+        workers: int | None = None,
     ) -> None:
         self.data = data
         self.sinks = list(sinks)
         self.batch_size = batch_size
+        workers = default_workers() if workers is None else workers
+        self._checker = _Checker(workers)
+        self.depth = READ_AHEAD
         self.insecure = insecure
         cred = Credential.load(data)
         self.cred = (
@@ -74,7 +89,7 @@ class SyncDaemon:
         self.store = LocalStore(data / LOCAL_DB)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._hub: HubClient | None = None
-        self._keys: tuple[_Directory, dict[str, Ed25519PublicKey]] | None = None
+        self._keys: Directory | None = None
 
     def interrupt(self) -> None:
         """End a blocking ``follow`` promptly (call after setting its stop event)."""
@@ -83,6 +98,7 @@ class SyncDaemon:
             hub.close()
 
     def close(self) -> None:
+        self._checker.close()
         self.store.close()
 
     def connect(self) -> HubClient:
@@ -98,14 +114,13 @@ class SyncDaemon:
         self.store.replace_directory(keys, shared)
         self._keys = None  # re-read on the next verification
 
-    def _directory(self) -> tuple[_Directory, dict[str, Ed25519PublicKey]]:
-        """The key directory and its parsed public keys, read once per refresh: every
-        envelope of a sync is verified against them."""
-        if self._keys is None:
-            directory = self.store.directory()
-            parsed = {k: Ed25519PublicKey.from_public_bytes(e[2]) for k, e in directory.items()}
-            self._keys = (directory, parsed)
-        return self._keys
+    def _directory(self) -> Directory:
+        """The key directory, read once per refresh: every envelope of a sync is verified
+        against it."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = self.store.directory()
+        return keys
 
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self, on_batch: Callable[[SyncReport], None] | None = None) -> SyncReport:
@@ -113,10 +128,11 @@ class SyncDaemon:
         report = SyncReport(cursor=self.store.cursor)
         with self.connect() as hub:
             self.refresh_directory(hub)
-            for batch in hub.sync(self.store.cursor, batch_size=self.batch_size):
-                self.apply(batch, report, hub)
-                if on_batch is not None:
-                    on_batch(report)
+            stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
+            with _Reader(stream, self._checker, self._directory, self.depth) as reader:
+                while self._apply_next(reader, report, hub):
+                    if on_batch is not None:
+                        on_batch(report)
         return report
 
     def follow(
@@ -131,13 +147,12 @@ class SyncDaemon:
                 with self.connect() as hub:
                     self._hub = hub
                     self.refresh_directory(hub)
-                    for batch in _until(
-                        stop, hub.sync(self.store.cursor, follow=True, batch_size=self.batch_size)
-                    ):
-                        self.apply(batch, report, hub)
-                        delay = BACKOFF_START
-                        if on_batch is not None:
-                            on_batch(report)
+                    stream = hub.sync(self.store.cursor, follow=True, batch_size=self.batch_size)
+                    with _Reader(stream, self._checker, self._directory, self.depth) as reader:
+                        while not stop.is_set() and self._apply_next(reader, report, hub):
+                            delay = BACKOFF_START
+                            if on_batch is not None:
+                                on_batch(report)
             except HubRejected as exc:
                 if stop.is_set():
                     return
@@ -152,29 +167,73 @@ class SyncDaemon:
             delay = min(delay * 2, BACKOFF_MAX)
 
     # -- applying ---------------------------------------------------------------------
-    def apply(self, batch: SyncBatch, report: SyncReport, hub: HubClient | None = None) -> None:
-        """Verify every change of ``batch``, then apply the good ones and advance the cursor
-        in one transaction."""
-        verified: list[tuple[Change, Bundle | str]] = [(c, self.verify(c)) for c in batch.changes]
-        if hub is not None and any(isinstance(v, str) and "unknown key" in v for _, v in verified):
-            self.refresh_directory(hub)  # a member enrolled or rotated since we last looked
-            verified = [(c, self.verify(c)) for c in batch.changes]
+    def _apply_next(self, reader: _Reader, report: SyncReport, hub: HubClient) -> bool:
+        """Wait for the next checked batch and apply it, with the batches already checked
+        behind it (for up to COMMIT_SECONDS), in one transaction that also advances the
+        cursor.  Batches are read and checked (in worker processes, when large) while this
+        thread writes; one commit for many batches keeps a large sync from rewriting the
+        same index pages batch after batch.  False at the end of the stream."""
+        item = reader.next()
+        if item is None:
+            return False
+        batch, checked = item[0], self._known_keys(item[0], item[1], hub)
         now = format_time(self.clock())
-        applied: list[Indicator] = []
-        with self.store.tx() as c:
-            for change, result in verified:
-                if isinstance(result, str):
-                    self._refuse(c, change, result, now, report)
-                    continue
-                conflict = self._apply_bundle(c, change.sequence, result, report, applied)
-                if conflict is not None:
-                    self._refuse(c, change, conflict, now, report)
+        applied: list[Row] | None = [] if self.sinks else None
+        started = time.monotonic()
+        with paused_gc(), self.store.tx() as c:
+            while True:
+                self._write(c, batch, checked, now, report, applied)
+                # More batches join while they are at hand: those already checked, and,
+                # while the hub says more follow at once, the next one (a live change at
+                # the tail is committed without waiting).
+                left = COMMIT_SECONDS - (time.monotonic() - started)
+                wait = 0.0 if batch.caught_up else left
+                if left <= 0 or not reader.ready(_keys_known, wait):
+                    break
+                following = reader.next()
+                if following is None:  # not reached: ready() said it is here
+                    break
+                batch, checked = following
             self.store.set_meta("cursor", str(batch.cursor))
             self.store.set_meta("last_sync", now)
-        self._tell_sinks(applied)
+        if applied:
+            self._tell_sinks(applied)
+        report.cursor = batch.cursor
+        return True
+
+    def _write(
+        self,
+        c: sqlite3.Connection,
+        batch: SyncBatch,
+        checked: list[Checked],
+        now: str,
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> None:
+        for change, result in zip(batch.changes, checked, strict=True):
+            if isinstance(result, str):
+                self._refuse(c, change, result, now, report)
+                continue
+            conflict = self._apply_rows(c, result, report, applied)
+            if conflict is not None:
+                self._refuse(c, change, conflict, now, report)
         report.batches += 1
         report.envelopes += len(batch.changes)
-        report.cursor = batch.cursor
+
+    def _known_keys(
+        self, batch: SyncBatch, checked: list[Checked], hub: HubClient | None
+    ) -> list[Checked]:
+        """``checked``, with the changes refused for an unknown key checked again after a
+        directory refresh (a member enrolled or rotated its key since we last looked)."""
+        again = [i for i, r in enumerate(checked) if _unknown_key(r)]
+        if hub is None or not again:
+            return checked
+        self.refresh_directory(hub)
+        redo = check_changes(self._directory(), [_args(batch.changes[i]) for i in again])
+        out = list(checked)
+        for i, result in zip(again, redo, strict=True):
+            out[i] = result
+        return out
 
     def _refuse(
         self, c: sqlite3.Connection, change: Change, reason: str, now: str, report: SyncReport
@@ -190,70 +249,157 @@ class SyncDaemon:
         self.store.refuse(c, envelope_id, change.sequence, change.collaboration, reason, now)
         report.refused.append((change.sequence, reason))
 
-    def verify(self, change: Change) -> Bundle | str:
-        """The bundle, if the publisher's signature and attribution hold; else why not."""
-        directory, keys = self._directory()
-        try:
-            envelope = open_envelope(change.envelope, keys)
-            bundle = parse_bundle(decode_payload(envelope))
-        except (EnvelopeError, StixError) as exc:
-            return str(exc)
-        member, identity, _, revoked_at = directory[envelope.key_id]
-        if bundle.publisher.id != identity:
-            return (
-                f"bundle names publisher {bundle.publisher.id} but is signed by "
-                f"{envelope.key_id} of {member!r} ({identity})"
-            )
-        if bundle.collaboration != change.collaboration:
-            return f"bundle is for {bundle.collaboration!r}, relayed as {change.collaboration!r}"
-        if (
-            revoked_at is not None
-            and max(format_time(i.modified) for i in bundle.indicators) >= revoked_at
-        ):
-            return f"signed with key {envelope.key_id}, revoked at {revoked_at}"
-        return bundle
-
-    def _tell_sinks(self, applied: list[Indicator]) -> None:
-        if not self.sinks or not applied:
-            return
-        live = [stored(i) for i in applied if not i.revoked]
-        gone = [i.id for i in applied if i.revoked]
+    def _tell_sinks(self, applied: list[Row]) -> None:
+        live = [stored_row(r) for r in applied if not r[_REVOKED]]
+        gone = [r[0] for r in applied if r[_REVOKED]]
         for sink in self.sinks:
             sink.upsert(live)
             sink.remove(gone)
 
-    def _apply_bundle(
+    def _apply_rows(
         self,
         c: sqlite3.Connection,
-        seq: int,
-        bundle: Bundle,
+        rows: list[Row],
         report: SyncReport,
-        applied: list[Indicator],
+        applied: list[Row] | None,
     ) -> str | None:
-        states = self.store.states([i.id for i in bundle.indicators])
-        rows = []
-        fresh: list[Indicator] = []
-        stale = 0
-        for ind in bundle.indicators:
-            old = states.get(ind.id)
-            if old is not None and old[0] != ind.publisher.id:
+        """Write the rows of one envelope that are newer than what is stored; refuse the
+        whole envelope if it revises another publisher's indicator."""
+        if self.store.insert_new(c, rows):
+            if applied is not None:
+                applied.extend(rows)
+            report.applied += len(rows)
+            return None
+        states = self.store.states([r[0] for r in rows])
+        fresh = []
+        for row in rows:
+            old = states.get(row[0])
+            if old is not None and old[0] != row[_PUBLISHER]:
                 return (
-                    f"indicator {ind.id} belongs to {old[0]}; {ind.publisher.id} may not revise it"
+                    f"indicator {row[0]} belongs to {old[0]}; {row[_PUBLISHER]} may not revise it"
                 )
-            if old is not None and (old[2] or format_time(ind.modified) <= old[1]):
-                stale += 1  # an older or equal version, or the indicator is already revoked
-                continue
-            rows.append(self.store.row(ind, seq))
-            fresh.append(ind)
-        self.store.upsert(c, rows)
-        applied.extend(fresh)  # only once the whole envelope is accepted
-        report.applied += len(rows)
-        report.stale += stale
+            if old is not None and (old[2] or row[_MODIFIED] <= old[1]):
+                continue  # an older or equal version, or the indicator is already revoked
+            fresh.append(row)
+        self.store.upsert(c, fresh)
+        if applied is not None:
+            applied.extend(fresh)  # only once the whole envelope is accepted
+        report.applied += len(fresh)
+        report.stale += len(rows) - len(fresh)
         return None
 
 
-def _until(stop: threading.Event, batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
-    for batch in batches:
-        yield batch
-        if stop.is_set():
-            return
+_END: Final = object()
+
+
+def _unknown_key(result: Checked) -> bool:
+    return isinstance(result, str) and UNKNOWN_KEY in result
+
+
+def _keys_known(item: CheckedBatch) -> bool:
+    return not any(_unknown_key(r) for r in item[1])
+
+
+def _size(changes: Sequence[Change]) -> int:
+    return sum(len(c.envelope) for c in changes)
+
+
+def _args(change: Change) -> tuple[int, str, bytes]:
+    return (change.sequence, change.collaboration, change.envelope)
+
+
+class _Checker:
+    """Checks small batches inline and large ones in worker processes (started on first
+    need: a daemon that only follows a trickle never starts them)."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = WorkerPool(workers) if workers else None
+
+    def submit(self, directory: Directory, changes: Sequence[Change]) -> Future[list[Checked]]:
+        args = [_args(c) for c in changes]
+        if self._pool is not None and _size(changes) >= POOL_MIN_BYTES:
+            return self._pool.submit(directory, args)
+        done: Future[list[Checked]] = Future()
+        done.set_result(check_changes(directory, args))
+        return done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+class _Reader:
+    """Reads batches off the stream in a thread, submitting each for checking at once;
+    ``next`` returns them checked, in stream order.  At most ``depth`` batches wait."""
+
+    def __init__(
+        self,
+        batches: Iterator[SyncBatch],
+        checker: _Checker,
+        directory: Callable[[], Directory],
+        depth: int,
+    ) -> None:
+        self._batches = batches
+        self._checker = checker
+        self._directory = directory
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._held: object = None  # taken off the queue by ``ready``, not yet returned
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._feed, name="sighub-sync-reader", daemon=True)
+
+    def __enter__(self) -> _Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()  # the thread ends at its next put, or when the stream is closed
+
+    def next(self) -> CheckedBatch | None:
+        """The next batch, checked (waiting for it); None at the end of the stream."""
+        item = self._queue.get() if self._held is None else self._held
+        self._held = None
+        if item is _END:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return self._result(item)
+
+    def ready(self, accept: Callable[[CheckedBatch], bool], wait: float = 0.0) -> bool:
+        """Whether the next batch is here (waiting up to ``wait`` seconds for it), checked
+        and ``accept``-ed: ``next`` will then return it at once."""
+        deadline = time.monotonic() + wait
+        if self._held is None:
+            try:
+                self._held = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return False
+        item = self._held
+        if not isinstance(item, tuple):
+            return False  # the end of the stream or an error: ``next`` reports it
+        future = item[1]
+        futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
+        return future.done() and accept(self._result(item))
+
+    @staticmethod
+    def _result(item: object) -> CheckedBatch:
+        batch, future = cast(tuple[SyncBatch, "Future[list[Checked]]"], item)
+        return batch, future.result()
+
+    def _feed(self) -> None:
+        end: object = _END
+        try:
+            for batch in self._batches:
+                if not self._put((batch, self._checker.submit(self._directory(), batch.changes))):
+                    return
+        except BaseException as exc:  # handed to the iterating thread, which raises it
+            end = exc
+        self._put(end)
+
+    def _put(self, item: object) -> bool:
+        while not self._done.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False

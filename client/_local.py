@@ -16,7 +16,7 @@ from typing import Any, Final
 from client._model import Indicator
 from client._stix import format_time
 
-__all__ = ["LocalStore", "StoredIndicator", "stored", "transaction"]
+__all__ = ["LocalStore", "StoredIndicator", "stored", "stored_row", "transaction"]
 
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -67,22 +67,18 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def stored(ind: Indicator) -> StoredIndicator:
+    return stored_row(LocalStore.row(ind, 0))
+
+
+def stored_row(r: tuple[Any, ...]) -> StoredIndicator:
+    """The StoredIndicator of a row made by ``LocalStore.row``."""
+    labels = tuple(json.loads(r[9]))
     return StoredIndicator(
-        ind.id,
-        ind.collaboration,
-        ind.publisher.id,
-        ind.publisher.name,
-        ind.kind.value,
-        ind.form.value,
-        ind.value,
-        ind.key_epoch,
-        ind.confidence,
-        ind.labels,
-        ind.description,
-        format_time(ind.valid_until),
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[13]
     )
 
 
+_MARKS: Final = ",".join("?" * 18)  # one per column of LocalStore.row
 _STORED_COLUMNS: Final = (
     "id, collab, publisher, publisher_name, kind, form, value, key_epoch, confidence, labels,"
     " description, valid_until"
@@ -104,6 +100,10 @@ class LocalStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        # A large sync inserts random ids: keep the id index's pages cached (64 MiB) and
+        # checkpoint in larger steps, rather than rewriting pages batch after batch.
+        self.conn.execute("PRAGMA cache_size=-131072")
+        self.conn.execute("PRAGMA wal_autocheckpoint=10000")
         for stmt in _SCHEMA:
             self.conn.execute(stmt)
 
@@ -168,10 +168,19 @@ class LocalStore:
         return out
 
     def upsert(self, c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        c.executemany(
-            f"INSERT OR REPLACE INTO indicators VALUES ({','.join('?' * 18)})",
-            rows,
-        )
+        c.executemany(f"INSERT OR REPLACE INTO indicators VALUES ({_MARKS})", rows)
+
+    def insert_new(self, c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> bool:
+        """Insert ``rows`` if none of their ids is stored yet (the common case: new
+        indicators, no lookup needed); otherwise insert nothing and return False."""
+        c.execute("SAVEPOINT new_rows")
+        before = c.total_changes
+        c.executemany(f"INSERT INTO indicators VALUES ({_MARKS}) ON CONFLICT (id) DO NOTHING", rows)
+        fresh = c.total_changes - before == len(rows)
+        if not fresh:
+            c.execute("ROLLBACK TO new_rows")
+        c.execute("RELEASE new_rows")
+        return fresh
 
     @staticmethod
     def row(ind: Indicator, seq: int) -> tuple[Any, ...]:

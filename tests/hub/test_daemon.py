@@ -156,8 +156,10 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
         assert h.admin_cli("collab", "add", "sg-csam") == 0
         pub = h.member("bulk", tmp_path)
         sub = h.member("reader", tmp_path, roles="subscriber")
-        for _ in range(60):
-            pub.publish(pub.indicators(150))
+        # Small envelopes are checked in the daemon's process; batches of 1 MiB and more
+        # (the 1,000-indicator envelopes) in its worker processes: kills land in both.
+        for n in range(46):
+            pub.publish(pub.indicators(1000 if n % 9 == 4 else 150))
         rng = random.Random(7)
         args = [
             sys.executable,
@@ -171,7 +173,7 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
             "--batch-size",
             "3",
         ]
-        kills = 0
+        kills = with_workers = 0
         while kills < 20:
             proc = subprocess.Popen(
                 args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -182,9 +184,12 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
                 for extra in ("-wal", "-shm"):
                     Path(str(sub.data / LOCAL_DB) + extra).unlink(missing_ok=True)
                 continue
+            workers = _children(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
+            with_workers += bool(workers)
+            _wait_gone(workers)  # a worker never outlives its daemon
         done = subprocess.run(
             args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
         )
@@ -199,13 +204,44 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
                 r[0]: (r[1], r[2]) for r in c.execute("SELECT id, modified, seq FROM indicators")
             }
             head = c.execute("SELECT MAX(seq) FROM envelopes").fetchone()[0]
-        assert mine == theirs and len(mine) == 60 * 150
+        assert mine == theirs and len(mine) == 5 * 1000 + 41 * 150
+        assert with_workers > 0  # some kills hit a daemon with worker processes running
         assert local.cursor == head
         local.close()
         pub.close()
         sub.close()
     finally:
         h.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            mine = int(fields[1]) == pid
+            cmdline = (stat.parent / "cmdline").read_bytes() if mine else b""
+        except OSError:
+            continue  # the process ended while we looked
+        if b"client._worker_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+    assert not alive, f"processes {alive} outlived the killed daemon"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,91 @@
+"""Checking synced envelopes: the publisher's signature against the key directory, the
+canonical bytes, the bundle rules and the attribution.  The result is the rows to store or
+why not.  Pure functions of their arguments, so a daemon can run them in worker processes
+while it writes earlier batches."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from client._envelope import decode_payload, open_envelope
+from client._errors import EnvelopeError, StixError
+from client._local import LocalStore
+from client._stix import parse_bundle
+
+__all__ = [
+    "UNKNOWN_KEY",
+    "Checked",
+    "Directory",
+    "Row",
+    "check_changes",
+    "paused_gc",
+]
+
+Directory = dict[
+    str, tuple[str, str, bytes, str | None]
+]  # key id -> member, identity, key, revoked
+Row = tuple[Any, ...]  # LocalStore.row
+Checked = str | list[Row]  # why the envelope is refused, or its rows
+UNKNOWN_KEY: Final = "signed by unknown key"  # open_envelope's words: refresh the directory
+_MODIFIED: Final = 14  # LocalStore.row: the "modified" column
+_parsed: dict[bytes, Ed25519PublicKey] = {}  # raw public key -> parsed, per process
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run without the cyclic collector: a bundle makes thousands of acyclic objects that
+    would trigger collections walking them all (and the caller's heap) for nothing.
+    Reference counting still frees them."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    key = _parsed.get(raw)
+    if key is None:
+        key = _parsed[raw] = Ed25519PublicKey.from_public_bytes(raw)
+    return key
+
+
+def check_changes(directory: Directory, changes: Sequence[tuple[int, str, bytes]]) -> list[Checked]:
+    """Check every ``(sequence, collaboration, envelope)`` against ``directory``."""
+    keys = {kid: _public_key(entry[2]) for kid, entry in directory.items()}
+    with paused_gc():
+        return [_check(directory, keys, seq, collab, raw) for seq, collab, raw in changes]
+
+
+def _check(
+    directory: Directory,
+    keys: dict[str, Ed25519PublicKey],
+    seq: int,
+    collab: str,
+    raw: bytes,
+) -> Checked:
+    try:
+        envelope = open_envelope(raw, keys)
+        bundle = parse_bundle(decode_payload(envelope))
+    except (EnvelopeError, StixError) as exc:
+        return str(exc)
+    member, identity, _, revoked_at = directory[envelope.key_id]
+    if bundle.publisher.id != identity:
+        return (
+            f"bundle names publisher {bundle.publisher.id} but is signed by "
+            f"{envelope.key_id} of {member!r} ({identity})"
+        )
+    if bundle.collaboration != collab:
+        return f"bundle is for {bundle.collaboration!r}, relayed as {collab!r}"
+    # In id order: written in key order, each page of the id index is visited once.
+    rows = sorted(LocalStore.row(ind, seq) for ind in bundle.indicators)
+    if revoked_at is not None and max(r[_MODIFIED] for r in rows) >= revoked_at:
+        return f"signed with key {envelope.key_id}, revoked at {revoked_at}"
+    return rows

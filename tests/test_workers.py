@@ -1,0 +1,83 @@
+"""Envelope checking in worker processes: the same answers as checking inline, and a
+worker that dies fails its pending work instead of leaving the daemon waiting."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client import build_bundle, seal
+from client._envelope import key_id, public_key_bytes
+from client._local import stored_row
+from client._verify import UNKNOWN_KEY, check_changes
+from client._workers import WorkerError, WorkerPool
+from tests.conftest import make_indicator, make_publisher
+
+KEY = Ed25519PrivateKey.generate()
+OTHER = Ed25519PrivateKey.generate()
+PUB = make_publisher()
+DIRECTORY: dict[str, tuple[str, str, bytes, str | None]] = {
+    key_id(KEY.public_key()): ("platform-a", PUB.id, public_key_bytes(KEY.public_key()), None)
+}
+
+
+def _envelope(count: int, key: Ed25519PrivateKey = KEY, collab: str = "sg-csam") -> bytes:
+    inds = [make_indicator(collaboration=collab) for _ in range(count)]
+    return seal(build_bundle(PUB, inds), key)
+
+
+def _changes() -> list[tuple[int, str, bytes]]:
+    good = _envelope(300)
+    tampered = good.replace(b'"payload":"', b'"payload":"A', 1)
+    return [
+        (1, "sg-csam", good),
+        (2, "sg-csam", tampered),  # not canonical / bad signature
+        (3, "sg-csam", _envelope(2, key=OTHER)),  # a key the directory does not hold
+        (4, "other-collab", _envelope(2)),  # relayed under another collaboration
+        (5, "sg-csam", _envelope(1000)),
+    ]
+
+
+def test_workers_answer_exactly_as_inline_checking() -> None:
+    changes = _changes()
+    inline = check_changes(DIRECTORY, changes)
+    pool = WorkerPool(2)
+    try:
+        futures = [pool.submit(DIRECTORY, changes[:3]), pool.submit(DIRECTORY, changes[3:])]
+        pooled = futures[0].result(timeout=60) + futures[1].result(timeout=60)
+    finally:
+        pool.close()
+    assert pooled == inline
+    assert isinstance(inline[0], list) and len(inline[0]) == 300
+    assert [r[0] for r in inline[0]] == sorted(r[0] for r in inline[0])  # id order
+    assert isinstance(inline[1], str)
+    assert isinstance(inline[2], str) and UNKNOWN_KEY in inline[2]
+    assert isinstance(inline[3], str) and "relayed as 'other-collab'" in inline[3]
+    assert isinstance(inline[4], list) and len(inline[4]) == 1000
+    first: Any = inline[0][0]
+    assert stored_row(first).publisher == PUB.id
+
+
+def test_a_worker_that_dies_fails_its_pending_work() -> None:
+    pool = WorkerPool(1)
+    try:
+        pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)  # started and working
+        (worker,) = pool._workers
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(timeout=10)
+        with pytest.raises(WorkerError, match="verification worker"):
+            pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)
+    finally:
+        pool.close()
+
+
+def test_workers_end_when_the_pool_closes() -> None:
+    pool = WorkerPool(2)
+    pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)
+    procs = [w.proc for w in pool._workers]
+    pool.close()
+    assert all(p.poll() == 0 for p in procs)
