@@ -41,6 +41,7 @@ READ_AHEAD: Final = 6  # batches (each <= 8 MiB of envelopes) read ahead of the 
 COMMIT_SECONDS: Final = 2.0  # at most this long of batches share one transaction
 CheckedBatch = tuple[SyncBatch, list[Checked]]
 _PUBLISHER: Final = 2  # LocalStore.row columns
+_EPOCH: Final = 7
 _MODIFIED: Final = 14
 _REVOKED: Final = 15
 
@@ -90,6 +91,7 @@ class SyncDaemon:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._hub: HubClient | None = None
         self._keys: Directory | None = None
+        self._epochs = {(collab, epoch) for collab, epoch, _ in self.store.collab_keys()}
 
     def interrupt(self) -> None:
         """End a blocking ``follow`` promptly (call after setting its stop event)."""
@@ -113,6 +115,7 @@ class SyncDaemon:
         shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
         self.store.replace_directory(keys, shared)
         self._keys = None  # re-read on the next verification
+        self._epochs = {(collab, epoch) for collab, epoch, _ in shared}
 
     def _directory(self) -> Directory:
         """The key directory, read once per refresh: every envelope of a sync is verified
@@ -188,7 +191,7 @@ class SyncDaemon:
                 # the tail is committed without waiting).
                 left = COMMIT_SECONDS - (time.monotonic() - started)
                 wait = 0.0 if batch.caught_up else left
-                if left <= 0 or not reader.ready(_keys_known, wait):
+                if left <= 0 or not reader.ready(self._keys_known, wait):
                     break
                 following = reader.next()
                 if following is None:  # not reached: ready() said it is here
@@ -220,15 +223,25 @@ class SyncDaemon:
         report.batches += 1
         report.envelopes += len(batch.changes)
 
+    def _keys_known(self, item: CheckedBatch) -> bool:
+        """Whether every signing key and collaboration key epoch ``item`` uses is known."""
+        return not any(_unknown_key(r) for r in item[1]) and _epochs(item[1]) <= self._epochs
+
     def _known_keys(
         self, batch: SyncBatch, checked: list[Checked], hub: HubClient | None
     ) -> list[Checked]:
-        """``checked``, with the changes refused for an unknown key checked again after a
-        directory refresh (a member enrolled or rotated its key since we last looked)."""
-        again = [i for i, r in enumerate(checked) if _unknown_key(r)]
-        if hub is None or not again:
+        """``checked``, after a directory refresh if it uses a key not known yet (a member
+        enrolled or rotated its signing key, or a collaboration key was rotated: without
+        the new epoch's key its indicators could never match), with the changes refused
+        for an unknown signing key checked again."""
+        if hub is None or self._keys_known((batch, checked)):
             return checked
         self.refresh_directory(hub)
+        missing = _epochs(checked) - self._epochs
+        if missing:  # asked once: the hub has no such key for us
+            log.warning("no collaboration key for %s after a refresh", sorted(missing))
+            self._epochs |= missing
+        again = [i for i, r in enumerate(checked) if _unknown_key(r)]
         redo = check_changes(self._directory(), [_args(batch.changes[i]) for i in again])
         out = list(checked)
         for i, result in zip(again, redo, strict=True):
@@ -296,8 +309,15 @@ def _unknown_key(result: Checked) -> bool:
     return isinstance(result, str) and UNKNOWN_KEY in result
 
 
-def _keys_known(item: CheckedBatch) -> bool:
-    return not any(_unknown_key(r) for r in item[1])
+def _epochs(checked: list[Checked]) -> set[tuple[str, int]]:
+    """The (collaboration, key epoch) pairs of the blinded indicators in ``checked``."""
+    return {
+        (row[1], row[_EPOCH])
+        for rows in checked
+        if not isinstance(rows, str)
+        for row in rows
+        if row[_EPOCH] is not None
+    }
 
 
 def _size(changes: Sequence[Change]) -> int:

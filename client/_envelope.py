@@ -116,7 +116,12 @@ class Envelope:
     key_id: str
     payload: bytes
     payload_type: str
-    id: str  # SHA-256 of the exact envelope bytes, hex: names it everywhere, stops relay loops
+
+    @property
+    def id(self) -> str:
+        """SHA-256 of the exact envelope bytes, hex: names it everywhere, stops relay loops
+        (computed when asked: a syncing member verifies a million without needing it)."""
+        return hashlib.sha256(self.raw).hexdigest()
 
 
 def seal(bundle: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
@@ -197,7 +202,7 @@ def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
         key.verify(sig, pae(payload_type, body))
     except InvalidSignature:
         raise EnvelopeError(f"envelope: signature does not verify under key {kid!r}") from None
-    return Envelope(raw, kid, body, payload_type, hashlib.sha256(raw).hexdigest())
+    return Envelope(raw, kid, body, payload_type)
 
 
 class _OutsideDomain(Exception):

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from client._model import Indicator
 from client._stix import format_time
 
@@ -194,7 +196,7 @@ class LocalStore:
             ind.value,
             ind.key_epoch,
             ind.confidence,
-            json.dumps(list(ind.labels)),
+            orjson.dumps(ind.labels).decode(),
             ind.description,
             ind.tlp.value,
             format_time(ind.valid_from),

@@ -228,9 +228,9 @@ def _time(obj: dict[str, Any], field: str) -> datetime:
 def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
     """Read one STIX indicator written by ``publisher``; raise StixError if it is not one
     sighub accepts.  (Messages are built only on failure: hubs read thousands per bundle.)"""
-    extra = obj.keys() - _INDICATOR_KEYS
-    if extra:
-        raise StixError(f"{_where(obj)}: unexpected properties {sorted(extra)}")
+    if not obj.keys() <= _INDICATOR_KEYS:
+        extra = sorted(obj.keys() - _INDICATOR_KEYS)
+        raise StixError(f"{_where(obj)}: unexpected properties {extra}")
     if obj.get("spec_version") != "2.1":
         raise StixError(f"{_where(obj)}: spec_version {obj.get('spec_version')!r}, expected '2.1'")
     if obj.get("created_by_ref") != publisher.id:

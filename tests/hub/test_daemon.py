@@ -214,6 +214,70 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
         h.stop()
 
 
+def test_follow_survives_a_hub_restart_and_follows_key_epochs(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub")
+    h.start()
+    follow: subprocess.Popen[str] | None = None
+    try:
+        assert h.admin_cli("collab", "add", "sg-csam") == 0
+        pub = h.member("pub", tmp_path)
+        sub = h.member("sub", tmp_path, roles="subscriber")
+        before = pub.indicators(2)
+        pub.publish(before)
+        follow = subprocess.Popen(
+            [*SIGHUB, "sync", "--data", str(sub.data), "--hub", h.address, "--follow"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_applied(sub.data, before)
+        port = h.port
+        h.stop()  # the daemon's stream ends; it retries with backoff
+        time.sleep(1.0)
+        h.start(port=port)
+        after = pub.indicators(2)
+        pub.publish(after)
+        _wait_applied(sub.data, after)
+        # A key rotation while the daemon follows: the first indicator under the new
+        # epoch makes it fetch the new key, without which the indicator could never match.
+        assert h.admin_cli("collab", "rotate-key", "sg-csam") == 0
+        rotated = pub.indicators(1)
+        pub.publish(rotated)
+        _wait_applied(sub.data, rotated)
+        local = LocalStore(sub.data / LOCAL_DB)
+        assert (rotated[0].collaboration, rotated[0].key_epoch) in {
+            (c, e) for c, e, _ in local.collab_keys()
+        }
+        local.close()
+        follow.send_signal(signal.SIGTERM)
+        _, err = follow.communicate(timeout=30)
+        assert follow.returncode == 0, err
+        assert "sync interrupted code=UNAVAILABLE" in err  # the restart, logged, retried
+        pub.close()
+    finally:
+        if follow is not None and follow.poll() is None:
+            follow.kill()
+            follow.wait()
+        h.stop()
+
+
+SIGHUB = [sys.executable, "-m", "hub._cli"]
+
+
+def _wait_applied(data: Path, indicators: list[Any], timeout: float = 30.0) -> None:
+    want = {i.id for i in indicators}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        local = LocalStore(data / LOCAL_DB)
+        have = {r[0] for r in local.conn.execute("SELECT id FROM indicators")}
+        local.close()
+        if want <= have:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{sorted(want - have)} not applied within {timeout} s")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
