@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -248,14 +248,14 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
         )
     if ext.get("extension_type") != "property-extension":
         raise StixError(f"{_where(obj)}: extension_type must be 'property-extension'")
-    form = _FORMS.get(ext.get("form")) or _enum(Form, ext.get("form"), f"{_where(obj)} form")
+    form = _FORMS.get(_str(ext.get("form"))) or _enum(Form, ext.get("form"), f"{_where(obj)} form")
     if obj.get("pattern_type") != PATTERN_TYPES[form]:
         raise StixError(
             f"{_where(obj)}: pattern_type {obj.get('pattern_type')!r}, expected "
             f"{PATTERN_TYPES[form]!r} for form {form.value}"
         )
     marks = obj.get("object_marking_refs")
-    if not isinstance(marks, list) or len(marks) != 1 or marks[0] not in _TLP_BY_ID:
+    if not isinstance(marks, list) or len(marks) != 1 or _str(marks[0]) not in _TLP_BY_ID:
         raise StixError(
             f"{_where(obj)}: object_marking_refs {marks!r}, expected one TLP 2.0 marking"
         )
@@ -267,7 +267,7 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
     labels = obj.get("labels", [])
     if not isinstance(labels, list) or ("labels" in obj and not labels):
         raise StixError(f"{_where(obj)}: labels, when present, must be a non-empty list")
-    kind = _KINDS.get(ext.get("kind")) or _enum(Kind, ext.get("kind"), f"{_where(obj)} kind")
+    kind = _KINDS.get(_str(ext.get("kind"))) or _enum(Kind, ext.get("kind"), f"{_where(obj)} kind")
     try:
         return Indicator(
             id=obj.get("id"),  # type: ignore[arg-type]
@@ -291,6 +291,12 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
         )
     except ModelError as exc:
         raise StixError(f"{_where(obj)}: {exc}") from None
+
+
+def _str(value: object) -> str | None:
+    """``value`` if it is a string, else None: a safe key for the lookup tables (an
+    untrusted list or object there would raise TypeError, not a StixError)."""
+    return value if isinstance(value, str) else None
 
 
 _FORMS: Final[dict[object, Form]] = {f.value: f for f in Form}
@@ -369,14 +375,15 @@ def parse_bundle(bundle: object) -> Bundle:
         raise StixError(f"bundle: {len(identities)} publisher identities, expected exactly 1")
     publisher = _parse_identity(identities[0])
     indicators: list[Indicator] = []
+    read = _Reader(publisher)
     for obj in objects:
         kind = obj.get("type")
         if kind == "indicator":
-            indicators.append(indicator_from_stix(obj, publisher))
+            indicators.append(read(obj))
         elif kind == "marking-definition":
             if (
-                obj != _tlp_marking(_TLP_BY_ID.get(obj.get("id"), Tlp.CLEAR))
-                or obj.get("id") not in _TLP_BY_ID
+                obj != _tlp_marking(_TLP_BY_ID.get(_str(obj.get("id")) or "", Tlp.CLEAR))
+                or _str(obj.get("id")) not in _TLP_BY_ID
             ):
                 raise StixError(
                     f"marking-definition {obj.get('id')!r}: expected an official TLP 2.0 marking"
@@ -397,6 +404,89 @@ def parse_bundle(bundle: object) -> Bundle:
     if used != present:
         raise StixError(f"bundle: marking definitions {sorted(present)}, expected {sorted(used)}")
     return Bundle(bundle_id, publisher, collab, tuple(indicators))
+
+
+class _Reader:
+    """``indicator_from_stix`` for the indicators of one bundle, with a shortcut: the
+    indicators of a bundle usually differ only in ``id`` and ``pattern``.  The first of
+    each shape (every other property, with the types of its numbers and containers, which
+    is what makes equal shapes exact: ``1 == True == 1.0`` in Python) is read in full; the
+    next ones of that shape copy it and check just their own id and value, with the
+    model's own checks.  Tests compare both paths on valid and broken indicators."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.seen: dict[tuple[Any, ...], Indicator] = {}
+
+    def __call__(self, obj: dict[str, Any]) -> Indicator:
+        key = _shape(obj)
+        try:
+            template = self.seen.get(key) if key is not None else None
+        except TypeError:  # an unhashable value where sighub writes a string
+            key = template = None
+        if template is None:
+            ind = indicator_from_stix(obj, self.publisher)
+            if key is not None:
+                self.seen[key] = ind
+            return ind
+        try:
+            return _like(template, obj.get("id"), obj.get("pattern"))
+        except ModelError as exc:
+            raise StixError(f"{_where(obj)}: {exc}") from None
+
+
+def _shape(obj: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Everything of an indicator object but its id and pattern, exactly; None when it is
+    not shaped like one sighub writes (the full reader then says what is wrong)."""
+    exts = obj.get("extensions")
+    ext = exts.get(SIGHUB_EXTENSION_ID) if type(exts) is dict and len(exts) == 1 else None
+    if type(ext) is not dict:
+        return None
+    labels, marks, types = (
+        obj.get("labels"),
+        obj.get("object_marking_refs"),
+        obj.get("indicator_types"),
+    )
+    confidence, revoked, epoch = obj.get("confidence"), obj.get("revoked"), ext.get("key_epoch")
+    return (
+        tuple(obj),
+        tuple(ext.items()),
+        type(epoch),
+        obj.get("spec_version"),
+        obj.get("created_by_ref"),
+        obj.get("created"),
+        obj.get("modified"),
+        obj.get("valid_from"),
+        obj.get("valid_until"),
+        obj.get("pattern_type"),
+        obj.get("description"),
+        confidence,
+        type(confidence),
+        revoked,
+        type(revoked),
+        type(labels),
+        tuple(labels) if type(labels) is list else labels,
+        type(marks),
+        tuple(marks) if type(marks) is list else marks,
+        type(types),
+        tuple(types) if type(types) is list else types,
+    )
+
+
+def _like(template: Indicator, ind_id: object, value: object) -> Indicator:
+    """``template`` with another id and value, both checked as ``Indicator`` checks them
+    (every other field is the template's, already checked)."""
+    check_stix_id("Indicator", "id", ind_id, "indicator")
+    new = object.__new__(Indicator)
+    for name in _INDICATOR_FIELDS:
+        object.__setattr__(new, name, getattr(template, name))
+    object.__setattr__(new, "id", ind_id)
+    object.__setattr__(new, "value", value)
+    new._check_value()
+    return new
+
+
+_INDICATOR_FIELDS: Final = tuple(f.name for f in fields(Indicator))
 
 
 def _parse_identity(obj: dict[str, Any]) -> Publisher:
