@@ -4,6 +4,7 @@ validator, revocation, and strict parsing of everything else."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import uuid
 from datetime import timedelta
@@ -194,20 +195,7 @@ def test_same_shape_shortcut_reads_exactly_what_the_full_reader_reads(
 ) -> None:
     """A bundle reads each indicator like ``indicator_from_stix`` would, also when a later
     indicator repeats an earlier one's shape with one property changed (or removed)."""
-    second = make_indicator(
-        form=first.form,
-        value=first.value,
-        kind=first.kind,
-        key_epoch=first.key_epoch,
-        scheme=first.scheme,
-        confidence=first.confidence,
-        labels=first.labels,
-        description=first.description,
-        tlp=first.tlp,
-        valid_from=first.valid_from,
-        valid_until=first.valid_until,
-        revoked=first.revoked,
-    )
+    second = dataclasses.replace(first, id=f"indicator--{uuid.uuid4()}")  # same shape
     bundle = build_bundle(first.publisher, [first, second])
     obj = next(o for o in bundle["objects"] if o.get("id") == second.id)
     for in_ext, key, value in edits:
