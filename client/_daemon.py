@@ -25,7 +25,7 @@ from client._local import LocalStore, stored_row
 from client._rpc import Change, Credential, HubClient, HubRejected, SyncBatch
 from client._stix import format_time
 from client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
-from client._workers import WorkerPool
+from client._workers import WorkerError, WorkerPool
 
 if TYPE_CHECKING:
     from client._sinks import Sink
@@ -165,6 +165,9 @@ class SyncDaemon:
                     exc.hub_message,
                     delay,
                 )
+            except WorkerError as exc:  # e.g. a worker killed for memory: start afresh
+                log.error("verification worker failed: %s; retry_in=%.1fs", exc, delay)
+                self._checker.close()
             if stop.wait(delay * random.uniform(0.5, 1.5)):
                 return
             delay = min(delay * 2, BACKOFF_MAX)
@@ -344,6 +347,7 @@ class _Checker:
         return done
 
     def close(self) -> None:
+        """Stop the workers (new ones start on the next large batch)."""
         if self._pool is not None:
             self._pool.close()
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent import futures
 from datetime import UTC, datetime, timedelta
@@ -259,6 +261,37 @@ def test_follow_survives_a_hub_restart_and_follows_key_epochs(tmp_path: Path) ->
         if follow is not None and follow.poll() is None:
             follow.kill()
             follow.wait()
+        h.stop()
+
+
+def test_follow_recovers_when_a_verification_worker_dies(tmp_path: Path) -> None:
+    h = HubProcess(tmp_path / "hub")
+    h.start()
+    stop = threading.Event()
+    d: SyncDaemon | None = None
+    try:
+        assert h.admin_cli("collab", "add", "sg-csam") == 0
+        pub = h.member("pub", tmp_path)
+        sub = h.member("sub", tmp_path, roles="subscriber")
+        d = _daemon(sub, workers=1)
+        follower = threading.Thread(target=d.follow, args=(stop,), daemon=True)
+        follower.start()
+        big = pub.indicators(1500)  # over 1 MiB: checked in the worker process
+        pub.publish(big)
+        _wait_applied(sub.data, big)
+        pool = d._checker._pool
+        assert pool is not None and pool._workers
+        os.kill(pool._workers[0].proc.pid, signal.SIGKILL)  # e.g. the kernel's OOM killer
+        again = pub.indicators(1500)
+        pub.publish(again)
+        _wait_applied(sub.data, again)  # logged, a new worker started, nothing lost
+        pub.close()
+    finally:
+        stop.set()
+        if d is not None:
+            d.interrupt()
+            follower.join(timeout=30)
+            d.close()
         h.stop()
 
 
