@@ -8,24 +8,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final
 
+from client._intake import CheckedBatch, Checker, Reader, change_args
 from client._local import LocalStore, stored_row
 from client._rpc import Change, Credential, HubClient, HubRejected, SyncBatch
 from client._stix import format_time
 from client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
-from client._workers import WorkerError, WorkerPool
+from client._workers import WorkerError
 
 if TYPE_CHECKING:
     from client._sinks import Sink
@@ -36,10 +34,8 @@ log = logging.getLogger("sighub.sync")
 LOCAL_DB: Final = "local.db"
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
-POOL_MIN_BYTES: Final = 1 << 20  # a batch this large is checked in a worker process
 READ_AHEAD: Final = 6  # batches (each <= 8 MiB of envelopes) read ahead of the one written
 COMMIT_SECONDS: Final = 2.0  # at most this long of batches share one transaction
-CheckedBatch = tuple[SyncBatch, list[Checked]]
 _PUBLISHER: Final = 2  # LocalStore.row columns
 _EPOCH: Final = 7
 _MODIFIED: Final = 14
@@ -76,7 +72,7 @@ class SyncDaemon:
         self.sinks = list(sinks)
         self.batch_size = batch_size
         workers = default_workers() if workers is None else workers
-        self._checker = _Checker(workers)
+        self._checker = Checker(workers)
         self.depth = READ_AHEAD
         self.insecure = insecure
         cred = Credential.load(data)
@@ -132,7 +128,7 @@ class SyncDaemon:
         with self.connect() as hub:
             self.refresh_directory(hub)
             stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
-            with _Reader(stream, self._checker, self._directory, self.depth) as reader:
+            with Reader(stream, self._checker, self._directory, self.depth) as reader:
                 while self._apply_next(reader, report, hub):
                     if on_batch is not None:
                         on_batch(report)
@@ -151,7 +147,7 @@ class SyncDaemon:
                     self._hub = hub
                     self.refresh_directory(hub)
                     stream = hub.sync(self.store.cursor, follow=True, batch_size=self.batch_size)
-                    with _Reader(stream, self._checker, self._directory, self.depth) as reader:
+                    with Reader(stream, self._checker, self._directory, self.depth) as reader:
                         while not stop.is_set() and self._apply_next(reader, report, hub):
                             delay = BACKOFF_START
                             if on_batch is not None:
@@ -173,7 +169,7 @@ class SyncDaemon:
             delay = min(delay * 2, BACKOFF_MAX)
 
     # -- applying ---------------------------------------------------------------------
-    def _apply_next(self, reader: _Reader, report: SyncReport, hub: HubClient) -> bool:
+    def _apply_next(self, reader: Reader, report: SyncReport, hub: HubClient) -> bool:
         """Wait for the next checked batch and apply it, with the batches already checked
         behind it (for up to COMMIT_SECONDS), in one transaction that also advances the
         cursor.  Batches are read and checked (in worker processes, when large) while this
@@ -245,7 +241,7 @@ class SyncDaemon:
             log.warning("no collaboration key for %s after a refresh", sorted(missing))
             self._epochs |= missing
         again = [i for i, r in enumerate(checked) if _unknown_key(r)]
-        redo = check_changes(self._directory(), [_args(batch.changes[i]) for i in again])
+        redo = check_changes(self._directory(), [change_args(batch.changes[i]) for i in again])
         out = list(checked)
         for i, result in zip(again, redo, strict=True):
             out[i] = result
@@ -305,9 +301,6 @@ class SyncDaemon:
         return None
 
 
-_END: Final = object()
-
-
 def _unknown_key(result: Checked) -> bool:
     return isinstance(result, str) and UNKNOWN_KEY in result
 
@@ -321,109 +314,3 @@ def _epochs(checked: list[Checked]) -> set[tuple[str, int]]:
         for row in rows
         if row[_EPOCH] is not None
     }
-
-
-def _size(changes: Sequence[Change]) -> int:
-    return sum(len(c.envelope) for c in changes)
-
-
-def _args(change: Change) -> tuple[int, str, bytes]:
-    return (change.sequence, change.collaboration, change.envelope)
-
-
-class _Checker:
-    """Checks small batches inline and large ones in worker processes (started on first
-    need: a daemon that only follows a trickle never starts them)."""
-
-    def __init__(self, workers: int) -> None:
-        self._pool = WorkerPool(workers) if workers else None
-
-    def submit(self, directory: Directory, changes: Sequence[Change]) -> Future[list[Checked]]:
-        args = [_args(c) for c in changes]
-        if self._pool is not None and _size(changes) >= POOL_MIN_BYTES:
-            return self._pool.submit(directory, args)
-        done: Future[list[Checked]] = Future()
-        done.set_result(check_changes(directory, args))
-        return done
-
-    def close(self) -> None:
-        """Stop the workers (new ones start on the next large batch)."""
-        if self._pool is not None:
-            self._pool.close()
-
-
-class _Reader:
-    """Reads batches off the stream in a thread, submitting each for checking at once;
-    ``next`` returns them checked, in stream order.  At most ``depth`` batches wait."""
-
-    def __init__(
-        self,
-        batches: Iterator[SyncBatch],
-        checker: _Checker,
-        directory: Callable[[], Directory],
-        depth: int,
-    ) -> None:
-        self._batches = batches
-        self._checker = checker
-        self._directory = directory
-        self._queue: queue.Queue[object] = queue.Queue(depth)
-        self._held: object = None  # taken off the queue by ``ready``, not yet returned
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._feed, name="sighub-sync-reader", daemon=True)
-
-    def __enter__(self) -> _Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._done.set()  # the thread ends at its next put, or when the stream is closed
-
-    def next(self) -> CheckedBatch | None:
-        """The next batch, checked (waiting for it); None at the end of the stream."""
-        item = self._queue.get() if self._held is None else self._held
-        self._held = None
-        if item is _END:
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        return self._result(item)
-
-    def ready(self, accept: Callable[[CheckedBatch], bool], wait: float = 0.0) -> bool:
-        """Whether the next batch is here (waiting up to ``wait`` seconds for it), checked
-        and ``accept``-ed: ``next`` will then return it at once."""
-        deadline = time.monotonic() + wait
-        if self._held is None:
-            try:
-                self._held = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                return False
-        item = self._held
-        if not isinstance(item, tuple):
-            return False  # the end of the stream or an error: ``next`` reports it
-        future = item[1]
-        futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
-        return future.done() and accept(self._result(item))
-
-    @staticmethod
-    def _result(item: object) -> CheckedBatch:
-        batch, future = cast(tuple[SyncBatch, "Future[list[Checked]]"], item)
-        return batch, future.result()
-
-    def _feed(self) -> None:
-        end: object = _END
-        try:
-            for batch in self._batches:
-                if not self._put((batch, self._checker.submit(self._directory(), batch.changes))):
-                    return
-        except BaseException as exc:  # handed to the iterating thread, which raises it
-            end = exc
-        self._put(end)
-
-    def _put(self, item: object) -> bool:
-        while not self._done.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
