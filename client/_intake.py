@@ -4,6 +4,7 @@ the writing, in stream order."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -18,6 +19,7 @@ from client._workers import WorkerPool
 
 __all__ = ["CheckedBatch", "Checker", "Reader", "change_args"]
 
+log = logging.getLogger("sighub.sync")
 POOL_MIN_BYTES: Final = 1 << 20  # a batch this large is checked in a worker process
 CheckedBatch = tuple[SyncBatch, list[Checked]]
 _END: Final = object()
@@ -41,7 +43,11 @@ class Checker:
     def submit(self, directory: Directory, changes: Sequence[Change]) -> Future[list[Checked]]:
         args = [change_args(c) for c in changes]
         if self._pool is not None and _size(changes) >= POOL_MIN_BYTES:
-            return self._pool.submit(directory, args)
+            try:
+                return self._pool.submit(directory, args)
+            except OSError as exc:  # no interpreter to start: slower, not broken
+                log.warning("cannot start verification workers (%s): checking in-process", exc)
+                self._pool = None
         done: Future[list[Checked]] = Future()
         done.set_result(check_changes(directory, args))
         return done

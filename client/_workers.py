@@ -130,7 +130,12 @@ class WorkerPool:
         self, directory: Directory, changes: Sequence[tuple[int, str, bytes]]
     ) -> Future[list[Checked]]:
         if not self._workers:
-            self._workers = [_Worker() for _ in range(self.count)]
+            try:
+                for _ in range(self.count):
+                    self._workers.append(_Worker())
+            except OSError:
+                self.close()  # none left half-started
+                raise
         worker = min(self._workers, key=lambda w: len(w.pending))
         return worker.submit((directory, list(changes)))
 

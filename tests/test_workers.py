@@ -81,3 +81,19 @@ def test_workers_end_when_the_pool_closes() -> None:
     procs = [w.proc for w in pool._workers]
     pool.close()
     assert all(p.poll() == 0 for p in procs)
+
+
+def test_without_an_interpreter_to_start_checking_stays_in_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from client._intake import POOL_MIN_BYTES, Checker
+    from client._rpc import Change
+
+    changes = [Change(1, "sg-csam", _envelope(1500), ())]
+    assert len(changes[0].envelope) >= POOL_MIN_BYTES  # large enough for the workers
+    monkeypatch.setattr("sys.executable", "/nonexistent/python3")
+    checker = Checker(2)
+    result = checker.submit(DIRECTORY, changes).result(timeout=60)
+    assert isinstance(result[0], list) and len(result[0]) == 1500
+    assert "checking in-process" in caplog.text
+    checker.close()
