@@ -108,7 +108,9 @@ class Reader:
             return False  # the end of the stream or an error: ``next`` reports it
         future = item[1]
         futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
-        return future.done() and accept(self._result(item))
+        if not future.done() or future.exception() is not None:
+            return False  # a failed check is raised by ``next``, after this commit
+        return accept(self._result(item))
 
     @staticmethod
     def _result(item: object) -> CheckedBatch:
