@@ -161,7 +161,7 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
         # Small envelopes are checked in the daemon's process; batches of 1 MiB and more
         # (the 1,000-indicator envelopes) in its worker processes: kills land in both.
         for n in range(46):
-            pub.publish(pub.indicators(1000 if n % 9 == 4 else 150))
+            pub.publish(pub.indicators(1000 if n % 3 == 1 else 150))
         rng = random.Random(7)
         args = [
             sys.executable,
@@ -206,8 +206,10 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
                 r[0]: (r[1], r[2]) for r in c.execute("SELECT id, modified, seq FROM indicators")
             }
             head = c.execute("SELECT MAX(seq) FROM envelopes").fetchone()[0]
-        assert mine == theirs and len(mine) == 5 * 1000 + 41 * 150
-        assert with_workers > 0  # some kills hit a daemon with worker processes running
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        assert not differ, f"{len(differ)} ids differ (local {len(mine)}, hub {len(theirs)})"
+        assert len(mine) == 15 * 1000 + 31 * 150
+        assert with_workers > 0, "no kill hit a daemon with worker processes running"
         assert local.cursor == head
         local.close()
         pub.close()
