@@ -227,13 +227,13 @@ class SyncDaemon:
         return not any(_unknown_key(r) for r in item[1]) and _epochs(item[1]) <= self._epochs
 
     def _known_keys(
-        self, batch: SyncBatch, checked: list[Checked], hub: HubClient | None
+        self, batch: SyncBatch, checked: list[Checked], hub: HubClient
     ) -> list[Checked]:
         """``checked``, after a directory refresh if it uses a key not known yet (a member
         enrolled or rotated its signing key, or a collaboration key was rotated: without
         the new epoch's key its indicators could never match), with the changes refused
         for an unknown signing key checked again."""
-        if hub is None or self._keys_known((batch, checked)):
+        if self._keys_known((batch, checked)):
             return checked
         self.refresh_directory(hub)
         missing = _epochs(checked) - self._epochs

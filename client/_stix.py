@@ -375,7 +375,7 @@ def parse_bundle(bundle: object) -> Bundle:
         raise StixError(f"bundle: {len(identities)} publisher identities, expected exactly 1")
     publisher = _parse_identity(identities[0])
     indicators: list[Indicator] = []
-    read = _Reader(publisher)
+    read = _BundleReader(publisher)
     for obj in objects:
         kind = obj.get("type")
         if kind == "indicator":
@@ -406,7 +406,7 @@ def parse_bundle(bundle: object) -> Bundle:
     return Bundle(bundle_id, publisher, collab, tuple(indicators))
 
 
-class _Reader:
+class _BundleReader:
     """``indicator_from_stix`` for the indicators of one bundle, with a shortcut: the
     indicators of a bundle usually differ only in ``id`` and ``pattern``.  The first of
     each shape (every other property, with the types of its numbers and containers, which
