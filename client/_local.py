@@ -102,7 +102,7 @@ class LocalStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=10000")
-        # A large sync inserts random ids: keep the id index's pages cached (64 MiB) and
+        # A large sync inserts random ids: keep the id index's pages cached (128 MiB) and
         # checkpoint in larger steps, rather than rewriting pages batch after batch.
         self.conn.execute("PRAGMA cache_size=-131072")
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")
