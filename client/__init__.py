@@ -22,6 +22,7 @@ from client._errors import (
     PatternRejected,
     SighubError,
     StixError,
+    UnknownKeyError,
 )
 from client._keys import MemberFiles, MemberIdentity
 from client._local import StoredIndicator
@@ -71,6 +72,7 @@ __all__ = [
     "SyncDaemon",
     "SyncReport",
     "Tlp",
+    "UnknownKeyError",
     "blind",
     "build_bundle",
     "canonicalize",

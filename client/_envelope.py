@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from client._errors import EnvelopeError
+from client._errors import EnvelopeError, UnknownKeyError
 
 __all__ = [
     "PAYLOAD_TYPE",
@@ -195,7 +195,7 @@ def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
     kid = m.group(2).decode("ascii")
     key = keys.get(kid)
     if key is None:
-        raise EnvelopeError(f"envelope: signed by unknown key {kid!r}")
+        raise UnknownKeyError(kid)
     body = _b64(raw[len(_PREFIX) : end], "payload")
     sig = _b64(m.group(3), "sig")
     try:

@@ -11,6 +11,7 @@ __all__ = [
     "PatternRejected",
     "SighubError",
     "StixError",
+    "UnknownKeyError",
 ]
 
 
@@ -44,6 +45,17 @@ class StixError(SighubError, ValueError):
 
 class EnvelopeError(SighubError, ValueError):
     """An envelope is malformed, non-canonical, or its signature does not verify."""
+
+
+class UnknownKeyError(EnvelopeError):
+    """An envelope signed by a key the verifier does not hold: a hub tells a revoked key
+    from a foreign one, a daemon refreshes its key directory before refusing."""
+
+    WORDS = "signed by unknown key"
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"envelope: {self.WORDS} {key_id!r}")
 
 
 class KeyFileError(SighubError):

@@ -13,7 +13,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client._envelope import decode_payload, open_envelope
-from client._errors import EnvelopeError, StixError
+from client._errors import EnvelopeError, StixError, UnknownKeyError
 from client._local import LocalStore
 from client._stix import parse_bundle
 
@@ -31,7 +31,7 @@ Directory = dict[
 ]  # key id -> member, identity, key, revoked
 Row = tuple[Any, ...]  # LocalStore.row
 Checked = str | list[Row]  # why the envelope is refused, or its rows
-UNKNOWN_KEY: Final = "signed by unknown key"  # open_envelope's words: refresh the directory
+UNKNOWN_KEY: Final = UnknownKeyError.WORDS  # in a refusal: refresh the directory, check again
 _MODIFIED: Final = 14  # LocalStore.row: the "modified" column
 _parsed: dict[bytes, Ed25519PublicKey] = {}  # raw public key -> parsed, per process
 

@@ -347,6 +347,7 @@ class Hub:
             raise HubError.exhausted(f"member {m.name!r}: publish rate limit reached; retry later")
         keys = self.store.member_keys(m.name)
         plan = Plan(
+            envelope_id=hashlib.sha256(raw).hexdigest(),
             member=m.name,
             identity=m.identity,
             collab=collab,
@@ -358,10 +359,9 @@ class Hub:
             max_string_chars=self.config.max_string_chars,
             now=self.clock(),
         )
-        envelope_id = hashlib.sha256(raw).hexdigest()
-        seen = self.store.envelope_seq(envelope_id)
+        seen = self.store.envelope_seq(plan.envelope_id)
         if seen is not None:  # the exact bytes are stored: verified when they were
-            return plan, PublishResult(seen[0], envelope_id, seen[1], True)
+            return plan, PublishResult(seen[0], plan.envelope_id, seen[1], True)
         return plan, None
 
     def publish_commit(self, plan: Plan, raw: bytes, checked: Checked | Rejection) -> PublishResult:
@@ -370,18 +370,18 @@ class Hub:
             raise HubError(grpc.StatusCode[checked.status], checked.message)
         now = self.now()
         with self.store.tx():
-            seen = self.store.envelope_seq(checked.envelope_id)
+            seen = self.store.envelope_seq(plan.envelope_id)
             if seen is not None:  # a concurrent publish of the same bytes won
-                return PublishResult(seen[0], checked.envelope_id, seen[1], True)
+                return PublishResult(seen[0], plan.envelope_id, seen[1], True)
             self._check_versions(plan.member, checked)
             seq = self.store.append_envelope(
-                checked.envelope_id, plan.collab, plan.member, checked.key_id, now, "[]", raw,
+                plan.envelope_id, plan.collab, plan.member, checked.key_id, now, "[]", raw,
                 checked.rows,
             )  # fmt: skip
-            self.store.audit(now, plan.member, "publish", plan.collab, envelope=checked.envelope_id,
+            self.store.audit(now, plan.member, "publish", plan.collab, envelope=plan.envelope_id,
                              seq=seq, indicators=len(checked.rows),
                              revoked=sum(r[5] for r in checked.rows))  # fmt: skip
-        return PublishResult(seq, checked.envelope_id, len(checked.rows), False)
+        return PublishResult(seq, plan.envelope_id, len(checked.rows), False)
 
     def _check_versions(self, member: str, checked: Checked) -> None:
         states = self.store.indicator_states(checked.ids)

@@ -16,6 +16,7 @@ from client import (
     Form,
     Indicator,
     StixError,
+    UnknownKeyError,
     decode_payload,
     open_envelope,
     parse_bundle,
@@ -31,6 +32,7 @@ Row = tuple[str, str, str, str, str, int]  # id, kind, modified, valid_until, pu
 class Plan:
     """What validation needs to know about the caller and the hub, read beforehand."""
 
+    envelope_id: str  # SHA-256 of the exact bytes, computed once by the plan
     member: str
     identity: str
     collab: str
@@ -45,7 +47,6 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    envelope_id: str
     key_id: str
     rows: list[Row]
     ids: list[str]
@@ -61,8 +62,10 @@ def check(plan: Plan, raw: bytes) -> Checked | Rejection:
     try:
         keys = {kid: Ed25519PublicKey.from_public_bytes(pub) for kid, pub in plan.keys.items()}
         envelope = open_envelope(raw, keys)
+    except UnknownKeyError as exc:
+        return _key_rejection(plan, exc.key_id)
     except EnvelopeError as exc:
-        return _envelope_rejection(plan, str(exc))
+        return Rejection("INVALID_ARGUMENT", str(exc))
     try:
         bundle = parse_bundle(decode_payload(envelope))
     except (EnvelopeError, StixError) as exc:
@@ -85,13 +88,11 @@ def check(plan: Plan, raw: bytes) -> Checked | Rejection:
                 int(ind.revoked),
             )
         )
-    return Checked(envelope.id, envelope.key_id, rows, [r[0] for r in rows])
+    return Checked(envelope.key_id, rows, [r[0] for r in rows])
 
 
-def _envelope_rejection(plan: Plan, message: str) -> Rejection:
-    if "unknown key" not in message:
-        return Rejection("INVALID_ARGUMENT", message)
-    kid = message.split("unknown key ", 1)[1].strip("'\"")
+def _key_rejection(plan: Plan, kid: str) -> Rejection:
+    """A key the caller may not sign with: one it revoked, or none of its own."""
     if kid in plan.revoked:
         return Rejection(
             "PERMISSION_DENIED", f"envelope signed by key {kid}, revoked at {plan.revoked[kid]}"

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import EnvelopeError, KeyFileError
+from client import EnvelopeError, KeyFileError, UnknownKeyError
 from client._envelope import (
     PAYLOAD_TYPE,
     canonical_json,
@@ -61,8 +61,10 @@ def test_every_single_byte_change_is_rejected() -> None:
 
 def test_wrong_key_is_rejected() -> None:
     other = Ed25519PrivateKey.generate()
-    with pytest.raises(EnvelopeError, match="unknown key"):
+    with pytest.raises(EnvelopeError, match="unknown key") as caught:
         open_envelope(_envelope(), {key_id(other.public_key()): other.public_key()})
+    assert isinstance(caught.value, UnknownKeyError)  # typed: nobody parses the message
+    assert caught.value.key_id == key_id(KEY.public_key())
     # the right key id pointing at the wrong key: the signature fails
     with pytest.raises(EnvelopeError, match="does not verify"):
         open_envelope(_envelope(), {key_id(KEY.public_key()): other.public_key()})
