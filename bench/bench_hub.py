@@ -101,28 +101,30 @@ def _make_bundles(args: tuple[str, bytes, int, int, int]) -> list[bytes]:
     files = MemberFiles(Path(data))
     ident, key = files.identity(), files.signing_key()
     blinder = Blinder(CollabKey("sg-csam", epoch, secret))
-    now = now_ms()
     out = []
     for b in range(start, start + count):
-        inds = [
-            Indicator(
-                id=new_indicator_id(),
-                kind=Kind.KEYWORD,
-                form=Form.BLINDED,
-                value=blinder.canonical(Kind.KEYWORD, f"w{b} {i}").hex(),
-                collaboration="sg-csam",
-                publisher=ident.publisher,
-                valid_from=now,
-                valid_until=now + timedelta(days=30),
-                created=now,
-                modified=now,
-                key_epoch=epoch,
-                confidence=70,
-            )
-            for i in range(per_bundle(count))
-        ]
+        inds = [_keyword(ident, blinder, f"w{b} {i}", 30) for i in range(per_bundle(count))]
         out.append(seal(build_bundle(ident.publisher, inds), key))
     return out
+
+
+def _keyword(ident: Any, blinder: Blinder, word: str, days: int) -> Indicator:
+    """A blinded keyword indicator of ``word``, valid from now for ``days``."""
+    now = now_ms()
+    return Indicator(
+        id=new_indicator_id(),
+        kind=Kind.KEYWORD,
+        form=Form.BLINDED,
+        value=blinder.canonical(Kind.KEYWORD, word).hex(),
+        collaboration="sg-csam",
+        publisher=ident.publisher,
+        valid_from=now,
+        valid_until=now + timedelta(days=days),
+        created=now,
+        modified=now,
+        key_epoch=blinder.key.epoch,
+        confidence=70,
+    )
 
 
 def per_bundle(_: int) -> int:
@@ -238,7 +240,7 @@ def bench_push(hub: Hub, pub: Path, followers: list[Path], rounds: int) -> None:
     files = MemberFiles(pub)
     ident, key = files.identity(), files.signing_key()
     blinder = Blinder(CollabKey("sg-csam", k.epoch, k.secret))
-    head = publisher.publish("sg-csam", _one(ident, key, blinder, k.epoch, "head")).sequence
+    head = publisher.publish("sg-csam", _one(ident, key, blinder, "head")).sequence
     received: dict[int, list[float]] = {}
     lock = threading.Lock()
     streams = []
@@ -261,7 +263,7 @@ def bench_push(hub: Hub, pub: Path, followers: list[Path], rounds: int) -> None:
     time.sleep(1.0)
     sent: dict[int, tuple[float, float]] = {}
     for r in range(rounds):
-        raw = _one(ident, key, blinder, k.epoch, f"push {r}")
+        raw = _one(ident, key, blinder, f"push {r}")
         t0 = time.perf_counter()
         seq = publisher.publish("sg-csam", raw).sequence
         sent[seq] = (t0, time.perf_counter())
@@ -287,22 +289,8 @@ def bench_push(hub: Hub, pub: Path, followers: list[Path], rounds: int) -> None:
     publisher.close()
 
 
-def _one(ident: Any, key: Any, blinder: Blinder, epoch: int, word: str) -> bytes:
-    now = now_ms()
-    ind = Indicator(
-        id=new_indicator_id(),
-        kind=Kind.KEYWORD,
-        form=Form.BLINDED,
-        value=blinder.canonical(Kind.KEYWORD, word).hex(),
-        collaboration="sg-csam",
-        publisher=ident.publisher,
-        valid_from=now,
-        valid_until=now + timedelta(days=1),
-        created=now,
-        modified=now,
-        key_epoch=epoch,
-    )
-    return seal(build_bundle(ident.publisher, [ind]), key)
+def _one(ident: Any, key: Any, blinder: Blinder, word: str) -> bytes:
+    return seal(build_bundle(ident.publisher, [_keyword(ident, blinder, word, 1)]), key)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile("thorough", max_examples=5000, deadline=None)
 settings.load_profile(os.environ.get("SIGHUB_HYPOTHESIS", "ci"))
 
+SIGHUB = [sys.executable, "-m", "hub._cli"]  # the `sighub` command, from this checkout
 NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 TEST_KEY = CollabKey("sg-csam", 0, bytes(range(32)))
 

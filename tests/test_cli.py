@@ -11,14 +11,14 @@ import pytest
 
 from client import InputFileError, Kind
 from client._analyst import read_rows
-from tests.conftest import NOW
+from tests.conftest import NOW, SIGHUB
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def sighub(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hub._cli", *args], capture_output=True, text=True,
+        [*SIGHUB, *args], capture_output=True, text=True,
         cwd=cwd or ROOT, timeout=60, check=False,
     )  # fmt: skip
 

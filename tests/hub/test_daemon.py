@@ -27,6 +27,7 @@ from client._daemon import LOCAL_DB, SyncDaemon
 from client._local import LocalStore
 from client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
 from client._stix import build_bundle
+from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 
 
@@ -164,9 +165,7 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
             pub.publish(pub.indicators(1000 if n % 3 == 1 else 150))
         rng = random.Random(7)
         args = [
-            sys.executable,
-            "-m",
-            "hub._cli",
+            *SIGHUB,
             "sync",
             "--data",
             str(sub.data),
@@ -297,9 +296,6 @@ def test_follow_recovers_when_a_verification_worker_dies(tmp_path: Path) -> None
         h.stop()
 
 
-SIGHUB = [sys.executable, "-m", "hub._cli"]
-
-
 def _wait_applied(data: Path, indicators: list[Any], timeout: float = 30.0) -> None:
     want = {i.id for i in indicators}
     deadline = time.monotonic() + timeout
@@ -365,7 +361,7 @@ def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any])
         ]
     )
     res = subprocess.run(
-        [sys.executable, "-m", "hub._cli", "match", "--data", str(sub.data)],
+        [*SIGHUB, "match", "--data", str(sub.data)],
         input=lines,
         capture_output=True,
         text=True,
@@ -404,9 +400,7 @@ def test_the_demo_runs_end_to_end() -> None:
 def test_publish_command(world: dict[str, Any]) -> None:
     pub, sub = world["pub"], world["sub"]
     args = [
-        sys.executable,
-        "-m",
-        "hub._cli",
+        *SIGHUB,
         "publish",
         "examples/indicators.csv",
         "--collab",

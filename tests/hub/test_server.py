@@ -24,6 +24,7 @@ from client import now_ms
 from client._enroll import enroll
 from client._proto import admin_pb2, admin_pb2_grpc
 from client._rpc import Credential, HubClient, HubRejected, open_channel
+from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess
 
 
@@ -93,9 +94,7 @@ def test_tls_is_required_and_plaintext_is_loopback_only(hub: HubProcess, tmp_pat
     # --insecure on a non-loopback address is refused before anything listens
     bad = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "hub._cli",
+            *SIGHUB,
             "hub",
             "serve",
             "--data",
@@ -123,9 +122,7 @@ def test_plaintext_loopback_with_bearer_token(tmp_path: Path) -> None:
         assert (
             subprocess.run(
                 [
-                    sys.executable,
-                    "-m",
-                    "hub._cli",
+                    *SIGHUB,
                     "admin",
                     "--cred",
                     str(h.data / "admin"),
