@@ -227,12 +227,13 @@ class Matcher:
 
     def scan(self, text: str) -> list[Match]:
         out: list[Match] = []
+        folded = fold_fast(text)  # once, for the candidates and the patterns
         if self._groups:
-            words, rest = scan_parts(text)  # once, whatever the number of key epochs
+            words, rest = scan_parts(text, folded)  # once, whatever the number of key epochs
             for blinder, table in self._groups:
                 out.extend(self._blinded_hits(text, blinder.parts(text, words, rest), table))
         if self._pattern_refs:
-            out.extend(self._scan_patterns(text))
+            out.extend(self._scan_patterns(text, folded))
         out.sort(key=lambda m: (m.start, m.end, m.indicator))
         return out
 
@@ -249,8 +250,8 @@ class Matcher:
                 out.extend(_match(i, text, start, end) for i in rules)
         return out
 
-    def _scan_patterns(self, text: str) -> list[Match]:
-        found = self._patterns.which(fold_fast(text))
+    def _scan_patterns(self, text: str, folded_fast: str) -> list[Match]:
+        found = self._patterns.which(folded_fast)
         if not found:
             return []
         folded, src = fold(text)  # the offset map, only for texts where a pattern fired

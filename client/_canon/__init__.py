@@ -117,10 +117,13 @@ def extract_parts(
     return word_spans(text), scan_parts(text)[1]
 
 
-def scan_parts(text: str) -> tuple[list[str], list[tuple[str, str, int, int]]]:
+def scan_parts(
+    text: str, folded: str | None = None
+) -> tuple[list[str], list[tuple[str, str, int, int]]]:
     """What a matcher needs of ``text``: its canonical words (no spans: ``word_spans`` gives
-    them for the few texts that hit) and every other candidate with ORIGINAL spans."""
-    folded = fold_fast(text)
+    them for the few texts that hit) and every other candidate with ORIGINAL spans.
+    ``folded`` is ``fold_fast(text)`` when the caller has it already."""
+    folded = fold_fast(text) if folded is None else folded
     words = token_values(folded)
     rest: list[tuple[str, str, int, int]] = []
     found = [("hashtag", v, s, e) for v, s, e in _hashtags(folded)] if "#" in folded else []
