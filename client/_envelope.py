@@ -29,7 +29,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from client._errors import EnvelopeError, UnknownKeyError
+from client import _json
+from client._errors import EnvelopeError, JsonBudgetError, UnknownKeyError
 
 __all__ = [
     "PAYLOAD_TYPE",
@@ -162,9 +163,9 @@ def _b64(value: bytes, field: str) -> bytes:
 def _diagnose(raw: bytes) -> EnvelopeError:
     """Why ``raw`` is not a canonical envelope, as precisely as can be said."""
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return EnvelopeError(f"envelope: not JSON ({exc})")
+        doc = _json.loads(raw, _json.ENVELOPE, "envelope")
+    except JsonBudgetError as exc:
+        return EnvelopeError(str(exc))
     if not isinstance(doc, dict) or set(doc) != _KEYS:
         got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         return EnvelopeError(f"envelope: keys {got}, expected {sorted(_KEYS)}")
@@ -213,7 +214,13 @@ def _no_float(text: str) -> float:
     raise _OutsideDomain(text)
 
 
+def _no_constant(text: str) -> Any:
+    raise _OutsideDomain(text)  # NaN and Infinity: the budgeted parser refuses them
+
+
 def _safe_int(text: str) -> int:
+    if len(text) > 17:  # beyond 2**53 whatever it holds; long ones must not reach int()
+        raise _OutsideDomain(text)
     value = int(text)
     if abs(value) >= _MAX_SAFE_INT:
         raise _OutsideDomain(text)
@@ -225,20 +232,28 @@ def decode_payload(envelope: Envelope) -> Any:
 
     The parser hooks prove the document inside ``canonical_json``'s fast domain while
     parsing (no floats, no large integers); a byte scan rules out keys at or above U+E000.
-    Outside that domain, the rfc8785 library decides.
+    Outside that domain, the rfc8785 library decides.  The payload is untrusted: it is
+    parsed under ``_json.PAYLOAD`` (depth, containers, token and number length), so a
+    document nested 2,000 deep or holding a 5,000-digit number is an EnvelopeError too.
     """
     body = envelope.payload
+    what = "envelope.payload"
     try:
+        _json.check(body, _json.PAYLOAD, what)
         try:
             if not body.isascii() and _HIGH_UTF8_RE.search(body) is not None:
                 raise _OutsideDomain("non-BMP-safe text")
-            doc = json.loads(body, parse_float=_no_float, parse_int=_safe_int)
+            doc = json.loads(
+                body, parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_constant
+            )
             canonical = _dumps(doc)
         except _OutsideDomain:
-            doc = json.loads(body)
+            doc = _json.loads(body, _json.PAYLOAD, what)
             canonical = rfc8785.dumps(doc)
+    except JsonBudgetError as exc:
+        raise EnvelopeError(str(exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError, rfc8785.CanonicalizationError) as exc:
-        raise EnvelopeError(f"envelope.payload: not JSON ({exc})") from None
+        raise EnvelopeError(f"{what}: not JSON ({exc})") from None
     if canonical != body:
         raise EnvelopeError("envelope.payload: not RFC 8785 canonical JSON")
     return doc

@@ -24,6 +24,8 @@ max_envelope_bytes = 4194304        # 4 MiB
 max_indicators = 10000              # per bundle
 max_ttl_days = 365                  # valid_until - valid_from, at most
 max_string_chars = 1024             # description, names
+max_clock_skew_seconds = 300        # how far ahead of the hub's clock a time may be
+max_streams_per_member = 8          # open Sync streams per member (RESOURCE_EXHAUSTED past it)
 sync_batch_envelopes = 64           # default envelopes per Sync batch
 sync_batch_max_bytes = 8388608      # 8 MiB per Sync message
 keepalive_seconds = 15              # empty batch on an idle follow stream
@@ -48,6 +50,8 @@ class HubConfig:
     max_indicators: int = 10_000
     max_ttl_days: int = 365
     max_string_chars: int = 1024
+    max_clock_skew_seconds: int = 300
+    max_streams_per_member: int = 8
     sync_batch_envelopes: int = 64
     sync_batch_max_bytes: int = 8 * 1024 * 1024
     keepalive_seconds: float = 15.0

@@ -55,6 +55,11 @@ class DirectoryStub:
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
                 _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/sighub.v1.Directory/RenewCertificate',
+                request_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServicer:
@@ -89,6 +94,14 @@ class DirectoryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewCertificate(self, request, context):
+        """A new client certificate for the caller's TLS key (or a new one), before the current
+        certificate expires; the old certificate stops working at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_DirectoryServicer_to_server(servicer, server):
                     servicer.RotateSigningKey,
                     request_deserializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class Directory:
             '/sighub.v1.Directory/RotateSigningKey',
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.Directory/RenewCertificate',
+            sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
+            sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

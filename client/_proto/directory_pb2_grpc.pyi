@@ -41,6 +41,10 @@ class DirectoryStub:
     """Blinding keys (all epochs) of the caller's collaborations."""
     RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]
     """Register a new signing key, proved by a signature of the current key."""
+    RenewCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]
+    """A new client certificate for the caller's TLS key (or a new one), before the current
+    certificate expires; the old certificate stops working at once.
+    """
 
 @_typing.type_check_only
 class DirectoryAsyncStub(DirectoryStub):
@@ -55,6 +59,10 @@ class DirectoryAsyncStub(DirectoryStub):
     """Blinding keys (all epochs) of the caller's collaborations."""
     RotateSigningKey: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
     """Register a new signing key, proved by a signature of the current key."""
+    RenewCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]  # type: ignore[assignment]
+    """A new client certificate for the caller's TLS key (or a new one), before the current
+    certificate expires; the old certificate stops working at once.
+    """
 
 class DirectoryServicer(metaclass=_abc_1.ABCMeta):
     """Enrollment and key directory."""
@@ -90,5 +98,15 @@ class DirectoryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.RotateSigningKeyResponse, _abc.Awaitable[_directory_pb2.RotateSigningKeyResponse]]:
         """Register a new signing key, proved by a signature of the current key."""
+
+    @_abc_1.abstractmethod
+    def RenewCertificate(
+        self,
+        request: _directory_pb2.RenewCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.RenewCertificateResponse, _abc.Awaitable[_directory_pb2.RenewCertificateResponse]]:
+        """A new client certificate for the caller's TLS key (or a new one), before the current
+        certificate expires; the old certificate stops working at once.
+        """
 
 def add_DirectoryServicer_to_server(servicer: DirectoryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
