@@ -6,7 +6,7 @@ core under the GIL)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -21,6 +21,7 @@ from client import (
     open_envelope,
     parse_bundle,
 )
+from client._rules import PublishLimits, count_problem, indicator_problem
 from client._stix import format_time
 
 __all__ = ["Checked", "Plan", "Rejection", "check"]
@@ -39,9 +40,7 @@ class Plan:
     keys: dict[str, bytes]  # the member's valid signing keys: key id -> raw public key
     revoked: dict[str, str]  # the member's revoked key ids -> when
     epochs: tuple[int, ...]
-    max_indicators: int
-    max_ttl_days: int
-    max_string_chars: int
+    limits: PublishLimits  # the hub's configured limits (client._rules applies them)
     now: datetime
 
 
@@ -113,25 +112,21 @@ def _bundle_problem(plan: Plan, bundle: Bundle) -> Rejection | None:
             f"{plan.collab!r}"
         )
         return Rejection("INVALID_ARGUMENT", message)
-    n = len(bundle.indicators)
-    if n > plan.max_indicators:
-        return Rejection(
-            "RESOURCE_EXHAUSTED", f"bundle: {n} indicators; at most {plan.max_indicators}"
-        )
+    too_many = count_problem(len(bundle.indicators), plan.limits)
+    if too_many is not None:
+        return Rejection("RESOURCE_EXHAUSTED", f"bundle: {too_many}")
     return None
 
 
 def _indicator_problem(plan: Plan, ind: Indicator) -> str | None:
-    if not ind.revoked and ind.valid_until <= plan.now:
-        return f"valid_until {format_time(ind.valid_until)} is in the past"
-    life = ind.valid_until - ind.valid_from
-    if life > timedelta(days=plan.max_ttl_days):
-        return f"valid for {life.days} days; the hub allows at most {plan.max_ttl_days}"
+    """The shared publish rules (client._rules, also applied offline by the analyst
+    reader), then the one that needs the hub's records: the collaboration's key epochs."""
+    problem = indicator_problem(ind, plan.limits, plan.now)
+    if problem is not None:
+        return str(problem)
     if ind.form is Form.BLINDED and ind.key_epoch not in plan.epochs:
         return (
             f"key_epoch {ind.key_epoch}; collaboration {plan.collab!r} has epochs "
             f"{sorted(plan.epochs)}"
         )
-    if len(ind.description) > plan.max_string_chars:
-        return f"description longer than {plan.max_string_chars} chars"
     return None

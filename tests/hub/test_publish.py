@@ -4,7 +4,8 @@ each asserting the gRPC status and that nothing was stored."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from client import Form, Kind, build_bundle, now_ms, revoke, seal
 from client._enroll import rotate_signing_key
 from client._rpc import HubRejected
-from client._stix import indicator_to_stix
+from client._stix import format_time, indicator_to_stix
 from tests.hub.conftest import HubProcess, Member
 
 
@@ -233,3 +234,75 @@ def test_signing_key_rotation_and_revocation(world: dict[str, Any]) -> None:
     assert hub.admin_cli("member", "revoke-key", "rotator", new_kid) == 0
     _rejected(hub, lambda: m.publish(m.indicators(1)), "PERMISSION_DENIED", "revoked at")
     m.close()
+
+
+# --- times ahead of the hub's clock (issue 8, item 3) ---------------------------------------
+
+
+def _ahead_case(case: str, now: datetime) -> tuple[str, datetime, dict[str, Any]]:
+    """(field, its time, indicator fields) for one way of dating an indicator ahead."""
+    if case == "valid_from-2099":
+        when = now.replace(year=2099)
+        return "valid_from", when, {"valid_from": when, "valid_until": when + timedelta(days=30)}
+    if case == "modified-9999":
+        when = now.replace(year=9999)
+        return "modified", when, {"modified": when}
+    if case == "created-1h":
+        when = now + timedelta(hours=1)
+        return "created", when, {"created": when, "modified": when}
+    when = now + timedelta(seconds=301)  # modified-301s: just past the skew
+    return "modified", when, {"modified": when}
+
+
+@pytest.mark.parametrize(
+    "case", ["valid_from-2099", "modified-9999", "created-1h", "modified-301s", "revoked-1d"]
+)
+def test_times_ahead_of_the_hub_clock_are_refused(world: dict[str, Any], case: str) -> None:
+    pub: Member = world["pub"]
+    now = now_ms()
+    if case == "revoked-1d":  # a revocation dated tomorrow
+        field, when = "modified", now + timedelta(days=1)
+        ind = revoke(pub.indicators(1)[0], when)
+    else:
+        field, when, times = _ahead_case(case, now)
+        ind = pub.indicators(1, **times)[0]
+    raw = pub.envelope([ind])
+    expected = (
+        f"indicator {ind.id}: {field}: received {format_time(when)}, "
+        "expected at most 300 s ahead of the clock ("
+    )
+    _rejected(
+        world["hub"], lambda: pub.client().publish("sg-csam", raw), "INVALID_ARGUMENT", expected
+    )
+
+
+def test_times_within_the_clock_skew_are_accepted(world: dict[str, Any]) -> None:
+    pub: Member = world["pub"]
+    ahead = now_ms() + timedelta(seconds=60)  # a publisher's clock a minute fast
+    inds = pub.indicators(1, valid_from=ahead, created=ahead, modified=ahead)
+    before = world["hub"].state()
+    assert not pub.publish(inds).duplicate
+    assert world["hub"].state()[:2] == (before[0] + 1, before[1] + 1)
+
+
+def test_configured_skew_and_ttl_reach_validation(tmp_path: Path) -> None:
+    """The hub's own limits, set lower than the defaults, are the ones it applies."""
+    hub = HubProcess(tmp_path / "hub", max_clock_skew_seconds=5, max_ttl_days=10)
+    hub.start()
+    try:
+        assert hub.admin_cli("collab", "add", "sg-csam") == 0
+        m = hub.member("strict", tmp_path)
+        ahead = now_ms() + timedelta(seconds=60)
+        _rejected(
+            hub,
+            lambda: m.publish(m.indicators(1, days=5, created=ahead, modified=ahead)),
+            "INVALID_ARGUMENT",
+            "at most 5 s ahead",
+        )
+        _rejected(
+            hub, lambda: m.publish(m.indicators(1, days=11)), "INVALID_ARGUMENT", "at most 10 days"
+        )
+        assert not m.publish(m.indicators(1, days=10)).duplicate
+        m.close()
+    finally:
+        hub.stop()
