@@ -1,10 +1,13 @@
-"""Envelope checking in worker processes: the same answers as checking inline, and a
-worker that dies fails its pending work instead of leaving the daemon waiting."""
+"""Worker processes: envelope checking gives the same answers as checking inline; a worker
+that dies fails its pending work instead of leaving its parent waiting, and is replaced; a
+task that raises fails alone; any named function can be the task."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,14 +16,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from client import build_bundle, seal
 from client._envelope import key_id, public_key_bytes
 from client._local import stored_row
-from client._verify import UNKNOWN_KEY, check_changes
-from client._workers import WorkerError, WorkerPool
+from client._verify import UNKNOWN_KEY, Directory, check_changes
+from client._workers import WorkerError, WorkerExited, WorkerPool
 from tests.conftest import make_indicator, make_publisher
 
 KEY = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()
 PUB = make_publisher()
-DIRECTORY: dict[str, tuple[str, str, bytes, str | None]] = {
+DIRECTORY: Directory = {
     key_id(KEY.public_key()): ("platform-a", PUB.id, public_key_bytes(KEY.public_key()), None)
 }
 
@@ -62,15 +65,83 @@ def test_workers_answer_exactly_as_inline_checking() -> None:
     assert stored_row(first).publisher == PUB.id
 
 
-def test_a_worker_that_dies_fails_its_pending_work() -> None:
+def test_a_worker_that_dies_fails_its_pending_work_and_is_replaced() -> None:
     pool = WorkerPool(1)
     try:
         pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)  # started and working
-        (worker,) = pool._workers
-        os.kill(worker.proc.pid, signal.SIGKILL)
-        worker.proc.wait(timeout=10)
-        with pytest.raises(WorkerError, match="verification worker"):
-            pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGSTOP)  # the task below stays pending until the kill
+        pending = pool.submit(DIRECTORY, _changes()[:1])
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(
+            WorkerExited, match=rf"verification worker {pid} exited \(exit code -9\)"
+        ):
+            pending.result(timeout=60)
+        again = pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)  # a new worker
+        assert isinstance(again[0], list) and len(again[0]) == 300
+        assert pool.pids() != [pid]
+    finally:
+        pool.close()
+
+
+def test_a_task_that_raises_fails_alone() -> None:
+    pool = WorkerPool(1, "os:getpid", "test")
+    try:
+        (pid_before,) = [pool.submit().result(timeout=60)]
+        with pytest.raises(WorkerError, match=r"test worker \d+: task failed: TypeError") as err:
+            pool.submit("unexpected").result(timeout=60)
+        assert not isinstance(err.value, WorkerExited)
+        assert pool.submit().result(timeout=60) == pid_before  # the same worker carries on
+    finally:
+        pool.close()
+
+
+def test_what_a_task_prints_goes_to_the_parents_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    pool = WorkerPool(1, "builtins:exec", "test")
+    try:
+        assert pool.submit("print('s3ller was here')").result(timeout=60) is None  # frames intact
+        with pytest.raises(WorkerError, match="task failed: ValueError"):
+            pool.submit("int('not a number')").result(timeout=60)
+    finally:
+        pool.close()  # the worker flushes its output as it exits
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "s3ller was here" in err and "Traceback" in err and "ValueError" in err
+
+
+def test_workers_share_the_load() -> None:
+    pool = WorkerPool(2, "os:getpid", "test")
+    try:
+        # Both queued before either worker has started: each goes to the least busy one.
+        first, second = pool.submit(), pool.submit()
+        answered = {first.result(timeout=60), second.result(timeout=60)}
+        assert answered == set(pool.pids()) and len(answered) == 2
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize(
+    ("task", "why"),
+    [
+        ("os.getpid", "expected MODULE:FUNCTION"),
+        ("no_such_module_x:run", "cannot import 'no_such_module_x'"),
+        ("os:no_such_function", "'os' has no function 'no_such_function'"),
+    ],
+)
+def test_a_worker_given_a_bad_task_name_exits_and_fails_its_work(task: str, why: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "client._worker_main", task],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert why in proc.stderr.decode() and proc.stdout == b""
+    pool = WorkerPool(1, task, "test")
+    try:
+        with pytest.raises(WorkerExited, match=r"test worker \d+ exited \(exit code 2\)"):
+            pool.submit().result(timeout=60)
     finally:
         pool.close()
 
@@ -79,6 +150,7 @@ def test_workers_end_when_the_pool_closes() -> None:
     pool = WorkerPool(2)
     pool.submit(DIRECTORY, _changes()[:1]).result(timeout=60)
     procs = [w.proc for w in pool._workers]
+    assert len(procs) == 2
     pool.close()
     assert all(p.poll() == 0 for p in procs)
 
