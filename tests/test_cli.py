@@ -11,6 +11,8 @@ import pytest
 
 from client import InputFileError, Kind
 from client._analyst import read_rows
+from client._errors import EXIT_BAD_INPUT
+from hub._cli import main
 from tests.conftest import NOW, SIGHUB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +23,15 @@ def sighub(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
         [*SIGHUB, *args], capture_output=True, text=True,
         cwd=cwd or ROOT, timeout=60, check=False,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A member data directory with a signing key and a key for sg-csam."""
+    data = tmp_path_factory.mktemp("cli") / "m"
+    assert main(["keygen", "--data", str(data), "--name", "p"]) == 0
+    assert main(["keygen", "--data", str(data), "--collab", "sg-csam"]) == 0
+    return data
 
 
 def test_example_file_reads(tmp_path: Path) -> None:
@@ -54,19 +65,20 @@ def test_example_file_reads(tmp_path: Path) -> None:
     ],
 )
 def test_bad_rows_name_file_line_and_field(
-    tmp_path: Path, name: str, content: str, line: int, field: str
+    keyed: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str,
+    line: int,
+    field: str,
 ) -> None:
     path = tmp_path / name
     path.write_text(content)
-    data = tmp_path / "m"
-    assert sighub("keygen", "--data", str(data), "--name", "p").returncode == 0
-    assert sighub("keygen", "--data", str(data), "--collab", "sg-csam").returncode == 0
     out = tmp_path / "out.json"
-    result = sighub(
-        "bundle", str(path), "--collab", "sg-csam", "--data", str(data), "--out", str(out)
-    )
-    assert result.returncode == 1
-    assert f"{path}:{line}: field {field!r}" in result.stderr
+    argv = ["bundle", str(path), "--collab", "sg-csam", "--data", str(keyed), "--out", str(out)]
+    assert main(argv) == EXIT_BAD_INPUT  # in-process: the subprocess path is tested below
+    assert f"{path}:{line}: field {field!r}" in capsys.readouterr().err
     assert not out.exists()  # nothing written
 
 
@@ -88,12 +100,12 @@ def test_keygen_bundle_verify_round_trip(tmp_path: Path) -> None:
     ok = sighub("verify", str(env), "--identity", str(a / "member.json"))
     assert ok.returncode == 0 and "OK" in ok.stdout and "platform-a" in ok.stdout
     wrong = sighub("verify", str(env), "--data", str(b))
-    assert wrong.returncode == 1 and "unknown key" in wrong.stderr
+    assert wrong.returncode == EXIT_BAD_INPUT and "unknown key" in wrong.stderr
     raw = bytearray(env.read_bytes())
     raw[100] ^= 1
     env.write_bytes(bytes(raw))
     bad = sighub("verify", str(env), "--data", str(a))
-    assert bad.returncode == 1 and "error: envelope" in bad.stderr
+    assert bad.returncode == EXIT_BAD_INPUT and "error: envelope" in bad.stderr
 
 
 def test_bundle_without_collab_key_fails_cleanly(tmp_path: Path) -> None:
@@ -102,7 +114,8 @@ def test_bundle_without_collab_key_fails_cleanly(tmp_path: Path) -> None:
     out = tmp_path / "e.json"
     res = sighub("bundle", "examples/indicators.csv", "--collab", "sg-csam", "--data", str(data),
                  "--out", str(out))  # fmt: skip
-    assert res.returncode == 1 and "no key for collaboration 'sg-csam'" in res.stderr
+    assert res.returncode == EXIT_BAD_INPUT
+    assert "no key for collaboration 'sg-csam'" in res.stderr
     assert not out.exists()
 
 
@@ -113,7 +126,7 @@ def test_canon_command_shows_form_and_spans() -> None:
     spans = {(x["candidate"], x["text"]) for x in lines[1:]}
     assert ("seler", "S 3 L L 3 R") in spans and ("seler", "$eller") in spans
     bad = sighub("canon", "emoji", "not emoji")
-    assert bad.returncode == 1 and "is not an emoji" in bad.stderr
+    assert bad.returncode == EXIT_BAD_INPUT and "is not an emoji" in bad.stderr
 
 
 def test_demo_runs() -> None:
@@ -122,3 +135,51 @@ def test_demo_runs() -> None:
     assert res.returncode == 0, res.stderr
     assert "p6:" in res.stdout and "no shared indicator" in res.stdout
     assert "keyword 's e l l e r'" in res.stdout
+
+
+def test_offline_commands_print_json_with_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*argv: str) -> dict[str, object]:
+        capsys.readouterr()
+        assert main(list(argv)) == 0
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1, out  # one document on one line
+        doc: dict[str, object] = json.loads(out)
+        return doc
+
+    data = str(tmp_path / "a")
+    made = run("keygen", "--data", data, "--name", "platform-a", "--json")
+    assert made["member"] == "platform-a" and str(made["key_id"]).startswith("ed25519:")
+    collab = run("keygen", "--data", data, "--collab", "sg-csam", "--json")
+    assert collab["collaboration"] == "sg-csam" and collab["epoch"] == 0
+    env = str(tmp_path / "e.json")
+    csv = str(ROOT / "examples" / "indicators.csv")
+    bundled = run("bundle", csv, "--collab", "sg-csam", "--data", data, "--out", env, "--json")
+    assert bundled["indicators"] == 12 and bundled["envelope"] == env
+    assert bundled["key_id"] == made["key_id"]
+    checked = run("verify", env, "--identity", str(tmp_path / "a" / "member.json"), "--json")
+    assert checked["ok"] is True and checked["indicators"] == 12
+    assert checked["publisher"] == {"id": made["identity"], "name": "platform-a"}
+    assert checked["by_kind"] == bundled["by_kind"]
+    capsys.readouterr()
+    assert main(["verify", env, "--data", data]) == 0  # without --json: the human lines
+    assert capsys.readouterr().out.startswith(f"OK {env}: envelope ")
+    assert main(["canon", "keyword", "S 3 L L 3 R", "--json"]) == 0
+    as_json = capsys.readouterr().out
+    assert main(["canon", "keyword", "S 3 L L 3 R"]) == 0
+    assert as_json == capsys.readouterr().out  # JSON lines either way
+
+
+def test_an_unreadable_identity_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "member.json"
+    assert main(["verify", str(tmp_path / "e.json"), "--identity", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {missing}: cannot read identity (No such file or directory)\n"
+    )
+    missing.write_text('{"a": ' * 100 + "1" + "}" * 100)  # over the document budget
+    assert main(["verify", str(tmp_path / "e.json"), "--identity", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing}: ") and "depth" in err

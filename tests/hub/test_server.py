@@ -175,7 +175,7 @@ def test_admin_commands_and_audit(
     hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert hub.admin_cli("collab", "add", "sg-csam") == 0
-    assert hub.admin_cli("collab", "add", "sg-csam") == 1  # exists
+    assert hub.admin_cli("collab", "add", "sg-csam") == 3  # exists: refused (EXIT_REFUSED)
     m = hub.member("platform-a", tmp_path)
     assert hub.admin_cli("collab", "rotate-key", "sg-csam") == 0
     assert sorted(k.epoch for k in m.client().collab_keys()) == [0, 1]
@@ -188,10 +188,10 @@ def test_admin_commands_and_audit(
     before = hub.state()
     with hub.db() as c:
         members_before = c.execute("SELECT COUNT(*) FROM members").fetchone()[0]
-    assert hub.admin_cli("member", "add", "Bad Name", "--roles", "publisher") == 1
-    assert hub.admin_cli("member", "add", "y", "--roles", "superuser") == 1
-    assert hub.admin_cli("member", "show", "nobody") == 1
-    assert hub.admin_cli("collab", "join", "no-such-collab", "platform-a") == 1
+    assert hub.admin_cli("member", "add", "Bad Name", "--roles", "publisher") == 3
+    assert hub.admin_cli("member", "add", "y", "--roles", "superuser") == 3
+    assert hub.admin_cli("member", "show", "nobody") == 3
+    assert hub.admin_cli("collab", "join", "no-such-collab", "platform-a") == 3
     assert hub.state() == before  # refused admin calls store and audit nothing
     with hub.db() as c:
         assert c.execute("SELECT COUNT(*) FROM members").fetchone()[0] == members_before
