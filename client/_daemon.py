@@ -18,9 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from client._errors import IntegrityAlarm, SighubError
 from client._intake import CheckedBatch, Checker, Reader, change_args
 from client._local import LocalStore, stored_row
-from client._rpc import Change, Credential, HubClient, HubRejected, SyncBatch
+from client._rpc import (
+    CURSOR_AHEAD,
+    PERMANENT,
+    Change,
+    Credential,
+    HubClient,
+    HubRejected,
+    SyncBatch,
+)
 from client._stix import format_time
 from client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
 from client._workers import WorkerError
@@ -55,6 +64,7 @@ class SyncReport:
     stale: int = 0  # older or equal versions skipped
     refused: list[tuple[int, str]] = field(default_factory=list)  # (sequence, reason)
     cursor: int = 0
+    caught_up: bool = False  # the last batch reached the hub's head
 
 
 class SyncDaemon:
@@ -105,7 +115,7 @@ class SyncDaemon:
     # -- directory --------------------------------------------------------------------
     def refresh_directory(self, hub: HubClient) -> None:
         keys = [
-            (k.key_id, k.member, k.identity, k.public_key, k.revoked_at)
+            (k.key_id, k.member, k.identity, k.public_key, k.revoked_sequence)
             for k in hub.key_directory()
         ]
         shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
@@ -125,14 +135,38 @@ class SyncDaemon:
     def sync_once(self, on_batch: Callable[[SyncReport], None] | None = None) -> SyncReport:
         """Pull until caught up, then return what was applied."""
         report = SyncReport(cursor=self.store.cursor)
-        with self.connect() as hub:
-            self.refresh_directory(hub)
-            stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
-            with Reader(stream, self._checker, self._directory, self.depth) as reader:
-                while self._apply_next(reader, report, hub):
-                    if on_batch is not None:
-                        on_batch(report)
+        try:
+            with self.connect() as hub:
+                self.refresh_directory(hub)
+                stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
+                with Reader(stream, self._checker, self._directory, self.depth) as reader:
+                    while self._apply_next(reader, report, hub):
+                        if on_batch is not None:
+                            on_batch(report)
+        except HubRejected as exc:
+            raise self._explained(exc) from None
         return report
+
+    def _explained(self, exc: HubRejected) -> SighubError:
+        """The error to stop with: a hub whose log ends before this member's cursor is an
+        integrity alarm with what to do; anything else as the hub said it."""
+        if exc.code == "FAILED_PRECONDITION" and CURSOR_AHEAD in exc.hub_message:
+            return IntegrityAlarm(
+                f"{self.data}: the hub answered {exc.hub_message!r}: its log is shorter than "
+                "what this member already applied, so new changes would be skipped. If the "
+                "hub was restored from a backup on purpose, run `sighub sync --data "
+                f"{self.data} --resync` to read its log again from the start (nothing "
+                "applied is lost or doubled); otherwise the hub lost or hides changes: tell "
+                "its operator."
+            )
+        return exc
+
+    def resync(self) -> None:
+        """Read the hub's log again from the start on the next sync (after the hub was
+        restored from an older backup): stored indicators stay, replayed ones are
+        skipped as stale, nothing is doubled."""
+        with self.store.tx():
+            self.store.set_meta("cursor", "0")
 
     def follow(
         self, stop: threading.Event, on_batch: Callable[[SyncReport], None] | None = None
@@ -155,6 +189,10 @@ class SyncDaemon:
             except HubRejected as exc:
                 if stop.is_set():
                     return
+                final = self._explained(exc)
+                if final is not exc or exc.code in PERMANENT:
+                    log.error("sync stopped: %s", final)
+                    raise final from None  # retrying cannot fix it: exit, loudly
                 log.warning(
                     "sync interrupted code=%s message=%r retry_in=%.1fs",
                     exc.code,
@@ -201,6 +239,7 @@ class SyncDaemon:
         if applied:
             self._tell_sinks(applied)
         report.cursor = batch.cursor
+        report.caught_up = batch.caught_up
         return True
 
     def _write(

@@ -165,7 +165,7 @@ def _diagnose(raw: bytes) -> EnvelopeError:
     try:
         doc = _json.loads(raw, _json.ENVELOPE, "envelope")
     except JsonBudgetError as exc:
-        return EnvelopeError(str(exc))
+        return EnvelopeError(f"not JSON within budget: {exc}")
     if not isinstance(doc, dict) or set(doc) != _KEYS:
         got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         return EnvelopeError(f"envelope: keys {got}, expected {sorted(_KEYS)}")

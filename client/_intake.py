@@ -33,6 +33,28 @@ def change_args(change: Change) -> tuple[int, str, bytes]:
     return (change.sequence, change.collaboration, change.envelope)
 
 
+def _joined(batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
+    """The stream's batches, consecutive ones joined until they hold POOL_MIN_BYTES: the
+    hub sends small messages (so that idle streams cost it little), while checking pays off
+    in worker processes only for large batches.  A batch at the tail of the log (caught
+    up) is passed on at once: live changes never wait for more."""
+    held: list[SyncBatch] = []
+    size = 0
+    for batch in batches:
+        held.append(batch)
+        size += _size(batch.changes)
+        if batch.caught_up or size >= POOL_MIN_BYTES:
+            yield held[0] if len(held) == 1 else _merge(held)
+            held, size = [], 0
+    if held:
+        yield _merge(held)
+
+
+def _merge(batches: list[SyncBatch]) -> SyncBatch:
+    changes = tuple(c for b in batches for c in b.changes)
+    return SyncBatch(changes, batches[-1].cursor, batches[-1].caught_up)
+
+
 class Checker:
     """Checks small batches inline and large ones in worker processes (started on first
     need: a daemon that only follows a trickle never starts them)."""
@@ -120,7 +142,7 @@ class Reader:
     def _feed(self) -> None:
         end: object = _END
         try:
-            for batch in self._batches:
+            for batch in _joined(self._batches):
                 if not self._put((batch, self._checker.submit(self._directory(), batch.changes))):
                     return
         except BaseException as exc:  # handed to the iterating thread, which raises it

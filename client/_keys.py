@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from client import _json
 from client._blind import CollabKey
 from client._envelope import key_id, public_key_bytes
-from client._errors import KeyFileError, ModelError
+from client._errors import JsonBudgetError, KeyFileError, ModelError
 from client._model import Publisher
 
 __all__ = ["MemberFiles", "MemberIdentity", "identity_for"]
@@ -123,11 +124,11 @@ class MemberFiles:
     def identity(self) -> MemberIdentity:
         path = self.root / MEMBER_FILE
         try:
-            doc = json.loads(path.read_text())
+            doc = _json.loads(path.read_bytes(), _json.DOCUMENT, str(path))
         except FileNotFoundError:
             raise KeyFileError(f"{path}: missing; run 'sighub keygen' first") from None
-        except json.JSONDecodeError as exc:
-            raise KeyFileError(f"{path}: not JSON ({exc})") from None
+        except JsonBudgetError as exc:
+            raise KeyFileError(str(exc)) from None
         return MemberIdentity.from_json(doc, str(path))
 
     def add_collab_key(self, key: CollabKey) -> Path:
@@ -147,7 +148,7 @@ class MemberFiles:
         out = []
         for path in sorted((self.root / COLLAB_DIR).glob(f"{collaboration}.*.json")):
             try:
-                doc = json.loads(read_secret(path))
+                doc = _json.loads(read_secret(path), _json.DOCUMENT, str(path))
                 key = CollabKey(doc["collaboration"], doc["epoch"], base64.b64decode(doc["secret"]))
             except (KeyError, TypeError, ValueError, binascii.Error) as exc:
                 raise KeyFileError(f"{path}: not a collaboration key file ({exc})") from None

@@ -31,8 +31,11 @@ _SCHEMA: Final = [
     "CREATE INDEX IF NOT EXISTS indicators_valid_until ON indicators (valid_until)",
     "CREATE TABLE IF NOT EXISTS refused (envelope_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " collab TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, member TEXT NOT NULL,"
-    " identity TEXT NOT NULL, public_key BLOB NOT NULL, revoked_at TEXT)",
+    # The key directory, replaced whole on every refresh (the earlier ``keys`` table
+    # revoked by time; revocation now takes effect at a log sequence).
+    "DROP TABLE IF EXISTS keys",
+    "CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, member TEXT NOT NULL,"
+    " identity TEXT NOT NULL, public_key BLOB NOT NULL, revoked_seq INTEGER)",
     "CREATE TABLE IF NOT EXISTS collab_keys (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " secret BLOB NOT NULL, PRIMARY KEY (collab, epoch))",
 ]
@@ -130,20 +133,20 @@ class LocalStore:
     # -- directory --------------------------------------------------------------------
     def replace_directory(
         self,
-        keys: Iterable[tuple[str, str, str, bytes, str | None]],
+        keys: Iterable[tuple[str, str, str, bytes, int | None]],
         collab_keys: Iterable[tuple[str, int, bytes]],
     ) -> None:
         with self.tx() as c:
-            c.execute("DELETE FROM keys")
-            c.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?)", list(keys))
+            c.execute("DELETE FROM signing_keys")
+            c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
             c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
 
-    def directory(self) -> dict[str, tuple[str, str, bytes, str | None]]:
-        """key id -> (member, identity, public key, revoked_at)."""
+    def directory(self) -> dict[str, tuple[str, str, bytes, int | None]]:
+        """key id -> (member, identity, public key, log sequence it was revoked at)."""
         return {
             r[0]: (r[1], r[2], bytes(r[3]), r[4])
             for r in self.conn.execute(
-                "SELECT key_id, member, identity, public_key, revoked_at FROM keys"
+                "SELECT key_id, member, identity, public_key, revoked_seq FROM signing_keys"
             )
         }
 

@@ -7,7 +7,6 @@ generated type or a ``grpc.RpcError``.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any, Final, TypeVar
 
 import grpc
 
-from client._errors import KeyFileError, SighubError
+from client import _json
+from client._errors import EXIT_REFUSED, EXIT_UNREACHABLE, KeyFileError, SighubError
 from client._keys import read_secret
 from client._proto import (
     directory_pb2,
@@ -27,17 +27,25 @@ from client._proto import (
 )
 
 __all__ = [
+    "CURSOR_AHEAD",
+    "PERMANENT",
     "Change",
     "Credential",
     "DirectoryKey",
     "HubClient",
     "HubRejected",
+    "HubUnreachable",
     "PublishResult",
     "SharedKey",
     "open_channel",
 ]
 
 T = TypeVar("T")
+# The hub's words when a member's cursor is past the end of its log (a hub restored from
+# an older backup, or one hiding changes): the daemon turns them into an alarm.
+CURSOR_AHEAD: Final = "cursor ahead of log"
+# Statuses that retrying cannot fix: the member is suspended, removed or not recognised.
+PERMANENT: Final = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
 MAX_MESSAGE: Final = 64 * 1024 * 1024
 CHANNEL_OPTIONS: Final = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -51,23 +59,49 @@ class HubRejected(SighubError):
     """The hub answered with an error status: ``code`` is its name (e.g.
     ``PERMISSION_DENIED``), the message is the hub's."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"hub refused ({code}): {message}")
+    exit_code = EXIT_REFUSED
+
+    def __init__(self, code: str, message: str, text: str | None = None) -> None:
+        super().__init__(text or f"hub refused ({code}): {message}")
         self.code = code
         self.hub_message = message
 
 
-def _wrap(exc: grpc.RpcError) -> HubRejected:
+class HubUnreachable(HubRejected):
+    """No answer from the hub (down, wrong address, TLS mismatch, deadline passed): a
+    different remedy from a refusal, so a different exit code."""
+
+    exit_code = EXIT_UNREACHABLE
+    CODES: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+
+    def __init__(self, code: str, message: str, address: str | None) -> None:
+        where = f"hub {address}" if address else "the hub"
+        super().__init__(
+            code,
+            message,
+            f"{where} unreachable ({code}): {message}; check the address (--hub) and "
+            "that it is serving, and --insecure: plaintext only reaches a hub serving "
+            "with --insecure, TLS only one serving without it",
+        )
+        self.address = address
+
+
+def _wrap(exc: grpc.RpcError, address: str | None = None) -> HubRejected:
     code = exc.code() if hasattr(exc, "code") else None
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    return HubRejected(code.name if code is not None else "UNKNOWN", str(details or ""))
+    details = str((exc.details() if hasattr(exc, "details") else None) or exc)
+    name = code.name if code is not None else "UNKNOWN"
+    if name in HubUnreachable.CODES:
+        return HubUnreachable(name, details, address)
+    return HubRejected(name, details)
 
 
-def call(fn: Callable[[], T]) -> T:
+def call(fn: Callable[[], T], address: str | None = None) -> T:
+    """``fn()``, with a gRPC error turned into :class:`HubRejected` or, when no answer
+    came from ``address``, :class:`HubUnreachable`."""
     try:
         return fn()
     except grpc.RpcError as exc:
-        raise _wrap(exc) from None
+        raise _wrap(exc, address) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +118,7 @@ class Credential:
     def load(cls, folder: Path) -> Credential:
         path = folder / "hub.json"
         try:
-            doc = json.loads(read_secret(path))
+            doc = _json.loads(read_secret(path), _json.DOCUMENT, str(path))
             return cls(
                 folder, doc["hub"], doc["member"], doc["bearer_token"], doc["hub_public_key"]
             )
@@ -179,6 +213,8 @@ class DirectoryKey:
     public_key: bytes
     added_at: str
     revoked_at: str | None
+    revoked_sequence: int | None  # envelopes it signed after this log sequence are refused
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +228,16 @@ class SharedKey:
 class HubClient:
     """A member's connection to its hub."""
 
-    def __init__(self, channel: grpc.Channel) -> None:
+    def __init__(self, channel: grpc.Channel, address: str | None = None) -> None:
         self.channel = channel
+        self.address = address  # named in HubUnreachable errors
         self._publish = publish_pb2_grpc.PublisherStub(channel)
         self._sync = sync_pb2_grpc.SyncStub(channel)
         self._directory = directory_pb2_grpc.DirectoryStub(channel)
 
     @classmethod
     def connect(cls, cred: Credential, insecure: bool = False) -> HubClient:
-        return cls(open_channel(cred, insecure))
+        return cls(open_channel(cred, insecure), cred.hub)
 
     def close(self) -> None:
         self.channel.close()
@@ -216,7 +253,8 @@ class HubClient:
             lambda: self._publish.Publish(
                 publish_pb2.PublishRequest(collaboration=collaboration, envelope=envelope),
                 timeout=timeout,
-            )
+            ),
+            self.address,
         )
         return PublishResult(r.sequence, r.envelope_id, r.indicators, r.duplicate)
 
@@ -249,22 +287,33 @@ class HubClient:
                     b.caught_up,
                 )
         except grpc.RpcError as exc:
-            raise _wrap(exc) from None
+            raise _wrap(exc, self.address) from None
         finally:
             stream.cancel()
 
     def key_directory(self) -> list[DirectoryKey]:
-        r = call(lambda: self._directory.GetKeys(directory_pb2.GetKeysRequest(), timeout=30))
+        r = call(
+            lambda: self._directory.GetKeys(directory_pb2.GetKeysRequest(), timeout=30),
+            self.address,
+        )
         return [
             DirectoryKey(
-                k.member, k.identity, k.key_id, k.public_key, k.added_at, k.revoked_at or None
+                k.member,
+                k.identity,
+                k.key_id,
+                k.public_key,
+                k.added_at,
+                k.revoked_at or None,
+                k.revoked_sequence if k.revoked_at else None,
+                k.status,
             )
             for k in r.keys
         ]
 
     def collab_keys(self) -> list[SharedKey]:
         r = call(
-            lambda: self._directory.GetCollabKeys(directory_pb2.GetCollabKeysRequest(), timeout=30)
+            lambda: self._directory.GetCollabKeys(directory_pb2.GetCollabKeysRequest(), timeout=30),
+            self.address,
         )
         return [SharedKey(k.collaboration, k.epoch, k.secret, k.created_at) for k in r.keys]
 
@@ -273,7 +322,8 @@ class HubClient:
             lambda: self._directory.RotateSigningKey(
                 directory_pb2.RotateSigningKeyRequest(new_public_key=new_public_key, proof=proof),
                 timeout=30,
-            )
+            ),
+            self.address,
         )
         return r.key_id, r.previous_key_id
 
@@ -286,6 +336,18 @@ class HubClient:
                     member=member, token=token, csr_pem=csr_pem, signing_public_key=signing_key
                 ),
                 timeout=30,
-            )
+            ),
+            self.address,
         )
         return r.certificate_pem.decode(), r.identity, r.key_id, r.bearer_token
+
+    def renew_certificate(self, csr_pem: bytes) -> tuple[bytes, str]:
+        """A new client certificate for the caller's CSR: (PEM, not-after RFC 3339).  From
+        the hub's answer on, the certificate this channel was opened with is refused."""
+        r = call(
+            lambda: self._directory.RenewCertificate(
+                directory_pb2.RenewCertificateRequest(csr_pem=csr_pem), timeout=30
+            ),
+            self.address,
+        )
+        return bytes(r.certificate_pem), r.not_after

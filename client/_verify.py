@@ -6,6 +6,7 @@ while it writes earlier batches."""
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -26,13 +27,12 @@ __all__ = [
     "paused_gc",
 ]
 
-Directory = dict[
-    str, tuple[str, str, bytes, str | None]
-]  # key id -> member, identity, key, revoked
+# key id -> member, identity, raw public key, the log sequence it was revoked at
+Directory = dict[str, tuple[str, str, bytes, int | None]]
 Row = tuple[Any, ...]  # LocalStore.row
 Checked = str | list[Row]  # why the envelope is refused, or its rows
+log = logging.getLogger("sighub.sync")
 UNKNOWN_KEY: Final = UnknownKeyError.WORDS  # in a refusal: refresh the directory, check again
-_MODIFIED: Final = 14  # LocalStore.row: the "modified" column
 _parsed: dict[bytes, Ed25519PublicKey] = {}  # raw public key -> parsed, per process
 
 
@@ -61,7 +61,23 @@ def check_changes(directory: Directory, changes: Sequence[tuple[int, str, bytes]
     """Check every ``(sequence, collaboration, envelope)`` against ``directory``."""
     keys = {kid: _public_key(entry[2]) for kid, entry in directory.items()}
     with paused_gc():
-        return [_check(directory, keys, seq, collab, raw) for seq, collab, raw in changes]
+        return [_check_safely(directory, keys, seq, collab, raw) for seq, collab, raw in changes]
+
+
+def _check_safely(
+    directory: Directory,
+    keys: dict[str, Ed25519PublicKey],
+    seq: int,
+    collab: str,
+    raw: bytes,
+) -> Checked:
+    """``_check``, with any failure a refusal: one envelope no check foresaw must cost that
+    envelope, never the daemon (or every member's daemon, since all sync the same log)."""
+    try:
+        return _check(directory, keys, seq, collab, raw)
+    except Exception as exc:
+        log.exception("envelope seq=%d could not be checked", seq)
+        return f"envelope could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _check(
@@ -76,7 +92,11 @@ def _check(
         bundle = parse_bundle(decode_payload(envelope))
     except (EnvelopeError, StixError) as exc:
         return str(exc)
-    member, identity, _, revoked_at = directory[envelope.key_id]
+    member, identity, _, revoked_seq = directory[envelope.key_id]
+    if revoked_seq is not None and seq > revoked_seq:
+        # One rule every member applies alike: what the key signed up to its revocation
+        # stays valid until it expires (a fresh member and an old one end equal).
+        return f"signed with key {envelope.key_id} of {member!r}, revoked at sequence {revoked_seq}"
     if bundle.publisher.id != identity:
         return (
             f"bundle names publisher {bundle.publisher.id} but is signed by "
@@ -85,7 +105,4 @@ def _check(
     if bundle.collaboration != collab:
         return f"bundle is for {bundle.collaboration!r}, relayed as {collab!r}"
     # In id order: written in key order, each page of the id index is visited once.
-    rows = sorted(LocalStore.row(ind, seq) for ind in bundle.indicators)
-    if revoked_at is not None and max(r[_MODIFIED] for r in rows) >= revoked_at:
-        return f"signed with key {envelope.key_id}, revoked at {revoked_at}"
-    return rows
+    return sorted(LocalStore.row(ind, seq) for ind in bundle.indicators)

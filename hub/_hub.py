@@ -10,6 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,14 +25,15 @@ from client import (
 )
 from client._keys import identity_for
 from client._rpc import PublishResult
+from client._rules import PublishLimits, envelope_problem
 from client._stix import format_time
 from hub._config import HubConfig
 from hub._errors import HubError
-from hub._pki import issue_client
+from hub._pki import csr_common_names, issue_client
 from hub._store import MemberRow, Store
 from hub._validate import Checked, Plan, Rejection
 
-__all__ = ["ROLES", "Hub", "PublishResult", "hash_token"]
+__all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
 
 ROLES: Final = ("publisher", "subscriber", "admin", "peer")
 ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
@@ -64,6 +66,18 @@ class _RateLimiter:
                 return False
             self.buckets[member] = (level - 1.0, now)
             return True
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRow:
+    member: str
+    identity: str
+    key_id: str
+    public_key: bytes
+    added: str
+    revoked_at: str | None
+    revoked_seq: int | None
+    status: str
 
 
 class Hub:
@@ -188,10 +202,7 @@ class Hub:
             )
             c.execute("DELETE FROM memberships WHERE member=?", (name,))
             c.execute("DELETE FROM bearer_tokens WHERE member=?", (name,))
-            c.execute(
-                "UPDATE member_keys SET revoked_at=? WHERE member=? AND revoked_at IS NULL",
-                (now, name),
-            )
+            self.store.revoke_keys(now, name)
             self.store.audit(now, actor, "member.remove", name)
         return self._member(name)
 
@@ -203,8 +214,8 @@ class Hub:
         if owner[2] is not None:
             raise HubError.precondition(f"key {kid!r} was already revoked at {owner[2]}")
         now = self.now()
-        with self.store.tx() as c:
-            c.execute("UPDATE member_keys SET revoked_at=? WHERE key_id=?", (now, kid))
+        with self.store.tx():
+            self.store.revoke_keys(now, member, kid)
             self.store.audit(now, actor, "key.revoke", member, key_id=kid)
         return self._member(member)
 
@@ -327,18 +338,55 @@ class Hub:
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
                 (kid, m.name, new_key, now),
             )
-            c.execute("UPDATE member_keys SET revoked_at=? WHERE key_id=?", (now, kid_old))
+            self.store.revoke_keys(now, m.name, kid_old)
             self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous=kid_old)
         return kid, kid_old
+
+    def renew_certificate(self, m: MemberRow, csr_pem: bytes) -> tuple[bytes, str]:
+        """A new client certificate for active member ``m`` from a CSR naming ``m``; its
+        serial becomes the current one, so the old certificate is refused from now on.
+        Returns (certificate PEM, not-after)."""
+        try:
+            names = csr_common_names(csr_pem)
+        except SighubError as exc:
+            raise HubError.invalid(f"certificate renewal for {m.name!r}: {exc}") from None
+        if names != [m.name]:
+            raise HubError.denied(
+                f"certificate renewal: the CSR names {names}; member {m.name!r} may only "
+                f"renew its own certificate (CN {m.name!r})"
+            )
+        issued = issue_client(self.ca_key, self.ca_pem, csr_pem, m.name)
+        now, not_after = self.now(), _now_text(issued.not_after)
+        with self.store.tx() as c:
+            changed = c.execute(
+                "UPDATE members SET cert_serial=? WHERE name=? AND status='active'"
+                " AND cert_serial IS ?",
+                (issued.serial, m.name, m.cert_serial),
+            ).rowcount
+            if changed != 1:  # suspended, removed or renewed since the caller was identified
+                raise HubError.precondition(
+                    f"certificate renewal for {m.name!r}: the member changed meanwhile; retry"
+                )
+            self.store.audit(now, m.name, "member.renew-cert", m.name, cert_serial=issued.serial,
+                             previous=m.cert_serial, not_after=not_after)  # fmt: skip
+        return issued.cert_pem, not_after
 
     # -- publish ----------------------------------------------------------------------
     def publish_plan(
         self, m: MemberRow, collab: str, raw: bytes
     ) -> tuple[Plan, PublishResult | None]:
         """Authorize and read what validation needs; a stored duplicate short-cuts."""
-        limit = self.config.max_envelope_bytes
-        if len(raw) > limit:
-            raise HubError.exhausted(f"envelope: {len(raw)} bytes; at most {limit}")
+        c = self.config
+        limits = PublishLimits(
+            max_ttl_days=c.max_ttl_days,
+            max_string_chars=c.max_string_chars,
+            max_indicators=c.max_indicators,
+            max_clock_skew_seconds=c.max_clock_skew_seconds,
+            max_envelope_bytes=c.max_envelope_bytes,
+        )
+        too_big = envelope_problem(len(raw), limits)
+        if too_big is not None:
+            raise HubError.exhausted(str(too_big))
         self.require(m, "publisher")
         if not self.store.collab_exists(collab):
             raise HubError.not_found(f"collaboration {collab!r} does not exist")
@@ -354,9 +402,7 @@ class Hub:
             keys={k[0]: k[1] for k in keys if k[3] is None},
             revoked={k[0]: k[3] for k in keys if k[3] is not None},
             epochs=tuple(e for _, e, _, _ in self.store.collab_keys([collab])),
-            max_indicators=self.config.max_indicators,
-            max_ttl_days=self.config.max_ttl_days,
-            max_string_chars=self.config.max_string_chars,
+            limits=limits,
             now=self.clock(),
         )
         seen = self.store.envelope_seq(plan.envelope_id)
@@ -403,17 +449,26 @@ class Hub:
                 )
 
     # -- directory --------------------------------------------------------------------
-    def key_directory(self, m: MemberRow) -> list[tuple[str, str, str, bytes, str, str | None]]:
-        names = {m.name}
-        for collab in self.store.member_collabs(m.name):
+    def key_directory(self, m: MemberRow) -> list[DirectoryRow]:
+        """The keys a member needs to verify its collaborations' log: of the caller, of
+        every member of its collaborations, and of every member that ever published in
+        them (removed or not: what they signed before revocation stays valid, so a fresh
+        member verifies the same history as one that synced before the removal)."""
+        collabs = self.store.member_collabs(m.name)
+        names = {m.name, *self.store.collab_publishers(collabs)}
+        for collab in collabs:
             names.update(self.store.collab_members(collab))
         out = []
         for name in sorted(names):
             member = self.store.member(name)
             if member is None:
                 continue
-            for kid, pub, added, revoked in self.store.member_keys(name):
-                out.append((name, member.identity, kid, pub, added, revoked))
+            for kid, pub, added, revoked, revoked_seq in self.store.directory_keys(name):
+                out.append(
+                    DirectoryRow(
+                        name, member.identity, kid, pub, added, revoked, revoked_seq, member.status
+                    )
+                )
         return out
 
     def collab_keys(self, m: MemberRow) -> list[tuple[str, int, bytes, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -27,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from client import SighubError
+from client._enroll import expiry_warning
 from client._keys import read_secret, write_secret
 from client._proto import (
     admin_pb2,
@@ -36,13 +38,21 @@ from client._proto import (
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
-    sync_pb2_grpc,
 )
 from client._tls import key_pem, make_csr, new_tls_key, write_credential
-from hub._config import DEFAULT_TOML, HubConfig, load_config
-from hub._hub import Hub
-from hub._pki import make_ca, server_cert
-from hub._service import AdminService, DirectoryService, PublisherService, Services, SyncService
+from hub._backup import DataLock
+from hub._config import DEFAULT_TOML, RESTART_KEYS, HubConfig, changes, load_config
+from hub._hub import Hub, _RateLimiter
+from hub._observe import Exposure, ObserveInterceptor, expose
+from hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
+from hub._service import (
+    AdminService,
+    DirectoryService,
+    PublisherService,
+    Services,
+    SyncService,
+    sync_handler,
+)
 from hub._store import Store
 
 __all__ = ["HubPaths", "init_hub", "serve"]
@@ -156,7 +166,11 @@ def split_address(listen: str) -> tuple[str, int]:
 
 
 async def serve(
-    root: Path, listen: str, insecure: bool = False, ready: asyncio.Event | None = None
+    root: Path,
+    listen: str,
+    insecure: bool = False,
+    ready: asyncio.Event | None = None,
+    exposure: Exposure | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT: then stop follow streams, let in-flight publishes
     finish (10 s grace), and close the store."""
@@ -166,15 +180,19 @@ async def serve(
         raise SighubError(f"--insecure refused on {host!r}: plaintext is only allowed on loopback")
     if not paths.db.exists():
         raise SighubError(f"{root}: no hub here; run 'sighub hub init --data {root}' first")
+    lock = DataLock.acquire(root, "hub serve")  # before the store: one hub per directory
     config = load_config(paths.config)
     ca_key = _load_ec(paths.pki / "ca.key")
     ca_pem = (paths.pki / "ca.pem").read_bytes()
     store = Store(paths.db)
     store.migrate()
     services = Services(Hub(store, config, ca_key, ca_pem), paths.db)
-    server = grpc.aio.server(options=_options(config))
+    services.metrics.load(store)
+    server = grpc.aio.server(
+        interceptors=[ObserveInterceptor(services.metrics)], options=_options(config)
+    )
     publish_pb2_grpc.add_PublisherServicer_to_server(PublisherService(services), server)
-    sync_pb2_grpc.add_SyncServicer_to_server(SyncService(services), server)
+    server.add_generic_rpc_handlers((sync_handler(SyncService(services)),))
     directory_pb2_grpc.add_DirectoryServicer_to_server(DirectoryService(services), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(services), server)
     health_servicer = health.aio.HealthServicer()
@@ -183,15 +201,9 @@ async def serve(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{host}:{port}"
-    if insecure:
-        bound = server.add_insecure_port(address)
-    else:
-        creds = grpc.ssl_server_credentials(
-            [(read_secret(paths.pki / "server.key"), (paths.pki / "server.pem").read_bytes())],
-            root_certificates=ca_pem,
-            require_client_auth=True,
-        )
-        bound = server.add_secure_port(address, creds)
+    certificate = None if insecure else ServerCertificate(paths.pki, ca_pem)
+    bound = _bind(server, address, certificate)
+    exposed = await expose(exposure or Exposure(), services.metrics, health_servicer)
     await server.start()
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -199,23 +211,29 @@ async def serve(
         f"sighub hub listening on {host}:{bound} ({'plaintext' if insecure else 'mTLS'})\n"
     )
     sys.stdout.flush()
+    exposed.announce()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sweeper = asyncio.create_task(_sweep(services, config.sweep_seconds))
+    loop.add_signal_handler(signal.SIGHUP, _reload, services, paths, certificate, config)
+    sweeper = asyncio.create_task(_sweep(services))
+    watcher = asyncio.create_task(_watch_certificate(certificate))
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
     sweeper.cancel()
+    watcher.cancel()
     await services.close()
     await server.stop(grace=10)
+    await exposed.close()
     store.close()
+    lock.release()
 
 
-async def _sweep(services: Services, every: float) -> None:
+async def _sweep(services: Services) -> None:
     def work() -> int:
         with services.hub.store.tx():
             return services.hub.store.sweep_expired(services.hub.now())
@@ -224,7 +242,78 @@ async def _sweep(services: Services, every: float) -> None:
         removed = await services.run(work)
         if removed:
             log.info("expiry sweep removed %d indicators from the current state", removed)
-        await asyncio.sleep(every)
+        await asyncio.sleep(services.hub.config.sweep_seconds)  # SIGHUP may change it
+
+
+def _bind(server: grpc.aio.Server, address: str, certificate: ServerCertificate | None) -> int:
+    try:
+        if certificate is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, certificate.credentials())
+    except RuntimeError:  # gRPC's words point at GRPC_VERBOSITY; say what went wrong
+        raise SighubError(
+            f"--listen {address}: cannot listen there: the port is in use (another hub?) "
+            "or the address is not one of this host's"
+        ) from None
+
+
+def _reload(
+    services: Services,
+    paths: HubPaths,
+    certificate: ServerCertificate | None,
+    started: HubConfig,
+) -> None:
+    """SIGHUP: re-read hub.toml (and SIGHUB_* from the environment the hub started with)
+    and swap the keys that can change live into the running hub; re-read the server
+    certificate for new connections.  A bad file or pair changes nothing."""
+    hub = services.hub
+    try:
+        new = load_config(paths.config)
+    except SighubError as exc:
+        log.error("SIGHUP: configuration not reloaded, the hub keeps its values: %s", exc)
+    else:
+        changed = changes(hub.config, new)
+        restart = {k: v for k, v in changed.items() if k in RESTART_KEYS}
+        for key, (old, value) in sorted(restart.items()):
+            log.warning("SIGHUP: %s %r -> %r needs a restart; still %r", key, old, value, old)
+        hub.config = dataclasses.replace(new, **{k: old for k, (old, _) in restart.items()})
+        hub.limiter = _RateLimiter(hub.config.publishes_per_minute, hub.config.burst)
+        live = {k: v for k, v in changed.items() if k not in RESTART_KEYS}
+        for key, (old, value) in sorted(live.items()):
+            log.info("SIGHUP: %s %r -> %r", key, old, value)
+        ceilings = zip(_options(hub.config)[:2], _options(started)[:2], strict=True)
+        if any(now[1] > then[1] for now, then in ceilings):  # gRPC's message size limits
+            log.warning("SIGHUP: envelopes or batches larger than at start need a restart")
+        log.info("SIGHUP: configuration reloaded, %d keys changed live", len(live))
+    if certificate is not None:
+        try:
+            not_after = certificate.reload()
+        except (SighubError, OSError, ValueError) as exc:
+            log.error("SIGHUP: server certificate not reloaded, the old one serves: %s", exc)
+        else:
+            log.info("SIGHUP: server certificate re-read; valid until %s", not_after)
+            _warn_expiry(certificate)
+
+
+def _warn_expiry(certificate: ServerCertificate) -> None:
+    message = expiry_warning(
+        (certificate.pki / SERVER_CERT).read_bytes(),
+        str(certificate.pki / SERVER_CERT),
+        f"renew it with 'sighub hub renew-cert --data {certificate.pki.parent}', then "
+        "SIGHUP or restart the hub",
+    )
+    if message is not None:
+        log.warning("%s", message)
+
+
+async def _watch_certificate(certificate: ServerCertificate | None) -> None:
+    """Warn at start and then daily while the server certificate nears its expiry."""
+    while certificate is not None:
+        try:
+            _warn_expiry(certificate)
+        except (SighubError, OSError) as exc:
+            log.error("server certificate check failed: %s", exc)
+        await asyncio.sleep(86_400)
 
 
 def _options(config: HubConfig) -> list[tuple[str, int]]:
@@ -238,4 +327,5 @@ def _options(config: HubConfig) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 0),  # a second hub on the same port fails to bind
     ]

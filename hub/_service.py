@@ -8,14 +8,16 @@ the default thread pool.  Publishes and admin changes wake every follow stream.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import json
 import logging
-import multiprocessing
+import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from cryptography import x509
@@ -28,16 +30,20 @@ from client._proto import (
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
-    sync_pb2_grpc,
 )
+from client._rpc import CURSOR_AHEAD
 from client._tls import key_pem
+from client._workers import WorkerExited, WorkerPool
 from hub._errors import HubError
 from hub._hub import Hub
+from hub._observe import HubMetrics
 from hub._pki import ENROLL_PREFIX, issue_enrollment
-from hub._store import MemberRow, Store
+from hub._store import EnvelopeRow, MemberRow, Store
 from hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["Services"]
+
+VALIDATE_TASK = "hub._validate:check"  # what the validation workers run
 
 log = logging.getLogger("sighub.hub")
 T = TypeVar("T")
@@ -51,16 +57,14 @@ class Services:
         self.db_path = db_path
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sighub-writer")
         workers = hub.config.validation_workers
-        # spawn, not fork: the gRPC server's threads must not be copied into children.
-        self.validators = (
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers
-            else None
-        )
+        # Child interpreters fed over pipes (not fork, not multiprocessing): each exits at
+        # end of input, so none outlives the hub, even one killed with -9.
+        self.validators = WorkerPool(workers, VALIDATE_TASK, "validation") if workers else None
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
         self.stopping = asyncio.Event()
         self._cert_cache: dict[bytes, tuple[str, str]] = {}
+        self.metrics = HubMetrics()
 
     async def run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
@@ -101,12 +105,24 @@ class Services:
         await self.notify()
         self.writer.shutdown(wait=True)
         if self.validators is not None:
-            self.validators.shutdown(wait=True)
+            await asyncio.to_thread(self.validators.close)
 
     async def validate(self, plan: Plan, raw: bytes) -> Checked | Rejection:
         if self.validators is None:
             return await self.run(lambda: check(plan, raw))
-        return await asyncio.get_running_loop().run_in_executor(self.validators, check, plan, raw)
+        try:
+            result = await asyncio.wrap_future(self.validators.submit(plan, raw))
+        except WorkerExited as exc:  # killed (e.g. for memory): the next publish gets a new one
+            log.error("publish of envelope %s not validated: %s", plan.envelope_id, exc)
+            why = "the validation worker exited before answering; not stored, retry"
+            message = f"envelope {plan.envelope_id}: {why}"
+            raise HubError(grpc.StatusCode.UNAVAILABLE, message) from None
+        except OSError as exc:  # no worker can start: slower, not broken
+            log.warning("cannot start a validation worker (%s): validating in-process", exc)
+            return await self.run(lambda: check(plan, raw))
+        if not isinstance(result, Checked | Rejection):
+            raise TypeError(f"validation worker answered a {type(result).__name__}")
+        return result
 
 
 def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,6 +160,7 @@ class PublisherService(publish_pb2_grpc.PublisherServicer):
             result = await self.s.run(lambda: hub.publish_commit(plan, raw, checked))
         else:
             result = seen
+        self.s.metrics.published(result.sequence, result.indicators, result.duplicate)
         if not result.duplicate:
             await self.s.notify()
         return publish_pb2.PublishResponse(
@@ -154,26 +171,116 @@ class PublisherService(publish_pb2_grpc.PublisherServicer):
         )
 
 
-class SyncService(sync_pb2_grpc.SyncServicer):
+# A stream's own SQLite page cache: it reads each page of the log once.
+READER_CACHE_KIB: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One serialized SyncBatch and what the metrics need to know of it."""
+
+    data: bytes
+    changes: int
+    envelope_bytes: int
+    cursor: int
+    caught_up: bool
+
+
+def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool) -> Outgoing:
+    """Serialized here, not by gRPC: the stream then holds only these bytes while a slow
+    reader keeps the write waiting (not the rows and the message besides)."""
+    message = sync_pb2.SyncBatch(
+        changes=[
+            sync_pb2.Change(
+                sequence=r.seq,
+                collaboration=r.collab,
+                envelope=r.raw,
+                hops=[sync_pb2.Hop(**h) for h in json.loads(r.hops)],
+            )
+            for r in rows
+        ],
+        cursor=cursor,
+        caught_up=caught_up,
+    )
+    size = sum(len(r.raw) for r in rows)
+    return Outgoing(message.SerializeToString(), len(rows), size, cursor, caught_up)
+
+
+class _Trimmer:
+    """Hands freed heap back to the system after streams close (glibc keeps it in its
+    arenas otherwise: RSS would stay at its peak after a burst of streams ends); at most
+    once a second, off the event loop."""
+
+    def __init__(self) -> None:
+        try:
+            self._trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            self._trim = None
+        self._last = 0.0
+
+    def soon(self) -> None:
+        now = time.monotonic()
+        if self._trim is None or now - self._last < 1.0:
+            return
+        self._last = now
+        asyncio.get_running_loop().run_in_executor(None, self._trim, 0)
+
+
+def sync_handler(service: SyncService) -> grpc.GenericRpcHandler:
+    """The Sync service with a pass-through serializer (its batches come serialized)."""
+    name = sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name
+    handler = grpc.unary_stream_rpc_method_handler(
+        service.Sync,
+        request_deserializer=sync_pb2.SyncRequest.FromString,
+        response_serializer=bytes,  # bytes(b) is b itself: no copy
+    )
+    return grpc.method_handlers_generic_handler(name, {"Sync": handler})
+
+
+class SyncService:
     def __init__(self, s: Services) -> None:
         self.s = s
+        self.open: dict[str, int] = {}  # member -> open Sync streams (event loop only)
+        self._trimmer = _Trimmer()
 
-    async def Sync(
-        self, request: sync_pb2.SyncRequest, context: Any
-    ) -> AsyncIterator[sync_pb2.SyncBatch]:
+    async def Sync(self, request: sync_pb2.SyncRequest, context: Any) -> AsyncIterator[bytes]:
         try:
             member, collabs = await self.s.run(lambda: self._authorize(request, context))
+            self._count_stream(member.name)
         except HubError as exc:
             await context.abort(exc.code, exc.message)
             return
         reader = Store(self.s.db_path)
+        reader.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        self.s.metrics.opened(request.follow)
         try:
-            async for batch in self._stream(request, context, member, collabs, reader):
-                yield batch
+            head = await asyncio.to_thread(reader.head)
+            if request.cursor > head:
+                raise HubError.precondition(
+                    f"{CURSOR_AHEAD}: cursor {request.cursor}, log head {head} (restored from "
+                    "an older backup?)"
+                )
+            async for out in self._stream(request, member, collabs, reader):
+                self.s.metrics.sent(member.name, out.changes, out.envelope_bytes, out.cursor,
+                                    out.caught_up)  # fmt: skip
+                yield out.data
         except HubError as exc:
             await context.abort(exc.code, exc.message)
         finally:
+            self.open[member.name] -= 1
+            self.s.metrics.closed(request.follow)
             reader.close()
+            self._trimmer.soon()
+
+    def _count_stream(self, member: str) -> None:
+        limit = self.s.hub.config.max_streams_per_member
+        n = self.open.get(member, 0)
+        if n >= limit:
+            raise HubError.exhausted(
+                f"member {member!r} has {n} open Sync streams; at most {limit} "
+                "([limits] max_streams_per_member): close one first"
+            )
+        self.open[member] = n + 1
 
     def _authorize(
         self, request: sync_pb2.SyncRequest, context: Any
@@ -197,11 +304,10 @@ class SyncService(sync_pb2_grpc.SyncServicer):
     async def _stream(
         self,
         request: sync_pb2.SyncRequest,
-        context: Any,
         member: MemberRow,
         collabs: list[str],
         reader: Store,
-    ) -> AsyncIterator[sync_pb2.SyncBatch]:
+    ) -> AsyncIterator[Outgoing]:
         cfg = self.s.hub.config
         limit = min(request.batch_size or cfg.sync_batch_envelopes, 1000)
         cursor = request.cursor
@@ -217,31 +323,21 @@ class SyncService(sync_pb2_grpc.SyncServicer):
             if rows:
                 cursor = rows[-1].seq
                 caught_up = len(rows) < limit and await asyncio.to_thread(reader.head) <= cursor
-                yield sync_pb2.SyncBatch(
-                    changes=[
-                        sync_pb2.Change(
-                            sequence=r.seq,
-                            collaboration=r.collab,
-                            envelope=r.raw,
-                            hops=[sync_pb2.Hop(**h) for h in json.loads(r.hops)],
-                        )
-                        for r in rows
-                    ],
-                    cursor=cursor,
-                    caught_up=caught_up,
-                )
+                out = _batch(rows, cursor, caught_up)
+                del rows
+                yield out
                 if caught_up and not request.follow:
                     return
                 continue
             if not request.follow:
-                yield sync_pb2.SyncBatch(cursor=cursor, caught_up=True)
+                yield _batch([], cursor, True)
                 return
             async with self.s.changed:
                 if self.s.version == version and not self.s.stopping.is_set():
                     try:
                         await asyncio.wait_for(self.s.changed.wait(), cfg.keepalive_seconds)
                     except TimeoutError:
-                        yield sync_pb2.SyncBatch(cursor=cursor, caught_up=True)  # keepalive
+                        yield _batch([], cursor, True)  # keepalive
 
 
 class DirectoryService(directory_pb2_grpc.DirectoryServicer):
@@ -273,9 +369,16 @@ class DirectoryService(directory_pb2_grpc.DirectoryServicer):
         return directory_pb2.KeyDirectory(
             keys=[
                 directory_pb2.MemberKey(
-                    member=n, identity=i, key_id=k, public_key=p, added_at=a, revoked_at=r or ""
+                    member=r.member,
+                    identity=r.identity,
+                    key_id=r.key_id,
+                    public_key=r.public_key,
+                    added_at=r.added,
+                    revoked_at=r.revoked_at or "",
+                    revoked_sequence=r.revoked_seq or 0,
+                    status=r.status,
                 )
-                for n, i, k, p, a, r in rows
+                for r in rows
             ]
         )
 
@@ -301,6 +404,20 @@ class DirectoryService(directory_pb2_grpc.DirectoryServicer):
             )
         )
         return directory_pb2.RotateSigningKeyResponse(key_id=kid, previous_key_id=old)
+
+    @_rpc
+    async def RenewCertificate(
+        self, request: directory_pb2.RenewCertificateRequest, context: Any
+    ) -> directory_pb2.RenewCertificateResponse:
+        def work() -> tuple[bytes, str]:
+            if not self.s.peer_cert(context)[0]:  # a bearer token does not prove the TLS key
+                raise HubError.unauthenticated(
+                    "RenewCertificate: call it over mTLS with the member's current certificate"
+                )
+            return self.s.hub.renew_certificate(self.s.identify(context), request.csr_pem)
+
+        cert, not_after = await self.s.run(work)
+        return directory_pb2.RenewCertificateResponse(certificate_pem=cert, not_after=not_after)
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):

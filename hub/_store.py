@@ -118,7 +118,22 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_at ON audit (at)")
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Key revocation takes effect at a log sequence (envelopes at or before it stay valid),
+    and the directory remembers who published in a collaboration after they leave it."""
+    db.execute("ALTER TABLE member_keys ADD COLUMN revoked_seq INTEGER")
+    db.execute(
+        "UPDATE member_keys SET revoked_seq = (SELECT COALESCE(MAX(seq), 0) FROM envelopes"
+        " WHERE received <= member_keys.revoked_at) WHERE revoked_at IS NOT NULL"
+    )
+    db.execute(
+        "CREATE TABLE collab_publishers (collab TEXT NOT NULL, member TEXT NOT NULL,"
+        " PRIMARY KEY (collab, member)) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO collab_publishers SELECT DISTINCT collab, publisher FROM envelopes")
+
+
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2]
 
 
 class Store:
@@ -208,6 +223,42 @@ class Store:
             )
         ]
 
+    def revoke_keys(self, now: str, member: str, key_id: str | None = None) -> None:
+        """Revoke ``key_id`` (or every valid key of ``member``) at ``now`` and at the
+        current log head: envelopes it signed up to the head stay valid.  Runs inside the
+        caller's transaction."""
+        sql = (
+            "UPDATE member_keys SET revoked_at = ?, revoked_seq = ? WHERE member = ?"
+            " AND revoked_at IS NULL"
+        )
+        args: list[Any] = [now, self.head(), member]
+        if key_id is not None:
+            sql += " AND key_id = ?"
+            args.append(key_id)
+        self.conn.execute(sql, args)
+
+    def directory_keys(self, member: str) -> list[tuple[str, bytes, str, str | None, int | None]]:
+        """(key id, public key, added, revoked_at, revoked_seq) of ``member``'s keys."""
+        return [
+            (r[0], bytes(r[1]), r[2], r[3], r[4])
+            for r in self.all(
+                "SELECT key_id, public_key, added, revoked_at, revoked_seq FROM member_keys"
+                " WHERE member=? ORDER BY added, key_id",
+                member,
+            )
+        ]
+
+    def collab_publishers(self, collabs: Iterable[str]) -> list[str]:
+        """Members that ever published in ``collabs`` (members now or not)."""
+        names = list(collabs)
+        marks = ",".join("?" * len(names))
+        return [
+            r[0]
+            for r in self.all(
+                f"SELECT DISTINCT member FROM collab_publishers WHERE collab IN ({marks})", *names
+            )
+        ]
+
     def key_owner(self, key_id: str) -> tuple[str, bytes, str | None] | None:
         row = self.one(
             "SELECT member, public_key, revoked_at FROM member_keys WHERE key_id=?", key_id
@@ -287,6 +338,10 @@ class Store:
             (envelope_id, collab, publisher, key_id, received, len(indicators), hops, raw),
         )
         seq = int(cur.lastrowid or 0)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO collab_publishers (collab, member) VALUES (?, ?)",
+            (collab, publisher),
+        )
         self.conn.executemany(
             "INSERT OR REPLACE INTO indicators (id, collab, publisher, kind, modified,"
             " valid_until, revoked, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
