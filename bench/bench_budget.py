@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.bench_bundle import _indicators
 from client import _json
 from client._envelope import decode_payload, key_id, open_envelope, seal
 from client._model import Publisher, Tlp, now_ms
 from client._stix import build_bundle, parse_bundle
-from bench.bench_bundle import _indicators
 
 ROUNDS = 7
 ENVELOPES = 20
@@ -67,7 +67,8 @@ def main() -> None:
         finally:
             _json.check = real_check
     with_budget, without = statistics.median(budgeted), statistics.median(baseline)
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, python {platform.python_version()}")
     print(f"envelope check, 1,000 mixed indicators each, median of {ROUNDS} rounds:")
     print(f"  with the parser budget:    {with_budget:>10,.0f} indicators/s")
     print(f"  budget scan off (baseline): {without:>10,.0f} indicators/s")

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from client._canon import MAX_PHRASE_WORDS, canonicalize, scan_parts, word_spans
+from client._canon import MAX_PHRASE_WORDS, canonicalize, scalar, scan_parts, word_spans
 from client._errors import ModelError
 from client._model import BLIND_SCHEME, CANON_VERSION, Kind, check_collab
 
@@ -72,6 +72,10 @@ class Blinder:
 
     CACHE_MAX: Final = 1 << 16
     WORD_CACHE_MAX: Final = 1 << 16
+    # Values longer than these are hashed but not remembered: they rarely recur, and the
+    # caches must not grow with the length of the texts scanned.
+    CACHE_KEY_BYTES: Final = 256
+    WORD_CACHE_KEY_CHARS: Final = 64
 
     def __init__(self, key: CollabKey) -> None:
         self.key = key
@@ -94,14 +98,16 @@ class Blinder:
         return h.digest()
 
     def text(self, text: str) -> BlindedText:
-        """Blind every candidate of ``text``: see BlindedText for the layout."""
-        return self.parts(text, *scan_parts(text))
+        """Blind every candidate of ``text``: see BlindedText for the layout.  A lone
+        surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
+        return self.parts(text, *scan_parts(scalar(text)))
 
     def parts(
         self, text: str, words: list[str], rest: list[tuple[str, str, int, int]]
     ) -> BlindedText:
         """Blind candidates already extracted by ``scan_parts(text)`` (a matcher with
-        several key epochs extracts once and blinds once per key)."""
+        several key epochs extracts once and blinds once per key); ``text`` holds no lone
+        surrogate."""
         digests = self._phrases(words) if words else []
         for kind, value, _, _ in rest:
             digests.append(self._digest(kind, value.encode("utf-8")))
@@ -114,9 +120,10 @@ class Blinder:
             h = self._states[kind].copy()
             h.update(data)
             digest = h.digest()
-            if len(cache) >= self.CACHE_MAX:
-                cache.clear()
-            cache[data] = digest
+            if len(data) <= self.CACHE_KEY_BYTES:
+                if len(cache) >= self.CACHE_MAX:
+                    cache.clear()
+                cache[data] = digest
         return digest
 
     def _phrases(self, words: list[str]) -> list[bytes]:
@@ -149,9 +156,10 @@ class Blinder:
         h = self._states["keyword"].copy()
         h.update(encoded)
         entry = (h, h.digest(), b" " + encoded)
-        if len(self._words) >= self.WORD_CACHE_MAX:
-            self._words.clear()
-        self._words[word] = entry
+        if len(word) <= self.WORD_CACHE_KEY_CHARS:
+            if len(self._words) >= self.WORD_CACHE_MAX:
+                self._words.clear()
+            self._words[word] = entry
         return entry
 
 

@@ -63,7 +63,9 @@ def loads(data: bytes, budget: JsonBudget, what: str) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise JsonBudgetError(what, "encoding", f"invalid UTF-8 at byte {exc.start}", "UTF-8")
+        raise JsonBudgetError(
+            what, "encoding", f"invalid UTF-8 at byte {exc.start}", "UTF-8"
+        ) from None
     hooks = _Hooks(budget, what)
     try:
         return json.loads(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from client import Blinder, Form, Kind
 from client._local import StoredIndicator, stored
-from client._matcher import Matcher
+from client._matcher import Matcher, TextTooLong
 from tests.conftest import TEST_KEY, make_indicator
 
 BLIND = Blinder(TEST_KEY)
@@ -164,3 +166,123 @@ def test_rules_of_every_key_epoch_fire() -> None:
     keys = {**KEYS, ("sg-csam", 1): rotated.secret}
     found = _results(Matcher([old_rule, new_rule], keys), "s3ll3r, menu in bio")
     assert found == {("seller", "s3ll3r"), ("menu in bio", "menu in bio")}
+
+
+# -- any str, linear time ------------------------------------------------------------------
+MATCHER = Matcher(RULES, KEYS)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text())  # lone surrogates included
+def test_scan_accepts_any_str_and_spans_index_it(text: str) -> None:
+    for m in MATCHER.scan(text):
+        assert text[m.start : m.end] == m.text
+
+
+def test_lone_surrogates_read_as_replacement_characters() -> None:
+    text = "\ud800s3ll3r\udfff pay $CashEx01 join t.me/+abcdefgh12/\udc80"
+    found = {(m.description, m.start, m.end) for m in MATCHER.scan(text)}
+    assert found == {("seller", 1, 7), ("$cashex01", 13, 22), (RULES[8].description, 28, 44)}
+    replaced = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    assert MATCHER.scan(text) == MATCHER.scan(replaced)  # no span holds a surrogate here
+
+
+def test_a_text_over_the_limit_is_refused() -> None:
+    with pytest.raises(TextTooLong, match="received 11 characters, expected at most 10"):
+        MATCHER.scan("s3ll3r s3ll", max_chars=10)
+    assert MATCHER.scan("s3ll3r", max_chars=10) and MATCHER.scan("x" * 20, max_chars=None) == []
+
+
+def _realistic(n: int) -> str:
+    words = ["ka", "lomi", "S3LL3R", "🧀🍕", "x-menu.carrd.co/p?utm_source=ig", "$cashex01",
+             "#tag", "ｓｅｌｌｅｒ", "山川", "dm\u200bme", "t.me/+abcdefgh12", "14yo,"]  # fmt: skip
+    out: list[str] = []
+    size = k = 0
+    while size < n:
+        out.append(words[(k * 7 + k // 3) % len(words)])
+        size += len(out[-1]) + 1
+        k += 1
+    return " ".join(out)[:n]
+
+
+def _idn_labels(n: int) -> str:
+    """Host labels of 2,000 distinct CJK letters each (Punycode was quadratic in those)."""
+    labels = ["".join(chr(0x4E00 + (j * 2000 + i) % 20000) for i in range(2000)) for j in range(10)]
+    return (".".join(labels * (n // 20_000 + 1)))[: n - 3] + ".co"
+
+
+# Adversarial shapes: each was (or could be) superlinear somewhere in canon/extract/blinding.
+SHAPES = {
+    "realistic": _realistic,
+    "one long word": lambda n: ("s3llr" * n)[:n],
+    "spaced letters": lambda n: ("s e l l e r " * n)[:n],
+    "dots": lambda n: "." * n,
+    "dots and spaces": lambda n: ". " * (n // 2),
+    "emoji": lambda n: "🧀🍕" * (n // 2),
+    "digits": lambda n: "1" * n,
+    "dollars": lambda n: "$" * n,
+    "dotted labels": lambda n: ("ab." * n)[:n],
+    "path segments": lambda n: "x.co/" + "a/" * (n // 2),
+    "distinct idn letters": _idn_labels,
+}
+
+
+def _seconds(text: str) -> float:
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        MATCHER.scan(text, max_chars=None)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_scan_time_is_linear_in_text_length(shape: str) -> None:
+    """8x the text may take at most 16x the time (quadratic would take 64x); a floor on the
+    small time keeps timer noise out of the ratio."""
+    make = SHAPES[shape]
+    MATCHER.scan(make(1000), max_chars=None)  # warm the caches
+    small, large = _seconds(make(8_000)), _seconds(make(64_000))
+    assert large < 16 * max(small, 0.002), (shape, small, large)
+
+
+def test_punycode_is_the_codecs() -> None:
+    from client._canon._url import punycode
+
+    samples = ["bücher", "例え", "ｓｅｌｌｅｒ", "a-ü-b", "ü" * 50, "абв" * 3 + "ab"]
+    samples.append("".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1000)))
+    for s in samples:
+        assert punycode(s) == s.encode("punycode").decode("ascii")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20), min_size=1, max_size=40))
+def test_punycode_agrees_with_the_codec_on_random_labels(text: str) -> None:
+    from client._canon._url import punycode
+
+    assert punycode(text) == text.encode("punycode").decode("ascii")
+
+
+def test_label_expansion_bound_holds_for_the_table() -> None:
+    import unicodedata
+
+    from client._canon._table import HOST_FOLD, WORD
+    from client._canon._url import MAX_LABEL_EXPANSION
+
+    longest = max(
+        len(unicodedata.normalize("NFD", HOST_FOLD.get(cp, chr(cp))))
+        for lo, hi in WORD
+        for cp in range(lo, hi + 1)
+    )
+    assert longest == MAX_LABEL_EXPANSION
+
+
+def test_url_bounds_keep_every_publishable_value() -> None:
+    """The longest host and path a 512-character value can hold still fire inside longer
+    ones; past the bounds nothing publishable could match."""
+    host = "x." * 254 + "co"  # 256 labels, 510 characters
+    path = "x.co" + "/a" * 254  # 254 segments
+    rules = [blinded(Kind.URL, host), blinded(Kind.URL, path)]
+    m = Matcher(rules, KEYS)
+    text = "see y." * 1 + "z." * 40 + host + " and " + path + "/b/c?q=1 ok"
+    assert {x.description for x in m.scan(text)} == {host, path}

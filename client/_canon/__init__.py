@@ -12,7 +12,7 @@ from typing import Final
 
 from client._canon import _emoji, _payment, _url
 from client._canon._table import NON_UNIT, TABLE_SHA256
-from client._canon._text import TOKEN_RE, fold, fold_fast, token_values, tokens
+from client._canon._text import TOKEN_RE, fold, fold_fast, scalar, token_values, tokens
 from client._errors import CanonError
 from client._model import CANON_VERSION, Kind
 
@@ -25,6 +25,7 @@ __all__ = [
     "extract",
     "extract_parts",
     "fold",
+    "scalar",
     "scan_parts",
     "word_spans",
 ]
@@ -97,6 +98,7 @@ def canonicalize(kind: Kind | str, value: str) -> str:
         raise CanonError(f"kind {kind!r}: expected one of {sorted(_KINDS)}")
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_VALUE_CHARS:
         raise CanonError(f"{k.value} {value!r}: expected text of 1-{MAX_VALUE_CHARS} chars")
+    value = scalar(value)  # a lone surrogate reads as U+FFFD, as in scanned text
     if k is Kind.KEYWORD:
         return _keyword(value)
     if k is Kind.HASHTAG:
@@ -122,7 +124,8 @@ def scan_parts(
 ) -> tuple[list[str], list[tuple[str, str, int, int]]]:
     """What a matcher needs of ``text``: its canonical words (no spans: ``word_spans`` gives
     them for the few texts that hit) and every other candidate with ORIGINAL spans.
-    ``folded`` is ``fold_fast(text)`` when the caller has it already."""
+    ``folded`` is ``fold_fast(text)`` when the caller has it already.  ``text`` holds no
+    lone surrogate (``scalar`` replaces them): URL values are taken from it."""
     folded = fold_fast(text) if folded is None else folded
     words = token_values(folded)
     rest: list[tuple[str, str, int, int]] = []
@@ -150,8 +153,9 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
 
 def extract(text: str) -> list[Candidate]:
     """Every canon/1 candidate in ``text``: words and phrases of up to four words, hashtags,
-    emoji sequences, URLs (host suffixes, path prefixes) and payment handles."""
-    words, rest = extract_parts(text)
+    emoji sequences, URLs (host suffixes, path prefixes) and payment handles.  A lone
+    surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
+    words, rest = extract_parts(scalar(text))
     out = []
     n = len(words)
     for i in range(n):

@@ -56,7 +56,10 @@ def bmp_class(ranges: list[list[int]], extra: str = "") -> str:
 def run_of(ranges: list[list[int]], extra: str = "") -> str:
     """A pattern for a run of one or more characters of ``ranges`` (or ``extra``).
 
-    Written so that each character can be matched one way only: no (a+)+ backtracking.
+    Possessive (never backtracks into the run): a run of BMP and astral characters can be
+    split between the loops many ways, and a failed match after it would try them all.
+    Every use is followed by a character the run cannot take (or the end), so giving
+    characters back could never help a match.
     """
     bmp = [r for r in ranges if r[1] < 0x10000]
     astral = [r for r in ranges if r[1] >= 0x10000]
@@ -64,7 +67,7 @@ def run_of(ranges: list[list[int]], extra: str = "") -> str:
     if not astral:
         return head + "+"
     tail = f"(?=[\\U00010000-\\U0010ffff])[{_class(astral)}]"
-    return f"(?:{head}+(?:{tail}+{head}*)*|(?:{tail}+{head}*)+)"
+    return f"(?:{head}++|{tail})++"
 
 
 def _merge(*lists: list[list[int]]) -> list[list[int]]:

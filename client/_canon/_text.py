@@ -71,8 +71,27 @@ LEET: Final = str.maketrans(
 )
 
 _CACHE_MAX: Final = 1 << 17
+# Only short tokens are cached: words recur, a megabyte-long "word" does not, and a cache
+# of long keys would grow with every text scanned.
+CACHE_KEY_MAX: Final = 64
 _Hit = tuple[str, int, int, bool]
 _token_cache: dict[str, _Hit] = {}
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+
+
+def scalar(text: str) -> str:
+    """``text`` with every lone surrogate (a ``str`` that is not valid Unicode, e.g. from a
+    JSON ``"\\ud800"`` escape) read as U+FFFD, one code point for one, so every index into
+    the result is an index into ``text``.  canon/1 treats both alike (neither is a letter,
+    a digit, a space or part of an emoji); only values that keep such a character (URL
+    paths) differ, and they become encodable."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE_RE.sub("\ufffd", text)
+    return text
 
 
 def fold(text: str) -> tuple[str, list[int] | None]:
@@ -129,9 +148,10 @@ def _token(raw: str) -> _Hit:
         i, j = _trim(raw)
         value = _fold_token(raw[i:j]) if i < j else ""
         hit = (value, i, len(raw) - j, len(value) == 1)
-        if len(_token_cache) >= _CACHE_MAX:
-            _token_cache.clear()
-        _token_cache[raw] = hit
+        if len(raw) <= CACHE_KEY_MAX:
+            if len(_token_cache) >= _CACHE_MAX:
+                _token_cache.clear()
+            _token_cache[raw] = hit
     return hit
 
 
@@ -150,9 +170,13 @@ def _fold_token(raw: str) -> str:
 def _trim(raw: str) -> tuple[int, int]:
     """Leading/trailing symbols that are punctuation, not leetspeak: '@name', 'wow!'."""
     i, j = 0, len(raw)
+    letter_follows: bool | None = None  # searched once: raw[:i] holds symbols only
     while i < j and raw[i] in SYMBOLS:
-        if raw[i] == "$" and LETTER_RE.search(raw, i + 1):
-            break  # "$eller", "$3ll3r": leetspeak; "$100": a price
+        if raw[i] == "$":
+            if letter_follows is None:
+                letter_follows = LETTER_RE.search(raw, i + 1) is not None
+            if letter_follows:
+                break  # "$eller", "$3ll3r": leetspeak; "$100": a price
         i += 1
     while j > i and raw[j - 1] in SYMBOLS:
         j -= 1

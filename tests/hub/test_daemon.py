@@ -370,7 +370,7 @@ def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any])
         check=False,
     )
     out = [json.loads(x) for x in res.stdout.splitlines()]
-    assert res.returncode == 1  # some lines were bad
+    assert res.returncode == 2  # some lines were bad: EXIT_BAD_INPUT
     assert out[0]["id"] == "a"
     hit = next(m for m in out[0]["matches"] if m["indicator"] == tell[0].id)
     assert (
@@ -427,5 +427,5 @@ def test_publish_command(world: dict[str, Any]) -> None:
         timeout=60,
         check=False,
     )
-    assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr
+    assert refused.returncode == 3 and "PERMISSION_DENIED" in refused.stderr  # EXIT_REFUSED
     assert pub.hub.state() == before

@@ -130,7 +130,7 @@ def test_sync_command_survives_poison_without_a_traceback(hub: dict[str, Any]) -
     poison = _inject(h, pub, [big, deep, digits])
     data = _fresh(sub, hub["tmp"], "fresh-cli")
     args = [*SIGHUB, "sync", "--data", str(data), "--hub", h.address, "--workers", "1"]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == EXIT_ALARM, done.stderr
     assert "Traceback" not in done.stderr
     assert "REFUSED" in done.stderr
@@ -148,6 +148,6 @@ def test_verify_command_refuses_a_poison_envelope(hub: dict[str, Any], tmp_path:
     path = tmp_path / "poison.envelope.json"
     path.write_bytes(sign_raw(pub, POISON["deep"]))
     args = [*SIGHUB, "verify", str(path), "--data", str(pub.data)]
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "depth" in done.stderr
