@@ -25,7 +25,14 @@ from cryptography.hazmat.primitives.serialization import (
 from client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
 from client._json import DOCUMENT
 from client._json import loads as json_loads
-from client._keys import SIGNING_KEY, MemberFiles, MemberIdentity, read_secret, write_secret
+from client._keys import (
+    SIGNING_KEY,
+    MemberFiles,
+    MemberIdentity,
+    fsync_path,
+    read_secret,
+    write_secret,
+)
 from client._rpc import CHANNEL_OPTIONS, Credential, HubClient, open_channel
 from client._tls import key_pem, make_csr, new_tls_key, write_credential
 
@@ -174,15 +181,7 @@ def replace_file(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent)
 
 
 def certificate_not_after(pem: bytes, what: str) -> datetime:
@@ -253,7 +252,7 @@ def _finish_renewal(tls: Path) -> None:
     if key_next.exists():
         os.replace(key_next, tls / _CLIENT_KEY)
     os.replace(cert_next, tls / _CLIENT_CERT)
-    _sync_dir(tls)
+    fsync_path(tls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +286,7 @@ def renew_certificate(data: Path, insecure: bool = False, address: str | None = 
     replace_file(cert_next, cert_pem, 0o644)
     os.replace(key_next, tls / _CLIENT_KEY)
     os.replace(cert_next, tls / _CLIENT_CERT)
-    _sync_dir(tls)
+    fsync_path(tls)
     return Renewed(
         cred.member, format(cert.serial_number, "x"), cert.not_valid_after_utc, tls / _CLIENT_CERT
     )

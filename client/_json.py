@@ -45,7 +45,6 @@ ANALYST_LINE: Final = JsonBudget(1 << 20, max_depth=4, max_containers=64)
 
 _BRACKETS: Final = b"[]{}"
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in _BRACKETS)
-_PAIR: Final = re.compile(rb"\[\]|\{\}")
 # Everything up to the next bracket outside strings: plain bytes and whole strings (each
 # string consumed once, so the scan is linear), then the bracket, a quote that opens a
 # string with no end, or the end.
@@ -156,10 +155,12 @@ def _check_nesting(data: bytes, budget: JsonBudget, what: str) -> None:
 
 
 def _pairs_within(brackets: bytes, depth: int) -> bool:
-    """Whether removing innermost ``[]``/``{}`` pairs ``depth`` times leaves nothing: true
-    exactly for balanced brackets nested at most ``depth`` deep."""
-    for _ in range(depth):
+    """Whether removing innermost ``[]`` and ``{}`` pairs leaves nothing within
+    ``ceil(depth / 2)`` passes: then the brackets are balanced and nested at most ``depth``
+    deep (a pass removes one level, or two where an array holds an object, never more).
+    Deeper or odd shapes take the exact scan."""
+    for _ in range((depth + 1) // 2):
         if not brackets:
             return True
-        brackets = _PAIR.sub(b"", brackets)
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
     return not brackets

@@ -80,6 +80,15 @@ def write_secret(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder after a rename in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_secret(path: Path) -> bytes:
     try:
         st = path.stat()

@@ -8,7 +8,6 @@ only sighub's own series are exported and tests can hold several side by side.""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import math
@@ -37,7 +36,6 @@ __all__ = [
     "SyncMetrics",
     "add_log_flags",
     "add_metrics_flag",
-    "is_loopback",
     "parse_listen",
     "serve_metrics",
     "setup_logging",
@@ -129,15 +127,6 @@ def add_metrics_flag(parser: argparse.ArgumentParser, what: str) -> None:
         "(off by default; PORT alone binds 127.0.0.1; port 0: any free, printed; "
         "env SIGHUB_METRICS_LISTEN)",
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_listen(value: str, flag: str) -> tuple[str, int]:

@@ -37,6 +37,7 @@ __all__ = [
     "HubUnreachable",
     "PublishResult",
     "SharedKey",
+    "is_loopback",
     "open_channel",
 ]
 
@@ -128,12 +129,13 @@ class Credential:
             raise KeyFileError(f"{path}: not a hub credential ({exc})") from None
 
 
-def _loopback(address: str) -> bool:
-    host = address.rpartition(":")[0].strip("[]")
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 possibly in brackets) is loopback:
+    the only place plaintext is allowed."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -145,7 +147,7 @@ def open_channel(
     ``insecure`` and only on loopback, plaintext with the bearer token."""
     target = address or cred.hub
     if insecure:
-        if not _loopback(target):
+        if not is_loopback(target.rpartition(":")[0]):
             raise SighubError(
                 f"insecure connection to {target!r} refused: plaintext is loopback-only"
             )

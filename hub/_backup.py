@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from client import SighubError
 from client._errors import EXIT_BAD_INPUT
-from client._keys import read_secret
+from client._keys import fsync_path, read_secret
 from hub._store import MIGRATIONS
 
 __all__ = [
@@ -148,14 +148,6 @@ def inspect_database(conn: sqlite3.Connection, path: Path, what: str) -> BackupI
     )
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _new_private(path: Path) -> None:
     """Create ``path`` empty with mode 0600 (hub.db holds collaboration keys)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -187,9 +179,9 @@ def backup(root: Path, to: Path) -> BackupInfo:
                 dst.close()
         finally:
             src.close()
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, to)
-        _fsync(to.parent)
+        fsync_path(to.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return dataclasses.replace(info, path=to)
@@ -230,10 +222,10 @@ def restore(root: Path, source: Path, allow_rollback: bool = False) -> Restored:
         rollback = previous is not None and previous > info.head
         if (rollback or previous == -1) and not allow_rollback:
             raise BackupError(_rollback_refusal(root, source, previous, info.head))
-        _fsync(tmp)
+        fsync_path(tmp)
         kept = _set_aside(root)
         os.replace(tmp, root / DB_FILE)
-        _fsync(root)
+        fsync_path(root)
     finally:
         tmp.unlink(missing_ok=True)
         lock.release()

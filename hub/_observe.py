@@ -27,11 +27,10 @@ from prometheus_client.registry import Collector
 from client._observe import (
     MetricsEndpoint,
     ObserveError,
-    is_loopback,
     parse_listen,
     serve_metrics,
 )
-from client._rpc import CURSOR_AHEAD
+from client._rpc import CURSOR_AHEAD, is_loopback
 from hub._store import Store
 
 __all__ = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import ipaddress
 import json
 import logging
 import signal
@@ -39,6 +38,7 @@ from client._proto import (
     publish_pb2_grpc,
     sync_pb2,
 )
+from client._rpc import is_loopback
 from client._tls import key_pem, make_csr, new_tls_key, write_credential
 from hub._backup import DataLock
 from hub._config import DEFAULT_TOML, RESTART_KEYS, HubConfig, changes, load_config
@@ -149,15 +149,6 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     return paths.admin
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def split_address(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
@@ -176,7 +167,7 @@ async def serve(
     finish (10 s grace), and close the store."""
     paths = HubPaths(root)
     host, port = split_address(listen)
-    if insecure and not _is_loopback(host):
+    if insecure and not is_loopback(host):
         raise SighubError(f"--insecure refused on {host!r}: plaintext is only allowed on loopback")
     if not paths.db.exists():
         raise SighubError(f"{root}: no hub here; run 'sighub hub init --data {root}' first")
