@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy client hub
+	$(BIN)/mypy src/sighub
 
 test: lint typecheck
 	$(BIN)/python -m pytest
@@ -38,9 +38,9 @@ bench-hub: $(STAMP)
 
 # Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
 table: $(STAMP)
-	$(BIN)/python -m client._canon._gen_table
+	$(BIN)/python -m sighub.client._canon._gen_table
 
-# Regenerate client/_proto from proto/ (a test fails when the committed code is stale).
+# Regenerate src/sighub/client/_proto from proto/ (a test fails when the committed code is stale).
 proto: $(STAMP)
 	$(BIN)/python proto/gen.py
 

@@ -20,17 +20,18 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.bench_bundle import _indicators
-from client import _json
-from client._envelope import decode_payload, key_id, open_envelope, public_key_bytes, seal
-from client._local import LocalStore
-from client._model import Publisher, Tlp, now_ms
-from client._stix import build_bundle, parse_bundle
-from client._verify import check_changes
+from sighub.client import _json
+from sighub.client._envelope import decode_payload, key_id, open_envelope, public_key_bytes, seal
+from sighub.client._local import LocalStore
+from sighub.client._model import Publisher, Tlp, now_ms
+from sighub.client._stix import build_bundle, parse_bundle
+from sighub.client._verify import check_changes
 
 ROUNDS = 7
 ENVELOPES = 20

@@ -12,14 +12,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client import Blinder, CollabKey, Form, Indicator, Kind, Publisher
-from client._envelope import key_id, open_envelope, seal
-from client._model import now_ms
-from client._stix import build_bundle, new_indicator_id
+from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Publisher
+from sighub.client._envelope import key_id, open_envelope, seal
+from sighub.client._model import now_ms
+from sighub.client._stix import build_bundle, new_indicator_id
 
 KINDS = [Kind.KEYWORD, Kind.HASHTAG, Kind.EMOJI, Kind.URL, Kind.PAYMENT]
 

@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from bench._corpus import posts
-from client import Blinder, CollabKey
+from sighub.client import Blinder, CollabKey
 
 ROUNDS = 5
 

@@ -21,12 +21,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from bench._corpus import posts
-from client import Blinder, CollabKey, Form, Indicator, Kind, Matcher, Publisher, now_ms
-from client._local import LocalStore
-from client._matcher import HAVE_HYPERSCAN
+from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Matcher, Publisher, now_ms
+from sighub.client._local import LocalStore
+from sighub.client._matcher import HAVE_HYPERSCAN
 
 KEY = CollabKey("sg-csam", 0, bytes(range(32)))
 PUB = Publisher("identity--6ba7b810-9dad-11d1-80b4-00c04fd430c8", "platform-a")

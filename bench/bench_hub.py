@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from client import (  # noqa: E402
+from sighub.client import (  # noqa: E402
     Blinder,
     CollabKey,
     Form,
@@ -40,12 +40,12 @@ from client import (  # noqa: E402
     now_ms,
     seal,
 )
-from client._daemon import SyncDaemon  # noqa: E402
-from client._enroll import enroll  # noqa: E402
-from client._rpc import Credential, HubClient  # noqa: E402
-from client._stix import new_indicator_id  # noqa: E402
-from hub._cli import main as sighub  # noqa: E402
-from hub._process import start_hub  # noqa: E402
+from sighub.client._daemon import SyncDaemon  # noqa: E402
+from sighub.client._enroll import enroll  # noqa: E402
+from sighub.client._rpc import Credential, HubClient  # noqa: E402
+from sighub.client._stix import new_indicator_id  # noqa: E402
+from sighub.hub._cli import main as sighub  # noqa: E402
+from sighub.hub._process import start_hub  # noqa: E402
 
 PER_BUNDLE = 1000
 WORKERS = int(__import__("os").environ.get("SIGHUB_BENCH_WORKERS", "1"))

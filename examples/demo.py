@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 
-from client import Matcher, Member  # noqa: E402
-from client._enroll import enroll  # noqa: E402
-from hub._cli import main as sighub  # noqa: E402
-from hub._process import start_hub  # noqa: E402
+from sighub.client import Matcher, Member  # noqa: E402
+from sighub.client._enroll import enroll  # noqa: E402
+from sighub.hub._cli import main as sighub  # noqa: E402
+from sighub.hub._process import start_hub  # noqa: E402
 
 POSTS = [json.loads(x) for x in (ROOT / "examples" / "posts.jsonl").read_text().splitlines()]
 

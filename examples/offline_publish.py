@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 
-from client import (  # noqa: E402
+from sighub.client import (  # noqa: E402
     Blinder,
     Form,
     MemberFiles,
@@ -27,7 +27,7 @@ from client import (  # noqa: E402
     open_envelope,
     parse_bundle,
 )
-from hub._cli import main as sighub  # noqa: E402
+from sighub.hub._cli import main as sighub  # noqa: E402
 
 
 def step(title: str) -> None:

@@ -17,7 +17,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO = ROOT / "proto"
-OUT = ROOT / "client" / "_proto"
+OUT = ROOT / "src" / "sighub" / "client" / "_proto"
 
 
 def generate(out: Path) -> list[Path]:
@@ -34,10 +34,11 @@ def generate(out: Path) -> list[Path]:
         written = []
         for path in sorted(Path(tmp, "sighub", "v1").iterdir()):
             text = re.sub(
-                r"\bfrom sighub\.v1 import", "from client._proto import", path.read_text()
+                r"\bfrom sighub\.v1 import", "from sighub.client._proto import", path.read_text()
             )
-            text = re.sub(r"\bimport sighub\.v1\.(\w+)", r"import client._proto.\1", text)
-            text = text.replace("sighub.v1.", "client._proto.") if path.suffix == ".pyi" else text
+            text = re.sub(r"\bimport sighub\.v1\.(\w+)", r"import sighub.client._proto.\1", text)
+            if path.suffix == ".pyi":
+                text = text.replace("sighub.v1.", "sighub.client._proto.")
             target = out / path.name
             target.write_text(text)
             written.append(target)

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import settings
 
-from client import Blinder, CollabKey, Form, Indicator, Kind, Publisher, Tlp
+from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Publisher, Tlp
 
 # SIGHUB_HYPOTHESIS=thorough runs every property with many more examples.
 settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile("thorough", max_examples=5000, deadline=None)
 settings.load_profile(os.environ.get("SIGHUB_HYPOTHESIS", "ci"))
 
-SIGHUB = [sys.executable, "-m", "hub._cli"]  # the `sighub` command, from this checkout
+SIGHUB = [sys.executable, "-m", "sighub.hub._cli"]  # the `sighub` command, from this checkout
 NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 TEST_KEY = CollabKey("sg-csam", 0, bytes(range(32)))
 

@@ -1,5 +1,5 @@
 """Analyst files as hostile input: every bad file is an InputFileError naming file, line and
-field, and every publish rule of the hub is applied offline (client._rules)."""
+field, and every publish rule of the hub is applied offline (sighub.client._rules)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from client import Form, Kind
-from client._analyst import (
+from sighub.client import Form, Kind
+from sighub.client._analyst import (
     MAX_FIELD_CHARS,
     MAX_FILE_BYTES,
     MAX_LINE_CHARS,
@@ -27,10 +27,10 @@ from client._analyst import (
     read_rows,
     to_indicators,
 )
-from client._errors import EXIT_BAD_INPUT, InputFileError
-from client._rules import DEFAULT_LIMITS, PublishLimits, ahead_problem, indicator_problem
-from hub._cli import main as sighub
-from hub._config import HubConfig
+from sighub.client._errors import EXIT_BAD_INPUT, InputFileError
+from sighub.client._rules import DEFAULT_LIMITS, PublishLimits, ahead_problem, indicator_problem
+from sighub.hub._cli import main as sighub
+from sighub.hub._config import HubConfig
 from tests.conftest import NOW, TEST_KEY, make_indicator, make_publisher
 
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import CanonError, Kind, canonicalize, extract
-from client._canon import TABLE_SHA256, fold
-from client._canon._table import TABLE_FILE
+from sighub.client import CanonError, Kind, canonicalize, extract
+from sighub.client._canon import TABLE_SHA256, fold
+from sighub.client._canon._table import TABLE_FILE
 
 VECTORS = Path(__file__).parent / "vectors"
 CANON_LINES = [json.loads(x) for x in (VECTORS / "canon-v1.jsonl").read_text().splitlines()]
@@ -27,7 +27,9 @@ def _input(row: dict[str, object]) -> str:
 
 
 def test_table_is_pinned() -> None:
-    raw = (Path(__file__).parents[1] / "client" / "_canon" / TABLE_FILE).read_bytes()
+    raw = (
+        Path(__file__).parents[1] / "src" / "sighub" / "client" / "_canon" / TABLE_FILE
+    ).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == TABLE_SHA256 == PINNED_TABLE_SHA256
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from client import InputFileError, Kind
-from client._analyst import read_rows
-from client._errors import EXIT_BAD_INPUT
-from hub._cli import main
+from sighub.client import InputFileError, Kind
+from sighub.client._analyst import read_rows
+from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.hub._cli import main
 from tests.conftest import NOW, SIGHUB
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,11 +15,18 @@ from typing import Any
 import grpc
 import pytest
 
-from client._cliargs import ENV_ADMIN_CRED, ENV_HUB, ENV_INSECURE
-from client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
-from client._proto import admin_pb2, admin_pb2_grpc
-from client._rpc import Credential, HubClient, HubRejected, HubUnreachable, call, open_channel
-from hub._cli import build_parser, main
+from sighub.client._cliargs import ENV_ADMIN_CRED, ENV_HUB, ENV_INSECURE
+from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
+from sighub.client._proto import admin_pb2, admin_pb2_grpc
+from sighub.client._rpc import (
+    Credential,
+    HubClient,
+    HubRejected,
+    HubUnreachable,
+    call,
+    open_channel,
+)
+from sighub.hub._cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 Leaf = tuple[tuple[str, ...], argparse.ArgumentParser]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hub._cli import build_parser
+from sighub.hub._cli import build_parser
 from tests.conftest import SIGHUB
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import EnvelopeError, KeyFileError, UnknownKeyError
-from client._envelope import (
+from sighub.client import EnvelopeError, KeyFileError, UnknownKeyError
+from sighub.client._envelope import (
     PAYLOAD_TYPE,
     canonical_json,
     decode_payload,
@@ -23,8 +23,8 @@ from client._envelope import (
     pae,
     seal,
 )
-from client._keys import MemberFiles
-from client._stix import build_bundle, parse_bundle
+from sighub.client._keys import MemberFiles
+from sighub.client._stix import build_bundle, parse_bundle
 from tests.conftest import make_indicator, make_publisher
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

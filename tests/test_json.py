@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client._errors import JsonBudgetError
-from client._json import PAYLOAD, JsonBudget, loads
+from sighub.client._errors import JsonBudgetError
+from sighub.client._json import PAYLOAD, JsonBudget, loads
 
 BUDGET = JsonBudget(1 << 16, max_depth=6, max_containers=40, max_number_chars=17)
 
@@ -96,7 +96,7 @@ def test_brackets_inside_strings_count_for_nothing() -> None:
 
 
 def test_a_sighub_bundle_fits_the_payload_budget() -> None:
-    from client import build_bundle
+    from sighub.client import build_bundle
     from tests.conftest import make_indicator, make_publisher
 
     bundle = build_bundle(make_publisher(), [make_indicator() for _ in range(50)])

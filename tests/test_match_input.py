@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import Blinder, Form, Kind
-from client._json import JsonBudget
-from client._json import loads as json_loads
-from client._local import LocalStore
-from client._matcher import Matcher, open_matcher, read_lines, scan_lines
-from hub._cli import main
+from sighub.client import Blinder, Form, Kind
+from sighub.client._json import JsonBudget
+from sighub.client._json import loads as json_loads
+from sighub.client._local import LocalStore
+from sighub.client._matcher import Matcher, open_matcher, read_lines, scan_lines
+from sighub.hub._cli import main
 from tests.conftest import TEST_KEY, make_indicator
 
 LOCAL_DB = "local.db"

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import Blinder, Form, Kind
-from client._local import StoredIndicator, stored
-from client._matcher import Matcher, TextTooLong
+from sighub.client import Blinder, Form, Kind
+from sighub.client._local import StoredIndicator, stored
+from sighub.client._matcher import Matcher, TextTooLong
 from tests.conftest import TEST_KEY, make_indicator
 
 BLIND = Blinder(TEST_KEY)
@@ -140,7 +140,7 @@ def test_missing_key_epoch_is_reported_not_fatal(caplog: pytest.LogCaptureFixtur
 
 
 def test_sinks_receive_changes(tmp_path: Path) -> None:
-    from client import JsonlSink, Sink
+    from sighub.client import JsonlSink, Sink
 
     sink = JsonlSink(tmp_path / "out.jsonl")
     assert isinstance(sink, Sink)
@@ -152,7 +152,7 @@ def test_sinks_receive_changes(tmp_path: Path) -> None:
 
 
 def test_rules_of_every_key_epoch_fire() -> None:
-    from client import CollabKey
+    from sighub.client import CollabKey
 
     rotated = CollabKey("sg-csam", 1, bytes(range(1, 33)))
     old_rule = blinded(Kind.KEYWORD, "seller")
@@ -247,7 +247,7 @@ def test_scan_time_is_linear_in_text_length(shape: str) -> None:
 
 
 def test_punycode_is_the_codecs() -> None:
-    from client._canon._url import punycode
+    from sighub.client._canon._url import punycode
 
     samples = ["bücher", "例え", "ｓｅｌｌｅｒ", "a-ü-b", "ü" * 50, "абв" * 3 + "ab"]
     samples.append("".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1000)))
@@ -258,7 +258,7 @@ def test_punycode_is_the_codecs() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(min_codepoint=0x20), min_size=1, max_size=40))
 def test_punycode_agrees_with_the_codec_on_random_labels(text: str) -> None:
-    from client._canon._url import punycode
+    from sighub.client._canon._url import punycode
 
     assert punycode(text) == text.encode("punycode").decode("ascii")
 
@@ -266,8 +266,8 @@ def test_punycode_agrees_with_the_codec_on_random_labels(text: str) -> None:
 def test_label_expansion_bound_holds_for_the_table() -> None:
     import unicodedata
 
-    from client._canon._table import HOST_FOLD, WORD
-    from client._canon._url import MAX_LABEL_EXPANSION
+    from sighub.client._canon._table import HOST_FOLD, WORD
+    from sighub.client._canon._url import MAX_LABEL_EXPANSION
 
     longest = max(
         len(unicodedata.normalize("NFD", HOST_FOLD.get(cp, chr(cp))))

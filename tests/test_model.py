@@ -5,7 +5,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from client import Form, Kind, ModelError, Publisher
+from sighub.client import Form, Kind, ModelError, Publisher
 from tests.conftest import NOW, make_indicator
 
 
@@ -73,7 +73,7 @@ def test_publisher_validation() -> None:
 
 
 def test_public_api_is_explicit() -> None:
-    import client
+    from sighub import client
 
     for name in client.__all__:
         assert hasattr(client, name), name

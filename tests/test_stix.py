@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
 
-from client import Form, Indicator, Kind, StixError, Tlp
-from client._stix import (
+from sighub.client import Form, Indicator, Kind, StixError, Tlp
+from sighub.client._stix import (
     SIGHUB_EXTENSION_ID,
     TLP_MARKING_IDS,
     build_bundle,

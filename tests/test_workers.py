@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client import build_bundle, seal
-from client._envelope import key_id, public_key_bytes
-from client._local import stored_row
-from client._verify import UNKNOWN_KEY, Directory, check_changes
-from client._workers import WorkerError, WorkerExited, WorkerPool
+from sighub.client import build_bundle, seal
+from sighub.client._envelope import key_id, public_key_bytes
+from sighub.client._local import stored_row
+from sighub.client._verify import UNKNOWN_KEY, Directory, check_changes
+from sighub.client._workers import WorkerError, WorkerExited, WorkerPool
 from tests.conftest import make_indicator, make_publisher
 
 KEY = Ed25519PrivateKey.generate()
@@ -130,7 +130,7 @@ def test_workers_share_the_load() -> None:
 )
 def test_a_worker_given_a_bad_task_name_exits_and_fails_its_work(task: str, why: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "client._worker_main", task],
+        [sys.executable, "-m", "sighub.client._worker_main", task],
         input=b"",
         capture_output=True,
         timeout=60,
@@ -158,8 +158,8 @@ def test_workers_end_when_the_pool_closes() -> None:
 def test_without_an_interpreter_to_start_checking_stays_in_process(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from client._intake import POOL_MIN_BYTES, Checker
-    from client._rpc import Change
+    from sighub.client._intake import POOL_MIN_BYTES, Checker
+    from sighub.client._rpc import Change
 
     changes = [Change(1, "sg-csam", _envelope(1500), ())]
     assert len(changes[0].envelope) >= POOL_MIN_BYTES  # large enough for the workers

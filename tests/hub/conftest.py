@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from client import (
+from sighub.client import (
     Blinder,
     CollabKey,
     Form,
@@ -26,11 +26,11 @@ from client import (
     now_ms,
     seal,
 )
-from client._enroll import enroll
-from client._rpc import Credential, HubClient
-from client._stix import new_indicator_id
-from hub._cli import main as sighub
-from hub._process import start_hub
+from sighub.client._enroll import enroll
+from sighub.client._rpc import Credential, HubClient
+from sighub.client._stix import new_indicator_id
+from sighub.hub._cli import main as sighub
+from sighub.hub._process import start_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from hub._config import (
+from sighub.hub._config import (
     DEFAULT_TOML,
     RESTART_KEYS,
     SECTIONS,

@@ -22,11 +22,11 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client import Blinder, Kind, revoke, seal
-from client._daemon import LOCAL_DB, SyncDaemon
-from client._local import LocalStore
-from client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
-from client._stix import build_bundle
+from sighub.client import Blinder, Kind, revoke, seal
+from sighub.client._daemon import LOCAL_DB, SyncDaemon
+from sighub.client._local import LocalStore
+from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
+from sighub.client._stix import build_bundle
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 
@@ -318,7 +318,7 @@ def _children(pid: int) -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes() if mine else b""
         except OSError:
             continue  # the process ended while we looked
-        if b"client._worker_main" in cmdline:
+        if b"sighub.client._worker_main" in cmdline:
             found.append(int(stat.parent.name))
     return found
 

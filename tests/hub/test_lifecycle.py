@@ -26,13 +26,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from client._enroll import check_client_certificate
-from client._keys import read_secret, write_secret
-from client._rpc import Credential, HubClient, HubRejected, open_channel
-from client._tls import key_pem, make_csr, new_tls_key, write_credential
-from hub._backup import DataLock
-from hub._cli import main as sighub
-from hub._pki import issue_client, load_server_pair, server_cert
+from sighub.client._enroll import check_client_certificate
+from sighub.client._keys import read_secret, write_secret
+from sighub.client._rpc import Credential, HubClient, HubRejected, open_channel
+from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
+from sighub.hub._backup import DataLock
+from sighub.hub._cli import main as sighub
+from sighub.hub._pki import issue_client, load_server_pair, server_cert
 from tests.conftest import SIGHUB
 from tests.hub.conftest import HubProcess, Member
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from client._daemon import SyncDaemon
-from client._enroll import rotate_signing_key
-from client._errors import EXIT_ALARM, EXIT_REFUSED, IntegrityAlarm
+from sighub.client._daemon import SyncDaemon
+from sighub.client._enroll import rotate_signing_key
+from sighub.client._errors import EXIT_ALARM, EXIT_REFUSED, IntegrityAlarm
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess
 from tests.hub.test_poison import _fresh, _inject

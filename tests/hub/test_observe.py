@@ -24,12 +24,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-import hub._cli as hub_cli
-from client import HubRejected
-from client._daemon import SyncReport
-from client._observe import JsonFormatter, ObserveError, SyncMetrics, parse_listen
-from client._proto import publish_pb2, publish_pb2_grpc
-from hub._observe import rule_of
+import sighub.hub._cli as hub_cli
+from sighub.client import HubRejected
+from sighub.client._daemon import SyncReport
+from sighub.client._observe import JsonFormatter, ObserveError, SyncMetrics, parse_listen
+from sighub.client._proto import publish_pb2, publish_pb2_grpc
+from sighub.hub._observe import rule_of
 from tests.conftest import SIGHUB
 from tests.hub.conftest import HubProcess, Member
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from client import HubRejected
-from client._rpc import PublishResult
+from sighub.client import HubRejected
+from sighub.client._rpc import PublishResult
 from tests.hub.conftest import HubProcess, Member
 
-WORKER_ARGV = [sys.executable, "-m", "client._worker_main", "hub._validate:check"]
+WORKER_ARGV = [sys.executable, "-m", "sighub.client._worker_main", "sighub.hub._validate:check"]
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from client import HubRejected
-from client._daemon import LOCAL_DB, SyncDaemon
-from client._envelope import PAYLOAD_TYPE, _envelope_bytes, key_id, pae
-from client._errors import EXIT_ALARM
-from client._local import LocalStore
+from sighub.client import HubRejected
+from sighub.client._daemon import LOCAL_DB, SyncDaemon
+from sighub.client._envelope import PAYLOAD_TYPE, _envelope_bytes, key_id, pae
+from sighub.client._errors import EXIT_ALARM
+from sighub.client._local import LocalStore
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 
@@ -101,7 +101,7 @@ def test_daemon_refuses_poison_in_the_log_and_moves_on(
 ) -> None:
     h, pub, sub = hub["hub"], hub["pub"], hub["sub"]
     if workers:  # every batch goes to the worker processes
-        monkeypatch.setattr("client._intake.POOL_MIN_BYTES", 0)
+        monkeypatch.setattr("sighub.client._intake.POOL_MIN_BYTES", 0)
     pad = b" " * (workers + 1)  # trailing white space: other bytes, the same poison
     poison = _inject(h, pub, [sign_raw(pub, POISON[n] + pad) for n in sorted(POISON)])
     good = pub.indicators(2)

@@ -20,10 +20,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from client import now_ms
-from client._enroll import enroll
-from client._proto import admin_pb2, admin_pb2_grpc
-from client._rpc import Credential, HubClient, HubRejected, open_channel
+from sighub.client import now_ms
+from sighub.client._enroll import enroll
+from sighub.client._proto import admin_pb2, admin_pb2_grpc
+from sighub.client._rpc import Credential, HubClient, HubRejected, open_channel
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess
 
@@ -40,7 +40,7 @@ def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "proto/gen.py", str(tmp_path)], cwd=ROOT, check=True, capture_output=True
     )
-    committed = ROOT / "client" / "_proto"
+    committed = ROOT / "src" / "sighub" / "client" / "_proto"
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(
         p.name

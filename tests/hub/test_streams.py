@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from client._daemon import SyncDaemon
-from client._proto import sync_pb2, sync_pb2_grpc
-from hub._process import start_hub
+from sighub.client._daemon import SyncDaemon
+from sighub.client._proto import sync_pb2, sync_pb2_grpc
+from sighub.hub._process import start_hub
 from tests.hub.conftest import HubProcess, Member
 
 UNREAD = 200

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from client import decode_payload, open_envelope, parse_bundle
-from client._envelope import key_id
-from client._rpc import HubRejected
+from sighub.client import decode_payload, open_envelope, parse_bundle
+from sighub.client._envelope import key_id
+from sighub.client._rpc import HubRejected
 from tests.hub.conftest import HubProcess, Member
 
 

@@ -1,0 +1,206 @@
+"""Blinding: keyed BLAKE2b-128 over kind, canon version and canonical value.
+
+``digest = BLAKE2b(key=collaboration_key[epoch], digest_size=16, person="sighub.blind.v1",
+data = kind ‖ 0x00 ‖ canon_version ‖ 0x00 ‖ canonical_value)``.  The personalisation and
+the kind/version prefix separate this use of the key from any other.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sighub.client._canon import MAX_PHRASE_WORDS, canonicalize, scalar, scan_parts, word_spans
+from sighub.client._errors import ModelError
+from sighub.client._model import BLIND_SCHEME, CANON_VERSION, Kind, check_collab
+
+__all__ = ["BLIND_SCHEME", "BlindedText", "Blinder", "CollabKey", "blind"]
+
+PERSON: Final = b"sighub.blind.v1"
+_BLAKE2B: Final = type(hashlib.blake2b())
+_COPY: Final = _BLAKE2B.copy
+_UPDATE: Final = _BLAKE2B.update
+_DIGEST: Final = _BLAKE2B.digest
+KEY_BYTES: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CollabKey:
+    """One epoch of a collaboration's blinding key."""
+
+    collaboration: str
+    epoch: int
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        check_collab("CollabKey", self.collaboration)
+        if isinstance(self.epoch, bool) or not isinstance(self.epoch, int) or self.epoch < 0:
+            raise ModelError("CollabKey", "epoch", self.epoch, "an integer >= 0")
+        if not isinstance(self.secret, bytes) or len(self.secret) != KEY_BYTES:
+            got = len(self.secret) if isinstance(self.secret, bytes) else type(self.secret)
+            raise ModelError("CollabKey", "secret", f"<{got} bytes>", f"{KEY_BYTES} bytes")
+
+    @classmethod
+    def generate(cls, collaboration: str, epoch: int = 0) -> CollabKey:
+        return cls(collaboration, epoch, secrets.token_bytes(KEY_BYTES))
+
+
+def _prefix(kind: Kind) -> bytes:
+    return kind.value.encode() + b"\x00" + CANON_VERSION.encode() + b"\x00"
+
+
+def blind(key: CollabKey, kind: Kind, canonical_value: str) -> str:
+    """Hex digest of an already canonical value."""
+    h = hashlib.blake2b(key=key.secret, digest_size=16, person=PERSON)
+    h.update(_prefix(kind) + canonical_value.encode("utf-8"))
+    return h.hexdigest()
+
+
+class Blinder:
+    """Blinds analyst values and scans texts under one collaboration key epoch.
+
+    Keeps one keyed hash state per kind and copies it per candidate, and remembers recent
+    digests: a matcher hashes every word and phrase of every text it scans, and words and
+    common phrases recur across texts (Zipf), so most single words and many phrases are
+    dictionary hits instead of hash computations.
+    """
+
+    __slots__ = ("_cache", "_states", "_words", "key")
+
+    CACHE_MAX: Final = 1 << 16
+    WORD_CACHE_MAX: Final = 1 << 16
+    # Values longer than these are hashed but not remembered: they rarely recur, and the
+    # caches must not grow with the length of the texts scanned.
+    CACHE_KEY_BYTES: Final = 256
+    WORD_CACHE_KEY_CHARS: Final = 64
+
+    def __init__(self, key: CollabKey) -> None:
+        self.key = key
+        self._states = {}
+        for kind in Kind:
+            h = hashlib.blake2b(key=key.secret, digest_size=16, person=PERSON)
+            h.update(_prefix(kind))
+            self._states[kind.value] = h
+        self._cache: dict[str, dict[bytes, bytes]] = {k.value: {} for k in Kind}
+        self._words: dict[str, tuple[Any, bytes, bytes]] = {}
+
+    def value(self, kind: Kind, value: str) -> str:
+        """Canonicalize an analyst's value and blind it (hex digest)."""
+        return self.canonical(kind, canonicalize(kind, value)).hex()
+
+    def canonical(self, kind: Kind, canonical_value: str) -> bytes:
+        """The digest of an already canonical value."""
+        h = self._states[kind.value].copy()
+        h.update(canonical_value.encode("utf-8"))
+        return h.digest()
+
+    def text(self, text: str) -> BlindedText:
+        """Blind every candidate of ``text``: see BlindedText for the layout.  A lone
+        surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
+        return self.parts(text, *scan_parts(scalar(text)))
+
+    def parts(
+        self, text: str, words: list[str], rest: list[tuple[str, str, int, int]]
+    ) -> BlindedText:
+        """Blind candidates already extracted by ``scan_parts(text)`` (a matcher with
+        several key epochs extracts once and blinds once per key); ``text`` holds no lone
+        surrogate."""
+        digests = self._phrases(words) if words else []
+        for kind, value, _, _ in rest:
+            digests.append(self._digest(kind, value.encode("utf-8")))
+        return BlindedText(text, len(words), rest, digests)
+
+    def _digest(self, kind: str, data: bytes) -> bytes:
+        cache = self._cache[kind]
+        digest = cache.get(data)
+        if digest is None:
+            h = self._states[kind].copy()
+            h.update(data)
+            digest = h.digest()
+            if len(data) <= self.CACHE_KEY_BYTES:
+                if len(cache) >= self.CACHE_MAX:
+                    cache.clear()
+                cache[data] = digest
+        return digest
+
+    def _phrases(self, words: list[str]) -> list[bytes]:
+        """Digests of every phrase of 1..MAX_PHRASE_WORDS words, shortest phrases first.
+
+        The hash state after absorbing word ``i`` is the start of every phrase beginning
+        at ``i``: phrases of length L+1 copy the states of length L and absorb one more
+        " word", so no phrase is ever built.  Single words recur across texts (Zipf), so
+        their states and digests are cached.  Every per-candidate step is a C-level
+        ``map``: this is the matcher's hot path.
+        """
+        found = list(map(self._words.get, words))
+        if None in found:
+            found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
+        # Transpose the cached (state, digest, " word" bytes) entries in C.
+        cached_states, first, spaced = zip(*found, strict=True)
+        digests: list[bytes] = list(first)
+        # The cached single-word states are copied once; longer phrases then extend the
+        # same states in place (digest() does not finalize a state).
+        states = list(map(_COPY, cached_states[:-1]))
+        for length in range(2, MAX_PHRASE_WORDS + 1):
+            if length > 2 and states:
+                del states[-1]  # the phrase starting there has no next word
+            collections.deque(map(_UPDATE, states, spaced[length - 1 :]), maxlen=0)
+            digests += map(_DIGEST, states)
+        return digests
+
+    def _word(self, word: str) -> tuple[Any, bytes, bytes]:
+        encoded = word.encode("utf-8")
+        h = self._states["keyword"].copy()
+        h.update(encoded)
+        entry = (h, h.digest(), b" " + encoded)
+        if len(word) <= self.WORD_CACHE_KEY_CHARS:
+            if len(self._words) >= self.WORD_CACHE_MAX:
+                self._words.clear()
+            self._words[word] = entry
+        return entry
+
+
+class BlindedText:
+    """The blinded candidates of one text.
+
+    ``digests`` lists first every keyword candidate, shortest phrases first (all single
+    words in text order, then all two-word phrases, ... up to four words), then one digest
+    per entry of ``rest``.  ``candidate(k)`` turns an index into (kind, start, end) in the
+    original text; a matcher calls it only for the few digests that hit.
+    """
+
+    __slots__ = ("_spans", "digests", "n_words", "rest", "text")
+
+    def __init__(
+        self,
+        text: str,
+        n_words: int,
+        rest: list[tuple[str, str, int, int]],
+        digests: list[bytes],
+    ) -> None:
+        self.text, self.n_words, self.rest, self.digests = text, n_words, rest, digests
+        self._spans: list[tuple[str, int, int]] | None = None
+
+    @property
+    def phrase_count(self) -> int:
+        return len(self.digests) - len(self.rest)
+
+    def candidate(self, k: int) -> tuple[str, int, int]:
+        """(kind, start, end) of candidate ``k``, span in the original text."""
+        n_phrases = self.phrase_count
+        if not 0 <= k < len(self.digests):
+            raise IndexError(f"candidate {k} of {len(self.digests)}")
+        if k >= n_phrases:
+            kind, _, start, end = self.rest[k - n_phrases]
+            return kind, start, end
+        if self._spans is None:
+            self._spans = word_spans(self.text)
+        n = self.n_words
+        length = 1
+        while k >= n - length + 1:  # skip the blocks of shorter phrases
+            k -= n - length + 1
+            length += 1
+        return "keyword", self._spans[k][1], self._spans[k + length - 1][2]

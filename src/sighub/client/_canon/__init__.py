@@ -1,0 +1,167 @@
+"""canon/1: canonical forms per kind and candidate extraction from free text.
+
+``canonicalize(kind, value)`` is what a publisher applies to an analyst's value;
+``extract(text)`` is what a matcher applies to the text it scans.  Both sides must produce
+byte-identical values, which the golden vectors in ``tests/vectors/canon-v1.jsonl`` freeze.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sighub.client._canon import _emoji, _payment, _url
+from sighub.client._canon._table import NON_UNIT, TABLE_SHA256
+from sighub.client._canon._text import TOKEN_RE, fold, fold_fast, scalar, token_values, tokens
+from sighub.client._errors import CanonError
+from sighub.client._model import CANON_VERSION, Kind
+
+__all__ = [
+    "CANON_VERSION",
+    "MAX_PHRASE_WORDS",
+    "TABLE_SHA256",
+    "Candidate",
+    "canonicalize",
+    "extract",
+    "extract_parts",
+    "fold",
+    "scalar",
+    "scan_parts",
+    "word_spans",
+]
+
+MAX_PHRASE_WORDS: Final = 4
+MAX_VALUE_CHARS: Final = 512
+_KINDS: Final = {k.value: k for k in Kind}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A canonical value found in a text, with its span in the ORIGINAL text."""
+
+    kind: Kind
+    value: str
+    start: int
+    end: int
+
+
+def _spans(src: list[int] | None, start: int, end: int) -> tuple[int, int]:
+    if src is None:
+        return start, end
+    return src[start], src[end - 1] + 1
+
+
+def _keyword(value: str) -> str:
+    words = [t for t, _, _ in tokens(fold(value)[0])]
+    if not words:
+        raise CanonError(f"keyword {value!r}: no letters or digits left after canon/1")
+    if len(words) > MAX_PHRASE_WORDS:
+        raise CanonError(
+            f"keyword {value!r}: {len(words)} words; expected at most {MAX_PHRASE_WORDS}"
+        )
+    return " ".join(words)
+
+
+def _hashtag(value: str) -> str:
+    stripped = value.strip()
+    folded = fold(stripped if stripped[:1] in ("#", "＃") else "#" + stripped)[0]
+    found = _hashtags(folded)
+    if len(found) != 1 or found[0][1] != 0 or found[0][2] != len(folded):
+        raise CanonError(f"hashtag {value!r}: expected one '#tag' of letters, digits or _")
+    return found[0][0]
+
+
+def _hashtags(folded: str) -> list[tuple[str, int, int]]:
+    out = []
+    start = folded.find("#")
+    while start != -1:
+        end = start + 1
+        while end < len(folded) and (folded[end] == "_" or _is_unit(folded[end])):
+            end += 1
+        body = folded[start + 1 : end].replace("_", "")
+        if body and (start == 0 or not _is_unit(folded[start - 1])):
+            words = tokens(body)
+            if len(words) == 1 and words[0][1] == 0 and words[0][2] == len(body):
+                out.append((words[0][0], start, end))
+        start = folded.find("#", end)
+    return out
+
+
+def _is_unit(ch: str) -> bool:
+    return TOKEN_RE.match(ch) is not None
+
+
+def canonicalize(kind: Kind | str, value: str) -> str:
+    """The canon/1 form of an analyst's ``value`` for ``kind``; raises CanonError."""
+    k = kind if isinstance(kind, Kind) else _KINDS.get(kind)
+    if k is None:
+        raise CanonError(f"kind {kind!r}: expected one of {sorted(_KINDS)}")
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_VALUE_CHARS:
+        raise CanonError(f"{k.value} {value!r}: expected text of 1-{MAX_VALUE_CHARS} chars")
+    value = scalar(value)  # a lone surrogate reads as U+FFFD, as in scanned text
+    if k is Kind.KEYWORD:
+        return _keyword(value)
+    if k is Kind.HASHTAG:
+        return _hashtag(value)
+    if k is Kind.EMOJI:
+        return _emoji.canonicalize(value)
+    if k is Kind.URL:
+        return _url.canonicalize(value)
+    return _payment.canonicalize(fold(value.strip())[0], value)
+
+
+def extract_parts(
+    text: str,
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, str, int, int]]]:
+    """The canonical words of ``text`` and every other candidate, all with ORIGINAL spans:
+    ``(words, rest)`` with words as (value, start, end) and rest as (kind, value, start,
+    end).  Phrases are left to the caller (``extract`` or a blinder) to expand."""
+    return word_spans(text), scan_parts(text)[1]
+
+
+def scan_parts(
+    text: str, folded: str | None = None
+) -> tuple[list[str], list[tuple[str, str, int, int]]]:
+    """What a matcher needs of ``text``: its canonical words (no spans: ``word_spans`` gives
+    them for the few texts that hit) and every other candidate with ORIGINAL spans.
+    ``folded`` is ``fold_fast(text)`` when the caller has it already.  ``text`` holds no
+    lone surrogate (``scalar`` replaces them): URL values are taken from it."""
+    folded = fold_fast(text) if folded is None else folded
+    words = token_values(folded)
+    rest: list[tuple[str, str, int, int]] = []
+    found = [("hashtag", v, s, e) for v, s, e in _hashtags(folded)] if "#" in folded else []
+    if _payment.may_contain(folded):
+        _payment.candidates(folded, found)
+    if found:  # spans are in folded text: map them back (an identity for most texts)
+        src = None if text.isascii() or NON_UNIT.isdisjoint(text) else fold(text)[1]
+        rest.extend((k, v, *_spans(src, s, e)) for k, v, s, e in found)
+    if not text.isascii():
+        _emoji.candidates(text, rest)
+    if "." in text:
+        _url.candidates(text, rest)
+    return words, rest
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The canonical words of ``text`` with their ORIGINAL spans."""
+    folded, src = fold(text)
+    words = tokens(folded)
+    if src is not None:
+        words = [(v, *_spans(src, s, e)) for v, s, e in words]
+    return words
+
+
+def extract(text: str) -> list[Candidate]:
+    """Every canon/1 candidate in ``text``: words and phrases of up to four words, hashtags,
+    emoji sequences, URLs (host suffixes, path prefixes) and payment handles.  A lone
+    surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
+    words, rest = extract_parts(scalar(text))
+    out = []
+    n = len(words)
+    for i in range(n):
+        value = ""
+        for j in range(i, min(i + MAX_PHRASE_WORDS, n)):
+            value = words[j][0] if j == i else value + " " + words[j][0]
+            out.append(Candidate(Kind.KEYWORD, value, words[i][1], words[j][2]))
+    out.extend(Candidate(_KINDS[k], v, s, e) for k, v, s, e in rest)
+    return out

@@ -1,0 +1,355 @@
+"""The sync daemon: pulls the hub's log, verifies every envelope itself, applies it to the
+local store.  A hub (or relay) that alters, forges or re-attributes an envelope is detected
+by the publisher's signature and the key directory: the envelope is refused, loudly, and
+nothing of it is applied."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from sighub.client._errors import IntegrityAlarm, SighubError
+from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
+from sighub.client._local import LocalStore, stored_row
+from sighub.client._rpc import (
+    CURSOR_AHEAD,
+    PERMANENT,
+    Change,
+    Credential,
+    HubClient,
+    HubRejected,
+    SyncBatch,
+)
+from sighub.client._stix import format_time
+from sighub.client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
+from sighub.client._workers import WorkerError
+
+if TYPE_CHECKING:
+    from sighub.client._sinks import Sink
+
+__all__ = ["SyncDaemon", "SyncReport", "default_workers"]
+
+log = logging.getLogger("sighub.sync")
+LOCAL_DB: Final = "local.db"
+BACKOFF_START: Final = 0.5
+BACKOFF_MAX: Final = 30.0
+READ_AHEAD: Final = 6  # batches (each <= 8 MiB of envelopes) read ahead of the one written
+COMMIT_SECONDS: Final = 2.0  # at most this long of batches share one transaction
+_PUBLISHER: Final = 2  # LocalStore.row columns
+_EPOCH: Final = 7
+_MODIFIED: Final = 14
+_REVOKED: Final = 15
+
+
+def default_workers() -> int:
+    """Verification worker processes: one per core, at most four."""
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class SyncReport:
+    batches: int = 0
+    envelopes: int = 0
+    applied: int = 0  # indicator versions written
+    stale: int = 0  # older or equal versions skipped
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (sequence, reason)
+    cursor: int = 0
+    caught_up: bool = False  # the last batch reached the hub's head
+
+
+class SyncDaemon:
+    def __init__(
+        self,
+        data: Path,
+        insecure: bool = False,
+        address: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        batch_size: int = 256,
+        sinks: Sequence[Sink] = (),
+        workers: int | None = None,
+    ) -> None:
+        self.data = data
+        self.sinks = list(sinks)
+        self.batch_size = batch_size
+        workers = default_workers() if workers is None else workers
+        self._checker = Checker(workers)
+        self.depth = READ_AHEAD
+        self.insecure = insecure
+        cred = Credential.load(data)
+        self.cred = (
+            cred
+            if address is None
+            else Credential(
+                cred.folder, address, cred.member, cred.bearer_token, cred.hub_public_key
+            )
+        )
+        self.store = LocalStore(data / LOCAL_DB)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._hub: HubClient | None = None
+        self._keys: Directory | None = None
+        self._epochs = {(collab, epoch) for collab, epoch, _ in self.store.collab_keys()}
+
+    def interrupt(self) -> None:
+        """End a blocking ``follow`` promptly (call after setting its stop event)."""
+        hub = self._hub
+        if hub is not None:
+            hub.close()
+
+    def close(self) -> None:
+        self._checker.close()
+        self.store.close()
+
+    def connect(self) -> HubClient:
+        return HubClient.connect(self.cred, self.insecure)
+
+    # -- directory --------------------------------------------------------------------
+    def refresh_directory(self, hub: HubClient) -> None:
+        keys = [
+            (k.key_id, k.member, k.identity, k.public_key, k.revoked_sequence)
+            for k in hub.key_directory()
+        ]
+        shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
+        self.store.replace_directory(keys, shared)
+        self._keys = None  # re-read on the next verification
+        self._epochs = {(collab, epoch) for collab, epoch, _ in shared}
+
+    def _directory(self) -> Directory:
+        """The key directory, read once per refresh: every envelope of a sync is verified
+        against it."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = self.store.directory()
+        return keys
+
+    # -- one pass ---------------------------------------------------------------------
+    def sync_once(self, on_batch: Callable[[SyncReport], None] | None = None) -> SyncReport:
+        """Pull until caught up, then return what was applied."""
+        report = SyncReport(cursor=self.store.cursor)
+        try:
+            with self.connect() as hub:
+                self.refresh_directory(hub)
+                stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
+                with Reader(stream, self._checker, self._directory, self.depth) as reader:
+                    while self._apply_next(reader, report, hub):
+                        if on_batch is not None:
+                            on_batch(report)
+        except HubRejected as exc:
+            raise self._explained(exc) from None
+        return report
+
+    def _explained(self, exc: HubRejected) -> SighubError:
+        """The error to stop with: a hub whose log ends before this member's cursor is an
+        integrity alarm with what to do; anything else as the hub said it."""
+        if exc.code == "FAILED_PRECONDITION" and CURSOR_AHEAD in exc.hub_message:
+            return IntegrityAlarm(
+                f"{self.data}: the hub answered {exc.hub_message!r}: its log is shorter than "
+                "what this member already applied, so new changes would be skipped. If the "
+                "hub was restored from a backup on purpose, run `sighub sync --data "
+                f"{self.data} --resync` to read its log again from the start (nothing "
+                "applied is lost or doubled); otherwise the hub lost or hides changes: tell "
+                "its operator."
+            )
+        return exc
+
+    def resync(self) -> None:
+        """Read the hub's log again from the start on the next sync (after the hub was
+        restored from an older backup): stored indicators stay, replayed ones are
+        skipped as stale, nothing is doubled."""
+        with self.store.tx():
+            self.store.set_meta("cursor", "0")
+
+    def follow(
+        self, stop: threading.Event, on_batch: Callable[[SyncReport], None] | None = None
+    ) -> None:
+        """Apply changes as they are published until ``stop`` is set; reconnect with
+        exponential backoff and jitter when the hub goes away or refuses."""
+        delay = BACKOFF_START
+        report = SyncReport(cursor=self.store.cursor)
+        while not stop.is_set():
+            try:
+                with self.connect() as hub:
+                    self._hub = hub
+                    self.refresh_directory(hub)
+                    stream = hub.sync(self.store.cursor, follow=True, batch_size=self.batch_size)
+                    with Reader(stream, self._checker, self._directory, self.depth) as reader:
+                        while not stop.is_set() and self._apply_next(reader, report, hub):
+                            delay = BACKOFF_START
+                            if on_batch is not None:
+                                on_batch(report)
+            except HubRejected as exc:
+                if stop.is_set():
+                    return
+                final = self._explained(exc)
+                if final is not exc or exc.code in PERMANENT:
+                    log.error("sync stopped: %s", final)
+                    raise final from None  # retrying cannot fix it: exit, loudly
+                log.warning(
+                    "sync interrupted code=%s message=%r retry_in=%.1fs",
+                    exc.code,
+                    exc.hub_message,
+                    delay,
+                )
+            except WorkerError as exc:  # e.g. a worker killed for memory: start afresh
+                log.error("verification worker failed: %s; retry_in=%.1fs", exc, delay)
+                self._checker.close()
+            if stop.wait(delay * random.uniform(0.5, 1.5)):
+                return
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    # -- applying ---------------------------------------------------------------------
+    def _apply_next(self, reader: Reader, report: SyncReport, hub: HubClient) -> bool:
+        """Wait for the next checked batch and apply it, with the batches already checked
+        behind it (for up to COMMIT_SECONDS), in one transaction that also advances the
+        cursor.  Batches are read and checked (in worker processes, when large) while this
+        thread writes; one commit for many batches keeps a large sync from rewriting the
+        same index pages batch after batch.  False at the end of the stream."""
+        item = reader.next()
+        if item is None:
+            return False
+        batch, checked = item[0], self._known_keys(item[0], item[1], hub)
+        now = format_time(self.clock())
+        applied: list[Row] | None = [] if self.sinks else None
+        started = time.monotonic()
+        with paused_gc(), self.store.tx() as c:
+            while True:
+                self._write(c, batch, checked, now, report, applied)
+                # More batches join while they are at hand: those already checked, and,
+                # while the hub says more follow at once, the next one (a live change at
+                # the tail is committed without waiting).
+                left = COMMIT_SECONDS - (time.monotonic() - started)
+                wait = 0.0 if batch.caught_up else left
+                if left <= 0 or not reader.ready(self._keys_known, wait):
+                    break
+                following = reader.next()
+                if following is None:  # not reached: ready() said it is here
+                    break
+                batch, checked = following
+            self.store.set_meta("cursor", str(batch.cursor))
+            self.store.set_meta("last_sync", now)
+        if applied:
+            self._tell_sinks(applied)
+        report.cursor = batch.cursor
+        report.caught_up = batch.caught_up
+        return True
+
+    def _write(
+        self,
+        c: sqlite3.Connection,
+        batch: SyncBatch,
+        checked: list[Checked],
+        now: str,
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> None:
+        for change, result in zip(batch.changes, checked, strict=True):
+            if isinstance(result, str):
+                self._refuse(c, change, result, now, report)
+                continue
+            conflict = self._apply_rows(c, result, report, applied)
+            if conflict is not None:
+                self._refuse(c, change, conflict, now, report)
+        report.batches += 1
+        report.envelopes += len(batch.changes)
+
+    def _keys_known(self, item: CheckedBatch) -> bool:
+        """Whether every signing key and collaboration key epoch ``item`` uses is known."""
+        return not any(_unknown_key(r) for r in item[1]) and _epochs(item[1]) <= self._epochs
+
+    def _known_keys(
+        self, batch: SyncBatch, checked: list[Checked], hub: HubClient
+    ) -> list[Checked]:
+        """``checked``, after a directory refresh if it uses a key not known yet (a member
+        enrolled or rotated its signing key, or a collaboration key was rotated: without
+        the new epoch's key its indicators could never match), with the changes refused
+        for an unknown signing key checked again."""
+        if self._keys_known((batch, checked)):
+            return checked
+        self.refresh_directory(hub)
+        missing = _epochs(checked) - self._epochs
+        if missing:  # asked once: the hub has no such key for us
+            log.warning("no collaboration key for %s after a refresh", sorted(missing))
+            self._epochs |= missing
+        again = [i for i, r in enumerate(checked) if _unknown_key(r)]
+        redo = check_changes(self._directory(), [change_args(batch.changes[i]) for i in again])
+        out = list(checked)
+        for i, result in zip(again, redo, strict=True):
+            out[i] = result
+        return out
+
+    def _refuse(
+        self, c: sqlite3.Connection, change: Change, reason: str, now: str, report: SyncReport
+    ) -> None:
+        envelope_id = hashlib.sha256(change.envelope).hexdigest()
+        log.error(
+            "REFUSED envelope seq=%d collab=%s id=%s reason=%r: nothing of it applied",
+            change.sequence,
+            change.collaboration,
+            envelope_id[:16],
+            reason,
+        )
+        self.store.refuse(c, envelope_id, change.sequence, change.collaboration, reason, now)
+        report.refused.append((change.sequence, reason))
+
+    def _tell_sinks(self, applied: list[Row]) -> None:
+        live = [stored_row(r) for r in applied if not r[_REVOKED]]
+        gone = [r[0] for r in applied if r[_REVOKED]]
+        for sink in self.sinks:
+            sink.upsert(live)
+            sink.remove(gone)
+
+    def _apply_rows(
+        self,
+        c: sqlite3.Connection,
+        rows: list[Row],
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> str | None:
+        """Write the rows of one envelope that are newer than what is stored; refuse the
+        whole envelope if it revises another publisher's indicator."""
+        if self.store.insert_new(c, rows):
+            if applied is not None:
+                applied.extend(rows)
+            report.applied += len(rows)
+            return None
+        states = self.store.states([r[0] for r in rows])
+        fresh = []
+        for row in rows:
+            old = states.get(row[0])
+            if old is not None and old[0] != row[_PUBLISHER]:
+                return (
+                    f"indicator {row[0]} belongs to {old[0]}; {row[_PUBLISHER]} may not revise it"
+                )
+            if old is not None and (old[2] or row[_MODIFIED] <= old[1]):
+                continue  # an older or equal version, or the indicator is already revoked
+            fresh.append(row)
+        self.store.upsert(c, fresh)
+        if applied is not None:
+            applied.extend(fresh)  # only once the whole envelope is accepted
+        report.applied += len(fresh)
+        report.stale += len(rows) - len(fresh)
+        return None
+
+
+def _unknown_key(result: Checked) -> bool:
+    return isinstance(result, str) and UNKNOWN_KEY in result
+
+
+def _epochs(checked: list[Checked]) -> set[tuple[str, int]]:
+    """The (collaboration, key epoch) pairs of the blinded indicators in ``checked``."""
+    return {
+        (row[1], row[_EPOCH])
+        for rows in checked
+        if not isinstance(rows, str)
+        for row in rows
+        if row[_EPOCH] is not None
+    }

@@ -1,0 +1,499 @@
+"""The local rule engine: which shared indicators fire in a text, where, from whom.
+
+Blinded indicators are looked up by the digests of the text's canon/1 candidates, per
+collaboration key epoch.  Pattern indicators run over the folded text: a pattern set
+(Hyperscan where it installs, RE2's set otherwise) finds which patterns match at all, and
+RE2 then gives the exact leftmost-longest spans, so both engines yield identical results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import re2
+
+from sighub.client._blind import BlindedText, Blinder, CollabKey
+from sighub.client._canon import fold, scalar, scan_parts
+from sighub.client._canon._text import fold_fast
+from sighub.client._errors import EXIT_BAD_INPUT, JsonBudgetError, SighubError
+from sighub.client._json import JsonBudget
+from sighub.client._json import loads as json_loads
+from sighub.client._local import LocalStore, StoredIndicator
+from sighub.client._model import Kind
+
+__all__ = [
+    "DEFAULT_MAX_TEXT_BYTES",
+    "ENV_MAX_TEXT_BYTES",
+    "MAX_SCAN_CHARS",
+    "LiveMatcher",
+    "Match",
+    "MatchInputError",
+    "Matcher",
+    "StoreNotReady",
+    "TextTooLong",
+    "max_text_bytes_default",
+    "open_matcher",
+    "scan_lines",
+    "text_limit",
+]
+
+# The longest text ``Matcher.scan`` accepts by default (scan time is linear in the length).
+MAX_SCAN_CHARS = 1 << 20
+
+
+class TextTooLong(SighubError, ValueError):
+    """A text longer than the matcher was told to accept."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, length: int, limit: int) -> None:
+        self.length, self.limit = length, limit
+        super().__init__(f"text: length: received {length} characters, expected at most {limit}")
+
+
+log = logging.getLogger("sighub.matcher")
+
+try:  # Hyperscan ships x86-64 Linux wheels only
+    import hyperscan
+
+    HAVE_HYPERSCAN = True
+except ImportError:  # pragma: no cover - exercised where hyperscan does not install
+    HAVE_HYPERSCAN = False
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One indicator firing in a text; ``start``/``end`` index the ORIGINAL text."""
+
+    indicator: str
+    kind: Kind
+    collaboration: str
+    publisher: str
+    publisher_id: str
+    confidence: int
+    labels: tuple[str, ...]
+    description: str
+    start: int
+    end: int
+    text: str
+
+
+def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
+    return Match(
+        ind.id,
+        Kind(ind.kind),
+        ind.collab,
+        ind.publisher_name,
+        ind.publisher,
+        ind.confidence,
+        ind.labels,
+        ind.description,
+        start,
+        end,
+        text[start:end],
+    )
+
+
+class _Patterns:
+    """Which patterns match (a set, one pass), then exact spans from RE2."""
+
+    def __init__(self, patterns: list[str], engine: str) -> None:
+        options = re2.Options()
+        options.longest_match = True
+        options.log_errors = False
+        self.sources = list(patterns)
+        self.compiled = [re2.compile(p, options) for p in patterns]
+        self.engine = engine
+        self._hs: Any = None
+        self._set: Any = None
+        if not patterns:
+            return
+        if engine == "hyperscan":
+            db = hyperscan.Database()
+            flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_SINGLEMATCH
+            db.compile(
+                expressions=[p.encode() for p in patterns],
+                ids=list(range(len(patterns))),
+                flags=[flag] * len(patterns),
+            )
+            self._hs = db
+        else:
+            set_options = re2.Options()
+            set_options.log_errors = False
+            set_options.max_mem = 512 << 20  # a set of thousands of patterns needs room
+            s = re2.Set.SearchSet(set_options)
+            for p in patterns:
+                s.Add(p)
+            s.Compile()
+            self._set = s
+
+    def which(self, folded: str) -> list[int]:
+        if self._hs is not None:
+            hits: list[int] = []
+            self._hs.scan(folded.encode(), match_event_handler=lambda i, *_: hits.append(i))
+            return sorted(hits)
+        if self._set is not None:
+            return sorted(self._set.Match(folded) or ())  # None when nothing matches
+        return []
+
+    def spans(self, k: int, folded: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self.compiled[k].finditer(folded)]
+
+
+# A rule as the build needs it: (reference, collaboration, key epoch, form, value).  The
+# reference finds the full indicator again, only when it fires.
+Entry = tuple[int, str, "int | None", str, str]
+
+
+class _StoreRules:
+    """Rule metadata read from the local store on a hit (a million rules held as objects
+    would take a gigabyte); a small cache keeps repeat hits cheap."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = LocalStore(path)
+        self.lock = threading.Lock()
+        self.cache: dict[int, StoredIndicator | None] = {}
+
+    def __call__(self, ref: int) -> StoredIndicator | None:
+        if ref in self.cache:
+            return self.cache[ref]
+        with self.lock:  # one connection, shared by the threads that scan
+            hit = self.store.by_rowid(ref)
+        if len(self.cache) > _RULE_CACHE:
+            self.cache.clear()
+        self.cache[ref] = hit
+        return hit
+
+
+_RULE_CACHE = 65536
+
+
+class Matcher:
+    """An immutable rule set compiled from indicators and their collaboration keys.
+
+    Blinded rules are held as digest -> reference tables (about 100 bytes a rule); the
+    full indicator is looked up only for the digests that hit.
+    """
+
+    def __init__(
+        self,
+        indicators: Iterable[StoredIndicator],
+        keys: dict[tuple[str, int], bytes],
+        engine: str | None = None,
+        previous: Matcher | None = None,
+    ) -> None:
+        rules = list(indicators)
+        entries = ((k, r.collab, r.key_epoch, r.form, r.value) for k, r in enumerate(rules))
+        self._build(entries, rules.__getitem__, keys, engine, previous)
+
+    @classmethod
+    def from_store(
+        cls,
+        store: LocalStore,
+        now: datetime | None = None,
+        engine: str | None = None,
+        previous: Matcher | None = None,
+    ) -> Matcher:
+        keys = {(c, e): s for c, e, s in store.collab_keys()}
+        m = cls.__new__(cls)
+        entries = store.active_entries(now or datetime.now(UTC))
+        m._build(entries, _StoreRules(store.path), keys, engine, previous)
+        return m
+
+    def _build(
+        self,
+        entries: Iterable[Entry],
+        lookup: Callable[[int], StoredIndicator | None],
+        keys: dict[tuple[str, int], bytes],
+        engine: str | None,
+        previous: Matcher | None,
+    ) -> None:
+        self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
+        self._lookup = lookup
+        tables: dict[tuple[str, int], dict[bytes, Any]] = defaultdict(dict)
+        pattern_refs: list[int] = []
+        values: list[str] = []
+        self.size = 0
+        for ref, collab, epoch, form, value in entries:
+            self.size += 1
+            if form == "pattern":
+                pattern_refs.append(ref)
+                values.append(value)
+                continue
+            group = (collab, epoch or 0)
+            if group not in keys:
+                log.warning("no key for %s epoch %s: a rule cannot match", *group)
+                continue
+            table = tables[group]
+            digest = bytes.fromhex(value)
+            seen = table.get(digest)  # a value shared by several rules keeps them all
+            table[digest] = ref if seen is None else (*_refs(seen), ref)
+        self._groups = [
+            (Blinder(CollabKey(c, e, keys[(c, e)])), table)
+            for (c, e), table in sorted(tables.items())
+        ]
+        self._pattern_refs = pattern_refs
+        reuse: _Patterns | None = previous._patterns if previous is not None else None
+        if reuse is not None and reuse.sources == values:
+            self._patterns: _Patterns = reuse  # compiling thousands of patterns takes seconds
+        else:
+            self._patterns = _Patterns(values, self.engine)
+
+    def _rules(self, refs: Any, kind: str | None, value: str) -> list[StoredIndicator]:
+        """The indicators behind ``refs``; ``value`` guards against a store that changed
+        under this (about to be replaced) rule set."""
+        found = [self._lookup(r) for r in _refs(refs)]
+        return [
+            i
+            for i in found
+            if i is not None and i.value == value and (kind is None or i.kind == kind)
+        ]
+
+    def scan(self, text: str, max_chars: int | None = MAX_SCAN_CHARS) -> list[Match]:
+        """The indicators that fire in ``text``, ordered by span.
+
+        Any ``str`` is accepted: a lone surrogate is read as U+FFFD (one code point for
+        one, so spans index ``text`` unchanged; ``Match.text`` is a slice of ``text``).
+        Time is linear in the length; a text longer than ``max_chars`` characters raises
+        TextTooLong (``None``: no limit)."""
+        if max_chars is not None and len(text) > max_chars:
+            raise TextTooLong(len(text), max_chars)
+        out: list[Match] = []
+        work = scalar(text)  # usually ``text`` itself
+        folded = fold_fast(work)  # once, for the candidates and the patterns
+        if self._groups:
+            words, rest = scan_parts(work, folded)  # once, whatever the number of key epochs
+            for blinder, table in self._groups:
+                out.extend(self._blinded_hits(text, blinder.parts(work, words, rest), table))
+        if self._pattern_refs:
+            out.extend(self._scan_patterns(text, work, folded))
+        out.sort(key=lambda m: (m.start, m.end, m.indicator))
+        return out
+
+    def _blinded_hits(
+        self, text: str, scanned: BlindedText, table: dict[bytes, Any]
+    ) -> list[Match]:
+        if table.keys().isdisjoint(scanned.digests):  # the usual case: nothing fires
+            return []
+        out: list[Match] = []
+        for k, digest in enumerate(scanned.digests):
+            if digest in table:
+                kind, start, end = scanned.candidate(k)
+                rules = self._rules(table[digest], kind, digest.hex())
+                out.extend(_match(i, text, start, end) for i in rules)
+        return out
+
+    def _scan_patterns(self, text: str, work: str, folded_fast: str) -> list[Match]:
+        found = self._patterns.which(folded_fast)
+        if not found:
+            return []
+        folded, src = fold(work)  # the offset map, only for texts where a pattern fired
+        out: list[Match] = []
+        for k in found:
+            rules = self._rules(self._pattern_refs[k], None, self._patterns.sources[k])
+            for s, e in self._patterns.spans(k, folded):
+                start, end = (s, e) if src is None else (src[s], src[e - 1] + 1)
+                out.extend(_match(i, text, start, end) for i in rules)
+        return out
+
+    def scan_many(
+        self, texts: Iterable[str], max_chars: int | None = MAX_SCAN_CHARS
+    ) -> list[list[Match]]:
+        return [self.scan(t, max_chars) for t in texts]
+
+
+def _refs(value: Any) -> tuple[int, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+class LiveMatcher:
+    """A matcher over a local store that reloads when the store changes, building the new
+    rule set aside and swapping it in, so scans never wait."""
+
+    def __init__(self, store: LocalStore, engine: str | None = None) -> None:
+        self.store, self.engine = store, engine
+        self._lock = threading.Lock()
+        self._version = ""
+        self.current = Matcher([], {}, engine)
+        self.reload()
+
+    def reload(self, force: bool = False) -> bool:
+        version = f"{self.store.cursor}:{datetime.now(UTC).replace(second=0, microsecond=0)}"
+        if not force and version == self._version:
+            return False
+        with self._lock:  # one rebuild at a time; scans keep using the old rule set
+            fresh = Matcher.from_store(self.store, engine=self.engine, previous=self.current)
+            self.current, self._version = fresh, version
+        return True
+
+    def scan(self, text: str, max_chars: int | None = MAX_SCAN_CHARS) -> list[Match]:
+        return self.current.scan(text, max_chars)
+
+
+# -- `sighub match`: JSON lines in, JSON lines out ---------------------------------------
+DEFAULT_MAX_TEXT_BYTES = 1 << 20
+ENV_MAX_TEXT_BYTES = "SIGHUB_MAX_TEXT_BYTES"
+
+
+def max_text_bytes_default() -> str:
+    """``--max-text-bytes``'s default: ``$SIGHUB_MAX_TEXT_BYTES``, else 1 MiB (a string:
+    argparse checks it with ``text_limit`` like a value given on the command line)."""
+    return os.environ.get(ENV_MAX_TEXT_BYTES, str(DEFAULT_MAX_TEXT_BYTES))
+
+
+def text_limit(value: str) -> int:
+    """An argparse type: a whole number of bytes, at least 1."""
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"received {value!r}, expected a whole number >= 1")
+    return limit
+
+
+_DISCARD_CHUNK = 1 << 16
+_BLANK = b" \t\r\n"  # JSON's white space: a line of only these is skipped
+
+
+class StoreNotReady(SighubError):
+    """``sighub match`` has no rules to match with: the data directory or its local store
+    is missing, unreadable, or has never synced."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def open_matcher(data: Path, db_name: str) -> Matcher:
+    """The matcher of the member store in ``data``; StoreNotReady (creating nothing) when
+    the directory is missing or the store has never synced."""
+    path = data / db_name
+    if not data.is_dir():
+        raise StoreNotReady(
+            f"{data}: data directory: not found; expected the directory given to "
+            f"`sighub sync --data`"
+        )
+    if not path.is_file():
+        raise StoreNotReady(
+            f"{data}: has never synced (no {db_name}); run `sighub sync --data {data}` first"
+        )
+    try:
+        store = LocalStore(path)
+        try:
+            if not store.meta("last_sync"):
+                raise StoreNotReady(
+                    f"{data}: has never synced (no last sync in {db_name}); "
+                    f"run `sighub sync --data {data}` first"
+                )
+            return Matcher.from_store(store)
+        finally:
+            store.close()
+    except sqlite3.Error as exc:
+        raise StoreNotReady(f"{path}: local store: cannot be read ({exc})") from None
+
+
+def read_lines(source: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line without its end) for each line of ``source``; None for a line of
+    more than ``limit`` bytes, of which at most ``limit + 1`` bytes are held: the rest is
+    read in chunks and dropped."""
+    n = 0
+    while line := source.readline(limit + 1):
+        n += 1
+        if line.endswith(b"\n"):
+            yield n, line[:-1]
+        elif len(line) <= limit:
+            yield n, line  # the last line, without an end
+        else:
+            while (rest := source.readline(_DISCARD_CHUNK)) and not rest.endswith(b"\n"):
+                pass
+            yield n, None
+
+
+def _request(line: bytes, n: int, budget: JsonBudget) -> tuple[str | int, str]:
+    """The (id, text) of one input line; JsonBudgetError or MatchInputError."""
+    what = f"stdin line {n}"
+    doc = json_loads(line, budget, what)
+    if not isinstance(doc, dict):
+        raise MatchInputError(f"{what}: received {_json_type(doc)}, expected {_SHAPE}")
+    ident, text = doc.get("id"), doc.get("text")
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        got = "no id" if "id" not in doc else f"id of type {_json_type(ident)}"
+        raise MatchInputError(f"{what}: received {got}, expected {_SHAPE}")
+    if isinstance(ident, str) and scalar(ident) != ident:
+        raise MatchInputError(f"{what}: id holds a lone surrogate; expected valid Unicode")
+    if not isinstance(text, str):
+        got = "no text" if "text" not in doc else f"text of type {_json_type(text)}"
+        raise MatchInputError(f"{what}: received {got}, expected {_SHAPE}")
+    return ident, text
+
+
+_SHAPE = 'an object with "id" (a string or an integer) and "text" (a string)'
+
+
+class MatchInputError(SighubError, ValueError):
+    """One ``sighub match`` input line is not a request."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def _found(m: Match) -> dict[str, Any]:
+    return {
+        "indicator": m.indicator,
+        "kind": m.kind.value,
+        "collab": m.collaboration,
+        "publisher": m.publisher,
+        "confidence": m.confidence,
+        "span": [m.start, m.end],
+        "text": scalar(m.text),  # a lone surrogate cannot be written as UTF-8
+    }
+
+
+def scan_lines(matcher: Matcher, source: BinaryIO, sink: BinaryIO, max_line_bytes: int) -> int:
+    """``sighub match``: JSON lines ``{"id", "text"}`` from ``source`` to lines ``{"id",
+    "matches": [...]}`` on ``sink``, one per non-blank line.  A line that cannot be read
+    (over ``max_line_bytes``, not UTF-8, not JSON within budget, no string or integer id,
+    no string text) gets ``{"line": n, "error": "..."}`` and the run goes on.  Returns the
+    number of such lines.  Every line written is valid UTF-8 JSON."""
+    budget = JsonBudget(
+        max_line_bytes, max_depth=4, max_containers=64, max_token_bytes=max_line_bytes
+    )
+    refused = 0
+    for n, line in read_lines(source, max_line_bytes):
+        if line is not None and not line.strip(_BLANK):
+            continue
+        try:
+            if line is None:
+                raise MatchInputError(
+                    f"stdin line {n}: size: received more than {max_line_bytes} bytes, "
+                    f"expected at most {max_line_bytes} (--max-text-bytes)"
+                )
+            ident, text = _request(line, n, budget)
+            out: dict[str, Any] = {
+                "id": ident,
+                "matches": [_found(m) for m in matcher.scan(text, max_line_bytes)],
+            }
+        except (MatchInputError, JsonBudgetError, TextTooLong) as exc:
+            refused += 1
+            out = {"line": n, "error": scalar(str(exc))}
+        sink.write(json.dumps(out, ensure_ascii=False).encode("utf-8") + b"\n")
+        sink.flush()  # a caller may wait for each answer before it sends the next text
+    return refused

@@ -1,0 +1,355 @@
+"""Talking to a hub: channels (mTLS by default), typed results, errors.
+
+All protobuf <-> model conversion lives here; nothing outside this module sees a
+generated type or a ``grpc.RpcError``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import grpc
+
+from sighub.client import _json
+from sighub.client._errors import EXIT_REFUSED, EXIT_UNREACHABLE, KeyFileError, SighubError
+from sighub.client._keys import read_secret
+from sighub.client._proto import (
+    directory_pb2,
+    directory_pb2_grpc,
+    publish_pb2,
+    publish_pb2_grpc,
+    sync_pb2,
+    sync_pb2_grpc,
+)
+
+__all__ = [
+    "CURSOR_AHEAD",
+    "PERMANENT",
+    "Change",
+    "Credential",
+    "DirectoryKey",
+    "HubClient",
+    "HubRejected",
+    "HubUnreachable",
+    "PublishResult",
+    "SharedKey",
+    "is_loopback",
+    "open_channel",
+]
+
+T = TypeVar("T")
+# The hub's words when a member's cursor is past the end of its log (a hub restored from
+# an older backup, or one hiding changes): the daemon turns them into an alarm.
+CURSOR_AHEAD: Final = "cursor ahead of log"
+# Statuses that retrying cannot fix: the member is suspended, removed or not recognised.
+PERMANENT: Final = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
+MAX_MESSAGE: Final = 64 * 1024 * 1024
+CHANNEL_OPTIONS: Final = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+
+class HubRejected(SighubError):
+    """The hub answered with an error status: ``code`` is its name (e.g.
+    ``PERMISSION_DENIED``), the message is the hub's."""
+
+    exit_code = EXIT_REFUSED
+
+    def __init__(self, code: str, message: str, text: str | None = None) -> None:
+        super().__init__(text or f"hub refused ({code}): {message}")
+        self.code = code
+        self.hub_message = message
+
+
+class HubUnreachable(HubRejected):
+    """No answer from the hub (down, wrong address, TLS mismatch, deadline passed): a
+    different remedy from a refusal, so a different exit code."""
+
+    exit_code = EXIT_UNREACHABLE
+    CODES: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+
+    def __init__(self, code: str, message: str, address: str | None) -> None:
+        where = f"hub {address}" if address else "the hub"
+        super().__init__(
+            code,
+            message,
+            f"{where} unreachable ({code}): {message}; check the address (--hub) and "
+            "that it is serving, and --insecure: plaintext only reaches a hub serving "
+            "with --insecure, TLS only one serving without it",
+        )
+        self.address = address
+
+
+def _wrap(exc: grpc.RpcError, address: str | None = None) -> HubRejected:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = str((exc.details() if hasattr(exc, "details") else None) or exc)
+    name = code.name if code is not None else "UNKNOWN"
+    if name in HubUnreachable.CODES:
+        return HubUnreachable(name, details, address)
+    return HubRejected(name, details)
+
+
+def call(fn: Callable[[], T], address: str | None = None) -> T:
+    """``fn()``, with a gRPC error turned into :class:`HubRejected` or, when no answer
+    came from ``address``, :class:`HubUnreachable`."""
+    try:
+        return fn()
+    except grpc.RpcError as exc:
+        raise _wrap(exc, address) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a member (or the admin) needs to reach its hub: ``hub.json`` + ``tls/``."""
+
+    folder: Path
+    hub: str
+    member: str
+    bearer_token: str
+    hub_public_key: str
+
+    @classmethod
+    def load(cls, folder: Path) -> Credential:
+        path = folder / "hub.json"
+        try:
+            doc = _json.loads(read_secret(path), _json.DOCUMENT, str(path))
+            return cls(
+                folder, doc["hub"], doc["member"], doc["bearer_token"], doc["hub_public_key"]
+            )
+        except KeyFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeyFileError(f"{path}: not a hub credential ({exc})") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 possibly in brackets) is loopback:
+    the only place plaintext is allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_channel(
+    cred: Credential, insecure: bool = False, address: str | None = None
+) -> grpc.Channel:
+    """A channel to the hub: mTLS with the member's certificate, or, only with
+    ``insecure`` and only on loopback, plaintext with the bearer token."""
+    target = address or cred.hub
+    if insecure:
+        if not is_loopback(target.rpartition(":")[0]):
+            raise SighubError(
+                f"insecure connection to {target!r} refused: plaintext is loopback-only"
+            )
+        return grpc.intercept_channel(
+            grpc.insecure_channel(target, options=CHANNEL_OPTIONS), _Bearer(cred.bearer_token)
+        )
+    tls = cred.folder / "tls"
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(tls / "ca.pem").read_bytes(),
+        private_key=read_secret(tls / "client.key"),
+        certificate_chain=(tls / "client.crt").read_bytes(),
+    )
+    return grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self.md = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_Details(details, [*(details.metadata or ()), self.md]), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_Details(details, [*(details.metadata or ()), self.md]), request)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = tuple(metadata)
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    sequence: int
+    envelope_id: str
+    indicators: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    sequence: int
+    collaboration: str
+    envelope: bytes
+    hops: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBatch:
+    changes: tuple[Change, ...]
+    cursor: int
+    caught_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryKey:
+    member: str
+    identity: str
+    key_id: str
+    public_key: bytes
+    added_at: str
+    revoked_at: str | None
+    revoked_sequence: int | None  # envelopes it signed after this log sequence are refused
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SharedKey:
+    collaboration: str
+    epoch: int
+    secret: bytes
+    created_at: str
+
+
+class HubClient:
+    """A member's connection to its hub."""
+
+    def __init__(self, channel: grpc.Channel, address: str | None = None) -> None:
+        self.channel = channel
+        self.address = address  # named in HubUnreachable errors
+        self._publish = publish_pb2_grpc.PublisherStub(channel)
+        self._sync = sync_pb2_grpc.SyncStub(channel)
+        self._directory = directory_pb2_grpc.DirectoryStub(channel)
+
+    @classmethod
+    def connect(cls, cred: Credential, insecure: bool = False) -> HubClient:
+        return cls(open_channel(cred, insecure), cred.hub)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def publish(self, collaboration: str, envelope: bytes, timeout: float = 60) -> PublishResult:
+        r = call(
+            lambda: self._publish.Publish(
+                publish_pb2.PublishRequest(collaboration=collaboration, envelope=envelope),
+                timeout=timeout,
+            ),
+            self.address,
+        )
+        return PublishResult(r.sequence, r.envelope_id, r.indicators, r.duplicate)
+
+    def sync(
+        self,
+        cursor: int = 0,
+        collaborations: list[str] | None = None,
+        follow: bool = False,
+        batch_size: int = 0,
+        timeout: float | None = None,
+    ) -> Iterator[SyncBatch]:
+        """Batches from ``cursor`` on; with ``follow`` the iterator waits for new ones."""
+        request = sync_pb2.SyncRequest(
+            cursor=cursor, collaborations=collaborations or [], follow=follow, batch_size=batch_size
+        )
+        stream = self._sync.Sync(request, timeout=timeout)
+        try:
+            for b in stream:
+                yield SyncBatch(
+                    tuple(
+                        Change(
+                            c.sequence,
+                            c.collaboration,
+                            c.envelope,
+                            tuple((h.hub, h.received_at) for h in c.hops),
+                        )
+                        for c in b.changes
+                    ),
+                    b.cursor,
+                    b.caught_up,
+                )
+        except grpc.RpcError as exc:
+            raise _wrap(exc, self.address) from None
+        finally:
+            stream.cancel()
+
+    def key_directory(self) -> list[DirectoryKey]:
+        r = call(
+            lambda: self._directory.GetKeys(directory_pb2.GetKeysRequest(), timeout=30),
+            self.address,
+        )
+        return [
+            DirectoryKey(
+                k.member,
+                k.identity,
+                k.key_id,
+                k.public_key,
+                k.added_at,
+                k.revoked_at or None,
+                k.revoked_sequence if k.revoked_at else None,
+                k.status,
+            )
+            for k in r.keys
+        ]
+
+    def collab_keys(self) -> list[SharedKey]:
+        r = call(
+            lambda: self._directory.GetCollabKeys(directory_pb2.GetCollabKeysRequest(), timeout=30),
+            self.address,
+        )
+        return [SharedKey(k.collaboration, k.epoch, k.secret, k.created_at) for k in r.keys]
+
+    def rotate_signing_key(self, new_public_key: bytes, proof: bytes) -> tuple[str, str]:
+        r = call(
+            lambda: self._directory.RotateSigningKey(
+                directory_pb2.RotateSigningKeyRequest(new_public_key=new_public_key, proof=proof),
+                timeout=30,
+            ),
+            self.address,
+        )
+        return r.key_id, r.previous_key_id
+
+    def enroll(
+        self, member: str, token: str, csr_pem: bytes, signing_key: bytes
+    ) -> tuple[str, str, str, str]:
+        r = call(
+            lambda: self._directory.Enroll(
+                directory_pb2.EnrollRequest(
+                    member=member, token=token, csr_pem=csr_pem, signing_public_key=signing_key
+                ),
+                timeout=30,
+            ),
+            self.address,
+        )
+        return r.certificate_pem.decode(), r.identity, r.key_id, r.bearer_token
+
+    def renew_certificate(self, csr_pem: bytes) -> tuple[bytes, str]:
+        """A new client certificate for the caller's CSR: (PEM, not-after RFC 3339).  From
+        the hub's answer on, the certificate this channel was opened with is refused."""
+        r = call(
+            lambda: self._directory.RenewCertificate(
+                directory_pb2.RenewCertificateRequest(csr_pem=csr_pem), timeout=30
+            ),
+            self.address,
+        )
+        return bytes(r.certificate_pem), r.not_after

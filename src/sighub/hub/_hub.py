@@ -1,0 +1,478 @@
+"""The hub's rules, independent of gRPC: who may do what, enrollment, the key directory,
+publish validation.  Every method either changes the store in one transaction or raises
+HubError and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import grpc
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from sighub.client import (
+    SighubError,
+    key_id,
+)
+from sighub.client._keys import identity_for
+from sighub.client._rpc import PublishResult
+from sighub.client._rules import PublishLimits, envelope_problem
+from sighub.client._stix import format_time
+from sighub.hub._config import HubConfig
+from sighub.hub._errors import HubError
+from sighub.hub._pki import csr_common_names, issue_client
+from sighub.hub._store import MemberRow, Store
+from sighub.hub._validate import Checked, Plan, Rejection
+
+__all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
+
+ROLES: Final = ("publisher", "subscriber", "admin", "peer")
+ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
+_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now_text(now: datetime) -> str:
+    return format_time(now)
+
+
+class _RateLimiter:
+    """A token bucket per member."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate, self.burst = per_minute / 60.0, float(burst)
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, member: str) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            level, last = self.buckets.get(member, (self.burst, now))
+            level = min(self.burst, level + (now - last) * self.rate)
+            if level < 1.0:
+                self.buckets[member] = (level, now)
+                return False
+            self.buckets[member] = (level - 1.0, now)
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryRow:
+    member: str
+    identity: str
+    key_id: str
+    public_key: bytes
+    added: str
+    revoked_at: str | None
+    revoked_seq: int | None
+    status: str
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        config: HubConfig,
+        ca_key: ec.EllipticCurvePrivateKey,
+        ca_pem: bytes,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store, self.config, self.ca_key, self.ca_pem = store, config, ca_key, ca_pem
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.limiter = _RateLimiter(config.publishes_per_minute, config.burst)
+
+    def now(self) -> str:
+        return _now_text(self.clock())
+
+    # -- identities -------------------------------------------------------------------
+    def by_cert(self, common_name: str, serial: str) -> MemberRow:
+        m = self.store.member(common_name)
+        if m is None or m.cert_serial != serial:
+            raise HubError.unauthenticated(
+                f"client certificate for {common_name!r} (serial {serial}) is not current"
+            )
+        return self._usable(m)
+
+    def by_token(self, token: str) -> MemberRow:
+        name = self.store.member_by_token(hash_token(token))
+        m = self.store.member(name) if name else None
+        if m is None:
+            raise HubError.unauthenticated("bearer token is not valid")
+        return self._usable(m)
+
+    @staticmethod
+    def _usable(m: MemberRow) -> MemberRow:
+        if m.status in ("suspended", "removed"):
+            raise HubError.denied(f"member {m.name!r} is {m.status}")
+        if m.status != "active":
+            raise HubError.denied(f"member {m.name!r} is {m.status}; expected active")
+        return m
+
+    def require(self, m: MemberRow, *roles: str) -> None:
+        if not any(r in m.roles for r in roles):
+            raise HubError.denied(
+                f"member {m.name!r} has roles {list(m.roles)}; this needs one of {list(roles)}"
+            )
+
+    def require_member_of(self, m: MemberRow, collab: str) -> None:
+        if collab not in self.store.member_collabs(m.name):
+            raise HubError.denied(f"member {m.name!r} is not in collaboration {collab!r}")
+
+    # -- administration ---------------------------------------------------------------
+    def _name(self, what: str, name: str) -> str:
+        if not _NAME_RE.fullmatch(name or ""):
+            raise HubError.invalid(f"{what} name {name!r}: expected [a-z0-9-], 1-63 chars")
+        return name
+
+    def _member(self, name: str) -> MemberRow:
+        m = self.store.member(name)
+        if m is None:
+            raise HubError.not_found(f"member {name!r} does not exist")
+        return m
+
+    def _collab(self, name: str) -> str:
+        if not self.store.collab_exists(name):
+            raise HubError.not_found(f"collaboration {name!r} does not exist")
+        return name
+
+    def add_member(self, actor: str, name: str, roles: list[str]) -> tuple[MemberRow, str]:
+        self._name("member", name)
+        bad = [r for r in roles if r not in ROLES]
+        if not roles or bad:
+            raise HubError.invalid(
+                f"member {name!r}: roles {roles}; expected some of {list(ROLES)}"
+            )
+        if self.store.member(name) is not None:
+            raise HubError.exists(f"member {name!r} already exists")
+        token = secrets.token_urlsafe(32)
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO members (name, identity, roles, status, created, token_hash)"
+                " VALUES (?, ?, ?, 'pending', ?, ?)",
+                (
+                    name,
+                    identity_for(name),
+                    ",".join(sorted(set(roles))),
+                    self.now(),
+                    hash_token(token),
+                ),
+            )
+            self.store.audit(self.now(), actor, "member.add", name, roles=sorted(set(roles)))
+        return self._member(name), token
+
+    def set_status(self, actor: str, name: str, status: str) -> MemberRow:
+        m = self._member(name)
+        allowed = {"suspended": ("active",), "active": ("suspended",)}[status]
+        if m.status not in allowed:
+            raise HubError.precondition(
+                f"member {name!r} is {m.status}; can only {status[:-2] or status} from {allowed}"
+            )
+        with self.store.tx() as c:
+            c.execute("UPDATE members SET status=? WHERE name=?", (status, name))
+            self.store.audit(
+                self.now(),
+                actor,
+                f"member.{'suspend' if status == 'suspended' else 'resume'}",
+                name,
+            )
+        return self._member(name)
+
+    def remove_member(self, actor: str, name: str) -> MemberRow:
+        m = self._member(name)
+        if m.status == "removed":
+            raise HubError.precondition(f"member {name!r} is already removed")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "UPDATE members SET status='removed', cert_serial=NULL, token_hash=NULL"
+                " WHERE name=?",
+                (name,),
+            )
+            c.execute("DELETE FROM memberships WHERE member=?", (name,))
+            c.execute("DELETE FROM bearer_tokens WHERE member=?", (name,))
+            self.store.revoke_keys(now, name)
+            self.store.audit(now, actor, "member.remove", name)
+        return self._member(name)
+
+    def revoke_key(self, actor: str, member: str, kid: str) -> MemberRow:
+        self._member(member)
+        owner = self.store.key_owner(kid)
+        if owner is None or owner[0] != member:
+            raise HubError.not_found(f"key {kid!r} is not a key of member {member!r}")
+        if owner[2] is not None:
+            raise HubError.precondition(f"key {kid!r} was already revoked at {owner[2]}")
+        now = self.now()
+        with self.store.tx():
+            self.store.revoke_keys(now, member, kid)
+            self.store.audit(now, actor, "key.revoke", member, key_id=kid)
+        return self._member(member)
+
+    def add_collab(self, actor: str, name: str) -> str:
+        self._name("collaboration", name)
+        if self.store.collab_exists(name):
+            raise HubError.exists(f"collaboration {name!r} already exists")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
+            c.execute(
+                "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
+                (name, secrets.token_bytes(32), now),
+            )
+            self.store.audit(now, actor, "collab.add", name)
+        return name
+
+    def join(self, actor: str, collab: str, member: str) -> str:
+        self._collab(collab)
+        m = self._member(member)
+        if m.status == "removed":
+            raise HubError.precondition(f"member {member!r} is removed")
+        if member in self.store.collab_members(collab):
+            raise HubError.exists(f"member {member!r} is already in {collab!r}")
+        with self.store.tx() as c:
+            c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
+            self.store.audit(self.now(), actor, "collab.join", member, collab=collab)
+        return collab
+
+    def leave(self, actor: str, collab: str, member: str) -> str:
+        self._collab(collab)
+        if member not in self.store.collab_members(collab):
+            raise HubError.not_found(f"member {member!r} is not in {collab!r}")
+        with self.store.tx() as c:
+            c.execute("DELETE FROM memberships WHERE collab=? AND member=?", (collab, member))
+            self.store.audit(self.now(), actor, "collab.leave", member, collab=collab)
+        return collab
+
+    def rotate_collab_key(self, actor: str, collab: str) -> int:
+        self._collab(collab)
+        epoch = (self.store.collab_epoch(collab) or 0) + 1
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, ?, ?, ?)",
+                (collab, epoch, secrets.token_bytes(32), now),
+            )
+            self.store.audit(now, actor, "collab.rotate-key", collab, epoch=epoch)
+        return epoch
+
+    # -- enrollment and keys ----------------------------------------------------------
+    def enroll(
+        self, name: str, token: str, csr_pem: bytes, signing_key: bytes
+    ) -> tuple[str, str, str, str]:
+        """Returns (certificate PEM, identity, key id, bearer token)."""
+        m = self.store.member(name)
+        stored = self.store.one("SELECT token_hash FROM members WHERE name=?", name)
+        if (
+            m is None
+            or stored is None
+            or stored[0] is None
+            or not secrets.compare_digest(stored[0], hash_token(token))
+        ):
+            raise HubError.unauthenticated(
+                f"enrollment of {name!r}: token not valid or already used"
+            )
+        if m.status != "pending":
+            raise HubError.precondition(f"member {name!r} is {m.status}; expected pending")
+        try:
+            public = Ed25519PublicKey.from_public_bytes(signing_key)
+            issued = issue_client(self.ca_key, self.ca_pem, csr_pem, name)
+        except (ValueError, SighubError) as exc:
+            raise HubError.invalid(f"enrollment of {name!r}: {exc}") from None
+        kid = key_id(public)
+        if self.store.key_owner(kid) is not None:
+            raise HubError.exists(f"enrollment of {name!r}: key {kid} is already registered")
+        bearer = secrets.token_urlsafe(32)
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "UPDATE members SET status='active', token_hash=NULL, cert_serial=? WHERE name=?",
+                (issued.serial, name),
+            )
+            c.execute(
+                "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+                (kid, name, signing_key, now),
+            )
+            c.execute(
+                "INSERT INTO bearer_tokens (token_hash, member, created) VALUES (?, ?, ?)",
+                (hash_token(bearer), name, now),
+            )
+            self.store.audit(
+                now, name, "member.enroll", name, key_id=kid, cert_serial=issued.serial
+            )
+        return issued.cert_pem.decode(), m.identity, kid, bearer
+
+    def rotate_signing_key(self, m: MemberRow, new_key: bytes, proof: bytes) -> tuple[str, str]:
+        current = [k for k in self.store.member_keys(m.name) if k[3] is None]
+        if not current:
+            raise HubError.precondition(f"member {m.name!r} has no valid signing key to rotate")
+        try:
+            new_public = Ed25519PublicKey.from_public_bytes(new_key)
+        except ValueError:
+            raise HubError.invalid(
+                "new_public_key: expected 32 bytes of Ed25519 public key"
+            ) from None
+        kid_old, pub_old = current[-1][0], current[-1][1]
+        try:
+            Ed25519PublicKey.from_public_bytes(pub_old).verify(proof, ROTATE_CONTEXT + new_key)
+        except InvalidSignature:
+            raise HubError.unauthenticated(
+                f"rotation proof does not verify under {kid_old}"
+            ) from None
+        kid = key_id(new_public)
+        if self.store.key_owner(kid) is not None:
+            raise HubError.exists(f"key {kid} is already registered")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+                (kid, m.name, new_key, now),
+            )
+            self.store.revoke_keys(now, m.name, kid_old)
+            self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous=kid_old)
+        return kid, kid_old
+
+    def renew_certificate(self, m: MemberRow, csr_pem: bytes) -> tuple[bytes, str]:
+        """A new client certificate for active member ``m`` from a CSR naming ``m``; its
+        serial becomes the current one, so the old certificate is refused from now on.
+        Returns (certificate PEM, not-after)."""
+        try:
+            names = csr_common_names(csr_pem)
+        except SighubError as exc:
+            raise HubError.invalid(f"certificate renewal for {m.name!r}: {exc}") from None
+        if names != [m.name]:
+            raise HubError.denied(
+                f"certificate renewal: the CSR names {names}; member {m.name!r} may only "
+                f"renew its own certificate (CN {m.name!r})"
+            )
+        issued = issue_client(self.ca_key, self.ca_pem, csr_pem, m.name)
+        now, not_after = self.now(), _now_text(issued.not_after)
+        with self.store.tx() as c:
+            changed = c.execute(
+                "UPDATE members SET cert_serial=? WHERE name=? AND status='active'"
+                " AND cert_serial IS ?",
+                (issued.serial, m.name, m.cert_serial),
+            ).rowcount
+            if changed != 1:  # suspended, removed or renewed since the caller was identified
+                raise HubError.precondition(
+                    f"certificate renewal for {m.name!r}: the member changed meanwhile; retry"
+                )
+            self.store.audit(now, m.name, "member.renew-cert", m.name, cert_serial=issued.serial,
+                             previous=m.cert_serial, not_after=not_after)  # fmt: skip
+        return issued.cert_pem, not_after
+
+    # -- publish ----------------------------------------------------------------------
+    def publish_plan(
+        self, m: MemberRow, collab: str, raw: bytes
+    ) -> tuple[Plan, PublishResult | None]:
+        """Authorize and read what validation needs; a stored duplicate short-cuts."""
+        c = self.config
+        limits = PublishLimits(
+            max_ttl_days=c.max_ttl_days,
+            max_string_chars=c.max_string_chars,
+            max_indicators=c.max_indicators,
+            max_clock_skew_seconds=c.max_clock_skew_seconds,
+            max_envelope_bytes=c.max_envelope_bytes,
+        )
+        too_big = envelope_problem(len(raw), limits)
+        if too_big is not None:
+            raise HubError.exhausted(str(too_big))
+        self.require(m, "publisher")
+        if not self.store.collab_exists(collab):
+            raise HubError.not_found(f"collaboration {collab!r} does not exist")
+        self.require_member_of(m, collab)
+        if not self.limiter.take(m.name):
+            raise HubError.exhausted(f"member {m.name!r}: publish rate limit reached; retry later")
+        keys = self.store.member_keys(m.name)
+        plan = Plan(
+            envelope_id=hashlib.sha256(raw).hexdigest(),
+            member=m.name,
+            identity=m.identity,
+            collab=collab,
+            keys={k[0]: k[1] for k in keys if k[3] is None},
+            revoked={k[0]: k[3] for k in keys if k[3] is not None},
+            epochs=tuple(e for _, e, _, _ in self.store.collab_keys([collab])),
+            limits=limits,
+            now=self.clock(),
+        )
+        seen = self.store.envelope_seq(plan.envelope_id)
+        if seen is not None:  # the exact bytes are stored: verified when they were
+            return plan, PublishResult(seen[0], plan.envelope_id, seen[1], True)
+        return plan, None
+
+    def publish_commit(self, plan: Plan, raw: bytes, checked: Checked | Rejection) -> PublishResult:
+        """Store a validated envelope: one transaction, with the version checks inside."""
+        if isinstance(checked, Rejection):
+            raise HubError(grpc.StatusCode[checked.status], checked.message)
+        now = self.now()
+        with self.store.tx():
+            seen = self.store.envelope_seq(plan.envelope_id)
+            if seen is not None:  # a concurrent publish of the same bytes won
+                return PublishResult(seen[0], plan.envelope_id, seen[1], True)
+            self._check_versions(plan.member, checked)
+            seq = self.store.append_envelope(
+                plan.envelope_id, plan.collab, plan.member, checked.key_id, now, "[]", raw,
+                checked.rows,
+            )  # fmt: skip
+            self.store.audit(now, plan.member, "publish", plan.collab, envelope=plan.envelope_id,
+                             seq=seq, indicators=len(checked.rows),
+                             revoked=sum(r[5] for r in checked.rows))  # fmt: skip
+        return PublishResult(seq, plan.envelope_id, len(checked.rows), False)
+
+    def _check_versions(self, member: str, checked: Checked) -> None:
+        states = self.store.indicator_states(checked.ids)
+        for ind_id, _, modified, _, _, _ in checked.rows:
+            old = states.get(ind_id)
+            if old is None:
+                continue
+            if old.publisher != member:
+                raise HubError.denied(
+                    f"indicator {ind_id}: created by {old.publisher!r}; only the creator may "
+                    "revise or revoke it"
+                )
+            if old.revoked:
+                raise HubError.precondition(f"indicator {ind_id}: already revoked")
+            if modified <= old.modified:
+                raise HubError.precondition(
+                    f"indicator {ind_id}: modified {modified} must be later than the stored "
+                    f"{old.modified}"
+                )
+
+    # -- directory --------------------------------------------------------------------
+    def key_directory(self, m: MemberRow) -> list[DirectoryRow]:
+        """The keys a member needs to verify its collaborations' log: of the caller, of
+        every member of its collaborations, and of every member that ever published in
+        them (removed or not: what they signed before revocation stays valid, so a fresh
+        member verifies the same history as one that synced before the removal)."""
+        collabs = self.store.member_collabs(m.name)
+        names = {m.name, *self.store.collab_publishers(collabs)}
+        for collab in collabs:
+            names.update(self.store.collab_members(collab))
+        out = []
+        for name in sorted(names):
+            member = self.store.member(name)
+            if member is None:
+                continue
+            for kid, pub, added, revoked, revoked_seq in self.store.directory_keys(name):
+                out.append(
+                    DirectoryRow(
+                        name, member.identity, kid, pub, added, revoked, revoked_seq, member.status
+                    )
+                )
+        return out
+
+    def collab_keys(self, m: MemberRow) -> list[tuple[str, int, bytes, str]]:
+        return self.store.collab_keys(self.store.member_collabs(m.name))
+
+    def audit_log(self, member: str, since: str, limit: int) -> list[tuple[Any, ...]]:
+        return self.store.audit_log(member, since, min(limit or 1000, 10_000))

@@ -1,0 +1,322 @@
+"""Creating a hub's data directory and serving it over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sighub.client import SighubError
+from sighub.client._enroll import expiry_warning
+from sighub.client._keys import read_secret, write_secret
+from sighub.client._proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    publish_pb2,
+    publish_pb2_grpc,
+    sync_pb2,
+)
+from sighub.client._rpc import is_loopback
+from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
+from sighub.hub._backup import DataLock
+from sighub.hub._config import DEFAULT_TOML, RESTART_KEYS, HubConfig, changes, load_config
+from sighub.hub._hub import Hub, _RateLimiter
+from sighub.hub._observe import Exposure, ObserveInterceptor, expose
+from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
+from sighub.hub._service import (
+    AdminService,
+    DirectoryService,
+    PublisherService,
+    Services,
+    SyncService,
+    sync_handler,
+)
+from sighub.hub._store import Store
+
+__all__ = ["HubPaths", "init_hub", "serve"]
+
+log = logging.getLogger("sighub.hub")
+SERVICE_NAMES: Final = (
+    publish_pb2.DESCRIPTOR.services_by_name["Publisher"].full_name,
+    sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name,
+    directory_pb2.DESCRIPTOR.services_by_name["Directory"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HubPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "hub.toml"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "hub.db"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.root / "hub-signing.key"
+
+    @property
+    def admin(self) -> Path:
+        return self.root / "admin"
+
+
+def _load_ec(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = load_pem_private_key(read_secret(path), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SighubError(f"{path}: expected an ECDSA key")
+    return key
+
+
+def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
+    """Create a hub data directory; returns the admin credential folder."""
+    paths = HubPaths(root)
+    if paths.db.exists():
+        raise SighubError(f"{paths.db}: a hub already exists here")
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # hub.db holds collaboration keys: only the hub's user may read it
+    toml = DEFAULT_TOML.replace('name = "sighub"', f'name = "{name}"')
+    toml = toml.replace(
+        'tls_names = ["localhost", "127.0.0.1"]', f"tls_names = {json.dumps(tls_names)}"
+    )
+    paths.config.write_text(toml)
+    config = load_config(paths.config)
+    paths.pki.mkdir(mode=0o700, exist_ok=True)
+    ca_key, ca_pem = make_ca(name)
+    write_secret(paths.pki / "ca.key", key_pem(ca_key))
+    (paths.pki / "ca.pem").write_bytes(ca_pem)
+    srv_key, srv_pem = server_cert(ca_key, ca_pem, config.tls_names)
+    write_secret(paths.pki / "server.key", key_pem(srv_key))
+    (paths.pki / "server.pem").write_bytes(srv_pem)
+    signing = Ed25519PrivateKey.generate()
+    write_secret(
+        paths.signing_key, signing.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    hub_public = base64.b64encode(
+        signing.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+    store = Store(paths.db)
+    store.migrate()
+    hub = Hub(store, config, ca_key, ca_pem)
+    with store.tx():
+        store.set_meta("hub_name", name)
+        store.set_meta("hub_public_key", hub_public)
+    _, token = hub.add_member("hub-init", "admin", ["admin"])
+    tls_key = new_tls_key()
+    signing_admin = (
+        Ed25519PrivateKey.generate()
+    )  # the admin never publishes; enrollment wants a key
+    cert, _, _, bearer = hub.enroll(
+        "admin",
+        token,
+        make_csr(tls_key, "admin"),
+        signing_admin.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+    )
+    store.close()
+    write_credential(
+        paths.admin, address, "admin", bearer, ca_pem, cert.encode(), tls_key, hub_public
+    )
+    return paths.admin
+
+
+def split_address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise SighubError(f"--listen {listen!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+async def serve(
+    root: Path,
+    listen: str,
+    insecure: bool = False,
+    ready: asyncio.Event | None = None,
+    exposure: Exposure | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT: then stop follow streams, let in-flight publishes
+    finish (10 s grace), and close the store."""
+    paths = HubPaths(root)
+    host, port = split_address(listen)
+    if insecure and not is_loopback(host):
+        raise SighubError(f"--insecure refused on {host!r}: plaintext is only allowed on loopback")
+    if not paths.db.exists():
+        raise SighubError(f"{root}: no hub here; run 'sighub hub init --data {root}' first")
+    lock = DataLock.acquire(root, "hub serve")  # before the store: one hub per directory
+    config = load_config(paths.config)
+    ca_key = _load_ec(paths.pki / "ca.key")
+    ca_pem = (paths.pki / "ca.pem").read_bytes()
+    store = Store(paths.db)
+    store.migrate()
+    services = Services(Hub(store, config, ca_key, ca_pem), paths.db)
+    services.metrics.load(store)
+    server = grpc.aio.server(
+        interceptors=[ObserveInterceptor(services.metrics)], options=_options(config)
+    )
+    publish_pb2_grpc.add_PublisherServicer_to_server(PublisherService(services), server)
+    server.add_generic_rpc_handlers((sync_handler(SyncService(services)),))
+    directory_pb2_grpc.add_DirectoryServicer_to_server(DirectoryService(services), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(services), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{host}:{port}"
+    certificate = None if insecure else ServerCertificate(paths.pki, ca_pem)
+    bound = _bind(server, address, certificate)
+    exposed = await expose(exposure or Exposure(), services.metrics, health_servicer)
+    await server.start()
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    sys.stdout.write(
+        f"sighub hub listening on {host}:{bound} ({'plaintext' if insecure else 'mTLS'})\n"
+    )
+    sys.stdout.flush()
+    exposed.announce()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, services, paths, certificate, config)
+    sweeper = asyncio.create_task(_sweep(services))
+    watcher = asyncio.create_task(_watch_certificate(certificate))
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down")
+    await health_servicer.enter_graceful_shutdown()
+    sweeper.cancel()
+    watcher.cancel()
+    await services.close()
+    await server.stop(grace=10)
+    await exposed.close()
+    store.close()
+    lock.release()
+
+
+async def _sweep(services: Services) -> None:
+    def work() -> int:
+        with services.hub.store.tx():
+            return services.hub.store.sweep_expired(services.hub.now())
+
+    while True:
+        removed = await services.run(work)
+        if removed:
+            log.info("expiry sweep removed %d indicators from the current state", removed)
+        await asyncio.sleep(services.hub.config.sweep_seconds)  # SIGHUP may change it
+
+
+def _bind(server: grpc.aio.Server, address: str, certificate: ServerCertificate | None) -> int:
+    try:
+        if certificate is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, certificate.credentials())
+    except RuntimeError:  # gRPC's words point at GRPC_VERBOSITY; say what went wrong
+        raise SighubError(
+            f"--listen {address}: cannot listen there: the port is in use (another hub?) "
+            "or the address is not one of this host's"
+        ) from None
+
+
+def _reload(
+    services: Services,
+    paths: HubPaths,
+    certificate: ServerCertificate | None,
+    started: HubConfig,
+) -> None:
+    """SIGHUP: re-read hub.toml (and SIGHUB_* from the environment the hub started with)
+    and swap the keys that can change live into the running hub; re-read the server
+    certificate for new connections.  A bad file or pair changes nothing."""
+    hub = services.hub
+    try:
+        new = load_config(paths.config)
+    except SighubError as exc:
+        log.error("SIGHUP: configuration not reloaded, the hub keeps its values: %s", exc)
+    else:
+        changed = changes(hub.config, new)
+        restart = {k: v for k, v in changed.items() if k in RESTART_KEYS}
+        for key, (old, value) in sorted(restart.items()):
+            log.warning("SIGHUP: %s %r -> %r needs a restart; still %r", key, old, value, old)
+        hub.config = dataclasses.replace(new, **{k: old for k, (old, _) in restart.items()})
+        hub.limiter = _RateLimiter(hub.config.publishes_per_minute, hub.config.burst)
+        live = {k: v for k, v in changed.items() if k not in RESTART_KEYS}
+        for key, (old, value) in sorted(live.items()):
+            log.info("SIGHUP: %s %r -> %r", key, old, value)
+        ceilings = zip(_options(hub.config)[:2], _options(started)[:2], strict=True)
+        if any(now[1] > then[1] for now, then in ceilings):  # gRPC's message size limits
+            log.warning("SIGHUP: envelopes or batches larger than at start need a restart")
+        log.info("SIGHUP: configuration reloaded, %d keys changed live", len(live))
+    if certificate is not None:
+        try:
+            not_after = certificate.reload()
+        except (SighubError, OSError, ValueError) as exc:
+            log.error("SIGHUP: server certificate not reloaded, the old one serves: %s", exc)
+        else:
+            log.info("SIGHUP: server certificate re-read; valid until %s", not_after)
+            _warn_expiry(certificate)
+
+
+def _warn_expiry(certificate: ServerCertificate) -> None:
+    message = expiry_warning(
+        (certificate.pki / SERVER_CERT).read_bytes(),
+        str(certificate.pki / SERVER_CERT),
+        f"renew it with 'sighub hub renew-cert --data {certificate.pki.parent}', then "
+        "SIGHUP or restart the hub",
+    )
+    if message is not None:
+        log.warning("%s", message)
+
+
+async def _watch_certificate(certificate: ServerCertificate | None) -> None:
+    """Warn at start and then daily while the server certificate nears its expiry."""
+    while certificate is not None:
+        try:
+            _warn_expiry(certificate)
+        except (SighubError, OSError) as exc:
+            log.error("server certificate check failed: %s", exc)
+        await asyncio.sleep(86_400)
+
+
+def _options(config: HubConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_envelope_bytes + 65536),
+        (
+            "grpc.max_send_message_length",
+            config.sync_batch_max_bytes + config.max_envelope_bytes + 65536,
+        ),
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 0),  # a second hub on the same port fails to bind
+    ]

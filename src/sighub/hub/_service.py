@@ -1,0 +1,589 @@
+"""The gRPC services: thin adapters from wire messages to ``Hub`` rules and back.
+
+Blocking SQLite work never runs on the event loop: every unary call runs in one writer
+thread (which serializes writes), and each Sync stream reads through its own connection in
+the default thread pool.  Publishes and admin changes wake every follow stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import grpc
+from cryptography import x509
+
+from sighub.client._proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    directory_pb2,
+    directory_pb2_grpc,
+    publish_pb2,
+    publish_pb2_grpc,
+    sync_pb2,
+)
+from sighub.client._rpc import CURSOR_AHEAD
+from sighub.client._tls import key_pem
+from sighub.client._workers import WorkerExited, WorkerPool
+from sighub.hub._errors import HubError
+from sighub.hub._hub import Hub
+from sighub.hub._observe import HubMetrics
+from sighub.hub._pki import ENROLL_PREFIX, issue_enrollment
+from sighub.hub._store import EnvelopeRow, MemberRow, Store
+from sighub.hub._validate import Checked, Plan, Rejection, check
+
+__all__ = ["Services"]
+
+VALIDATE_TASK = "sighub.hub._validate:check"  # what the validation workers run
+
+log = logging.getLogger("sighub.hub")
+T = TypeVar("T")
+
+
+class Services:
+    """Shared state of the four services: the hub, the writer thread, the notifier."""
+
+    def __init__(self, hub: Hub, db_path: Path) -> None:
+        self.hub = hub
+        self.db_path = db_path
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sighub-writer")
+        workers = hub.config.validation_workers
+        # Child interpreters fed over pipes (not fork, not multiprocessing): each exits at
+        # end of input, so none outlives the hub, even one killed with -9.
+        self.validators = WorkerPool(workers, VALIDATE_TASK, "validation") if workers else None
+        self.changed = asyncio.Condition()
+        self.version = 0  # bumped on every change followers should look at
+        self.stopping = asyncio.Event()
+        self._cert_cache: dict[bytes, tuple[str, str]] = {}
+        self.metrics = HubMetrics()
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.version += 1
+            self.changed.notify_all()
+
+    def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> MemberRow:
+        """The caller, from its client certificate or its bearer token (writer thread)."""
+        cn, serial = self.peer_cert(context)
+        if cn.startswith(ENROLL_PREFIX):
+            raise HubError.unauthenticated(f"certificate {cn!r} is only good for Enroll")
+        if cn:
+            return self.hub.by_cert(cn, serial)
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                return self.hub.by_token(value[len("Bearer ") :])
+        raise HubError.unauthenticated("no client certificate and no bearer token")
+
+    def peer_cert(self, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[str, str]:
+        """(common name, serial) of the verified client certificate, or ("", "")."""
+        pems = list(context.auth_context().get("x509_pem_cert") or [])
+        return self._cert_identity(pems[0]) if pems else ("", "")
+
+    def _cert_identity(self, pem: bytes) -> tuple[str, str]:
+        hit = self._cert_cache.get(pem)
+        if hit is None:
+            cert = x509.load_pem_x509_certificate(pem)
+            names = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+            hit = (str(names[0].value) if names else "", format(cert.serial_number, "x"))
+            self._cert_cache[pem] = hit
+        return hit
+
+    async def close(self) -> None:
+        self.stopping.set()
+        await self.notify()
+        self.writer.shutdown(wait=True)
+        if self.validators is not None:
+            await asyncio.to_thread(self.validators.close)
+
+    async def validate(self, plan: Plan, raw: bytes) -> Checked | Rejection:
+        if self.validators is None:
+            return await self.run(lambda: check(plan, raw))
+        try:
+            result = await asyncio.wrap_future(self.validators.submit(plan, raw))
+        except WorkerExited as exc:  # killed (e.g. for memory): the next publish gets a new one
+            log.error("publish of envelope %s not validated: %s", plan.envelope_id, exc)
+            why = "the validation worker exited before answering; not stored, retry"
+            message = f"envelope {plan.envelope_id}: {why}"
+            raise HubError(grpc.StatusCode.UNAVAILABLE, message) from None
+        except OSError as exc:  # no worker can start: slower, not broken
+            log.warning("cannot start a validation worker (%s): validating in-process", exc)
+            return await self.run(lambda: check(plan, raw))
+        if not isinstance(result, Checked | Rejection):
+            raise TypeError(f"validation worker answered a {type(result).__name__}")
+        return result
+
+
+def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Answer HubError with its status and message; log anything unexpected."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await fn(self, request, context)
+        except HubError as exc:
+            await context.abort(exc.code, exc.message)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:
+            log.exception("internal error in %s", fn.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{fn.__name__}: internal error")
+
+    return wrapper
+
+
+class PublisherService(publish_pb2_grpc.PublisherServicer):
+    def __init__(self, s: Services) -> None:
+        self.s = s
+
+    @_rpc
+    async def Publish(
+        self, request: publish_pb2.PublishRequest, context: Any
+    ) -> publish_pb2.PublishResponse:
+        hub, raw = self.s.hub, request.envelope
+        plan, seen = await self.s.run(
+            lambda: hub.publish_plan(self.s.identify(context), request.collaboration, raw)
+        )
+        if seen is None:
+            checked = await self.s.validate(plan, raw)
+            result = await self.s.run(lambda: hub.publish_commit(plan, raw, checked))
+        else:
+            result = seen
+        self.s.metrics.published(result.sequence, result.indicators, result.duplicate)
+        if not result.duplicate:
+            await self.s.notify()
+        return publish_pb2.PublishResponse(
+            sequence=result.sequence,
+            envelope_id=result.envelope_id,
+            indicators=result.indicators,
+            duplicate=result.duplicate,
+        )
+
+
+# A stream's own SQLite page cache: it reads each page of the log once.
+READER_CACHE_KIB: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One serialized SyncBatch and what the metrics need to know of it."""
+
+    data: bytes
+    changes: int
+    envelope_bytes: int
+    cursor: int
+    caught_up: bool
+
+
+def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool) -> Outgoing:
+    """Serialized here, not by gRPC: the stream then holds only these bytes while a slow
+    reader keeps the write waiting (not the rows and the message besides)."""
+    message = sync_pb2.SyncBatch(
+        changes=[
+            sync_pb2.Change(
+                sequence=r.seq,
+                collaboration=r.collab,
+                envelope=r.raw,
+                hops=[sync_pb2.Hop(**h) for h in json.loads(r.hops)],
+            )
+            for r in rows
+        ],
+        cursor=cursor,
+        caught_up=caught_up,
+    )
+    size = sum(len(r.raw) for r in rows)
+    return Outgoing(message.SerializeToString(), len(rows), size, cursor, caught_up)
+
+
+class _Trimmer:
+    """Hands freed heap back to the system after streams close (glibc keeps it in its
+    arenas otherwise: RSS would stay at its peak after a burst of streams ends); at most
+    once a second, off the event loop."""
+
+    def __init__(self) -> None:
+        try:
+            self._trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            self._trim = None
+        self._last = 0.0
+
+    def soon(self) -> None:
+        now = time.monotonic()
+        if self._trim is None or now - self._last < 1.0:
+            return
+        self._last = now
+        asyncio.get_running_loop().run_in_executor(None, self._trim, 0)
+
+
+def sync_handler(service: SyncService) -> grpc.GenericRpcHandler:
+    """The Sync service with a pass-through serializer (its batches come serialized)."""
+    name = sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name
+    handler = grpc.unary_stream_rpc_method_handler(
+        service.Sync,
+        request_deserializer=sync_pb2.SyncRequest.FromString,
+        response_serializer=bytes,  # bytes(b) is b itself: no copy
+    )
+    return grpc.method_handlers_generic_handler(name, {"Sync": handler})
+
+
+class SyncService:
+    def __init__(self, s: Services) -> None:
+        self.s = s
+        self.open: dict[str, int] = {}  # member -> open Sync streams (event loop only)
+        self._trimmer = _Trimmer()
+
+    async def Sync(self, request: sync_pb2.SyncRequest, context: Any) -> AsyncIterator[bytes]:
+        try:
+            member, collabs = await self.s.run(lambda: self._authorize(request, context))
+            self._count_stream(member.name)
+        except HubError as exc:
+            await context.abort(exc.code, exc.message)
+            return
+        reader = Store(self.s.db_path)
+        reader.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        self.s.metrics.opened(request.follow)
+        try:
+            head = await asyncio.to_thread(reader.head)
+            if request.cursor > head:
+                raise HubError.precondition(
+                    f"{CURSOR_AHEAD}: cursor {request.cursor}, log head {head} (restored from "
+                    "an older backup?)"
+                )
+            async for out in self._stream(request, member, collabs, reader):
+                self.s.metrics.sent(member.name, out.changes, out.envelope_bytes, out.cursor,
+                                    out.caught_up)  # fmt: skip
+                yield out.data
+        except HubError as exc:
+            await context.abort(exc.code, exc.message)
+        finally:
+            self.open[member.name] -= 1
+            self.s.metrics.closed(request.follow)
+            reader.close()
+            self._trimmer.soon()
+
+    def _count_stream(self, member: str) -> None:
+        limit = self.s.hub.config.max_streams_per_member
+        n = self.open.get(member, 0)
+        if n >= limit:
+            raise HubError.exhausted(
+                f"member {member!r} has {n} open Sync streams; at most {limit} "
+                "([limits] max_streams_per_member): close one first"
+            )
+        self.open[member] = n + 1
+
+    def _authorize(
+        self, request: sync_pb2.SyncRequest, context: Any
+    ) -> tuple[MemberRow, list[str]]:
+        member = self.s.identify(context)
+        self.s.hub.require(member, "subscriber", "peer")
+        mine = self.s.hub.store.member_collabs(member.name)
+        wanted = list(request.collaborations) or mine
+        for c in wanted:
+            if c not in mine:
+                raise HubError.denied(f"member {member.name!r} is not in collaboration {c!r}")
+        return member, sorted(set(wanted))
+
+    def _still_allowed(self, member: MemberRow, collabs: list[str]) -> list[str]:
+        now = self.s.hub.store.member(member.name)
+        if now is None or not now.active:
+            raise HubError.denied(f"member {member.name!r} is {now.status if now else 'removed'}")
+        mine = set(self.s.hub.store.member_collabs(member.name))
+        return [c for c in collabs if c in mine]
+
+    async def _stream(
+        self,
+        request: sync_pb2.SyncRequest,
+        member: MemberRow,
+        collabs: list[str],
+        reader: Store,
+    ) -> AsyncIterator[Outgoing]:
+        cfg = self.s.hub.config
+        limit = min(request.batch_size or cfg.sync_batch_envelopes, 1000)
+        cursor = request.cursor
+        seen_version = -1
+        while not self.s.stopping.is_set():
+            version = self.s.version
+            if version != seen_version:
+                collabs = await self.s.run(functools.partial(self._still_allowed, member, collabs))
+                seen_version = version
+            rows = await asyncio.to_thread(
+                reader.read_log, cursor, collabs, limit, cfg.sync_batch_max_bytes
+            )
+            if rows:
+                cursor = rows[-1].seq
+                caught_up = len(rows) < limit and await asyncio.to_thread(reader.head) <= cursor
+                out = _batch(rows, cursor, caught_up)
+                del rows
+                yield out
+                if caught_up and not request.follow:
+                    return
+                continue
+            if not request.follow:
+                yield _batch([], cursor, True)
+                return
+            async with self.s.changed:
+                if self.s.version == version and not self.s.stopping.is_set():
+                    try:
+                        await asyncio.wait_for(self.s.changed.wait(), cfg.keepalive_seconds)
+                    except TimeoutError:
+                        yield _batch([], cursor, True)  # keepalive
+
+
+class DirectoryService(directory_pb2_grpc.DirectoryServicer):
+    def __init__(self, s: Services) -> None:
+        self.s = s
+
+    @_rpc
+    async def Enroll(
+        self, request: directory_pb2.EnrollRequest, context: Any
+    ) -> directory_pb2.EnrollResponse:
+        cn, _ = self.s.peer_cert(context)
+        if cn and cn != ENROLL_PREFIX + request.member:
+            raise HubError.denied(f"certificate {cn!r} cannot enroll member {request.member!r}")
+        cert, identity, kid, bearer = await self.s.run(
+            lambda: self.s.hub.enroll(
+                request.member, request.token, request.csr_pem, request.signing_public_key
+            )
+        )
+        await self.s.notify()
+        return directory_pb2.EnrollResponse(
+            certificate_pem=cert.encode(), identity=identity, key_id=kid, bearer_token=bearer
+        )
+
+    @_rpc
+    async def GetKeys(
+        self, request: directory_pb2.GetKeysRequest, context: Any
+    ) -> directory_pb2.KeyDirectory:
+        rows = await self.s.run(lambda: self.s.hub.key_directory(self.s.identify(context)))
+        return directory_pb2.KeyDirectory(
+            keys=[
+                directory_pb2.MemberKey(
+                    member=r.member,
+                    identity=r.identity,
+                    key_id=r.key_id,
+                    public_key=r.public_key,
+                    added_at=r.added,
+                    revoked_at=r.revoked_at or "",
+                    revoked_sequence=r.revoked_seq or 0,
+                    status=r.status,
+                )
+                for r in rows
+            ]
+        )
+
+    @_rpc
+    async def GetCollabKeys(
+        self, request: directory_pb2.GetCollabKeysRequest, context: Any
+    ) -> directory_pb2.CollabKeys:
+        rows = await self.s.run(lambda: self.s.hub.collab_keys(self.s.identify(context)))
+        return directory_pb2.CollabKeys(
+            keys=[
+                directory_pb2.CollabKey(collaboration=c, epoch=e, secret=s, created_at=t)
+                for c, e, s, t in rows
+            ]
+        )
+
+    @_rpc
+    async def RotateSigningKey(
+        self, request: directory_pb2.RotateSigningKeyRequest, context: Any
+    ) -> directory_pb2.RotateSigningKeyResponse:
+        kid, old = await self.s.run(
+            lambda: self.s.hub.rotate_signing_key(
+                self.s.identify(context), request.new_public_key, request.proof
+            )
+        )
+        return directory_pb2.RotateSigningKeyResponse(key_id=kid, previous_key_id=old)
+
+    @_rpc
+    async def RenewCertificate(
+        self, request: directory_pb2.RenewCertificateRequest, context: Any
+    ) -> directory_pb2.RenewCertificateResponse:
+        def work() -> tuple[bytes, str]:
+            if not self.s.peer_cert(context)[0]:  # a bearer token does not prove the TLS key
+                raise HubError.unauthenticated(
+                    "RenewCertificate: call it over mTLS with the member's current certificate"
+                )
+            return self.s.hub.renew_certificate(self.s.identify(context), request.csr_pem)
+
+        cert, not_after = await self.s.run(work)
+        return directory_pb2.RenewCertificateResponse(certificate_pem=cert, not_after=not_after)
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, s: Services) -> None:
+        self.s = s
+
+    def _admin(self, context: Any) -> str:
+        m = self.s.identify(context)
+        self.s.hub.require(m, "admin")
+        return m.name
+
+    def _info(self, name: str) -> admin_pb2.MemberInfo:
+        store = self.s.hub.store
+        m = store.member(name)
+        if m is None:
+            raise HubError.not_found(f"member {name!r} does not exist")
+        return admin_pb2.MemberInfo(
+            name=m.name,
+            identity=m.identity,
+            roles=list(m.roles),
+            status=m.status,
+            collaborations=store.member_collabs(name),
+            key_ids=[k[0] for k in store.member_keys(name) if k[3] is None],
+            created_at=m.created,
+        )
+
+    def _collab_info(self, name: str) -> admin_pb2.CollabInfo:
+        store = self.s.hub.store
+        row = store.one("SELECT created FROM collabs WHERE name=?", name)
+        return admin_pb2.CollabInfo(
+            name=name,
+            members=store.collab_members(name),
+            key_epoch=store.collab_epoch(name) or 0,
+            created_at=row[0] if row else "",
+        )
+
+    async def _change(self, fn: Callable[[], T]) -> T:
+        result = await self.s.run(fn)
+        await self.s.notify()  # streams re-check who may still read what
+        return result
+
+    @_rpc
+    async def AddMember(
+        self, request: admin_pb2.AddMemberRequest, context: Any
+    ) -> admin_pb2.AddMemberResponse:
+        def work() -> admin_pb2.AddMemberResponse:
+            m, token = self.s.hub.add_member(
+                self._admin(context), request.name, list(request.roles)
+            )
+            cert, key = issue_enrollment(self.s.hub.ca_key, self.s.hub.ca_pem, m.name)
+            return admin_pb2.AddMemberResponse(
+                member=self._info(m.name),
+                enrollment_token=token,
+                enrollment_cert_pem=cert,
+                enrollment_key_pem=key_pem(key),
+            )
+
+        return await self._change(work)
+
+    @_rpc
+    async def ListMembers(
+        self, request: admin_pb2.ListMembersRequest, context: Any
+    ) -> admin_pb2.MemberList:
+        def work() -> admin_pb2.MemberList:
+            self._admin(context)
+            return admin_pb2.MemberList(
+                members=[self._info(m.name) for m in self.s.hub.store.members()]
+            )
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def ShowMember(self, request: admin_pb2.MemberRef, context: Any) -> admin_pb2.MemberInfo:
+        return await self.s.run(lambda: (self._admin(context), self._info(request.name))[1])
+
+    @_rpc
+    async def SuspendMember(
+        self, request: admin_pb2.MemberRef, context: Any
+    ) -> admin_pb2.MemberInfo:
+        return await self._change(
+            lambda: self._info(
+                self.s.hub.set_status(self._admin(context), request.name, "suspended").name
+            )
+        )
+
+    @_rpc
+    async def ResumeMember(
+        self, request: admin_pb2.MemberRef, context: Any
+    ) -> admin_pb2.MemberInfo:
+        return await self._change(
+            lambda: self._info(
+                self.s.hub.set_status(self._admin(context), request.name, "active").name
+            )
+        )
+
+    @_rpc
+    async def RemoveMember(
+        self, request: admin_pb2.MemberRef, context: Any
+    ) -> admin_pb2.MemberInfo:
+        return await self._change(
+            lambda: self._info(self.s.hub.remove_member(self._admin(context), request.name).name)
+        )
+
+    @_rpc
+    async def RevokeMemberKey(
+        self, request: admin_pb2.RevokeKeyRequest, context: Any
+    ) -> admin_pb2.MemberInfo:
+        return await self._change(
+            lambda: self._info(
+                self.s.hub.revoke_key(self._admin(context), request.member, request.key_id).name
+            )
+        )
+
+    @_rpc
+    async def AddCollab(self, request: admin_pb2.CollabRef, context: Any) -> admin_pb2.CollabInfo:
+        return await self._change(
+            lambda: self._collab_info(self.s.hub.add_collab(self._admin(context), request.name))
+        )
+
+    @_rpc
+    async def JoinCollab(
+        self, request: admin_pb2.MembershipRequest, context: Any
+    ) -> admin_pb2.CollabInfo:
+        return await self._change(
+            lambda: self._collab_info(
+                self.s.hub.join(self._admin(context), request.collaboration, request.member)
+            )
+        )
+
+    @_rpc
+    async def LeaveCollab(
+        self, request: admin_pb2.MembershipRequest, context: Any
+    ) -> admin_pb2.CollabInfo:
+        return await self._change(
+            lambda: self._collab_info(
+                self.s.hub.leave(self._admin(context), request.collaboration, request.member)
+            )
+        )
+
+    @_rpc
+    async def RotateCollabKey(
+        self, request: admin_pb2.CollabRef, context: Any
+    ) -> admin_pb2.CollabInfo:
+        def work() -> admin_pb2.CollabInfo:
+            self.s.hub.rotate_collab_key(self._admin(context), request.name)
+            return self._collab_info(request.name)
+
+        return await self._change(work)
+
+    @_rpc
+    async def Audit(self, request: admin_pb2.AuditRequest, context: Any) -> admin_pb2.AuditLog:
+        def work() -> admin_pb2.AuditLog:
+            self._admin(context)
+            rows = self.s.hub.audit_log(request.member, request.since, request.limit)
+            return admin_pb2.AuditLog(
+                entries=[
+                    admin_pb2.AuditEntry(
+                        sequence=int(r[0]),
+                        at=str(r[1]),
+                        actor=str(r[2]),
+                        action=str(r[3]),
+                        target=str(r[4]),
+                        detail=str(r[5]),
+                    )
+                    for r in rows
+                ]
+            )
+
+        return await self.s.run(work)
