@@ -16,6 +16,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from sighub import __version__
 from sighub.client import SighubError
 from sighub.client._cli import add_member_commands
 from sighub.client._cliargs import Needs, add_data, add_json, check_data, emit, env_flag
@@ -35,6 +36,12 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sighub", description="Federated, signed, blinded signal sharing for T&S teams."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print the installed sighub version and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     add_member_commands(sub)
