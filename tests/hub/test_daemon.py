@@ -22,11 +22,11 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sighub.client import Blinder, Kind, revoke, seal
+from sighub.client import Blinder, Kind, Tlp, revoke, seal
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._local import LocalStore
 from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
-from sighub.client._stix import build_bundle
+from sighub.client._stix import build_bundle, format_time
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 
@@ -347,7 +347,12 @@ def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
 def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any]) -> None:
     pub, sub = world["pub"], world["sub"]
     key = pub.key()
-    tell = pub.indicators(1, value=Blinder(key).value(Kind.KEYWORD, "menu in bio"))
+    tell = pub.indicators(
+        1,
+        value=Blinder(key).value(Kind.KEYWORD, "menu in bio"),
+        tlp=Tlp.RED,
+        labels=("menu-pointer",),
+    )
     pub.publish(tell)
     d = _daemon(sub)
     d.sync_once()
@@ -378,6 +383,9 @@ def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any])
         and hit["span"] == [0, 11]
         and hit["publisher"] == "pub"
     )
+    # What detection code needs to honour the sharing terms: TLP, expiry, labels.
+    assert hit["tlp"] == "red" and hit["labels"] == ["menu-pointer"]
+    assert hit["valid_until"] == format_time(tell[0].valid_until)
     assert out[1]["line"] == 2 and "error" in out[1]
     assert out[2] == {"id": "b", "matches": []}
     assert out[3]["line"] == 4

@@ -57,6 +57,7 @@ class StoredIndicator:
     labels: tuple[str, ...]
     description: str
     valid_until: str
+    tlp: str = "amber"  # TLP 2.0 level: detection code must honour red
 
 
 @contextmanager
@@ -79,14 +80,14 @@ def stored_row(r: tuple[Any, ...]) -> StoredIndicator:
     """The StoredIndicator of a row made by ``LocalStore.row``."""
     labels = tuple(json.loads(r[9]))
     return StoredIndicator(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[13]
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[13], r[11]
     )
 
 
 _MARKS: Final = ",".join("?" * 18)  # one per column of LocalStore.row
 _STORED_COLUMNS: Final = (
     "id, collab, publisher, publisher_name, kind, form, value, key_epoch, confidence, labels,"
-    " description, valid_until"
+    " description, valid_until, tlp"
 )
 
 
@@ -94,7 +95,7 @@ def _stored_row(r: tuple[Any, ...]) -> StoredIndicator:
     """A StoredIndicator from a row selected with _STORED_COLUMNS."""
     labels = tuple(json.loads(r[9]))
     return StoredIndicator(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[11]
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[11], r[12]
     )
 
 

@@ -30,7 +30,7 @@ from sighub.client._errors import EXIT_BAD_INPUT, JsonBudgetError, SighubError
 from sighub.client._json import JsonBudget
 from sighub.client._json import loads as json_loads
 from sighub.client._local import LocalStore, StoredIndicator
-from sighub.client._model import Kind
+from sighub.client._model import Kind, Tlp
 
 __all__ = [
     "DEFAULT_MAX_TEXT_BYTES",
@@ -74,7 +74,9 @@ except ImportError:  # pragma: no cover - exercised where hyperscan does not ins
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One indicator firing in a text; ``start``/``end`` index the ORIGINAL text."""
+    """One indicator firing in a text; ``start``/``end`` index the ORIGINAL text.
+    ``tlp`` is the indicator's TLP 2.0 level (act on ``red`` only inside the platform) and
+    ``valid_until`` its expiry (RFC 3339, UTC)."""
 
     indicator: str
     kind: Kind
@@ -87,6 +89,8 @@ class Match:
     start: int
     end: int
     text: str
+    tlp: Tlp = Tlp.AMBER
+    valid_until: str = ""
 
 
 def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
@@ -102,6 +106,8 @@ def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
         start,
         end,
         text[start:end],
+        Tlp(ind.tlp),
+        ind.valid_until,
     )
 
 
@@ -462,6 +468,9 @@ def _found(m: Match) -> dict[str, Any]:
         "collab": m.collaboration,
         "publisher": m.publisher,
         "confidence": m.confidence,
+        "labels": list(m.labels),
+        "tlp": m.tlp.value,
+        "valid_until": m.valid_until,
         "span": [m.start, m.end],
         "text": scalar(m.text),  # a lone surrogate cannot be written as UTF-8
     }
