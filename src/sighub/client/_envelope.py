@@ -248,7 +248,7 @@ def decode_payload(envelope: Envelope) -> Any:
             )
             canonical = _dumps(doc)
         except _OutsideDomain:
-            doc = _json.loads(body, _json.PAYLOAD, what)
+            doc = _json.loads_checked(body, _json.PAYLOAD, what)  # checked above
             canonical = rfc8785.dumps(doc)
     except JsonBudgetError as exc:
         raise EnvelopeError(str(exc)) from None

@@ -19,6 +19,7 @@ import msgspec
 
 from sighub.client import SighubError
 from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.client._rules import PublishLimits
 
 __all__ = [
     "DEFAULT_TOML",
@@ -162,6 +163,12 @@ class HubConfig:
     @classmethod
     def defaults(cls) -> HubConfig:
         return cls.of(ConfigFile())
+
+    @property
+    def publish_limits(self) -> PublishLimits:
+        """The publish rules' limits (``sighub.client._rules``) as this hub sets them."""
+        names = (f.name for f in dataclasses.fields(PublishLimits))
+        return PublishLimits(**{name: getattr(self, name) for name in names})
 
 
 def changes(old: HubConfig, new: HubConfig) -> dict[str, tuple[Any, Any]]:

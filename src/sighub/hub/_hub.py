@@ -25,7 +25,7 @@ from sighub.client import (
 )
 from sighub.client._keys import identity_for
 from sighub.client._rpc import PublishResult
-from sighub.client._rules import PublishLimits, envelope_problem
+from sighub.client._rules import envelope_problem
 from sighub.client._stix import format_time
 from sighub.hub._config import HubConfig
 from sighub.hub._errors import HubError
@@ -376,14 +376,7 @@ class Hub:
         self, m: MemberRow, collab: str, raw: bytes
     ) -> tuple[Plan, PublishResult | None]:
         """Authorize and read what validation needs; a stored duplicate short-cuts."""
-        c = self.config
-        limits = PublishLimits(
-            max_ttl_days=c.max_ttl_days,
-            max_string_chars=c.max_string_chars,
-            max_indicators=c.max_indicators,
-            max_clock_skew_seconds=c.max_clock_skew_seconds,
-            max_envelope_bytes=c.max_envelope_bytes,
-        )
+        limits = self.config.publish_limits
         too_big = envelope_problem(len(raw), limits)
         if too_big is not None:
             raise HubError.exhausted(str(too_big))
@@ -463,7 +456,7 @@ class Hub:
             member = self.store.member(name)
             if member is None:
                 continue
-            for kid, pub, added, revoked, revoked_seq in self.store.directory_keys(name):
+            for kid, pub, added, revoked, revoked_seq in self.store.member_keys(name):
                 out.append(
                     DirectoryRow(
                         name, member.identity, kid, pub, added, revoked, revoked_seq, member.status

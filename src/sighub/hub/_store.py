@@ -213,12 +213,13 @@ class Store:
         row = self.one("SELECT member FROM bearer_tokens WHERE token_hash=?", token_hash)
         return None if row is None else str(row[0])
 
-    def member_keys(self, member: str) -> list[tuple[str, bytes, str, str | None]]:
+    def member_keys(self, member: str) -> list[tuple[str, bytes, str, str | None, int | None]]:
+        """(key id, public key, added, revoked_at, revoked_seq) of ``member``'s keys."""
         return [
-            (r[0], bytes(r[1]), r[2], r[3])
+            (r[0], bytes(r[1]), r[2], r[3], r[4])
             for r in self.all(
-                "SELECT key_id, public_key, added, revoked_at FROM member_keys WHERE member=?"
-                " ORDER BY added, key_id",
+                "SELECT key_id, public_key, added, revoked_at, revoked_seq FROM member_keys"
+                " WHERE member=? ORDER BY added, key_id",
                 member,
             )
         ]
@@ -236,17 +237,6 @@ class Store:
             sql += " AND key_id = ?"
             args.append(key_id)
         self.conn.execute(sql, args)
-
-    def directory_keys(self, member: str) -> list[tuple[str, bytes, str, str | None, int | None]]:
-        """(key id, public key, added, revoked_at, revoked_seq) of ``member``'s keys."""
-        return [
-            (r[0], bytes(r[1]), r[2], r[3], r[4])
-            for r in self.all(
-                "SELECT key_id, public_key, added, revoked_at, revoked_seq FROM member_keys"
-                " WHERE member=? ORDER BY added, key_id",
-                member,
-            )
-        ]
 
     def collab_publishers(self, collabs: Iterable[str]) -> list[str]:
         """Members that ever published in ``collabs`` (members now or not)."""
