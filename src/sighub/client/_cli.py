@@ -35,7 +35,7 @@ from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import MemberFiles, MemberIdentity
 from sighub.client._local import LocalStore
-from sighub.client._matcher import (
+from sighub.client._match_lines import (
     ENV_MAX_TEXT_BYTES,
     max_text_bytes_default,
     open_matcher,
