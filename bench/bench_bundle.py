@@ -17,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighu
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Publisher
+from sighub import Form, Indicator, Kind, Publisher
 from sighub.client._envelope import key_id, open_envelope, seal
 from sighub.client._model import now_ms
 from sighub.client._stix import build_bundle, new_indicator_id
+from sighub.wire import Blinder, CollabKey
 
 KINDS = [Kind.KEYWORD, Kind.HASHTAG, Kind.EMOJI, Kind.URL, Kind.PAYMENT]
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from bench._corpus import posts
-from sighub.client import Blinder, CollabKey
+from sighub.wire import Blinder, CollabKey
 
 ROUNDS = 5
 

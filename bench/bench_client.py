@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._corpus
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from bench._corpus import posts
-from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Matcher, Publisher, now_ms
+from sighub import Form, Indicator, Kind, Matcher, Publisher
 from sighub.client._local import LocalStore
 from sighub.client._matcher import HAVE_HYPERSCAN
+from sighub.wire import Blinder, CollabKey, now_ms
 
 KEY = CollabKey("sg-csam", 0, bytes(range(32)))
 PUB = Publisher("identity--6ba7b810-9dad-11d1-80b4-00c04fd430c8", "platform-a")

@@ -29,23 +29,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from sighub.client import (  # noqa: E402
-    Blinder,
-    CollabKey,
-    Form,
-    Indicator,
-    Kind,
-    MemberFiles,
-    build_bundle,
-    now_ms,
-    seal,
-)
+from sighub import Form, Indicator, Kind  # noqa: E402
 from sighub.client._daemon import SyncDaemon  # noqa: E402
 from sighub.client._enroll import enroll  # noqa: E402
+from sighub.client._keys import MemberFiles  # noqa: E402
 from sighub.client._rpc import Credential, HubClient  # noqa: E402
 from sighub.client._stix import new_indicator_id  # noqa: E402
 from sighub.hub._cli import main as sighub  # noqa: E402
 from sighub.hub._process import start_hub  # noqa: E402
+from sighub.wire import Blinder, CollabKey, build_bundle, now_ms, seal  # noqa: E402
 
 PER_BUNDLE = 1000
 WORKERS = int(__import__("os").environ.get("SIGHUB_BENCH_WORKERS", "1"))

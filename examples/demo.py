@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from sighub.client import Matcher, Member  # noqa: E402
+from sighub import Matcher, Member  # noqa: E402
 from sighub.client._enroll import enroll  # noqa: E402
 from sighub.hub._cli import main as sighub  # noqa: E402
 from sighub.hub._process import start_hub  # noqa: E402

@@ -19,15 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from sighub.client import (  # noqa: E402
-    Blinder,
-    Form,
-    MemberFiles,
-    decode_payload,
-    open_envelope,
-    parse_bundle,
-)
+from sighub import Form  # noqa: E402
+from sighub.client._keys import MemberFiles  # noqa: E402
 from sighub.hub._cli import main as sighub  # noqa: E402
+from sighub.wire import Blinder, decode_payload, open_envelope, parse_bundle  # noqa: E402
 
 
 def step(title: str) -> None:

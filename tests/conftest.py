@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import settings
 
-from sighub.client import Blinder, CollabKey, Form, Indicator, Kind, Publisher, Tlp
+from sighub import Form, Indicator, Kind, Publisher, Tlp
+from sighub.wire import Blinder, CollabKey
 
 # SIGHUB_HYPOTHESIS=thorough runs every property with many more examples.
 settings.register_profile("ci", max_examples=200, deadline=None)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sighub.client import Form, Kind
+from sighub import Form, Kind
 from sighub.client._analyst import (
     MAX_FIELD_CHARS,
     MAX_FILE_BYTES,

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sighub.client import Blinder, CollabKey, Kind, ModelError, blind, canonicalize, extract
+from sighub import Kind, ModelError
 from sighub.client._canon import fold
 from sighub.client._canon._text import fold_fast, token_values, tokens
+from sighub.wire import Blinder, CollabKey, blind, canonicalize, extract
 from tests.conftest import TEST_KEY
 
 VECTORS = Path(__file__).parent / "vectors" / "blind-v1.jsonl"

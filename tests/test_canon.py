@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sighub.client import CanonError, Kind, canonicalize, extract
+from sighub import Kind
 from sighub.client._canon import TABLE_SHA256, fold
 from sighub.client._canon._table import TABLE_FILE
+from sighub.wire import CanonError, canonicalize, extract
 
 VECTORS = Path(__file__).parent / "vectors"
 CANON_LINES = [json.loads(x) for x in (VECTORS / "canon-v1.jsonl").read_text().splitlines()]

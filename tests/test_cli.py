@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sighub.client import InputFileError, Kind
+from sighub import InputFileError, Kind
 from sighub.client._analyst import read_rows
 from sighub.client._errors import EXIT_BAD_INPUT
 from sighub.hub._cli import main

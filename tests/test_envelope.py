@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sighub.client import EnvelopeError, KeyFileError, UnknownKeyError
+from sighub import KeyFileError
 from sighub.client._envelope import (
     PAYLOAD_TYPE,
     canonical_json,
@@ -25,6 +25,7 @@ from sighub.client._envelope import (
 )
 from sighub.client._keys import MemberFiles
 from sighub.client._stix import build_bundle, parse_bundle
+from sighub.wire import EnvelopeError, UnknownKeyError
 from tests.conftest import make_indicator, make_publisher
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

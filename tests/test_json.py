@@ -96,7 +96,7 @@ def test_brackets_inside_strings_count_for_nothing() -> None:
 
 
 def test_a_sighub_bundle_fits_the_payload_budget() -> None:
-    from sighub.client import build_bundle
+    from sighub.wire import build_bundle
     from tests.conftest import make_indicator, make_publisher
 
     bundle = build_bundle(make_publisher(), [make_indicator() for _ in range(50)])

@@ -14,13 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sighub.client import Blinder, Form, Kind
+from sighub import Form, Kind
 from sighub.client._json import JsonBudget
 from sighub.client._json import loads as json_loads
 from sighub.client._local import LocalStore
 from sighub.client._match_lines import open_matcher, read_lines, scan_lines
 from sighub.client._matcher import Matcher
 from sighub.hub._cli import main
+from sighub.wire import Blinder
 from tests.conftest import TEST_KEY, make_indicator
 
 LOCAL_DB = "local.db"

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sighub.client import Blinder, Form, Kind
+from sighub import Form, Kind
 from sighub.client._local import StoredIndicator, stored
 from sighub.client._matcher import Matcher, TextTooLong
+from sighub.wire import Blinder
 from tests.conftest import TEST_KEY, make_indicator
 
 BLIND = Blinder(TEST_KEY)
@@ -140,7 +141,7 @@ def test_missing_key_epoch_is_reported_not_fatal(caplog: pytest.LogCaptureFixtur
 
 
 def test_sinks_receive_changes(tmp_path: Path) -> None:
-    from sighub.client import JsonlSink, Sink
+    from sighub import JsonlSink, Sink
 
     sink = JsonlSink(tmp_path / "out.jsonl")
     assert isinstance(sink, Sink)
@@ -152,7 +153,7 @@ def test_sinks_receive_changes(tmp_path: Path) -> None:
 
 
 def test_rules_of_every_key_epoch_fire() -> None:
-    from sighub.client import CollabKey
+    from sighub.wire import CollabKey
 
     rotated = CollabKey("sg-csam", 1, bytes(range(1, 33)))
     old_rule = blinded(Kind.KEYWORD, "seller")
@@ -286,3 +287,58 @@ def test_url_bounds_keep_every_publishable_value() -> None:
     m = Matcher(rules, KEYS)
     text = "see y." * 1 + "z." * 40 + host + " and " + path + "/b/c?q=1 ok"
     assert {x.description for x in m.scan(text)} == {host, path}
+
+
+def test_indicators_on_the_same_span_are_one_match_that_keeps_them_all() -> None:
+    """A blinded keyword from one publisher and a pattern from another fire on the same
+    span: one Match, both hits, summarised under the strictest terms."""
+    from datetime import timedelta
+
+    from sighub import Tlp
+    from tests.conftest import NOW, make_publisher
+
+    word = stored(
+        make_indicator(
+            value=BLIND.value(Kind.KEYWORD, "seller"),
+            confidence=60,
+            labels=("seller-term",),
+            tlp=Tlp.GREEN,
+            valid_until=NOW + timedelta(days=400),
+        )
+    )
+    regex = stored(
+        make_indicator(
+            kind=Kind.KEYWORD,
+            form=Form.PATTERN,
+            value=r"seller",
+            key_epoch=None,
+            scheme=None,
+            publisher=make_publisher("platform-c"),
+            confidence=90,
+            labels=("menu", "seller-term"),
+            tlp=Tlp.RED,
+            valid_until=NOW + timedelta(days=300),
+        )
+    )
+    other = blinded(Kind.KEYWORD, "menu")
+    matcher = Matcher([word, regex, other], KEYS, engine="re2")
+    found = matcher.scan("new Seller menu")
+    assert [(m.start, m.end, m.text) for m in found] == [(4, 10, "Seller"), (11, 15, "menu")]
+    both = found[0]
+    assert both.indicators == (regex.id, word.id)  # highest confidence first
+    assert [h.publisher for h in both.hits] == ["platform-c", "platform-a"]
+    assert both.indicator == regex.id and both.publisher == "platform-c"
+    assert both.confidence == 90
+    assert both.labels == ("menu", "seller-term")
+    assert both.tlp is Tlp.RED  # the strictest of green and red
+    assert both.valid_until == word.valid_until  # the latest expiry
+    assert found[1].indicators == (other.id,) and found[1].tlp is Tlp.AMBER
+
+
+def test_an_indicator_is_listed_once_per_span() -> None:
+    """Two rules holding the same digest (two versions in two epochs would too) never
+    repeat an indicator within a Match."""
+    rule = blinded(Kind.KEYWORD, "seller")
+    matcher = Matcher([rule, rule], KEYS, engine="re2")
+    (m,) = matcher.scan("seller")
+    assert m.hits == (m.hits[0],) and m.indicator == rule.id

@@ -5,7 +5,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from sighub.client import Form, Kind, ModelError, Publisher
+from sighub import Form, Kind, ModelError, Publisher
 from tests.conftest import NOW, make_indicator
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 import re2
 
-from sighub.client import PatternRejected, gate
+from sighub.wire import PatternRejected, gate
 
 ACCEPTED = [
     r"\$[a-z][a-z0-9_]{2,19}",  # cashtag format

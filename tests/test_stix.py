@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
 
-from sighub.client import Form, Indicator, Kind, StixError, Tlp
+from sighub import Form, Indicator, Kind, Tlp
 from sighub.client._stix import (
     SIGHUB_EXTENSION_ID,
     TLP_MARKING_IDS,
@@ -26,6 +26,7 @@ from sighub.client._stix import (
     parse_bundle,
     revoke,
 )
+from sighub.wire import StixError
 from tests.conftest import NOW, make_indicator, make_publisher
 
 _indicators = st.builds(

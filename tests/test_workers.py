@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sighub.client import build_bundle, seal
 from sighub.client._envelope import key_id, public_key_bytes
 from sighub.client._local import stored_row
 from sighub.client._verify import UNKNOWN_KEY, Directory, check_changes
 from sighub.client._workers import WorkerError, WorkerExited, WorkerPool
+from sighub.wire import build_bundle, seal
 from tests.conftest import make_indicator, make_publisher
 
 KEY = Ed25519PrivateKey.generate()

@@ -15,22 +15,14 @@ from typing import Any
 
 import pytest
 
-from sighub.client import (
-    Blinder,
-    CollabKey,
-    Form,
-    Indicator,
-    Kind,
-    MemberFiles,
-    build_bundle,
-    now_ms,
-    seal,
-)
+from sighub import Form, Indicator, Kind
 from sighub.client._enroll import enroll
+from sighub.client._keys import MemberFiles
 from sighub.client._rpc import Credential, HubClient
 from sighub.client._stix import new_indicator_id
 from sighub.hub._cli import main as sighub
 from sighub.hub._process import start_hub
+from sighub.wire import Blinder, CollabKey, build_bundle, now_ms, seal
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,11 +22,12 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sighub.client import Blinder, Kind, Tlp, revoke, seal
+from sighub import Kind, Tlp
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._local import LocalStore
 from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
 from sighub.client._stix import build_bundle, format_time
+from sighub.wire import Blinder, revoke, seal
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 

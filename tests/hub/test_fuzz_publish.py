@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sighub.client import build_bundle
 from sighub.client._envelope import PAYLOAD_TYPE, _envelope_bytes, key_id, pae, public_key_bytes
 from sighub.client._rpc import HubRejected
 from sighub.client._rules import PublishLimits
 from sighub.hub._validate import Checked, Plan, Rejection, check
+from sighub.wire import build_bundle
 from tests.conftest import make_indicator, make_publisher
 from tests.hub.conftest import Member
 

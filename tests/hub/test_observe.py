@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 import sighub.hub._cli as hub_cli
-from sighub.client import HubRejected
+from sighub import HubRejected
 from sighub.client._daemon import SyncReport
 from sighub.client._observe import JsonFormatter, ObserveError, SyncMetrics, parse_listen
 from sighub.client._proto import publish_pb2, publish_pb2_grpc

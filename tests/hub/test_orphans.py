@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sighub.client import HubRejected
+from sighub import HubRejected
 from sighub.client._rpc import PublishResult
 from tests.hub.conftest import HubProcess, Member
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sighub.client import HubRejected
+from sighub import HubRejected
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._envelope import PAYLOAD_TYPE, _envelope_bytes, key_id, pae
 from sighub.client._errors import EXIT_ALARM

@@ -12,10 +12,11 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sighub.client import Form, Kind, build_bundle, now_ms, revoke, seal
+from sighub import Form, Kind
 from sighub.client._enroll import rotate_signing_key
 from sighub.client._rpc import HubRejected
 from sighub.client._stix import format_time, indicator_to_stix
+from sighub.wire import build_bundle, now_ms, revoke, seal
 from tests.hub.conftest import HubProcess, Member
 
 

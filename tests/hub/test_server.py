@@ -20,10 +20,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sighub.client import now_ms
 from sighub.client._enroll import enroll
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
 from sighub.client._rpc import Credential, HubClient, HubRejected, open_channel
+from sighub.wire import now_ms
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess
 

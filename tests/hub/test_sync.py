@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sighub.client import decode_payload, open_envelope, parse_bundle
 from sighub.client._envelope import key_id
 from sighub.client._rpc import HubRejected
+from sighub.wire import decode_payload, open_envelope, parse_bundle
 from tests.hub.conftest import HubProcess, Member
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from sighub.client import canonicalize
+from sighub.wire import canonicalize
 
 OUT = Path(__file__).with_name("canon-v1.jsonl")
 INVISIBLE = [0x200B, 0x200C, 0x200D, 0x2060, 0x00AD, 0xFEFF, 0xFE0F, 0xE0041, 0x180E,

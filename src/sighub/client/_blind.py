@@ -45,6 +45,8 @@ class CollabKey:
 
     @classmethod
     def generate(cls, collaboration: str, epoch: int = 0) -> CollabKey:
+        """A fresh random key (32 bytes from ``secrets``) for ``collaboration``'s
+        ``epoch``."""
         return cls(collaboration, epoch, secrets.token_bytes(KEY_BYTES))
 
 
@@ -186,6 +188,7 @@ class BlindedText:
 
     @property
     def phrase_count(self) -> int:
+        """How many of ``digests`` are keyword words and phrases (the rest follow them)."""
         return len(self.digests) - len(self.rest)
 
     def candidate(self, k: int) -> tuple[str, int, int]:

@@ -13,14 +13,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
-from sighub.client._local import LocalStore, stored_row
+from sighub.client._local import LOCAL_DB, LocalStore, stored_row
 from sighub.client._rpc import (
     CURSOR_AHEAD,
     PERMANENT,
@@ -37,10 +37,9 @@ from sighub.client._workers import WorkerError
 if TYPE_CHECKING:
     from sighub.client._sinks import Sink
 
-__all__ = ["SyncDaemon", "SyncReport", "default_workers"]
+__all__ = ["LOCAL_DB", "SyncDaemon", "SyncReport", "default_workers"]
 
 log = logging.getLogger("sighub.sync")
-LOCAL_DB: Final = "local.db"
 BACKOFF_START: Final = 0.5
 BACKOFF_MAX: Final = 30.0
 READ_AHEAD: Final = 6  # batches (each <= 8 MiB of envelopes) read ahead of the one written
@@ -58,6 +57,11 @@ def default_workers() -> int:
 
 @dataclass
 class SyncReport:
+    """What a sync did: ``batches`` and ``envelopes`` received, indicator versions
+    ``applied`` and ``stale`` ones skipped, envelopes ``refused`` (sequence, reason: not
+    applied, logged and kept in the store), the ``cursor`` reached and whether the last
+    batch was ``caught_up`` with the hub's log."""
+
     batches: int = 0
     envelopes: int = 0
     applied: int = 0  # indicator versions written
@@ -86,13 +90,7 @@ class SyncDaemon:
         self.depth = READ_AHEAD
         self.insecure = insecure
         cred = Credential.load(data)
-        self.cred = (
-            cred
-            if address is None
-            else Credential(
-                cred.folder, address, cred.member, cred.bearer_token, cred.hub_public_key
-            )
-        )
+        self.cred = cred if address is None else replace(cred, hub=address)
         self.store = LocalStore(data / LOCAL_DB)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._hub: HubClient | None = None

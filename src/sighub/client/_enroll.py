@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -33,7 +33,14 @@ from sighub.client._keys import (
     read_secret,
     write_secret,
 )
-from sighub.client._rpc import CHANNEL_OPTIONS, Credential, HubClient, open_channel
+from sighub.client._rpc import (
+    CHANNEL_OPTIONS,
+    MTLS,
+    PLAINTEXT,
+    Credential,
+    HubClient,
+    open_channel,
+)
 from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
 
 __all__ = [
@@ -129,9 +136,11 @@ def enroll(
             f"hub answered identity {identity} / key {kid}; expected "
             f"{ident.publisher.id} / {ident.key_id}"
         )
+    transport = PLAINTEXT if insecure else MTLS
     write_credential(
-        data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key
-    )
+        data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key,
+        transport,
+    )  # fmt: skip
     return ident
 
 
@@ -147,7 +156,7 @@ def rotate_signing_key(
     proof = current.sign(ROTATE_CONTEXT + new_public)
     cred = Credential.load(data)
     if address is not None:
-        cred = Credential(cred.folder, address, cred.member, cred.bearer_token, cred.hub_public_key)
+        cred = replace(cred, hub=address)
     with HubClient.connect(cred, insecure) as hub:
         kid, old = hub.rotate_signing_key(new_public, proof)
     key_path = data / SIGNING_KEY

@@ -18,7 +18,10 @@ import orjson
 from sighub.client._model import Indicator
 from sighub.client._stix import format_time
 
-__all__ = ["LocalStore", "StoredIndicator", "stored", "stored_row", "transaction"]
+__all__ = ["LOCAL_DB", "LocalStore", "StoredIndicator", "stored", "stored_row", "transaction"]
+
+# The local store's file name inside a member's data directory.
+LOCAL_DB: Final = "local.db"
 
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -43,7 +46,10 @@ _SCHEMA: Final = [
 
 @dataclass(frozen=True, slots=True)
 class StoredIndicator:
-    """An indicator as the matcher needs it."""
+    """An indicator in force, as a member's local store holds it and as sinks receive it:
+    ``collab`` and ``publisher`` (identity id) and ``publisher_name`` say where it comes
+    from; ``value`` is the blinded digest (hex) or the pattern; ``valid_until`` is
+    RFC 3339 UTC; ``tlp`` its TLP 2.0 level (honour ``red``)."""
 
     id: str
     collab: str

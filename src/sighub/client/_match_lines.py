@@ -145,6 +145,8 @@ def _json_type(value: object) -> str:
 
 
 def _found(m: Match) -> dict[str, Any]:
+    """A match as JSON: the span's summary (see ``Match``), then every indicator behind
+    it under ``hits``."""
     return {
         "indicator": m.indicator,
         "kind": m.kind.value,
@@ -156,6 +158,19 @@ def _found(m: Match) -> dict[str, Any]:
         "valid_until": m.valid_until,
         "span": [m.start, m.end],
         "text": scalar(m.text),  # a lone surrogate cannot be written as UTF-8
+        "hits": [
+            {
+                "indicator": h.indicator,
+                "kind": h.kind.value,
+                "collab": h.collaboration,
+                "publisher": h.publisher,
+                "confidence": h.confidence,
+                "labels": list(h.labels),
+                "tlp": h.tlp.value,
+                "valid_until": h.valid_until,
+            }
+            for h in m.hits
+        ],
     }
 
 

@@ -23,11 +23,12 @@ from sighub.client._blind import BlindedText, Blinder, CollabKey
 from sighub.client._canon import fold, scalar, scan_parts
 from sighub.client._canon._text import fold_fast
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
-from sighub.client._local import LocalStore, StoredIndicator
+from sighub.client._local import LOCAL_DB, LocalStore, StoredIndicator
 from sighub.client._model import Kind, Tlp
 
 __all__ = [
     "MAX_SCAN_CHARS",
+    "Hit",
     "LiveMatcher",
     "Match",
     "Matcher",
@@ -58,11 +59,15 @@ except ImportError:  # pragma: no cover - exercised where hyperscan does not ins
     HAVE_HYPERSCAN = False
 
 
+# TLP 2.0 levels from least to most restrictive: a span several indicators flag is
+# handled under the strictest of their levels.
+_TLP_ORDER: dict[Tlp, int] = {t: k for k, t in enumerate(Tlp)}
+
+
 @dataclass(frozen=True, slots=True)
-class Match:
-    """One indicator firing in a text; ``start``/``end`` index the ORIGINAL text.
-    ``tlp`` is the indicator's TLP 2.0 level (act on ``red`` only inside the platform) and
-    ``valid_until`` its expiry (RFC 3339, UTC)."""
+class Hit:
+    """One indicator that fired on a :class:`Match`'s span: who shared it, how sure they
+    are, and under which terms (``tlp``; ``valid_until`` is RFC 3339 UTC)."""
 
     indicator: str
     kind: Kind
@@ -72,15 +77,86 @@ class Match:
     confidence: int
     labels: tuple[str, ...]
     description: str
+    tlp: Tlp
+    valid_until: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A span of the scanned text where one or more indicators fire.
+
+    ``start``/``end`` index the ORIGINAL text and ``text`` is that slice.  ``hits`` holds
+    every indicator that fired on exactly this span (a blinded keyword and a pattern from
+    two publishers, say), highest confidence first, then by indicator id; it is never
+    empty.  The other attributes summarise the hits: the first hit's ``indicator``,
+    ``kind``, ``collaboration``, ``publisher``, ``publisher_id`` and ``description``; the
+    highest ``confidence``; the union of ``labels``; the strictest ``tlp`` (act on ``red``
+    only inside the platform); the latest ``valid_until``."""
+
     start: int
     end: int
     text: str
-    tlp: Tlp = Tlp.AMBER
-    valid_until: str = ""
+    hits: tuple[Hit, ...]
+
+    @property
+    def indicator(self) -> str:
+        """The id of the first hit's indicator (``indicators`` lists them all)."""
+        return self.hits[0].indicator
+
+    @property
+    def indicators(self) -> tuple[str, ...]:
+        """The ids of every indicator that fired on this span, in ``hits`` order."""
+        return tuple(h.indicator for h in self.hits)
+
+    @property
+    def kind(self) -> Kind:
+        """The first hit's kind."""
+        return self.hits[0].kind
+
+    @property
+    def collaboration(self) -> str:
+        """The first hit's collaboration."""
+        return self.hits[0].collaboration
+
+    @property
+    def publisher(self) -> str:
+        """The first hit's publisher name."""
+        return self.hits[0].publisher
+
+    @property
+    def publisher_id(self) -> str:
+        """The first hit's publisher identity (``identity--UUID``)."""
+        return self.hits[0].publisher_id
+
+    @property
+    def description(self) -> str:
+        """The first hit's description."""
+        return self.hits[0].description
+
+    @property
+    def confidence(self) -> int:
+        """The highest confidence (0-100) among the hits."""
+        return self.hits[0].confidence
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every hit's labels, each once, in ``hits`` order."""
+        return tuple(dict.fromkeys(x for h in self.hits for x in h.labels))
+
+    @property
+    def tlp(self) -> Tlp:
+        """The strictest TLP among the hits."""
+        return max((h.tlp for h in self.hits), key=_TLP_ORDER.__getitem__)
+
+    @property
+    def valid_until(self) -> str:
+        """The latest expiry among the hits (RFC 3339 UTC): the span stays flagged until
+        then unless the indicators are revoked."""
+        return max(h.valid_until for h in self.hits)
 
 
-def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
-    return Match(
+def _hit(ind: StoredIndicator) -> Hit:
+    return Hit(
         ind.id,
         Kind(ind.kind),
         ind.collab,
@@ -89,12 +165,24 @@ def _match(ind: StoredIndicator, text: str, start: int, end: int) -> Match:
         ind.confidence,
         ind.labels,
         ind.description,
-        start,
-        end,
-        text[start:end],
         Tlp(ind.tlp),
         ind.valid_until,
     )
+
+
+def _grouped(text: str, found: list[tuple[int, int, StoredIndicator]]) -> list[Match]:
+    """One Match per span, keeping every indicator that fired on it (once each)."""
+    spans: dict[tuple[int, int], dict[str, Hit]] = defaultdict(dict)
+    for start, end, ind in found:
+        spans[(start, end)].setdefault(ind.id, _hit(ind))
+    return [
+        Match(s, e, text[s:e], tuple(sorted(hits.values(), key=_hit_order)))
+        for (s, e), hits in sorted(spans.items())
+    ]
+
+
+def _hit_order(h: Hit) -> tuple[int, str]:
+    return -h.confidence, h.indicator
 
 
 class _Patterns:
@@ -197,6 +285,9 @@ class Matcher:
         engine: str | None = None,
         previous: Matcher | None = None,
     ) -> Matcher:
+        """A matcher over the indicators of ``store`` in force at ``now`` (default: the
+        current time) and the store's collaboration keys.  ``previous`` lends its
+        compiled patterns when the pattern set is unchanged (compiling takes seconds)."""
         keys = {(c, e): s for c, e, s in store.collab_keys()}
         m = cls.__new__(cls)
         entries = store.active_entries(now or datetime.now(UTC))
@@ -261,47 +352,47 @@ class Matcher:
         TextTooLong (``None``: no limit)."""
         if max_chars is not None and len(text) > max_chars:
             raise TextTooLong(len(text), max_chars)
-        out: list[Match] = []
+        out: list[tuple[int, int, StoredIndicator]] = []
         work = scalar(text)  # usually ``text`` itself
         folded = fold_fast(work)  # once, for the candidates and the patterns
         if self._groups:
             words, rest = scan_parts(work, folded)  # once, whatever the number of key epochs
             for blinder, table in self._groups:
-                out.extend(self._blinded_hits(text, blinder.parts(work, words, rest), table))
+                out.extend(self._blinded_hits(blinder.parts(work, words, rest), table))
         if self._pattern_refs:
-            out.extend(self._scan_patterns(text, work, folded))
-        out.sort(key=lambda m: (m.start, m.end, m.indicator))
-        return out
+            out.extend(self._scan_patterns(work, folded))
+        return _grouped(text, out) if out else []
 
     def _blinded_hits(
-        self, text: str, scanned: BlindedText, table: dict[bytes, Any]
-    ) -> list[Match]:
+        self, scanned: BlindedText, table: dict[bytes, Any]
+    ) -> list[tuple[int, int, StoredIndicator]]:
         if table.keys().isdisjoint(scanned.digests):  # the usual case: nothing fires
             return []
-        out: list[Match] = []
+        out: list[tuple[int, int, StoredIndicator]] = []
         for k, digest in enumerate(scanned.digests):
             if digest in table:
                 kind, start, end = scanned.candidate(k)
                 rules = self._rules(table[digest], kind, digest.hex())
-                out.extend(_match(i, text, start, end) for i in rules)
+                out.extend((start, end, i) for i in rules)
         return out
 
-    def _scan_patterns(self, text: str, work: str, folded_fast: str) -> list[Match]:
+    def _scan_patterns(self, work: str, folded_fast: str) -> list[tuple[int, int, StoredIndicator]]:
         found = self._patterns.which(folded_fast)
         if not found:
             return []
         folded, src = fold(work)  # the offset map, only for texts where a pattern fired
-        out: list[Match] = []
+        out: list[tuple[int, int, StoredIndicator]] = []
         for k in found:
             rules = self._rules(self._pattern_refs[k], None, self._patterns.sources[k])
             for s, e in self._patterns.spans(k, folded):
                 start, end = (s, e) if src is None else (src[s], src[e - 1] + 1)
-                out.extend(_match(i, text, start, end) for i in rules)
+                out.extend((start, end, i) for i in rules)
         return out
 
     def scan_many(
         self, texts: Iterable[str], max_chars: int | None = MAX_SCAN_CHARS
     ) -> list[list[Match]]:
+        """``scan`` of each text, in order; raises ``TextTooLong`` as ``scan`` does."""
         return [self.scan(t, max_chars) for t in texts]
 
 
@@ -310,10 +401,17 @@ def _refs(value: Any) -> tuple[int, ...]:
 
 
 class LiveMatcher:
-    """A matcher over a local store that reloads when the store changes, building the new
-    rule set aside and swapping it in, so scans never wait."""
+    """A matcher over a member's local store that reloads when the store changes,
+    building the new rule set aside and swapping it in, so scans never wait.
 
-    def __init__(self, store: LocalStore, engine: str | None = None) -> None:
+    ``source`` is the member's data directory (or an open local store).  Keep it current
+    by passing ``MatcherSink(live)`` to ``Member.follow`` or ``follow_in_background``;
+    otherwise it changes only on ``reload()`` (which also drops indicators that expired
+    since the last one).  ``engine`` is ``"hyperscan"`` or ``"re2"`` (default: Hyperscan
+    where it is installed).  Raises ``SighubError`` when the store cannot be opened."""
+
+    def __init__(self, source: Path | LocalStore, engine: str | None = None) -> None:
+        store = source if isinstance(source, LocalStore) else LocalStore(source / LOCAL_DB)
         self.store, self.engine = store, engine
         self._lock = threading.Lock()
         self._version = ""
@@ -321,6 +419,9 @@ class LiveMatcher:
         self.reload()
 
     def reload(self, force: bool = False) -> bool:
+        """Rebuild the rule set from the store if it changed (or a minute passed, which
+        may expire indicators), or always with ``force``; True if it rebuilt.  Scans go on
+        against the old rule set meanwhile."""
         version = f"{self.store.cursor}:{datetime.now(UTC).replace(second=0, microsecond=0)}"
         if not force and version == self._version:
             return False
@@ -330,4 +431,6 @@ class LiveMatcher:
         return True
 
     def scan(self, text: str, max_chars: int | None = MAX_SCAN_CHARS) -> list[Match]:
+        """``Matcher.scan`` against the current rule set: the matches, ordered by span;
+        raises ``TextTooLong`` for a text over ``max_chars``."""
         return self.current.scan(text, max_chars)

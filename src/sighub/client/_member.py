@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,27 +21,65 @@ from sighub.client._keys import MemberFiles
 from sighub.client._local import LocalStore
 from sighub.client._matcher import LiveMatcher, Matcher
 from sighub.client._model import Form, Indicator, Kind, Publisher, Tlp, now_ms
-from sighub.client._rpc import Credential, HubClient, PublishResult
+from sighub.client._rpc import PLAINTEXT, Credential, HubClient, HubUnreachable, PublishResult
 from sighub.client._sinks import MatcherSink, Sink
 from sighub.client._stix import build_bundle, parse_time, revoke
 
-__all__ = ["Member"]
+__all__ = ["Following", "Member"]
+
+log = logging.getLogger("sighub.member")
+
+# What to pass when the transport tried does not reach the hub.
+_OTHER = {
+    True: "it may serve mTLS: pass insecure=False (the CLI without --insecure)",
+    False: "it may serve plaintext on loopback (`sighub hub serve --insecure`): pass "
+    "insecure=True (the CLI's --insecure)",
+}
 
 
 class Member:
-    """A platform's view of its hub: publish, revoke, sync, match.
+    """A platform's view of its hub, over the data directory `sighub member enroll`
+    wrote: publish, revoke, sync, follow and match.
 
-    >>> m = Member(Path("./platform-a"))            # after `sighub member enroll`
+    ``Member(path)`` dials the address and the transport named in the enrollment (mTLS,
+    or plaintext with the bearer token when it was enrolled with ``--insecure`` on
+    loopback); ``insecure`` and ``address`` override them.  Raises ``KeyFileError`` when
+    ``path`` holds no enrolled member.  Every method that reaches the hub raises
+    ``HubUnreachable`` when no answer comes (its message names the transport tried and
+    what to pass instead) and ``HubRejected`` when the hub refuses.
+
+    >>> m = Member(Path("./platform-a"))
     >>> m.publish_file(Path("indicators.csv"), "sg-csam")
     >>> m.sync_once()
     >>> [x.text for x in m.matcher().scan("s3ll3r menu in bio")]
     """
 
-    def __init__(self, data: Path, insecure: bool = False, address: str | None = None) -> None:
-        self.data, self.insecure, self.address = data, insecure, address
+    def __init__(
+        self, data: Path, insecure: bool | None = None, address: str | None = None
+    ) -> None:
+        self.data, self.address = data, address
         self.files = MemberFiles(data)
         cred = Credential.load(data)
         self.cred = cred if address is None else replace(cred, hub=address)
+        self.insecure = cred.transport == PLAINTEXT if insecure is None else insecure
+        self._named = insecure is None  # the transport came from the enrollment
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Name the transport tried, and the other one, when the hub does not answer."""
+        try:
+            yield
+        except HubUnreachable as exc:
+            tried = "plaintext" if self.insecure else "mTLS"
+            source = "named in the enrollment" if self._named else "as passed"
+            raise HubUnreachable(
+                exc.code,
+                exc.hub_message,
+                self.cred.hub,
+                f"member {self.cred.member!r}: no answer from hub {self.cred.hub} over "
+                f"{tried} ({source}): {exc.hub_message}; check that the hub is serving "
+                f"there, and {_OTHER[self.insecure]}",
+            ) from None
 
     def _hub(self) -> HubClient:
         return HubClient.connect(self.cred, self.insecure)
@@ -54,16 +94,23 @@ class Member:
     def publish_file(
         self, path: Path, collab: str, default_ttl: timedelta = DEFAULT_TTL
     ) -> PublishResult:
-        """Analyst CSV/JSONL -> canon/1 -> blind -> STIX bundle -> sign -> publish."""
+        """Publish an analyst CSV or JSONL file to ``collab``: each row is folded by
+        canon/1, blinded with the collaboration's current key (or gated, for a pattern),
+        and the whole file goes out as one signed STIX bundle.  Rows without an expiry
+        get ``default_ttl``.  Returns the hub's ``PublishResult``; raises
+        ``InputFileError`` (naming file, line and field) before anything is sent."""
         rows = read_rows(path, default_ttl=default_ttl)
-        with self._hub() as hub:
+        with self._reaching(), self._hub() as hub:
             indicators = to_indicators(
                 rows, self.files.identity().publisher, self._key(hub, collab)
             )
             return self._publish(hub, collab, indicators)
 
     def publish(self, indicators: Sequence[Indicator], collab: str) -> PublishResult:
-        with self._hub() as hub:
+        """Sign ``indicators`` (already blinded or gated, all by this member) as one
+        bundle and publish it to ``collab``.  Returns the hub's ``PublishResult``; raises
+        ``StixError`` for indicators that cannot form a bundle."""
+        with self._reaching(), self._hub() as hub:
             return self._publish(hub, collab, indicators)
 
     def _publish(
@@ -73,8 +120,10 @@ class Member:
         return hub.publish(collab, seal(bundle, self.files.signing_key()))
 
     def revoke(self, ids: Sequence[str]) -> list[PublishResult]:
-        """Publish revoked versions of this member's own indicators (read from the local
-        store, so sync first); one bundle per collaboration."""
+        """Publish revoked versions of this member's own indicators ``ids``, one bundle
+        per collaboration, and return the results in collaboration order.  The
+        indicators are read from the local store, so sync first; raises ``SighubError``
+        for an id the store does not hold or that another member published."""
         me = self.files.identity().publisher
         store = LocalStore(self.data / LOCAL_DB)
         try:
@@ -92,24 +141,45 @@ class Member:
             by_collab[ind.collaboration].append(
                 revoke(ind, max(now_ms(), ind.modified + timedelta(milliseconds=1)))
             )
-        with self._hub() as hub:
+        with self._reaching(), self._hub() as hub:
             return [self._publish(hub, c, inds) for c, inds in sorted(by_collab.items())]
 
+    def _daemon(self, sinks: Sequence[Sink]) -> SyncDaemon:
+        return SyncDaemon(self.data, self.insecure, self.cred.hub, sinks=sinks)
+
     def sync_once(self, sinks: Sequence[Sink] = ()) -> SyncReport:
-        daemon = SyncDaemon(self.data, self.insecure, self.cred.hub, sinks=sinks)
+        """Apply every change up to the hub's head to the local store (each envelope's
+        signature and bundle checked first) and pass them to ``sinks``; returns what was
+        done.  Raises ``IntegrityAlarm`` when the hub's log ends before this member's
+        cursor (a hub restored from an old backup, or one hiding changes)."""
+        daemon = self._daemon(sinks)
         try:
-            return daemon.sync_once()
+            with self._reaching():
+                return daemon.sync_once()
         finally:
             daemon.close()
 
     def follow(self, stop: threading.Event, sinks: Sequence[Sink] = ()) -> None:
-        daemon = SyncDaemon(self.data, self.insecure, self.cred.hub, sinks=sinks)
+        """Apply changes as the hub pushes them, until ``stop`` is set; reconnects with
+        backoff when the hub goes away.  Blocks: see ``follow_in_background`` for a
+        handle.  Raises ``HubRejected`` when retrying cannot help (this member suspended
+        or removed) and ``IntegrityAlarm`` as ``sync_once`` does."""
+        daemon = self._daemon(sinks)
         try:
             daemon.follow(stop)
         finally:
             daemon.close()
 
+    def follow_in_background(self, sinks: Sequence[Sink] = ()) -> Following:
+        """Start ``follow`` in a background thread and return its handle: ``stop()`` ends
+        it, ``wait()`` blocks until it ends, and ``with member.follow_in_background(...)``
+        stops it on leaving the block.  Raises ``KeyFileError`` at once when the data
+        directory is unusable; errors of the follow itself come out of ``wait``/``stop``."""
+        return Following(self._daemon(sinks))
+
     def matcher(self) -> Matcher:
+        """A ``Matcher`` over the indicators in force now in the local store (a snapshot:
+        see ``live_matcher`` for one that follows changes)."""
         store = LocalStore(self.data / LOCAL_DB)
         try:
             return Matcher.from_store(store)
@@ -117,9 +187,77 @@ class Member:
             store.close()
 
     def live_matcher(self) -> tuple[LiveMatcher, MatcherSink]:
-        """A matcher that stays current when passed (as the sink) to ``follow``."""
-        live = LiveMatcher(LocalStore(self.data / LOCAL_DB))
+        """A ``LiveMatcher`` over the local store and the sink that keeps it current: pass
+        the sink to ``follow`` or ``follow_in_background``."""
+        live = LiveMatcher(self.data)
         return live, MatcherSink(live)
+
+
+class Following:
+    """A ``Member.follow`` running in a background thread.
+
+    ``report`` is what it has applied so far.  ``stop()`` ends it promptly (the open
+    stream is cancelled, not waited out); ``wait()`` blocks until it ends.  Both raise
+    the error the follow stopped with, if it stopped on its own (``HubRejected``,
+    ``IntegrityAlarm``).  As a context manager it stops on leaving the block."""
+
+    def __init__(self, daemon: SyncDaemon) -> None:
+        self._daemon = daemon
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.report = SyncReport(cursor=daemon.store.cursor)
+        self._thread = threading.Thread(target=self._run, name="sighub-follow", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._daemon.follow(self._stop, on_batch=self._batch)
+        except BaseException as exc:  # handed to the caller by wait() or stop()
+            if not self._stop.is_set():  # after stop(), an error is the cancelled stream
+                log.error("follow stopped: %s", exc)
+                self._error = exc
+        finally:
+            self._daemon.close()
+
+    def _batch(self, report: SyncReport) -> None:
+        self.report = replace(report, refused=list(report.refused))
+
+    @property
+    def running(self) -> bool:
+        """Whether the follow is still running."""
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the follow ends or ``timeout`` seconds pass; True if it ended.
+        Raises the error it stopped with, if any."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def stop(self, timeout: float | None = 30.0) -> SyncReport:
+        """End the follow and wait up to ``timeout`` seconds for it; returns what it
+        applied.  Raises the error it had already stopped with, if any, and
+        ``TimeoutError`` if it did not end in time."""
+        self._stop.set()
+        self._daemon.interrupt()
+        if not self.wait(timeout):
+            raise TimeoutError(f"follow of {self._daemon.data}: still running after {timeout}s")
+        return self.report
+
+    def __enter__(self) -> Following:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.stop()
+            return
+        try:  # the block's own exception is the one to propagate
+            self.stop()
+        except Exception as exc:
+            log.error("follow of %s ended with: %s", self._daemon.data, exc)
 
 
 def _indicator(row: tuple[object, ...]) -> Indicator:

@@ -39,6 +39,9 @@ _STIX_ID_RE: Final = re.compile(
 
 
 class Kind(StrEnum):
+    """What an indicator's value is, which decides how canon/1 folds it and where in a
+    text it is looked for."""
+
     HASHTAG = "hashtag"
     KEYWORD = "keyword"
     EMOJI = "emoji"
@@ -47,12 +50,17 @@ class Kind(StrEnum):
 
 
 class Form(StrEnum):
+    """How an indicator's value travels: ``blinded`` (a keyed digest of the canonical
+    value, matched by digest) or ``pattern`` (a gated regular expression run over
+    canon/1-folded text)."""
+
     BLINDED = "blinded"
     PATTERN = "pattern"
 
 
 class Tlp(StrEnum):
-    """TLP 2.0 levels."""
+    """TLP 2.0 levels, least restrictive first: ``red`` hits stay inside the platform,
+    ``amber+strict`` inside the organisation."""
 
     CLEAR = "clear"
     GREEN = "green"
@@ -96,7 +104,8 @@ def now_ms() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Publisher:
-    """A member's STIX identity."""
+    """A member's STIX identity: ``id`` is ``identity--UUID``, ``name`` the member's name
+    at its hub.  Raises ``ModelError`` for an id that is not a STIX identity id."""
 
     id: str
     name: str
@@ -109,8 +118,12 @@ class Publisher:
 
 @dataclass(frozen=True, slots=True)
 class Indicator:
-    """One shared signal.  ``value`` is a 32-hex-digit digest (form ``blinded``) or a
-    gated regular expression over canonical text (form ``pattern``)."""
+    """One shared signal, as published: a version of a STIX indicator.
+
+    ``value`` is a 32-hex-digit digest (form ``blinded``) or a gated regular expression
+    over canon/1-folded text (form ``pattern``).  A new version has the same ``id`` and a
+    later ``modified``; ``revoked`` ends it.  Construction checks every field and raises
+    ``ModelError`` naming the field, what was received and what was expected."""
 
     id: str
     kind: Kind

@@ -28,7 +28,9 @@ from sighub.client._proto import (
 
 __all__ = [
     "CURSOR_AHEAD",
+    "MTLS",
     "PERMANENT",
+    "PLAINTEXT",
     "Change",
     "Credential",
     "DirectoryKey",
@@ -48,6 +50,10 @@ CURSOR_AHEAD: Final = "cursor ahead of log"
 # Statuses that retrying cannot fix: the member is suspended, removed or not recognised.
 PERMANENT: Final = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED"})
 MAX_MESSAGE: Final = 64 * 1024 * 1024
+# The transports a credential can name (``hub.json``'s ``transport``).
+MTLS: Final = "mtls"
+PLAINTEXT: Final = "plaintext"
+TRANSPORTS: Final = (MTLS, PLAINTEXT)
 CHANNEL_OPTIONS: Final = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -75,12 +81,15 @@ class HubUnreachable(HubRejected):
     exit_code = EXIT_UNREACHABLE
     CODES: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 
-    def __init__(self, code: str, message: str, address: str | None) -> None:
+    def __init__(
+        self, code: str, message: str, address: str | None, text: str | None = None
+    ) -> None:
         where = f"hub {address}" if address else "the hub"
         super().__init__(
             code,
             message,
-            f"{where} unreachable ({code}): {message}; check the address (--hub) and "
+            text
+            or f"{where} unreachable ({code}): {message}; check the address (--hub) and "
             "that it is serving, and --insecure: plaintext only reaches a hub serving "
             "with --insecure, TLS only one serving without it",
         )
@@ -114,14 +123,25 @@ class Credential:
     member: str
     bearer_token: str
     hub_public_key: str
+    # How the member enrolled: MTLS, or PLAINTEXT (``--insecure``, loopback only), which
+    # the SDK then uses by default.
+    transport: str = "mtls"
 
     @classmethod
     def load(cls, folder: Path) -> Credential:
         path = folder / "hub.json"
         try:
             doc = _json.loads(read_secret(path), _json.DOCUMENT, str(path))
+            transport = doc.get("transport", MTLS)
+            if transport not in TRANSPORTS:
+                raise ValueError(f"transport {transport!r}, expected one of {TRANSPORTS}")
             return cls(
-                folder, doc["hub"], doc["member"], doc["bearer_token"], doc["hub_public_key"]
+                folder,
+                doc["hub"],
+                doc["member"],
+                doc["bearer_token"],
+                doc["hub_public_key"],
+                transport,
             )
         except KeyFileError:
             raise
@@ -186,6 +206,11 @@ class _Details(grpc.ClientCallDetails):
 
 @dataclass(frozen=True, slots=True)
 class PublishResult:
+    """What the hub answered to a publish: the envelope's ``sequence`` in its log, its
+    ``envelope_id`` (SHA-256 of the exact bytes, hex), the number of ``indicators`` it
+    held, and ``duplicate`` when these exact bytes were already stored (publishing is
+    idempotent: the original sequence comes back)."""
+
     sequence: int
     envelope_id: str
     indicators: int

@@ -18,7 +18,10 @@ __all__ = ["JsonlSink", "MatcherSink", "Sink"]
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives every change the daemon applies, after it is committed locally."""
+    """Where a platform's rule engine plugs in: receives every change the daemon applies,
+    after it is committed locally.  ``upsert`` may see an id again (a new version), so key
+    rules by id.  An exception from a sink ends the sync and reaches the caller; the
+    change stays applied in the local store, from which a sink can rebuild."""
 
     def upsert(self, indicators: Sequence[StoredIndicator]) -> None:
         """New indicators or new versions of known ones, in force now."""
@@ -28,7 +31,8 @@ class Sink(Protocol):
 
 
 class JsonlSink:
-    """Appends one JSON line per change: ``{"op": "upsert"|"remove", ...}``."""
+    """A sink that appends one JSON line per change to ``path``: ``{"op": "upsert",
+    "indicator": {...}}`` or ``{"op": "remove", "id": ...}``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -40,6 +44,8 @@ class JsonlSink:
                 fh.write("".join(lines))
 
     def upsert(self, indicators: Sequence[StoredIndicator]) -> None:
+        """Append ``{"op": "upsert", "indicator": {...}}`` per indicator; raises
+        ``OSError`` when the file cannot be written."""
         self._write(
             [
                 json.dumps({"op": "upsert", "indicator": asdict(i)}, ensure_ascii=False) + "\n"
@@ -48,19 +54,24 @@ class JsonlSink:
         )
 
     def remove(self, ids: Sequence[str]) -> None:
+        """Append ``{"op": "remove", "id": ...}`` per id; raises ``OSError`` when the file
+        cannot be written."""
         self._write([json.dumps({"op": "remove", "id": i}) + "\n" for i in ids])
 
 
 class MatcherSink:
-    """Keeps a LiveMatcher current: rebuilds aside and swaps on every change."""
+    """A sink that keeps ``matcher`` (a ``LiveMatcher``) current: it rebuilds aside and
+    swaps on every change."""
 
     def __init__(self, matcher: LiveMatcher) -> None:
         self.matcher = matcher
 
     def upsert(self, indicators: Sequence[StoredIndicator]) -> None:
+        """Rebuild the matcher aside and swap it in (scans never wait)."""
         if indicators:
             self.matcher.reload(force=True)
 
     def remove(self, ids: Sequence[str]) -> None:
+        """Rebuild the matcher aside without the removed indicators and swap it in."""
         if ids:
             self.matcher.reload(force=True)

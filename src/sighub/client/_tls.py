@@ -45,6 +45,7 @@ def write_credential(
     cert_pem: bytes,
     key: ec.EllipticCurvePrivateKey,
     hub_public: str,
+    transport: str = "mtls",
 ) -> None:
     """A member's (or the admin's) credential folder: ``hub.json`` (0600: it holds the
     bearer token) and ``tls/`` with the hub CA, the client certificate and key (0600)."""
@@ -55,5 +56,11 @@ def write_credential(
     (tls / "ca.pem").write_bytes(ca_pem)
     (tls / "client.crt").write_bytes(cert_pem)
     write_secret(tls / "client.key", key_pem(key))
-    doc = {"hub": hub, "member": member, "bearer_token": bearer, "hub_public_key": hub_public}
+    doc = {
+        "hub": hub,
+        "member": member,
+        "bearer_token": bearer,
+        "hub_public_key": hub_public,
+        "transport": transport,  # how it enrolled: what the SDK dials by default
+    }
     write_secret(folder / "hub.json", json.dumps(doc, indent=2).encode())

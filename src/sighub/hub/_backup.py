@@ -29,8 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from sighub.client import SighubError
-from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._keys import fsync_path, read_secret
 from sighub.hub._store import MIGRATIONS
 

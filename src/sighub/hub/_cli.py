@@ -17,10 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from sighub import __version__
-from sighub.client import SighubError
 from sighub.client._cli import add_member_commands
 from sighub.client._cliargs import Needs, add_data, add_json, check_data, emit, env_flag
-from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._observe import add_log_flags, add_metrics_flag, setup_logging
 from sighub.client._stix import format_time
 from sighub.hub._admin import add_admin_commands

@@ -17,8 +17,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from sighub.client import SighubError
-from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._rules import PublishLimits
 
 __all__ = [

@@ -19,10 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sighub.client import (
-    SighubError,
-    key_id,
-)
+from sighub.client._envelope import key_id
+from sighub.client._errors import SighubError
 from sighub.client._keys import identity_for
 from sighub.client._rpc import PublishResult
 from sighub.client._rules import envelope_problem

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sighub.client import SighubError
 from sighub.client._enroll import certificate_not_after, replace_file
+from sighub.client._errors import SighubError
 from sighub.client._keys import read_secret
 from sighub.client._tls import key_pem, new_tls_key
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sighub.client import SighubError
+from sighub.client._errors import SighubError
 
 __all__ = ["start_hub"]
 

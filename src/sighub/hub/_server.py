@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.serialization import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sighub.client import SighubError
 from sighub.client._enroll import expiry_warning
+from sighub.client._errors import SighubError
 from sighub.client._keys import read_secret, write_secret
 from sighub.client._proto import (
     admin_pb2,

@@ -10,19 +10,11 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sighub.client import (
-    Bundle,
-    EnvelopeError,
-    Form,
-    Indicator,
-    StixError,
-    UnknownKeyError,
-    decode_payload,
-    open_envelope,
-    parse_bundle,
-)
+from sighub.client._envelope import decode_payload, open_envelope
+from sighub.client._errors import EnvelopeError, StixError, UnknownKeyError
+from sighub.client._model import Form, Indicator
 from sighub.client._rules import PublishLimits, count_problem, indicator_problem
-from sighub.client._stix import format_time
+from sighub.client._stix import Bundle, format_time, parse_bundle
 
 __all__ = ["Checked", "Plan", "Rejection", "check"]
 
