@@ -387,6 +387,8 @@ def test_match_command_scans_stdin_and_survives_bad_lines(world: dict[str, Any])
     # What detection code needs to honour the sharing terms: TLP, expiry, labels.
     assert hit["tlp"] == "red" and hit["labels"] == ["menu-pointer"]
     assert hit["valid_until"] == format_time(tell[0].valid_until)
+    assert [h["indicator"] for h in hit["hits"]] == [tell[0].id]
+    assert hit["hits"][0]["tlp"] == "red" and hit["hits"][0]["publisher"] == "pub"
     assert out[1]["line"] == 2 and "error" in out[1]
     assert out[2] == {"id": "b", "matches": []}
     assert out[3]["line"] == 4
