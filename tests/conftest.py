@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from sighub import Form, Indicator, Kind, Publisher, Tlp
+from sighub.client._keys import identity_for
 from sighub.wire import Blinder, CollabKey
 
 # SIGHUB_HYPOTHESIS=thorough runs every property with many more examples.
@@ -22,7 +23,7 @@ TEST_KEY = CollabKey("sg-csam", 0, bytes(range(32)))
 
 
 def make_publisher(name: str = "platform-a") -> Publisher:
-    return Publisher(f"identity--{uuid.uuid5(uuid.NAMESPACE_DNS, name)}", name)
+    return Publisher(identity_for(name), name)  # a member's id, as the hub derives it
 
 
 def make_indicator(**over: object) -> Indicator:

@@ -26,7 +26,7 @@ from sighub import Kind, Tlp
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._local import LocalStore
 from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
-from sighub.client._stix import build_bundle, format_time
+from sighub.client._stix import blinded_pattern, build_bundle, format_time
 from sighub.wire import Blinder, revoke, seal
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
@@ -98,7 +98,7 @@ def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
     doc = json.loads(genuine)
     altered = dict(doc)
     body = json.loads(base64.b64decode(doc["payload"]))
-    body["objects"][-1]["pattern"] = "0" * 32
+    body["objects"][-1]["pattern"] = blinded_pattern("0" * 32)  # well-formed, not signed
     altered["payload"] = base64.b64encode(rfc8785.dumps(body)).decode()
     # 2. re-attributed: pub's bundle content re-signed with pub2's key
     theirs = pub.indicators(1)

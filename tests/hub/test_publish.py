@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sighub import Form, Kind
 from sighub.client._enroll import rotate_signing_key
 from sighub.client._rpc import HubRejected
-from sighub.client._stix import format_time, indicator_to_stix
+from sighub.client._stix import blinded_pattern, format_time, indicator_to_stix
 from sighub.wire import build_bundle, now_ms, revoke, seal
 from tests.hub.conftest import HubProcess, Member
 
@@ -169,6 +169,7 @@ def test_bad_input(world: dict[str, Any], case: str, code: str, fragment: str) -
                 ext = next(iter(o["extensions"].values()))
                 ext.update(form="pattern")
                 ext.pop("scheme"), ext.pop("key_epoch")
+                ext.update(pattern_text="canon/1-folded")
                 o.update(pattern="(a+)+b", pattern_type="pcre")
 
             return _edit_indicator(pub, bad)
@@ -178,7 +179,7 @@ def test_bad_input(world: dict[str, Any], case: str, code: str, fragment: str) -
         if case == "unknown-epoch":
             return pub.envelope(pub.indicators(1, key_epoch=7))
         if case == "bad-digest":
-            return _edit_indicator(pub, lambda o: o.update(pattern="ZZ"))
+            return _edit_indicator(pub, lambda o: o.update(pattern=blinded_pattern("ZZ")))
         bundle = _bundle_dict(pub)
         bundle["objects"].append(
             {"type": "malware", "id": "malware--6ba7b810-9dad-11d1-80b4-00c04fd430c8"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import stat
@@ -37,8 +38,13 @@ _NAMESPACE: Final = uuid.UUID("8a3f3c2e-0a4b-4f59-9a0e-3c1d2b7e6f10")
 
 
 def identity_for(name: str) -> str:
-    """The STIX identity id of a member name (stable: uuid5 in sighub's namespace)."""
-    return f"identity--{uuid.uuid5(_NAMESPACE, 'member:' + name)}"
+    """The STIX identity id of a member name.  Derived, not drawn, because the hub (member
+    add) and the member (keygen, offline) compute it apart and must agree.  STIX 2.1 says
+    identity ids SHOULD be UUIDv4 and strict validators refuse UUIDv5, so the name's
+    SHA-256 in sighub's namespace fills the 122 bits of a version-4 layout: as unique as
+    random bits, and a valid v4 UUID for every consumer."""
+    digest = hashlib.sha256(_NAMESPACE.bytes + b"member:" + name.encode()).digest()
+    return f"identity--{uuid.UUID(bytes=digest[:16], version=4)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,17 @@ from sighub.client._model import (
 )
 
 __all__ = [
+    "BLINDED_PREFIX",
+    "BLINDED_SUFFIX",
     "SIGHUB_EXTENSION_ID",
     "TLP_MARKING_IDS",
     "Bundle",
+    "blinded_pattern",
     "build_bundle",
+    "folded_text",
     "format_time",
     "indicator_from_stix",
+    "indicator_name",
     "indicator_to_stix",
     "new_indicator_id",
     "parse_bundle",
@@ -48,11 +53,19 @@ TLP_MARKING_IDS: Final = {
     Tlp.RED: "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
 }
 _TLP_BY_ID: Final = {v: k for k, v in TLP_MARKING_IDS.items()}
-SIGHUB_IDENTITY_ID: Final = "identity--5d5b6a0e-1c8f-5a43-9d8e-5b2f0c7e7a11"
-SIGHUB_EXTENSION_ID: Final = "extension-definition--0f8c5f0e-7a34-5b1e-8e35-2c7a5b9d4e61"
+# Fixed ids of sighub's own objects, UUIDv4 as STIX 2.1 says SDO and SMO ids should be.
+SIGHUB_IDENTITY_ID: Final = "identity--73e9d80e-7007-4eb9-a136-19e12c8c768a"
+SIGHUB_EXTENSION_ID: Final = "extension-definition--e082c072-d739-4b55-abb9-3c4bc8991a63"
 _FIXED_TIME: Final = "2026-01-01T00:00:00.000Z"
-PATTERN_TYPES: Final = {Form.BLINDED: "sighub-blinded", Form.PATTERN: "pcre"}
-_FORM_BY_TYPE: Final = {v: k for k, v in PATTERN_TYPES.items()}
+# A blinded value is a STIX pattern over a custom observable, so any STIX consumer parses
+# it (and matches nothing it does not blind itself); a pattern indicator is a regular
+# expression in the PCRE vocabulary entry, run over canon-folded text (``pattern_text``).
+PATTERN_TYPES: Final = {Form.BLINDED: "stix", Form.PATTERN: "pcre"}
+BLINDED_PREFIX: Final = "[x-sighub-blinded:value = '"
+BLINDED_SUFFIX: Final = "']"
+_BLINDED_START: Final = len(BLINDED_PREFIX)
+_BLINDED_END: Final = -len(BLINDED_SUFFIX)
+_NAME_DESCRIPTION_CHARS: Final = 48
 _TIME_RE: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
@@ -90,8 +103,11 @@ SIGHUB_EXTENSION: Final = {
     "schema": (
         "Properties: kind (hashtag|keyword|emoji|url|payment), form (blinded|pattern), "
         "canon_version (canon/1), scheme (blake2b-128, blinded only), key_epoch (integer, "
-        "blinded only), collaboration (slug). A blinded pattern is the hex keyed digest of "
-        "the canonical value; a pcre pattern runs over canonical text."
+        "blinded only), pattern_text (canon/1-folded, pattern only), collaboration (slug). "
+        "A blinded indicator's STIX pattern [x-sighub-blinded:value = '<hex>'] holds the "
+        "keyed digest of the canonical value, matched only by members holding the "
+        "collaboration key. A pcre pattern runs over text folded by canon_version "
+        "(pattern_text), not over raw text."
     ),
     "version": "1.0.0",
     "extension_types": ["property-extension"],
@@ -145,6 +161,27 @@ def _identity(publisher: Publisher) -> dict[str, Any]:
     }
 
 
+def blinded_pattern(digest: str) -> str:
+    """The STIX pattern of a blinded value (hex digits need no escaping in a literal)."""
+    return BLINDED_PREFIX + digest + BLINDED_SUFFIX
+
+
+def folded_text(canon_version: str) -> str:
+    """What a pattern indicator runs over, as its ``pattern_text`` says."""
+    return canon_version + "-folded"
+
+
+def indicator_name(kind: Kind, form: Form, description: str) -> str:
+    """A neutral name, derived so that it round-trips: form, kind and the start of the
+    description, never the value (a blinded value's clear text is not in the indicator,
+    and a pattern would make every name unique, defeating the readers' shape cache)."""
+    name = f"{form.value} {kind.value}"
+    short = " ".join(description.split())
+    if len(short) > _NAME_DESCRIPTION_CHARS:
+        short = short[: _NAME_DESCRIPTION_CHARS - 1].rstrip() + "\u2026"
+    return f"{name}: {short}" if short else name
+
+
 def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
     ext: dict[str, Any] = {
         "extension_type": "property-extension",
@@ -156,6 +193,10 @@ def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
     if ind.form is Form.BLINDED:
         ext["scheme"] = ind.scheme
         ext["key_epoch"] = ind.key_epoch
+        pattern = blinded_pattern(ind.value)
+    else:
+        ext["pattern_text"] = folded_text(ind.canon_version)
+        pattern = ind.value
     obj: dict[str, Any] = {
         "type": "indicator",
         "spec_version": "2.1",
@@ -163,8 +204,10 @@ def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
         "created_by_ref": ind.publisher.id,
         "created": format_time(ind.created),
         "modified": format_time(ind.modified),
+        "name": indicator_name(ind.kind, ind.form, ind.description),
+        "description": ind.description,
         "indicator_types": ["malicious-activity"],
-        "pattern": ind.value,
+        "pattern": pattern,
         "pattern_type": PATTERN_TYPES[ind.form],
         "valid_from": format_time(ind.valid_from),
         "valid_until": format_time(ind.valid_until),
@@ -174,8 +217,6 @@ def indicator_to_stix(ind: Indicator) -> dict[str, Any]:
     }
     if ind.labels:
         obj["labels"] = list(ind.labels)
-    if ind.description:
-        obj["description"] = ind.description
     if ind.revoked:
         obj["revoked"] = True
     return obj
@@ -189,6 +230,8 @@ _INDICATOR_KEYS: Final = frozenset(
         "created_by_ref",
         "created",
         "modified",
+        "name",
+        "description",
         "indicator_types",
         "pattern",
         "pattern_type",
@@ -198,12 +241,21 @@ _INDICATOR_KEYS: Final = frozenset(
         "object_marking_refs",
         "extensions",
         "labels",
-        "description",
         "revoked",
     ]
 )
+_REQUIRED_KEYS: Final = ("valid_until", "name", "description")
 _EXT_KEYS: Final = frozenset(
-    ["extension_type", "kind", "form", "canon_version", "collaboration", "scheme", "key_epoch"]
+    [
+        "extension_type",
+        "kind",
+        "form",
+        "canon_version",
+        "collaboration",
+        "scheme",
+        "key_epoch",
+        "pattern_text",
+    ]
 )
 
 
@@ -238,8 +290,9 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
             f"{_where(obj)}: created_by_ref {obj.get('created_by_ref')!r}, expected the "
             f"publisher {publisher.id!r}"
         )
-    if "valid_until" not in obj:
-        raise StixError(f"{_where(obj)}: valid_until is required")
+    for key in _REQUIRED_KEYS:
+        if key not in obj:
+            raise StixError(f"{_where(obj)}: {key} is required")
     exts = obj.get("extensions")
     ext = exts.get(SIGHUB_EXTENSION_ID) if isinstance(exts, dict) else None
     if not isinstance(ext, dict) or len(exts) != 1 or ext.keys() - _EXT_KEYS:  # type: ignore[arg-type]
@@ -268,12 +321,13 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
     if not isinstance(labels, list) or ("labels" in obj and not labels):
         raise StixError(f"{_where(obj)}: labels, when present, must be a non-empty list")
     kind = _KINDS.get(_str(ext.get("kind"))) or _enum(Kind, ext.get("kind"), f"{_where(obj)} kind")
+    value = _digest(obj) if form is Form.BLINDED else obj.get("pattern")
     try:
-        return Indicator(
+        ind = Indicator(
             id=obj.get("id"),  # type: ignore[arg-type]
             kind=kind,
             form=form,
-            value=obj.get("pattern"),  # type: ignore[arg-type]
+            value=value,  # type: ignore[arg-type]
             collaboration=ext.get("collaboration"),  # type: ignore[arg-type]
             publisher=publisher,
             valid_from=_time(obj, "valid_from"),
@@ -291,6 +345,32 @@ def indicator_from_stix(obj: dict[str, Any], publisher: Publisher) -> Indicator:
         )
     except ModelError as exc:
         raise StixError(f"{_where(obj)}: {exc}") from None
+    text = folded_text(ind.canon_version) if form is Form.PATTERN else None
+    if ext.get("pattern_text") != text:
+        expected = repr(text) if text else "absent for a blinded indicator"
+        raise StixError(
+            f"{_where(obj)}: pattern_text {ext.get('pattern_text')!r}, expected {expected}"
+        )
+    name = indicator_name(kind, form, ind.description)
+    if obj.get("name") != name:
+        raise StixError(f"{_where(obj)}: name {obj.get('name')!r}, expected {name!r}")
+    return ind
+
+
+def _digest(obj: dict[str, Any]) -> object:
+    """The value inside a blinded indicator's pattern (the model checks it is a digest)."""
+    pattern = obj.get("pattern")
+    if (
+        type(pattern) is str
+        and len(pattern) >= _BLINDED_START - _BLINDED_END  # the prefix ends, the suffix starts
+        and pattern.startswith(BLINDED_PREFIX)  # with a quote: they must not overlap
+        and pattern.endswith(BLINDED_SUFFIX)
+    ):
+        return pattern[_BLINDED_START:_BLINDED_END]
+    raise StixError(
+        f"{_where(obj)}: pattern {pattern!r}, expected "
+        f'"{BLINDED_PREFIX}<32 hex digits>{BLINDED_SUFFIX}" for a blinded indicator'
+    )
 
 
 def _str(value: object) -> str | None:
@@ -429,15 +509,17 @@ class _BundleReader:
             if key is not None:
                 self.seen[key] = ind
             return ind
+        value = _digest(obj) if template.form is Form.BLINDED else obj.get("pattern")
         try:
-            return _like(template, obj.get("id"), obj.get("pattern"))
+            return _like(template, obj.get("id"), value)
         except ModelError as exc:
             raise StixError(f"{_where(obj)}: {exc}") from None
 
 
 def _shape(obj: dict[str, Any]) -> tuple[Any, ...] | None:
     """Everything of an indicator object but its id and pattern, exactly; None when it is
-    not shaped like one sighub writes (the full reader then says what is wrong)."""
+    not shaped like one sighub writes (the full reader then says what is wrong).  The name
+    derives from the shape alone (kind, form, description), so it is checked once a shape."""
     exts = obj.get("extensions")
     ext = exts.get(SIGHUB_EXTENSION_ID) if type(exts) is dict and len(exts) == 1 else None
     if type(ext) is not dict:
@@ -459,6 +541,7 @@ def _shape(obj: dict[str, Any]) -> tuple[Any, ...] | None:
         obj.get("valid_from"),
         obj.get("valid_until"),
         obj.get("pattern_type"),
+        obj.get("name"),
         obj.get("description"),
         confidence,
         type(confidence),
