@@ -148,3 +148,10 @@ def test_member_key_files(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(KeyFileError, match="0644"):
         files.signing_key()
     assert b"PRIVATE" not in str(KeyFileError("x")).encode()
+
+
+def test_seal_refuses_a_bundle_json_cannot_carry_canonically() -> None:
+    key = Ed25519PrivateKey.generate()
+    for bad in ({"x": float("nan")}, {"x": 2**60}, {"x": object()}):
+        with pytest.raises(EnvelopeError, match="not canonical JSON"):
+            seal(bad, key)

@@ -55,7 +55,9 @@ def _prefix(kind: Kind) -> bytes:
 
 
 def blind(key: CollabKey, kind: Kind, canonical_value: str) -> str:
-    """Hex digest of an already canonical value."""
+    """The blinded form of an already canonical value: keyed BLAKE2b-128 under ``key``,
+    personalised per ``kind``, as 32 hex digits.  Never raises for a ``str`` value (see
+    ``canonicalize`` for the checks on analyst input)."""
     h = hashlib.blake2b(key=key.secret, digest_size=16, person=PERSON)
     h.update(_prefix(kind) + canonical_value.encode("utf-8"))
     return h.hexdigest()

@@ -62,7 +62,8 @@ def public_key_bytes(key: Ed25519PublicKey) -> bytes:
 
 
 def key_id(key: Ed25519PublicKey) -> str:
-    """``ed25519:`` and the first 16 bytes of SHA-256 of the raw public key, in hex."""
+    """The key id an envelope names its signer by: ``ed25519:`` and the first 16 bytes of
+    SHA-256 of the raw 32-byte public key, in hex."""
     return "ed25519:" + hashlib.sha256(public_key_bytes(key)).hexdigest()[:32]
 
 
@@ -126,8 +127,14 @@ class Envelope:
 
 
 def seal(bundle: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
-    """Canonicalize ``bundle`` once, sign it, and return the envelope bytes."""
-    body = canonical_json(bundle)
+    """Canonicalize ``bundle`` (RFC 8785) once, sign it with ``key`` (Ed25519 over the
+    DSSE pre-authentication encoding) and return the envelope's exact bytes, the ones
+    hubs store and relay.  Raises ``EnvelopeError`` for a bundle outside the canonical
+    JSON domain or over the envelope size limit."""
+    try:
+        body = canonical_json(bundle)
+    except rfc8785.CanonicalizationError as exc:
+        raise EnvelopeError(f"bundle: not canonical JSON (RFC 8785): {exc}") from None
     sig = key.sign(pae(PAYLOAD_TYPE, body))
     raw = _envelope_bytes(body, key_id(key.public_key()), sig)
     if len(raw) > MAX_ENVELOPE_BYTES:

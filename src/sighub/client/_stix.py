@@ -409,7 +409,10 @@ def _one_collaboration(indicators: list[Indicator] | tuple[Indicator, ...]) -> s
 def build_bundle(
     publisher: Publisher, indicators: list[Indicator] | tuple[Indicator, ...]
 ) -> dict[str, Any]:
-    """A STIX 2.1 bundle of ``indicators`` (all by ``publisher``, one collaboration)."""
+    """The STIX 2.1 bundle (a JSON-ready ``dict``) of ``indicators``, all by
+    ``publisher`` and in one collaboration, with the publisher's identity, the sighub
+    extension definition and the TLP markings used.  Raises ``StixError`` for mixed
+    collaborations, another publisher's indicator, or none."""
     _one_collaboration(indicators)
     for ind in indicators:
         if ind.publisher != publisher:
@@ -429,7 +432,9 @@ def build_bundle(
 
 
 def parse_bundle(bundle: object) -> Bundle:
-    """Read a bundle sighub wrote; raise StixError naming the first thing that is wrong."""
+    """Read a bundle sighub wrote (a parsed JSON value) into a ``Bundle``.  Raises
+    ``StixError`` naming the first thing that is wrong: anything outside sighub's STIX
+    profile is refused, not skipped."""
     if (
         not isinstance(bundle, dict)
         or bundle.get("type") != "bundle"
@@ -583,7 +588,9 @@ def _parse_identity(obj: dict[str, Any]) -> Publisher:
 
 
 def revoke(ind: Indicator, when: datetime | None = None) -> Indicator:
-    """A new version of ``ind`` with ``revoked: true`` (same id, later ``modified``)."""
+    """The revoked next version of ``ind``: same id, ``revoked: true``, ``modified`` at
+    ``when`` (default: now).  Raises ``StixError`` when ``ind`` is already revoked or
+    ``when`` is not after its ``modified``."""
     if ind.revoked:
         raise StixError(f"indicator {ind.id}: already revoked")
     modified = when or now_ms()
