@@ -305,6 +305,21 @@ def test_stop_leaves_only_json_log_lines(observed: dict[str, Any]) -> None:
             "json_syntax",
         ),
         ("RESOURCE_EXHAUSTED", "member 'pub' has 4 open Sync streams; at most 4", "stream_limit"),
+        (
+            "INVALID_ARGUMENT",
+            "member 's3ller': roles[0]: received ROLE_UNSPECIFIED (0); expected one of peer",
+            "enum_value",
+        ),
+        (
+            "INVALID_ARGUMENT",
+            "member 'x': roles[1]: received 99, not a Role; expected",
+            "enum_value",
+        ),
+        (
+            "INVALID_ARGUMENT",
+            "Audit: page_token '🧀🍕' is not one this RPC returned; expected empty or",
+            "page_token",
+        ),
         ("UNAVAILABLE", "a message no rule knows about 🧀", "unavailable"),
     ],
 )

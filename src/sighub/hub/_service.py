@@ -431,7 +431,7 @@ class SyncService:
     ) -> AsyncIterator[Outgoing]:
         cfg = self.s.hub.config
         limit = min(request.batch_size or cfg.sync_batch_envelopes, 1000)
-        cursor = head = request.cursor
+        cursor = request.cursor
         seen_version = -1
         while not self.s.stopping.is_set():
             version = self.s.version
