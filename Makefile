@@ -17,6 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/buf lint
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src/sighub

@@ -222,7 +222,7 @@ def test_a_hub_that_never_answers_is_unreachable_too(hub_dir: Path) -> None:
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         cred = Credential.load(hub_dir / "admin")
         channel = open_channel(cred, insecure=True, address=address)
-        stub = admin_pb2_grpc.AdminStub(channel)
+        stub = admin_pb2_grpc.AdminServiceStub(channel)
         try:
             with pytest.raises(HubUnreachable) as info:
                 call(lambda: stub.ListMembers(admin_pb2.ListMembersRequest(), timeout=0.5), address)

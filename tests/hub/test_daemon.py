@@ -26,6 +26,7 @@ from sighub import Kind, Tlp
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._local import LocalStore
 from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
+from sighub.client._rpc import to_timestamp
 from sighub.client._stix import blinded_pattern, build_bundle, format_time
 from sighub.wire import Blinder, revoke, seal
 from tests.conftest import SIGHUB
@@ -70,7 +71,7 @@ def test_expiry_is_enforced_locally_with_a_controlled_clock(world: dict[str, Any
     d.close()
 
 
-class _LyingHub(sync_pb2_grpc.SyncServicer, directory_pb2_grpc.DirectoryServicer):
+class _LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectoryServiceServicer):
     """Serves the genuine key directory but tampered envelopes."""
 
     def __init__(self, keys: Any, collab_keys: Any, changes: list[tuple[int, bytes]]) -> None:
@@ -88,7 +89,8 @@ class _LyingHub(sync_pb2_grpc.SyncServicer, directory_pb2_grpc.DirectoryServicer
             for s, e in self.changes
             if s > request.cursor
         ]
-        yield sync_pb2.SyncBatch(changes=changes, cursor=self.changes[-1][0], caught_up=True)
+        last = self.changes[-1][0]
+        yield sync_pb2.SyncResponse(changes=changes, cursor=last, caught_up=True, head=last)
 
 
 def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
@@ -106,20 +108,20 @@ def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
     # 3. forged: signed by a key nobody registered
     forged = seal(build_bundle(theirs[0].publisher, theirs), Ed25519PrivateKey.generate())
     real = sub.client()
-    keys = directory_pb2.KeyDirectory(
+    keys = directory_pb2.GetKeysResponse(
         keys=[
             directory_pb2.MemberKey(
                 member=k.member,
                 identity=k.identity,
                 key_id=k.key_id,
                 public_key=k.public_key,
-                added_at=k.added_at,
-                revoked_at=k.revoked_at or "",
+                added_at=to_timestamp(k.added_at),
+                revoked_at=None if k.revoked_at is None else to_timestamp(k.revoked_at),
             )
             for k in real.key_directory()
         ]
     )
-    shared = directory_pb2.CollabKeys(
+    shared = directory_pb2.GetCollabKeysResponse(
         keys=[
             directory_pb2.CollabKey(collaboration=k.collaboration, epoch=k.epoch, secret=k.secret)
             for k in real.collab_keys()
@@ -128,8 +130,8 @@ def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
     changes = [(1, genuine), (2, rfc8785.dumps(altered)), (3, reattributed), (4, forged)]
     lying = _LyingHub(keys, shared, changes)
     server = grpc.server(futures.ThreadPoolExecutor(4))
-    sync_pb2_grpc.add_SyncServicer_to_server(lying, server)
-    directory_pb2_grpc.add_DirectoryServicer_to_server(lying, server)
+    sync_pb2_grpc.add_SyncServiceServicer_to_server(lying, server)
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(lying, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -359,7 +359,7 @@ def test_member_renews_its_certificate_and_the_old_one_is_refused(
         (detail,) = c.execute(
             "SELECT detail FROM audit WHERE action='member.renew-cert'"
         ).fetchone()
-    assert json.loads(detail)["previous"] == old_serial
+    assert json.loads(detail)["previous_cert_serial"] == old_serial
 
 
 def test_renewal_for_another_name_or_without_mtls_is_refused(

@@ -34,8 +34,8 @@ from tests.conftest import SIGHUB
 from tests.hub.conftest import HubProcess, Member
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-PUBLISH = "sighub.v1.Publisher/Publish"
-SYNC = "sighub.v1.Sync/Sync"
+PUBLISH = "sighub.v1.PublishService/Publish"
+SYNC = "sighub.v1.SyncService/Sync"
 
 
 def _env() -> dict[str, str]:
@@ -179,7 +179,7 @@ def test_refused_rpc_logs_one_access_line(observed: dict[str, Any]) -> None:
     time.sleep(0.2)  # a second line, were there one, would be written by now
     (line,) = mine()
     assert line["logger"] == "sighub.hub.access" and line["level"] == "warning"
-    assert line["method"] == "sighub.v1.Admin/ShowMember"
+    assert line["method"] == "sighub.v1.AdminService/ShowMember"
     assert line["code"] == "NOT_FOUND" and line["rule"] == "not_found"
     assert line["member"] == "admin" and line["peer"].startswith("ipv4:127.0.0.1:")
     assert {"time", "message"} <= set(line)
@@ -192,11 +192,13 @@ def test_health_port_answers_plaintext_while_member_port_refuses_it(
     assert obs.health.startswith("127.0.0.1:")  # a bare port binds loopback
     with grpc.insecure_channel(obs.health) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "sighub.v1.Publisher"):
+        for service in ("", "sighub.v1.PublishService"):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
         with pytest.raises(grpc.RpcError) as only_health:  # nothing but health there
-            publish_pb2_grpc.PublisherStub(channel).Publish(publish_pb2.PublishRequest(), timeout=5)
+            publish_pb2_grpc.PublishServiceStub(channel).Publish(
+                publish_pb2.PublishRequest(), timeout=5
+            )
         assert only_health.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with grpc.insecure_channel(obs.hub.address) as channel, pytest.raises(grpc.RpcError) as tls:
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -303,6 +305,21 @@ def test_stop_leaves_only_json_log_lines(observed: dict[str, Any]) -> None:
             "json_syntax",
         ),
         ("RESOURCE_EXHAUSTED", "member 'pub' has 4 open Sync streams; at most 4", "stream_limit"),
+        (
+            "INVALID_ARGUMENT",
+            "member 's3ller': roles[0]: received ROLE_UNSPECIFIED (0); expected one of peer",
+            "enum_value",
+        ),
+        (
+            "INVALID_ARGUMENT",
+            "member 'x': roles[1]: received 99, not a Role; expected",
+            "enum_value",
+        ),
+        (
+            "INVALID_ARGUMENT",
+            "Audit: page_token '🧀🍕' is not one this RPC returned; expected empty or",
+            "page_token",
+        ),
         ("UNAVAILABLE", "a message no rule knows about 🧀", "unavailable"),
     ],
 )
@@ -331,13 +348,15 @@ def test_listen_addresses() -> None:
 
 def test_sync_metrics_count_differences_of_cumulative_reports() -> None:
     metrics = SyncMetrics()
-    report = SyncReport(envelopes=2, applied=5, cursor=7)
+    assert math.isnan(metrics.lag.collect()[0].samples[0].value)  # no batch yet
+    report = SyncReport(envelopes=2, applied=5, cursor=7, head=12)
     metrics.batch(report)
+    assert metrics.lag.collect()[0].samples[0].value == 5
     report.envelopes, report.applied, report.cursor, report.caught_up = 3, 6, 9, True
     report.refused.append((8, "bad"))
     metrics.batch(report)
-    metrics.batch(SyncReport(envelopes=1, applied=1, cursor=10))  # a new follow session
+    metrics.batch(SyncReport(envelopes=1, applied=1, cursor=10, head=14))  # a new session
     got = {s.name: s.value for f in metrics.registry.collect() for s in f.samples}
     assert got["sighub_sync_applied_total"] == 7 and got["sighub_sync_envelopes_total"] == 4
     assert got["sighub_sync_refused_total"] == 1 and got["sighub_sync_cursor"] == 10
-    assert got["sighub_sync_caught_up"] == 0 and math.isnan(got["sighub_sync_lag"])
+    assert got["sighub_sync_caught_up"] == 0 and got["sighub_sync_lag"] == 4

@@ -70,7 +70,7 @@ def _channel(h: HubProcess) -> grpc.Channel:
 def test_health_and_reflection(hub: HubProcess) -> None:
     with _channel(hub) as ch:
         health = health_pb2_grpc.HealthStub(ch)
-        for service in ("", "sighub.v1.Publisher", "sighub.v1.Sync"):
+        for service in ("", "sighub.v1.PublishService", "sighub.v1.SyncService"):
             resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
             assert resp.status == health_pb2.HealthCheckResponse.SERVING
         refl = reflection_pb2_grpc.ServerReflectionStub(ch)
@@ -79,10 +79,10 @@ def test_health_and_reflection(hub: HubProcess) -> None:
         )
         names = {s.name for a in answers for s in a.list_services_response.service}
     assert {
-        "sighub.v1.Publisher",
-        "sighub.v1.Sync",
-        "sighub.v1.Directory",
-        "sighub.v1.Admin",
+        "sighub.v1.PublishService",
+        "sighub.v1.SyncService",
+        "sighub.v1.DirectoryService",
+        "sighub.v1.AdminService",
         "grpc.health.v1.Health",
     } <= names
 
@@ -184,12 +184,14 @@ def test_admin_commands_and_audit(
     capsys.readouterr()
     assert hub.admin_cli("member", "show", "platform-a") == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["status"] == "active" and "collaborations" not in shown
+    assert shown["status"] == "active" and shown["collaborations"] == []
+    assert shown["roles"] == ["publisher", "subscriber"] and len(shown["key_ids"]) == 1
+    assert shown["created_at"].endswith("Z")  # RFC 3339, as before the wire had Timestamps
     before = hub.state()
     with hub.db() as c:
         members_before = c.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     assert hub.admin_cli("member", "add", "Bad Name", "--roles", "publisher") == 3
-    assert hub.admin_cli("member", "add", "y", "--roles", "superuser") == 3
+    assert hub.admin_cli("member", "add", "y", "--roles", "superuser") == 2  # not sent
     assert hub.admin_cli("member", "show", "nobody") == 3
     assert hub.admin_cli("collab", "join", "no-such-collab", "platform-a") == 3
     assert hub.state() == before  # refused admin calls store and audit nothing
@@ -199,10 +201,17 @@ def test_admin_commands_and_audit(
     assert "expected [a-z0-9-]" in err and "superuser" in err and "'nobody' does not exist" in err
     capsys.readouterr()
     assert hub.admin_cli("audit", "--member", "platform-a") == 0
-    actions = [e["action"] for e in json.loads(capsys.readouterr().out)["entries"]]
-    assert {"member.add", "member.enroll", "collab.join", "collab.leave"} <= set(actions)
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    by_action = {e["action"]: e for e in entries}
+    assert {"member.add", "member.enroll", "collab.join", "collab.leave"} <= set(by_action)
+    assert by_action["member.add"]["detail"] == {"roles": ["publisher", "subscriber"]}
+    assert by_action["collab.leave"]["detail"] == {"collaboration": "sg-csam"}
+    assert set(by_action["member.enroll"]["detail"]) == {"key_id", "cert_serial"}
+    assert [e["sequence"] for e in entries] == sorted(
+        (e["sequence"] for e in entries), reverse=True
+    )
     # a member without the admin role cannot administer
-    stub = admin_pb2_grpc.AdminStub(m.client().channel)
+    stub = admin_pb2_grpc.AdminServiceStub(m.client().channel)
     with pytest.raises(grpc.RpcError) as info:
         stub.ListMembers(admin_pb2.ListMembersRequest(), timeout=10)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

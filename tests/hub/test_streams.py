@@ -49,7 +49,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _open(member: Member, n: int) -> list[Any]:
-    stub = sync_pb2_grpc.SyncStub(member.client().channel)
+    stub = sync_pb2_grpc.SyncServiceStub(member.client().channel)
     return [stub.Sync(sync_pb2.SyncRequest(cursor=0, follow=True)) for _ in range(n)]
 
 

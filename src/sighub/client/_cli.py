@@ -15,7 +15,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from sighub.client._analyst import DEFAULT_TTL, check_envelope, parse_ttl, read_rows, to_indicators
 from sighub.client._blind import CollabKey
@@ -271,23 +279,44 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _sync_with_progress(daemon: SyncDaemon) -> SyncReport:
+    """``sync_once`` with a progress bar on stderr (only when it is a terminal; stdout keeps
+    the result alone): from the starting cursor to the head each batch reports, so the
+    total grows when envelopes are published meanwhile."""
+    start = daemon.store.cursor
     with Progress(
         TextColumn("syncing"),
         BarColumn(),
+        TaskProgressColumn(),
         TextColumn(
             "{task.fields[envelopes]} envelopes, "
             "{task.fields[applied]} indicators, cursor {task.fields[cursor]}"
         ),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=True,
         disable=not sys.stderr.isatty(),
     ) as progress:
-        task = progress.add_task("sync", total=None, envelopes=0, applied=0, cursor=0)
+        task = progress.add_task("sync", total=None, envelopes=0, applied=0, cursor=start)
 
         def show(r: SyncReport) -> None:
-            progress.update(task, envelopes=r.envelopes, applied=r.applied, cursor=r.cursor)
+            total, completed = sync_progress(r, start)
+            progress.update(
+                task,
+                total=total,
+                completed=completed,
+                envelopes=r.envelopes,
+                applied=r.applied,
+                cursor=r.cursor,
+            )
 
         return daemon.sync_once(show)
+
+
+def sync_progress(report: SyncReport, start: int) -> tuple[int, int]:
+    """(total, completed) of the bar after a batch: of the log sequences between the
+    starting cursor and the head the hub reported, those applied."""
+    return max(report.head, report.cursor) - start, report.cursor - start
 
 
 def cmd_match(args: argparse.Namespace) -> int:

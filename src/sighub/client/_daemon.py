@@ -69,6 +69,9 @@ class SyncReport:
     refused: list[tuple[int, str]] = field(default_factory=list)  # (sequence, reason)
     cursor: int = 0
     caught_up: bool = False  # the last batch reached the hub's head
+    # The highest sequence the stream reads, as of the last batch (0 before the first):
+    # head - cursor is what is left to read.
+    head: int = 0
 
 
 class SyncDaemon:
@@ -238,6 +241,7 @@ class SyncDaemon:
             self._tell_sinks(applied)
         report.cursor = batch.cursor
         report.caught_up = batch.caught_up
+        report.head = max(batch.head, batch.cursor)
         return True
 
     def _write(

@@ -52,7 +52,8 @@ def _joined(batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
 
 def _merge(batches: list[SyncBatch]) -> SyncBatch:
     changes = tuple(c for b in batches for c in b.changes)
-    return SyncBatch(changes, batches[-1].cursor, batches[-1].caught_up)
+    last = batches[-1]
+    return SyncBatch(changes, last.cursor, last.caught_up, max(b.head for b in batches))
 
 
 class Checker:

@@ -187,8 +187,8 @@ class SyncMetrics:
         )
         self.lag = Gauge(
             "sighub_sync_lag",
-            "Envelopes behind the hub's head: 0 when caught up; NaN while catching up "
-            "(the hub's sighub_hub_member_lag has the figure)",
+            "Log sequences between the cursor and the head the hub last reported for this "
+            "member's collaborations (0 when caught up; NaN before the first batch)",
             registry=r,
         )
         self.last_success = Gauge(
@@ -210,7 +210,7 @@ class SyncMetrics:
         self._seen = now
         self.cursor.set(report.cursor)
         self.caught_up.set(int(report.caught_up))
-        self.lag.set(0 if report.caught_up else math.nan)
+        self.lag.set(max(report.head - report.cursor, 0))
         self.last_success.set(time.time())
 
 

@@ -7,12 +7,14 @@ generated type or a ``grpc.RpcError``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client import _json
 from sighub.client._errors import EXIT_REFUSED, EXIT_UNREACHABLE, KeyFileError, SighubError
@@ -24,26 +26,38 @@ from sighub.client._proto import (
     publish_pb2_grpc,
     sync_pb2,
     sync_pb2_grpc,
+    types_pb2,
 )
+
+if TYPE_CHECKING:  # generic in the stubs only
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 __all__ = [
     "CURSOR_AHEAD",
+    "MEMBER_STATUS",
     "MTLS",
     "PERMANENT",
     "PLAINTEXT",
+    "ROLE",
     "Change",
     "Credential",
     "DirectoryKey",
+    "Hop",
     "HubClient",
     "HubRejected",
     "HubUnreachable",
     "PublishResult",
     "SharedKey",
+    "SyncBatch",
+    "WireEnum",
+    "from_timestamp",
     "is_loopback",
     "open_channel",
+    "to_timestamp",
 ]
 
 T = TypeVar("T")
+V = TypeVar("V", bound=int)
 # The hub's words when a member's cursor is past the end of its log (a hub restored from
 # an older backup, or one hiding changes): the daemon turns them into an alarm.
 CURSOR_AHEAD: Final = "cursor ahead of log"
@@ -112,6 +126,63 @@ def call(fn: Callable[[], T], address: str | None = None) -> T:
         return fn()
     except grpc.RpcError as exc:
         raise _wrap(exc, address) from None
+
+
+class WireEnum(Generic[V]):
+    """A wire enum's values by their readable names (``active`` for
+    ``MEMBER_STATUS_ACTIVE``): the one place that maps them, both ways, for the hub and
+    the CLI alike.  The ``_UNSPECIFIED`` zero has no name: it is never a valid value."""
+
+    def __init__(self, enum: _EnumTypeWrapper[V]) -> None:
+        items = enum.items()
+        self.type_name = enum.DESCRIPTOR.name
+        self.zero = enum.Name(enum.values()[0])  # e.g. ROLE_UNSPECIFIED (buf's rules)
+        prefix = self.zero.removesuffix("UNSPECIFIED")
+        self.names: Mapping[int, str] = {v: n.removeprefix(prefix).lower() for n, v in items if v}
+        self.values: Mapping[str, V] = {n.removeprefix(prefix).lower(): v for n, v in items if v}
+
+    def name(self, value: int, where: str) -> str:
+        """The readable name of ``value``; ValueError naming ``where`` for the zero or a
+        number this enum does not define."""
+        name = self.names.get(value)
+        if name is None:
+            got = f"{self.zero} ({value})" if value == 0 else f"{value}, not a {self.type_name}"
+            raise ValueError(f"{where}: received {got}; expected one of {self.expected()}")
+        return name
+
+    def value(self, name: str, where: str) -> V:
+        """The wire number of readable ``name``; ValueError naming ``where`` otherwise."""
+        value = self.values.get(name)
+        if value is None:
+            raise ValueError(f"{where}: received {name!r}; expected one of {self.expected()}")
+        return value
+
+    def label(self, value: int) -> str:
+        """The readable name of ``value`` in an answer, which is shown, never refused: a
+        newer hub may send a value this client does not know (``MemberStatus(7)``)."""
+        return self.names.get(value) or f"{self.type_name}({value})"
+
+    def names_of(self, values: Iterable[int], where: str) -> list[str]:
+        return [self.name(v, f"{where}[{i}]") for i, v in enumerate(values)]
+
+    def expected(self) -> str:
+        return ", ".join(self.names.values())
+
+
+ROLE: Final = WireEnum(types_pb2.Role)
+MEMBER_STATUS: Final = WireEnum(types_pb2.MemberStatus)
+
+
+def to_timestamp(when: datetime) -> Timestamp:
+    """``when`` (timezone-aware) on the wire."""
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    """A wire Timestamp as an aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,11 +289,17 @@ class PublishResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Hop:
+    hub: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     sequence: int
     collaboration: str
     envelope: bytes
-    hops: tuple[tuple[str, str], ...]
+    hops: tuple[Hop, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +307,7 @@ class SyncBatch:
     changes: tuple[Change, ...]
     cursor: int
     caught_up: bool
+    head: int  # the highest sequence the stream reads, as the hub sent the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,10 +316,10 @@ class DirectoryKey:
     identity: str
     key_id: str
     public_key: bytes
-    added_at: str
-    revoked_at: str | None
+    added_at: datetime
+    revoked_at: datetime | None
     revoked_sequence: int | None  # envelopes it signed after this log sequence are refused
-    status: str
+    member_status: str  # readable: active, suspended, removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +327,7 @@ class SharedKey:
     collaboration: str
     epoch: int
     secret: bytes
-    created_at: str
+    created_at: datetime
 
 
 class HubClient:
@@ -258,9 +336,9 @@ class HubClient:
     def __init__(self, channel: grpc.Channel, address: str | None = None) -> None:
         self.channel = channel
         self.address = address  # named in HubUnreachable errors
-        self._publish = publish_pb2_grpc.PublisherStub(channel)
-        self._sync = sync_pb2_grpc.SyncStub(channel)
-        self._directory = directory_pb2_grpc.DirectoryStub(channel)
+        self._publish = publish_pb2_grpc.PublishServiceStub(channel)
+        self._sync = sync_pb2_grpc.SyncServiceStub(channel)
+        self._directory = directory_pb2_grpc.DirectoryServiceStub(channel)
 
     @classmethod
     def connect(cls, cred: Credential, insecure: bool = False) -> HubClient:
@@ -306,12 +384,13 @@ class HubClient:
                             c.sequence,
                             c.collaboration,
                             c.envelope,
-                            tuple((h.hub, h.received_at) for h in c.hops),
+                            tuple(Hop(h.hub, from_timestamp(h.received_at)) for h in c.hops),
                         )
                         for c in b.changes
                     ),
                     b.cursor,
                     b.caught_up,
+                    b.head,
                 )
         except grpc.RpcError as exc:
             raise _wrap(exc, self.address) from None
@@ -329,10 +408,10 @@ class HubClient:
                 k.identity,
                 k.key_id,
                 k.public_key,
-                k.added_at,
-                k.revoked_at or None,
-                k.revoked_sequence if k.revoked_at else None,
-                k.status,
+                from_timestamp(k.added_at),
+                from_timestamp(k.revoked_at) if k.HasField("revoked_at") else None,
+                k.revoked_sequence if k.HasField("revoked_at") else None,
+                MEMBER_STATUS.label(k.member_status),
             )
             for k in r.keys
         ]
@@ -342,7 +421,10 @@ class HubClient:
             lambda: self._directory.GetCollabKeys(directory_pb2.GetCollabKeysRequest(), timeout=30),
             self.address,
         )
-        return [SharedKey(k.collaboration, k.epoch, k.secret, k.created_at) for k in r.keys]
+        return [
+            SharedKey(k.collaboration, k.epoch, k.secret, from_timestamp(k.created_at))
+            for k in r.keys
+        ]
 
     def rotate_signing_key(self, new_public_key: bytes, proof: bytes) -> tuple[str, str]:
         r = call(
@@ -368,13 +450,13 @@ class HubClient:
         )
         return r.certificate_pem.decode(), r.identity, r.key_id, r.bearer_token
 
-    def renew_certificate(self, csr_pem: bytes) -> tuple[bytes, str]:
-        """A new client certificate for the caller's CSR: (PEM, not-after RFC 3339).  From
-        the hub's answer on, the certificate this channel was opened with is refused."""
+    def renew_certificate(self, csr_pem: bytes) -> tuple[bytes, datetime]:
+        """A new client certificate for the caller's CSR: (PEM, not-after).  From the hub's
+        answer on, the certificate this channel was opened with is refused."""
         r = call(
             lambda: self._directory.RenewCertificate(
                 directory_pb2.RenewCertificateRequest(csr_pem=csr_pem), timeout=30
             ),
             self.address,
         )
-        return bytes(r.certificate_pem), r.not_after
+        return bytes(r.certificate_pem), from_timestamp(r.not_after)

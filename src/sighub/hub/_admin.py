@@ -5,21 +5,39 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._cliargs import add_connection
 from sighub.client._enroll import EnrollmentFile
+from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._keys import write_secret
-from sighub.client._proto import admin_pb2, admin_pb2_grpc
-from sighub.client._rpc import Credential, call, open_channel
+from sighub.client._proto import admin_pb2, admin_pb2_grpc, types_pb2
+from sighub.client._rpc import (
+    MEMBER_STATUS,
+    ROLE,
+    Credential,
+    call,
+    from_timestamp,
+    open_channel,
+    to_timestamp,
+)
+from sighub.client._stix import format_time
 
 __all__ = ["add_admin_commands"]
 
 T = TypeVar("T")
+PAGE_MAX: Final = 1000  # the hub's largest page (admin.proto)
+
+
+class AdminArgumentError(SighubError):
+    """An admin command's argument the hub would refuse, caught before asking it."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 def _out(obj: Any) -> None:
@@ -32,28 +50,102 @@ class _Admin:
     def __init__(self, args: argparse.Namespace) -> None:
         self.cred = Credential.load(Path(args.cred))
         self.address = args.hub or self.cred.hub
-        self.stub = admin_pb2_grpc.AdminStub(open_channel(self.cred, args.insecure, args.hub))
+        channel = open_channel(self.cred, args.insecure, args.hub)
+        self.stub = admin_pb2_grpc.AdminServiceStub(channel)
 
     def call(self, fn: Callable[[], T]) -> T:
         return call(fn, self.address)
 
 
-def _show(msg: Any) -> None:
-    _out(MessageToDict(msg, preserving_proto_field_name=True))
+# -- the wire as the operator reads it: readable names, RFC 3339 times ---------------------
+def _time(ts: Timestamp) -> str:
+    return format_time(from_timestamp(ts))
+
+
+def _member_doc(m: admin_pb2.Member) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "identity": m.identity,
+        "roles": [ROLE.label(r) for r in m.roles],
+        "status": MEMBER_STATUS.label(m.status),
+        "collaborations": list(m.collaborations),
+        "key_ids": list(m.key_ids),
+        "created_at": _time(m.created_at),
+    }
+
+
+def _collab_doc(c: admin_pb2.Collaboration) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "members": list(c.members),
+        "key_epoch": c.key_epoch,
+        "created_at": _time(c.created_at),
+    }
+
+
+def _detail_doc(detail: admin_pb2.AuditDetail) -> dict[str, Any]:
+    """Only the fields the entry's action recorded."""
+    out: dict[str, Any] = {}
+    for field, value in detail.ListFields():
+        if field.name == "roles":
+            out["roles"] = [ROLE.label(r) for r in value]
+        elif isinstance(value, Timestamp):
+            out[field.name] = _time(value)
+        else:
+            out[field.name] = value
+    return out
+
+
+def _entry_doc(e: admin_pb2.AuditEntry) -> dict[str, Any]:
+    return {
+        "sequence": e.sequence,
+        "at": _time(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "detail": _detail_doc(e.detail),
+    }
+
+
+def _roles(text: str) -> list[types_pb2.Role.ValueType]:
+    try:
+        return [ROLE.value(x, "--roles") for x in text.split(",") if x]
+    except ValueError as exc:
+        raise AdminArgumentError(str(exc)) from None
+
+
+def _since(text: str) -> Timestamp:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise AdminArgumentError(
+            f"--since: received {text!r}; expected an RFC 3339 time with its offset, "
+            "e.g. 2026-11-01T00:00:00Z"
+        )
+    return to_timestamp(when)
+
+
+def _pages(fetch: Callable[[str], tuple[list[T], str]]) -> Iterator[T]:
+    """Every item of a paged RPC: ``fetch(token)`` answers a page and the next token."""
+    token = ""
+    while True:
+        items, following = fetch(token)
+        yield from items
+        if not following:
+            return
+        if following == token:
+            raise SighubError(f"the hub answered page token {token!r} again; stopping")
+        token = following
 
 
 def cmd_member(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
     if args.action == "add":
-        r = admin.call(
-            lambda: stub.AddMember(
-                admin_pb2.AddMemberRequest(
-                    name=args.name, roles=[x for x in args.roles.split(",") if x]
-                ),
-                timeout=30,
-            )
-        )
+        add = admin_pb2.AddMemberRequest(name=args.name, roles=_roles(args.roles))
+        r = admin.call(lambda: stub.AddMember(add, timeout=30))
         ca = (Path(args.cred) / "tls" / "ca.pem").read_bytes()
         ef = EnrollmentFile(
             admin.address,
@@ -66,7 +158,7 @@ def cmd_member(args: argparse.Namespace) -> int:
         )
         out = Path(args.out or f"{args.name}.enroll.json")
         write_secret(out, ef.to_json().encode())  # the token is a secret until used
-        member = MessageToDict(r.member, preserving_proto_field_name=True)
+        member = _member_doc(r.member)
         if args.json:  # one document: the member and where its enrollment file went
             _out({"member": member, "enrollment_file": str(out)})
             return 0
@@ -74,39 +166,76 @@ def cmd_member(args: argparse.Namespace) -> int:
         sys.stdout.write(f"enrollment file written to {out} (one-time token; mode 0600)\n")
         return 0
     if args.action == "list":
-        _show(admin.call(lambda: stub.ListMembers(admin_pb2.ListMembersRequest(), timeout=30)))
+
+        def page(token: str) -> tuple[list[admin_pb2.Member], str]:
+            req = admin_pb2.ListMembersRequest(page_size=PAGE_MAX, page_token=token)
+            r = admin.call(lambda: stub.ListMembers(req, timeout=30))
+            return list(r.members), r.next_page_token
+
+        _out({"members": [_member_doc(m) for m in _pages(page)]})
         return 0
+    name = args.name
     if args.action == "revoke-key":
-        req = admin_pb2.RevokeKeyRequest(member=args.name, key_id=args.key_id)
-        _show(admin.call(lambda: stub.RevokeMemberKey(req, timeout=30)))
-        return 0
-    method = {
-        "show": stub.ShowMember,
-        "suspend": stub.SuspendMember,
-        "resume": stub.ResumeMember,
-        "remove": stub.RemoveMember,
-    }[args.action]
-    _show(admin.call(lambda: method(admin_pb2.MemberRef(name=args.name), timeout=30)))
+        req = admin_pb2.RevokeMemberKeyRequest(member=name, key_id=args.key_id)
+        result = admin.call(lambda: stub.RevokeMemberKey(req, timeout=30)).member
+    elif args.action == "show":
+        shown = admin_pb2.ShowMemberRequest(name=name)
+        result = admin.call(lambda: stub.ShowMember(shown, timeout=30)).member
+    elif args.action == "suspend":
+        suspend = admin_pb2.SuspendMemberRequest(name=name)
+        result = admin.call(lambda: stub.SuspendMember(suspend, timeout=30)).member
+    elif args.action == "resume":
+        resume = admin_pb2.ResumeMemberRequest(name=name)
+        result = admin.call(lambda: stub.ResumeMember(resume, timeout=30)).member
+    else:
+        remove = admin_pb2.RemoveMemberRequest(name=name)
+        result = admin.call(lambda: stub.RemoveMember(remove, timeout=30)).member
+    _out(_member_doc(result))
     return 0
 
 
 def cmd_collab(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
-    if args.action in ("join", "leave"):
-        method = stub.JoinCollab if args.action == "join" else stub.LeaveCollab
-        req = admin_pb2.MembershipRequest(collaboration=args.collab, member=args.member)
-        _show(admin.call(lambda: method(req, timeout=30)))
-        return 0
-    change = stub.AddCollab if args.action == "add" else stub.RotateCollabKey
-    _show(admin.call(lambda: change(admin_pb2.CollabRef(name=args.collab), timeout=30)))
+    collab, member = args.collab, getattr(args, "member", "")
+    if args.action == "join":
+        join = admin_pb2.JoinCollabRequest(collaboration=collab, member=member)
+        done = admin.call(lambda: stub.JoinCollab(join, timeout=30)).collaboration
+    elif args.action == "leave":
+        leave = admin_pb2.LeaveCollabRequest(collaboration=collab, member=member)
+        done = admin.call(lambda: stub.LeaveCollab(leave, timeout=30)).collaboration
+    elif args.action == "add":
+        add = admin_pb2.AddCollabRequest(name=collab)
+        done = admin.call(lambda: stub.AddCollab(add, timeout=30)).collaboration
+    else:
+        rotate = admin_pb2.RotateCollabKeyRequest(name=collab)
+        done = admin.call(lambda: stub.RotateCollabKey(rotate, timeout=30)).collaboration
+    _out(_collab_doc(done))
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise AdminArgumentError(f"--limit: received {args.limit}; expected 0 (all) or more")
     admin = _Admin(args)
-    req = admin_pb2.AuditRequest(member=args.member or "", since=args.since or "", limit=args.limit)
-    _show(admin.call(lambda: admin.stub.Audit(req, timeout=30)))
+    since = _since(args.since) if args.since else None
+    left = args.limit or None  # None: every entry
+
+    def page(token: str) -> tuple[list[admin_pb2.AuditEntry], str]:
+        nonlocal left
+        size = PAGE_MAX if left is None else min(left, PAGE_MAX)
+        req = admin_pb2.AuditRequest(
+            member=args.member or "", since=since, page_size=size, page_token=token
+        )
+        r = admin.call(lambda: admin.stub.Audit(req, timeout=30))
+        entries = list(r.entries)[:size]
+        if left is not None:
+            left -= len(entries)
+            if left <= 0:
+                return entries, ""
+        return entries, r.next_page_token
+
+    _out({"entries": [_entry_doc(e) for e in _pages(page)]})
     return 0
 
 
@@ -181,5 +310,5 @@ def add_admin_commands(sub: _Sub) -> None:
     p = _leaf(groups, "audit", "read the audit log, newest first")
     p.add_argument("--member", help="only this member's entries")
     p.add_argument("--since", help="RFC 3339 time, e.g. 2026-11-01T00:00:00.000Z")
-    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (default 100; 0: all)")
     p.set_defaults(func=cmd_audit)

@@ -337,7 +337,7 @@ class Hub:
                 (kid, m.name, new_key, now),
             )
             self.store.revoke_keys(now, m.name, kid_old)
-            self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous=kid_old)
+            self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous_key_id=kid_old)
         return kid, kid_old
 
     def renew_certificate(self, m: MemberRow, csr_pem: bytes) -> tuple[bytes, str]:
@@ -366,7 +366,7 @@ class Hub:
                     f"certificate renewal for {m.name!r}: the member changed meanwhile; retry"
                 )
             self.store.audit(now, m.name, "member.renew-cert", m.name, cert_serial=issued.serial,
-                             previous=m.cert_serial, not_after=not_after)  # fmt: skip
+                             previous_cert_serial=m.cert_serial, not_after=not_after)  # fmt: skip
         return issued.cert_pem, not_after
 
     # -- publish ----------------------------------------------------------------------
@@ -465,5 +465,7 @@ class Hub:
     def collab_keys(self, m: MemberRow) -> list[tuple[str, int, bytes, str]]:
         return self.store.collab_keys(self.store.member_collabs(m.name))
 
-    def audit_log(self, member: str, since: str, limit: int) -> list[tuple[Any, ...]]:
-        return self.store.audit_log(member, since, min(limit or 1000, 10_000))
+    def audit_log(
+        self, member: str, since: str, limit: int, before: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        return self.store.audit_log(member, since, limit, before)

@@ -80,6 +80,8 @@ _RULES: Final = tuple(
         (r"token not valid or already used", "enrollment_token"),
         (r"already exists|already registered|is already in", "exists"),
         (r"does not exist|is not a key of", "not_found"),
+        (r"received [A-Z_]+_UNSPECIFIED \(0\)|received \d+, not a [A-Z]\w*;", "enum_value"),
+        (r"page_token .* is not one this RPC returned", "page_token"),
         (r"internal error", "internal"),
     )
 )

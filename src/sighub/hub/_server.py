@@ -48,7 +48,7 @@ from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
 from sighub.hub._service import (
     AdminService,
     DirectoryService,
-    PublisherService,
+    PublishService,
     Services,
     SyncService,
     sync_handler,
@@ -59,10 +59,10 @@ __all__ = ["HubPaths", "init_hub", "serve"]
 
 log = logging.getLogger("sighub.hub")
 SERVICE_NAMES: Final = (
-    publish_pb2.DESCRIPTOR.services_by_name["Publisher"].full_name,
-    sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name,
-    directory_pb2.DESCRIPTOR.services_by_name["Directory"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    publish_pb2.DESCRIPTOR.services_by_name["PublishService"].full_name,
+    sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
+    directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
 
 
@@ -182,10 +182,10 @@ async def serve(
     server = grpc.aio.server(
         interceptors=[ObserveInterceptor(services.metrics)], options=_options(config)
     )
-    publish_pb2_grpc.add_PublisherServicer_to_server(PublisherService(services), server)
+    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishService(services), server)
     server.add_generic_rpc_handlers((sync_handler(SyncService(services)),))
-    directory_pb2_grpc.add_DirectoryServicer_to_server(DirectoryService(services), server)
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(services), server)
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(services), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(services), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

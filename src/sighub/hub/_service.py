@@ -1,4 +1,7 @@
-"""The gRPC services: thin adapters from wire messages to ``Hub`` rules and back.
+"""The gRPC services: thin adapters from wire messages to ``Hub`` rules and back.  All of
+the hub's wire <-> model conversion lives here: enums by their readable names (refusing
+the zero and unknown numbers), stored RFC 3339 text as Timestamps, audit details, page
+tokens.
 
 Blocking SQLite work never runs on the event loop: every unary call runs in one writer
 thread (which serializes writes), and each Sync stream reads through its own connection in
@@ -8,19 +11,24 @@ the default thread pool.  Publishes and admin changes wake every follow stream.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ctypes
 import functools
 import json
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import grpc
 from cryptography import x509
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._proto import (
     admin_pb2,
@@ -30,8 +38,10 @@ from sighub.client._proto import (
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
+    types_pb2,
 )
-from sighub.client._rpc import CURSOR_AHEAD
+from sighub.client._rpc import CURSOR_AHEAD, MEMBER_STATUS, ROLE, from_timestamp
+from sighub.client._stix import format_time
 from sighub.client._tls import key_pem
 from sighub.client._workers import WorkerExited, WorkerPool
 from sighub.hub._errors import HubError
@@ -44,6 +54,7 @@ from sighub.hub._validate import Checked, Plan, Rejection, check
 __all__ = ["Services"]
 
 VALIDATE_TASK = "sighub.hub._validate:check"  # what the validation workers run
+_MS: Final = timedelta(milliseconds=1)
 
 log = logging.getLogger("sighub.hub")
 T = TypeVar("T")
@@ -143,7 +154,109 @@ def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class PublisherService(publish_pb2_grpc.PublisherServicer):
+# -- conversions ----------------------------------------------------------------------------
+def _timestamp(text: str) -> Timestamp:
+    """A time the store holds as RFC 3339 text, on the wire."""
+    ts = Timestamp()
+    ts.FromJsonString(text)
+    return ts
+
+
+def _since(ts: Timestamp, where: str) -> str:
+    """A request's Timestamp as the store's text: millisecond precision, rounded up so
+    that "at or after" keeps its meaning."""
+    try:
+        when = from_timestamp(ts)
+        return format_time(when + _MS if ts.nanos % 1_000_000 else when)
+    except (ValueError, OverflowError):
+        raise HubError.invalid(
+            f"{where}: received seconds={ts.seconds} nanos={ts.nanos}; expected a time "
+            "from 0001-01-01 to 9999-12-31"
+        ) from None
+
+
+def _roles(values: Sequence[int], where: str) -> list[str]:
+    """Requested roles by name; the zero and unknown numbers are INVALID_ARGUMENT."""
+    try:
+        return ROLE.names_of(values, where)
+    except ValueError as exc:
+        raise HubError.invalid(str(exc)) from None
+
+
+def _role_values(names: Sequence[str]) -> list[types_pb2.Role.ValueType]:
+    return [ROLE.values[n] for n in names]
+
+
+# Stored audit detail keys -> AuditDetail fields (the hub's writes in _hub.py).
+_AUDIT_SCALARS: Final = {
+    "key_id": "key_id",
+    "previous_key_id": "previous_key_id",
+    "cert_serial": "cert_serial",
+    "previous_cert_serial": "previous_cert_serial",
+    "collab": "collaboration",
+    "epoch": "key_epoch",
+    "envelope": "envelope_id",
+    "seq": "log_sequence",
+    "indicators": "indicators",
+    "revoked": "revoked_indicators",
+}
+
+
+def _audit_detail(text: str, sequence: int) -> admin_pb2.AuditDetail:
+    """A stored detail (JSON object) as its typed message.  A key this table does not know
+    is logged, not sent: the message has no place for it."""
+    detail = admin_pb2.AuditDetail()
+    for key, value in json.loads(text).items():
+        if value is None:
+            continue
+        if key == "roles":
+            detail.roles.extend(ROLE.values[r] for r in value if r in ROLE.values)
+        elif key == "not_after":
+            detail.cert_not_after.CopyFrom(_timestamp(value))
+        elif key in _AUDIT_SCALARS:
+            setattr(detail, _AUDIT_SCALARS[key], value)
+        else:
+            log.warning("audit entry %d: detail %r has no AuditDetail field", sequence, key)
+    return detail
+
+
+# Page sizes of ListMembers and Audit (the contract's numbers, in admin.proto).
+PAGE_DEFAULT: Final = 100
+PAGE_MAX: Final = 1000
+_MEMBER_POSITION: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_AUDIT_POSITION: Final = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _page_size(requested: int) -> int:
+    return min(requested or PAGE_DEFAULT, PAGE_MAX)
+
+
+def _page_token(rpc: str, position: str) -> str:
+    """Opaque to clients: the RPC and where its last page ended, base64url."""
+    return base64.urlsafe_b64encode(f"{rpc}:{position}".encode()).decode().rstrip("=")
+
+
+def _page_position(rpc: str, token: str, pattern: re.Pattern[str]) -> str | None:
+    """Where the page a token asks for starts (None for the first page);
+    INVALID_ARGUMENT for a token this RPC did not hand out."""
+    if not token:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError):
+        text = ""
+    kind, _, position = text.partition(":")
+    if kind != rpc or not pattern.fullmatch(position):
+        shown = token if len(token) <= 40 else token[:40] + "..."
+        raise HubError.invalid(
+            f"{rpc}: page_token {shown!r} is not one this RPC returned; expected empty or "
+            "a previous response's next_page_token, unchanged"
+        )
+    return position
+
+
+# -- the services ---------------------------------------------------------------------------
+class PublishService(publish_pb2_grpc.PublishServiceServicer):
     def __init__(self, s: Services) -> None:
         self.s = s
 
@@ -177,7 +290,7 @@ READER_CACHE_KIB: Final = 64
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One serialized SyncBatch and what the metrics need to know of it."""
+    """One serialized SyncResponse and what the metrics need to know of it."""
 
     data: bytes
     changes: int
@@ -186,21 +299,29 @@ class Outgoing:
     caught_up: bool
 
 
-def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool) -> Outgoing:
+def _hops(text: str) -> list[sync_pb2.Hop]:
+    """A row's stored relays (JSON, "[]" for an envelope published here)."""
+    if text == "[]":
+        return []
+    return [
+        sync_pb2.Hop(hub=h["hub"], received_at=_timestamp(h["received_at"]))
+        for h in json.loads(text)
+    ]
+
+
+def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool, head: int) -> Outgoing:
     """Serialized here, not by gRPC: the stream then holds only these bytes while a slow
     reader keeps the write waiting (not the rows and the message besides)."""
-    message = sync_pb2.SyncBatch(
+    message = sync_pb2.SyncResponse(
         changes=[
             sync_pb2.Change(
-                sequence=r.seq,
-                collaboration=r.collab,
-                envelope=r.raw,
-                hops=[sync_pb2.Hop(**h) for h in json.loads(r.hops)],
+                sequence=r.seq, collaboration=r.collab, envelope=r.raw, hops=_hops(r.hops)
             )
             for r in rows
         ],
         cursor=cursor,
         caught_up=caught_up,
+        head=max(head, cursor),
     )
     size = sum(len(r.raw) for r in rows)
     return Outgoing(message.SerializeToString(), len(rows), size, cursor, caught_up)
@@ -227,8 +348,8 @@ class _Trimmer:
 
 
 def sync_handler(service: SyncService) -> grpc.GenericRpcHandler:
-    """The Sync service with a pass-through serializer (its batches come serialized)."""
-    name = sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name
+    """SyncService with a pass-through serializer (its batches come serialized)."""
+    name = sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name
     handler = grpc.unary_stream_rpc_method_handler(
         service.Sync,
         request_deserializer=sync_pb2.SyncRequest.FromString,
@@ -317,30 +438,32 @@ class SyncService:
             if version != seen_version:
                 collabs = await self.s.run(functools.partial(self._still_allowed, member, collabs))
                 seen_version = version
-            rows = await asyncio.to_thread(
-                reader.read_log, cursor, collabs, limit, cfg.sync_batch_max_bytes
+            rows, head = await asyncio.to_thread(
+                reader.read_batch, cursor, collabs, limit, cfg.sync_batch_max_bytes
             )
             if rows:
                 cursor = rows[-1].seq
-                caught_up = len(rows) < limit and await asyncio.to_thread(reader.head) <= cursor
-                out = _batch(rows, cursor, caught_up)
+                caught_up = head <= cursor
+                out = _batch(rows, cursor, caught_up, head)
                 del rows
                 yield out
                 if caught_up and not request.follow:
                     return
                 continue
+            if head > cursor:  # committed between the read and the head: read again
+                continue
             if not request.follow:
-                yield _batch([], cursor, True)
+                yield _batch([], cursor, True, head)
                 return
             async with self.s.changed:
                 if self.s.version == version and not self.s.stopping.is_set():
                     try:
                         await asyncio.wait_for(self.s.changed.wait(), cfg.keepalive_seconds)
                     except TimeoutError:
-                        yield _batch([], cursor, True)  # keepalive
+                        yield _batch([], cursor, True, head)  # keepalive
 
 
-class DirectoryService(directory_pb2_grpc.DirectoryServicer):
+class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
     def __init__(self, s: Services) -> None:
         self.s = s
 
@@ -364,19 +487,19 @@ class DirectoryService(directory_pb2_grpc.DirectoryServicer):
     @_rpc
     async def GetKeys(
         self, request: directory_pb2.GetKeysRequest, context: Any
-    ) -> directory_pb2.KeyDirectory:
+    ) -> directory_pb2.GetKeysResponse:
         rows = await self.s.run(lambda: self.s.hub.key_directory(self.s.identify(context)))
-        return directory_pb2.KeyDirectory(
+        return directory_pb2.GetKeysResponse(
             keys=[
                 directory_pb2.MemberKey(
                     member=r.member,
                     identity=r.identity,
                     key_id=r.key_id,
                     public_key=r.public_key,
-                    added_at=r.added,
-                    revoked_at=r.revoked_at or "",
+                    added_at=_timestamp(r.added),
+                    revoked_at=None if r.revoked_at is None else _timestamp(r.revoked_at),
                     revoked_sequence=r.revoked_seq or 0,
-                    status=r.status,
+                    member_status=MEMBER_STATUS.values[r.status],
                 )
                 for r in rows
             ]
@@ -385,11 +508,13 @@ class DirectoryService(directory_pb2_grpc.DirectoryServicer):
     @_rpc
     async def GetCollabKeys(
         self, request: directory_pb2.GetCollabKeysRequest, context: Any
-    ) -> directory_pb2.CollabKeys:
+    ) -> directory_pb2.GetCollabKeysResponse:
         rows = await self.s.run(lambda: self.s.hub.collab_keys(self.s.identify(context)))
-        return directory_pb2.CollabKeys(
+        return directory_pb2.GetCollabKeysResponse(
             keys=[
-                directory_pb2.CollabKey(collaboration=c, epoch=e, secret=s, created_at=t)
+                directory_pb2.CollabKey(
+                    collaboration=c, epoch=e, secret=s, created_at=_timestamp(t)
+                )
                 for c, e, s, t in rows
             ]
         )
@@ -417,10 +542,12 @@ class DirectoryService(directory_pb2_grpc.DirectoryServicer):
             return self.s.hub.renew_certificate(self.s.identify(context), request.csr_pem)
 
         cert, not_after = await self.s.run(work)
-        return directory_pb2.RenewCertificateResponse(certificate_pem=cert, not_after=not_after)
+        return directory_pb2.RenewCertificateResponse(
+            certificate_pem=cert, not_after=_timestamp(not_after)
+        )
 
 
-class AdminService(admin_pb2_grpc.AdminServicer):
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, s: Services) -> None:
         self.s = s
 
@@ -429,29 +556,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self.s.hub.require(m, "admin")
         return m.name
 
-    def _info(self, name: str) -> admin_pb2.MemberInfo:
+    def _member(self, name: str) -> admin_pb2.Member:
         store = self.s.hub.store
         m = store.member(name)
         if m is None:
             raise HubError.not_found(f"member {name!r} does not exist")
-        return admin_pb2.MemberInfo(
+        return admin_pb2.Member(
             name=m.name,
             identity=m.identity,
-            roles=list(m.roles),
-            status=m.status,
+            roles=_role_values(m.roles),
+            status=MEMBER_STATUS.values[m.status],
             collaborations=store.member_collabs(name),
             key_ids=[k[0] for k in store.member_keys(name) if k[3] is None],
-            created_at=m.created,
+            created_at=_timestamp(m.created),
         )
 
-    def _collab_info(self, name: str) -> admin_pb2.CollabInfo:
+    def _collab(self, name: str) -> admin_pb2.Collaboration:
         store = self.s.hub.store
         row = store.one("SELECT created FROM collabs WHERE name=?", name)
-        return admin_pb2.CollabInfo(
+        if row is None:
+            raise HubError.not_found(f"collaboration {name!r} does not exist")
+        return admin_pb2.Collaboration(
             name=name,
             members=store.collab_members(name),
             key_epoch=store.collab_epoch(name) or 0,
-            created_at=row[0] if row else "",
+            created_at=_timestamp(row[0]),
         )
 
     async def _change(self, fn: Callable[[], T]) -> T:
@@ -464,12 +593,12 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.AddMemberRequest, context: Any
     ) -> admin_pb2.AddMemberResponse:
         def work() -> admin_pb2.AddMemberResponse:
-            m, token = self.s.hub.add_member(
-                self._admin(context), request.name, list(request.roles)
-            )
+            actor = self._admin(context)
+            roles = _roles(request.roles, f"member {request.name!r}: roles")
+            m, token = self.s.hub.add_member(actor, request.name, roles)
             cert, key = issue_enrollment(self.s.hub.ca_key, self.s.hub.ca_pem, m.name)
             return admin_pb2.AddMemberResponse(
-                member=self._info(m.name),
+                member=self._member(m.name),
                 enrollment_token=token,
                 enrollment_cert_pem=cert,
                 enrollment_key_pem=key_pem(key),
@@ -480,110 +609,136 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @_rpc
     async def ListMembers(
         self, request: admin_pb2.ListMembersRequest, context: Any
-    ) -> admin_pb2.MemberList:
-        def work() -> admin_pb2.MemberList:
+    ) -> admin_pb2.ListMembersResponse:
+        def work() -> admin_pb2.ListMembersResponse:
             self._admin(context)
-            return admin_pb2.MemberList(
-                members=[self._info(m.name) for m in self.s.hub.store.members()]
+            after = _page_position("ListMembers", request.page_token, _MEMBER_POSITION)
+            size = _page_size(request.page_size)
+            rows = self.s.hub.store.members(after or "", size + 1)
+            page = rows[:size]
+            more = len(rows) > size
+            return admin_pb2.ListMembersResponse(
+                members=[self._member(m.name) for m in page],
+                next_page_token=_page_token("ListMembers", page[-1].name) if more else "",
             )
 
         return await self.s.run(work)
 
     @_rpc
-    async def ShowMember(self, request: admin_pb2.MemberRef, context: Any) -> admin_pb2.MemberInfo:
-        return await self.s.run(lambda: (self._admin(context), self._info(request.name))[1])
+    async def ShowMember(
+        self, request: admin_pb2.ShowMemberRequest, context: Any
+    ) -> admin_pb2.ShowMemberResponse:
+        def work() -> admin_pb2.ShowMemberResponse:
+            self._admin(context)
+            return admin_pb2.ShowMemberResponse(member=self._member(request.name))
+
+        return await self.s.run(work)
 
     @_rpc
     async def SuspendMember(
-        self, request: admin_pb2.MemberRef, context: Any
-    ) -> admin_pb2.MemberInfo:
-        return await self._change(
-            lambda: self._info(
-                self.s.hub.set_status(self._admin(context), request.name, "suspended").name
-            )
-        )
-
-    @_rpc
-    async def ResumeMember(
-        self, request: admin_pb2.MemberRef, context: Any
-    ) -> admin_pb2.MemberInfo:
-        return await self._change(
-            lambda: self._info(
-                self.s.hub.set_status(self._admin(context), request.name, "active").name
-            )
-        )
-
-    @_rpc
-    async def RemoveMember(
-        self, request: admin_pb2.MemberRef, context: Any
-    ) -> admin_pb2.MemberInfo:
-        return await self._change(
-            lambda: self._info(self.s.hub.remove_member(self._admin(context), request.name).name)
-        )
-
-    @_rpc
-    async def RevokeMemberKey(
-        self, request: admin_pb2.RevokeKeyRequest, context: Any
-    ) -> admin_pb2.MemberInfo:
-        return await self._change(
-            lambda: self._info(
-                self.s.hub.revoke_key(self._admin(context), request.member, request.key_id).name
-            )
-        )
-
-    @_rpc
-    async def AddCollab(self, request: admin_pb2.CollabRef, context: Any) -> admin_pb2.CollabInfo:
-        return await self._change(
-            lambda: self._collab_info(self.s.hub.add_collab(self._admin(context), request.name))
-        )
-
-    @_rpc
-    async def JoinCollab(
-        self, request: admin_pb2.MembershipRequest, context: Any
-    ) -> admin_pb2.CollabInfo:
-        return await self._change(
-            lambda: self._collab_info(
-                self.s.hub.join(self._admin(context), request.collaboration, request.member)
-            )
-        )
-
-    @_rpc
-    async def LeaveCollab(
-        self, request: admin_pb2.MembershipRequest, context: Any
-    ) -> admin_pb2.CollabInfo:
-        return await self._change(
-            lambda: self._collab_info(
-                self.s.hub.leave(self._admin(context), request.collaboration, request.member)
-            )
-        )
-
-    @_rpc
-    async def RotateCollabKey(
-        self, request: admin_pb2.CollabRef, context: Any
-    ) -> admin_pb2.CollabInfo:
-        def work() -> admin_pb2.CollabInfo:
-            self.s.hub.rotate_collab_key(self._admin(context), request.name)
-            return self._collab_info(request.name)
+        self, request: admin_pb2.SuspendMemberRequest, context: Any
+    ) -> admin_pb2.SuspendMemberResponse:
+        def work() -> admin_pb2.SuspendMemberResponse:
+            m = self.s.hub.set_status(self._admin(context), request.name, "suspended")
+            return admin_pb2.SuspendMemberResponse(member=self._member(m.name))
 
         return await self._change(work)
 
     @_rpc
-    async def Audit(self, request: admin_pb2.AuditRequest, context: Any) -> admin_pb2.AuditLog:
-        def work() -> admin_pb2.AuditLog:
+    async def ResumeMember(
+        self, request: admin_pb2.ResumeMemberRequest, context: Any
+    ) -> admin_pb2.ResumeMemberResponse:
+        def work() -> admin_pb2.ResumeMemberResponse:
+            m = self.s.hub.set_status(self._admin(context), request.name, "active")
+            return admin_pb2.ResumeMemberResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RemoveMember(
+        self, request: admin_pb2.RemoveMemberRequest, context: Any
+    ) -> admin_pb2.RemoveMemberResponse:
+        def work() -> admin_pb2.RemoveMemberResponse:
+            m = self.s.hub.remove_member(self._admin(context), request.name)
+            return admin_pb2.RemoveMemberResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RevokeMemberKey(
+        self, request: admin_pb2.RevokeMemberKeyRequest, context: Any
+    ) -> admin_pb2.RevokeMemberKeyResponse:
+        def work() -> admin_pb2.RevokeMemberKeyResponse:
+            m = self.s.hub.revoke_key(self._admin(context), request.member, request.key_id)
+            return admin_pb2.RevokeMemberKeyResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def AddCollab(
+        self, request: admin_pb2.AddCollabRequest, context: Any
+    ) -> admin_pb2.AddCollabResponse:
+        def work() -> admin_pb2.AddCollabResponse:
+            name = self.s.hub.add_collab(self._admin(context), request.name)
+            return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def JoinCollab(
+        self, request: admin_pb2.JoinCollabRequest, context: Any
+    ) -> admin_pb2.JoinCollabResponse:
+        def work() -> admin_pb2.JoinCollabResponse:
+            name = self.s.hub.join(self._admin(context), request.collaboration, request.member)
+            return admin_pb2.JoinCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def LeaveCollab(
+        self, request: admin_pb2.LeaveCollabRequest, context: Any
+    ) -> admin_pb2.LeaveCollabResponse:
+        def work() -> admin_pb2.LeaveCollabResponse:
+            name = self.s.hub.leave(self._admin(context), request.collaboration, request.member)
+            return admin_pb2.LeaveCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RotateCollabKey(
+        self, request: admin_pb2.RotateCollabKeyRequest, context: Any
+    ) -> admin_pb2.RotateCollabKeyResponse:
+        def work() -> admin_pb2.RotateCollabKeyResponse:
+            self.s.hub.rotate_collab_key(self._admin(context), request.name)
+            return admin_pb2.RotateCollabKeyResponse(collaboration=self._collab(request.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def Audit(self, request: admin_pb2.AuditRequest, context: Any) -> admin_pb2.AuditResponse:
+        def work() -> admin_pb2.AuditResponse:
             self._admin(context)
-            rows = self.s.hub.audit_log(request.member, request.since, request.limit)
-            return admin_pb2.AuditLog(
+            before = _page_position("Audit", request.page_token, _AUDIT_POSITION)
+            since = _since(request.since, "Audit: since") if request.HasField("since") else ""
+            size = _page_size(request.page_size)
+            rows = self.s.hub.audit_log(
+                request.member, since, size + 1, None if before is None else int(before)
+            )
+            page = rows[:size]
+            more = len(rows) > size
+            return admin_pb2.AuditResponse(
                 entries=[
                     admin_pb2.AuditEntry(
                         sequence=int(r[0]),
-                        at=str(r[1]),
+                        at=_timestamp(str(r[1])),
                         actor=str(r[2]),
                         action=str(r[3]),
                         target=str(r[4]),
-                        detail=str(r[5]),
+                        detail=_audit_detail(str(r[5]), int(r[0])),
                     )
-                    for r in rows
-                ]
+                    for r in page
+                ],
+                next_page_token=_page_token("Audit", str(page[-1][0])) if more else "",
             )
 
         return await self.s.run(work)

@@ -185,12 +185,19 @@ class Store:
             (at, actor, action, target, json.dumps(detail, sort_keys=True)),
         )
 
-    def audit_log(self, member: str, since: str, limit: int) -> list[tuple[Any, ...]]:
+    def audit_log(
+        self, member: str, since: str, limit: int, before: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(seq, at, actor, action, target, detail JSON) of up to ``limit`` entries at or
+        after ``since``, with seq below ``before`` when given, newest first."""
         sql = "SELECT seq, at, actor, action, target, detail FROM audit WHERE at >= ?"
         args: list[Any] = [since]
         if member:
             sql += " AND (actor = ? OR target = ?)"
             args += [member, member]
+        if before is not None:
+            sql += " AND seq < ?"
+            args.append(before)
         return self.all(sql + " ORDER BY seq DESC LIMIT ?", *args, limit)
 
     # -- members ----------------------------------------------------------------------
@@ -205,8 +212,14 @@ class Store:
             row[0], row[1], tuple(filter(None, row[2].split(","))), row[3], row[4], row[5]
         )
 
-    def members(self) -> list[MemberRow]:
-        names = [r[0] for r in self.all("SELECT name FROM members ORDER BY name")]
+    def members(self, after: str = "", limit: int = -1) -> list[MemberRow]:
+        """Members named after ``after``, by name, at most ``limit`` (-1: all)."""
+        names = [
+            r[0]
+            for r in self.all(
+                "SELECT name FROM members WHERE name > ? ORDER BY name LIMIT ?", after, limit
+            )
+        ]
         return [m for m in map(self.member, names) if m is not None]
 
     def member_by_token(self, token_hash: str) -> str | None:
@@ -342,6 +355,23 @@ class Store:
     def head(self) -> int:
         row = self.one("SELECT MAX(seq) FROM envelopes")
         return int(row[0] or 0)
+
+    def visible_head(self, collabs: list[str]) -> int:
+        """The highest sequence in ``collabs`` (0 for none): what a stream reading them
+        has left to reach."""
+        if not collabs:
+            return 0
+        marks = ",".join("?" * len(collabs))
+        row = self.one(f"SELECT MAX(seq) FROM envelopes WHERE collab IN ({marks})", *collabs)
+        return int(row[0] or 0)
+
+    def read_batch(
+        self, after: int, collabs: list[str], limit: int, max_bytes: int
+    ) -> tuple[list[EnvelopeRow], int]:
+        """``read_log``, and then ``visible_head``: read after the rows, the head is never
+        below the last of them."""
+        rows = self.read_log(after, collabs, limit, max_bytes)
+        return rows, self.visible_head(collabs)
 
     def read_log(
         self, after: int, collabs: list[str], limit: int, max_bytes: int

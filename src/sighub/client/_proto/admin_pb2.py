@@ -22,41 +22,73 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from sighub.client._proto import types_pb2 as sighub_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sighub/v1/admin.proto\x12\tsighub.v1\"/\n\x10\x41\x64\x64MemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"\x8d\x01\n\x11\x41\x64\x64MemberResponse\x12%\n\x06member\x18\x01 \x01(\x0b\x32\x15.sighub.v1.MemberInfo\x12\x18\n\x10\x65nrollment_token\x18\x02 \x01(\t\x12\x1b\n\x13\x65nrollment_cert_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12\x65nrollment_key_pem\x18\x04 \x01(\x0c\"\x19\n\tMemberRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x88\x01\n\nMemberInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x16\n\x0e\x63ollaborations\x18\x05 \x03(\t\x12\x0f\n\x07key_ids\x18\x06 \x03(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\"\x14\n\x12ListMembersRequest\"4\n\nMemberList\x12&\n\x07members\x18\x01 \x03(\x0b\x32\x15.sighub.v1.MemberInfo\"2\n\x10RevokeKeyRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\"\x19\n\tCollabRef\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11MembershipRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\"R\n\nCollabInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\x12\x11\n\tkey_epoch\x18\x03 \x01(\r\x12\x12\n\ncreated_at\x18\x04 \x01(\t\"<\n\x0c\x41uditRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\r\n\x05since\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"i\n\nAuditEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\n\n\x02\x61t\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"2\n\x08\x41uditLog\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.sighub.v1.AuditEntry2\x86\x06\n\x05\x41\x64min\x12\x46\n\tAddMember\x12\x1b.sighub.v1.AddMemberRequest\x1a\x1c.sighub.v1.AddMemberResponse\x12\x43\n\x0bListMembers\x12\x1d.sighub.v1.ListMembersRequest\x1a\x15.sighub.v1.MemberList\x12\x39\n\nShowMember\x12\x14.sighub.v1.MemberRef\x1a\x15.sighub.v1.MemberInfo\x12<\n\rSuspendMember\x12\x14.sighub.v1.MemberRef\x1a\x15.sighub.v1.MemberInfo\x12;\n\x0cResumeMember\x12\x14.sighub.v1.MemberRef\x1a\x15.sighub.v1.MemberInfo\x12;\n\x0cRemoveMember\x12\x14.sighub.v1.MemberRef\x1a\x15.sighub.v1.MemberInfo\x12\x45\n\x0fRevokeMemberKey\x12\x1b.sighub.v1.RevokeKeyRequest\x1a\x15.sighub.v1.MemberInfo\x12\x38\n\tAddCollab\x12\x14.sighub.v1.CollabRef\x1a\x15.sighub.v1.CollabInfo\x12\x41\n\nJoinCollab\x12\x1c.sighub.v1.MembershipRequest\x1a\x15.sighub.v1.CollabInfo\x12\x42\n\x0bLeaveCollab\x12\x1c.sighub.v1.MembershipRequest\x1a\x15.sighub.v1.CollabInfo\x12>\n\x0fRotateCollabKey\x12\x14.sighub.v1.CollabRef\x1a\x15.sighub.v1.CollabInfo\x12\x35\n\x05\x41udit\x12\x17.sighub.v1.AuditRequest\x1a\x13.sighub.v1.AuditLogb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sighub/v1/admin.proto\x12\tsighub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sighub/v1/types.proto\"\xca\x01\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x1e\n\x05roles\x18\x03 \x03(\x0e\x32\x0f.sighub.v1.Role\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.sighub.v1.MemberStatus\x12\x16\n\x0e\x63ollaborations\x18\x05 \x03(\t\x12\x0f\n\x07key_ids\x18\x06 \x03(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\rCollaboration\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07members\x18\x02 \x03(\t\x12\x11\n\tkey_epoch\x18\x03 \x01(\r\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x10\x41\x64\x64MemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x05roles\x18\x02 \x03(\x0e\x32\x0f.sighub.v1.Role\"\x89\x01\n\x11\x41\x64\x64MemberResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\x12\x18\n\x10\x65nrollment_token\x18\x02 \x01(\t\x12\x1b\n\x13\x65nrollment_cert_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12\x65nrollment_key_pem\x18\x04 \x01(\x0c\";\n\x12ListMembersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"R\n\x13ListMembersResponse\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.sighub.v1.Member\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x11ShowMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x12ShowMemberResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\"$\n\x14SuspendMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x15SuspendMemberResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\"#\n\x13ResumeMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x14ResumeMemberResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\"#\n\x13RemoveMemberRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"9\n\x14RemoveMemberResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\"8\n\x16RevokeMemberKeyRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\"<\n\x17RevokeMemberKeyResponse\x12!\n\x06member\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Member\" \n\x10\x41\x64\x64\x43ollabRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x11\x41\x64\x64\x43ollabResponse\x12/\n\rcollaboration\x18\x01 \x01(\x0b\x32\x18.sighub.v1.Collaboration\":\n\x11JoinCollabRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\"E\n\x12JoinCollabResponse\x12/\n\rcollaboration\x18\x01 \x01(\x0b\x32\x18.sighub.v1.Collaboration\";\n\x12LeaveCollabRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\"F\n\x13LeaveCollabResponse\x12/\n\rcollaboration\x18\x01 \x01(\x0b\x32\x18.sighub.v1.Collaboration\"&\n\x16RotateCollabKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x17RotateCollabKeyResponse\x12/\n\rcollaboration\x18\x01 \x01(\x0b\x32\x18.sighub.v1.Collaboration\"p\n\x0c\x41uditRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\rAuditResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.sighub.v1.AuditEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\nAuditEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12&\n\x06\x64\x65tail\x18\x06 \x01(\x0b\x32\x16.sighub.v1.AuditDetail\"\x9b\x03\n\x0b\x41uditDetail\x12\x1e\n\x05roles\x18\x01 \x03(\x0e\x32\x0f.sighub.v1.Role\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x17\n\x0fprevious_key_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x65rt_serial\x18\x04 \x01(\t\x12\x1c\n\x14previous_cert_serial\x18\x05 \x01(\t\x12\x32\n\x0e\x63\x65rt_not_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcollaboration\x18\x07 \x01(\t\x12\x16\n\tkey_epoch\x18\x08 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x0b\x65nvelope_id\x18\t \x01(\t\x12\x19\n\x0clog_sequence\x18\n \x01(\x04H\x01\x88\x01\x01\x12\x17\n\nindicators\x18\x0b \x01(\rH\x02\x88\x01\x01\x12\x1f\n\x12revoked_indicators\x18\x0c \x01(\rH\x03\x88\x01\x01\x42\x0c\n\n_key_epochB\x0f\n\r_log_sequenceB\r\n\x0b_indicatorsB\x15\n\x13_revoked_indicators2\xb6\x07\n\x0c\x41\x64minService\x12\x46\n\tAddMember\x12\x1b.sighub.v1.AddMemberRequest\x1a\x1c.sighub.v1.AddMemberResponse\x12L\n\x0bListMembers\x12\x1d.sighub.v1.ListMembersRequest\x1a\x1e.sighub.v1.ListMembersResponse\x12I\n\nShowMember\x12\x1c.sighub.v1.ShowMemberRequest\x1a\x1d.sighub.v1.ShowMemberResponse\x12R\n\rSuspendMember\x12\x1f.sighub.v1.SuspendMemberRequest\x1a .sighub.v1.SuspendMemberResponse\x12O\n\x0cResumeMember\x12\x1e.sighub.v1.ResumeMemberRequest\x1a\x1f.sighub.v1.ResumeMemberResponse\x12O\n\x0cRemoveMember\x12\x1e.sighub.v1.RemoveMemberRequest\x1a\x1f.sighub.v1.RemoveMemberResponse\x12X\n\x0fRevokeMemberKey\x12!.sighub.v1.RevokeMemberKeyRequest\x1a\".sighub.v1.RevokeMemberKeyResponse\x12\x46\n\tAddCollab\x12\x1b.sighub.v1.AddCollabRequest\x1a\x1c.sighub.v1.AddCollabResponse\x12I\n\nJoinCollab\x12\x1c.sighub.v1.JoinCollabRequest\x1a\x1d.sighub.v1.JoinCollabResponse\x12L\n\x0bLeaveCollab\x12\x1d.sighub.v1.LeaveCollabRequest\x1a\x1e.sighub.v1.LeaveCollabResponse\x12X\n\x0fRotateCollabKey\x12!.sighub.v1.RotateCollabKeyRequest\x1a\".sighub.v1.RotateCollabKeyResponse\x12:\n\x05\x41udit\x12\x17.sighub.v1.AuditRequest\x1a\x18.sighub.v1.AuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sighub.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADDMEMBERREQUEST']._serialized_start=36
-  _globals['_ADDMEMBERREQUEST']._serialized_end=83
-  _globals['_ADDMEMBERRESPONSE']._serialized_start=86
-  _globals['_ADDMEMBERRESPONSE']._serialized_end=227
-  _globals['_MEMBERREF']._serialized_start=229
-  _globals['_MEMBERREF']._serialized_end=254
-  _globals['_MEMBERINFO']._serialized_start=257
-  _globals['_MEMBERINFO']._serialized_end=393
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=395
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=415
-  _globals['_MEMBERLIST']._serialized_start=417
-  _globals['_MEMBERLIST']._serialized_end=469
-  _globals['_REVOKEKEYREQUEST']._serialized_start=471
-  _globals['_REVOKEKEYREQUEST']._serialized_end=521
-  _globals['_COLLABREF']._serialized_start=523
-  _globals['_COLLABREF']._serialized_end=548
-  _globals['_MEMBERSHIPREQUEST']._serialized_start=550
-  _globals['_MEMBERSHIPREQUEST']._serialized_end=608
-  _globals['_COLLABINFO']._serialized_start=610
-  _globals['_COLLABINFO']._serialized_end=692
-  _globals['_AUDITREQUEST']._serialized_start=694
-  _globals['_AUDITREQUEST']._serialized_end=754
-  _globals['_AUDITENTRY']._serialized_start=756
-  _globals['_AUDITENTRY']._serialized_end=861
-  _globals['_AUDITLOG']._serialized_start=863
-  _globals['_AUDITLOG']._serialized_end=913
-  _globals['_ADMIN']._serialized_start=916
-  _globals['_ADMIN']._serialized_end=1690
+  _globals['_MEMBER']._serialized_start=93
+  _globals['_MEMBER']._serialized_end=295
+  _globals['_COLLABORATION']._serialized_start=297
+  _globals['_COLLABORATION']._serialized_end=410
+  _globals['_ADDMEMBERREQUEST']._serialized_start=412
+  _globals['_ADDMEMBERREQUEST']._serialized_end=476
+  _globals['_ADDMEMBERRESPONSE']._serialized_start=479
+  _globals['_ADDMEMBERRESPONSE']._serialized_end=616
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=618
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=677
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=679
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=761
+  _globals['_SHOWMEMBERREQUEST']._serialized_start=763
+  _globals['_SHOWMEMBERREQUEST']._serialized_end=796
+  _globals['_SHOWMEMBERRESPONSE']._serialized_start=798
+  _globals['_SHOWMEMBERRESPONSE']._serialized_end=853
+  _globals['_SUSPENDMEMBERREQUEST']._serialized_start=855
+  _globals['_SUSPENDMEMBERREQUEST']._serialized_end=891
+  _globals['_SUSPENDMEMBERRESPONSE']._serialized_start=893
+  _globals['_SUSPENDMEMBERRESPONSE']._serialized_end=951
+  _globals['_RESUMEMEMBERREQUEST']._serialized_start=953
+  _globals['_RESUMEMEMBERREQUEST']._serialized_end=988
+  _globals['_RESUMEMEMBERRESPONSE']._serialized_start=990
+  _globals['_RESUMEMEMBERRESPONSE']._serialized_end=1047
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=1049
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=1084
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_start=1086
+  _globals['_REMOVEMEMBERRESPONSE']._serialized_end=1143
+  _globals['_REVOKEMEMBERKEYREQUEST']._serialized_start=1145
+  _globals['_REVOKEMEMBERKEYREQUEST']._serialized_end=1201
+  _globals['_REVOKEMEMBERKEYRESPONSE']._serialized_start=1203
+  _globals['_REVOKEMEMBERKEYRESPONSE']._serialized_end=1263
+  _globals['_ADDCOLLABREQUEST']._serialized_start=1265
+  _globals['_ADDCOLLABREQUEST']._serialized_end=1297
+  _globals['_ADDCOLLABRESPONSE']._serialized_start=1299
+  _globals['_ADDCOLLABRESPONSE']._serialized_end=1367
+  _globals['_JOINCOLLABREQUEST']._serialized_start=1369
+  _globals['_JOINCOLLABREQUEST']._serialized_end=1427
+  _globals['_JOINCOLLABRESPONSE']._serialized_start=1429
+  _globals['_JOINCOLLABRESPONSE']._serialized_end=1498
+  _globals['_LEAVECOLLABREQUEST']._serialized_start=1500
+  _globals['_LEAVECOLLABREQUEST']._serialized_end=1559
+  _globals['_LEAVECOLLABRESPONSE']._serialized_start=1561
+  _globals['_LEAVECOLLABRESPONSE']._serialized_end=1631
+  _globals['_ROTATECOLLABKEYREQUEST']._serialized_start=1633
+  _globals['_ROTATECOLLABKEYREQUEST']._serialized_end=1671
+  _globals['_ROTATECOLLABKEYRESPONSE']._serialized_start=1673
+  _globals['_ROTATECOLLABKEYRESPONSE']._serialized_end=1747
+  _globals['_AUDITREQUEST']._serialized_start=1749
+  _globals['_AUDITREQUEST']._serialized_end=1861
+  _globals['_AUDITRESPONSE']._serialized_start=1863
+  _globals['_AUDITRESPONSE']._serialized_end=1943
+  _globals['_AUDITENTRY']._serialized_start=1946
+  _globals['_AUDITENTRY']._serialized_end=2103
+  _globals['_AUDITDETAIL']._serialized_start=2106
+  _globals['_AUDITDETAIL']._serialized_end=2517
+  _globals['_ADMINSERVICE']._serialized_start=2520
+  _globals['_ADMINSERVICE']._serialized_end=3470
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from sighub.client._proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,19 +21,121 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Member(_message.Message):
+    """A member as the hub knows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    COLLABORATIONS_FIELD_NUMBER: _builtins.int
+    KEY_IDS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Unique name: 1-63 characters of [a-z0-9-], starting with a letter or digit."""
+    identity: _builtins.str
+    """The member's STIX identity id: "identity--" and a UUIDv5 of the name, stable."""
+    status: _types_pb2.MemberStatus.ValueType
+    """Lifecycle status; never MEMBER_STATUS_UNSPECIFIED."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
+        """What the member may do; never empty, no duplicates."""
+
+    @_builtins.property
+    def collaborations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of the collaborations the member is in, sorted; empty for none."""
+
+    @_builtins.property
+    def key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the member's signing keys that are not revoked ("ed25519:" and the first 16
+        bytes of the raw public key's SHA-256 in hex), oldest first; empty before enrollment
+        and after removal.
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the member was added.  Always set."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        roles: _abc.Iterable[_types_pb2.Role.ValueType] | None = ...,
+        status: _types_pb2.MemberStatus.ValueType = ...,
+        collaborations: _abc.Iterable[_builtins.str] | None = ...,
+        key_ids: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaborations", b"collaborations", "created_at", b"created_at", "identity", b"identity", "key_ids", b"key_ids", "name", b"name", "roles", b"roles", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Member: _TypeAlias = Member  # noqa: Y015
+
+@_typing.final
+class Collaboration(_message.Message):
+    """A collaboration: a group of members sharing indicators under common blinding keys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    KEY_EPOCH_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Unique name: 1-63 characters of [a-z0-9-], starting with a letter or digit."""
+    key_epoch: _builtins.int
+    """The current (highest) blinding-key epoch; 0 is the first key."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of its members, sorted; empty for none."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the collaboration was created.  Always set."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        members: _abc.Iterable[_builtins.str] | None = ...,
+        key_epoch: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_epoch", b"key_epoch", "members", b"members", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Collaboration: _TypeAlias = Collaboration  # noqa: Y015
+
+@_typing.final
 class AddMemberRequest(_message.Message):
+    """AdminService.AddMember's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     ROLES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The new member's name: 1-63 characters of [a-z0-9-], starting with a letter or digit."""
     @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
+        """Its roles: at least one; duplicates are ignored; ROLE_UNSPECIFIED and unknown numbers
+        are refused with INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
-        roles: _abc.Iterable[_builtins.str] | None = ...,
+        roles: _abc.Iterable[_types_pb2.Role.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -43,6 +147,8 @@ Global___AddMemberRequest: _TypeAlias = AddMemberRequest  # noqa: Y015
 
 @_typing.final
 class AddMemberResponse(_message.Message):
+    """AdminService.AddMember's response: the member and what it needs to enroll."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
@@ -50,18 +156,21 @@ class AddMemberResponse(_message.Message):
     ENROLLMENT_CERT_PEM_FIELD_NUMBER: _builtins.int
     ENROLLMENT_KEY_PEM_FIELD_NUMBER: _builtins.int
     enrollment_token: _builtins.str
-    """shown once"""
+    """The one-time enrollment token (a secret: shown once, stored only as a hash)."""
     enrollment_cert_pem: _builtins.bytes
-    """A short-lived client certificate (CN "enroll:NAME") and its key: the hub requires a
-    client certificate on every connection, so the member enrolls with this one.
+    """A short-lived client certificate (PEM, CN "enroll:NAME") that is only good for
+    DirectoryService.Enroll: the hub requires a client certificate on every connection.
     """
     enrollment_key_pem: _builtins.bytes
+    """The private key (PEM, PKCS#8) of enrollment_cert_pem (a secret)."""
     @_builtins.property
-    def member(self) -> Global___MemberInfo: ...
+    def member(self) -> Global___Member:
+        """The member just added, in status MEMBER_STATUS_PENDING."""
+
     def __init__(
         self,
         *,
-        member: Global___MemberInfo | None = ...,
+        member: Global___Member | None = ...,
         enrollment_token: _builtins.str = ...,
         enrollment_cert_pem: _builtins.bytes = ...,
         enrollment_key_pem: _builtins.bytes = ...,
@@ -75,11 +184,70 @@ class AddMemberResponse(_message.Message):
 Global___AddMemberResponse: _TypeAlias = AddMemberResponse  # noqa: Y015
 
 @_typing.final
-class MemberRef(_message.Message):
+class ListMembersRequest(_message.Message):
+    """AdminService.ListMembers's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most members in one response: 0 means 100; larger values are capped at 1000."""
+    page_token: _builtins.str
+    """Empty for the first page, else a previous response's next_page_token (opaque; a
+    malformed one is refused with INVALID_ARGUMENT).
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMembersRequest: _TypeAlias = ListMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListMembersResponse(_message.Message):
+    """AdminService.ListMembers's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it as page_token for the next page; empty when this is the last page."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]:
+        """Members ordered by name, at most page_size of them."""
+
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___Member] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
+
+@_typing.final
+class ShowMemberRequest(_message.Message):
+    """AdminService.ShowMember's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The member's name."""
     def __init__(
         self,
         *,
@@ -91,92 +259,184 @@ class MemberRef(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MemberRef: _TypeAlias = MemberRef  # noqa: Y015
+Global___ShowMemberRequest: _TypeAlias = ShowMemberRequest  # noqa: Y015
 
 @_typing.final
-class MemberInfo(_message.Message):
+class ShowMemberResponse(_message.Message):
+    """AdminService.ShowMember's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member:
+        """The member."""
+
+    def __init__(
+        self,
+        *,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShowMemberResponse: _TypeAlias = ShowMemberResponse  # noqa: Y015
+
+@_typing.final
+class SuspendMemberRequest(_message.Message):
+    """AdminService.SuspendMember's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
-    IDENTITY_FIELD_NUMBER: _builtins.int
-    ROLES_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    COLLABORATIONS_FIELD_NUMBER: _builtins.int
-    KEY_IDS_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    identity: _builtins.str
-    status: _builtins.str
-    """pending | active | suspended | removed"""
-    created_at: _builtins.str
-    @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
-    @_builtins.property
-    def collaborations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
-    @_builtins.property
-    def key_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    """The name of the member to suspend."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
-        identity: _builtins.str = ...,
-        roles: _abc.Iterable[_builtins.str] | None = ...,
-        status: _builtins.str = ...,
-        collaborations: _abc.Iterable[_builtins.str] | None = ...,
-        key_ids: _abc.Iterable[_builtins.str] | None = ...,
-        created_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaborations", b"collaborations", "created_at", b"created_at", "identity", b"identity", "key_ids", b"key_ids", "name", b"name", "roles", b"roles", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MemberInfo: _TypeAlias = MemberInfo  # noqa: Y015
+Global___SuspendMemberRequest: _TypeAlias = SuspendMemberRequest  # noqa: Y015
 
 @_typing.final
-class ListMembersRequest(_message.Message):
+class SuspendMemberResponse(_message.Message):
+    """AdminService.SuspendMember's response."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    def __init__(
-        self,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListMembersRequest: _TypeAlias = ListMembersRequest  # noqa: Y015
-
-@_typing.final
-class MemberList(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MEMBERS_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberInfo]: ...
+    def member(self) -> Global___Member:
+        """The member after the change (status MEMBER_STATUS_SUSPENDED)."""
+
     def __init__(
         self,
         *,
-        members: _abc.Iterable[Global___MemberInfo] | None = ...,
+        member: Global___Member | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MemberList: _TypeAlias = MemberList  # noqa: Y015
+Global___SuspendMemberResponse: _TypeAlias = SuspendMemberResponse  # noqa: Y015
 
 @_typing.final
-class RevokeKeyRequest(_message.Message):
+class ResumeMemberRequest(_message.Message):
+    """AdminService.ResumeMember's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name of the member to resume."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeMemberRequest: _TypeAlias = ResumeMemberRequest  # noqa: Y015
+
+@_typing.final
+class ResumeMemberResponse(_message.Message):
+    """AdminService.ResumeMember's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member:
+        """The member after the change (status MEMBER_STATUS_ACTIVE)."""
+
+    def __init__(
+        self,
+        *,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeMemberResponse: _TypeAlias = ResumeMemberResponse  # noqa: Y015
+
+@_typing.final
+class RemoveMemberRequest(_message.Message):
+    """AdminService.RemoveMember's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name of the member to remove."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveMemberRequest: _TypeAlias = RemoveMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveMemberResponse(_message.Message):
+    """AdminService.RemoveMember's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member:
+        """The member after the change (status MEMBER_STATUS_REMOVED, no collaborations, no
+        valid keys).
+        """
+
+    def __init__(
+        self,
+        *,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveMemberResponse: _TypeAlias = RemoveMemberResponse  # noqa: Y015
+
+@_typing.final
+class RevokeMemberKeyRequest(_message.Message):
+    """AdminService.RevokeMemberKey's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     member: _builtins.str
+    """The name of the member owning the key."""
     key_id: _builtins.str
+    """The id of the key to revoke ("ed25519:" and hex)."""
     def __init__(
         self,
         *,
@@ -189,14 +449,41 @@ class RevokeKeyRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RevokeKeyRequest: _TypeAlias = RevokeKeyRequest  # noqa: Y015
+Global___RevokeMemberKeyRequest: _TypeAlias = RevokeMemberKeyRequest  # noqa: Y015
 
 @_typing.final
-class CollabRef(_message.Message):
+class RevokeMemberKeyResponse(_message.Message):
+    """AdminService.RevokeMemberKey's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member:
+        """The member after the change (the key no longer in key_ids)."""
+
+    def __init__(
+        self,
+        *,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeMemberKeyResponse: _TypeAlias = RevokeMemberKeyResponse  # noqa: Y015
+
+@_typing.final
+class AddCollabRequest(_message.Message):
+    """AdminService.AddCollab's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The new collaboration's name: 1-63 characters of [a-z0-9-]."""
     def __init__(
         self,
         *,
@@ -208,16 +495,44 @@ class CollabRef(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CollabRef: _TypeAlias = CollabRef  # noqa: Y015
+Global___AddCollabRequest: _TypeAlias = AddCollabRequest  # noqa: Y015
 
 @_typing.final
-class MembershipRequest(_message.Message):
+class AddCollabResponse(_message.Message):
+    """AdminService.AddCollab's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration just created (no members, key_epoch 0)."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCollabResponse: _TypeAlias = AddCollabResponse  # noqa: Y015
+
+@_typing.final
+class JoinCollabRequest(_message.Message):
+    """AdminService.JoinCollab's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COLLABORATION_FIELD_NUMBER: _builtins.int
     MEMBER_FIELD_NUMBER: _builtins.int
     collaboration: _builtins.str
+    """The collaboration's name."""
     member: _builtins.str
+    """The name of the member to put into it."""
     def __init__(
         self,
         *,
@@ -230,67 +545,198 @@ class MembershipRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MembershipRequest: _TypeAlias = MembershipRequest  # noqa: Y015
+Global___JoinCollabRequest: _TypeAlias = JoinCollabRequest  # noqa: Y015
 
 @_typing.final
-class CollabInfo(_message.Message):
+class JoinCollabResponse(_message.Message):
+    """AdminService.JoinCollab's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration after the change."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinCollabResponse: _TypeAlias = JoinCollabResponse  # noqa: Y015
+
+@_typing.final
+class LeaveCollabRequest(_message.Message):
+    """AdminService.LeaveCollab's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    member: _builtins.str
+    """The name of the member to take out of it."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        member: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveCollabRequest: _TypeAlias = LeaveCollabRequest  # noqa: Y015
+
+@_typing.final
+class LeaveCollabResponse(_message.Message):
+    """AdminService.LeaveCollab's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration after the change."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaveCollabResponse: _TypeAlias = LeaveCollabResponse  # noqa: Y015
+
+@_typing.final
+class RotateCollabKeyRequest(_message.Message):
+    """AdminService.RotateCollabKey's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
-    MEMBERS_FIELD_NUMBER: _builtins.int
-    KEY_EPOCH_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    key_epoch: _builtins.int
-    created_at: _builtins.str
-    @_builtins.property
-    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    """The collaboration's name."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
-        members: _abc.Iterable[_builtins.str] | None = ...,
-        key_epoch: _builtins.int = ...,
-        created_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_epoch", b"key_epoch", "members", b"members", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CollabInfo: _TypeAlias = CollabInfo  # noqa: Y015
+Global___RotateCollabKeyRequest: _TypeAlias = RotateCollabKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateCollabKeyResponse(_message.Message):
+    """AdminService.RotateCollabKey's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration after the change (key_epoch is the new epoch)."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateCollabKeyResponse: _TypeAlias = RotateCollabKeyResponse  # noqa: Y015
 
 @_typing.final
 class AuditRequest(_message.Message):
+    """AdminService.Audit's request: filters, and the page wanted."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
-    LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     member: _builtins.str
-    """filter by actor or target (empty = all)"""
-    since: _builtins.str
-    """RFC 3339 (empty = all)"""
-    limit: _builtins.int
-    """0 = 1000"""
+    """Only entries whose actor or target is this member; empty for all."""
+    page_size: _builtins.int
+    """Most entries in one response: 0 means 100; larger values are capped at 1000."""
+    page_token: _builtins.str
+    """Empty for the first (newest) page, else a previous response's next_page_token, with
+    the same filters (opaque; a malformed one is refused with INVALID_ARGUMENT).
+    """
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Only entries at or after this time; unset for all."""
+
     def __init__(
         self,
         *,
         member: _builtins.str = ...,
-        since: _builtins.str = ...,
-        limit: _builtins.int = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "member", b"member", "since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member", "page_size", b"page_size", "page_token", b"page_token", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditRequest: _TypeAlias = AuditRequest  # noqa: Y015
 
 @_typing.final
+class AuditResponse(_message.Message):
+    """AdminService.Audit's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it as page_token for the next (older) page; empty when this is the last page."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]:
+        """Entries newest first (descending sequence), at most page_size of them."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AuditEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditResponse: _TypeAlias = AuditResponse  # noqa: Y015
+
+@_typing.final
 class AuditEntry(_message.Message):
+    """One accepted change, as the hub recorded it in the same transaction as the change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
@@ -300,23 +746,38 @@ class AuditEntry(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    at: _builtins.str
+    """The entry's position in the audit log: increasing, never reused."""
     actor: _builtins.str
+    """Name of the member that made the change (for enrollment, the member itself)."""
     action: _builtins.str
+    """What was done, one of: "member.add", "member.enroll", "member.suspend",
+    "member.resume", "member.remove", "member.renew-cert", "key.revoke", "key.rotate",
+    "collab.add", "collab.join", "collab.leave", "collab.rotate-key", "publish".
+    """
     target: _builtins.str
-    detail: _builtins.str
-    """JSON"""
+    """What it was done to: a member name for "member.*", "key.*", "collab.join" and
+    "collab.leave"; a collaboration name for "collab.add", "collab.rotate-key" and
+    "publish".
+    """
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the change was made (the hub's clock, millisecond precision).  Always set."""
+
+    @_builtins.property
+    def detail(self) -> Global___AuditDetail:
+        """The action's particulars; always set, with only the fields the action records."""
+
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
-        at: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
         actor: _builtins.str = ...,
         action: _builtins.str = ...,
         target: _builtins.str = ...,
-        detail: _builtins.str = ...,
+        detail: Global___AuditDetail | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "detail", b"detail"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at", b"at", "detail", b"detail", "sequence", b"sequence", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -325,21 +786,92 @@ class AuditEntry(_message.Message):
 Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
 
 @_typing.final
-class AuditLog(_message.Message):
+class AuditDetail(_message.Message):
+    """The particulars of an audit entry.  Each field names the actions that set it; a field
+    an action does not set is empty (or absent, for the optional and message fields).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    ENTRIES_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_KEY_ID_FIELD_NUMBER: _builtins.int
+    CERT_SERIAL_FIELD_NUMBER: _builtins.int
+    PREVIOUS_CERT_SERIAL_FIELD_NUMBER: _builtins.int
+    CERT_NOT_AFTER_FIELD_NUMBER: _builtins.int
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    KEY_EPOCH_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    LOG_SEQUENCE_FIELD_NUMBER: _builtins.int
+    INDICATORS_FIELD_NUMBER: _builtins.int
+    REVOKED_INDICATORS_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """"member.enroll" and "key.revoke": the signing key registered or revoked; "key.rotate":
+    the new key.  An id is "ed25519:" and hex.
+    """
+    previous_key_id: _builtins.str
+    """"key.rotate": the key it replaced (revoked by the rotation)."""
+    cert_serial: _builtins.str
+    """"member.enroll" and "member.renew-cert": the serial (hex) of the client certificate
+    issued.
+    """
+    previous_cert_serial: _builtins.str
+    """"member.renew-cert": the serial (hex) of the certificate it replaced (refused since)."""
+    collaboration: _builtins.str
+    """"collab.join" and "collab.leave": the collaboration's name."""
+    key_epoch: _builtins.int
+    """"collab.rotate-key": the new blinding-key epoch."""
+    envelope_id: _builtins.str
+    """"publish": the envelope's id (SHA-256 of its bytes, hex)."""
+    log_sequence: _builtins.int
+    """"publish": the envelope's sequence in the log."""
+    indicators: _builtins.int
+    """"publish": how many indicators the envelope holds."""
+    revoked_indicators: _builtins.int
+    """"publish": how many of those are revocations."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEntry]: ...
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
+        """"member.add": the roles granted."""
+
+    @_builtins.property
+    def cert_not_after(self) -> _timestamp_pb2.Timestamp:
+        """"member.renew-cert": when the certificate issued expires."""
+
     def __init__(
         self,
         *,
-        entries: _abc.Iterable[Global___AuditEntry] | None = ...,
+        roles: _abc.Iterable[_types_pb2.Role.ValueType] | None = ...,
+        key_id: _builtins.str = ...,
+        previous_key_id: _builtins.str = ...,
+        cert_serial: _builtins.str = ...,
+        previous_cert_serial: _builtins.str = ...,
+        cert_not_after: _timestamp_pb2.Timestamp | None = ...,
+        collaboration: _builtins.str = ...,
+        key_epoch: _builtins.int | None = ...,
+        envelope_id: _builtins.str = ...,
+        log_sequence: _builtins.int | None = ...,
+        indicators: _builtins.int | None = ...,
+        revoked_indicators: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_revoked_indicators", b"_revoked_indicators", "cert_not_after", b"cert_not_after", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "revoked_indicators", b"revoked_indicators"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_revoked_indicators", b"_revoked_indicators", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__indicators: _TypeAlias = _typing.Literal["indicators"]  # noqa: Y015
+    _WhichOneofArgType__indicators: _TypeAlias = _typing.Literal["_indicators", b"_indicators"]  # noqa: Y015
+    _WhichOneofReturnType__key_epoch: _TypeAlias = _typing.Literal["key_epoch"]  # noqa: Y015
+    _WhichOneofArgType__key_epoch: _TypeAlias = _typing.Literal["_key_epoch", b"_key_epoch"]  # noqa: Y015
+    _WhichOneofReturnType__log_sequence: _TypeAlias = _typing.Literal["log_sequence"]  # noqa: Y015
+    _WhichOneofArgType__log_sequence: _TypeAlias = _typing.Literal["_log_sequence", b"_log_sequence"]  # noqa: Y015
+    _WhichOneofReturnType__revoked_indicators: _TypeAlias = _typing.Literal["revoked_indicators"]  # noqa: Y015
+    _WhichOneofArgType__revoked_indicators: _TypeAlias = _typing.Literal["_revoked_indicators", b"_revoked_indicators"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__indicators) -> _WhichOneofReturnType__indicators | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__key_epoch) -> _WhichOneofReturnType__key_epoch | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__log_sequence) -> _WhichOneofReturnType__log_sequence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__revoked_indicators) -> _WhichOneofReturnType__revoked_indicators | None: ...
 
-Global___AuditLog: _TypeAlias = AuditLog  # noqa: Y015
+Global___AuditDetail: _TypeAlias = AuditDetail  # noqa: Y015

@@ -25,8 +25,10 @@ if _version_not_supported:
     )
 
 
-class AdminStub:
-    """Hub administration; every call needs the admin role.
+class AdminServiceStub:
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
     """
 
     def __init__(self, channel):
@@ -36,145 +38,168 @@ class AdminStub:
             channel: A grpc.Channel.
         """
         self.AddMember = channel.unary_unary(
-                '/sighub.v1.Admin/AddMember',
+                '/sighub.v1.AdminService/AddMember',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AddMemberRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_admin__pb2.AddMemberResponse.FromString,
                 _registered_method=True)
         self.ListMembers = channel.unary_unary(
-                '/sighub.v1.Admin/ListMembers',
+                '/sighub.v1.AdminService/ListMembers',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.ListMembersRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberList.FromString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.ListMembersResponse.FromString,
                 _registered_method=True)
         self.ShowMember = channel.unary_unary(
-                '/sighub.v1.Admin/ShowMember',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+                '/sighub.v1.AdminService/ShowMember',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.ShowMemberRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.ShowMemberResponse.FromString,
                 _registered_method=True)
         self.SuspendMember = channel.unary_unary(
-                '/sighub.v1.Admin/SuspendMember',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+                '/sighub.v1.AdminService/SuspendMember',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.SuspendMemberRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.SuspendMemberResponse.FromString,
                 _registered_method=True)
         self.ResumeMember = channel.unary_unary(
-                '/sighub.v1.Admin/ResumeMember',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+                '/sighub.v1.AdminService/ResumeMember',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.ResumeMemberRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.ResumeMemberResponse.FromString,
                 _registered_method=True)
         self.RemoveMember = channel.unary_unary(
-                '/sighub.v1.Admin/RemoveMember',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+                '/sighub.v1.AdminService/RemoveMember',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.RemoveMemberResponse.FromString,
                 _registered_method=True)
         self.RevokeMemberKey = channel.unary_unary(
-                '/sighub.v1.Admin/RevokeMemberKey',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.RevokeKeyRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+                '/sighub.v1.AdminService/RevokeMemberKey',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.FromString,
                 _registered_method=True)
         self.AddCollab = channel.unary_unary(
-                '/sighub.v1.Admin/AddCollab',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.CollabRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+                '/sighub.v1.AdminService/AddCollab',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabResponse.FromString,
                 _registered_method=True)
         self.JoinCollab = channel.unary_unary(
-                '/sighub.v1.Admin/JoinCollab',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MembershipRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+                '/sighub.v1.AdminService/JoinCollab',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.JoinCollabRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.JoinCollabResponse.FromString,
                 _registered_method=True)
         self.LeaveCollab = channel.unary_unary(
-                '/sighub.v1.Admin/LeaveCollab',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.MembershipRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+                '/sighub.v1.AdminService/LeaveCollab',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.LeaveCollabRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.LeaveCollabResponse.FromString,
                 _registered_method=True)
         self.RotateCollabKey = channel.unary_unary(
-                '/sighub.v1.Admin/RotateCollabKey',
-                request_serializer=sighub_dot_v1_dot_admin__pb2.CollabRef.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+                '/sighub.v1.AdminService/RotateCollabKey',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.RotateCollabKeyRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.RotateCollabKeyResponse.FromString,
                 _registered_method=True)
         self.Audit = channel.unary_unary(
-                '/sighub.v1.Admin/Audit',
+                '/sighub.v1.AdminService/Audit',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AuditRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_admin__pb2.AuditLog.FromString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.AuditResponse.FromString,
                 _registered_method=True)
 
 
-class AdminServicer:
-    """Hub administration; every call needs the admin role.
+class AdminServiceServicer:
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
     """
 
     def AddMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Add a member in status PENDING and issue its one-time enrollment credentials.
+        ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT for a bad name or roles.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every member, ordered by name, one page at a time.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ShowMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One member.  NOT_FOUND if there is no such member.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SuspendMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Suspend an ACTIVE member: its open Sync streams end and its calls are refused until
+        it is resumed.  FAILED_PRECONDITION from any other status.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResumeMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resume a SUSPENDED member.  FAILED_PRECONDITION from any other status.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Remove a member for good: it leaves every collaboration, its credentials stop working
+        and its signing keys are revoked at the current log sequence.  FAILED_PRECONDITION if
+        it is already removed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeMemberKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
+        key is not the member's; FAILED_PRECONDITION if it is already revoked.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddCollab(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
+        name is taken.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def JoinCollab(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
+        ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LeaveCollab(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Take a member out of a collaboration: its open Sync streams stop reading it.
+        NOT_FOUND if the member is not in it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RotateCollabKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Start a new blinding-key epoch (the previous epoch + 1); older epochs stay valid for
+        the indicators blinded with them.  NOT_FOUND for an unknown collaboration.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Audit(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The audit log, newest first, one page at a time.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_AdminServicer_to_server(servicer, server):
+def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'AddMember': grpc.unary_unary_rpc_method_handler(
                     servicer.AddMember,
@@ -184,68 +209,70 @@ def add_AdminServicer_to_server(servicer, server):
             'ListMembers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMembers,
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.ListMembersRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberList.SerializeToString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.ListMembersResponse.SerializeToString,
             ),
             'ShowMember': grpc.unary_unary_rpc_method_handler(
                     servicer.ShowMember,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MemberRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.ShowMemberRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.ShowMemberResponse.SerializeToString,
             ),
             'SuspendMember': grpc.unary_unary_rpc_method_handler(
                     servicer.SuspendMember,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MemberRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.SuspendMemberRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.SuspendMemberResponse.SerializeToString,
             ),
             'ResumeMember': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeMember,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MemberRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.ResumeMemberRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.ResumeMemberResponse.SerializeToString,
             ),
             'RemoveMember': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveMember,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MemberRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.RemoveMemberResponse.SerializeToString,
             ),
             'RevokeMemberKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeMemberKey,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.RevokeKeyRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.MemberInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.SerializeToString,
             ),
             'AddCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.AddCollab,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.CollabRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabResponse.SerializeToString,
             ),
             'JoinCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinCollab,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MembershipRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.JoinCollabRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.JoinCollabResponse.SerializeToString,
             ),
             'LeaveCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.LeaveCollab,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.MembershipRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.LeaveCollabRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.LeaveCollabResponse.SerializeToString,
             ),
             'RotateCollabKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateCollabKey,
-                    request_deserializer=sighub_dot_v1_dot_admin__pb2.CollabRef.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.CollabInfo.SerializeToString,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.RotateCollabKeyRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.RotateCollabKeyResponse.SerializeToString,
             ),
             'Audit': grpc.unary_unary_rpc_method_handler(
                     servicer.Audit,
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.AuditRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_admin__pb2.AuditLog.SerializeToString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.AuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'sighub.v1.Admin', rpc_method_handlers)
+            'sighub.v1.AdminService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('sighub.v1.Admin', rpc_method_handlers)
+    server.add_registered_method_handlers('sighub.v1.AdminService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Admin:
-    """Hub administration; every call needs the admin role.
+class AdminService:
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
     """
 
     @staticmethod
@@ -262,7 +289,7 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/AddMember',
+            '/sighub.v1.AdminService/AddMember',
             sighub_dot_v1_dot_admin__pb2.AddMemberRequest.SerializeToString,
             sighub_dot_v1_dot_admin__pb2.AddMemberResponse.FromString,
             options,
@@ -289,9 +316,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/ListMembers',
+            '/sighub.v1.AdminService/ListMembers',
             sighub_dot_v1_dot_admin__pb2.ListMembersRequest.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberList.FromString,
+            sighub_dot_v1_dot_admin__pb2.ListMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -316,9 +343,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/ShowMember',
-            sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+            '/sighub.v1.AdminService/ShowMember',
+            sighub_dot_v1_dot_admin__pb2.ShowMemberRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.ShowMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -343,9 +370,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/SuspendMember',
-            sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+            '/sighub.v1.AdminService/SuspendMember',
+            sighub_dot_v1_dot_admin__pb2.SuspendMemberRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.SuspendMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -370,9 +397,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/ResumeMember',
-            sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+            '/sighub.v1.AdminService/ResumeMember',
+            sighub_dot_v1_dot_admin__pb2.ResumeMemberRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.ResumeMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -397,9 +424,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/RemoveMember',
-            sighub_dot_v1_dot_admin__pb2.MemberRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+            '/sighub.v1.AdminService/RemoveMember',
+            sighub_dot_v1_dot_admin__pb2.RemoveMemberRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.RemoveMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -424,9 +451,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/RevokeMemberKey',
-            sighub_dot_v1_dot_admin__pb2.RevokeKeyRequest.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.MemberInfo.FromString,
+            '/sighub.v1.AdminService/RevokeMemberKey',
+            sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -451,9 +478,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/AddCollab',
-            sighub_dot_v1_dot_admin__pb2.CollabRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+            '/sighub.v1.AdminService/AddCollab',
+            sighub_dot_v1_dot_admin__pb2.AddCollabRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.AddCollabResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -478,9 +505,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/JoinCollab',
-            sighub_dot_v1_dot_admin__pb2.MembershipRequest.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+            '/sighub.v1.AdminService/JoinCollab',
+            sighub_dot_v1_dot_admin__pb2.JoinCollabRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.JoinCollabResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -505,9 +532,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/LeaveCollab',
-            sighub_dot_v1_dot_admin__pb2.MembershipRequest.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+            '/sighub.v1.AdminService/LeaveCollab',
+            sighub_dot_v1_dot_admin__pb2.LeaveCollabRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.LeaveCollabResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -532,9 +559,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/RotateCollabKey',
-            sighub_dot_v1_dot_admin__pb2.CollabRef.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.CollabInfo.FromString,
+            '/sighub.v1.AdminService/RotateCollabKey',
+            sighub_dot_v1_dot_admin__pb2.RotateCollabKeyRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.RotateCollabKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -559,9 +586,9 @@ class Admin:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Admin/Audit',
+            '/sighub.v1.AdminService/Audit',
             sighub_dot_v1_dot_admin__pb2.AuditRequest.SerializeToString,
-            sighub_dot_v1_dot_admin__pb2.AuditLog.FromString,
+            sighub_dot_v1_dot_admin__pb2.AuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,129 +26,225 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class AdminStub:
-    """Hub administration; every call needs the admin role."""
+class AdminServiceStub:
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> AdminAsyncStub: ...
+    def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
     AddMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddMemberRequest, _admin_pb2.AddMemberResponse]
-    ListMembers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListMembersRequest, _admin_pb2.MemberList]
-    ShowMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]
-    SuspendMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]
-    ResumeMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]
-    RemoveMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]
-    RevokeMemberKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeKeyRequest, _admin_pb2.MemberInfo]
-    AddCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CollabRef, _admin_pb2.CollabInfo]
-    JoinCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MembershipRequest, _admin_pb2.CollabInfo]
-    LeaveCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.MembershipRequest, _admin_pb2.CollabInfo]
-    RotateCollabKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CollabRef, _admin_pb2.CollabInfo]
-    Audit: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditLog]
+    """Add a member in status PENDING and issue its one-time enrollment credentials.
+    ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT for a bad name or roles.
+    """
+    ListMembers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListMembersRequest, _admin_pb2.ListMembersResponse]
+    """Every member, ordered by name, one page at a time."""
+    ShowMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ShowMemberRequest, _admin_pb2.ShowMemberResponse]
+    """One member.  NOT_FOUND if there is no such member."""
+    SuspendMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SuspendMemberRequest, _admin_pb2.SuspendMemberResponse]
+    """Suspend an ACTIVE member: its open Sync streams end and its calls are refused until
+    it is resumed.  FAILED_PRECONDITION from any other status.
+    """
+    ResumeMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ResumeMemberRequest, _admin_pb2.ResumeMemberResponse]
+    """Resume a SUSPENDED member.  FAILED_PRECONDITION from any other status."""
+    RemoveMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveMemberRequest, _admin_pb2.RemoveMemberResponse]
+    """Remove a member for good: it leaves every collaboration, its credentials stop working
+    and its signing keys are revoked at the current log sequence.  FAILED_PRECONDITION if
+    it is already removed.
+    """
+    RevokeMemberKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeMemberKeyRequest, _admin_pb2.RevokeMemberKeyResponse]
+    """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
+    key is not the member's; FAILED_PRECONDITION if it is already revoked.
+    """
+    AddCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]
+    """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
+    name is taken.
+    """
+    JoinCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]
+    """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
+    ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
+    """
+    LeaveCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.LeaveCollabRequest, _admin_pb2.LeaveCollabResponse]
+    """Take a member out of a collaboration: its open Sync streams stop reading it.
+    NOT_FOUND if the member is not in it.
+    """
+    RotateCollabKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RotateCollabKeyRequest, _admin_pb2.RotateCollabKeyResponse]
+    """Start a new blinding-key epoch (the previous epoch + 1); older epochs stay valid for
+    the indicators blinded with them.  NOT_FOUND for an unknown collaboration.
+    """
+    Audit: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditResponse]
+    """The audit log, newest first, one page at a time."""
 
 @_typing.type_check_only
-class AdminAsyncStub(AdminStub):
-    """Hub administration; every call needs the admin role."""
+class AdminServiceAsyncStub(AdminServiceStub):
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddMemberRequest, _admin_pb2.AddMemberResponse]  # type: ignore[assignment]
-    ListMembers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListMembersRequest, _admin_pb2.MemberList]  # type: ignore[assignment]
-    ShowMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]  # type: ignore[assignment]
-    SuspendMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]  # type: ignore[assignment]
-    ResumeMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]  # type: ignore[assignment]
-    RemoveMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.MemberRef, _admin_pb2.MemberInfo]  # type: ignore[assignment]
-    RevokeMemberKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeKeyRequest, _admin_pb2.MemberInfo]  # type: ignore[assignment]
-    AddCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.CollabRef, _admin_pb2.CollabInfo]  # type: ignore[assignment]
-    JoinCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.MembershipRequest, _admin_pb2.CollabInfo]  # type: ignore[assignment]
-    LeaveCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.MembershipRequest, _admin_pb2.CollabInfo]  # type: ignore[assignment]
-    RotateCollabKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.CollabRef, _admin_pb2.CollabInfo]  # type: ignore[assignment]
-    Audit: _aio.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditLog]  # type: ignore[assignment]
+    """Add a member in status PENDING and issue its one-time enrollment credentials.
+    ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT for a bad name or roles.
+    """
+    ListMembers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListMembersRequest, _admin_pb2.ListMembersResponse]  # type: ignore[assignment]
+    """Every member, ordered by name, one page at a time."""
+    ShowMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.ShowMemberRequest, _admin_pb2.ShowMemberResponse]  # type: ignore[assignment]
+    """One member.  NOT_FOUND if there is no such member."""
+    SuspendMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.SuspendMemberRequest, _admin_pb2.SuspendMemberResponse]  # type: ignore[assignment]
+    """Suspend an ACTIVE member: its open Sync streams end and its calls are refused until
+    it is resumed.  FAILED_PRECONDITION from any other status.
+    """
+    ResumeMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.ResumeMemberRequest, _admin_pb2.ResumeMemberResponse]  # type: ignore[assignment]
+    """Resume a SUSPENDED member.  FAILED_PRECONDITION from any other status."""
+    RemoveMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveMemberRequest, _admin_pb2.RemoveMemberResponse]  # type: ignore[assignment]
+    """Remove a member for good: it leaves every collaboration, its credentials stop working
+    and its signing keys are revoked at the current log sequence.  FAILED_PRECONDITION if
+    it is already removed.
+    """
+    RevokeMemberKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeMemberKeyRequest, _admin_pb2.RevokeMemberKeyResponse]  # type: ignore[assignment]
+    """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
+    key is not the member's; FAILED_PRECONDITION if it is already revoked.
+    """
+    AddCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]  # type: ignore[assignment]
+    """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
+    name is taken.
+    """
+    JoinCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]  # type: ignore[assignment]
+    """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
+    ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
+    """
+    LeaveCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.LeaveCollabRequest, _admin_pb2.LeaveCollabResponse]  # type: ignore[assignment]
+    """Take a member out of a collaboration: its open Sync streams stop reading it.
+    NOT_FOUND if the member is not in it.
+    """
+    RotateCollabKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RotateCollabKeyRequest, _admin_pb2.RotateCollabKeyResponse]  # type: ignore[assignment]
+    """Start a new blinding-key epoch (the previous epoch + 1); older epochs stay valid for
+    the indicators blinded with them.  NOT_FOUND for an unknown collaboration.
+    """
+    Audit: _aio.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditResponse]  # type: ignore[assignment]
+    """The audit log, newest first, one page at a time."""
 
-class AdminServicer(metaclass=_abc_1.ABCMeta):
-    """Hub administration; every call needs the admin role."""
+class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
+    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
+    and writes no audit entry; every accepted change writes one.
+    """
 
     @_abc_1.abstractmethod
     def AddMember(
         self,
         request: _admin_pb2.AddMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.AddMemberResponse, _abc.Awaitable[_admin_pb2.AddMemberResponse]]: ...
+    ) -> _typing.Union[_admin_pb2.AddMemberResponse, _abc.Awaitable[_admin_pb2.AddMemberResponse]]:
+        """Add a member in status PENDING and issue its one-time enrollment credentials.
+        ALREADY_EXISTS if the name is taken; INVALID_ARGUMENT for a bad name or roles.
+        """
 
     @_abc_1.abstractmethod
     def ListMembers(
         self,
         request: _admin_pb2.ListMembersRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberList, _abc.Awaitable[_admin_pb2.MemberList]]: ...
+    ) -> _typing.Union[_admin_pb2.ListMembersResponse, _abc.Awaitable[_admin_pb2.ListMembersResponse]]:
+        """Every member, ordered by name, one page at a time."""
 
     @_abc_1.abstractmethod
     def ShowMember(
         self,
-        request: _admin_pb2.MemberRef,
+        request: _admin_pb2.ShowMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberInfo, _abc.Awaitable[_admin_pb2.MemberInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.ShowMemberResponse, _abc.Awaitable[_admin_pb2.ShowMemberResponse]]:
+        """One member.  NOT_FOUND if there is no such member."""
 
     @_abc_1.abstractmethod
     def SuspendMember(
         self,
-        request: _admin_pb2.MemberRef,
+        request: _admin_pb2.SuspendMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberInfo, _abc.Awaitable[_admin_pb2.MemberInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.SuspendMemberResponse, _abc.Awaitable[_admin_pb2.SuspendMemberResponse]]:
+        """Suspend an ACTIVE member: its open Sync streams end and its calls are refused until
+        it is resumed.  FAILED_PRECONDITION from any other status.
+        """
 
     @_abc_1.abstractmethod
     def ResumeMember(
         self,
-        request: _admin_pb2.MemberRef,
+        request: _admin_pb2.ResumeMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberInfo, _abc.Awaitable[_admin_pb2.MemberInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.ResumeMemberResponse, _abc.Awaitable[_admin_pb2.ResumeMemberResponse]]:
+        """Resume a SUSPENDED member.  FAILED_PRECONDITION from any other status."""
 
     @_abc_1.abstractmethod
     def RemoveMember(
         self,
-        request: _admin_pb2.MemberRef,
+        request: _admin_pb2.RemoveMemberRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberInfo, _abc.Awaitable[_admin_pb2.MemberInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.RemoveMemberResponse, _abc.Awaitable[_admin_pb2.RemoveMemberResponse]]:
+        """Remove a member for good: it leaves every collaboration, its credentials stop working
+        and its signing keys are revoked at the current log sequence.  FAILED_PRECONDITION if
+        it is already removed.
+        """
 
     @_abc_1.abstractmethod
     def RevokeMemberKey(
         self,
-        request: _admin_pb2.RevokeKeyRequest,
+        request: _admin_pb2.RevokeMemberKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.MemberInfo, _abc.Awaitable[_admin_pb2.MemberInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.RevokeMemberKeyResponse, _abc.Awaitable[_admin_pb2.RevokeMemberKeyResponse]]:
+        """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
+        key is not the member's; FAILED_PRECONDITION if it is already revoked.
+        """
 
     @_abc_1.abstractmethod
     def AddCollab(
         self,
-        request: _admin_pb2.CollabRef,
+        request: _admin_pb2.AddCollabRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.CollabInfo, _abc.Awaitable[_admin_pb2.CollabInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.AddCollabResponse, _abc.Awaitable[_admin_pb2.AddCollabResponse]]:
+        """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
+        name is taken.
+        """
 
     @_abc_1.abstractmethod
     def JoinCollab(
         self,
-        request: _admin_pb2.MembershipRequest,
+        request: _admin_pb2.JoinCollabRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.CollabInfo, _abc.Awaitable[_admin_pb2.CollabInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.JoinCollabResponse, _abc.Awaitable[_admin_pb2.JoinCollabResponse]]:
+        """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
+        ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
+        """
 
     @_abc_1.abstractmethod
     def LeaveCollab(
         self,
-        request: _admin_pb2.MembershipRequest,
+        request: _admin_pb2.LeaveCollabRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.CollabInfo, _abc.Awaitable[_admin_pb2.CollabInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.LeaveCollabResponse, _abc.Awaitable[_admin_pb2.LeaveCollabResponse]]:
+        """Take a member out of a collaboration: its open Sync streams stop reading it.
+        NOT_FOUND if the member is not in it.
+        """
 
     @_abc_1.abstractmethod
     def RotateCollabKey(
         self,
-        request: _admin_pb2.CollabRef,
+        request: _admin_pb2.RotateCollabKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.CollabInfo, _abc.Awaitable[_admin_pb2.CollabInfo]]: ...
+    ) -> _typing.Union[_admin_pb2.RotateCollabKeyResponse, _abc.Awaitable[_admin_pb2.RotateCollabKeyResponse]]:
+        """Start a new blinding-key epoch (the previous epoch + 1); older epochs stay valid for
+        the indicators blinded with them.  NOT_FOUND for an unknown collaboration.
+        """
 
     @_abc_1.abstractmethod
     def Audit(
         self,
         request: _admin_pb2.AuditRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_admin_pb2.AuditLog, _abc.Awaitable[_admin_pb2.AuditLog]]: ...
+    ) -> _typing.Union[_admin_pb2.AuditResponse, _abc.Awaitable[_admin_pb2.AuditResponse]]:
+        """The audit log, newest first, one page at a time."""
 
-def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from sighub.client._proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +22,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class EnrollRequest(_message.Message):
+    """DirectoryService.Enroll's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBER_FIELD_NUMBER: _builtins.int
@@ -27,11 +31,15 @@ class EnrollRequest(_message.Message):
     CSR_PEM_FIELD_NUMBER: _builtins.int
     SIGNING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     member: _builtins.str
+    """The member's name, as the admin added it."""
     token: _builtins.str
+    """The one-time enrollment token from AdminService.AddMember."""
     csr_pem: _builtins.bytes
-    """PKCS#10 request for the member's TLS client certificate"""
+    """PKCS#10 request (PEM) for the member's TLS client certificate; its CN must be the
+    member's name.
+    """
     signing_public_key: _builtins.bytes
-    """raw Ed25519 public key (32 bytes)"""
+    """The member's Ed25519 signing public key, raw (32 bytes)."""
     def __init__(
         self,
         *,
@@ -50,6 +58,8 @@ Global___EnrollRequest: _TypeAlias = EnrollRequest  # noqa: Y015
 
 @_typing.final
 class EnrollResponse(_message.Message):
+    """DirectoryService.Enroll's response: the member's credentials."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
@@ -57,11 +67,17 @@ class EnrollResponse(_message.Message):
     KEY_ID_FIELD_NUMBER: _builtins.int
     BEARER_TOKEN_FIELD_NUMBER: _builtins.int
     certificate_pem: _builtins.bytes
+    """The member's TLS client certificate (PEM), valid for 397 days."""
     identity: _builtins.str
-    """the member's STIX identity id"""
+    """The member's STIX identity id ("identity--" and a UUID): the publisher its bundles
+    must name.
+    """
     key_id: _builtins.str
+    """The id of the signing key registered ("ed25519:" and hex)."""
     bearer_token: _builtins.str
-    """alternative credential for plaintext loopback use"""
+    """A credential for plaintext loopback connections ("authorization: Bearer TOKEN"
+    metadata); a secret.
+    """
     def __init__(
         self,
         *,
@@ -80,6 +96,8 @@ Global___EnrollResponse: _TypeAlias = EnrollResponse  # noqa: Y015
 
 @_typing.final
 class GetKeysRequest(_message.Message):
+    """DirectoryService.GetKeys's request (the caller is the filter)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -94,57 +112,16 @@ class GetKeysRequest(_message.Message):
 Global___GetKeysRequest: _TypeAlias = GetKeysRequest  # noqa: Y015
 
 @_typing.final
-class MemberKey(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
+class GetKeysResponse(_message.Message):
+    """DirectoryService.GetKeys's response."""
 
-    MEMBER_FIELD_NUMBER: _builtins.int
-    IDENTITY_FIELD_NUMBER: _builtins.int
-    KEY_ID_FIELD_NUMBER: _builtins.int
-    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
-    ADDED_AT_FIELD_NUMBER: _builtins.int
-    REVOKED_AT_FIELD_NUMBER: _builtins.int
-    REVOKED_SEQUENCE_FIELD_NUMBER: _builtins.int
-    STATUS_FIELD_NUMBER: _builtins.int
-    member: _builtins.str
-    identity: _builtins.str
-    key_id: _builtins.str
-    public_key: _builtins.bytes
-    added_at: _builtins.str
-    revoked_at: _builtins.str
-    """empty while valid"""
-    revoked_sequence: _builtins.int
-    """The log sequence the key was revoked at (0 while valid): envelopes it signed at or
-    before this sequence stay valid until they expire, later ones are refused.
-    """
-    status: _builtins.str
-    """the member's status: active, suspended or removed"""
-    def __init__(
-        self,
-        *,
-        member: _builtins.str = ...,
-        identity: _builtins.str = ...,
-        key_id: _builtins.str = ...,
-        public_key: _builtins.bytes = ...,
-        added_at: _builtins.str = ...,
-        revoked_at: _builtins.str = ...,
-        revoked_sequence: _builtins.int = ...,
-        status: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "identity", b"identity", "key_id", b"key_id", "member", b"member", "public_key", b"public_key", "revoked_at", b"revoked_at", "revoked_sequence", b"revoked_sequence", "status", b"status"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___MemberKey: _TypeAlias = MemberKey  # noqa: Y015
-
-@_typing.final
-class KeyDirectory(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberKey]: ...
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberKey]:
+        """The keys, ordered by member name, then by when each key was added."""
+
     def __init__(
         self,
         *,
@@ -156,10 +133,69 @@ class KeyDirectory(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___KeyDirectory: _TypeAlias = KeyDirectory  # noqa: Y015
+Global___GetKeysResponse: _TypeAlias = GetKeysResponse  # noqa: Y015
+
+@_typing.final
+class MemberKey(_message.Message):
+    """One signing key of one member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    ADDED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    MEMBER_STATUS_FIELD_NUMBER: _builtins.int
+    member: _builtins.str
+    """The owning member's name."""
+    identity: _builtins.str
+    """The owning member's STIX identity id."""
+    key_id: _builtins.str
+    """The key's id: "ed25519:" and the first 16 bytes of the raw key's SHA-256, in hex."""
+    public_key: _builtins.bytes
+    """The Ed25519 public key, raw (32 bytes)."""
+    revoked_sequence: _builtins.int
+    """The log sequence the key was revoked at (meaningful only when revoked_at is set; 0
+    then means before any envelope): envelopes it signed at or before this sequence stay
+    valid until they expire, later ones are refused.
+    """
+    member_status: _types_pb2.MemberStatus.ValueType
+    """The owning member's status now: ACTIVE, SUSPENDED or REMOVED."""
+    @_builtins.property
+    def added_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key was registered.  Always set."""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key was revoked; absent while it is valid."""
+
+    def __init__(
+        self,
+        *,
+        member: _builtins.str = ...,
+        identity: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        added_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked_sequence: _builtins.int = ...,
+        member_status: _types_pb2.MemberStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "identity", b"identity", "key_id", b"key_id", "member", b"member", "member_status", b"member_status", "public_key", b"public_key", "revoked_at", b"revoked_at", "revoked_sequence", b"revoked_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberKey: _TypeAlias = MemberKey  # noqa: Y015
 
 @_typing.final
 class GetCollabKeysRequest(_message.Message):
+    """DirectoryService.GetCollabKeys's request (the caller is the filter)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -174,40 +210,16 @@ class GetCollabKeysRequest(_message.Message):
 Global___GetCollabKeysRequest: _TypeAlias = GetCollabKeysRequest  # noqa: Y015
 
 @_typing.final
-class CollabKey(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
+class GetCollabKeysResponse(_message.Message):
+    """DirectoryService.GetCollabKeys's response."""
 
-    COLLABORATION_FIELD_NUMBER: _builtins.int
-    EPOCH_FIELD_NUMBER: _builtins.int
-    SECRET_FIELD_NUMBER: _builtins.int
-    CREATED_AT_FIELD_NUMBER: _builtins.int
-    collaboration: _builtins.str
-    epoch: _builtins.int
-    secret: _builtins.bytes
-    created_at: _builtins.str
-    def __init__(
-        self,
-        *,
-        collaboration: _builtins.str = ...,
-        epoch: _builtins.int = ...,
-        secret: _builtins.bytes = ...,
-        created_at: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "created_at", b"created_at", "epoch", b"epoch", "secret", b"secret"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___CollabKey: _TypeAlias = CollabKey  # noqa: Y015
-
-@_typing.final
-class CollabKeys(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabKey]: ...
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabKey]:
+        """The keys, ordered by collaboration, then epoch; empty if the caller is in none."""
+
     def __init__(
         self,
         *,
@@ -219,15 +231,54 @@ class CollabKeys(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___CollabKeys: _TypeAlias = CollabKeys  # noqa: Y015
+Global___GetCollabKeysResponse: _TypeAlias = GetCollabKeysResponse  # noqa: Y015
+
+@_typing.final
+class CollabKey(_message.Message):
+    """One blinding key of one collaboration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    epoch: _builtins.int
+    """The key's epoch: 0 for the first key, one more for each rotation."""
+    secret: _builtins.bytes
+    """The keyed-BLAKE2b secret (32 bytes) that blinds indicator values; a secret."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the epoch started.  Always set."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        secret: _builtins.bytes = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "created_at", b"created_at", "epoch", b"epoch", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollabKey: _TypeAlias = CollabKey  # noqa: Y015
 
 @_typing.final
 class RotateSigningKeyRequest(_message.Message):
+    """DirectoryService.RotateSigningKey's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NEW_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     PROOF_FIELD_NUMBER: _builtins.int
     new_public_key: _builtins.bytes
+    """The new Ed25519 signing public key, raw (32 bytes); must not be registered already."""
     proof: _builtins.bytes
     """Ed25519 signature by the current key over "sighub-rotate-v1" ‖ new_public_key."""
     def __init__(
@@ -246,12 +297,16 @@ Global___RotateSigningKeyRequest: _TypeAlias = RotateSigningKeyRequest  # noqa: 
 
 @_typing.final
 class RotateSigningKeyResponse(_message.Message):
+    """DirectoryService.RotateSigningKey's response."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_ID_FIELD_NUMBER: _builtins.int
     PREVIOUS_KEY_ID_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
+    """The id of the new key."""
     previous_key_id: _builtins.str
+    """The id of the key it replaced (now revoked)."""
     def __init__(
         self,
         *,
@@ -268,11 +323,15 @@ Global___RotateSigningKeyResponse: _TypeAlias = RotateSigningKeyResponse  # noqa
 
 @_typing.final
 class RenewCertificateRequest(_message.Message):
+    """DirectoryService.RenewCertificate's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CSR_PEM_FIELD_NUMBER: _builtins.int
     csr_pem: _builtins.bytes
-    """PKCS#10 request for the new client certificate"""
+    """PKCS#10 request (PEM) for the new client certificate; its CN must be the caller's
+    name.
+    """
     def __init__(
         self,
         *,
@@ -288,20 +347,25 @@ Global___RenewCertificateRequest: _TypeAlias = RenewCertificateRequest  # noqa: 
 
 @_typing.final
 class RenewCertificateResponse(_message.Message):
+    """DirectoryService.RenewCertificate's response."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
     certificate_pem: _builtins.bytes
-    not_after: _builtins.str
-    """RFC 3339 UTC"""
+    """The new TLS client certificate (PEM)."""
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp:
+        """When the new certificate expires.  Always set."""
+
     def __init__(
         self,
         *,
         certificate_pem: _builtins.bytes = ...,
-        not_after: _builtins.str = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_after", b"not_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "not_after", b"not_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...

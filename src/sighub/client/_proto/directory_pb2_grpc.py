@@ -25,8 +25,10 @@ if _version_not_supported:
     )
 
 
-class DirectoryStub:
-    """Enrollment and key directory.
+class DirectoryServiceStub:
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
     """
 
     def __init__(self, channel):
@@ -36,74 +38,83 @@ class DirectoryStub:
             channel: A grpc.Channel.
         """
         self.Enroll = channel.unary_unary(
-                '/sighub.v1.Directory/Enroll',
+                '/sighub.v1.DirectoryService/Enroll',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.EnrollRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.EnrollResponse.FromString,
                 _registered_method=True)
         self.GetKeys = channel.unary_unary(
-                '/sighub.v1.Directory/GetKeys',
+                '/sighub.v1.DirectoryService/GetKeys',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.GetKeysRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_directory__pb2.KeyDirectory.FromString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.GetKeysResponse.FromString,
                 _registered_method=True)
         self.GetCollabKeys = channel.unary_unary(
-                '/sighub.v1.Directory/GetCollabKeys',
+                '/sighub.v1.DirectoryService/GetCollabKeys',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.GetCollabKeysRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_directory__pb2.CollabKeys.FromString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.GetCollabKeysResponse.FromString,
                 _registered_method=True)
         self.RotateSigningKey = channel.unary_unary(
-                '/sighub.v1.Directory/RotateSigningKey',
+                '/sighub.v1.DirectoryService/RotateSigningKey',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
                 _registered_method=True)
         self.RenewCertificate = channel.unary_unary(
-                '/sighub.v1.Directory/RenewCertificate',
+                '/sighub.v1.DirectoryService/RenewCertificate',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
                 _registered_method=True)
 
 
-class DirectoryServicer:
-    """Enrollment and key directory.
+class DirectoryServiceServicer:
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
     """
 
     def Enroll(self, request, context):
-        """Called once with the one-time enrollment token (no client certificate yet).
+        """Enroll a PENDING member with its one-time token (over mTLS with the enrollment
+        certificate from AdminService.AddMember, or plaintext on loopback): registers its
+        signing key, issues its client certificate and makes it ACTIVE.  UNAUTHENTICATED for
+        a wrong or used token; INVALID_ARGUMENT for a bad CSR or key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetKeys(self, request, context):
-        """Members' signing keys (every member of the caller's collaborations).
+        """The signing keys the caller needs to verify its collaborations' log: its own, those of
+        every member of its collaborations, and those of every member that ever published in
+        them (removed or not), revoked keys included.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCollabKeys(self, request, context):
-        """Blinding keys (all epochs) of the caller's collaborations.
+        """The blinding keys (every epoch) of the caller's collaborations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RotateSigningKey(self, request, context):
-        """Register a new signing key, proved by a signature of the current key.
+        """Register a new signing key, proved by a signature of the current one, which is
+        revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RenewCertificate(self, request, context):
-        """A new client certificate for the caller's TLS key (or a new one), before the current
-        certificate expires; the old certificate stops working at once.
+        """A new client certificate for the caller's CSR, over mTLS with the current certificate
+        (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
+        old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_DirectoryServicer_to_server(servicer, server):
+def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Enroll': grpc.unary_unary_rpc_method_handler(
                     servicer.Enroll,
@@ -113,12 +124,12 @@ def add_DirectoryServicer_to_server(servicer, server):
             'GetKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.GetKeys,
                     request_deserializer=sighub_dot_v1_dot_directory__pb2.GetKeysRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_directory__pb2.KeyDirectory.SerializeToString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.GetKeysResponse.SerializeToString,
             ),
             'GetCollabKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCollabKeys,
                     request_deserializer=sighub_dot_v1_dot_directory__pb2.GetCollabKeysRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_directory__pb2.CollabKeys.SerializeToString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.GetCollabKeysResponse.SerializeToString,
             ),
             'RotateSigningKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateSigningKey,
@@ -132,14 +143,16 @@ def add_DirectoryServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'sighub.v1.Directory', rpc_method_handlers)
+            'sighub.v1.DirectoryService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('sighub.v1.Directory', rpc_method_handlers)
+    server.add_registered_method_handlers('sighub.v1.DirectoryService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Directory:
-    """Enrollment and key directory.
+class DirectoryService:
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
     """
 
     @staticmethod
@@ -156,7 +169,7 @@ class Directory:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Directory/Enroll',
+            '/sighub.v1.DirectoryService/Enroll',
             sighub_dot_v1_dot_directory__pb2.EnrollRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.EnrollResponse.FromString,
             options,
@@ -183,9 +196,9 @@ class Directory:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Directory/GetKeys',
+            '/sighub.v1.DirectoryService/GetKeys',
             sighub_dot_v1_dot_directory__pb2.GetKeysRequest.SerializeToString,
-            sighub_dot_v1_dot_directory__pb2.KeyDirectory.FromString,
+            sighub_dot_v1_dot_directory__pb2.GetKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -210,9 +223,9 @@ class Directory:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Directory/GetCollabKeys',
+            '/sighub.v1.DirectoryService/GetCollabKeys',
             sighub_dot_v1_dot_directory__pb2.GetCollabKeysRequest.SerializeToString,
-            sighub_dot_v1_dot_directory__pb2.CollabKeys.FromString,
+            sighub_dot_v1_dot_directory__pb2.GetCollabKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -237,7 +250,7 @@ class Directory:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Directory/RotateSigningKey',
+            '/sighub.v1.DirectoryService/RotateSigningKey',
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
             options,
@@ -264,7 +277,7 @@ class Directory:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Directory/RenewCertificate',
+            '/sighub.v1.DirectoryService/RenewCertificate',
             sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
             options,

@@ -26,46 +26,75 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class DirectoryStub:
-    """Enrollment and key directory."""
+class DirectoryServiceStub:
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> DirectoryAsyncStub: ...
+    def __new__(cls, channel: _aio.Channel) -> DirectoryServiceAsyncStub: ...
     Enroll: _grpc.UnaryUnaryMultiCallable[_directory_pb2.EnrollRequest, _directory_pb2.EnrollResponse]
-    """Called once with the one-time enrollment token (no client certificate yet)."""
-    GetKeys: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetKeysRequest, _directory_pb2.KeyDirectory]
-    """Members' signing keys (every member of the caller's collaborations)."""
-    GetCollabKeys: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetCollabKeysRequest, _directory_pb2.CollabKeys]
-    """Blinding keys (all epochs) of the caller's collaborations."""
+    """Enroll a PENDING member with its one-time token (over mTLS with the enrollment
+    certificate from AdminService.AddMember, or plaintext on loopback): registers its
+    signing key, issues its client certificate and makes it ACTIVE.  UNAUTHENTICATED for
+    a wrong or used token; INVALID_ARGUMENT for a bad CSR or key.
+    """
+    GetKeys: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetKeysRequest, _directory_pb2.GetKeysResponse]
+    """The signing keys the caller needs to verify its collaborations' log: its own, those of
+    every member of its collaborations, and those of every member that ever published in
+    them (removed or not), revoked keys included.
+    """
+    GetCollabKeys: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetCollabKeysRequest, _directory_pb2.GetCollabKeysResponse]
+    """The blinding keys (every epoch) of the caller's collaborations."""
     RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]
-    """Register a new signing key, proved by a signature of the current key."""
+    """Register a new signing key, proved by a signature of the current one, which is
+    revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+    """
     RenewCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]
-    """A new client certificate for the caller's TLS key (or a new one), before the current
-    certificate expires; the old certificate stops working at once.
+    """A new client certificate for the caller's CSR, over mTLS with the current certificate
+    (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
+    old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
     """
 
 @_typing.type_check_only
-class DirectoryAsyncStub(DirectoryStub):
-    """Enrollment and key directory."""
+class DirectoryServiceAsyncStub(DirectoryServiceStub):
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Enroll: _aio.UnaryUnaryMultiCallable[_directory_pb2.EnrollRequest, _directory_pb2.EnrollResponse]  # type: ignore[assignment]
-    """Called once with the one-time enrollment token (no client certificate yet)."""
-    GetKeys: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetKeysRequest, _directory_pb2.KeyDirectory]  # type: ignore[assignment]
-    """Members' signing keys (every member of the caller's collaborations)."""
-    GetCollabKeys: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetCollabKeysRequest, _directory_pb2.CollabKeys]  # type: ignore[assignment]
-    """Blinding keys (all epochs) of the caller's collaborations."""
+    """Enroll a PENDING member with its one-time token (over mTLS with the enrollment
+    certificate from AdminService.AddMember, or plaintext on loopback): registers its
+    signing key, issues its client certificate and makes it ACTIVE.  UNAUTHENTICATED for
+    a wrong or used token; INVALID_ARGUMENT for a bad CSR or key.
+    """
+    GetKeys: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetKeysRequest, _directory_pb2.GetKeysResponse]  # type: ignore[assignment]
+    """The signing keys the caller needs to verify its collaborations' log: its own, those of
+    every member of its collaborations, and those of every member that ever published in
+    them (removed or not), revoked keys included.
+    """
+    GetCollabKeys: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetCollabKeysRequest, _directory_pb2.GetCollabKeysResponse]  # type: ignore[assignment]
+    """The blinding keys (every epoch) of the caller's collaborations."""
     RotateSigningKey: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
-    """Register a new signing key, proved by a signature of the current key."""
+    """Register a new signing key, proved by a signature of the current one, which is
+    revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+    """
     RenewCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]  # type: ignore[assignment]
-    """A new client certificate for the caller's TLS key (or a new one), before the current
-    certificate expires; the old certificate stops working at once.
+    """A new client certificate for the caller's CSR, over mTLS with the current certificate
+    (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
+    old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
     """
 
-class DirectoryServicer(metaclass=_abc_1.ABCMeta):
-    """Enrollment and key directory."""
+class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Enrollment, and the keys members need to verify and blind: signing keys and
+    collaboration (blinding) keys.  Every RPC but Enroll needs an ACTIVE caller, with any
+    role.
+    """
 
     @_abc_1.abstractmethod
     def Enroll(
@@ -73,23 +102,30 @@ class DirectoryServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.EnrollRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.EnrollResponse, _abc.Awaitable[_directory_pb2.EnrollResponse]]:
-        """Called once with the one-time enrollment token (no client certificate yet)."""
+        """Enroll a PENDING member with its one-time token (over mTLS with the enrollment
+        certificate from AdminService.AddMember, or plaintext on loopback): registers its
+        signing key, issues its client certificate and makes it ACTIVE.  UNAUTHENTICATED for
+        a wrong or used token; INVALID_ARGUMENT for a bad CSR or key.
+        """
 
     @_abc_1.abstractmethod
     def GetKeys(
         self,
         request: _directory_pb2.GetKeysRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_directory_pb2.KeyDirectory, _abc.Awaitable[_directory_pb2.KeyDirectory]]:
-        """Members' signing keys (every member of the caller's collaborations)."""
+    ) -> _typing.Union[_directory_pb2.GetKeysResponse, _abc.Awaitable[_directory_pb2.GetKeysResponse]]:
+        """The signing keys the caller needs to verify its collaborations' log: its own, those of
+        every member of its collaborations, and those of every member that ever published in
+        them (removed or not), revoked keys included.
+        """
 
     @_abc_1.abstractmethod
     def GetCollabKeys(
         self,
         request: _directory_pb2.GetCollabKeysRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_directory_pb2.CollabKeys, _abc.Awaitable[_directory_pb2.CollabKeys]]:
-        """Blinding keys (all epochs) of the caller's collaborations."""
+    ) -> _typing.Union[_directory_pb2.GetCollabKeysResponse, _abc.Awaitable[_directory_pb2.GetCollabKeysResponse]]:
+        """The blinding keys (every epoch) of the caller's collaborations."""
 
     @_abc_1.abstractmethod
     def RotateSigningKey(
@@ -97,7 +133,9 @@ class DirectoryServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.RotateSigningKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.RotateSigningKeyResponse, _abc.Awaitable[_directory_pb2.RotateSigningKeyResponse]]:
-        """Register a new signing key, proved by a signature of the current key."""
+        """Register a new signing key, proved by a signature of the current one, which is
+        revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+        """
 
     @_abc_1.abstractmethod
     def RenewCertificate(
@@ -105,8 +143,9 @@ class DirectoryServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.RenewCertificateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.RenewCertificateResponse, _abc.Awaitable[_directory_pb2.RenewCertificateResponse]]:
-        """A new client certificate for the caller's TLS key (or a new one), before the current
-        certificate expires; the old certificate stops working at once.
+        """A new client certificate for the caller's CSR, over mTLS with the current certificate
+        (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
+        old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
         """
 
-def add_DirectoryServicer_to_server(servicer: DirectoryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

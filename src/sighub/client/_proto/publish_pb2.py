@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sighub/v1/publish.proto\x12\tsighub.v1\"9\n\x0ePublishRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"_\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x65nvelope_id\x18\x02 \x01(\t\x12\x12\n\nindicators\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x32M\n\tPublisher\x12@\n\x07Publish\x12\x19.sighub.v1.PublishRequest\x1a\x1a.sighub.v1.PublishResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sighub/v1/publish.proto\x12\tsighub.v1\"9\n\x0ePublishRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"_\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x65nvelope_id\x18\x02 \x01(\t\x12\x12\n\nindicators\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x32R\n\x0ePublishService\x12@\n\x07Publish\x12\x19.sighub.v1.PublishRequest\x1a\x1a.sighub.v1.PublishResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHREQUEST']._serialized_end=95
   _globals['_PUBLISHRESPONSE']._serialized_start=97
   _globals['_PUBLISHRESPONSE']._serialized_end=192
-  _globals['_PUBLISHER']._serialized_start=194
-  _globals['_PUBLISHER']._serialized_end=271
+  _globals['_PUBLISHSERVICE']._serialized_start=194
+  _globals['_PUBLISHSERVICE']._serialized_end=276
 # @@protoc_insertion_point(module_scope)

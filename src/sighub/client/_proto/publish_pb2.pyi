@@ -18,6 +18,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class PublishRequest(_message.Message):
+    """PublishService.Publish's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COLLABORATION_FIELD_NUMBER: _builtins.int
@@ -25,7 +27,9 @@ class PublishRequest(_message.Message):
     collaboration: _builtins.str
     """The collaboration the bundle is for; must match the bundle's indicators."""
     envelope: _builtins.bytes
-    """The envelope's exact bytes (RFC 8785 JSON), stored and relayed unchanged."""
+    """The envelope's exact bytes (RFC 8785 JSON, at most the hub's max_envelope_bytes,
+    4 MiB by default), stored and relayed unchanged.
+    """
     def __init__(
         self,
         *,
@@ -42,6 +46,8 @@ Global___PublishRequest: _TypeAlias = PublishRequest  # noqa: Y015
 
 @_typing.final
 class PublishResponse(_message.Message):
+    """PublishService.Publish's response."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
@@ -49,12 +55,13 @@ class PublishResponse(_message.Message):
     INDICATORS_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    """position in the hub's append-only log"""
+    """The envelope's position in the hub's append-only log (the first is 1)."""
     envelope_id: _builtins.str
-    """SHA-256 of the envelope bytes, hex"""
+    """The envelope's id: SHA-256 of its bytes, hex."""
     indicators: _builtins.int
+    """How many indicators (revocations included) the envelope holds."""
     duplicate: _builtins.bool
-    """true if these exact bytes were already stored"""
+    """True if these exact bytes were already stored (nothing new was written)."""
     def __init__(
         self,
         *,

@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class PublisherStub:
+class PublishServiceStub:
     """Publishing signed envelopes into a collaboration.
     """
 
@@ -36,26 +36,29 @@ class PublisherStub:
             channel: A grpc.Channel.
         """
         self.Publish = channel.unary_unary(
-                '/sighub.v1.Publisher/Publish',
+                '/sighub.v1.PublishService/Publish',
                 request_serializer=sighub_dot_v1_dot_publish__pb2.PublishRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_publish__pb2.PublishResponse.FromString,
                 _registered_method=True)
 
 
-class PublisherServicer:
+class PublishServiceServicer:
     """Publishing signed envelopes into a collaboration.
     """
 
     def Publish(self, request, context):
-        """Verify, validate and store one envelope atomically.  Re-publishing the same
-        envelope bytes is idempotent and returns the original sequence.
+        """Verify, validate and store one envelope atomically; needs ROLE_PUBLISHER and
+        membership of the collaboration.  Re-publishing the same envelope bytes is idempotent
+        and returns the original sequence.  INVALID_ARGUMENT for an envelope or bundle that
+        breaks a rule (the message names it), RESOURCE_EXHAUSTED past a size or rate limit,
+        PERMISSION_DENIED or FAILED_PRECONDITION for an indicator the caller may not revise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_PublisherServicer_to_server(servicer, server):
+def add_PublishServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Publish': grpc.unary_unary_rpc_method_handler(
                     servicer.Publish,
@@ -64,13 +67,13 @@ def add_PublisherServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'sighub.v1.Publisher', rpc_method_handlers)
+            'sighub.v1.PublishService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('sighub.v1.Publisher', rpc_method_handlers)
+    server.add_registered_method_handlers('sighub.v1.PublishService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Publisher:
+class PublishService:
     """Publishing signed envelopes into a collaboration.
     """
 
@@ -88,7 +91,7 @@ class Publisher:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sighub.v1.Publisher/Publish',
+            '/sighub.v1.PublishService/Publish',
             sighub_dot_v1_dot_publish__pb2.PublishRequest.SerializeToString,
             sighub_dot_v1_dot_publish__pb2.PublishResponse.FromString,
             options,

@@ -26,29 +26,35 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class PublisherStub:
+class PublishServiceStub:
     """Publishing signed envelopes into a collaboration."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> PublisherAsyncStub: ...
+    def __new__(cls, channel: _aio.Channel) -> PublishServiceAsyncStub: ...
     Publish: _grpc.UnaryUnaryMultiCallable[_publish_pb2.PublishRequest, _publish_pb2.PublishResponse]
-    """Verify, validate and store one envelope atomically.  Re-publishing the same
-    envelope bytes is idempotent and returns the original sequence.
+    """Verify, validate and store one envelope atomically; needs ROLE_PUBLISHER and
+    membership of the collaboration.  Re-publishing the same envelope bytes is idempotent
+    and returns the original sequence.  INVALID_ARGUMENT for an envelope or bundle that
+    breaks a rule (the message names it), RESOURCE_EXHAUSTED past a size or rate limit,
+    PERMISSION_DENIED or FAILED_PRECONDITION for an indicator the caller may not revise.
     """
 
 @_typing.type_check_only
-class PublisherAsyncStub(PublisherStub):
+class PublishServiceAsyncStub(PublishServiceStub):
     """Publishing signed envelopes into a collaboration."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Publish: _aio.UnaryUnaryMultiCallable[_publish_pb2.PublishRequest, _publish_pb2.PublishResponse]  # type: ignore[assignment]
-    """Verify, validate and store one envelope atomically.  Re-publishing the same
-    envelope bytes is idempotent and returns the original sequence.
+    """Verify, validate and store one envelope atomically; needs ROLE_PUBLISHER and
+    membership of the collaboration.  Re-publishing the same envelope bytes is idempotent
+    and returns the original sequence.  INVALID_ARGUMENT for an envelope or bundle that
+    breaks a rule (the message names it), RESOURCE_EXHAUSTED past a size or rate limit,
+    PERMISSION_DENIED or FAILED_PRECONDITION for an indicator the caller may not revise.
     """
 
-class PublisherServicer(metaclass=_abc_1.ABCMeta):
+class PublishServiceServicer(metaclass=_abc_1.ABCMeta):
     """Publishing signed envelopes into a collaboration."""
 
     @_abc_1.abstractmethod
@@ -57,8 +63,11 @@ class PublisherServicer(metaclass=_abc_1.ABCMeta):
         request: _publish_pb2.PublishRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_publish_pb2.PublishResponse, _abc.Awaitable[_publish_pb2.PublishResponse]]:
-        """Verify, validate and store one envelope atomically.  Re-publishing the same
-        envelope bytes is idempotent and returns the original sequence.
+        """Verify, validate and store one envelope atomically; needs ROLE_PUBLISHER and
+        membership of the collaboration.  Re-publishing the same envelope bytes is idempotent
+        and returns the original sequence.  INVALID_ARGUMENT for an envelope or bundle that
+        breaks a rule (the message names it), RESOURCE_EXHAUSTED past a size or rate limit,
+        PERMISSION_DENIED or FAILED_PRECONDITION for an indicator the caller may not revise.
         """
 
-def add_PublisherServicer_to_server(servicer: PublisherServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_PublishServiceServicer_to_server(servicer: PublishServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -20,6 +21,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class SyncRequest(_message.Message):
+    """SyncService.Sync's request."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CURSOR_FIELD_NUMBER: _builtins.int
@@ -27,14 +30,21 @@ class SyncRequest(_message.Message):
     FOLLOW_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
-    """Return envelopes with sequence > cursor (0 = from the beginning)."""
+    """Send envelopes with sequence > cursor (0 = from the beginning)."""
     follow: _builtins.bool
-    """Keep the stream open and push envelopes as they are committed."""
+    """Keep the stream open after catching up and push envelopes as they are committed
+    (with an empty batch as keepalive every keepalive_seconds, 15 s by default).
+    """
     batch_size: _builtins.int
-    """Most envelopes per batch (0 = the hub's default)."""
+    """Most envelopes per batch: 0 means the hub's sync_batch_envelopes (64 by default);
+    capped at 1000.  A batch also stops at about sync_batch_max_bytes (256 KiB by
+    default) of envelopes, and always holds at least one when any is due.
+    """
     @_builtins.property
     def collaborations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Restrict to these collaborations (empty = every collaboration of the caller)."""
+        """Restrict to these collaborations, each one the caller is in (PERMISSION_DENIED
+        otherwise); empty for every collaboration of the caller.
+        """
 
     def __init__(
         self,
@@ -54,21 +64,25 @@ Global___SyncRequest: _TypeAlias = SyncRequest  # noqa: Y015
 
 @_typing.final
 class Hop(_message.Message):
+    """One relay an envelope passed through on its way here (federation)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HUB_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     hub: _builtins.str
-    """the relaying hub's name"""
-    received_at: _builtins.str
-    """RFC 3339 UTC"""
+    """The relaying hub's name."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When that hub received the envelope.  Always set."""
+
     def __init__(
         self,
         *,
         hub: _builtins.str = ...,
-        received_at: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["hub", b"hub", "received_at", b"received_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -78,6 +92,8 @@ Global___Hop: _TypeAlias = Hop  # noqa: Y015
 
 @_typing.final
 class Change(_message.Message):
+    """One envelope of the log."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
@@ -85,12 +101,14 @@ class Change(_message.Message):
     ENVELOPE_FIELD_NUMBER: _builtins.int
     HOPS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
+    """Its position in the hub's log (increasing; gaps are other collaborations' envelopes)."""
     collaboration: _builtins.str
+    """The collaboration it was published to."""
     envelope: _builtins.bytes
-    """exact bytes as published"""
+    """The envelope's exact bytes, as published."""
     @_builtins.property
     def hops(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hop]:
-        """relays it passed through (federation), oldest first"""
+        """The relays it passed through, oldest first; empty when published at this hub."""
 
     def __init__(
         self,
@@ -109,29 +127,42 @@ class Change(_message.Message):
 Global___Change: _TypeAlias = Change  # noqa: Y015
 
 @_typing.final
-class SyncBatch(_message.Message):
+class SyncResponse(_message.Message):
+    """SyncService.Sync's stream message: one batch of changes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHANGES_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
-    """The cursor to resume from after applying this batch (also set on keepalives)."""
+    """The cursor to resume from after applying this batch: the last change's sequence, or
+    the request's cursor (the previous batch's) when there is none.
+    """
     caught_up: _builtins.bool
-    """True when the batch reaches the end of the log as of this moment."""
+    """True when nothing the stream reads lies past cursor at this moment (head == cursor)."""
+    head: _builtins.int
+    """The highest sequence the stream reads when the batch is sent: the log's last
+    envelope in the stream's collaborations (0 for none; never below cursor).  The
+    distance head - cursor is what is left to read; it grows as envelopes are published.
+    """
     @_builtins.property
-    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]: ...
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]:
+        """Changes in increasing sequence; empty for a keepalive or the final "caught up" batch."""
+
     def __init__(
         self,
         *,
         changes: _abc.Iterable[Global___Change] | None = ...,
         cursor: _builtins.int = ...,
         caught_up: _builtins.bool = ...,
+        head: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "changes", b"changes", "cursor", b"cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "changes", b"changes", "cursor", b"cursor", "head", b"head"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SyncBatch: _TypeAlias = SyncBatch  # noqa: Y015
+Global___SyncResponse: _TypeAlias = SyncResponse  # noqa: Y015

@@ -25,8 +25,8 @@ if _version_not_supported:
     )
 
 
-class SyncStub:
-    """Resumable, batched log sync with optional live follow.
+class SyncServiceStub:
+    """Resumable, batched reading of the hub's log, with optional live follow.
     """
 
     def __init__(self, channel):
@@ -36,40 +36,45 @@ class SyncStub:
             channel: A grpc.Channel.
         """
         self.Sync = channel.unary_stream(
-                '/sighub.v1.Sync/Sync',
+                '/sighub.v1.SyncService/Sync',
                 request_serializer=sighub_dot_v1_dot_sync__pb2.SyncRequest.SerializeToString,
-                response_deserializer=sighub_dot_v1_dot_sync__pb2.SyncBatch.FromString,
+                response_deserializer=sighub_dot_v1_dot_sync__pb2.SyncResponse.FromString,
                 _registered_method=True)
 
 
-class SyncServicer:
-    """Resumable, batched log sync with optional live follow.
+class SyncServiceServicer:
+    """Resumable, batched reading of the hub's log, with optional live follow.
     """
 
     def Sync(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
+        batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+        log" when the cursor is past the log's end (a hub restored from an older backup);
+        RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
+        PERMISSION_DENIED when the caller is suspended or removed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
 
-def add_SyncServicer_to_server(servicer, server):
+def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Sync': grpc.unary_stream_rpc_method_handler(
                     servicer.Sync,
                     request_deserializer=sighub_dot_v1_dot_sync__pb2.SyncRequest.FromString,
-                    response_serializer=sighub_dot_v1_dot_sync__pb2.SyncBatch.SerializeToString,
+                    response_serializer=sighub_dot_v1_dot_sync__pb2.SyncResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'sighub.v1.Sync', rpc_method_handlers)
+            'sighub.v1.SyncService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('sighub.v1.Sync', rpc_method_handlers)
+    server.add_registered_method_handlers('sighub.v1.SyncService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Sync:
-    """Resumable, batched log sync with optional live follow.
+class SyncService:
+    """Resumable, batched reading of the hub's log, with optional live follow.
     """
 
     @staticmethod
@@ -86,9 +91,9 @@ class Sync:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/sighub.v1.Sync/Sync',
+            '/sighub.v1.SyncService/Sync',
             sighub_dot_v1_dot_sync__pb2.SyncRequest.SerializeToString,
-            sighub_dot_v1_dot_sync__pb2.SyncBatch.FromString,
+            sighub_dot_v1_dot_sync__pb2.SyncResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,30 +26,48 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
-class SyncStub:
-    """Resumable, batched log sync with optional live follow."""
+class SyncServiceStub:
+    """Resumable, batched reading of the hub's log, with optional live follow."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> SyncAsyncStub: ...
-    Sync: _grpc.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncBatch]
+    def __new__(cls, channel: _aio.Channel) -> SyncServiceAsyncStub: ...
+    Sync: _grpc.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncResponse]
+    """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
+    batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+    log" when the cursor is past the log's end (a hub restored from an older backup);
+    RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
+    PERMISSION_DENIED when the caller is suspended or removed.
+    """
 
 @_typing.type_check_only
-class SyncAsyncStub(SyncStub):
-    """Resumable, batched log sync with optional live follow."""
+class SyncServiceAsyncStub(SyncServiceStub):
+    """Resumable, batched reading of the hub's log, with optional live follow."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Sync: _aio.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncBatch]  # type: ignore[assignment]
+    Sync: _aio.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncResponse]  # type: ignore[assignment]
+    """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
+    batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+    log" when the cursor is past the log's end (a hub restored from an older backup);
+    RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
+    PERMISSION_DENIED when the caller is suspended or removed.
+    """
 
-class SyncServicer(metaclass=_abc_1.ABCMeta):
-    """Resumable, batched log sync with optional live follow."""
+class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Resumable, batched reading of the hub's log, with optional live follow."""
 
     @_abc_1.abstractmethod
     def Sync(
         self,
         request: _sync_pb2.SyncRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_sync_pb2.SyncBatch], _abc.AsyncIterator[_sync_pb2.SyncBatch]]: ...
+    ) -> _typing.Union[_abc.Iterator[_sync_pb2.SyncResponse], _abc.AsyncIterator[_sync_pb2.SyncResponse]]:
+        """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
+        batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+        log" when the cursor is past the log's end (a hub restored from an older backup);
+        RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
+        PERMISSION_DENIED when the caller is suspended or removed.
+        """
 
-def add_SyncServicer_to_server(servicer: SyncServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+def add_SyncServiceServicer_to_server(servicer: SyncServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
