@@ -14,6 +14,7 @@ __all__ = [
     "JsonBudgetError",
     "KeyFileError",
     "ModelError",
+    "NoteError",
     "PatternRejected",
     "SighubError",
     "StixError",
@@ -105,6 +106,19 @@ class JsonBudgetError(SighubError, ValueError):
     """Untrusted JSON over its parsing budget (size, depth, containers, token or number
     length) or not JSON at all: names what was read, the rule, what was received and what
     was expected."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, what: str, rule: str, received: str, expected: str) -> None:
+        self.what, self.rule, self.received, self.expected = what, rule, received, expected
+        super().__init__(f"{what}: {rule}: received {received}, expected {expected}")
+
+
+class NoteError(SighubError, ValueError):
+    """A C2SP signed note, verifier or signer key, checkpoint or cosignature that is
+    malformed, over its parsing budget or does not verify: names what was read, the rule,
+    what was received and what was expected.  A caller that got the note from a hub raises
+    ``IntegrityAlarm`` from it when the hub should have served a valid one."""
 
     exit_code = EXIT_BAD_INPUT
 
