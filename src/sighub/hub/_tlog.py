@@ -23,6 +23,7 @@ from typing import Final
 
 from sighub.client._merkle import (
     HASH_SIZE,
+    MAX_SIZE,
     Frontier,
     Node,
     ProofError,
@@ -129,14 +130,15 @@ class Tlog:
         """The right border of the tree of the first ``size`` leaves (its perfect subtrees,
         largest first), to append to or take the root of.  Raises ``ProofError`` for a
         size beyond the log's."""
-        self._check_size(conn, size)
+        if type(size) is not int or not 0 <= size <= MAX_SIZE:
+            raise self._refuse_size(conn, size)
         nodes = []
         start = 0
         for level in reversed(range(size.bit_length())):
             if size >> level & 1:
                 nodes.append(Node(level, start >> level))
                 start += 1 << level
-        return Frontier(size, self._hashes(conn, nodes))
+        return Frontier(size, self._hashes(conn, nodes, size))
 
     def root(self, conn: sqlite3.Connection, size: int | None = None) -> bytes:
         """The RFC 9162 root of the tree of the first ``size`` leaves (default: all).
@@ -147,43 +149,49 @@ class Tlog:
         """The RFC 9162 inclusion proof of leaf ``index`` in the tree of the first ``size``
         leaves, leaf side first.  Raises ``ProofError`` unless
         ``0 <= index < size <= self.size(conn)``."""
-        self._check_size(conn, size)
-        return self._resolve(conn, inclusion_plan(index, size))
+        return self._resolve(conn, inclusion_plan(index, size), size)
 
     def consistency_proof(self, conn: sqlite3.Connection, size1: int, size2: int) -> list[bytes]:
         """The RFC 9162 consistency proof from the tree of the first ``size1`` leaves to
         that of the first ``size2``.  Raises ``ProofError`` unless
         ``0 < size1 <= size2 <= self.size(conn)``."""
-        self._check_size(conn, size2)
-        return self._resolve(conn, consistency_plan(size1, size2))
+        return self._resolve(conn, consistency_plan(size1, size2), size2)
 
     # -- helpers ------------------------------------------------------------------------
-    def _check_size(self, conn: sqlite3.Connection, size: int) -> None:
-        have = self.size(conn)
-        if type(size) is not int or not 0 <= size <= have:
-            raise ProofError(
-                f"{self.table}: tree size: received {_show(size)}, expected an integer in"
-                f" [0, {have}] (the log's size)"
-            )
+    def _refuse_size(self, conn: sqlite3.Connection, size: object) -> ProofError:
+        return ProofError(
+            f"{self.table}: tree size: received {_show(size)}, expected an integer in"
+            f" [0, {self.size(conn)}] (the log's size)"
+        )
 
-    def _resolve(self, conn: sqlite3.Connection, plan: list[tuple[Node, ...]]) -> list[bytes]:
-        """Each proof hash of ``plan``, from one query for all the subtrees it names."""
-        nodes = sorted({n for item in plan for n in item})
-        found = dict(zip(nodes, self._hashes(conn, nodes), strict=True))
-        return [fold([found[n] for n in item]) for item in plan]
+    def _resolve(
+        self, conn: sqlite3.Connection, plan: list[tuple[Node, ...]], size: int
+    ) -> list[bytes]:
+        """Each proof hash of ``plan`` for the tree of ``size`` leaves, from one query for
+        all the subtrees it names."""
+        found = iter(self._hashes(conn, [n for item in plan for n in item], size))
+        return [fold([next(found) for _ in item]) for item in plan]
 
-    def _hashes(self, conn: sqlite3.Connection, nodes: list[Node]) -> list[bytes]:
-        """The hashes of ``nodes``, in their order; raises ``sqlite3.DatabaseError`` if one
-        is missing though the size says it is complete."""
-        if not nodes:
-            return []
+    def _hashes(
+        self, conn: sqlite3.Connection, nodes: list[Node], size: int | None = None
+    ) -> list[bytes]:
+        """The hashes of ``nodes``, in their order.  With ``size``, also checks in the same
+        query that the log has that many leaves (the last row they make exists) and raises
+        ``ProofError`` if not.  Raises ``sqlite3.DatabaseError`` if a node is missing from
+        a log that has the leaves it covers."""
         ids = [node_row(n) for n in nodes]
-        marks = ",".join("?" * len(ids))
-        by_id = dict(conn.execute(f"SELECT id, hash FROM {self.table} WHERE id IN ({marks})", ids))
-        missing = [n for n, i in zip(nodes, ids, strict=True) if i not in by_id]
-        if missing:
+        last = 2 * size - size.bit_count() - 1 if size else -1
+        marks = ",".join("?" * (len(ids) + 1))
+        by_id = dict(
+            conn.execute(f"SELECT id, hash FROM {self.table} WHERE id IN ({marks})", [*ids, last])
+        )
+        if size and last not in by_id:
+            raise self._refuse_size(conn, size)
+        try:
+            return [bytes(by_id[i]) for i in ids]
+        except KeyError:
+            missing = next(n for n, i in zip(nodes, ids, strict=True) if i not in by_id)
             raise sqlite3.DatabaseError(
-                f"{self.table}: subtree {missing[0]} (row {node_row(missing[0])}) is missing"
+                f"{self.table}: subtree {missing} (row {node_row(missing)}) is missing"
                 " though the tree size says it is complete: the table is damaged"
-            )
-        return [bytes(by_id[i]) for i in ids]
+            ) from None
