@@ -247,6 +247,9 @@ def test_frontier_root_equals_root(n: int, salt: bytes) -> None:
     assert frontier.root() == root(hashes)
     assert len(frontier.hashes) == n.bit_count()
     assert len(made) == 2 * n - n.bit_count()  # every perfect subtree, once
+    extended = Frontier()
+    extended.extend(hashes)
+    assert extended.size == n and extended.hashes == frontier.hashes
     rebuilt = Frontier(frontier.size, frontier.hashes)
     assert rebuilt.root() == frontier.root()
     copy = frontier.copy()
@@ -267,6 +270,12 @@ def test_frontier_refuses_a_border_that_cannot_be() -> None:
     full = Frontier(MAX_SIZE, [h] * 64)
     with pytest.raises(ProofError, match="at most"):
         full.append(h)
+    with pytest.raises(ProofError, match="at most"):
+        full.extend([h])
+    partial = Frontier()
+    with pytest.raises(ProofError, match="leaf hash: received 0 bytes"):
+        partial.extend([h, h, b"", h])
+    assert partial.size == 2 and partial.root() == node_hash(h, h)
 
 
 # -- properties: proofs verify, alterations are refused ---------------------------------

@@ -178,8 +178,10 @@ def test_append_in_a_rolled_back_transaction_leaves_the_tree_unchanged(
     hashes = leaves(before + more)
     append(conn, hashes[:before])
     rows, head = dump(conn), TLOG.root(conn)
+    half = before + more // 2
     with pytest.raises(Crash), transaction(conn):
-        assert TLOG.append(conn, hashes[before:]) == before + more
+        assert TLOG.append(conn, hashes[before:half]) == half
+        assert TLOG.append(conn, hashes[half:]) == before + more  # goes on from the first
         assert TLOG.root(conn) == root(hashes)  # visible inside the transaction
         raise Crash
     assert TLOG.size(conn) == before and TLOG.root(conn) == head and dump(conn) == rows

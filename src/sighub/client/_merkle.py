@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from sighub.client._errors import IntegrityAlarm
 
@@ -84,8 +85,7 @@ def root(leaf_hashes: Iterable[bytes]) -> bytes:
     """The RFC 9162 root (MTH) of a tree of ``leaf_hashes``, any number of them including
     none.  Raises ``ProofError`` for a hash that is not 32 bytes."""
     frontier = Frontier()
-    for h in leaf_hashes:
-        frontier.append(h)
+    frontier.extend(leaf_hashes)
     return frontier.root()
 
 
@@ -138,6 +138,23 @@ class Frontier:
         self._size += 1
         return made
 
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """``append`` each of ``leaf_hashes`` without returning what they complete: the
+        fast path for a member checking a whole sync against a signed root.  Raises
+        ``ProofError`` as ``append`` does; the leaves before the bad one stay appended."""
+        sha256 = hashlib.sha256
+        hashes = self._hashes
+        for leaf in leaf_hashes:
+            if type(leaf) is not bytes or len(leaf) != HASH_SIZE or self._size == MAX_SIZE:
+                self.append(leaf)  # raises, with the message
+            h = leaf
+            size = self._size
+            while size & 1:
+                h = sha256(_NODE + hashes.pop() + h).digest()
+                size >>= 1
+            hashes.append(h)
+            self._size += 1
+
     def root(self) -> bytes:
         """The RFC 9162 root of the leaves appended so far (``EMPTY_ROOT`` for none)."""
         return fold(self._hashes)
@@ -151,10 +168,9 @@ class Frontier:
 
 
 # -- which subtrees a proof is made of --------------------------------------------------
-class Node(NamedTuple):
-    """The perfect subtree of ``2**level`` leaves starting at leaf ``index * 2**level``.
-    (A named tuple rather than a dataclass: proofs are served by the thousand per second
-    and a tuple is made, hashed and compared in C.)"""
+@dataclass(frozen=True, slots=True)
+class Node:
+    """The perfect subtree of ``2**level`` leaves starting at leaf ``index * 2**level``."""
 
     level: int
     index: int
@@ -193,17 +209,21 @@ def inclusion_plan(index: int, size: int) -> list[tuple[Node, ...]]:
     of (RFC 9162 PATH): for each proof hash, leaf side first, the perfect subtrees whose
     ``fold`` it is.  Raises ``ProofError`` unless ``0 <= index < size <= MAX_SIZE``."""
     _check_index(index, size)
-    items: list[tuple[Node, ...]] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = lo + _split(hi - lo)
-        if index < k:  # the leaf is on the left: the proof needs the right subtree
-            items.append(_cover(k, hi))
-            hi = k
-        else:
-            items.append(_cover(lo, k))
-            lo = k
-    items.reverse()
+    # Below level ``inner`` the paths to ``index`` and to the last leaf have parted: each
+    # level has a sibling, perfect but for the topmost, which reaches the tree's right
+    # end.  Above, the path runs along the right border, where only a left sibling (a set
+    # bit of ``index``) exists, always perfect.
+    inner = (index ^ (size - 1)).bit_length()
+    items: list[tuple[Node, ...]] = [
+        (Node(level, (index >> level) ^ 1),) for level in range(inner - 1)
+    ]
+    if inner:
+        items.append(_cover(((index >> (inner - 1)) ^ 1) << (inner - 1), size))
+    items += [
+        (Node(level, (index >> level) ^ 1),)
+        for level in range(inner, size.bit_length())
+        if (index >> level) & 1
+    ]
     return items
 
 

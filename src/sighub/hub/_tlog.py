@@ -44,10 +44,10 @@ def node_row(node: Node) -> int:
     Appending leaf number ``c`` (1-based) completes the leaf and then one parent per
     trailing zero bit of ``c``; after ``c`` leaves, ``2c - popcount(c)`` subtrees are
     complete.  ``node`` is completed by leaf ``c = end`` as the ``level``-th of those."""
-    c = node.end
-    completed = 2 * c - c.bit_count()
-    trailing = (c & -c).bit_length() - 1
-    return completed - 1 - trailing + node.level
+    c = (node.index + 1) << node.level  # node.end
+    # 2c - popcount(c) complete, less those leaf c completes above ``level``: bit length
+    # of c & -c is the number of trailing zeros plus one.
+    return 2 * c - c.bit_count() - (c & -c).bit_length() + node.level
 
 
 def _size_of(rows: int) -> int | None:
@@ -135,7 +135,7 @@ class Tlog:
         nodes = []
         start = 0
         for level in reversed(range(size.bit_length())):
-            if size >> level & 1:
+            if (size >> level) & 1:
                 nodes.append(Node(level, start >> level))
                 start += 1 << level
         return Frontier(size, self._hashes(conn, nodes, size))
@@ -169,8 +169,16 @@ class Tlog:
     ) -> list[bytes]:
         """Each proof hash of ``plan`` for the tree of ``size`` leaves, from one query for
         all the subtrees it names."""
-        found = iter(self._hashes(conn, [n for item in plan for n in item], size))
-        return [fold([next(found) for _ in item]) for item in plan]
+        hashes = self._hashes(conn, [n for item in plan for n in item], size)
+        out = []
+        at = 0
+        for item in plan:
+            if len(item) == 1:  # most are one perfect subtree: nothing to fold
+                out.append(hashes[at])
+            else:
+                out.append(fold(hashes[at : at + len(item)]))
+            at += len(item)
+        return out
 
     def _hashes(
         self, conn: sqlite3.Connection, nodes: list[Node], size: int | None = None
@@ -179,7 +187,7 @@ class Tlog:
         query that the log has that many leaves (the last row they make exists) and raises
         ``ProofError`` if not.  Raises ``sqlite3.DatabaseError`` if a node is missing from
         a log that has the leaves it covers."""
-        ids = [node_row(n) for n in nodes]
+        ids = list(map(node_row, nodes))
         last = 2 * size - size.bit_count() - 1 if size else -1
         marks = ",".join("?" * (len(ids) + 1))
         by_id = dict(
@@ -188,7 +196,7 @@ class Tlog:
         if size and last not in by_id:
             raise self._refuse_size(conn, size)
         try:
-            return [bytes(by_id[i]) for i in ids]
+            return [by_id[i] for i in ids]
         except KeyError:
             missing = next(n for n, i in zip(nodes, ids, strict=True) if i not in by_id)
             raise sqlite3.DatabaseError(
