@@ -1,0 +1,163 @@
+"""The leaves of a hub's transparency log: what each one commits to, byte for byte.
+
+Every accepted envelope, directory event and collaboration event is one leaf, appended in
+the same transaction as what it records; the leaf's index + 1 is its sync sequence.  A
+leaf is the RFC 8785 (JCS) JSON of one object with ``"v": 1`` and a ``"type"``; the log
+hashes it as RFC 9162 does (``SHA-256(0x00 ‖ leaf)``, see ``_merkle.leaf_hash``).  A
+member recomputes the leaf of every envelope it receives from the envelope itself, so a
+hub cannot log one thing and deliver another.  Leaves commit to hashes, never to secrets
+(a collaboration key appears only as a SHA-256 commitment).
+
+Types (fields besides ``v`` and ``type``):
+
+- ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex)
+- ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
+  ``public_key`` (raw Ed25519, base64)
+- ``key.rotate``: ``member``, ``key_id``, ``public_key``, ``previous_key_id``, ``proof``
+  (the old key's signature over ``sighub-rotate-v1 ‖ new key``, base64)
+- ``key.revoke``: ``member``, ``key_id``
+- ``member.status``: ``member``, ``status`` (``active``, ``suspended``, ``removed``)
+- ``member.roles``: ``member``, ``roles`` (sorted)
+- ``collab.add``: ``collab``
+- ``collab.join`` / ``collab.leave``: ``collab``, ``member``
+- ``collab.epoch``: ``collab``, ``epoch``, ``commitment`` (SHA-256 of
+  ``sighub-collab-key-v1 ‖ secret``, hex)
+
+Envelope leaves and collaboration events are visible to that collaboration's members only
+(others receive the leaf hash); directory leaves (``member.*``, ``key.*``) to every member,
+so each can watch the keys published under its own name.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, Final
+
+from sighub.client import _json
+from sighub.client._envelope import canonical_json
+from sighub.client._errors import IntegrityAlarm, JsonBudgetError
+
+__all__ = [
+    "COLLAB_TYPES",
+    "DIRECTORY_TYPES",
+    "LEAF_TYPES",
+    "LeafError",
+    "collab_add",
+    "collab_epoch",
+    "collab_membership",
+    "envelope_leaf",
+    "key_commitment",
+    "key_revoke",
+    "key_rotate",
+    "member_enroll",
+    "member_roles",
+    "member_status",
+    "parse_leaf",
+]
+
+VERSION: Final = 1
+DIRECTORY_TYPES: Final = frozenset(
+    {"member.enroll", "key.rotate", "key.revoke", "member.status", "member.roles"}
+)
+COLLAB_TYPES: Final = frozenset({"collab.add", "collab.join", "collab.leave", "collab.epoch"})
+LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
+KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
+MAX_LEAF_BYTES: Final = 4096  # the largest event leaf is about 400 bytes
+_LEAF_BUDGET: Final = _json.JsonBudget(MAX_LEAF_BYTES, max_depth=3, max_containers=4)
+
+
+class LeafError(IntegrityAlarm, ValueError):
+    """A log leaf that is not one sighub writes: served by a hub, it is evidence."""
+
+
+def _leaf(kind: str, **fields: Any) -> bytes:
+    return canonical_json({"v": VERSION, "type": kind, **fields})
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def envelope_leaf(collab: str, envelope: bytes) -> bytes:
+    """The leaf of an accepted envelope (its exact bytes) published to ``collab``."""
+    return _leaf("envelope", collab=collab, envelope=hashlib.sha256(envelope).hexdigest())
+
+
+def member_enroll(
+    member: str, identity: str, roles: list[str], key_id: str, public_key: bytes
+) -> bytes:
+    """The leaf of an enrollment: the member's identity, roles and first signing key."""
+    return _leaf(
+        "member.enroll",
+        member=member,
+        identity=identity,
+        roles=sorted(roles),
+        key_id=key_id,
+        public_key=_b64(public_key),
+    )
+
+
+def key_rotate(
+    member: str, key_id: str, public_key: bytes, previous_key_id: str, proof: bytes
+) -> bytes:
+    """The leaf of a signing-key rotation, with the old key's proof over the new one."""
+    return _leaf(
+        "key.rotate",
+        member=member,
+        key_id=key_id,
+        public_key=_b64(public_key),
+        previous_key_id=previous_key_id,
+        proof=_b64(proof),
+    )
+
+
+def key_revoke(member: str, key_id: str) -> bytes:
+    """The leaf of a key revocation: envelopes it signs after this leaf are refused."""
+    return _leaf("key.revoke", member=member, key_id=key_id)
+
+
+def member_status(member: str, status: str) -> bytes:
+    """The leaf of a suspension (``suspended``), resumption (``active``) or removal."""
+    return _leaf("member.status", member=member, status=status)
+
+
+def member_roles(member: str, roles: list[str]) -> bytes:
+    """The leaf of a change of a member's roles."""
+    return _leaf("member.roles", member=member, roles=sorted(roles))
+
+
+def collab_add(collab: str) -> bytes:
+    """The leaf of a new collaboration."""
+    return _leaf("collab.add", collab=collab)
+
+
+def collab_membership(collab: str, member: str, joined: bool) -> bytes:
+    """The leaf of a member joining (``joined``) or leaving ``collab``."""
+    return _leaf("collab.join" if joined else "collab.leave", collab=collab, member=member)
+
+
+def key_commitment(secret: bytes) -> str:
+    """The hex SHA-256 commitment the log holds for a collaboration key epoch's secret."""
+    return hashlib.sha256(KEY_COMMITMENT_CONTEXT + secret).hexdigest()
+
+
+def collab_epoch(collab: str, epoch: int, secret: bytes) -> bytes:
+    """The leaf of a new key epoch: a commitment to its secret, never the secret."""
+    return _leaf("collab.epoch", collab=collab, epoch=epoch, commitment=key_commitment(secret))
+
+
+def parse_leaf(raw: bytes) -> dict[str, Any]:
+    """A leaf's fields, checked to be exactly what this module writes (canonical bytes, a
+    known type, version 1).  Raises ``LeafError`` naming what is wrong."""
+    try:
+        doc = _json.loads(raw, _LEAF_BUDGET, "log leaf")
+    except JsonBudgetError as exc:
+        raise LeafError(f"log leaf: not JSON within budget ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+        raise LeafError(f"log leaf: expected an object with v={VERSION}, received {raw[:80]!r}")
+    if doc.get("type") not in LEAF_TYPES:
+        raise LeafError(f"log leaf: type {doc.get('type')!r}, expected one of {sorted(LEAF_TYPES)}")
+    if canonical_json(doc) != raw:
+        raise LeafError(f"log leaf: not in canonical (RFC 8785) form: {raw[:80]!r}")
+    return doc
