@@ -34,7 +34,7 @@ DEFAULT_TOML: Final = """\
 # sighub hub configuration.  Every key is optional; the values below are the defaults.
 # Any key of a section can also be set with SIGHUB_<SECTION>_<KEY> in the environment
 # (e.g. SIGHUB_LIMITS_MAX_TTL_DAYS=30), which wins over this file.  SIGHUP re-reads it:
-# limits, rate, expiry and log change live; name, tls_names and [workers] need a restart.
+# limits, rate, expiry and transparency change live; name, tls_names and [workers] need a restart.
 
 # Name of this hub (recorded as a hop when envelopes are relayed to other hubs).
 name = "sighub"
@@ -63,7 +63,7 @@ validation_workers = 1              # processes that verify and validate publish
 [expiry]
 sweep_seconds = 60                  # how often expired indicators leave the current state
 
-[log]
+[transparency]
 checkpoint_interval_seconds = 60    # a new signed checkpoint at least this often while idle
                                     # (one follows every commit anyway): how stale a
                                     # member may find the newest one
@@ -106,7 +106,7 @@ class Expiry(_Section, frozen=True):
     sweep_seconds: _Seconds = 60.0
 
 
-class Log(_Section, frozen=True):
+class Transparency(_Section, frozen=True):
     checkpoint_interval_seconds: _Seconds = 60.0
 
 
@@ -121,7 +121,7 @@ class ConfigFile(_Section, frozen=True):
     rate: Rate = msgspec.field(default_factory=Rate)
     workers: Workers = msgspec.field(default_factory=Workers)
     expiry: Expiry = msgspec.field(default_factory=Expiry)
-    log: Log = msgspec.field(default_factory=Log)
+    transparency: Transparency = msgspec.field(default_factory=Transparency)
 
 
 SECTIONS: Final[dict[str, type[_Section]]] = {
@@ -129,7 +129,7 @@ SECTIONS: Final[dict[str, type[_Section]]] = {
     "rate": Rate,
     "workers": Workers,
     "expiry": Expiry,
-    "log": Log,
+    "transparency": Transparency,
 }
 ENV_PREFIX: Final = "SIGHUB_"
 # Keys a running hub cannot take on SIGHUP: the certificate's names, the hub's name
