@@ -67,7 +67,7 @@ class _MemberStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemberSt
     MEMBER_STATUS_SUSPENDED: _MemberStatus.ValueType  # 3
     """Suspended by an admin: every call is refused until it is resumed; keys stay valid."""
     MEMBER_STATUS_REMOVED: _MemberStatus.ValueType  # 4
-    """Removed by an admin, for good: its keys were revoked at the log sequence of removal."""
+    """Removed by an admin, for good: its keys were revoked by log leaves at its removal."""
 
 class MemberStatus(_MemberStatus, metaclass=_MemberStatusEnumTypeWrapper):
     """Where a member is in its lifecycle.  Only ACTIVE members are served; the others are
@@ -83,7 +83,7 @@ MEMBER_STATUS_ACTIVE: MemberStatus.ValueType  # 2
 MEMBER_STATUS_SUSPENDED: MemberStatus.ValueType  # 3
 """Suspended by an admin: every call is refused until it is resumed; keys stay valid."""
 MEMBER_STATUS_REMOVED: MemberStatus.ValueType  # 4
-"""Removed by an admin, for good: its keys were revoked at the log sequence of removal."""
+"""Removed by an admin, for good: its keys were revoked by log leaves at its removal."""
 Global___MemberStatus: _TypeAlias = MemberStatus  # noqa: Y015
 
 @_typing.final
