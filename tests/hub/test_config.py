@@ -61,10 +61,10 @@ def test_values_are_read_by_section(tmp_path: Path) -> None:
 
 
 def test_key_in_the_wrong_section_is_refused(tmp_path: Path) -> None:
-    path = _write(tmp_path, DEFAULT_TOML + "max_ttl_days = 30\n")  # lands in [transparency]
+    path = _write(tmp_path, DEFAULT_TOML + "max_ttl_days = 30\n")  # lands in [expiry]
     message = _refused(path)
     assert str(path) in message
-    assert "[transparency] max_ttl_days: unknown key" in message
+    assert "[expiry] max_ttl_days: unknown key" in message
     assert "belongs in [limits]" in message
     message = _refused(_write(tmp_path, "max_indicators = 5\n"))  # top level
     assert "unknown top-level key 'max_indicators'" in message and "belongs in [limits]" in message

@@ -60,13 +60,13 @@ burst = 30
 [workers]
 validation_workers = 1              # processes that verify and validate publishes (0: none)
 
-[expiry]
-sweep_seconds = 60                  # how often expired indicators leave the current state
-
 [transparency]
 checkpoint_interval_seconds = 60    # a new signed checkpoint at least this often while idle
                                     # (one follows every commit anyway): how stale a
                                     # member may find the newest one
+
+[expiry]
+sweep_seconds = 60                  # how often expired indicators leave the current state
 """
 
 # Bounds: positive, and small enough that a typo (an extra few zeros) is an error rather
