@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import signal
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sighub.client import _leaves
 from sighub.client._checkpoint import OpenedCheckpoint, open_checkpoint
-from sighub.client._enroll import rotate_signing_key
+from sighub.client._enroll import EnrollmentFile, rotate_signing_key
 from sighub.client._envelope import key_id
 from sighub.client._merkle import (
     Frontier,
@@ -493,3 +494,25 @@ def test_kill_9_during_publishes_keeps_every_leaf_with_its_row(tmp_path: Path) -
         sub.close()
     finally:
         h.stop()
+
+
+def test_credentials_and_enrollment_files_from_before_the_log_still_load(
+    logged: dict[str, Any], tmp_path: Path
+) -> None:
+    sub: Member = logged["sub"]
+    doc = json.loads((sub.data / "hub.json").read_text())
+    assert doc["log_origin"] == "sighub/test-hub"
+    del doc["log_origin"]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "hub.json").write_text(json.dumps(doc))
+    (old / "hub.json").chmod(0o600)
+    assert Credential.load(old).log_origin == ""
+    enrollment = EnrollmentFile("127.0.0.1:1", "s3ller", "t", b"ca", "k", log_origin="sighub/x")
+    assert json.loads(enrollment.to_json())["log_origin"] == "sighub/x"
+    path = tmp_path / "old.enroll.json"
+    older = json.loads(enrollment.to_json())
+    del older["log_origin"]
+    path.write_text(json.dumps(older))
+    path.chmod(0o600)
+    assert EnrollmentFile.load(path).log_origin == ""
