@@ -23,6 +23,7 @@ from sighub.client._rpc import (
     ROLE,
     Change,
     Hop,
+    LogLeaf,
     SyncBatch,
     from_timestamp,
     to_timestamp,
@@ -43,7 +44,7 @@ from sighub.hub._service import (
     _since,
     _timestamp,
 )
-from sighub.hub._store import EnvelopeRow
+from sighub.hub._store import EnvelopeRow, LogRange
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,13 +117,16 @@ def test_since_rounds_up_to_the_stored_millisecond() -> None:
     assert info.value.code.name == "INVALID_ARGUMENT"
 
 
-def test_the_pre_serialized_batch_decodes_with_its_head() -> None:
+def test_the_pre_serialized_batch_decodes_with_its_head_and_log() -> None:
     rows = [
         EnvelopeRow(7, "a" * 64, "sg-csam", b'{"e":1}', "[]"),
         EnvelopeRow(9, "b" * 64, "sg-csam", b'{"e":2}', '[{"hub":"h1","received_at":'
                     '"2026-11-01T00:00:00.250Z"}]'),
     ]  # fmt: skip
-    out = _batch(rows, 9, False, 12)
+    leaves = [(6, b'{"type":"collab.add"}', True), (8, b"\x01" * 32, False)]
+    part = LogRange(rows, leaves, 9, 0)
+    proof = [b"\x02" * 32, b"\x03" * 32]
+    out = _batch(part, False, 12, b"sighub/test-hub\n12\n...", proof)
     got = sync_pb2.SyncResponse.FromString(out.data)
     assert (got.cursor, got.caught_up, got.head) == (9, False, 12)
     assert [(c.sequence, c.collaboration, c.envelope) for c in got.changes] == [
@@ -132,10 +136,17 @@ def test_the_pre_serialized_batch_decodes_with_its_head() -> None:
     assert not got.changes[0].hops
     hop = got.changes[1].hops[0]
     assert hop.hub == "h1" and format_time(from_timestamp(hop.received_at)).endswith(".250Z")
+    assert [(x.sequence, x.WhichOneof("content")) for x in got.leaves] == [
+        (6, "leaf"),
+        (8, "leaf_hash"),
+    ]
+    assert got.leaves[0].leaf == leaves[0][1] and got.leaves[1].leaf_hash == b"\x01" * 32
+    assert got.checkpoint == b"sighub/test-hub\n12\n..." and list(got.consistency) == proof
     assert (out.changes, out.envelope_bytes, out.cursor) == (2, 14, 9)
-    # a head below the cursor (the request's cursor past the stream's collaborations) is
-    # sent as the cursor: the contract says head is never below it
-    keepalive = sync_pb2.SyncResponse.FromString(_batch([], 20, True, 5).data)
+    # a head below the cursor is sent as the cursor: the contract says head is never below
+    keepalive = sync_pb2.SyncResponse.FromString(
+        _batch(LogRange([], [], 20, 0), True, 5, b"", []).data
+    )
     assert (keepalive.cursor, keepalive.head, keepalive.caught_up, len(keepalive.changes)) == (
         20,
         20,
@@ -144,11 +155,13 @@ def test_the_pre_serialized_batch_decodes_with_its_head() -> None:
     )
 
 
-def test_merged_batches_keep_the_latest_head() -> None:
+def test_merged_batches_keep_the_latest_head_and_checkpoint() -> None:
     c1 = Change(1, "sg-csam", b"x", (Hop("h1", datetime(2026, 11, 1, tzinfo=UTC)),))
-    c2 = Change(2, "sg-csam", b"y", ())
-    merged = _merge([SyncBatch((c1,), 1, False, 5), SyncBatch((c2,), 2, False, 6)])
-    assert merged == SyncBatch((c1, c2), 2, False, 6)
+    c2 = Change(4, "sg-csam", b"y", ())
+    l2, l3 = LogLeaf(2, b"{}", None), LogLeaf(3, None, b"\x00" * 32)
+    first = SyncBatch((c1,), 2, False, 5, (l2,), b"cp5", (b"p" * 32,))
+    second = SyncBatch((c2,), 4, False, 6, (l3,), b"cp6", ())
+    assert _merge([first, second]) == SyncBatch((c1, c2), 4, False, 6, (l2, l3), b"cp6", ())
 
 
 def test_page_tokens() -> None:

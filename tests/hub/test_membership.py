@@ -22,7 +22,10 @@ from tests.hub.test_poison import _fresh, _inject
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    h = HubProcess(tmp_path / "hub", publishes_per_minute=6000, burst=1000)
+    # an injected envelope is checkpointed by the idle interval: keep it short
+    h = HubProcess(
+        tmp_path / "hub", publishes_per_minute=6000, burst=1000, checkpoint_interval_seconds=0.5
+    )
     h.start()
     try:
         assert h.admin_cli("collab", "add", "sg-csam") == 0

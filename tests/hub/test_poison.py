@@ -6,7 +6,6 @@ version, a lying hub) refuses it, records it and moves on, with or without worke
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._envelope import PAYLOAD_TYPE, _envelope_bytes, key_id, pae
 from sighub.client._errors import EXIT_ALARM
 from sighub.client._local import LocalStore
+from sighub.hub._store import Store
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
 
@@ -63,18 +63,19 @@ def test_publish_of_a_poison_payload_is_invalid_argument(hub: dict[str, Any], na
 
 
 def _inject(h: HubProcess, pub: Member, raws: list[bytes]) -> list[int]:
-    """Append envelopes to the hub's log as a hub that did not validate them would."""
+    """Append envelopes to the hub's log (with their log leaves) as a hub that did not
+    validate them would."""
     kid = key_id(pub.files.signing_key().public_key())
-    seqs = []
-    with sqlite3.connect(h.data / "hub.db", timeout=10) as c:
-        for raw in raws:
-            cur = c.execute(
-                "INSERT INTO envelopes (id, collab, publisher, key_id, received, n_indicators,"
-                " hops, raw) VALUES (?, 'sg-csam', ?, ?, '2026-11-01T00:00:00.000Z', 0, '[]', ?)",
-                (hashlib.sha256(raw).hexdigest(), pub.name, kid, raw),
-            )
-            seqs.append(int(cur.lastrowid or 0))
-    return seqs
+    store = Store(h.data / "hub.db")
+    try:
+        with store.tx():
+            return [
+                store.append_envelope(hashlib.sha256(raw).hexdigest(), "sg-csam", pub.name, kid,
+                                      "2026-11-01T00:00:00.000Z", "[]", raw, [])
+                for raw in raws
+            ]  # fmt: skip
+    finally:
+        store.close()
 
 
 def _fresh(sub: Member, tmp: Path, name: str) -> Path:

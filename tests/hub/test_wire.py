@@ -224,29 +224,38 @@ def _published(wire: dict[str, Any]) -> tuple[list[int], list[int]]:
     return mine, theirs
 
 
-def test_every_batch_carries_the_head_of_its_collaborations(wire: dict[str, Any]) -> None:
+def test_every_batch_covers_a_contiguous_range_of_the_whole_log(wire: dict[str, Any]) -> None:
     mine, theirs = _published(wire)
     assert theirs[0] > mine[-1]  # the log's head is in a collaboration sub does not read
     sub: Member = wire["sub"]
     stub = sync_pb2_grpc.SyncServiceStub(sub.client().channel)
     with sub.hub.db() as c:
-        visible = c.execute("SELECT MAX(seq) FROM envelopes WHERE collab='sg-csam'").fetchone()[0]
-    assert visible == mine[-1]
+        size = c.execute("SELECT MAX(seq) FROM leaves").fetchone()[0]
+    assert size == theirs[0]
     start = mine[1]
     batches = list(stub.Sync(sync_pb2.SyncRequest(cursor=start, batch_size=1), timeout=30))
     assert [c.sequence for b in batches for c in b.changes] == mine[2:]
-    assert all(b.head == visible for b in batches)
+    previous = start
+    for b in batches:  # (previous cursor, cursor]: each sequence a change or a leaf
+        covered = sorted([c.sequence for c in b.changes] + [x.sequence for x in b.leaves])
+        assert covered == list(range(previous + 1, b.cursor + 1))
+        previous = b.cursor
+    assert all(b.head == size for b in batches)
     assert [b.caught_up for b in batches] == [False] * (len(batches) - 1) + [True]
-    assert batches[-1].cursor == visible  # caught up at the head it reported
+    assert batches[-1].cursor == size  # caught up at the head it reported
+    (other,) = [x for b in batches for x in b.leaves if x.sequence == theirs[0]]
+    assert other.WhichOneof("content") == "leaf_hash" and len(other.leaf_hash) == 32
     # the SDK passes it up
     sdk = list(sub.client().sync(start, batch_size=2))
-    assert all(b.head == visible for b in sdk) and sdk[-1].caught_up
+    assert all(b.head == size for b in sdk) and sdk[-1].caught_up
+    assert [x.sequence for b in sdk for x in b.leaves] == [theirs[0]]
     # nothing left: one empty, caught-up batch at the head
-    (last,) = stub.Sync(sync_pb2.SyncRequest(cursor=visible), timeout=30)
-    assert (len(last.changes), last.cursor, last.head, last.caught_up) == (
+    (last,) = stub.Sync(sync_pb2.SyncRequest(cursor=size), timeout=30)
+    assert (len(last.changes), len(last.leaves), last.cursor, last.head, last.caught_up) == (
         0,
-        visible,
-        visible,
+        0,
+        size,
+        size,
         True,
     )
 

@@ -73,6 +73,9 @@ class EnrollmentFile:
     hub_public_key: str
     cert_pem: bytes = b""  # the short-lived enrollment client certificate and key
     key_pem: bytes = b""
+    # The hub's log origin ("sighub/<hub name>"): with hub_public_key, the checkpoint
+    # verifier key.  Empty in files written before the log existed.
+    log_origin: str = ""
 
     @classmethod
     def load(cls, path: Path) -> EnrollmentFile:
@@ -86,6 +89,7 @@ class EnrollmentFile:
                 doc["hub_public_key"],
                 doc.get("cert_pem", "").encode(),
                 doc.get("key_pem", "").encode(),
+                doc.get("log_origin", ""),
             )
         except KeyFileError:
             raise
@@ -102,6 +106,7 @@ class EnrollmentFile:
                 "hub_public_key": self.hub_public_key,
                 "cert_pem": self.cert_pem.decode(),
                 "key_pem": self.key_pem.decode(),
+                "log_origin": self.log_origin,
             },
             indent=2,
         )
@@ -139,7 +144,7 @@ def enroll(
     transport = PLAINTEXT if insecure else MTLS
     write_credential(
         data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key,
-        transport,
+        transport, ef.log_origin,
     )  # fmt: skip
     return ident
 

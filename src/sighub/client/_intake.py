@@ -53,7 +53,11 @@ def _joined(batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
 def _merge(batches: list[SyncBatch]) -> SyncBatch:
     changes = tuple(c for b in batches for c in b.changes)
     last = batches[-1]
-    return SyncBatch(changes, last.cursor, last.caught_up, max(b.head for b in batches))
+    leaves = tuple(leaf for b in batches for leaf in b.leaves)
+    head = max(b.head for b in batches)
+    return SyncBatch(
+        changes, last.cursor, last.caught_up, head, leaves, last.checkpoint, last.consistency
+    )
 
 
 class Checker:

@@ -22,6 +22,8 @@ from sighub.client._keys import read_secret
 from sighub.client._proto import (
     directory_pb2,
     directory_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
@@ -46,6 +48,7 @@ __all__ = [
     "HubClient",
     "HubRejected",
     "HubUnreachable",
+    "LogLeaf",
     "PublishResult",
     "SharedKey",
     "SyncBatch",
@@ -197,6 +200,9 @@ class Credential:
     # How the member enrolled: MTLS, or PLAINTEXT (``--insecure``, loopback only), which
     # the SDK then uses by default.
     transport: str = "mtls"
+    # The hub's log origin ("sighub/<hub name>"), the key name of its checkpoints'
+    # signature by ``hub_public_key``; empty in credentials written before the log.
+    log_origin: str = ""
 
     @classmethod
     def load(cls, folder: Path) -> Credential:
@@ -213,6 +219,7 @@ class Credential:
                 doc["bearer_token"],
                 doc["hub_public_key"],
                 transport,
+                doc.get("log_origin", ""),
             )
         except KeyFileError:
             raise
@@ -303,11 +310,29 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class LogLeaf:
+    """One log leaf as the hub sent it: ``leaf`` (its exact bytes) when the caller may
+    see it, else only ``leaf_hash`` (its 32-byte RFC 9162 hash); exactly one is set."""
+
+    sequence: int  # the leaf's index + 1
+    leaf: bytes | None
+    leaf_hash: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncBatch:
+    """One batch: the log's range (previous cursor, ``cursor``], its envelopes of the
+    stream's collaborations as ``changes`` and every other sequence as ``leaves``, with
+    the latest signed ``checkpoint`` (a C2SP note, tree size >= cursor) and the
+    ``consistency`` proof from tree size ``cursor`` to it."""
+
     changes: tuple[Change, ...]
     cursor: int
     caught_up: bool
-    head: int  # the highest sequence the stream reads, as the hub sent the batch
+    head: int  # the log's size as the hub sent the batch
+    leaves: tuple[LogLeaf, ...] = ()
+    checkpoint: bytes = b""
+    consistency: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +355,12 @@ class SharedKey:
     created_at: datetime
 
 
+def _log_leaf(leaf: types_pb2.LogLeaf) -> LogLeaf:
+    if leaf.WhichOneof("content") == "leaf":
+        return LogLeaf(leaf.sequence, leaf.leaf, None)
+    return LogLeaf(leaf.sequence, None, leaf.leaf_hash)
+
+
 class HubClient:
     """A member's connection to its hub."""
 
@@ -339,6 +370,7 @@ class HubClient:
         self._publish = publish_pb2_grpc.PublishServiceStub(channel)
         self._sync = sync_pb2_grpc.SyncServiceStub(channel)
         self._directory = directory_pb2_grpc.DirectoryServiceStub(channel)
+        self._log = log_pb2_grpc.LogServiceStub(channel)
 
     @classmethod
     def connect(cls, cred: Credential, insecure: bool = False) -> HubClient:
@@ -391,11 +423,43 @@ class HubClient:
                     b.cursor,
                     b.caught_up,
                     b.head,
+                    tuple(map(_log_leaf, b.leaves)),
+                    b.checkpoint,
+                    tuple(b.consistency),
                 )
         except grpc.RpcError as exc:
             raise _wrap(exc, self.address) from None
         finally:
             stream.cancel()
+
+    # -- the transparency log ----------------------------------------------------------
+    def checkpoint(self) -> bytes:
+        """The hub's latest signed checkpoint (a C2SP note), as sent: unverified."""
+        r = call(
+            lambda: self._log.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=30),
+            self.address,
+        )
+        return bytes(r.checkpoint)
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of leaf ``leaf_index`` in the tree of
+        ``tree_size`` leaves (``HubRejected`` INVALID_ARGUMENT if the log cannot prove it)."""
+        request = log_pb2.GetInclusionProofRequest(leaf_index=leaf_index, tree_size=tree_size)
+        r = call(lambda: self._log.GetInclusionProof(request, timeout=30), self.address)
+        return list(r.hashes)
+
+    def consistency_proof(self, first_size: int, second_size: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from tree size ``first_size`` to ``second_size``."""
+        request = log_pb2.GetConsistencyProofRequest(first_size=first_size, second_size=second_size)
+        r = call(lambda: self._log.GetConsistencyProof(request, timeout=30), self.address)
+        return list(r.hashes)
+
+    def leaves(self, start: int, end: int) -> list[LogLeaf]:
+        """Leaves of indexes [start, end): the hub answers a prefix of at most 1000, full
+        bytes for those the caller may see, hashes for the others."""
+        request = log_pb2.GetLeavesRequest(start=start, end=end)
+        r = call(lambda: self._log.GetLeaves(request, timeout=30), self.address)
+        return [_log_leaf(leaf) for leaf in r.leaves]
 
     def key_directory(self) -> list[DirectoryKey]:
         r = call(

@@ -46,9 +46,12 @@ def write_credential(
     key: ec.EllipticCurvePrivateKey,
     hub_public: str,
     transport: str = "mtls",
+    log_origin: str = "",
 ) -> None:
     """A member's (or the admin's) credential folder: ``hub.json`` (0600: it holds the
-    bearer token) and ``tls/`` with the hub CA, the client certificate and key (0600)."""
+    bearer token) and ``tls/`` with the hub CA, the client certificate and key (0600).
+    ``log_origin`` names the hub's transparency log: with ``hub_public`` it makes the
+    verifier key of its checkpoints."""
     tls = folder / "tls"
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -62,5 +65,6 @@ def write_credential(
         "bearer_token": bearer,
         "hub_public_key": hub_public,
         "transport": transport,  # how it enrolled: what the SDK dials by default
+        "log_origin": log_origin,
     }
     write_secret(folder / "hub.json", json.dumps(doc, indent=2).encode())

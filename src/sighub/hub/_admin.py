@@ -21,6 +21,7 @@ from sighub.client._rpc import (
     MEMBER_STATUS,
     ROLE,
     Credential,
+    HubClient,
     call,
     from_timestamp,
     open_channel,
@@ -50,8 +51,16 @@ class _Admin:
     def __init__(self, args: argparse.Namespace) -> None:
         self.cred = Credential.load(Path(args.cred))
         self.address = args.hub or self.cred.hub
-        channel = open_channel(self.cred, args.insecure, args.hub)
-        self.stub = admin_pb2_grpc.AdminServiceStub(channel)
+        self.channel = open_channel(self.cred, args.insecure, args.hub)
+        self.stub = admin_pb2_grpc.AdminServiceStub(self.channel)
+
+    def log_origin(self) -> str:
+        """The hub's log origin: from the admin credential, or, for one written before the
+        log, the first line of the hub's checkpoint (a name; the key stays pinned)."""
+        if self.cred.log_origin:
+            return self.cred.log_origin
+        note = self.call(lambda: HubClient(self.channel, self.address).checkpoint())
+        return note.split(b"\n", 1)[0].decode("utf-8", "replace")
 
     def call(self, fn: Callable[[], T]) -> T:
         return call(fn, self.address)
@@ -155,6 +164,7 @@ def cmd_member(args: argparse.Namespace) -> int:
             admin.cred.hub_public_key,
             r.enrollment_cert_pem,
             r.enrollment_key_pem,
+            admin.log_origin(),
         )
         out = Path(args.out or f"{args.name}.enroll.json")
         write_secret(out, ef.to_json().encode())  # the token is a secret until used

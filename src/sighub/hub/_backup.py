@@ -129,9 +129,8 @@ def inspect_database(conn: sqlite3.Connection, path: Path, what: str) -> BackupI
                 f"{len(MIGRATIONS)}), missing tables {sorted(_TABLES - tables) or 'none'}"
             )
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        head, envelopes = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0), COUNT(*) FROM envelopes"
-        ).fetchone()
+        head = _log_head(conn)
+        envelopes = conn.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0]
         members = conn.execute("SELECT COUNT(*) FROM members").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{what}: not a readable SQLite database ({exc})") from None
@@ -255,6 +254,14 @@ def _same_hub(root: Path, info: BackupInfo) -> None:
         )
 
 
+def _log_head(conn: sqlite3.Connection) -> int:
+    """The log's last sequence: of the transparency log (schema 3 on), else of the
+    envelopes (whose sequences become the first leaves when the hub migrates)."""
+    logged = conn.execute("SELECT 1 FROM sqlite_master WHERE name='leaves'").fetchone()
+    table = "leaves" if logged else "envelopes"
+    return int(conn.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])
+
+
 def _previous_head(root: Path) -> int | None:
     """The current database's log head; None without one, -1 when it cannot be read."""
     db = root / DB_FILE
@@ -263,7 +270,7 @@ def _previous_head(root: Path) -> int | None:
     try:
         conn = _connect(db)
         try:
-            return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM envelopes").fetchone()[0])
+            return _log_head(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError:

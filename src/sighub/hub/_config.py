@@ -34,7 +34,7 @@ DEFAULT_TOML: Final = """\
 # sighub hub configuration.  Every key is optional; the values below are the defaults.
 # Any key of a section can also be set with SIGHUB_<SECTION>_<KEY> in the environment
 # (e.g. SIGHUB_LIMITS_MAX_TTL_DAYS=30), which wins over this file.  SIGHUP re-reads it:
-# limits, rate and expiry change live; name, tls_names and [workers] need a restart.
+# limits, rate, expiry and transparency change live; name, tls_names and [workers] need a restart.
 
 # Name of this hub (recorded as a hop when envelopes are relayed to other hubs).
 name = "sighub"
@@ -59,6 +59,11 @@ burst = 30
 
 [workers]
 validation_workers = 1              # processes that verify and validate publishes (0: none)
+
+[transparency]
+checkpoint_interval_seconds = 60    # a new signed checkpoint at least this often while idle
+                                    # (one follows every commit anyway): how stale a
+                                    # member may find the newest one
 
 [expiry]
 sweep_seconds = 60                  # how often expired indicators leave the current state
@@ -101,6 +106,10 @@ class Expiry(_Section, frozen=True):
     sweep_seconds: _Seconds = 60.0
 
 
+class Transparency(_Section, frozen=True):
+    checkpoint_interval_seconds: _Seconds = 60.0
+
+
 class ConfigFile(_Section, frozen=True):
     """The file's shape: top-level keys, then one table per section."""
 
@@ -112,6 +121,7 @@ class ConfigFile(_Section, frozen=True):
     rate: Rate = msgspec.field(default_factory=Rate)
     workers: Workers = msgspec.field(default_factory=Workers)
     expiry: Expiry = msgspec.field(default_factory=Expiry)
+    transparency: Transparency = msgspec.field(default_factory=Transparency)
 
 
 SECTIONS: Final[dict[str, type[_Section]]] = {
@@ -119,6 +129,7 @@ SECTIONS: Final[dict[str, type[_Section]]] = {
     "rate": Rate,
     "workers": Workers,
     "expiry": Expiry,
+    "transparency": Transparency,
 }
 ENV_PREFIX: Final = "SIGHUB_"
 # Keys a running hub cannot take on SIGHUP: the certificate's names, the hub's name
@@ -151,6 +162,7 @@ class HubConfig:
     burst: int
     validation_workers: int
     sweep_seconds: float
+    checkpoint_interval_seconds: float
 
     @classmethod
     def of(cls, file: ConfigFile) -> HubConfig:

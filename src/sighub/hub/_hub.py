@@ -1,6 +1,7 @@
 """The hub's rules, independent of gRPC: who may do what, enrollment, the key directory,
 publish validation.  Every method either changes the store in one transaction or raises
-HubError and changes nothing."""
+HubError and changes nothing; each change is logged as transparency-log leaves
+(``sighub.client._leaves``) in that same transaction."""
 
 from __future__ import annotations
 
@@ -19,16 +20,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from sighub.client import _leaves
+from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._envelope import key_id
 from sighub.client._errors import SighubError
 from sighub.client._keys import identity_for
+from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import PublishResult
 from sighub.client._rules import envelope_problem
 from sighub.client._stix import format_time
 from sighub.hub._config import HubConfig
 from sighub.hub._errors import HubError
 from sighub.hub._pki import csr_common_names, issue_client
-from sighub.hub._store import MemberRow, Store
+from sighub.hub._store import TLOG, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection
 
 __all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
@@ -86,13 +90,32 @@ class Hub:
         ca_key: ec.EllipticCurvePrivateKey,
         ca_pem: bytes,
         clock: Callable[[], datetime] | None = None,
+        log_signer: Ed25519Signer | None = None,
     ) -> None:
         self.store, self.config, self.ca_key, self.ca_pem = store, config, ca_key, ca_pem
+        self.log_signer = log_signer  # signs checkpoints; None: this hub issues none
         self.clock = clock or (lambda: datetime.now(UTC))
         self.limiter = _RateLimiter(config.publishes_per_minute, config.burst)
 
     def now(self) -> str:
         return _now_text(self.clock())
+
+    # -- checkpoints ------------------------------------------------------------------
+    def issue_checkpoint(self, force: bool = False) -> tuple[int, bytes] | None:
+        """Sign and store a checkpoint of the whole log, if it grew since the last one
+        (or ``force``: the idle interval passed); returns (size, note) or None."""
+        if self.log_signer is None:
+            raise RuntimeError("issue_checkpoint: this Hub was made without a log signer")
+        with self.store.tx() as c:
+            size = self.store.head()
+            last = self.store.checkpoint()
+            if not force and last is not None and last[0] == size:
+                return None
+            when = self.clock()
+            body = Checkpoint(self.log_signer.name, size, TLOG.root(c, size))
+            note = sign_checkpoint(body.with_time(int(when.timestamp())), self.log_signer)
+            self.store.add_checkpoint(size, note, _now_text(when))
+        return size, note
 
     # -- identities -------------------------------------------------------------------
     def by_cert(self, common_name: str, serial: str) -> MemberRow:
@@ -179,6 +202,9 @@ class Hub:
             )
         with self.store.tx() as c:
             c.execute("UPDATE members SET status=? WHERE name=?", (status, name))
+            self.store.append_leaf(
+                "member.status", _leaves.member_status(name, status), member=name
+            )
             self.store.audit(
                 self.now(),
                 actor,
@@ -198,9 +224,16 @@ class Hub:
                 " WHERE name=?",
                 (name,),
             )
+            self.store.revoke_keys(now, name)  # a key.revoke leaf each
+            for collab in self.store.member_collabs(name):
+                self.store.append_leaf(
+                    "collab.leave", _leaves.collab_membership(collab, name, False), collab, name
+                )
             c.execute("DELETE FROM memberships WHERE member=?", (name,))
             c.execute("DELETE FROM bearer_tokens WHERE member=?", (name,))
-            self.store.revoke_keys(now, name)
+            self.store.append_leaf(
+                "member.status", _leaves.member_status(name, "removed"), member=name
+            )
             self.store.audit(now, actor, "member.remove", name)
         return self._member(name)
 
@@ -222,12 +255,15 @@ class Hub:
         if self.store.collab_exists(name):
             raise HubError.exists(f"collaboration {name!r} already exists")
         now = self.now()
+        secret = secrets.token_bytes(32)
         with self.store.tx() as c:
             c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
+            self.store.append_leaf("collab.add", _leaves.collab_add(name), name)
             c.execute(
                 "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
-                (name, secrets.token_bytes(32), now),
+                (name, secret, now),
             )
+            self.store.append_leaf("collab.epoch", _leaves.collab_epoch(name, 0, secret), name)
             self.store.audit(now, actor, "collab.add", name)
         return name
 
@@ -240,6 +276,9 @@ class Hub:
             raise HubError.exists(f"member {member!r} is already in {collab!r}")
         with self.store.tx() as c:
             c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
+            self.store.append_leaf(
+                "collab.join", _leaves.collab_membership(collab, member, True), collab, member
+            )
             self.store.audit(self.now(), actor, "collab.join", member, collab=collab)
         return collab
 
@@ -249,6 +288,9 @@ class Hub:
             raise HubError.not_found(f"member {member!r} is not in {collab!r}")
         with self.store.tx() as c:
             c.execute("DELETE FROM memberships WHERE collab=? AND member=?", (collab, member))
+            self.store.append_leaf(
+                "collab.leave", _leaves.collab_membership(collab, member, False), collab, member
+            )
             self.store.audit(self.now(), actor, "collab.leave", member, collab=collab)
         return collab
 
@@ -256,10 +298,14 @@ class Hub:
         self._collab(collab)
         epoch = (self.store.collab_epoch(collab) or 0) + 1
         now = self.now()
+        secret = secrets.token_bytes(32)
         with self.store.tx() as c:
             c.execute(
                 "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, ?, ?, ?)",
-                (collab, epoch, secrets.token_bytes(32), now),
+                (collab, epoch, secret, now),
+            )
+            self.store.append_leaf(
+                "collab.epoch", _leaves.collab_epoch(collab, epoch, secret), collab
             )
             self.store.audit(now, actor, "collab.rotate-key", collab, epoch=epoch)
         return epoch
@@ -301,6 +347,8 @@ class Hub:
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
                 (kid, name, signing_key, now),
             )
+            leaf = _leaves.member_enroll(name, m.identity, list(m.roles), kid, signing_key)
+            self.store.append_leaf("member.enroll", leaf, member=name)
             c.execute(
                 "INSERT INTO bearer_tokens (token_hash, member, created) VALUES (?, ?, ?)",
                 (hash_token(bearer), name, now),
@@ -336,7 +384,10 @@ class Hub:
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
                 (kid, m.name, new_key, now),
             )
-            self.store.revoke_keys(now, m.name, kid_old)
+            leaf = _leaves.key_rotate(m.name, kid, new_key, kid_old, proof)
+            seq = self.store.append_leaf("key.rotate", leaf, member=m.name)
+            # the key.rotate leaf supersedes the old key: it is revoked at that sequence
+            self.store.revoke_keys(now, m.name, kid_old, at_seq=seq)
             self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous_key_id=kid_old)
         return kid, kid_old
 

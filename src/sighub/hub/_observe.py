@@ -159,7 +159,7 @@ class HubMetrics:
             self.streams.labels(follow=follow)
 
     def load(self, store: Store) -> None:
-        """The log's size at start; publishes keep it current afterwards."""
+        """The log's size at start; publishes and checkpoints keep it current afterwards."""
         head = store.head()
         self.head.set(head)
         self.lag.head = head
@@ -174,6 +174,11 @@ class HubMetrics:
         self.envelopes.inc()
         self.head.set(max(sequence, self.lag.head))
         self.lag.head = max(sequence, self.lag.head)
+
+    def log_size(self, size: int) -> None:
+        """The log's size at a new checkpoint: directory events grow it too."""
+        self.head.set(max(size, self.lag.head))
+        self.lag.head = max(size, self.lag.head)
 
     def opened(self, follow: bool) -> None:
         self.streams.labels(follow=str(follow).lower()).inc()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -29,11 +32,14 @@ from grpc_reflection.v1alpha import reflection
 from sighub.client._enroll import expiry_warning
 from sighub.client._errors import SighubError
 from sighub.client._keys import read_secret, write_secret
+from sighub.client._note import Ed25519Signer
 from sighub.client._proto import (
     admin_pb2,
     admin_pb2_grpc,
     directory_pb2,
     directory_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
@@ -48,12 +54,13 @@ from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
 from sighub.hub._service import (
     AdminService,
     DirectoryService,
+    LogService,
     PublishService,
     Services,
     SyncService,
     sync_handler,
 )
-from sighub.hub._store import Store
+from sighub.hub._store import Store, log_origin
 
 __all__ = ["HubPaths", "init_hub", "serve"]
 
@@ -63,7 +70,9 @@ SERVICE_NAMES: Final = (
     sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name,
     directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 )
+CHECKPOINT_COALESCE: Final = 0.1  # seconds: at most ten checkpoints a second under load
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,27 @@ def _load_ec(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def load_log_signer(path: Path, origin: str) -> Ed25519Signer:
+    """The hub's log key (``hub-signing.key``, Ed25519, not the TLS key) as the note
+    signer named ``origin``."""
+    key = load_pem_private_key(read_secret(path), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SighubError(f"{path}: expected an Ed25519 key (the hub's log key)")
+    return Ed25519Signer(origin, key.private_bytes_raw())
+
+
+def store_origin(store: Store, name: str) -> str:
+    """The log's origin as stored at init (or by the migration that added the log); a
+    hub that has none yet takes it from ``name`` now, for good (renaming the hub in
+    hub.toml later does not rename its log)."""
+    origin = store.meta("log_origin")
+    if origin is None:
+        origin = log_origin(store.meta("hub_name") or name)
+        with store.tx():
+            store.set_meta("log_origin", origin)
+    return origin
+
+
 def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     """Create a hub data directory; returns the admin credential folder."""
     paths = HubPaths(root)
@@ -128,9 +158,11 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     store = Store(paths.db)
     store.migrate()
     hub = Hub(store, config, ca_key, ca_pem)
+    origin = log_origin(name)
     with store.tx():
         store.set_meta("hub_name", name)
         store.set_meta("hub_public_key", hub_public)
+        store.set_meta("log_origin", origin)
     _, token = hub.add_member("hub-init", "admin", ["admin"])
     tls_key = new_tls_key()
     signing_admin = (
@@ -144,8 +176,9 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
     )
     store.close()
     write_credential(
-        paths.admin, address, "admin", bearer, ca_pem, cert.encode(), tls_key, hub_public
-    )
+        paths.admin, address, "admin", bearer, ca_pem, cert.encode(), tls_key, hub_public,
+        log_origin=origin,
+    )  # fmt: skip
     return paths.admin
 
 
@@ -177,20 +210,14 @@ async def serve(
     ca_pem = (paths.pki / "ca.pem").read_bytes()
     store = Store(paths.db)
     store.migrate()
-    services = Services(Hub(store, config, ca_key, ca_pem), paths.db)
+    signer = load_log_signer(paths.signing_key, store_origin(store, config.name))
+    services = Services(Hub(store, config, ca_key, ca_pem, log_signer=signer), paths.db)
+    services.hub.issue_checkpoint(force=True)  # a fresh one before serving, always there
     services.metrics.load(store)
     server = grpc.aio.server(
         interceptors=[ObserveInterceptor(services.metrics)], options=_options(config)
     )
-    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishService(services), server)
-    server.add_generic_rpc_handlers((sync_handler(SyncService(services)),))
-    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(services), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(services), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    health_servicer = _add_services(server, services)
     address = f"{host}:{port}"
     certificate = None if insecure else ServerCertificate(paths.pki, ca_pem)
     bound = _bind(server, address, certificate)
@@ -209,6 +236,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload, services, paths, certificate, config)
     sweeper = asyncio.create_task(_sweep(services))
+    checkpoints = asyncio.create_task(_checkpoints(services))
     watcher = asyncio.create_task(_watch_certificate(certificate))
     if ready is not None:
         ready.set()
@@ -216,12 +244,28 @@ async def serve(
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
     sweeper.cancel()
+    checkpoints.cancel()
     watcher.cancel()
     await services.close()
     await server.stop(grace=10)
     await exposed.close()
     store.close()
     lock.release()
+
+
+def _add_services(server: grpc.aio.Server, services: Services) -> health.aio.HealthServicer:
+    """The hub's services, health and reflection on ``server``; returns the health one."""
+    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishService(services), server)
+    server.add_generic_rpc_handlers((sync_handler(SyncService(services)),))
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(services), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(services), server)
+    log_pb2_grpc.add_LogServiceServicer_to_server(LogService(services), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return health_servicer
 
 
 async def _sweep(services: Services) -> None:
@@ -234,6 +278,32 @@ async def _sweep(services: Services) -> None:
         if removed:
             log.info("expiry sweep removed %d indicators from the current state", removed)
         await asyncio.sleep(services.hub.config.sweep_seconds)  # SIGHUP may change it
+
+
+async def _checkpoints(services: Services) -> None:
+    """Sign a checkpoint soon after every commit that appended leaves (coalesced to one
+    per CHECKPOINT_COALESCE under load), and at least every checkpoint_interval_seconds
+    while idle; then wake the Sync streams, which serve the log up to it."""
+    last = time.monotonic()  # serve() issued one
+    due = services.checkpoint_due
+    while True:
+        interval = services.hub.config.checkpoint_interval_seconds  # SIGHUP may change it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(due.wait(), max(0.0, last + interval - time.monotonic()))
+        due.clear()
+        idle = time.monotonic() - last >= interval
+        try:
+            issued = await services.run(
+                functools.partial(services.hub.issue_checkpoint, force=idle)
+            )
+        except Exception:  # a full disk, say: keep trying, the next commit is due again
+            log.exception("checkpoint not issued")
+            issued = None
+        if issued is not None:
+            last = time.monotonic()
+            services.metrics.log_size(issued[0])
+            await services.notify()
+        await asyncio.sleep(CHECKPOINT_COALESCE)
 
 
 def _bind(server: grpc.aio.Server, address: str, certificate: ServerCertificate | None) -> int:

@@ -5,7 +5,9 @@ tokens.
 
 Blocking SQLite work never runs on the event loop: every unary call runs in one writer
 thread (which serializes writes), and each Sync stream reads through its own connection in
-the default thread pool.  Publishes and admin changes wake every follow stream.
+the default thread pool.  A commit that appends log leaves makes a checkpoint due; a new
+checkpoint, and admin changes, wake every follow stream (streams serve the log up to the
+latest checkpoint, so that each batch comes with one that covers it).
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sighub.client._leaves import DIRECTORY_TYPES
+from sighub.client._merkle import ProofError, leaf_hash
 from sighub.client._proto import (
     admin_pb2,
     admin_pb2_grpc,
     directory_pb2,
     directory_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
@@ -48,7 +54,7 @@ from sighub.hub._errors import HubError
 from sighub.hub._hub import Hub
 from sighub.hub._observe import HubMetrics
 from sighub.hub._pki import ENROLL_PREFIX, issue_enrollment
-from sighub.hub._store import EnvelopeRow, MemberRow, Store
+from sighub.hub._store import TLOG, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["Services"]
@@ -73,6 +79,7 @@ class Services:
         self.validators = WorkerPool(workers, VALIDATE_TASK, "validation") if workers else None
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
+        self.checkpoint_due = asyncio.Event()  # set by commits that appended log leaves
         self.stopping = asyncio.Event()
         self._cert_cache: dict[bytes, tuple[str, str]] = {}
         self.metrics = HubMetrics()
@@ -84,6 +91,11 @@ class Services:
         async with self.changed:
             self.version += 1
             self.changed.notify_all()
+
+    def committed(self) -> None:
+        """Leaves were appended: a checkpoint is due (``_server._checkpoints`` signs it and
+        then wakes the streams)."""
+        self.checkpoint_due.set()
 
     def identify(self, context: grpc.aio.ServicerContext[Any, Any]) -> MemberRow:
         """The caller, from its client certificate or its bearer token (writer thread)."""
@@ -275,7 +287,7 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
             result = seen
         self.s.metrics.published(result.sequence, result.indicators, result.duplicate)
         if not result.duplicate:
-            await self.s.notify()
+            self.s.committed()
         return publish_pb2.PublishResponse(
             sequence=result.sequence,
             envelope_id=result.envelope_id,
@@ -299,6 +311,11 @@ class Outgoing:
     caught_up: bool
 
 
+# Most log sequences in one Sync batch: with their hashes (32 bytes) and protobuf framing
+# they stay well inside the message size the hub allows besides the envelope bytes.
+SYNC_MAX_SEQUENCES: Final = 4096
+
+
 def _hops(text: str) -> list[sync_pb2.Hop]:
     """A row's stored relays (JSON, "[]" for an envelope published here)."""
     if text == "[]":
@@ -309,7 +326,15 @@ def _hops(text: str) -> list[sync_pb2.Hop]:
     ]
 
 
-def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool, head: int) -> Outgoing:
+def _log_leaf(seq: int, data: bytes, full: bool) -> types_pb2.LogLeaf:
+    if full:
+        return types_pb2.LogLeaf(sequence=seq, leaf=data)
+    return types_pb2.LogLeaf(sequence=seq, leaf_hash=data)
+
+
+def _batch(
+    part: LogRange, caught_up: bool, head: int, checkpoint: bytes, consistency: list[bytes]
+) -> Outgoing:
     """Serialized here, not by gRPC: the stream then holds only these bytes while a slow
     reader keeps the write waiting (not the rows and the message besides)."""
     message = sync_pb2.SyncResponse(
@@ -317,14 +342,36 @@ def _batch(rows: list[EnvelopeRow], cursor: int, caught_up: bool, head: int) -> 
             sync_pb2.Change(
                 sequence=r.seq, collaboration=r.collab, envelope=r.raw, hops=_hops(r.hops)
             )
-            for r in rows
+            for r in part.changes
         ],
-        cursor=cursor,
+        cursor=part.cursor,
         caught_up=caught_up,
-        head=max(head, cursor),
+        head=max(head, part.cursor),
+        leaves=[_log_leaf(*leaf) for leaf in part.leaves],
+        checkpoint=checkpoint,
+        consistency=consistency,
     )
-    size = sum(len(r.raw) for r in rows)
-    return Outgoing(message.SerializeToString(), len(rows), size, cursor, caught_up)
+    size = sum(len(r.raw) for r in part.changes)
+    return Outgoing(message.SerializeToString(), len(part.changes), size, part.cursor, caught_up)
+
+
+def read_batch(
+    reader: Store,
+    after: int,
+    collabs: list[str],
+    visible: frozenset[str],
+    limit: int,
+    max_bytes: int,
+) -> tuple[Outgoing, int, int]:
+    """The next batch after ``after`` up to the latest checkpoint, serialized; the log's
+    size read after it (above the batch's cursor when the log grew past the checkpoint,
+    which a new checkpoint soon covers) and the checkpoint's size."""
+    latest = reader.checkpoint()
+    size, note = latest if latest is not None else (0, b"")
+    part = reader.read_range(after, size, collabs, visible, limit, max_bytes, SYNC_MAX_SEQUENCES)
+    head = reader.head()
+    proof = TLOG.consistency_proof(reader.conn, part.cursor, size) if 0 < part.cursor < size else []
+    return _batch(part, part.cursor >= head, head, note, proof), head, size
 
 
 class _Trimmer:
@@ -415,12 +462,16 @@ class SyncService:
                 raise HubError.denied(f"member {member.name!r} is not in collaboration {c!r}")
         return member, sorted(set(wanted))
 
-    def _still_allowed(self, member: MemberRow, collabs: list[str]) -> list[str]:
+    def _still_allowed(
+        self, member: MemberRow, collabs: list[str]
+    ) -> tuple[list[str], frozenset[str]]:
+        """The stream's collaborations the member is still in, and all of its
+        collaborations now (whose log leaves it may see in full)."""
         now = self.s.hub.store.member(member.name)
         if now is None or not now.active:
             raise HubError.denied(f"member {member.name!r} is {now.status if now else 'removed'}")
-        mine = set(self.s.hub.store.member_collabs(member.name))
-        return [c for c in collabs if c in mine]
+        mine = frozenset(self.s.hub.store.member_collabs(member.name))
+        return [c for c in collabs if c in mine], mine
 
     async def _stream(
         self,
@@ -433,34 +484,38 @@ class SyncService:
         limit = min(request.batch_size or cfg.sync_batch_envelopes, 1000)
         cursor = request.cursor
         seen_version = -1
+        visible: frozenset[str] = frozenset()
+        keepalive = False
         while not self.s.stopping.is_set():
             version = self.s.version
             if version != seen_version:
-                collabs = await self.s.run(functools.partial(self._still_allowed, member, collabs))
+                collabs, visible = await self.s.run(
+                    functools.partial(self._still_allowed, member, collabs)
+                )
                 seen_version = version
-            rows, head = await asyncio.to_thread(
-                reader.read_batch, cursor, collabs, limit, cfg.sync_batch_max_bytes
+            out, head, signed = await asyncio.to_thread(
+                read_batch, reader, cursor, collabs, visible, limit, cfg.sync_batch_max_bytes
             )
-            if rows:
-                cursor = rows[-1].seq
-                caught_up = head <= cursor
-                out = _batch(rows, cursor, caught_up, head)
-                del rows
+            if out.cursor > cursor:
+                cursor = out.cursor
                 yield out
-                if caught_up and not request.follow:
+                if out.caught_up and not request.follow:
                     return
                 continue
-            if head > cursor:  # committed between the read and the head: read again
-                continue
-            if not request.follow:
-                yield _batch([], cursor, True, head)
-                return
+            # Nothing new up to the checkpoint.  The log past it (head > cursor, or a
+            # cursor beyond it) gets a checkpoint soon, which wakes this stream.
+            behind = head > cursor or signed < cursor
+            if not behind and (keepalive or not request.follow):
+                yield out
+                if not request.follow:
+                    return
+            keepalive = False
             async with self.s.changed:
                 if self.s.version == version and not self.s.stopping.is_set():
                     try:
                         await asyncio.wait_for(self.s.changed.wait(), cfg.keepalive_seconds)
                     except TimeoutError:
-                        yield _batch([], cursor, True, head)  # keepalive
+                        keepalive = True
 
 
 class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
@@ -479,6 +534,7 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
                 request.member, request.token, request.csr_pem, request.signing_public_key
             )
         )
+        self.s.committed()
         await self.s.notify()
         return directory_pb2.EnrollResponse(
             certificate_pem=cert.encode(), identity=identity, key_id=kid, bearer_token=bearer
@@ -528,6 +584,7 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
                 self.s.identify(context), request.new_public_key, request.proof
             )
         )
+        self.s.committed()
         return directory_pb2.RotateSigningKeyResponse(key_id=kid, previous_key_id=old)
 
     @_rpc
@@ -585,6 +642,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     async def _change(self, fn: Callable[[], T]) -> T:
         result = await self.s.run(fn)
+        self.s.committed()  # most changes are log leaves
         await self.s.notify()  # streams re-check who may still read what
         return result
 
@@ -742,3 +800,86 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             )
 
         return await self.s.run(work)
+
+
+# Most leaves one GetLeaves answers (the contract's number, in log.proto), and about how
+# many bytes of them.
+LEAVES_MAX: Final = 1000
+LEAVES_MAX_BYTES: Final = 256 * 1024
+
+
+class LogService(log_pb2_grpc.LogServiceServicer):
+    """Checkpoints, proofs and leaves of the transparency log, for any active member."""
+
+    def __init__(self, s: Services) -> None:
+        self.s = s
+
+    async def _proof(self, context: Any, fn: Callable[[Store], list[bytes]]) -> list[bytes]:
+        def work() -> list[bytes]:
+            self.s.identify(context)
+            try:
+                return fn(self.s.hub.store)
+            except ProofError as exc:
+                raise HubError.invalid(str(exc)) from None
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def GetCheckpoint(
+        self, request: log_pb2.GetCheckpointRequest, context: Any
+    ) -> log_pb2.GetCheckpointResponse:
+        def work() -> bytes:
+            self.s.identify(context)
+            latest = self.s.hub.store.checkpoint()
+            if latest is None:  # serve() issues one before it listens
+                raise HubError(grpc.StatusCode.UNAVAILABLE, "no checkpoint issued yet; retry")
+            return latest[1]
+
+        return log_pb2.GetCheckpointResponse(checkpoint=await self.s.run(work))
+
+    @_rpc
+    async def GetInclusionProof(
+        self, request: log_pb2.GetInclusionProofRequest, context: Any
+    ) -> log_pb2.GetInclusionProofResponse:
+        index, size = request.leaf_index, request.tree_size
+        hashes = await self._proof(context, lambda st: TLOG.inclusion_proof(st.conn, index, size))
+        return log_pb2.GetInclusionProofResponse(hashes=hashes)
+
+    @_rpc
+    async def GetConsistencyProof(
+        self, request: log_pb2.GetConsistencyProofRequest, context: Any
+    ) -> log_pb2.GetConsistencyProofResponse:
+        first, second = request.first_size, request.second_size
+        hashes = await self._proof(
+            context, lambda st: TLOG.consistency_proof(st.conn, first, second)
+        )
+        return log_pb2.GetConsistencyProofResponse(hashes=hashes)
+
+    @_rpc
+    async def GetLeaves(
+        self, request: log_pb2.GetLeavesRequest, context: Any
+    ) -> log_pb2.GetLeavesResponse:
+        start, end = request.start, request.end
+
+        def work() -> list[types_pb2.LogLeaf]:
+            member = self.s.identify(context)
+            store = self.s.hub.store
+            size = store.head()
+            if not start < end <= size:
+                raise HubError.invalid(
+                    f"GetLeaves: received start={start} end={end}; expected"
+                    f" 0 <= start < end <= {size} (the log's size)"
+                )
+            mine = frozenset(store.member_collabs(member.name))
+            out: list[types_pb2.LogLeaf] = []
+            total = 0
+            for seq, kind, collab, leaf in store.leaf_rows(start + 1, end, LEAVES_MAX):
+                full = kind in DIRECTORY_TYPES or collab in mine
+                item = leaf if full else leaf_hash(leaf)
+                if out and total + len(item) > LEAVES_MAX_BYTES:
+                    break
+                out.append(_log_leaf(seq, item, full))
+                total += len(item)
+            return out
+
+        return log_pb2.GetLeavesResponse(leaves=await self.s.run(work))

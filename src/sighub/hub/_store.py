@@ -1,5 +1,11 @@
 """Hub storage on SQLite (WAL): an append-only envelope log, the current state of every
-indicator, members and keys, collaborations and key epochs, the audit log.
+indicator, members and keys, collaborations and key epochs, the audit log, and the
+transparency log over all of it (``leaves``, the Merkle tree ``tlog_nodes``, issued
+``checkpoints``).
+
+The transparency log's sequence is the sync cursor: leaf ``seq`` (its index + 1) is
+appended in the same transaction as the envelope or event it records, and an envelope's
+``envelopes.seq`` is its leaf's ``seq``.
 
 Each ``Store`` owns one connection and is used from one thread at a time; the service
 keeps one for writes (a single-thread executor) and opens more for readers.  Every write
@@ -9,6 +15,7 @@ method is one transaction: all of it or nothing.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -18,9 +25,15 @@ from typing import Any, Final
 
 import sqlite_utils
 
+from sighub.client import _leaves
 from sighub.client._local import transaction
+from sighub.client._merkle import leaf_hash
+from sighub.hub._tlog import Tlog
 
-__all__ = ["EnvelopeRow", "IndicatorRow", "MemberRow", "Store"]
+__all__ = ["TLOG", "EnvelopeRow", "IndicatorRow", "LogRange", "MemberRow", "Store"]
+
+TLOG: Final = Tlog()  # the hub's one tree, in table tlog_nodes
+_MIGRATE_CHUNK: Final = 10_000  # leaves appended per statement batch when migrating
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,18 @@ class EnvelopeRow:
     collab: str
     raw: bytes
     hops: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogRange:
+    """A contiguous range (after, cursor] of the log as one reader may see it: the
+    envelopes of its collaborations as ``changes``, every other sequence in ``leaves`` as
+    (seq, bytes, full): the leaf's bytes when ``full``, else its 32-byte RFC 9162 hash."""
+
+    changes: list[EnvelopeRow]
+    leaves: list[tuple[int, bytes, bool]]
+    cursor: int
+    size: int  # bytes of envelopes and leaves
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -133,7 +158,108 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO collab_publishers SELECT DISTINCT collab, publisher FROM envelopes")
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """The transparency log: leaves, the Merkle tree, issued checkpoints.  An existing
+    hub's envelopes become leaves 1..N (their seqs must be exactly that), followed by a
+    snapshot of the directory as it is now (``_snapshot``)."""
+    conn = db.conn
+    TLOG.create_tables(conn)
+    conn.execute(
+        "CREATE TABLE leaves (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, collab TEXT,"
+        " member TEXT, leaf BLOB NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
+        " note BLOB NOT NULL, issued TEXT NOT NULL)"
+    )
+    count, low, high = conn.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM envelopes").fetchone()
+    if count and (low, high) != (1, count):
+        raise RuntimeError(
+            f"schema migration 3 (transparency log): envelopes hold {count} rows with seq"
+            f" {low}..{high}; expected exactly 1..{count}, since each envelope's seq becomes"
+            " its log sequence.  The envelope table was edited: restore it from a backup"
+        )
+    rows = conn.execute("SELECT seq, collab, raw FROM envelopes ORDER BY seq")
+    while chunk := rows.fetchmany(_MIGRATE_CHUNK):
+        _append_leaves(
+            conn,
+            [("envelope", r[1], None, _leaves.envelope_leaf(r[1], bytes(r[2]))) for r in chunk],
+        )
+    _append_leaves(conn, _snapshot(conn))
+    name = conn.execute("SELECT value FROM meta WHERE key='hub_name'").fetchone()
+    if name is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_origin', ?)",
+            (log_origin(name[0]),),
+        )
+
+
+def _snapshot(conn: sqlite3.Connection) -> list[tuple[str, str | None, str | None, bytes]]:
+    """The directory as it is, as leaves, for a hub that had no log: per member (by name)
+    one ``member.enroll`` per signing key in the order they were added (the proofs of
+    past rotations were never stored), ``key.revoke`` for each revoked one and
+    ``member.status`` unless active; then per collaboration ``collab.add``, a
+    ``collab.join`` per member and a ``collab.epoch`` per key epoch."""
+    out: list[tuple[str, str | None, str | None, bytes]] = []
+    members = conn.execute(
+        "SELECT name, identity, roles, status FROM members WHERE status != 'pending' ORDER BY name"
+    ).fetchall()
+    for name, identity, roles, status in members:
+        keys = conn.execute(
+            "SELECT key_id, public_key, revoked_at FROM member_keys WHERE member=?"
+            " ORDER BY added, key_id",
+            (name,),
+        ).fetchall()
+        role_list = [r for r in roles.split(",") if r]
+        for kid, public, _ in keys:
+            leaf = _leaves.member_enroll(name, identity, role_list, kid, bytes(public))
+            out.append(("member.enroll", None, name, leaf))
+        for kid, _, revoked in keys:
+            if revoked is not None:
+                out.append(("key.revoke", None, name, _leaves.key_revoke(name, kid)))
+        if status != "active":
+            out.append(("member.status", None, name, _leaves.member_status(name, status)))
+    for (collab,) in conn.execute("SELECT name FROM collabs ORDER BY name").fetchall():
+        out.append(("collab.add", collab, None, _leaves.collab_add(collab)))
+        for (member,) in conn.execute(
+            "SELECT member FROM memberships WHERE collab=? ORDER BY member", (collab,)
+        ).fetchall():
+            out.append(
+                ("collab.join", collab, member, _leaves.collab_membership(collab, member, True))
+            )
+        for epoch, secret in conn.execute(
+            "SELECT epoch, secret FROM collab_keys WHERE collab=? ORDER BY epoch", (collab,)
+        ).fetchall():
+            out.append(
+                ("collab.epoch", collab, None, _leaves.collab_epoch(collab, epoch, bytes(secret)))
+            )
+    return out
+
+
+def _append_leaves(
+    conn: sqlite3.Connection, leaves: list[tuple[str, str | None, str | None, bytes]]
+) -> int:
+    """Append (type, collab, member, leaf bytes) to the log in the caller's transaction;
+    returns the sequence of the first (the next one when there are none)."""
+    first = TLOG.size(conn) + 1
+    conn.executemany(
+        "INSERT INTO leaves (seq, type, collab, member, leaf) VALUES (?, ?, ?, ?, ?)",
+        [(first + i, *leaf) for i, leaf in enumerate(leaves)],
+    )
+    TLOG.append(conn, [leaf_hash(leaf[3]) for leaf in leaves])
+    return first
+
+
+_ORIGIN_FORBIDDEN: Final = re.compile(r"[\s+\x00-\x1f\x7f]")
+
+
+def log_origin(hub_name: str) -> str:
+    """The checkpoint origin (and note key name) of a hub's log: ``sighub/<hub name>``,
+    with each character a key name cannot hold (space, ``+``, control) as ``-``."""
+    return "sighub/" + _ORIGIN_FORBIDDEN.sub("-", hub_name)
+
+
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3]
 
 
 class Store:
@@ -237,19 +363,30 @@ class Store:
             )
         ]
 
-    def revoke_keys(self, now: str, member: str, key_id: str | None = None) -> None:
-        """Revoke ``key_id`` (or every valid key of ``member``) at ``now`` and at the
-        current log head: envelopes it signed up to the head stay valid.  Runs inside the
-        caller's transaction."""
-        sql = (
-            "UPDATE member_keys SET revoked_at = ?, revoked_seq = ? WHERE member = ?"
-            " AND revoked_at IS NULL"
-        )
-        args: list[Any] = [now, self.head(), member]
+    def revoke_keys(
+        self, now: str, member: str, key_id: str | None = None, at_seq: int | None = None
+    ) -> list[str]:
+        """Revoke ``key_id`` (or every valid key of ``member``) at ``now``; returns the key
+        ids revoked.  Each revocation is a ``key.revoke`` leaf, and the key's
+        ``revoked_seq`` is that leaf's sequence: envelopes before it stay valid.  With
+        ``at_seq`` (a rotation, whose ``key.rotate`` leaf supersedes the old key) no leaf
+        is added and ``revoked_seq`` is ``at_seq``.  Runs inside the caller's
+        transaction."""
+        sql = "SELECT key_id FROM member_keys WHERE member = ? AND revoked_at IS NULL"
+        args: list[Any] = [member]
         if key_id is not None:
             sql += " AND key_id = ?"
             args.append(key_id)
-        self.conn.execute(sql, args)
+        kids = [r[0] for r in self.all(sql + " ORDER BY added, key_id", *args)]
+        for kid in kids:
+            seq = at_seq
+            if seq is None:
+                seq = self.append_leaf("key.revoke", _leaves.key_revoke(member, kid), member=member)
+            self.conn.execute(
+                "UPDATE member_keys SET revoked_at = ?, revoked_seq = ? WHERE key_id = ?",
+                (now, seq, kid),
+            )
+        return kids
 
     def collab_publishers(self, collabs: Iterable[str]) -> list[str]:
         """Members that ever published in ``collabs`` (members now or not)."""
@@ -322,6 +459,13 @@ class Store:
                 out[r[0]] = IndicatorRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7])
         return out
 
+    def append_leaf(
+        self, kind: str, leaf: bytes, collab: str | None = None, member: str | None = None
+    ) -> int:
+        """Append one leaf (its ``_leaves`` bytes) to the log; returns its sequence.  Must
+        run inside ``tx()`` with the change it records."""
+        return _append_leaves(self.conn, [(kind, collab, member, leaf)])
+
     def append_envelope(
         self,
         envelope_id: str,
@@ -333,14 +477,15 @@ class Store:
         raw: bytes,
         indicators: list[tuple[str, str, str, str, str, int]],
     ) -> int:
-        """Append one envelope and upsert its indicators' current state; returns the
-        sequence.  Must run inside ``tx()`` together with the checks that allowed it."""
-        cur = self.conn.execute(
-            "INSERT INTO envelopes (id, collab, publisher, key_id, received, n_indicators, hops,"
-            " raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (envelope_id, collab, publisher, key_id, received, len(indicators), hops, raw),
+        """Append one envelope, its log leaf at the same sequence, and upsert its
+        indicators' current state; returns the sequence.  Must run inside ``tx()``
+        together with the checks that allowed it."""
+        seq = self.append_leaf("envelope", _leaves.envelope_leaf(collab, raw), collab, publisher)
+        self.conn.execute(
+            "INSERT INTO envelopes (seq, id, collab, publisher, key_id, received, n_indicators,"
+            " hops, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, envelope_id, collab, publisher, key_id, received, len(indicators), hops, raw),
         )
-        seq = int(cur.lastrowid or 0)
         self.conn.execute(
             "INSERT OR IGNORE INTO collab_publishers (collab, member) VALUES (?, ?)",
             (collab, publisher),
@@ -353,48 +498,92 @@ class Store:
         return seq
 
     def head(self) -> int:
-        row = self.one("SELECT MAX(seq) FROM envelopes")
+        """The log's size: its last sequence (0 when empty)."""
+        row = self.one("SELECT MAX(seq) FROM leaves")
         return int(row[0] or 0)
 
-    def visible_head(self, collabs: list[str]) -> int:
-        """The highest sequence in ``collabs`` (0 for none): what a stream reading them
-        has left to reach."""
-        if not collabs:
-            return 0
-        marks = ",".join("?" * len(collabs))
-        row = self.one(f"SELECT MAX(seq) FROM envelopes WHERE collab IN ({marks})", *collabs)
-        return int(row[0] or 0)
+    # -- the transparency log -----------------------------------------------------------
+    def checkpoint(self) -> tuple[int, bytes] | None:
+        """(tree size, signed note) of the latest issued checkpoint, or None."""
+        row = self.one("SELECT size, note FROM checkpoints ORDER BY id DESC LIMIT 1")
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
-    def read_batch(
-        self, after: int, collabs: list[str], limit: int, max_bytes: int
-    ) -> tuple[list[EnvelopeRow], int]:
-        """``read_log``, and then ``visible_head``: read after the rows, the head is never
-        below the last of them."""
-        rows = self.read_log(after, collabs, limit, max_bytes)
-        return rows, self.visible_head(collabs)
+    def checkpoint_issued(self) -> str | None:
+        """When the latest checkpoint was issued (RFC 3339 text), or None."""
+        row = self.one("SELECT issued FROM checkpoints ORDER BY id DESC LIMIT 1")
+        return None if row is None else str(row[0])
 
-    def read_log(
-        self, after: int, collabs: list[str], limit: int, max_bytes: int
-    ) -> list[EnvelopeRow]:
-        """Envelopes with seq > ``after`` in ``collabs``, oldest first, at most ``limit``
-        of them and about ``max_bytes`` (always at least one)."""
-        if not collabs:
-            return []
+    def add_checkpoint(self, size: int, note: bytes, issued: str) -> None:
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, note, issued) VALUES (?, ?, ?)", (size, note, issued)
+        )
+
+    def leaf_rows(
+        self, start: int, end: int, limit: int
+    ) -> list[tuple[int, str, str | None, bytes]]:
+        """(seq, type, collab, leaf) of sequences start..end (inclusive), at most
+        ``limit``, in order."""
+        return [
+            (int(r[0]), r[1], r[2], bytes(r[3]))
+            for r in self.all(
+                "SELECT seq, type, collab, leaf FROM leaves WHERE seq >= ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?",
+                start,
+                end,
+                limit,
+            )
+        ]
+
+    def read_range(
+        self,
+        after: int,
+        end: int,
+        collabs: list[str],
+        visible: frozenset[str],
+        limit: int,
+        max_bytes: int,
+        max_sequences: int,
+    ) -> LogRange:
+        """The log after ``after`` up to ``end`` as one reader sees it: the envelopes of
+        ``collabs`` as changes (at most ``limit``), every other sequence as a leaf, full
+        when it is a directory leaf or one of a collaboration in ``visible``, else its
+        hash.  Stops at ``max_sequences`` sequences or about ``max_bytes`` (always at least
+        one sequence when any is due), and never splits: the range is (after, cursor]."""
+        rows = self.leaf_rows(after + 1, end, max_sequences)
+        changes: list[EnvelopeRow] = []
+        leaves: list[tuple[int, bytes, bool]] = []
+        cursor, size = after, 0
+        if not rows:
+            return LogRange(changes, leaves, cursor, size)
         marks = ",".join("?" * len(collabs))
-        rows: list[EnvelopeRow] = []
-        size = 0
-        for r in self.conn.execute(
+        envelopes = self.conn.execute(
             "SELECT seq, id, collab, raw, hops FROM envelopes"
-            f" WHERE seq > ? AND collab IN ({marks})"
-            " ORDER BY seq LIMIT ?",
-            (after, *collabs, limit),
-        ):
-            raw = bytes(r[3])
-            if rows and size + len(raw) > max_bytes:
-                break
-            rows.append(EnvelopeRow(r[0], r[1], r[2], raw, r[4]))
-            size += len(raw)
-        return rows
+            f" WHERE seq > ? AND seq <= ? AND collab IN ({marks}) ORDER BY seq",
+            (after, rows[-1][0], *collabs),
+        )
+        try:
+            pending = envelopes.fetchone()
+            for seq, kind, collab, leaf in rows:
+                if pending is not None and pending[0] == seq:
+                    raw = bytes(pending[3])
+                    if cursor > after and size + len(raw) > max_bytes:
+                        break
+                    changes.append(EnvelopeRow(seq, pending[1], pending[2], raw, pending[4]))
+                    size += len(raw)
+                    pending = envelopes.fetchone()
+                else:
+                    full = kind in _leaves.DIRECTORY_TYPES or collab in visible
+                    item = leaf if full else leaf_hash(leaf)
+                    if cursor > after and size + len(item) > max_bytes:
+                        break
+                    leaves.append((seq, item, full))
+                    size += len(item)
+                cursor = seq
+                if len(changes) >= limit:
+                    break
+        finally:
+            envelopes.close()
+        return LogRange(changes, leaves, cursor, size)
 
     def sweep_expired(self, now: str) -> int:
         """Drop expired indicators from the current state (the log keeps them)."""

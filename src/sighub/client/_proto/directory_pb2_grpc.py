@@ -98,7 +98,7 @@ class DirectoryServiceServicer:
 
     def RotateSigningKey(self, request, context):
         """Register a new signing key, proved by a signature of the current one, which is
-        revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+        revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,7 +51,7 @@ class DirectoryServiceStub:
     """The blinding keys (every epoch) of the caller's collaborations."""
     RotateSigningKey: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]
     """Register a new signing key, proved by a signature of the current one, which is
-    revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+    revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
     """
     RenewCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]
     """A new client certificate for the caller's CSR, over mTLS with the current certificate
@@ -82,7 +82,7 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """The blinding keys (every epoch) of the caller's collaborations."""
     RotateSigningKey: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
     """Register a new signing key, proved by a signature of the current one, which is
-    revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+    revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
     """
     RenewCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]  # type: ignore[assignment]
     """A new client certificate for the caller's CSR, over mTLS with the current certificate
@@ -134,7 +134,7 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.RotateSigningKeyResponse, _abc.Awaitable[_directory_pb2.RotateSigningKeyResponse]]:
         """Register a new signing key, proved by a signature of the current one, which is
-        revoked at the current log sequence.  UNAUTHENTICATED if the proof does not verify.
+        revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
         """
 
     @_abc_1.abstractmethod

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from sighub.client._proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -30,7 +31,7 @@ class SyncRequest(_message.Message):
     FOLLOW_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
-    """Send envelopes with sequence > cursor (0 = from the beginning)."""
+    """Send the log after this sequence (0 = from the beginning)."""
     follow: _builtins.bool
     """Keep the stream open after catching up and push envelopes as they are committed
     (with an empty batch as keepalive every keepalive_seconds, 15 s by default).
@@ -101,7 +102,9 @@ class Change(_message.Message):
     ENVELOPE_FIELD_NUMBER: _builtins.int
     HOPS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    """Its position in the hub's log (increasing; gaps are other collaborations' envelopes)."""
+    """Its position in the hub's log (increasing; the sequences between are the batch's
+    leaves).
+    """
     collaboration: _builtins.str
     """The collaboration it was published to."""
     envelope: _builtins.bytes
@@ -128,7 +131,9 @@ Global___Change: _TypeAlias = Change  # noqa: Y015
 
 @_typing.final
 class SyncResponse(_message.Message):
-    """SyncService.Sync's stream message: one batch of changes."""
+    """SyncService.Sync's stream message: one batch, a contiguous range of the whole log,
+    (previous cursor, cursor]: each sequence in it is either a change or a leaf.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -136,20 +141,38 @@ class SyncResponse(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     CAUGHT_UP_FIELD_NUMBER: _builtins.int
     HEAD_FIELD_NUMBER: _builtins.int
+    LEAVES_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
-    """The cursor to resume from after applying this batch: the last change's sequence, or
-    the request's cursor (the previous batch's) when there is none.
+    """The last sequence of the range: where to resume after applying this batch (the
+    request's cursor, or the previous batch's, for a range that is empty).
     """
     caught_up: _builtins.bool
-    """True when nothing the stream reads lies past cursor at this moment (head == cursor)."""
+    """True when the log holds nothing past cursor at this moment (head == cursor)."""
     head: _builtins.int
-    """The highest sequence the stream reads when the batch is sent: the log's last
-    envelope in the stream's collaborations (0 for none; never below cursor).  The
-    distance head - cursor is what is left to read; it grows as envelopes are published.
+    """The log's size when the batch is sent (never below cursor); head - cursor is what is
+    left to read.
+    """
+    checkpoint: _builtins.bytes
+    """The latest signed checkpoint (C2SP tlog-checkpoint) when the batch is sent: its tree
+    size is at least cursor.
     """
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]:
-        """Changes in increasing sequence; empty for a keepalive or the final "caught up" batch."""
+        """The envelopes of the requested collaborations in the range, in increasing sequence;
+        a member recomputes each one's log leaf from its bytes.
+        """
+
+    @_builtins.property
+    def leaves(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.LogLeaf]:
+        """Every other sequence of the range, in increasing sequence."""
+
+    @_builtins.property
+    def consistency(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The RFC 9162 consistency proof from the tree of size cursor to the checkpoint's tree
+        (empty when the sizes are equal, or cursor is 0).
+        """
 
     def __init__(
         self,
@@ -158,10 +181,13 @@ class SyncResponse(_message.Message):
         cursor: _builtins.int = ...,
         caught_up: _builtins.bool = ...,
         head: _builtins.int = ...,
+        leaves: _abc.Iterable[_types_pb2.LogLeaf] | None = ...,
+        checkpoint: _builtins.bytes = ...,
+        consistency: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "changes", b"changes", "cursor", b"cursor", "head", b"head"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "changes", b"changes", "checkpoint", b"checkpoint", "consistency", b"consistency", "cursor", b"cursor", "head", b"head", "leaves", b"leaves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

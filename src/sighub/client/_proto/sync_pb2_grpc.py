@@ -47,8 +47,9 @@ class SyncServiceServicer:
     """
 
     def Sync(self, request, context):
-        """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
-        batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+        """Stream the hub's transparency log after a cursor, oldest first, in batches: the
+        envelopes of the requested collaborations as changes, every other leaf as a LogLeaf,
+        each batch with a signed checkpoint it is consistent with.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
         log" when the cursor is past the log's end (a hub restored from an older backup);
         RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
         PERMISSION_DENIED when the caller is suspended or removed.

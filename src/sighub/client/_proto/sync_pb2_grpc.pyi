@@ -34,8 +34,9 @@ class SyncServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SyncServiceAsyncStub: ...
     Sync: _grpc.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncResponse]
-    """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
-    batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+    """Stream the hub's transparency log after a cursor, oldest first, in batches: the
+    envelopes of the requested collaborations as changes, every other leaf as a LogLeaf,
+    each batch with a signed checkpoint it is consistent with.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
     log" when the cursor is past the log's end (a hub restored from an older backup);
     RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
     PERMISSION_DENIED when the caller is suspended or removed.
@@ -47,8 +48,9 @@ class SyncServiceAsyncStub(SyncServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Sync: _aio.UnaryStreamMultiCallable[_sync_pb2.SyncRequest, _sync_pb2.SyncResponse]  # type: ignore[assignment]
-    """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
-    batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+    """Stream the hub's transparency log after a cursor, oldest first, in batches: the
+    envelopes of the requested collaborations as changes, every other leaf as a LogLeaf,
+    each batch with a signed checkpoint it is consistent with.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
     log" when the cursor is past the log's end (a hub restored from an older backup);
     RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
     PERMISSION_DENIED when the caller is suspended or removed.
@@ -63,8 +65,9 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sync_pb2.SyncRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_sync_pb2.SyncResponse], _abc.AsyncIterator[_sync_pb2.SyncResponse]]:
-        """Stream the envelopes of the caller's collaborations after a cursor, oldest first, in
-        batches.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
+        """Stream the hub's transparency log after a cursor, oldest first, in batches: the
+        envelopes of the requested collaborations as changes, every other leaf as a LogLeaf,
+        each batch with a signed checkpoint it is consistent with.  Needs ROLE_SUBSCRIBER or ROLE_PEER.  FAILED_PRECONDITION "cursor ahead of
         log" when the cursor is past the log's end (a hub restored from an older backup);
         RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
         PERMISSION_DENIED when the caller is suspended or removed.

@@ -24,15 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sighub/v1/types.proto\x12\tsighub.v1*d\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n\x0eROLE_PUBLISHER\x10\x01\x12\x13\n\x0fROLE_SUBSCRIBER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\r\n\tROLE_PEER\x10\x04*\x9a\x01\n\x0cMemberStatus\x12\x1d\n\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15MEMBER_STATUS_PENDING\x10\x01\x12\x18\n\x14MEMBER_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17MEMBER_STATUS_SUSPENDED\x10\x03\x12\x19\n\x15MEMBER_STATUS_REMOVED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sighub/v1/types.proto\x12\tsighub.v1\"K\n\x07LogLeaf\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x04leaf\x18\x02 \x01(\x0cH\x00\x12\x13\n\tleaf_hash\x18\x03 \x01(\x0cH\x00\x42\t\n\x07\x63ontent*d\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x12\n\x0eROLE_PUBLISHER\x10\x01\x12\x13\n\x0fROLE_SUBSCRIBER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\r\n\tROLE_PEER\x10\x04*\x9a\x01\n\x0cMemberStatus\x12\x1d\n\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15MEMBER_STATUS_PENDING\x10\x01\x12\x18\n\x14MEMBER_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17MEMBER_STATUS_SUSPENDED\x10\x03\x12\x19\n\x15MEMBER_STATUS_REMOVED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sighub.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=36
-  _globals['_ROLE']._serialized_end=136
-  _globals['_MEMBERSTATUS']._serialized_start=139
-  _globals['_MEMBERSTATUS']._serialized_end=293
+  _globals['_ROLE']._serialized_start=113
+  _globals['_ROLE']._serialized_end=213
+  _globals['_MEMBERSTATUS']._serialized_start=216
+  _globals['_MEMBERSTATUS']._serialized_end=370
+  _globals['_LOGLEAF']._serialized_start=36
+  _globals['_LOGLEAF']._serialized_end=111
 # @@protoc_insertion_point(module_scope)

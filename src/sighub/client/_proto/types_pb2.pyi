@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -66,7 +67,7 @@ class _MemberStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemberSt
     MEMBER_STATUS_SUSPENDED: _MemberStatus.ValueType  # 3
     """Suspended by an admin: every call is refused until it is resumed; keys stay valid."""
     MEMBER_STATUS_REMOVED: _MemberStatus.ValueType  # 4
-    """Removed by an admin, for good: its keys were revoked at the log sequence of removal."""
+    """Removed by an admin, for good: its keys were revoked by log leaves at its removal."""
 
 class MemberStatus(_MemberStatus, metaclass=_MemberStatusEnumTypeWrapper):
     """Where a member is in its lifecycle.  Only ACTIVE members are served; the others are
@@ -82,5 +83,41 @@ MEMBER_STATUS_ACTIVE: MemberStatus.ValueType  # 2
 MEMBER_STATUS_SUSPENDED: MemberStatus.ValueType  # 3
 """Suspended by an admin: every call is refused until it is resumed; keys stay valid."""
 MEMBER_STATUS_REMOVED: MemberStatus.ValueType  # 4
-"""Removed by an admin, for good: its keys were revoked at the log sequence of removal."""
+"""Removed by an admin, for good: its keys were revoked by log leaves at its removal."""
 Global___MemberStatus: _TypeAlias = MemberStatus  # noqa: Y015
+
+@_typing.final
+class LogLeaf(_message.Message):
+    """One leaf of the hub's transparency log, as a Sync batch or LogService.GetLeaves sends
+    it: its full bytes when the caller may see them (directory leaves always; envelope and
+    collaboration leaves of the caller's collaborations), otherwise only its hash, enough
+    to recompute the log's root.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    LEAF_FIELD_NUMBER: _builtins.int
+    LEAF_HASH_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The leaf's sequence: its index in the log plus one (the sync cursor's unit)."""
+    leaf: _builtins.bytes
+    """The leaf's exact bytes (JCS JSON; see sighub.client._leaves)."""
+    leaf_hash: _builtins.bytes
+    """The leaf's RFC 9162 hash, SHA-256(0x00 || leaf): 32 bytes."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        leaf: _builtins.bytes = ...,
+        leaf_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "leaf", b"leaf", "leaf_hash", b"leaf_hash"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "leaf", b"leaf", "leaf_hash", b"leaf_hash", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["leaf", "leaf_hash"]  # noqa: Y015
+    _WhichOneofArgType_content: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_content) -> _WhichOneofReturnType_content | None: ...
+
+Global___LogLeaf: _TypeAlias = LogLeaf  # noqa: Y015
