@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import statistics
 import subprocess
@@ -40,7 +41,7 @@ from sighub.hub._process import start_hub  # noqa: E402
 from sighub.wire import Blinder, CollabKey, build_bundle, now_ms, seal  # noqa: E402
 
 PER_BUNDLE = 1000
-WORKERS = int(__import__("os").environ.get("SIGHUB_BENCH_WORKERS", "1"))
+WORKERS = int(os.environ.get("SIGHUB_BENCH_WORKERS", "1"))
 
 
 class Hub:
@@ -148,8 +149,9 @@ def prepare(pub: Path, hub: Hub, total: int, folder: Path) -> list[Path]:
     return paths
 
 
-def bench_publish(hub: Hub, pub: Path, paths: list[Path], connections: int) -> None:
-    """Publish every prepared bundle over ``connections`` concurrent connections."""
+def bench_publish(hub: Hub, pub: Path, paths: list[Path], connections: int) -> float:
+    """Publish every prepared bundle over ``connections`` concurrent connections; returns
+    indicators/s."""
     queue = list(reversed(paths))
     lock = threading.Lock()
 
@@ -176,6 +178,32 @@ def bench_publish(hub: Hub, pub: Path, paths: list[Path], connections: int) -> N
         f"publish: {rate:,.0f} indicators/s sustained over {published:,} "
         f"({published // PER_BUNDLE} bundles of {PER_BUNDLE}, {connections} connections)  "
         f"target >= 20,000: {'meets' if rate >= 20_000 else 'BELOW'}"
+    )
+    return rate
+
+
+def log_ratio(indicators: int, connections: int, rounds: int) -> None:
+    """Issue 10's publish target: with the transparency log against the same hub with it
+    switched off (``SIGHUB_BENCH_NO_LOG``, benchmark only), alternating, fresh hubs."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for logged in (True, False):
+            os.environ["SIGHUB_BENCH_NO_LOG"] = "" if logged else "1"
+            print(f"-- transparency log {'on' if logged else 'off'}")
+            with tempfile.TemporaryDirectory(prefix="sighub-bench-") as tmp:
+                hub = Hub(Path(tmp))
+                try:
+                    pub = hub.member("bench-pub", "publisher,subscriber")
+                    paths = prepare(pub, hub, indicators, Path(tmp) / "bundles")
+                    rates[logged].append(bench_publish(hub, pub, paths, connections))
+                finally:
+                    hub.stop()
+    os.environ.pop("SIGHUB_BENCH_NO_LOG", None)
+    on, off = statistics.mean(rates[True]), statistics.mean(rates[False])
+    verdict = "meets" if on / off >= 0.9 else "BELOW"
+    print(
+        f"publish with the log: {on:,.0f} indicators/s, without: {off:,.0f} (means of "
+        f"{rounds}); ratio {on / off:.2f}  target >= 0.90: {verdict}"
     )
 
 
@@ -290,8 +318,18 @@ def main() -> None:
     ap.add_argument("--indicators", type=int, default=1_000_000)
     ap.add_argument("--push-rounds", type=int, default=200)
     ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument(
+        "--log-ratio",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="only publish, ROUNDS times each with the transparency log on and off",
+    )
     args = ap.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}; hub in its own process")
+    if args.log_ratio:
+        log_ratio(args.indicators, args.connections, args.log_ratio)
+        return
     with tempfile.TemporaryDirectory(prefix="sighub-bench-") as tmp:
         hub = Hub(Path(tmp))
         try:

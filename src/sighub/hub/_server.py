@@ -60,7 +60,7 @@ from sighub.hub._service import (
     SyncService,
     sync_handler,
 )
-from sighub.hub._store import Store, log_origin
+from sighub.hub._store import BENCH_NO_LOG, Store, log_origin
 
 __all__ = ["HubPaths", "init_hub", "serve"]
 
@@ -210,6 +210,8 @@ async def serve(
     ca_pem = (paths.pki / "ca.pem").read_bytes()
     store = Store(paths.db)
     store.migrate()
+    if BENCH_NO_LOG:
+        log.warning("SIGHUB_BENCH_NO_LOG=1: envelopes are not logged (a benchmark baseline)")
     signer = load_log_signer(paths.signing_key, store_origin(store, config.name))
     services = Services(Hub(store, config, ca_key, ca_pem, log_signer=signer), paths.db)
     services.hub.issue_checkpoint(force=True)  # a fresh one before serving, always there
