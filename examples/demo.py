@@ -96,6 +96,10 @@ def main() -> None:
                 f"  applied {report.applied} indicators from {report.envelopes} envelope(s), "
                 f"refused {len(report.refused)}"
             )
+            print(
+                f"  hub log verified: signed checkpoint of size {report.log_size}, "
+                f"root {report.log_root[:16]}..., consistent with every batch applied"
+            )
             before = scan(b.matcher())
 
             step("platform A: revoke the 's3ller' keyword")

@@ -12,12 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,12 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sighub import Kind, Tlp
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._local import LocalStore
-from sighub.client._proto import directory_pb2, directory_pb2_grpc, sync_pb2, sync_pb2_grpc
-from sighub.client._rpc import to_timestamp
 from sighub.client._stix import blinded_pattern, build_bundle, format_time
 from sighub.wire import Blinder, revoke, seal
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess, Member
+from tests.hub.lyinghub import FakeLog, LyingHub
 
 
 def _daemon(m: Member, **kw: Any) -> SyncDaemon:
@@ -71,28 +68,6 @@ def test_expiry_is_enforced_locally_with_a_controlled_clock(world: dict[str, Any
     d.close()
 
 
-class _LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectoryServiceServicer):
-    """Serves the genuine key directory but tampered envelopes."""
-
-    def __init__(self, keys: Any, collab_keys: Any, changes: list[tuple[int, bytes]]) -> None:
-        self.keys, self.collab_keys, self.changes = keys, collab_keys, changes
-
-    def GetKeys(self, request: Any, context: Any) -> Any:
-        return self.keys
-
-    def GetCollabKeys(self, request: Any, context: Any) -> Any:
-        return self.collab_keys
-
-    def Sync(self, request: Any, context: Any) -> Any:
-        changes = [
-            sync_pb2.Change(sequence=s, collaboration="sg-csam", envelope=e)
-            for s, e in self.changes
-            if s > request.cursor
-        ]
-        last = self.changes[-1][0]
-        yield sync_pb2.SyncResponse(changes=changes, cursor=last, caught_up=True, head=last)
-
-
 def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
     pub, pub2, sub = world["pub"], world["pub2"], world["sub"]
     genuine = pub.envelope(pub.indicators(2))
@@ -107,40 +82,18 @@ def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
     reattributed = seal(build_bundle(theirs[0].publisher, theirs), pub2.files.signing_key())
     # 3. forged: signed by a key nobody registered
     forged = seal(build_bundle(theirs[0].publisher, theirs), Ed25519PrivateKey.generate())
-    real = sub.client()
-    keys = directory_pb2.GetKeysResponse(
-        keys=[
-            directory_pb2.MemberKey(
-                member=k.member,
-                identity=k.identity,
-                key_id=k.key_id,
-                public_key=k.public_key,
-                added_at=to_timestamp(k.added_at),
-                revoked_at=None if k.revoked_at is None else to_timestamp(k.revoked_at),
-            )
-            for k in real.key_directory()
-        ]
-    )
-    shared = directory_pb2.GetCollabKeysResponse(
-        keys=[
-            directory_pb2.CollabKey(collaboration=k.collaboration, epoch=k.epoch, secret=k.secret)
-            for k in real.collab_keys()
-        ]
-    )
-    changes = [(1, genuine), (2, rfc8785.dumps(altered)), (3, reattributed), (4, forged)]
-    lying = _LyingHub(keys, shared, changes)
-    server = grpc.server(futures.ThreadPoolExecutor(4))
-    sync_pb2_grpc.add_SyncServiceServicer_to_server(lying, server)
-    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(lying, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    # A hub that holds its log key logs what it serves: the log verifies, the envelopes'
+    # signatures do not.
+    fake = FakeLog(FakeLog.of(world["hub"]).signer)
+    for raw in (genuine, rfc8785.dumps(altered), reattributed, forged):
+        fake.add_envelope("sg-csam", raw)
+    with LyingHub(fake, sub.client()) as lying:
         data = tmp_path / "victim"
         data.mkdir()
         for name in ("hub.json", "member.json"):
             (data / name).write_bytes((sub.data / name).read_bytes())
         (data / "hub.json").chmod(0o600)
-        d = SyncDaemon(data, insecure=True, address=f"127.0.0.1:{port}")
+        d = SyncDaemon(data, insecure=True, address=lying.address)
         report = d.sync_once()
         refused = dict(report.refused)
         assert set(refused) == {2, 3, 4}, refused
@@ -149,10 +102,8 @@ def test_a_lying_hub_is_caught(world: dict[str, Any], tmp_path: Path) -> None:
         assert "unknown key" in refused[4]
         stored = {i.id for i in d.store.active(datetime.now(UTC))}
         assert len(stored) == 2 and not stored & {i.id for i in theirs}
-        assert d.store.cursor == 4
+        assert d.store.cursor == 4 and report.log_size == 4
         d.close()
-    finally:
-        server.stop(0)
 
 
 def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:

@@ -100,10 +100,26 @@ def test_a_cursor_past_the_log_is_an_alarm_with_a_remedy(hub: dict[str, Any]) ->
     assert done.returncode == EXIT_ALARM and "--resync" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     pub.publish(later := pub.indicators(1))
+    # the alarm is recorded: a resync alone is refused until the operator clears it
     done = subprocess.run(
         [*base, "--resync"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
+    assert done.returncode == EXIT_ALARM and "--clear-alarm" in done.stderr, done.stderr
+    status = [*SIGHUB, "status", "--data", str(sub.data)]
+    shown = subprocess.run(status, check=False, cwd=ROOT, capture_output=True, text=True)
+    assert shown.returncode == EXIT_ALARM and "rollback" in shown.stdout, shown.stdout
+    assert "cursor ahead of log" in shown.stdout
+    done = subprocess.run(
+        [*base, "--resync", "--clear-alarm"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
+    shown = subprocess.run(status, check=False, cwd=ROOT, capture_output=True, text=True)
+    assert shown.returncode == 0 and "ALARM" not in shown.stdout, shown.stdout
     assert later[0].id in _active(sub.data, h)
 
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -43,6 +43,8 @@ from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import MemberFiles, MemberIdentity
 from sighub.client._local import LocalStore
+from sighub.client._logcheck import LogState
+from sighub.client._logguard import DEFAULT_MAX_CHECKPOINT_AGE, STATE_KEY, alarm_text
 from sighub.client._match_lines import (
     ENV_MAX_TEXT_BYTES,
     max_text_bytes_default,
@@ -239,9 +241,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     check_client_certificate(Path(args.data))  # a WARNING 30 days before it expires
     daemon = SyncDaemon(
-        Path(args.data), args.insecure, args.hub, batch_size=args.batch_size, workers=args.workers
+        Path(args.data),
+        args.insecure,
+        args.hub,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        max_checkpoint_age=timedelta(seconds=args.max_checkpoint_age),
     )
     try:
+        if args.clear_alarm:
+            daemon.clear_alarms()
         if args.resync:
             daemon.resync()
         if not args.follow:
@@ -254,10 +263,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     "applied": report.applied,
                     "stale": report.stale,
                     "refused": len(report.refused),
+                    "checkpoint": {"size": report.log_size, "root": report.log_root},
                 },
                 f"synced to cursor {report.cursor}: {report.envelopes} envelopes, "
                 f"{report.applied} indicators applied, {report.stale} stale, "
                 f"{len(report.refused)} refused",
+                f"hub log verified: checkpoint of size {report.log_size}, root "
+                f"{report.log_root[:16]}",
             )
             return EXIT_ALARM if report.refused else 0
         stop = threading.Event()
@@ -351,13 +363,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     expiring = client_certificate_warning(Path(args.data))  # 30 days before it expires
     if expiring is not None:
         sys.stderr.write(f"warning: {expiring}\n")
-    store = LocalStore(Path(args.data) / LOCAL_DB)
+    data = Path(args.data)
+    store = LocalStore(data / LOCAL_DB)
     try:
         status = store.status(datetime.now(UTC))
+        alarms = store.alarms()
+        stored = store.meta(STATE_KEY)
     finally:
         store.close()
-    emit(args, status, *(_status_line(k, v) for k, v in sorted(status.items())))
-    return 0
+    state = LogState.from_dict(json.loads(stored)) if stored else None
+    cp = state.checkpoint if state is not None else None
+    lines = [_status_line(k, v) for k, v in sorted(status.items())]
+    lines.append(
+        f"hub log: checkpoint of size {cp.size} verified, root {cp.root.hex()[:16]}"
+        if cp is not None
+        else "hub log: no checkpoint verified yet"
+    )
+    status["checkpoint"] = None if cp is None else {"size": cp.size, "root": cp.root.hex()}
+    status["alarms"] = [{"at": a.at, "kind": a.kind, "message": a.message} for a in alarms]
+    if alarms:  # the first line says it: the hub did something its log contradicts
+        lines.insert(0, f"ALARM: {alarm_text(data, alarms[-1], len(alarms))}")
+    emit(args, status, *lines)
+    return EXIT_ALARM if alarms else 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10**9:
+        raise argparse.ArgumentTypeError(f"received {text!r}, expected a number of seconds > 0")
+    return value
 
 
 def _status_line(key: str, value: object) -> str:
@@ -377,6 +414,20 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="read the hub's log again from the start (after the hub was restored from a "
         "backup; applied changes are kept, nothing is doubled)",
+    )
+    p.add_argument(
+        "--clear-alarm",
+        action="store_true",
+        help="acknowledge the recorded log alarms (their evidence stays in local.db) and sync"
+        " again; with --resync for a hub restored from a backup on purpose",
+    )
+    p.add_argument(
+        "--max-checkpoint-age",
+        type=_seconds,
+        default=DEFAULT_MAX_CHECKPOINT_AGE.total_seconds(),
+        metavar="SECONDS",
+        help="oldest signed checkpoint accepted before the hub counts as freezing this member"
+        f" (default {int(DEFAULT_MAX_CHECKPOINT_AGE.total_seconds())}, one day)",
     )
     p.add_argument("--batch-size", type=int, default=256, help="envelopes per batch (<= 1000)")
     p.add_argument(

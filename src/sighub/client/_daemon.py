@@ -14,13 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
+from sighub.client._logcheck import LogAlarm
+from sighub.client._logguard import DEFAULT_MAX_CHECKPOINT_AGE, LogGuard
 from sighub.client._rpc import (
     CURSOR_AHEAD,
     PERMANENT,
@@ -37,7 +39,7 @@ from sighub.client._workers import WorkerError
 if TYPE_CHECKING:
     from sighub.client._sinks import Sink
 
-__all__ = ["LOCAL_DB", "SyncDaemon", "SyncReport", "default_workers"]
+__all__ = ["DEFAULT_MAX_CHECKPOINT_AGE", "LOCAL_DB", "SyncDaemon", "SyncReport", "default_workers"]
 
 log = logging.getLogger("sighub.sync")
 BACKOFF_START: Final = 0.5
@@ -72,9 +74,19 @@ class SyncReport:
     # The highest sequence the stream reads, as of the last batch (0 before the first):
     # head - cursor is what is left to read.
     head: int = 0
+    # The hub's last signed checkpoint verified (its tree size and root, hex): every
+    # change applied is in it.  0 and "" when the log is not checked.
+    log_size: int = 0
+    log_root: str = ""
 
 
 class SyncDaemon:
+    """Syncs one member's data directory.  Every batch is verified against the hub's
+    signed log (``_logguard``) before it is applied: ``max_checkpoint_age`` is how old
+    the newest checkpoint may be before the hub counts as freezing this member.
+    ``_check_log=False`` is for the benchmark only (the cost of the checks), never an
+    option: a daemon that does not check the log is open to every attack it exists for."""
+
     def __init__(
         self,
         data: Path,
@@ -84,6 +96,9 @@ class SyncDaemon:
         batch_size: int = 256,
         sinks: Sequence[Sink] = (),
         workers: int | None = None,
+        max_checkpoint_age: timedelta = DEFAULT_MAX_CHECKPOINT_AGE,
+        *,
+        _check_log: bool = True,
     ) -> None:
         self.data = data
         self.sinks = list(sinks)
@@ -96,6 +111,11 @@ class SyncDaemon:
         self.cred = cred if address is None else replace(cred, hub=address)
         self.store = LocalStore(data / LOCAL_DB)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._guard = (
+            LogGuard(self.store, self.cred, data, max_checkpoint_age, self.clock)
+            if _check_log
+            else None
+        )
         self._hub: HubClient | None = None
         self._keys: Directory | None = None
         self._epochs = {(collab, epoch) for collab, epoch, _ in self.store.collab_keys()}
@@ -135,10 +155,12 @@ class SyncDaemon:
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self, on_batch: Callable[[SyncReport], None] | None = None) -> SyncReport:
         """Pull until caught up, then return what was applied."""
+        self._refuse_if_alarmed()
         report = SyncReport(cursor=self.store.cursor)
         try:
             with self.connect() as hub:
                 self.refresh_directory(hub)
+                self._adopt_frontier(hub)
                 stream = hub.sync(self.store.cursor, batch_size=self.batch_size)
                 with Reader(stream, self._checker, self._directory, self.depth) as reader:
                     while self._apply_next(reader, report, hub):
@@ -150,30 +172,64 @@ class SyncDaemon:
 
     def _explained(self, exc: HubRejected) -> SighubError:
         """The error to stop with: a hub whose log ends before this member's cursor is an
-        integrity alarm with what to do; anything else as the hub said it."""
+        integrity alarm with what to do (recorded as a rollback, as the log's alarms
+        are); anything else as the hub said it."""
         if exc.code == "FAILED_PRECONDITION" and CURSOR_AHEAD in exc.hub_message:
-            return IntegrityAlarm(
+            alarm = IntegrityAlarm(
                 f"{self.data}: the hub answered {exc.hub_message!r}: its log is shorter than "
                 "what this member already applied, so new changes would be skipped. If the "
                 "hub was restored from a backup on purpose, run `sighub sync --data "
-                f"{self.data} --resync` to read its log again from the start (nothing "
-                "applied is lost or doubled); otherwise the hub lost or hides changes: tell "
-                "its operator."
+                f"{self.data} --resync --clear-alarm` to read its log again from the start "
+                "(nothing applied is lost or doubled); otherwise the hub lost or hides "
+                "changes: tell its operator."
             )
+            if self._guard is not None:
+                self._guard.record(alarm, format_time(self.clock()))
+            return alarm
         return exc
+
+    def _refuse_if_alarmed(self) -> None:
+        if self._guard is not None:
+            self._guard.refuse_if_alarmed()
+
+    def _adopt_frontier(self, hub: HubClient) -> None:
+        guard = self._guard
+        if guard is None or not guard.needs_frontier():
+            return
+        try:
+            guard.adopt_frontier(hub)
+        except LogAlarm as exc:
+            guard.record(exc, format_time(self.clock()))
+            raise
+
+    def clear_alarms(self) -> int:
+        """Acknowledge the recorded alarms (the evidence stays in ``log_alarms``), so that
+        syncing may go on; returns how many were open."""
+        cleared = self.store.acknowledge_alarms(format_time(self.clock()))
+        if cleared:
+            log.warning("%d log alarm(s) acknowledged by the operator; evidence kept", cleared)
+        return cleared
 
     def resync(self) -> None:
         """Read the hub's log again from the start on the next sync (after the hub was
         restored from an older backup): stored indicators stay, replayed ones are
-        skipped as stale, nothing is doubled."""
+        skipped as stale, nothing is doubled.  The log state goes too (the restored hub's
+        tree is verified afresh), so it is refused while an alarm is not acknowledged:
+        resyncing is the operator's word that the hub's new history is accepted."""
+        self._refuse_if_alarmed()
         with self.store.tx():
             self.store.set_meta("cursor", "0")
+            if self._guard is not None:
+                self._guard.reset()
+        if self._guard is not None:
+            self._guard.reload()
 
     def follow(
         self, stop: threading.Event, on_batch: Callable[[SyncReport], None] | None = None
     ) -> None:
         """Apply changes as they are published until ``stop`` is set; reconnect with
         exponential backoff and jitter when the hub goes away or refuses."""
+        self._refuse_if_alarmed()
         delay = BACKOFF_START
         report = SyncReport(cursor=self.store.cursor)
         while not stop.is_set():
@@ -181,6 +237,7 @@ class SyncDaemon:
                 with self.connect() as hub:
                     self._hub = hub
                     self.refresh_directory(hub)
+                    self._adopt_frontier(hub)
                     stream = hub.sync(self.store.cursor, follow=True, batch_size=self.batch_size)
                     with Reader(stream, self._checker, self._directory, self.depth) as reader:
                         while not stop.is_set() and self._apply_next(reader, report, hub):
@@ -221,22 +278,42 @@ class SyncDaemon:
         now = format_time(self.clock())
         applied: list[Row] | None = [] if self.sinks else None
         started = time.monotonic()
-        with paused_gc(), self.store.tx() as c:
-            while True:
-                self._write(c, batch, checked, now, report, applied)
-                # More batches join while they are at hand: those already checked, and,
-                # while the hub says more follow at once, the next one (a live change at
-                # the tail is committed without waiting).
-                left = COMMIT_SECONDS - (time.monotonic() - started)
-                wait = 0.0 if batch.caught_up else left
-                if left <= 0 or not reader.ready(self._keys_known, wait):
-                    break
-                following = reader.next()
-                if following is None:  # not reached: ready() said it is here
-                    break
-                batch, checked = following
-            self.store.set_meta("cursor", str(batch.cursor))
-            self.store.set_meta("last_sync", now)
+        guard = self._guard
+        start = self.store.cursor
+        try:
+            with paused_gc(), self.store.tx() as c:
+                while True:
+                    if guard is not None:  # before anything of the batch is written
+                        guard.check(start, batch)
+                        start = batch.cursor
+                    self._write(c, batch, checked, now, report, applied)
+                    # More batches join while they are at hand: those already checked,
+                    # and, while the hub says more follow at once, the next one (a live
+                    # change at the tail is committed without waiting).
+                    left = COMMIT_SECONDS - (time.monotonic() - started)
+                    wait = 0.0 if batch.caught_up else left
+                    if left <= 0 or not reader.ready(self._keys_known, wait):
+                        break
+                    following = reader.next()
+                    if following is None:  # not reached: ready() said it is here
+                        break
+                    batch, checked = following
+                self.store.set_meta("cursor", str(batch.cursor))
+                self.store.set_meta("last_sync", now)
+                if guard is not None:
+                    guard.save()
+        except LogAlarm as exc:  # rolled back: nothing of the transaction is applied
+            if guard is not None:
+                guard.reload()
+                guard.record(exc, now)
+            raise
+        except BaseException:
+            if guard is not None:
+                guard.reload()  # the state stored is the one in step with the cursor
+            raise
+        if guard is not None and guard.state is not None and guard.state.checkpoint:
+            report.log_size = guard.state.checkpoint.size
+            report.log_root = guard.state.checkpoint.root.hex()
         if applied:
             self._tell_sinks(applied)
         report.cursor = batch.cursor

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
@@ -39,6 +40,8 @@ from sighub.client._rpc import (
     PLAINTEXT,
     Credential,
     HubClient,
+    HubRejected,
+    HubUnreachable,
     open_channel,
 )
 from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
@@ -162,12 +165,22 @@ def rotate_signing_key(
     cred = Credential.load(data)
     if address is not None:
         cred = replace(cred, hub=address)
-    with HubClient.connect(cred, insecure) as hub:
-        kid, old = hub.rotate_signing_key(new_public, proof)
+    # On disk before the hub logs it: a sync daemon that reads the key.rotate leaf finds
+    # the key among this member's own, never "a key it did not make".
+    pending = data / f"signing.{key_id(new.public_key()).split(':')[-1][:12]}.pending.key"
+    write_secret(pending, new.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    try:
+        with HubClient.connect(cred, insecure) as hub:
+            kid, old = hub.rotate_signing_key(new_public, proof)
+    except HubRejected as exc:
+        if not isinstance(exc, HubUnreachable):  # refused: the hub logged nothing
+            pending.unlink()
+        raise  # unreachable: it may have been logged, so the key stays this member's
     key_path = data / SIGNING_KEY
     old_path = data / f"signing.{old.split(':')[-1][:12]}.retired.key"
     key_path.rename(old_path)
-    write_secret(key_path, new.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    pending.rename(key_path)
+    fsync_path(data)
     ident = MemberIdentity(files.identity().publisher, kid, new.public_key())
     (data / "member.json").write_text(json.dumps(ident.to_json(), indent=2) + "\n")
     return kid, old

@@ -18,7 +18,15 @@ import orjson
 from sighub.client._model import Indicator
 from sighub.client._stix import format_time
 
-__all__ = ["LOCAL_DB", "LocalStore", "StoredIndicator", "stored", "stored_row", "transaction"]
+__all__ = [
+    "LOCAL_DB",
+    "LocalStore",
+    "StoredAlarm",
+    "StoredIndicator",
+    "stored",
+    "stored_row",
+    "transaction",
+]
 
 # The local store's file name inside a member's data directory.
 LOCAL_DB: Final = "local.db"
@@ -41,6 +49,10 @@ _SCHEMA: Final = [
     " identity TEXT NOT NULL, public_key BLOB NOT NULL, revoked_seq INTEGER)",
     "CREATE TABLE IF NOT EXISTS collab_keys (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " secret BLOB NOT NULL, PRIMARY KEY (collab, epoch))",
+    # What the hub's log showed that does not verify, kept as evidence; an operator's
+    # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
+    "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
+    " kind TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL, acknowledged TEXT)",
 ]
 
 
@@ -64,6 +76,19 @@ class StoredIndicator:
     description: str
     valid_until: str
     tlp: str = "amber"  # TLP 2.0 level: detection code must honour red
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlarm:
+    """A log alarm as ``local.db`` keeps it: when, what the hub did (``kind``), the
+    message, the evidence (JSON text) and when an operator acknowledged it (or None)."""
+
+    id: int
+    at: str
+    kind: str
+    message: str
+    evidence: str
+    acknowledged: str | None
 
 
 @contextmanager
@@ -136,6 +161,34 @@ class LocalStore:
     @property
     def cursor(self) -> int:
         return int(self.meta("cursor", "0"))
+
+    # -- the hub's log ------------------------------------------------------------------
+    def add_alarm(self, at: str, kind: str, message: str, evidence: dict[str, Any]) -> None:
+        """Keep an alarm's evidence (in its own transaction: what the alarm stopped was
+        rolled back)."""
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO log_alarms (at, kind, message, evidence) VALUES (?, ?, ?, ?)",
+                (at, kind, message, json.dumps(evidence, sort_keys=True, default=str)),
+            )
+
+    def alarms(self, open_only: bool = True) -> list[StoredAlarm]:
+        """The alarms recorded, oldest first; only those not acknowledged by default."""
+        where = " WHERE acknowledged IS NULL" if open_only else ""
+        return [
+            StoredAlarm(*r)
+            for r in self.conn.execute(
+                "SELECT id, at, kind, message, evidence, acknowledged FROM log_alarms"
+                f"{where} ORDER BY id"
+            )
+        ]
+
+    def acknowledge_alarms(self, at: str) -> int:
+        """Mark every open alarm acknowledged at ``at`` (the evidence stays); how many."""
+        with self.tx() as c:
+            return c.execute(
+                "UPDATE log_alarms SET acknowledged = ? WHERE acknowledged IS NULL", (at,)
+            ).rowcount
 
     # -- directory --------------------------------------------------------------------
     def replace_directory(

@@ -99,6 +99,8 @@ class AlarmKind(enum.Enum):
     GAP = "gap"  # a batch that is not exactly one leaf per sequence of its range
     UNSIGNED = "unsigned leaves"  # leaves served beyond the checkpoint that came with them
     FOREIGN_KEY = "foreign key"  # a key event under the member's name it did not make
+    MALFORMED = "malformed leaf"  # a full leaf that is not one sighub writes
+    WITHHELD = "withheld envelope"  # an envelope of the stream's collaboration sent as a leaf
 
 
 class LogAlarm(IntegrityAlarm):

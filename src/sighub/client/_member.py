@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sighub.client._analyst import DEFAULT_TTL, read_rows, to_indicators
 from sighub.client._blind import CollabKey
-from sighub.client._daemon import LOCAL_DB, SyncDaemon, SyncReport
+from sighub.client._daemon import DEFAULT_MAX_CHECKPOINT_AGE, LOCAL_DB, SyncDaemon, SyncReport
 from sighub.client._envelope import seal
 from sighub.client._errors import SighubError
 from sighub.client._keys import MemberFiles
@@ -43,7 +43,9 @@ class Member:
 
     ``Member(path)`` dials the address and the transport named in the enrollment (mTLS,
     or plaintext with the bearer token when it was enrolled with ``--insecure`` on
-    loopback); ``insecure`` and ``address`` override them.  Raises ``KeyFileError`` when
+    loopback); ``insecure`` and ``address`` override them.  Syncing verifies the hub's
+    signed log, and a checkpoint older than ``max_checkpoint_age`` is an alarm (a hub
+    freezing this member on an old tree).  Raises ``KeyFileError`` when
     ``path`` holds no enrolled member.  Every method that reaches the hub raises
     ``HubUnreachable`` when no answer comes (its message names the transport tried and
     what to pass instead) and ``HubRejected`` when the hub refuses.
@@ -55,9 +57,14 @@ class Member:
     """
 
     def __init__(
-        self, data: Path, insecure: bool | None = None, address: str | None = None
+        self,
+        data: Path,
+        insecure: bool | None = None,
+        address: str | None = None,
+        max_checkpoint_age: timedelta = DEFAULT_MAX_CHECKPOINT_AGE,
     ) -> None:
         self.data, self.address = data, address
+        self.max_checkpoint_age = max_checkpoint_age
         self.files = MemberFiles(data)
         cred = Credential.load(data)
         self.cred = cred if address is None else replace(cred, hub=address)
@@ -145,7 +152,13 @@ class Member:
             return [self._publish(hub, c, inds) for c, inds in sorted(by_collab.items())]
 
     def _daemon(self, sinks: Sequence[Sink]) -> SyncDaemon:
-        return SyncDaemon(self.data, self.insecure, self.cred.hub, sinks=sinks)
+        return SyncDaemon(
+            self.data,
+            self.insecure,
+            self.cred.hub,
+            sinks=sinks,
+            max_checkpoint_age=self.max_checkpoint_age,
+        )
 
     def sync_once(self, sinks: Sequence[Sink] = ()) -> SyncReport:
         """Apply every change up to the hub's head to the local store (each envelope's

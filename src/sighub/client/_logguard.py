@@ -1,0 +1,309 @@
+"""The daemon's watch over the hub's transparency log: each Sync batch is verified
+(``_logcheck.LogVerifier``) before anything of it is written, and every directory leaf
+under this member's own name must be a key this member made.
+
+``LogGuard`` holds the verifier for one ``SyncDaemon``.  The state it returns is stored
+in ``local.db`` (meta ``log_state``) in the transaction that writes the batch and advances
+the cursor, so the two never get out of step.  An alarm is kept as evidence (table
+``log_alarms``), logged at ERROR and raised; while one is not acknowledged
+(``sync --clear-alarm``) the daemon does not sync.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from sighub.client import _json
+from sighub.client._checkpoint import parse_checkpoint
+from sighub.client._envelope import key_id
+from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, SighubError
+from sighub.client._keys import MEMBER_FILE, read_secret
+from sighub.client._leaves import DIRECTORY_TYPES, LeafError, parse_leaf
+from sighub.client._local import LocalStore, StoredAlarm
+from sighub.client._logcheck import (
+    AlarmKind,
+    BatchChange,
+    BatchLeaf,
+    LogAlarm,
+    LogState,
+    LogVerifier,
+    leaf_hashes_for_batch,
+    own_name_alarm,
+)
+from sighub.client._merkle import Frontier
+from sighub.client._note import MAX_NOTE_BYTES, parse_note
+from sighub.client._rpc import Credential, HubClient, SyncBatch
+
+__all__ = [
+    "DEFAULT_MAX_CHECKPOINT_AGE",
+    "STATE_KEY",
+    "AlarmRecorded",
+    "LogGuard",
+    "alarm_text",
+    "own_keys",
+]
+
+log = logging.getLogger("sighub.sync")
+# A hub signs a checkpoint at least every checkpoint_interval_seconds (60 s by default)
+# while idle; a day leaves room for a hub's maintenance without letting a freeze last.
+DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
+STATE_KEY: Final = "log_state"
+ORIGIN_KEY: Final = "log_origin"
+
+
+class AlarmRecorded(IntegrityAlarm):
+    """A sync refused because an alarm is recorded and not acknowledged."""
+
+
+def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(the key ids this member made, those it rotated away from): every private signing
+    key in ``data`` (``signing.key``, ``signing.*.retired.key``, and ``signing.*.pending
+    .key``, written before a rotation reaches the hub) and ``member.json``'s key id.  A
+    key whose private half is here is this member's, whatever the hub says of it."""
+    mine: set[str] = set()
+    retired: set[str] = set()
+    for path in sorted(data.glob("signing*.key")):
+        try:
+            key = load_pem_private_key(read_secret(path), password=None)
+        except (SighubError, ValueError, TypeError, OSError) as exc:
+            log.warning(
+                "%s: not read as a signing key (%s); not counted as this member's", path, exc
+            )
+            continue
+        if isinstance(key, Ed25519PrivateKey):
+            kid = key_id(key.public_key())
+            mine.add(kid)
+            if path.name.endswith(".retired.key"):
+                retired.add(kid)
+    try:
+        doc = _json.loads((data / MEMBER_FILE).read_bytes(), _json.DOCUMENT, MEMBER_FILE)
+        if isinstance(doc, dict) and isinstance(doc.get("key_id"), str):
+            mine.add(doc["key_id"])
+    except (OSError, JsonBudgetError):
+        pass  # no identity file: the keys above are all this member has
+    return frozenset(mine), frozenset(retired)
+
+
+def _batch_items(batch: SyncBatch) -> tuple[list[BatchChange], list[BatchLeaf]]:
+    changes = [BatchChange(c.sequence, c.collaboration, c.envelope) for c in batch.changes]
+    leaves = [BatchLeaf(x.sequence, x.leaf, x.leaf_hash) for x in batch.leaves]
+    return changes, leaves
+
+
+def _origin_of(note: bytes) -> str:
+    """The origin a checkpoint names, read without verifying it (trust on first use)."""
+    try:
+        return parse_checkpoint(parse_note(note).text).origin
+    except NoteError as exc:
+        raise LogAlarm(
+            AlarmKind.BAD_SIGNATURE,
+            f"the first checkpoint is not a signed checkpoint note: {exc}",
+            {"checkpoint": base64.b64encode(note[:MAX_NOTE_BYTES]).decode()},
+        ) from None
+
+
+class LogGuard:
+    """Verifies the hub's log for ``SyncDaemon``: ``check`` each batch, ``save`` the state
+    in the transaction that applies it, ``reload`` after a transaction that failed."""
+
+    def __init__(
+        self,
+        store: LocalStore,
+        cred: Credential,
+        data: Path,
+        max_age: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store, self.cred, self.data = store, cred, data
+        self.max_age, self.clock = max_age, clock
+        self.member = cred.member
+        self._keys = own_keys(data)
+        self._pin = ""  # an origin taken on first use, stored with the next state
+        self._verifier: LogVerifier | None = None
+        self.reload()
+
+    @property
+    def origin(self) -> str:
+        return self.cred.log_origin or self.store.meta(ORIGIN_KEY)
+
+    def reload(self) -> None:
+        """The verifier from the state stored (drops what a failed transaction held)."""
+        self._pin = ""
+        origin = self.origin
+        stored = self.store.meta(STATE_KEY)
+        state = LogState.from_dict(json.loads(stored)) if stored else None
+        if state is not None and state.size != self.store.cursor:
+            # Only a daemon from before the log advances the cursor alone: rebuild.
+            log.warning(
+                "log state of size %d beside cursor %d: rebuilt from the hub's leaves",
+                state.size,
+                self.store.cursor,
+            )
+            state = None
+        self._verifier = self._make(origin, state) if origin else None
+        self._state = state
+
+    def _make(self, origin: str, state: LogState | None) -> LogVerifier:
+        return LogVerifier(origin, self.cred.hub_public_key, state, self.max_age, self.clock)
+
+    @property
+    def state(self) -> LogState | None:
+        """The state as of the last batch checked (None: nothing stored yet)."""
+        return self._state
+
+    def needs_frontier(self) -> bool:
+        """A member synced before the log (cursor > 0, no state): see ``adopt_frontier``."""
+        return self._state is None and self.store.cursor > 0
+
+    def adopt_frontier(self, hub: HubClient) -> None:
+        """Rebuild the frontier of the sequences already applied from the hub's leaves,
+        trusting them on first use (the next checkpoint proves them a prefix of the signed
+        tree), and check the directory leaves among them under this member's name."""
+        cursor = self.store.cursor
+        log.warning(
+            "no log state for cursor %d (synced before the hub's log was verified): reading"
+            " leaves 1..%d from the hub and trusting them on first use",
+            cursor,
+            cursor,
+        )
+        frontier = Frontier()
+        while frontier.size < cursor:
+            got = hub.leaves(frontier.size, cursor)
+            if not got:
+                raise SighubError(f"hub answered no leaves from index {frontier.size}")
+            leaves = [BatchLeaf(x.sequence, x.leaf, x.leaf_hash) for x in got]
+            start = frontier.size
+            end = start + len(leaves)
+            frontier.extend(leaf_hashes_for_batch(start, end, [], leaves))
+            self._watch_own_name([], leaves)
+        state = LogState(frontier.size, frontier.hashes)
+        with self.store.tx():
+            self.store.set_meta(STATE_KEY, json.dumps(state.to_dict()))
+        self.reload()
+
+    def check(self, start: int, batch: SyncBatch) -> LogState:
+        """The state after ``batch`` (sequences ``(start, batch.cursor]``), verified against
+        its checkpoint and all seen before; raises ``LogAlarm`` and changes nothing stored."""
+        changes, leaves = _batch_items(batch)
+        items = leaf_hashes_for_batch(start, batch.cursor, changes, leaves)
+        verifier = self._verifier
+        if verifier is None:
+            self._pin = _origin_of(batch.checkpoint)
+            log.warning(
+                "the credential names no log origin (enrolled before the log): pinning %r,"
+                " the origin of the hub's first checkpoint (trust on first use)",
+                self._pin,
+            )
+            verifier = self._verifier = self._make(self._pin, self._state)
+        state = verifier.verify_batch(
+            start, batch.cursor, items, batch.checkpoint, batch.consistency
+        )
+        self._watch_own_name(changes, leaves)
+        self._state = state
+        return state
+
+    def save(self) -> None:
+        """Store the state reached, inside the caller's transaction."""
+        if self._state is None:
+            return
+        self.store.set_meta(STATE_KEY, json.dumps(self._state.to_dict()))
+        if self._pin:
+            self.store.set_meta(ORIGIN_KEY, self._pin)
+
+    def reset(self) -> None:
+        """Forget the log state (``sync --resync``): the next sync starts from the empty
+        tree, in the caller's transaction."""
+        self.store.conn.execute("DELETE FROM meta WHERE key = ?", (STATE_KEY,))
+
+    # -- key transparency ----------------------------------------------------------------
+    def _watch_own_name(self, changes: Sequence[BatchChange], leaves: Sequence[BatchLeaf]) -> None:
+        delivered = {c.collab for c in changes}
+        left: set[str] = set()
+        withheld: list[tuple[int, str]] = []
+        for x in leaves:
+            if x.leaf is None:
+                continue
+            try:
+                doc = parse_leaf(x.leaf)
+            except LeafError as exc:
+                raise LogAlarm(
+                    AlarmKind.MALFORMED,
+                    f"sequence {x.sequence}: {exc}",
+                    {"sequence": x.sequence, "leaf": base64.b64encode(x.leaf[:4096]).decode()},
+                ) from None
+            kind = doc["type"]
+            if kind == "envelope":
+                withheld.append((x.sequence, str(doc.get("collab"))))
+            elif kind == "collab.leave" and doc.get("member") == self.member:
+                left.add(str(doc.get("collab")))
+            elif kind in DIRECTORY_TYPES and doc.get("member") == self.member:
+                self._check_own(doc, x.sequence)
+        # An envelope of a collaboration whose envelopes this batch delivers, sent only as
+        # its leaf: the hub kept it from this member (after a leave, a re-join mid-stream
+        # is the hub's honest exception).
+        for seq, collab in withheld:
+            if collab in delivered and collab not in left:
+                raise LogAlarm(
+                    AlarmKind.WITHHELD,
+                    f"sequence {seq} is an envelope of {collab!r}, sent as a log leaf while the"
+                    f" same batch delivers {collab!r}'s envelopes: the hub withheld it",
+                    {"sequence": seq, "collab": collab},
+                )
+
+    def _check_own(self, doc: dict[str, object], sequence: int) -> None:
+        mine, retired = self._keys
+        alarm = own_name_alarm(self.member, doc, mine, retired)
+        if alarm is not None:
+            # A rotation in progress writes its pending key before the hub logs it: read
+            # the key files again before deciding.
+            self._keys = own_keys(self.data)
+            alarm = own_name_alarm(self.member, doc, *self._keys)
+        if alarm is not None:
+            alarm.evidence["sequence"] = sequence
+            raise alarm
+
+    # -- alarms --------------------------------------------------------------------------
+    def record(self, alarm: IntegrityAlarm, at: str) -> None:
+        """Keep ``alarm``'s evidence in ``local.db`` and log it at ERROR."""
+        if isinstance(alarm, LogAlarm):
+            kind, evidence = alarm.kind.value, alarm.evidence
+        else:
+            kind, evidence = AlarmKind.ROLLBACK.value, {"alarm": AlarmKind.ROLLBACK.value}
+        evidence = {**evidence, "cursor": self.store.cursor}
+        self.store.add_alarm(at, kind, str(alarm), evidence)
+        log.error(
+            "LOG ALARM (%s) at cursor %d: %s; nothing of it applied, evidence kept in %s"
+            " (table log_alarms)",
+            kind,
+            self.store.cursor,
+            alarm,
+            self.store.path,
+        )
+
+    def refuse_if_alarmed(self) -> None:
+        """Raise ``AlarmRecorded`` while an alarm is not acknowledged."""
+        open_alarms = self.store.alarms()
+        if open_alarms:
+            raise AlarmRecorded(alarm_text(self.data, open_alarms[-1], len(open_alarms)))
+
+
+def alarm_text(data: Path, alarm: StoredAlarm, count: int = 1) -> str:
+    """What ``sync`` and ``status`` say of a recorded alarm: what the hub did, when, and
+    what the operator can do."""
+    more = f" ({count} alarms recorded, this is the latest)" if count > 1 else ""
+    return (
+        f"{data}: the hub's log alarm at {alarm.at}: {alarm.kind}{more}: {alarm.message}."
+        f" Nothing of it was applied; the evidence is in {data / 'local.db'} (table"
+        " log_alarms). Tell the hub's operator. Sync stays stopped until you run `sighub sync"
+        f" --data {data} --clear-alarm` (with --resync as well if the hub was deliberately"
+        " restored from a backup)"
+    )

@@ -1,0 +1,181 @@
+"""A lying hub for tests: a plaintext gRPC server on 127.0.0.1 that serves Sync batches of
+a log it builds itself, signed with a real hub's own log key (a compromised hub holds it),
+so that tests can serve an honest log and then tamper with it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from sighub.client import _leaves
+from sighub.client._checkpoint import Checkpoint, sign_checkpoint
+from sighub.client._merkle import consistency_proof, leaf_hash, root
+from sighub.client._note import Ed25519Signer
+from sighub.client._proto import (
+    directory_pb2,
+    directory_pb2_grpc,
+    sync_pb2,
+    sync_pb2_grpc,
+    types_pb2,
+)
+from sighub.client._rpc import HubClient, to_timestamp
+from sighub.hub._server import HubPaths, load_log_signer
+from tests.hub.conftest import HubProcess
+
+
+@dataclass
+class Entry:
+    """One leaf: its bytes, its collaboration (None for a directory leaf) and, for an
+    envelope, the envelope's bytes."""
+
+    leaf: bytes
+    collab: str | None = None
+    envelope: bytes | None = None
+
+
+@dataclass
+class FakeLog:
+    signer: Ed25519Signer
+    entries: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, hub: HubProcess) -> FakeLog:
+        """The real hub's log as it stands, and its log key."""
+        with hub.db() as c:
+            origin = c.execute("SELECT value FROM meta WHERE key='log_origin'").fetchone()[0]
+            raws = dict(c.execute("SELECT seq, raw FROM envelopes").fetchall())
+            rows = c.execute("SELECT seq, type, collab, leaf FROM leaves ORDER BY seq").fetchall()
+        log = cls(load_log_signer(HubPaths(hub.data).signing_key, origin))
+        for seq, kind, collab, leaf in rows:
+            envelope = bytes(raws[seq]) if kind == "envelope" else None
+            directory = kind in _leaves.DIRECTORY_TYPES
+            log.entries.append(Entry(bytes(leaf), None if directory else collab, envelope))
+        return log
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
+
+    def add_envelope(self, collab: str, raw: bytes) -> int:
+        self.entries.append(Entry(_leaves.envelope_leaf(collab, raw), collab, raw))
+        return self.size
+
+    def add_leaf(self, leaf: bytes, collab: str | None = None) -> int:
+        self.entries.append(Entry(leaf, collab))
+        return self.size
+
+    def hashes(self, size: int | None = None) -> list[bytes]:
+        return [leaf_hash(e.leaf) for e in self.entries[: self.size if size is None else size]]
+
+    def checkpoint(self, size: int | None = None, age: float = 0.0) -> bytes:
+        """A checkpoint of the first ``size`` leaves, signed ``age`` seconds ago."""
+        size = self.size if size is None else size
+        body = Checkpoint(self.signer.name, size, root(self.hashes(size)))
+        return sign_checkpoint(body.with_time(int(time.time() - age)), self.signer)
+
+    def batch(
+        self,
+        after: int,
+        end: int | None = None,
+        collabs: frozenset[str] = frozenset({"sg-csam"}),
+        *,
+        note: bytes | None = None,
+        signed: int | None = None,
+        skip: frozenset[int] = frozenset(),
+        as_leaf: frozenset[int] = frozenset(),
+    ) -> sync_pb2.SyncResponse:
+        """The Sync batch (after, end] as an honest hub serves it to a member of
+        ``collabs``, with a checkpoint of size ``signed`` (default the log's); the
+        sequences in ``skip`` left out and those in ``as_leaf`` sent as leaves."""
+        end = self.size if end is None else end
+        signed = self.size if signed is None else signed
+        changes, leaves = [], []
+        for seq in range(after + 1, end + 1):
+            e = self.entries[seq - 1]
+            if seq in skip:
+                continue
+            if e.envelope is not None and e.collab in collabs and seq not in as_leaf:
+                changes.append(
+                    sync_pb2.Change(sequence=seq, collaboration=e.collab, envelope=e.envelope)
+                )
+            elif e.collab is None or e.collab in collabs:
+                leaves.append(types_pb2.LogLeaf(sequence=seq, leaf=e.leaf))
+            else:
+                leaves.append(types_pb2.LogLeaf(sequence=seq, leaf_hash=leaf_hash(e.leaf)))
+        proof = consistency_proof(end, signed, self.hashes(signed)) if 0 < end < signed else []
+        return sync_pb2.SyncResponse(
+            changes=changes,
+            cursor=end,
+            caught_up=True,
+            head=self.size,
+            leaves=leaves,
+            checkpoint=self.checkpoint(signed) if note is None else note,
+            consistency=proof,
+        )
+
+
+Script = Callable[[sync_pb2.SyncRequest], list[sync_pb2.SyncResponse]]
+
+
+class LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectoryServiceServicer):
+    """Serves the real hub's key directory and whatever ``script`` answers to a Sync
+    (by default the fake log, honestly)."""
+
+    def __init__(self, log: FakeLog, real: HubClient) -> None:
+        self.log = log
+        self.script: Script = lambda request: [log.batch(request.cursor)]
+        self.keys = directory_pb2.GetKeysResponse(
+            keys=[
+                directory_pb2.MemberKey(
+                    member=k.member,
+                    identity=k.identity,
+                    key_id=k.key_id,
+                    public_key=k.public_key,
+                    added_at=to_timestamp(k.added_at),
+                    revoked_at=None if k.revoked_at is None else to_timestamp(k.revoked_at),
+                    revoked_sequence=k.revoked_sequence or 0,
+                )
+                for k in real.key_directory()
+            ]
+        )
+        self.collab_keys = directory_pb2.GetCollabKeysResponse(
+            keys=[
+                directory_pb2.CollabKey(
+                    collaboration=k.collaboration, epoch=k.epoch, secret=k.secret
+                )
+                for k in real.collab_keys()
+            ]
+        )
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    def GetKeys(self, request: Any, context: Any) -> Any:
+        return self.keys
+
+    def GetCollabKeys(self, request: Any, context: Any) -> Any:
+        return self.collab_keys
+
+    def Sync(self, request: Any, context: Any) -> Iterator[sync_pb2.SyncResponse]:
+        yield from self.script(request)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LyingHub:
+        server = grpc.server(futures.ThreadPoolExecutor(4))
+        sync_pb2_grpc.add_SyncServiceServicer_to_server(self, server)
+        directory_pb2_grpc.add_DirectoryServiceServicer_to_server(self, server)
+        self.port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self._server = server
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._server is not None:
+            self._server.stop(0)

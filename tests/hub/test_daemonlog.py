@@ -1,0 +1,337 @@
+"""The daemon verifies the hub's transparency log (issue 10, items 4 and 5): on real hub
+processes for the honest path, and against a lying hub (a fake gRPC server signing with
+the real hub's log key) that plants a key, drops an envelope, rewrites history, rolls
+back or freezes: each caught, kept as evidence, nothing applied."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from sighub.client import _leaves
+from sighub.client._checkpoint import parse_checkpoint
+from sighub.client._daemon import LOCAL_DB, SyncDaemon
+from sighub.client._enroll import rotate_signing_key
+from sighub.client._envelope import key_id
+from sighub.client._errors import EXIT_ALARM
+from sighub.client._logcheck import AlarmKind, LogAlarm, LogState
+from sighub.client._logguard import STATE_KEY, AlarmRecorded
+from sighub.client._note import parse_note
+from sighub.client._proto import sync_pb2
+from sighub.hub._cli import main as sighub
+from sighub.hub._store import TLOG
+from tests.conftest import SIGHUB
+from tests.hub.conftest import ROOT, HubProcess, Member
+from tests.hub.lyinghub import Entry, FakeLog, LyingHub
+
+
+@pytest.fixture(scope="module")
+def logw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A hub with collaborations sg-csam and other: pub (publisher+subscriber), sub
+    (subscriber), outsider (in other only, so others see its leaves as hashes)."""
+    tmp = tmp_path_factory.mktemp("logw")
+    hub = HubProcess(tmp / "hub", publishes_per_minute=6000, burst=1000)
+    hub.start()
+    try:
+        assert hub.admin_cli("collab", "add", "sg-csam") == 0
+        assert hub.admin_cli("collab", "add", "other") == 0
+        members = {
+            "pub": hub.member("pub", tmp),
+            "sub": hub.member("sub", tmp, roles="subscriber"),
+            "outsider": hub.member("outsider", tmp, collabs=("other",)),
+        }
+        yield {"hub": hub, "tmp": tmp, **members}
+        for m in members.values():
+            m.close()
+    finally:
+        if hub.proc is not None:
+            hub.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("CRITICAL", logger="sighub.sync")
+
+
+def _copy(m: Member, to: Path) -> Path:
+    """A second data directory of member ``m`` (its keys and credential, no local store)."""
+    shutil.copytree(m.data, to, ignore=shutil.ignore_patterns("local.db*"))
+    return to
+
+
+def _state(data: Path) -> LogState | None:
+    c = sqlite3.connect(data / LOCAL_DB)
+    try:
+        row = c.execute("SELECT value FROM meta WHERE key=?", (STATE_KEY,)).fetchone()
+    finally:
+        c.close()
+    return None if row is None else LogState.from_dict(json.loads(row[0]))
+
+
+def _hub_root(h: HubProcess, size: int) -> bytes:
+    with h.db() as c:
+        return TLOG.root(c, size)
+
+
+def _hidden(h: HubProcess, collab: str) -> int:
+    with h.db() as c:
+        return int(
+            c.execute(
+                "SELECT COUNT(*) FROM leaves WHERE collab IS NOT NULL AND collab != ?", (collab,)
+            ).fetchone()[0]
+        )
+
+
+# -- the honest path, on a real hub ---------------------------------------------------------
+def test_sync_verifies_the_log_and_resumes_across_restarts(logw: dict[str, Any]) -> None:
+    h, pub, sub, outsider = logw["hub"], logw["pub"], logw["sub"], logw["outsider"]
+    pub.publish(pub.indicators(2))
+    outsider.publish(outsider.indicators(1, "other"), collab="other")
+    assert _hidden(h, "sg-csam") >= 3  # other's add, epoch, join, envelope: hashes for sub
+    d = SyncDaemon(sub.data, address=h.address, workers=0, batch_size=1)
+    report = d.sync_once()
+    d.close()
+    state = _state(sub.data)
+    assert state is not None and state.checkpoint is not None
+    assert state.size == report.cursor == report.log_size == state.checkpoint.size
+    assert bytes.fromhex(report.log_root) == state.checkpoint.root == _hub_root(h, state.size)
+    # a restart: a new daemon resumes from the stored state, hashes only again included
+    outsider.publish(outsider.indicators(1, "other"), collab="other")
+    pub.publish(pub.indicators(1))
+    d = SyncDaemon(sub.data, address=h.address, workers=0)
+    again = d.sync_once()
+    d.close()
+    after = _state(sub.data)
+    assert after is not None and after.size == again.cursor > state.size
+    assert after.frontier.root() == _hub_root(h, after.size)
+    assert sighub(["status", "--data", str(sub.data)]) == 0
+
+
+def test_follow_verifies_live_batches(logw: dict[str, Any]) -> None:
+    h, pub, sub = logw["hub"], logw["pub"], logw["sub"]
+    d = SyncDaemon(sub.data, address=h.address, workers=0)
+    stop = threading.Event()
+    follower = threading.Thread(target=d.follow, args=(stop,), daemon=True)
+    follower.start()
+    try:
+        sent = pub.publish(pub.indicators(1)).sequence
+        deadline = time.monotonic() + 30
+        while (s := _state(sub.data)) is None or s.size < sent:
+            assert time.monotonic() < deadline, "the follow did not reach the publish"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        d.interrupt()
+        follower.join(timeout=30)
+        d.close()
+    state = _state(sub.data)
+    assert state is not None and state.frontier.root() == _hub_root(h, state.size)
+    with sqlite3.connect(sub.data / LOCAL_DB) as c:
+        assert c.execute("SELECT COUNT(*) FROM log_alarms").fetchone()[0] == 0
+
+
+def test_the_members_own_rotation_does_not_alarm(logw: dict[str, Any]) -> None:
+    h, pub = logw["hub"], logw["pub"]
+    d = SyncDaemon(pub.data, address=h.address, workers=0)
+    d.sync_once()
+    rotate_signing_key(pub.data, address=h.address)
+    assert list(pub.data.glob("signing.*.retired.key"))
+    assert not list(pub.data.glob("signing.*.pending.key"))
+    pub.publish(pub.indicators(1))  # signed by the new key
+    report = d.sync_once()  # reads the key.rotate leaf under its own name
+    d.close()
+    assert report.log_size and not report.refused
+
+
+def test_a_store_from_before_the_log_rebuilds_its_frontier(
+    logw: dict[str, Any], tmp_path: Path
+) -> None:
+    h, pub, sub = logw["hub"], logw["pub"], logw["sub"]
+    data = _copy(sub, tmp_path / "old")
+    d = SyncDaemon(data, address=h.address, workers=0)
+    cursor = d.sync_once().cursor
+    with d.store.tx():  # as a daemon from before the log left it
+        d.store.conn.execute("DELETE FROM meta WHERE key=?", (STATE_KEY,))
+    d.close()
+    pub.publish(pub.indicators(1))
+    d = SyncDaemon(data, address=h.address, workers=0)
+    report = d.sync_once()
+    d.close()
+    state = _state(data)
+    assert state is not None and report.cursor > cursor
+    assert state.frontier.root() == _hub_root(h, state.size)
+
+
+def test_a_credential_without_log_origin_pins_the_first_one(
+    logw: dict[str, Any], tmp_path: Path
+) -> None:
+    h, sub = logw["hub"], logw["sub"]
+    data = _copy(sub, tmp_path / "older")
+    doc = json.loads((data / "hub.json").read_text())
+    del doc["log_origin"]
+    (data / "hub.json").write_text(json.dumps(doc))
+    d = SyncDaemon(data, address=h.address, workers=0)
+    assert d.sync_once().log_size
+    assert d.store.meta("log_origin") == "sighub/test-hub"
+    d.close()
+
+
+# -- a lying hub ----------------------------------------------------------------------------
+@pytest.fixture
+def lying(logw: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """pub's data copied as ``victim``, synced honestly from a fake hub that serves the
+    real hub's log with its key; a new genuine envelope of pub is appended, unsynced."""
+    h, pub = logw["hub"], logw["pub"]
+    log = FakeLog.of(h)
+    with LyingHub(log, pub.client()) as fake:
+        victim = _copy(pub, tmp_path / "victim")
+        d = SyncDaemon(victim, insecure=True, address=fake.address, workers=0)
+        d.sync_once()
+        d.close()
+        fresh = pub.indicators(1)
+        log.add_envelope("sg-csam", pub.envelope(fresh))
+        yield {"log": log, "fake": fake, "victim": victim, "fresh": fresh, "pub": pub}
+
+
+def _snapshot(data: Path) -> tuple[Any, ...]:
+    c = sqlite3.connect(data / LOCAL_DB)
+    try:
+        rows = c.execute("SELECT * FROM indicators ORDER BY id").fetchall()
+        meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        c.close()
+    return rows, meta["cursor"], meta[STATE_KEY]
+
+
+def _caught(lie: dict[str, Any], kind: AlarmKind, **daemon: Any) -> dict[str, Any]:
+    """Sync the victim: the alarm of ``kind``, nothing applied, the evidence kept, status
+    exit 5, and later syncs refused until cleared.  Returns the evidence."""
+    victim = lie["victim"]
+    before = _snapshot(victim)
+    d = SyncDaemon(victim, insecure=True, address=lie["fake"].address, workers=0, **daemon)
+    try:
+        with pytest.raises(LogAlarm) as err:
+            d.sync_once()
+        assert err.value.kind is kind, err.value
+        assert _snapshot(victim) == before  # no indicator, cursor or state changed
+        (alarm,) = d.store.alarms()
+        assert alarm.kind == kind.value and alarm.acknowledged is None
+        with pytest.raises(AlarmRecorded, match=kind.value):
+            d.sync_once()
+    finally:
+        d.close()
+    done = subprocess.run(
+        [*SIGHUB, "status", "--data", str(victim), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == EXIT_ALARM, done.stderr
+    shown = json.loads(done.stdout)["alarms"]
+    assert [a["kind"] for a in shown] == [kind.value] and shown[0]["at"]
+    evidence: dict[str, Any] = json.loads(alarm.evidence)
+    assert evidence["alarm"] == kind.value
+    return evidence
+
+
+@pytest.mark.parametrize("event", ["member.enroll", "key.rotate"])
+def test_a_key_planted_under_the_members_name(lying: dict[str, Any], event: str) -> None:
+    log, pub = lying["log"], lying["pub"]
+    planted = Ed25519PrivateKey.generate().public_key()
+    raw = planted.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ident = pub.files.identity()
+    if event == "member.enroll":
+        leaf = _leaves.member_enroll(
+            "pub", ident.publisher.id, ["publisher", "subscriber"], key_id(planted), raw
+        )
+    else:
+        leaf = _leaves.key_rotate("pub", key_id(planted), raw, ident.key_id, b"\0" * 64)
+    seq = log.add_leaf(leaf)
+    evidence = _caught(lying, AlarmKind.FOREIGN_KEY)
+    assert evidence["sequence"] == seq and evidence["leaf"]["key_id"] == key_id(planted)
+    # the human status names what the hub did
+    done = subprocess.run(
+        [*SIGHUB, "status", "--data", str(lying["victim"])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == EXIT_ALARM
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("ALARM: ") and "foreign key" in first and key_id(planted) in first
+    # the operator clears it: the evidence stays, the planted key still alarms
+    assert sighub(["sync", "--data", str(lying["victim"]), "--insecure", "--hub",
+                   lying["fake"].address, "--clear-alarm"]) == EXIT_ALARM  # fmt: skip
+    c = sqlite3.connect(lying["victim"] / LOCAL_DB)
+    rows = c.execute("SELECT kind, acknowledged FROM log_alarms ORDER BY id").fetchall()
+    c.close()
+    assert [k for k, _ in rows] == ["foreign key", "foreign key"] and rows[0][1] is not None
+
+
+@pytest.mark.parametrize("how", ["missing", "as_leaf"])
+def test_a_dropped_envelope(lying: dict[str, Any], how: str) -> None:
+    log = lying["log"]
+    first = log.size  # the fresh envelope
+    log.add_envelope("sg-csam", lying["pub"].envelope(lying["pub"].indicators(1)))
+    dropped = frozenset({first})
+    if how == "missing":
+        lying["fake"].script = lambda r: [log.batch(r.cursor, skip=dropped)]
+        evidence = _caught(lying, AlarmKind.GAP)
+        assert evidence["end"] == log.size
+    else:
+        lying["fake"].script = lambda r: [log.batch(r.cursor, as_leaf=dropped)]
+        evidence = _caught(lying, AlarmKind.WITHHELD)
+        assert evidence["sequence"] == first
+
+
+def test_rewritten_history_is_a_fork_with_both_notes(lying: dict[str, Any]) -> None:
+    log = lying["log"]
+    size = log.size - 1  # what the victim verified
+    rewritten = FakeLog(log.signer, list(log.entries[:size]))
+    rewritten.entries[-1] = Entry(_leaves.collab_add("s3ller-🧀"), "x")
+    lying["fake"].script = lambda r: [rewritten.batch(r.cursor, collabs=frozenset({"sg-csam"}))]
+    evidence = _caught(lying, AlarmKind.FORK)
+    notes = [base64.b64decode(evidence[k]) for k in ("previous", "checkpoint")]
+    roots = {parse_checkpoint(parse_note(n).text).root for n in notes}
+    sizes = {parse_checkpoint(parse_note(n).text).size for n in notes}
+    assert len(roots) == 2 and sizes == {size}
+
+
+def test_an_older_checkpoint_is_a_rollback(lying: dict[str, Any]) -> None:
+    log = lying["log"]
+    older = log.size - 3
+    lying["fake"].script = lambda r: [
+        sync_pb2.SyncResponse(
+            cursor=r.cursor, caught_up=True, head=older, checkpoint=log.checkpoint(older)
+        )
+    ]
+    evidence = _caught(lying, AlarmKind.ROLLBACK)
+    assert evidence["previous"] and evidence["checkpoint"]
+
+
+def test_a_stale_checkpoint_is_a_freeze(lying: dict[str, Any]) -> None:
+    log = lying["log"]
+    old = log.checkpoint(age=timedelta(hours=25).total_seconds())  # default limit: 24 h
+    lying["fake"].script = lambda r: [log.batch(r.cursor, note=old)]
+    _caught(lying, AlarmKind.STALE)
+
+
+def test_the_staleness_limit_is_an_option(lying: dict[str, Any]) -> None:
+    log = lying["log"]
+    lying["fake"].script = lambda r: [log.batch(r.cursor, note=log.checkpoint(age=600))]
+    _caught(lying, AlarmKind.STALE, max_checkpoint_age=timedelta(minutes=5))
