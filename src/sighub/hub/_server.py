@@ -72,7 +72,7 @@ SERVICE_NAMES: Final = (
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 )
-CHECKPOINT_COALESCE: Final = 0.1  # seconds: at most ten checkpoints a second under load
+CHECKPOINT_COALESCE: Final = 0.01  # seconds: a live push waits at most this for its checkpoint
 
 
 @dataclass(frozen=True, slots=True)
