@@ -9,9 +9,9 @@ exact leftmost-longest spans, so both engines yield identical results.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -209,8 +209,11 @@ _MAX_DEAD = 0.25
 
 def shard_of(source: str, shards: int) -> int:
     """The shard of a pattern: a stable hash of its source, so that rules sharing a
-    pattern share one compiled copy, and replacing an indicator row leaves it in place."""
-    return zlib.crc32(source.encode()) % shards
+    pattern share one compiled copy, and replacing an indicator row leaves it in place.
+    (BLAKE2b, not CRC-32: CRC is linear, and patterns that differ in a digit or two fall
+    into a few shards of a power-of-two count.)"""
+    digest = hashlib.blake2b(source.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") % shards
 
 
 class _Shard:
