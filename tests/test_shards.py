@@ -20,8 +20,10 @@ ENGINES = ["re2"] + (["hyperscan"] if importlib.util.find_spec("hyperscan") else
 
 # Patterns over a small alphabet, so random texts hit them, overlap and share spans.
 WORDS = ["ab", "ba", "abc", "cab", "menu", "s3ll", "te", "et"]
-TAILS = ["[0-9]{2}", "[a-c]+", "-?[0-9]", "x?", "[a-z]{3}", "(ab|ba)"]
+TAILS = {"[0-9]{2}": "12", "[a-c]+": "cab", "-?[0-9]": "-3", "x?": "x", "[a-z]{3}": "men"}
+TAILS |= {"(ab|ba)": "ba"}  # each tail with a text it matches
 POOL = [w + t for w in WORDS for t in TAILS]
+EXAMPLE = {w + t: w + x for w in WORDS for t, x in TAILS.items()}
 
 
 def pattern(regex: str, n: int = 0, confidence: int = 80) -> StoredIndicator:
@@ -131,7 +133,8 @@ def test_incremental_rebuild_equals_a_full_one(
 ) -> None:
     """Random single additions or removals, one reload each, against a fresh build; both
     engines agree."""
-    texts = [*texts, " ".join(p.replace("[0-9]", "7") for p, _, _ in before[:4])]
+    every = [p for p, _, _ in before] + [p for _, (p, _, _) in change]
+    texts = [*texts, " ".join(EXAMPLE[p] for p in every), "".join(EXAMPLE[p] for p in every)]
     spec = list(dict.fromkeys(before))
     previous = {e: Matcher(_rules(spec), KEYS, e, shards=shards) for e in ENGINES}
     blinded_rule = blinded(Kind.KEYWORD, "abc")

@@ -304,8 +304,8 @@ class _Patterns:
         self._live = [s for s in built if s is not None]
 
     def scan(self, folded: str) -> list[tuple[_Shard, int, Any]]:
-        """(shard, pattern index, rule references) of each pattern that fires, in rule
-        order (so that results do not depend on the sharding)."""
+        """(shard, pattern index, rule references) of each pattern that fires.  Their
+        order does not reach the results: ``_grouped`` sorts spans and hits."""
         if not self._live:
             return []
         data = folded.encode() if self.engine == "hyperscan" else b""
@@ -315,7 +315,6 @@ class _Patterns:
                 refs = self.refs.get(shard.sources[k])
                 if refs is not None:  # None: a pattern masked since it was revoked
                     out.append((shard, k, refs))
-        out.sort(key=lambda x: _refs(x[2])[0])
         return out
 
 
