@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sighub.client import _matcher
 from sighub.client._blind import Blinder, CollabKey
 from sighub.client._local import CHANGES_KEPT, LocalStore, stored
 from sighub.client._matcher import DELTA_MAX, Matcher, mask_max
@@ -120,8 +121,7 @@ def test_revoking_masks_the_pattern_until_the_mask_is_full(tmp_path: Path, engin
     revoke(store, rules[-1])  # one more: every live pattern compiled again, none masked
     last = Matcher.from_store(store, AT, engine, previous=full)
     assert last._patterns.full and last._patterns.masked == 0
-    assert last._patterns.base is not None
-    assert len(last._patterns.base.sources) == len(rules) - mask_max(len(rules)) - 1
+    assert len(last._patterns.base_sources) == len(rules) - mask_max(len(rules)) - 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -135,7 +135,7 @@ def test_a_full_delta_triggers_a_full_compile(tmp_path: Path, engine: str) -> No
     write(store, [pattern("extra-last[0-9]", 5000)])
     m3 = Matcher.from_store(store, AT, engine, previous=m2)
     assert m3._patterns.full and m3._patterns.delta is None
-    assert m3._patterns.base is not None and len(m3._patterns.base.sources) == DELTA_MAX + 11
+    assert len(m3._patterns.base_sources) == DELTA_MAX + 11
     assert m3.scan("extra-last7")[0].indicator == uid(5000)
 
 
@@ -143,7 +143,7 @@ def test_a_shared_pattern_is_compiled_once_and_fires_for_every_rule(tmp_path: Pa
     a, b = pattern("menu[0-9]{2}", 1, 90), pattern("menu[0-9]{2}", 2, 40)
     store = store_of(tmp_path, [a, b])
     m = Matcher.from_store(store, AT, "re2")
-    assert m._patterns.base is not None and len(m._patterns.base.sources) == 1
+    assert len(m._patterns.base_sources) == 1 and len(m._patterns.base) == 1
     (found,) = m.scan("a menu42 b")
     assert found.indicators == (a.id, b.id)
     revoke(store, a)  # the other still fires, the pattern is not masked
@@ -314,3 +314,16 @@ def test_the_change_log_keeps_the_latest_entries(tmp_path: Path) -> None:
     first, last, gone = store.changes_after(total - 5)  # type: ignore[misc]
     assert (first, last, len(gone)) == (total - CHANGES_KEPT + 1, total, 5)
     assert store.changes_after(total - CHANGES_KEPT - 1) is None  # pruned: read every row
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_large_base_is_compiled_in_sets(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_matcher, "BASE_SET_MAX", 3)
+    rules = many(10)
+    store = store_of(tmp_path, rules)
+    m = Matcher.from_store(store, AT, engine)
+    assert [len(s.sources) for s in m._patterns.base] == [3, 3, 3, 1]
+    text = " ".join(f"code{i}xab12" for i in range(10))
+    assert [x.indicator for x in m.scan(text)] == [r.id for r in rules]
