@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_canon.py
 	$(BIN)/python bench/bench_bundle.py
 	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_reload.py
 
 # The hub at scale: a million indicators (about 6 minutes and 1.3 GB of temporary disk).
 bench-hub: $(STAMP)

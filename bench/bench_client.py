@@ -1,22 +1,20 @@
-"""The member's matcher: throughput, reload time and memory with synthetic rule sets.
+"""The member's matcher: scan throughput and reload time with synthetic rule sets.
 
 Targets (issue 4): with 100,000 indicators (60% keywords and hashtags, 20% emoji, 10% URLs,
 10% patterns), one core: >= 2,000 texts/s for 1 KB texts, >= 6,000 texts/s for 280-byte
-posts; matcher memory with 1,000,000 indicators <= 300 MB; reload with 100,000 <= 2 s.
-Run: ``.venv/bin/python bench/bench_client.py [--million]``.
+posts; reload with 100,000 <= 2 s.  Memory (process RSS) and reloads after a pattern
+change: ``bench/bench_reload.py``.  Run: ``.venv/bin/python bench/bench_client.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import platform
 import random
 import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -108,9 +106,7 @@ def throughput(matcher: Matcher, size: int, count: int, target: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--million", action="store_true", help="also measure 1,000,000 indicators")
-    args = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__).parse_args()
     engine = "hyperscan" if HAVE_HYPERSCAN else "re2"
     print(f"python {platform.python_version()} on {platform.machine()}; pattern engine {engine}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,25 +128,6 @@ def main() -> None:
         throughput(matcher, 1024, 2000, 2000)
         throughput(matcher, 280, 6000, 6000)
         store.close()
-        for n in [100_000, 1_000_000] if args.million else [100_000]:
-            folder = Path(tmp) / f"m{n}"
-            folder.mkdir()
-            store = store_with(n, folder)
-            gc.collect()
-            tracemalloc.start()
-            m = Matcher.from_store(store)
-            size = tracemalloc.get_traced_memory()[0] / 1e6
-            tracemalloc.stop()
-            print(
-                f"matcher memory with {n:,} indicators: {size:.0f} MB"
-                + (
-                    f"  target <= 300: {'meets' if size <= 300 else 'ABOVE'}"
-                    if n == 1_000_000
-                    else ""
-                )
-            )
-            del m
-            store.close()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,21 @@ __all__ = [
 # The local store's file name inside a member's data directory.
 LOCAL_DB: Final = "local.db"
 
+# The indicator_changes entries kept: a matcher further behind rebuilds from every row.
+CHANGES_KEPT: Final = 65536
+_OLD_ROW: Final = "VALUES (OLD.rowid, OLD.collab, OLD.key_epoch, OLD.form, OLD.value)"
+
+
+def _change_trigger(event: str, row: str) -> str:
+    name, timing = event.split(" ", 1)
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS indicator_changes_{name} {timing} ON indicators"
+        f" BEGIN INSERT INTO indicator_changes (row, collab, key_epoch, form, value) {row};"
+        " DELETE FROM indicator_changes"
+        f" WHERE n <= (SELECT max(n) FROM indicator_changes) - {CHANGES_KEPT}; END"
+    )
+
+
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS indicators (id TEXT PRIMARY KEY, collab TEXT NOT NULL,"
@@ -53,6 +68,16 @@ _SCHEMA: Final = [
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
     " kind TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL, acknowledged TEXT)",
+    # What a matcher must forget: the old version of each indicator row replaced, updated or
+    # deleted (``row``: its rowid), so a reload applies changes instead of reading every row.
+    # New rows need no entry: their rowids lie above the matcher's last one.  Triggers keep
+    # it; it holds the latest CHANGES_KEPT entries.  A row replaced on a connection without
+    # recursive_triggers goes unlogged: the matcher then keeps a reference that finds no
+    # row when it fires (results stay right, the reference lingers until a full read).
+    "CREATE TABLE IF NOT EXISTS indicator_changes (n INTEGER PRIMARY KEY, row INTEGER NOT NULL,"
+    " collab TEXT NOT NULL, key_epoch INTEGER, form TEXT NOT NULL, value TEXT NOT NULL)",
+    _change_trigger("updated AFTER UPDATE", _OLD_ROW),
+    _change_trigger("deleted AFTER DELETE", _OLD_ROW),
 ]
 
 
@@ -122,6 +147,9 @@ _STORED_COLUMNS: Final = (
 )
 
 
+_MATCHER_COLUMNS: Final = "rowid, collab, key_epoch, form, value, valid_from, valid_until, revoked"
+
+
 def _stored_row(r: tuple[Any, ...]) -> StoredIndicator:
     """A StoredIndicator from a row selected with _STORED_COLUMNS."""
     labels = tuple(json.loads(r[9]))
@@ -141,6 +169,9 @@ class LocalStore:
         # checkpoint in larger steps, rather than rewriting pages batch after batch.
         self.conn.execute("PRAGMA cache_size=-131072")
         self.conn.execute("PRAGMA wal_autocheckpoint=10000")
+        # so that a row INSERT OR REPLACE deletes is logged in indicator_changes: a trigger
+        # on every insert instead would slow a sync's inserts by half
+        self.conn.execute("PRAGMA recursive_triggers=ON")
         for stmt in _SCHEMA:
             self.conn.execute(stmt)
 
@@ -308,6 +339,61 @@ class LocalStore:
             " WHERE revoked = 0 AND valid_until > ? AND valid_from <= ?",
             (t, t),
         )
+
+    # -- what a matcher reads: rows as (rowid, collab, key_epoch, form, value, valid_from,
+    # valid_until, revoked), within one ``snapshot`` so that they agree --------------------
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every read inside sees the same state of the store."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    def live_rows(self, now: datetime) -> Iterator[tuple[Any, ...]]:
+        """The rows not revoked and not expired at ``now`` (some may start later)."""
+        yield from self.conn.execute(
+            f"SELECT {_MATCHER_COLUMNS} FROM indicators WHERE revoked = 0 AND valid_until > ?",
+            (format_time(now),),
+        )
+
+    def rows_after(self, rowid: int) -> list[tuple[Any, ...]]:
+        """The rows above ``rowid``: every row written since ``top_rowid`` returned it."""
+        q = f"SELECT {_MATCHER_COLUMNS} FROM indicators WHERE rowid > ?"
+        return self.conn.execute(q, (rowid,)).fetchall()
+
+    def rows_at(self, rowids: list[int]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(rowids), 500):
+            chunk = rowids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT {_MATCHER_COLUMNS} FROM indicators WHERE rowid IN ({marks})"
+            out.extend(self.conn.execute(q, chunk))
+        return out
+
+    def expired_between(self, after: datetime, upto: datetime) -> list[tuple[Any, ...]]:
+        """The rows whose ``valid_until`` lies in ``(after, upto]`` (by its index)."""
+        q = f"SELECT {_MATCHER_COLUMNS} FROM indicators WHERE valid_until > ? AND valid_until <= ?"
+        return self.conn.execute(q, (format_time(after), format_time(upto))).fetchall()
+
+    def top_rowid(self) -> int:
+        return int(self.conn.execute("SELECT max(rowid) FROM indicators").fetchone()[0] or 0)
+
+    def changes_after(self, n: int) -> tuple[int, int, list[tuple[Any, ...]]] | None:
+        """(first kept entry, last entry, entries after ``n`` as (row, collab, key_epoch,
+        form, value)) of ``indicator_changes``; None if entries after ``n`` were pruned."""
+        first, last = self.conn.execute("SELECT min(n), max(n) FROM indicator_changes").fetchone()
+        if last is None:
+            return (0, n, []) if n == 0 else None
+        if n < first - 1 or n > last:
+            return None
+        rows = self.conn.execute(
+            "SELECT row, collab, key_epoch, form, value FROM indicator_changes WHERE n > ?"
+            " ORDER BY n",
+            (n,),
+        ).fetchall()
+        return first, last, rows
 
     def by_rowid(self, rowid: int) -> StoredIndicator | None:
         r = self.conn.execute(

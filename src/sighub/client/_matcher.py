@@ -1,13 +1,18 @@
 """The local rule engine: which shared indicators fire in a text, where, from whom.
 
 Blinded indicators are looked up by the digests of the text's canon/1 candidates, per
-collaboration key epoch.  Pattern indicators run over the folded text: a pattern set
-(Hyperscan where it installs, RE2's set otherwise) finds which patterns match at all, and
-RE2 then gives the exact leftmost-longest spans, so both engines yield identical results.
+collaboration key epoch.  Pattern indicators run over the folded text: pattern sets
+(Hyperscan where it installs, RE2's set otherwise; a large base set and a small delta set
+of the patterns added since, so that a change compiles only the delta) find which patterns
+match at all, and RE2 then gives the exact leftmost-longest spans, so both engines yield
+identical results.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import heapq
 import logging
 import threading
 from collections import defaultdict
@@ -25,6 +30,7 @@ from sighub.client._canon._text import fold_fast
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._local import LOCAL_DB, LocalStore, StoredIndicator
 from sighub.client._model import Kind, Tlp
+from sighub.client._stix import format_time
 
 __all__ = [
     "MAX_SCAN_CHARS",
@@ -185,27 +191,73 @@ def _hit_order(h: Hit) -> tuple[int, str]:
     return -h.confidence, h.indicator
 
 
-class _Patterns:
-    """Which patterns match (a set, one pass), then exact spans from RE2."""
+def _span_options() -> re2.Options:
+    options = re2.Options()
+    options.longest_match = True
+    options.log_errors = False
+    return options
 
-    def __init__(self, patterns: list[str], engine: str) -> None:
-        options = re2.Options()
-        options.longest_match = True
-        options.log_errors = False
-        self.sources = list(patterns)
-        self.compiled = [re2.compile(p, options) for p in patterns]
+
+_SPAN_OPTIONS = _span_options()
+
+# Patterns added since the base set was compiled go to a small delta set, compiled in
+# milliseconds; revoked ones stay in the base set, masked (they map to no rule).  Past
+# either limit the next build compiles every live pattern into a new base set: the slow
+# path (seconds per 10,000 patterns), taken once per DELTA_MAX additions or so.
+DELTA_MAX = 256
+
+
+def mask_max(base: int) -> int:
+    """How many masked patterns a base set of ``base`` patterns may carry."""
+    return max(DELTA_MAX, base // 20)
+
+
+# Compiling a pattern set takes memory superlinear in its size (about 540 MB for 50,000
+# patterns with Hyperscan), so the base is split into sets of at most this many patterns.
+# Each set costs a scan one more call (about 0.3% of a 1 KB text's scan time), so few.
+BASE_SET_MAX = 25_000
+
+
+def _trim_heap() -> None:
+    """Give back to the system the heap a compile freed: glibc keeps it otherwise, and
+    a Hyperscan compile frees about 20 times the size of the database it makes."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _libc_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def _compiled(sources: tuple[str, ...], engine: str) -> _PatternSet:
+    compiled = _PatternSet(sources, engine)
+    _trim_heap()
+    return compiled
+
+
+class _PatternSet:
+    """One compiled pattern set: which of its patterns match (a set, one pass); exact
+    spans come from RE2, each pattern compiled the first time it fires."""
+
+    def __init__(self, sources: tuple[str, ...], engine: str) -> None:
+        self.sources = sources
         self.engine = engine
+        self._spans: dict[int, Any] = {}
         self._hs: Any = None
         self._set: Any = None
-        if not patterns:
-            return
         if engine == "hyperscan":
             db = hyperscan.Database()
             flag = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_SINGLEMATCH
             db.compile(
-                expressions=[p.encode() for p in patterns],
-                ids=list(range(len(patterns))),
-                flags=[flag] * len(patterns),
+                expressions=[p.encode() for p in sources],
+                ids=list(range(len(sources))),
+                flags=[flag] * len(sources),
             )
             self._hs = db
         else:
@@ -213,35 +265,259 @@ class _Patterns:
             set_options.log_errors = False
             set_options.max_mem = 512 << 20  # a set of thousands of patterns needs room
             s = re2.Set.SearchSet(set_options)
-            for p in patterns:
+            for p in sources:
                 s.Add(p)
             s.Compile()
             self._set = s
 
-    def which(self, folded: str) -> list[int]:
+    def which(self, folded: str, data: bytes) -> list[int]:
+        """Indices into ``sources`` of the patterns that match ``folded`` (``data`` is
+        its UTF-8, encoded once for both sets)."""
         if self._hs is not None:
             hits: list[int] = []
-            self._hs.scan(folded.encode(), match_event_handler=lambda i, *_: hits.append(i))
-            return sorted(hits)
-        if self._set is not None:
-            return sorted(self._set.Match(folded) or ())  # None when nothing matches
-        return []
+            self._hs.scan(data, lambda i, *_: hits.append(i))  # positional: cheaper call
+            return hits
+        return list(self._set.Match(folded) or ())  # None when nothing matches
 
     def spans(self, k: int, folded: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self.compiled[k].finditer(folded)]
+        compiled = self._spans.get(k)
+        if compiled is None:  # a race only compiles twice; the gate vouched for the pattern
+            compiled = self._spans[k] = re2.compile(self.sources[k], _SPAN_OPTIONS)
+        return [m.span() for m in compiled.finditer(folded)]
+
+
+class _Patterns:
+    """The pattern indicators: source -> rule references, a base compiled from the sources
+    at the last full compile (in sets of at most BASE_SET_MAX), and a delta set of the
+    sources added since."""
+
+    def __init__(self, refs: dict[str, Any], engine: str, previous: _Patterns | None) -> None:
+        self.refs = refs
+        self.engine = engine
+        self.full = False  # whether this build compiled the base (the slow path)
+        self.base: tuple[_PatternSet, ...]
+        self.base_sources: frozenset[str]
+        self.delta: _PatternSet | None
+        old = previous if previous is not None and previous.engine == engine else None
+        if old is not None:
+            added = tuple(sorted(s for s in refs if s not in old.base_sources))
+            masked = len(old.base_sources) - (len(refs) - len(added))
+            if len(added) <= DELTA_MAX and masked <= mask_max(len(old.base_sources)):
+                self.base, self.base_sources = old.base, old.base_sources
+                if old.delta is not None and old.delta.sources == added:
+                    self.delta = old.delta
+                else:
+                    self.delta = _compiled(added, engine) if added else None
+                self._live = [*self.base, *([self.delta] if self.delta else [])]
+                return
+        self.full = True
+        sources = sorted(refs)
+        self.base_sources = frozenset(sources)
+        # one set at a time, the heap returned after each: the peak is one set's compile
+        self.base = tuple(
+            _compiled(tuple(sources[k : k + BASE_SET_MAX]), engine)
+            for k in range(0, len(sources), BASE_SET_MAX)
+        )
+        self.delta = None
+        self._live = list(self.base)
+
+    @property
+    def masked(self) -> int:
+        """Base patterns that no longer map to a rule."""
+        return sum(1 for s in self.base_sources if s not in self.refs)
+
+    def scan(self, folded: str) -> list[tuple[_PatternSet, int, Any]]:
+        """(set, pattern index, rule references) of each pattern that fires.  Their order
+        does not reach the results: ``_grouped`` sorts spans and hits."""
+        if not self._live:
+            return []
+        data = folded.encode() if self.engine == "hyperscan" else b""
+        out: list[tuple[_PatternSet, int, Any]] = []
+        for patterns in self._live:
+            for k in patterns.which(folded, data):
+                refs = self.refs.get(patterns.sources[k])
+                if refs is not None:  # None: a pattern masked since it was revoked
+                    out.append((patterns, k, refs))
+        return out
 
 
 # A rule as the build needs it: (reference, collaboration, key epoch, form, value).  The
 # reference finds the full indicator again, only when it fires.
 Entry = tuple[int, str, "int | None", str, str]
 
+# A digest table: digest -> reference, or a tuple of them when rules share a value.
+Table = dict[bytes, Any]
+
+
+def _put(table: dict[Any, Any], key: Any, ref: int) -> bool:
+    seen = table.get(key)
+    if seen is None:
+        table[key] = ref
+        return True
+    refs = _refs(seen)
+    if ref in refs:
+        return False
+    table[key] = (*refs, ref)
+    return True
+
+
+def _drop(table: dict[Any, Any], key: Any, ref: int) -> bool:
+    seen = table.get(key)
+    if seen is None:
+        return False
+    refs = _refs(seen)
+    if ref not in refs:
+        return False
+    rest = tuple(r for r in refs if r != ref)
+    if not rest:
+        del table[key]
+    else:
+        table[key] = rest[0] if len(rest) == 1 else rest
+    return True
+
+
+class _Rules:
+    """The rule references a matcher scans with: a digest table per (collaboration, key
+    epoch), pattern source -> references, and the rules whose key is missing.  A reload
+    edits a ``fork``, which copies a table the first time it changes it: the previous
+    matcher, still scanning, keeps its own, and unchanged tables are shared."""
+
+    def __init__(self, keys: dict[tuple[str, int], bytes], shared: _Rules | None = None) -> None:
+        self.keys = keys
+        self.tables: dict[tuple[str, int], Table] = {}
+        self.patterns: dict[str, Any] = {}
+        self.keyless: set[int] = set()
+        self.size = 0  # rules held, the keyless included
+        self._copied: set[object] | None = None  # None: every table is this object's own
+        self._warned: set[tuple[str, int]] = set()
+        if shared is not None:
+            self.tables, self.patterns = dict(shared.tables), shared.patterns
+            self.keyless, self.size = set(shared.keyless), shared.size
+            self._copied = set()
+
+    def fork(self) -> _Rules:
+        """A copy sharing every table until it is changed."""
+        return _Rules(self.keys, self)
+
+    def _table(self, group: tuple[str, int]) -> Table:
+        table = self.tables.get(group)
+        if table is None:
+            table = self.tables[group] = {}
+        elif self._copied is not None and group not in self._copied:
+            table = self.tables[group] = dict(table)  # about 20 ms a million rules
+        if self._copied is not None:
+            self._copied.add(group)
+        return table
+
+    def _pattern_refs(self) -> dict[str, Any]:
+        if self._copied is not None and "patterns" not in self._copied:
+            self._copied.add("patterns")
+            self.patterns = dict(self.patterns)
+        return self.patterns
+
+    def add(self, ref: int, collab: str, epoch: int | None, form: str, value: str) -> None:
+        group = (collab, epoch or 0)
+        if form == "pattern":
+            added = _put(self._pattern_refs(), value, ref)
+        elif group in self.keys:
+            added = _put(self._table(group), bytes.fromhex(value), ref)
+        else:
+            if group not in self._warned:
+                self._warned.add(group)
+                log.warning("no key for %s epoch %s: its rules cannot match", *group)
+            added = ref not in self.keyless
+            self.keyless.add(ref)
+        self.size += added
+
+    def drop(self, ref: int, collab: str, epoch: int | None, form: str, value: str) -> None:
+        group = (collab, epoch or 0)
+        if form == "pattern":
+            gone = value in self.patterns and _drop(self._pattern_refs(), value, ref)
+        elif group in self.keys:
+            digest = bytes.fromhex(value)
+            held = digest in self.tables.get(group, {})
+            gone = held and _drop(self._table(group), digest, ref)
+        else:
+            gone = ref in self.keyless
+            self.keyless.discard(ref)
+        self.size -= gone
+
+
+class _Cursor:
+    """Where a matcher built from a store stands in it: the rows it read (up to rowid
+    ``top``, changes up to entry ``changes``), at time ``at``, and the rows it holds back
+    until their ``valid_from`` (a heap of (valid_from, rowid))."""
+
+    def __init__(
+        self, path: Path, at: datetime, top: int, changes: int, pending: list[tuple[str, int]]
+    ) -> None:
+        self.path, self.at, self.top, self.changes, self.pending = path, at, top, changes, pending
+
+
+def _take(rules: _Rules, rows: Iterable[tuple[Any, ...]], t: str, pending: list[Any]) -> None:
+    """Add the rows in force at ``t`` (formatted); hold back those that start later."""
+    for ref, collab, epoch, form, value, valid_from, valid_until, revoked in rows:
+        if revoked or valid_until <= t:
+            continue
+        if valid_from > t:
+            heapq.heappush(pending, (valid_from, ref))
+        else:
+            rules.add(ref, collab, epoch, form, value)
+
+
+def _read_all(
+    store: LocalStore, keys: dict[tuple[str, int], bytes], now: datetime
+) -> tuple[_Rules, _Cursor]:
+    """Every row of ``store`` in force at ``now``, and where that leaves the cursor."""
+    rules, pending = _Rules(keys), list[tuple[str, int]]()
+    with store.snapshot():
+        _take(rules, store.live_rows(now), format_time(now), pending)
+        changes = store.changes_after(0)
+        top = store.top_rowid()
+    last = changes[1] if changes is not None else 0
+    return rules, _Cursor(store.path, now, top, last, pending)
+
+
+def _read_changes(
+    store: LocalStore, rules: _Rules, cursor: _Cursor, now: datetime
+) -> tuple[_Rules, _Cursor] | None:
+    """``rules`` brought from ``cursor`` to the store as it is now: changed rows
+    forgotten, rows expired since dropped, new and due rows added.  None when the store
+    no longer lists every change since ``cursor`` (then every row is read again)."""
+    t = format_time(now)
+    with store.snapshot():
+        changes = store.changes_after(cursor.changes)
+        if changes is None:
+            return None
+        _, last, gone = changes
+        expired = store.expired_between(cursor.at, now)
+        fresh = store.rows_after(cursor.top)
+        pending = list(cursor.pending)
+        due: list[int] = []
+        while pending and pending[0][0] <= t:
+            due.append(heapq.heappop(pending)[1])
+        # a changed row's rowid may hold its new version, or (a deleted top row's) be reused
+        again = store.rows_at(sorted({r[0] for r in gone if r[0] <= cursor.top} | set(due)))
+        top = store.top_rowid()
+    out = rules.fork()
+    for row in gone:
+        out.drop(*row)
+    for row in expired:
+        out.drop(*row[:5])
+    _take(out, fresh, t, pending)
+    _take(out, again, t, pending)
+    return out, _Cursor(cursor.path, now, top, last, pending)
+
 
 class _StoreRules:
     """Rule metadata read from the local store on a hit (a million rules held as objects
-    would take a gigabyte); a small cache keeps repeat hits cheap."""
+    would take a gigabyte); a small cache keeps repeat hits cheap.  Its own connection
+    also reads the rows a build needs, through a small page cache: the rows are read
+    once, in order, and a large cache would only hold on to memory."""
 
     def __init__(self, path: Path) -> None:
         self.store = LocalStore(path)
+        self.store.conn.execute(f"PRAGMA cache_size=-{_PAGE_CACHE_KIB}")
         self.lock = threading.Lock()
         self.cache: dict[int, StoredIndicator | None] = {}
 
@@ -257,6 +533,7 @@ class _StoreRules:
 
 
 _RULE_CACHE = 65536
+_PAGE_CACHE_KIB = 4096
 
 
 class Matcher:
@@ -273,9 +550,14 @@ class Matcher:
         engine: str | None = None,
         previous: Matcher | None = None,
     ) -> None:
-        rules = list(indicators)
-        entries = ((k, r.collab, r.key_epoch, r.form, r.value) for k, r in enumerate(rules))
-        self._build(entries, rules.__getitem__, keys, engine, previous)
+        """A matcher over ``indicators``; ``previous`` lends its compiled patterns (see
+        ``from_store``)."""
+        found = list(indicators)
+        rules = _Rules(keys)
+        for k, r in enumerate(found):
+            rules.add(k, r.collab, r.key_epoch, r.form, r.value)
+        self._finish(rules, found.__getitem__, engine, previous)
+        self._cursor: _Cursor | None = None
 
     @classmethod
     def from_store(
@@ -286,54 +568,59 @@ class Matcher:
         previous: Matcher | None = None,
     ) -> Matcher:
         """A matcher over the indicators of ``store`` in force at ``now`` (default: the
-        current time) and the store's collaboration keys.  ``previous`` lends its
-        compiled patterns when the pattern set is unchanged (compiling takes seconds)."""
+        current time) and the store's collaboration keys.
+
+        With ``previous`` (built from the same store) it applies only what changed since:
+        rows written, replaced or deleted, and indicators expired or come into force, so
+        the cost follows the change, not the store.  Its compiled base pattern set is
+        reused, patterns added since go to a small delta set and revoked ones are masked;
+        once the delta or the mask outgrows ``DELTA_MAX`` / ``mask_max``, every pattern is
+        compiled again (the slow path: seconds at a million indicators)."""
+        now = now or datetime.now(UTC)
         keys = {(c, e): s for c, e, s in store.collab_keys()}
+        lookup = _StoreRules(store.path)
+        reader = lookup.store
         m = cls.__new__(cls)
-        entries = store.active_entries(now or datetime.now(UTC))
-        m._build(entries, _StoreRules(store.path), keys, engine, previous)
+        cursor = previous._cursor if previous is not None else None
+        step = None
+        if (
+            previous is not None
+            and cursor is not None
+            and cursor.path == store.path
+            and previous._rules.keys == keys
+            and now >= cursor.at
+        ):
+            with lookup.lock:
+                step = _read_changes(reader, previous._rules, cursor, now)
+        if step is None:
+            with lookup.lock:
+                step = _read_all(reader, keys, now)
+            _trim_heap()
+        m._finish(step[0], lookup, engine, previous)
+        m._cursor = step[1]
         return m
 
-    def _build(
+    def _finish(
         self,
-        entries: Iterable[Entry],
+        rules: _Rules,
         lookup: Callable[[int], StoredIndicator | None],
-        keys: dict[tuple[str, int], bytes],
         engine: str | None,
         previous: Matcher | None,
     ) -> None:
         self.engine = engine or ("hyperscan" if HAVE_HYPERSCAN else "re2")
         self._lookup = lookup
-        tables: dict[tuple[str, int], dict[bytes, Any]] = defaultdict(dict)
-        pattern_refs: list[int] = []
-        values: list[str] = []
-        self.size = 0
-        for ref, collab, epoch, form, value in entries:
-            self.size += 1
-            if form == "pattern":
-                pattern_refs.append(ref)
-                values.append(value)
-                continue
-            group = (collab, epoch or 0)
-            if group not in keys:
-                log.warning("no key for %s epoch %s: a rule cannot match", *group)
-                continue
-            table = tables[group]
-            digest = bytes.fromhex(value)
-            seen = table.get(digest)  # a value shared by several rules keeps them all
-            table[digest] = ref if seen is None else (*_refs(seen), ref)
-        self._groups = [
-            (Blinder(CollabKey(c, e, keys[(c, e)])), table)
-            for (c, e), table in sorted(tables.items())
-        ]
-        self._pattern_refs = pattern_refs
-        reuse: _Patterns | None = previous._patterns if previous is not None else None
-        if reuse is not None and reuse.sources == values:
-            self._patterns: _Patterns = reuse  # compiling thousands of patterns takes seconds
-        else:
-            self._patterns = _Patterns(values, self.engine)
+        self._rules = rules
+        self.size = rules.size
+        blinders = {b.key: b for b, _ in previous._groups} if previous is not None else {}
+        self._groups: list[tuple[Blinder, Table]] = []
+        for (c, e), table in sorted(rules.tables.items()):
+            if table:  # an empty table would cost a scan its hashing for nothing
+                key = CollabKey(c, e, rules.keys[(c, e)])
+                self._groups.append((blinders.get(key) or Blinder(key), table))
+        reuse = previous._patterns if previous is not None else None
+        self._patterns: _Patterns = _Patterns(rules.patterns, self.engine, reuse)
 
-    def _rules(self, refs: Any, kind: str | None, value: str) -> list[StoredIndicator]:
+    def _rules_of(self, refs: Any, kind: str | None, value: str) -> list[StoredIndicator]:
         """The indicators behind ``refs``; ``value`` guards against a store that changed
         under this (about to be replaced) rule set."""
         found = [self._lookup(r) for r in _refs(refs)]
@@ -359,7 +646,7 @@ class Matcher:
             words, rest = scan_parts(work, folded)  # once, whatever the number of key epochs
             for blinder, table in self._groups:
                 out.extend(self._blinded_hits(blinder.parts(work, words, rest), table))
-        if self._pattern_refs:
+        if self._patterns.refs:
             out.extend(self._scan_patterns(work, folded))
         return _grouped(text, out) if out else []
 
@@ -372,19 +659,19 @@ class Matcher:
         for k, digest in enumerate(scanned.digests):
             if digest in table:
                 kind, start, end = scanned.candidate(k)
-                rules = self._rules(table[digest], kind, digest.hex())
+                rules = self._rules_of(table[digest], kind, digest.hex())
                 out.extend((start, end, i) for i in rules)
         return out
 
     def _scan_patterns(self, work: str, folded_fast: str) -> list[tuple[int, int, StoredIndicator]]:
-        found = self._patterns.which(folded_fast)
+        found = self._patterns.scan(folded_fast)
         if not found:
             return []
         folded, src = fold(work)  # the offset map, only for texts where a pattern fired
         out: list[tuple[int, int, StoredIndicator]] = []
-        for k in found:
-            rules = self._rules(self._pattern_refs[k], None, self._patterns.sources[k])
-            for s, e in self._patterns.spans(k, folded):
+        for patterns, k, refs in found:
+            rules = self._rules_of(refs, None, patterns.sources[k])
+            for s, e in patterns.spans(k, folded):
                 start, end = (s, e) if src is None else (src[s], src[e - 1] + 1)
                 out.extend((start, end, i) for i in rules)
         return out
@@ -421,7 +708,10 @@ class LiveMatcher:
     def reload(self, force: bool = False) -> bool:
         """Rebuild the rule set from the store if it changed (or a minute passed, which
         may expire indicators), or always with ``force``; True if it rebuilt.  Scans go on
-        against the old rule set meanwhile."""
+        against the old rule set meanwhile.  A rebuild applies only the changes since the
+        last one (milliseconds for a few indicators); about once per ``DELTA_MAX`` added
+        patterns it compiles every pattern again, which takes seconds at a million
+        indicators (the slow path, still aside)."""
         version = f"{self.store.cursor}:{datetime.now(UTC).replace(second=0, microsecond=0)}"
         if not force and version == self._version:
             return False
