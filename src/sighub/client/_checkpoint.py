@@ -38,7 +38,7 @@ import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -50,6 +50,7 @@ from sighub.client._note import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
     Note,
+    SeedKey,
     Signature,
     Signer,
     Verifier,
@@ -274,29 +275,11 @@ class CosignatureVerifier:
 
 
 @dataclass(frozen=True, slots=True)
-class Cosigner:
-    """A witness's Ed25519 cosigning key.  ``seed`` is secret and left out of ``repr``;
-    ``skey`` is the text to store."""
+class Cosigner(SeedKey):
+    """A witness's Ed25519 cosigning key (signature type 0x04)."""
 
-    name: str
-    seed: bytes = field(repr=False)
-    key_id: int = field(init=False)
-    public_key: bytes = field(init=False)
-    _key: Ed25519PrivateKey = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name, "cosigner")
-        if len(self.seed) != 32:
-            raise NoteError("cosigner", "seed", f"{len(self.seed)} bytes", "32 bytes")
-        key = Ed25519PrivateKey.from_private_bytes(self.seed)
-        object.__setattr__(self, "_key", key)
-        object.__setattr__(self, "public_key", _raw_public(key))
-        object.__setattr__(self, "key_id", key_id(self.name, COSIGNATURE_V1, self.public_key))
-
-    @classmethod
-    def generate(cls, name: str) -> Cosigner:
-        """A new random cosigning key named ``name``."""
-        return cls(name, Ed25519PrivateKey.generate().private_bytes_raw())
+    ROLE: ClassVar[str] = "cosigner"
+    SIGNATURE_TYPE: ClassVar[int] = COSIGNATURE_V1
 
     @classmethod
     def from_skey(cls, skey: str) -> Cosigner:
@@ -304,12 +287,6 @@ class Cosigner:
         (never quoting the secret) if it is malformed or its key ID does not match."""
         name, _, _, seed = _cosigner_key(skey, "cosigner key", private=True)
         return cls(name, seed)
-
-    @property
-    def skey(self) -> str:
-        """The secret signer key text with signature type 0x04."""
-        raw = _b64(bytes([COSIGNATURE_V1]) + self.seed)
-        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{raw}"
 
     @property
     def verifier(self) -> CosignatureVerifier:

@@ -29,7 +29,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import ClassVar, Final, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -44,6 +44,7 @@ __all__ = [
     "Ed25519Signer",
     "Ed25519Verifier",
     "Note",
+    "SeedKey",
     "Signature",
     "Signer",
     "VerifiedNote",
@@ -262,29 +263,43 @@ class Ed25519Verifier:
 
 
 @dataclass(frozen=True, slots=True)
-class Ed25519Signer:
-    """An Ed25519 note signing key (signature type 0x01).  ``seed`` is secret: it is left
-    out of ``repr``; ``skey`` is the text to store (with mode 0600)."""
+class SeedKey:
+    """An Ed25519 private key kept as its 32-byte ``seed`` (secret: left out of ``repr``)
+    under a key ``name``, with the note key ID of its signature type; ``skey`` is the
+    text to store (with mode 0600).  Raises ``NoteError`` for a bad name or seed."""
 
     name: str
     seed: bytes = field(repr=False)
     key_id: int = field(init=False)
     public_key: bytes = field(init=False)
     _key: Ed25519PrivateKey = field(init=False, repr=False, compare=False)
+    ROLE: ClassVar[str] = "Ed25519 signer"
+    SIGNATURE_TYPE: ClassVar[int] = ED25519
 
     def __post_init__(self) -> None:
-        check_key_name(self.name, "Ed25519 signer")
+        check_key_name(self.name, self.ROLE)
         if len(self.seed) != 32:
-            raise NoteError("Ed25519 signer", "seed", f"{len(self.seed)} bytes", "32 bytes")
+            raise NoteError(self.ROLE, "seed", f"{len(self.seed)} bytes", "32 bytes")
         key = Ed25519PrivateKey.from_private_bytes(self.seed)
         object.__setattr__(self, "_key", key)
         object.__setattr__(self, "public_key", _raw_public(key))
-        object.__setattr__(self, "key_id", key_id(self.name, ED25519, self.public_key))
+        object.__setattr__(self, "key_id", key_id(self.name, self.SIGNATURE_TYPE, self.public_key))
 
     @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
+    def generate(cls, name: str) -> Self:
         """A new random key named ``name``."""
         return cls(name, Ed25519PrivateKey.generate().private_bytes_raw())
+
+    @property
+    def skey(self) -> str:
+        """The secret signer key text, ``PRIVATE+KEY+<name>+<hex ID>+<base64(type || seed)>``."""
+        raw = _encode_base64(bytes([self.SIGNATURE_TYPE]) + self.seed)
+        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{raw}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ed25519Signer(SeedKey):
+    """An Ed25519 note signing key (signature type 0x01)."""
 
     @classmethod
     def from_skey(cls, skey: str) -> Ed25519Signer:
@@ -301,12 +316,6 @@ class Ed25519Signer:
                 "signer key", "key ID", f"{stated:08x}", f"{signer.key_id:08x} (from key)"
             )
         return signer
-
-    @property
-    def skey(self) -> str:
-        """The secret signer key text, ``PRIVATE+KEY+<name>+<hex ID>+<base64(0x01 || seed)>``."""
-        raw = _encode_base64(bytes([ED25519]) + self.seed)
-        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{raw}"
 
     @property
     def verifier(self) -> Ed25519Verifier:
