@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -155,32 +156,35 @@ class Member:
             self._client.close()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One running hub with collaborations sg-csam and other, and members:
-    pub (publisher+subscriber), pub2 (publisher+subscriber), sub (subscriber only),
-    outsider (publisher+subscriber, in 'other' only)."""
-    tmp = tmp_path_factory.mktemp("world")
-    hub = HubProcess(
-        tmp / "hub",
-        max_indicators=50,
-        max_envelope_bytes=200000,
-        publishes_per_minute=6000,
-        burst=1000,
-    )
+@contextmanager
+def running_world(
+    tmp: Path, publishers: tuple[str, ...], **settings: object
+) -> Iterator[dict[str, Any]]:
+    """A running hub (``settings`` edit hub.toml) with collaborations sg-csam and other, and
+    members: each of ``publishers`` (publisher+subscriber), sub (subscriber only), outsider
+    (publisher+subscriber, in 'other' only, so the others see its leaves as hashes)."""
+    hub = HubProcess(tmp / "hub", **settings)
     hub.start()
     try:
         assert hub.admin_cli("collab", "add", "sg-csam") == 0
         assert hub.admin_cli("collab", "add", "other") == 0
-        members = {
-            "pub": hub.member("pub", tmp),
-            "pub2": hub.member("pub2", tmp),
-            "sub": hub.member("sub", tmp, roles="subscriber"),
-            "outsider": hub.member("outsider", tmp, collabs=("other",)),
-        }
+        members = {name: hub.member(name, tmp) for name in publishers}
+        members["sub"] = hub.member("sub", tmp, roles="subscriber")
+        members["outsider"] = hub.member("outsider", tmp, collabs=("other",))
         yield {"hub": hub, "tmp": tmp, **members}
         for m in members.values():
             m.close()
     finally:
         if hub.proc is not None:
             hub.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``running_world`` with publishers pub and pub2 and small publish limits."""
+    settings = {"max_indicators": 50, "max_envelope_bytes": 200000}
+    with running_world(
+        tmp_path_factory.mktemp("world"), ("pub", "pub2"), publishes_per_minute=6000,
+        burst=1000, **settings,
+    ) as w:  # fmt: skip
+        yield w

@@ -34,31 +34,17 @@ from sighub.client._proto import sync_pb2
 from sighub.hub._cli import main as sighub
 from sighub.hub._store import TLOG
 from tests.conftest import SIGHUB
-from tests.hub.conftest import ROOT, HubProcess, Member
+from tests.hub.conftest import ROOT, HubProcess, Member, running_world
 from tests.hub.lyinghub import Entry, FakeLog, LyingHub
 
 
 @pytest.fixture(scope="module")
 def logw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A hub with collaborations sg-csam and other: pub (publisher+subscriber), sub
-    (subscriber), outsider (in other only, so others see its leaves as hashes)."""
-    tmp = tmp_path_factory.mktemp("logw")
-    hub = HubProcess(tmp / "hub", publishes_per_minute=6000, burst=1000)
-    hub.start()
-    try:
-        assert hub.admin_cli("collab", "add", "sg-csam") == 0
-        assert hub.admin_cli("collab", "add", "other") == 0
-        members = {
-            "pub": hub.member("pub", tmp),
-            "sub": hub.member("sub", tmp, roles="subscriber"),
-            "outsider": hub.member("outsider", tmp, collabs=("other",)),
-        }
-        yield {"hub": hub, "tmp": tmp, **members}
-        for m in members.values():
-            m.close()
-    finally:
-        if hub.proc is not None:
-            hub.stop()
+    """``running_world`` with one publisher, pub."""
+    with running_world(
+        tmp_path_factory.mktemp("logw"), ("pub",), publishes_per_minute=6000, burst=1000
+    ) as w:
+        yield w
 
 
 @pytest.fixture(autouse=True)

@@ -33,30 +33,20 @@ from sighub.client._merkle import (
 from sighub.client._note import Ed25519Verifier
 from sighub.client._rpc import Credential, HubClient, HubRejected, SyncBatch
 from sighub.hub._store import MIGRATIONS, TLOG, Store, log_origin
-from tests.hub.conftest import HubProcess, Member
+from tests.hub.conftest import HubProcess, Member, running_world
 
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("logged")
-    hub = HubProcess(
-        tmp / "hub", publishes_per_minute=6000, burst=1000, checkpoint_interval_seconds=0.5
-    )
-    hub.start()
-    try:
-        assert hub.admin_cli("collab", "add", "sg-csam") == 0
-        assert hub.admin_cli("collab", "add", "other") == 0
-        members = {
-            "pub": hub.member("pub", tmp),
-            "sub": hub.member("sub", tmp, roles="subscriber"),
-            "outsider": hub.member("outsider", tmp, collabs=("other",)),
-        }
-        yield {"hub": hub, "tmp": tmp, **members}
-        for m in members.values():
-            m.close()
-    finally:
-        if hub.proc is not None:
-            hub.stop()
+    """``running_world`` with one publisher, pub."""
+    with running_world(
+        tmp_path_factory.mktemp("logged"),
+        ("pub",),
+        publishes_per_minute=6000,
+        burst=1000,
+        checkpoint_interval_seconds=0.5,
+    ) as w:
+        yield w
 
 
 def _leaf_rows(h: HubProcess, after: int = 0) -> list[tuple[int, str, bytes]]:
