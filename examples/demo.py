@@ -3,7 +3,9 @@
 a hub on loopback (SQLite in a temporary directory, mTLS), two platforms enrolled,
 collaboration sg-csam; platform A publishes examples/indicators.csv; platform B's daemon
 syncs and verifies; B scans examples/posts.jsonl and prints matches with spans; A revokes
-one indicator; B syncs again and it no longer fires; everything shuts down.
+one indicator; B syncs again and it no longer fires; then a compromised hub plants a
+signing key in A's name, and A's daemon catches it in the hub's transparency log;
+everything shuts down.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from sighub import Matcher, Member  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+
+from sighub import IntegrityAlarm, Matcher, Member  # noqa: E402
+from sighub.client import _leaves  # noqa: E402
 from sighub.client._enroll import enroll  # noqa: E402
 from sighub.hub._cli import main as sighub  # noqa: E402
 from sighub.hub._process import start_hub  # noqa: E402
+from sighub.hub._store import Store  # noqa: E402
+from sighub.wire import key_id  # noqa: E402
 
 POSTS = [json.loads(x) for x in (ROOT / "examples" / "posts.jsonl").read_text().splitlines()]
 
@@ -50,6 +59,46 @@ def scan(matcher: Matcher) -> dict[str, list[str]]:
         if not hits:
             print("      no shared indicator fires")
     return out
+
+
+def plant_key(hub_dir: Path, member: str) -> str:
+    """What a hub that lies would do: register a signing key of its own in ``member``'s
+    name (in the hub's tables and, as it must to be served, in its log)."""
+    public = Ed25519PrivateKey.generate().public_key()
+    raw, kid = public.public_bytes(Encoding.Raw, PublicFormat.Raw), key_id(public)
+    store = Store(hub_dir / "hub.db")
+    try:
+        m = store.member(member)
+        assert m is not None
+        with store.tx() as c:
+            c.execute(
+                "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+                (kid, member, raw, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())),
+            )
+            leaf = _leaves.member_enroll(member, m.identity, list(m.roles), kid, raw)
+            store.append_leaf("member.enroll", leaf, member=member)
+    finally:
+        store.close()
+    return kid
+
+
+def lying_hub(root: Path, hub: subprocess.Popen[str], address: str, a: Member) -> Any:
+    """The hub's operator plants a key in platform A's name and restarts the hub; A's next
+    sync raises the alarm.  Returns the restarted hub process."""
+    step("a lying hub: its operator plants a signing key in platform A's name")
+    hub.send_signal(signal.SIGTERM)
+    hub.wait(timeout=30)
+    planted = plant_key(root / "hub", "platform-a")
+    hub, _ = start_hub(root / "hub", listen=address, stderr=subprocess.DEVNULL)
+    print(f"  hub restarted with key {planted} logged under platform-a")
+    try:
+        a.sync_once()
+        raise SystemExit("demo failed: the planted key went unnoticed")
+    except IntegrityAlarm as alarm:
+        print(f"  platform A's daemon refused the sync: {str(alarm)[:110]}...")
+    code = sighub(["status", "--data", str(root / "platform-a")])
+    print(f"  `sighub status` for platform A exits {code} (5: a log alarm is recorded)")
+    return hub
 
 
 def main() -> None:
@@ -117,6 +166,7 @@ def main() -> None:
                 f"\n  p1 fired {len(before['p1'])} indicator(s) before the revocation and "
                 f"{len(after['p1'])} after: the revoked keyword no longer fires"
             )
+            hub = lying_hub(root, hub, address, a)
         finally:
             step("shutting down")
             hub.send_signal(signal.SIGTERM)

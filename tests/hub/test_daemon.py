@@ -358,6 +358,9 @@ def test_the_demo_runs_end_to_end() -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "the revoked keyword no longer fires" in res.stdout
+    assert "hub log verified: signed checkpoint of size" in res.stdout
+    assert "platform A's daemon refused the sync: hub log alarm (foreign key)" in res.stdout
+    assert "`sighub status` for platform A exits 5" in res.stdout
     assert "hub exited with 0" in res.stdout
 
 
