@@ -145,6 +145,7 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
             kills += 1
             with_workers += bool(workers)
             _wait_gone(workers)  # a worker never outlives its daemon
+        _assert_alive(h)  # the daemons were killed, never the hub
         done = subprocess.run(
             args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
         )
@@ -261,6 +262,15 @@ def _wait_applied(data: Path, indicators: list[Any], timeout: float = 30.0) -> N
             return
         time.sleep(0.1)
     raise AssertionError(f"{sorted(want - have)} not applied within {timeout} s")
+
+
+def _assert_alive(h: HubProcess) -> None:
+    """Fail with the hub's exit status and the end of its log if it has stopped."""
+    assert h.proc is not None
+    code = h.proc.poll()
+    if code is not None:
+        log = h.proc.stderr.read() if h.proc.stderr is not None else ""
+        raise AssertionError(f"the hub exited with {code}; its log ends: {log[-4000:]}")
 
 
 def _children(pid: int) -> list[int]:
