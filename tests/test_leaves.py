@@ -69,3 +69,17 @@ def test_membership_leaves_round_trip(collab: str, member: str, joined: bool) ->
     doc = parse_leaf(raw)
     assert (doc["collab"], doc["member"]) == (collab, member)
     assert json.loads(raw) == doc
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"collab":"\\ud800","type":"collab.add","v":1}',  # a lone surrogate
+        b'{"collab":"x","n":1e400,"type":"collab.add","v":1}',  # parses as infinity
+        b'{"collab":"x","type":"collab.add","v":true}',  # true == 1, but not a version
+    ],
+)
+def test_a_leaf_rfc8785_cannot_carry_is_a_leaf_error(raw: bytes) -> None:
+    """Served by a hub, such a leaf is evidence (an alarm), never a crash of the sync."""
+    with pytest.raises(LeafError):
+        parse_leaf(raw)

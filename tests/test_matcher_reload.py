@@ -193,6 +193,10 @@ def test_pruned_change_log_reads_every_row_again(tmp_path: Path) -> None:
     assert store.changes_after(0) is None and store.changes_after(1) is not None
     again = Matcher.from_store(store, AT, previous=m)
     assert [x.text for x in again.scan("abc menu cab")] == ["menu"] and again.size == 1
+    # The full read stands at the log's last entry, so the next reload is incremental
+    # again (it once stood at 0, and every later reload read every row).
+    assert again._cursor.changes == store.last_change() == 2
+    assert store.changes_after(again._cursor.changes) is not None
 
 
 def test_in_place_updates_and_deletes_are_seen(tmp_path: Path) -> None:

@@ -273,6 +273,23 @@ def test_proofs_beyond_the_log_are_refused(conn: sqlite3.Connection) -> None:
         TLOG.leaf_hash(conn, "0")  # type: ignore[arg-type]
 
 
+def test_wire_sizes_past_sqlites_integers_are_refused_not_overflowed(
+    conn: sqlite3.Connection,
+) -> None:
+    """A uint64 from GetInclusionProof or GetConsistencyProof: INVALID_ARGUMENT at the hub,
+    never an OverflowError (INTERNAL and a traceback per call)."""
+    append(conn, leaves(8))
+    top = 2**64 - 1
+    for call in (
+        lambda: TLOG.inclusion_proof(conn, 0, top),
+        lambda: TLOG.consistency_proof(conn, 1, top),
+        lambda: TLOG.root(conn, top),
+    ):
+        with pytest.raises(ProofError, match="tree size"):
+            call()
+    assert TLOG.size(conn) == 8
+
+
 def test_a_damaged_table_is_named(conn: sqlite3.Connection) -> None:
     append(conn, leaves(8))
     conn.execute(f"DELETE FROM {TLOG.table} WHERE id = 14")  # the root of all 8

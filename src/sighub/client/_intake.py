@@ -33,6 +33,11 @@ def change_args(change: Change) -> tuple[int, str, bytes]:
     return (change.sequence, change.collaboration, change.envelope)
 
 
+# What a log leaf (a hash, or an event of a few hundred bytes) counts for when batches are
+# joined: a stream of leaves and no envelopes is flushed like one of envelopes.
+LEAF_BYTES: Final = 64
+
+
 def _joined(batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
     """The stream's batches, consecutive ones joined until they hold POOL_MIN_BYTES: the
     hub sends small messages (so that idle streams cost it little), while checking pays off
@@ -42,7 +47,7 @@ def _joined(batches: Iterator[SyncBatch]) -> Iterator[SyncBatch]:
     size = 0
     for batch in batches:
         held.append(batch)
-        size += _size(batch.changes)
+        size += _size(batch.changes) + LEAF_BYTES * len(batch.leaves)
         if batch.caught_up or size >= POOL_MIN_BYTES:
             yield held[0] if len(held) == 1 else _merge(held)
             held, size = [], 0

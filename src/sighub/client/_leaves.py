@@ -154,10 +154,14 @@ def parse_leaf(raw: bytes) -> dict[str, Any]:
         doc = _json.loads(raw, _LEAF_BUDGET, "log leaf")
     except JsonBudgetError as exc:
         raise LeafError(f"log leaf: not JSON within budget ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+    if not isinstance(doc, dict) or type(doc.get("v")) is not int or doc["v"] != VERSION:
         raise LeafError(f"log leaf: expected an object with v={VERSION}, received {raw[:80]!r}")
     if doc.get("type") not in LEAF_TYPES:
         raise LeafError(f"log leaf: type {doc.get('type')!r}, expected one of {sorted(LEAF_TYPES)}")
-    if canonical_json(doc) != raw:
+    try:
+        canon = canonical_json(doc)
+    except ValueError as exc:  # rfc8785: a lone surrogate, a number outside its domain
+        raise LeafError(f"log leaf: not canonicalizable ({exc})") from None
+    if canon != raw:
         raise LeafError(f"log leaf: not in canonical (RFC 8785) form: {raw[:80]!r}")
     return doc

@@ -380,6 +380,13 @@ class LocalStore:
     def top_rowid(self) -> int:
         return int(self.conn.execute("SELECT max(rowid) FROM indicators").fetchone()[0] or 0)
 
+    def last_change(self) -> int:
+        """The number of the latest ``indicator_changes`` entry (0 for none): where a
+        matcher built from every row stands in the change log."""
+        return int(
+            self.conn.execute("SELECT coalesce(max(n), 0) FROM indicator_changes").fetchone()[0]
+        )
+
     def changes_after(self, n: int) -> tuple[int, int, list[tuple[Any, ...]]] | None:
         """(first kept entry, last entry, entries after ``n`` as (row, collab, key_epoch,
         form, value)) of ``indicator_changes``; None if entries after ``n`` were pruned."""

@@ -472,9 +472,8 @@ def _read_all(
     rules, pending = _Rules(keys), list[tuple[str, int]]()
     with store.snapshot():
         _take(rules, store.live_rows(now), format_time(now), pending)
-        changes = store.changes_after(0)
+        last = store.last_change()
         top = store.top_rowid()
-    last = changes[1] if changes is not None else 0
     return rules, _Cursor(store.path, now, top, last, pending)
 
 

@@ -68,10 +68,10 @@ class MatcherSink:
 
     def upsert(self, indicators: Sequence[StoredIndicator]) -> None:
         """Rebuild the matcher aside and swap it in (scans never wait)."""
-        if indicators:
-            self.matcher.reload(force=True)
+        if indicators:  # the cursor moved: a rebuild (remove of the same batch then skips)
+            self.matcher.reload()
 
     def remove(self, ids: Sequence[str]) -> None:
         """Rebuild the matcher aside without the removed indicators and swap it in."""
         if ids:
-            self.matcher.reload(force=True)
+            self.matcher.reload()

@@ -66,6 +66,9 @@ log = logging.getLogger("sighub.hub")
 T = TypeVar("T")
 
 
+CERT_CACHE_MAX: Final = 4096  # parsed client certificates kept (one per member, renewals)
+
+
 class Services:
     """Shared state of the four services: the hub, the writer thread, the notifier."""
 
@@ -120,6 +123,8 @@ class Services:
             cert = x509.load_pem_x509_certificate(pem)
             names = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
             hit = (str(names[0].value) if names else "", format(cert.serial_number, "x"))
+            if len(self._cert_cache) >= CERT_CACHE_MAX:  # renewals keep adding certificates
+                self._cert_cache.clear()
             self._cert_cache[pem] = hit
         return hit
 

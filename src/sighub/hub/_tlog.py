@@ -59,6 +59,9 @@ def _size_of(rows: int) -> int | None:
     return n if 2 * n - n.bit_count() == rows else None
 
 
+_SQLITE_MAX: Final = 2**63 - 1  # the largest integer SQLite stores
+
+
 @dataclass(frozen=True, slots=True)
 class Tlog:
     """One append-only Merkle tree in the table ``table`` (``tlog_nodes`` by default).
@@ -187,8 +190,10 @@ class Tlog:
         query that the log has that many leaves (the last row they make exists) and raises
         ``ProofError`` if not.  Raises ``sqlite3.DatabaseError`` if a node is missing from
         a log that has the leaves it covers."""
-        ids = list(map(node_row, nodes))
         last = 2 * size - size.bit_count() - 1 if size else -1
+        if last > _SQLITE_MAX:  # a uint64 from the wire that no log of this hub reaches
+            raise self._refuse_size(conn, size or 0)
+        ids = list(map(node_row, nodes))
         marks = ",".join("?" * (len(ids) + 1))
         by_id = dict(
             conn.execute(f"SELECT id, hash FROM {self.table} WHERE id IN ({marks})", [*ids, last])
