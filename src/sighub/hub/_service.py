@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -410,6 +411,31 @@ def sync_handler(service: SyncService) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(name, {"Sync": handler})
 
 
+class _StreamReader:
+    """A Sync stream's own connection, used from worker threads one call at a time.  A
+    stream cancelled while a call runs (its client gone) must not close the connection
+    under that call: SQLite crashes the process.  So calls and the close share a lock, and
+    the close waits in a worker thread for the call to end."""
+
+    def __init__(self, store: Store) -> None:
+        store.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        self.store = store
+        self._lock = threading.Lock()
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return fn(*args)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, never concurrently with another call."""
+        return await asyncio.to_thread(self._locked, fn, *args)
+
+    def close(self) -> None:
+        """Close the connection once no call is running (not awaited: safe in a
+        ``finally`` of a cancelled stream)."""
+        asyncio.get_running_loop().run_in_executor(None, self._locked, self.store.close)
+
+
 class SyncService:
     def __init__(self, s: Services) -> None:
         self.s = s
@@ -423,11 +449,10 @@ class SyncService:
         except HubError as exc:
             await context.abort(exc.code, exc.message)
             return
-        reader = Store(self.s.db_path)
-        reader.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        reader = _StreamReader(Store(self.s.db_path))
         self.s.metrics.opened(request.follow)
         try:
-            head = await asyncio.to_thread(reader.head)
+            head = await reader.run(reader.store.head)
             if request.cursor > head:
                 raise HubError.precondition(
                     f"{CURSOR_AHEAD}: cursor {request.cursor}, log head {head} (restored from "
@@ -442,7 +467,7 @@ class SyncService:
         finally:
             self.open[member.name] -= 1
             self.s.metrics.closed(request.follow)
-            reader.close()
+            reader.close()  # after the query in flight, if the stream was cancelled in it
             self._trimmer.soon()
 
     def _count_stream(self, member: str) -> None:
@@ -483,7 +508,7 @@ class SyncService:
         request: sync_pb2.SyncRequest,
         member: MemberRow,
         collabs: list[str],
-        reader: Store,
+        reader: _StreamReader,
     ) -> AsyncIterator[Outgoing]:
         cfg = self.s.hub.config
         limit = min(request.batch_size or cfg.sync_batch_envelopes, 1000)
@@ -498,8 +523,8 @@ class SyncService:
                     functools.partial(self._still_allowed, member, collabs)
                 )
                 seen_version = version
-            out, head, signed = await asyncio.to_thread(
-                read_batch, reader, cursor, collabs, visible, limit, cfg.sync_batch_max_bytes
+            out, head, signed = await reader.run(
+                read_batch, reader.store, cursor, collabs, visible, limit, cfg.sync_batch_max_bytes
             )
             if out.cursor > cursor:
                 cursor = out.cursor
