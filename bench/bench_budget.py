@@ -69,7 +69,7 @@ def _rate(envelopes: list[bytes], keys: dict[str, object]) -> float:
 def _apply_rate(envelopes: list[bytes], keys: dict[str, object], db: Path) -> float:
     """check_changes + one transaction of rows and cursor, as the daemon applies a batch."""
     directory = {
-        kid: ("platform-a", PUBLISHER.id, public_key_bytes(k), None)  # type: ignore[arg-type]
+        kid: ("platform-a", PUBLISHER.id, public_key_bytes(k), None, 0, "")  # type: ignore[arg-type]
         for kid, k in keys.items()
     }
     store = LocalStore(db)

@@ -24,7 +24,14 @@ KEY = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()
 PUB = make_publisher()
 DIRECTORY: Directory = {
-    key_id(KEY.public_key()): ("platform-a", PUB.id, public_key_bytes(KEY.public_key()), None)
+    key_id(KEY.public_key()): (
+        "platform-a",
+        PUB.id,
+        public_key_bytes(KEY.public_key()),
+        None,
+        0,
+        "",
+    )
 }
 
 

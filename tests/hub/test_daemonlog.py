@@ -25,12 +25,16 @@ from sighub.client import _leaves
 from sighub.client._checkpoint import parse_checkpoint
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
 from sighub.client._enroll import rotate_signing_key
-from sighub.client._envelope import key_id
+from sighub.client._envelope import key_id, seal
 from sighub.client._errors import EXIT_ALARM
+from sighub.client._grant import Chain, bind_key, issue_grant
+from sighub.client._keyring import NO_CHAIN
+from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm, LogState
 from sighub.client._logguard import STATE_KEY, AlarmRecorded
 from sighub.client._note import parse_note
-from sighub.client._proto import sync_pb2
+from sighub.client._proto import directory_pb2, sync_pb2
+from sighub.client._stix import build_bundle
 from sighub.hub._cli import main as sighub
 from sighub.hub._store import TLOG
 from tests.conftest import SIGHUB
@@ -267,6 +271,90 @@ def test_a_key_planted_under_the_members_name(lying: dict[str, Any], event: str)
     rows = c.execute("SELECT kind, acknowledged FROM log_alarms ORDER BY id").fetchall()
     c.close()
     assert [k for k, _ in rows] == ["foreign key", "foreign key"] and rows[0][1] is not None
+
+
+def _as_other(lie: dict[str, Any], logw: dict[str, Any], tmp: Path) -> SyncDaemon:
+    """A daemon for sub (a member that pins the admin key), synced from the lying hub."""
+    other = _copy(logw["sub"], tmp / "other")
+    return SyncDaemon(other, insecure=True, address=lie["fake"].address, workers=0)
+
+
+def test_a_planted_key_is_refused_outright_by_every_other_member(
+    lying: dict[str, Any], logw: dict[str, Any], tmp_path: Path
+) -> None:
+    """The hub logs a key for pub that no admin grant chains, and signs as pub with it: pub
+    alarms (above); every other member refuses the envelope, naming why."""
+    log, pub = lying["log"], lying["pub"]
+    planted = Ed25519PrivateKey.generate()
+    raw = planted.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ident = pub.files.identity()
+    log.add_leaf(
+        _leaves.member_enroll(
+            "pub", ident.publisher.id, ["publisher", "subscriber"], key_id(planted.public_key()),
+            raw,
+        )
+    )  # fmt: skip
+    forged = pub.indicators(1)
+    seq = log.add_envelope("sg-csam", seal(build_bundle(ident.publisher, forged), planted))
+    d = _as_other(lying, logw, tmp_path)
+    try:
+        report = d.sync_once()
+        reasons = dict(report.refused)
+        assert NO_CHAIN in reasons[seq] and key_id(planted.public_key()) in reasons[seq]
+        assert d.store.states([forged[0].id]) == {}  # nothing of it applied
+        assert {i.id for i in lying["fresh"]} <= set(d.store.states([lying["fresh"][0].id]))
+    finally:
+        d.close()
+
+
+def test_a_key_only_the_hubs_directory_serves_is_unknown(
+    lying: dict[str, Any], logw: dict[str, Any], tmp_path: Path
+) -> None:
+    """The directory the hub serves (GetKeys) is not the log: a key in it alone signs
+    nothing a member accepts."""
+    pub, fake = lying["pub"], lying["fake"]
+    planted = Ed25519PrivateKey.generate()
+    ident = pub.files.identity()
+    fake.keys.keys.append(
+        directory_pb2.MemberKey(
+            member="pub", identity=ident.publisher.id, key_id=key_id(planted.public_key()),
+            public_key=planted.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+    )  # fmt: skip
+    seq = lying["log"].add_envelope(
+        "sg-csam", seal(build_bundle(ident.publisher, pub.indicators(1)), planted)
+    )
+    d = _as_other(lying, logw, tmp_path)
+    try:
+        reasons = dict(d.sync_once().refused)
+        assert "unknown" in reasons[seq] and key_id(planted.public_key()) in reasons[seq]
+    finally:
+        d.close()
+
+
+def test_a_forged_grant_is_an_alarm_for_every_member(
+    lying: dict[str, Any], logw: dict[str, Any], tmp_path: Path
+) -> None:
+    """A grant the hub made up (signed by a key of its own) is evidence of a lying hub."""
+    planted, fake_admin = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    raw = planted.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    grant, signature, enrollment = issue_grant(fake_admin, "sighub/test-hub", "pub2", ["publisher"])
+    chain = Chain(grant, signature, bind_key(enrollment, grant, raw))
+    seq = lying["log"].add_leaf(
+        _leaves.member_enroll(
+            "pub2", identity_for("pub2"), ["publisher"], key_id(planted.public_key()), raw, chain
+        )
+    )
+    d = _as_other(lying, logw, tmp_path)
+    try:
+        with pytest.raises(LogAlarm) as err:
+            d.sync_once()
+        assert err.value.kind is AlarmKind.FORGED_KEY and err.value.evidence["sequence"] == seq
+        (alarm,) = d.store.alarms()
+        assert alarm.kind == AlarmKind.FORGED_KEY.value and "admin" in alarm.message
+        assert d.store.cursor == 0 and d.store.log_keys() == []  # nothing applied
+    finally:
+        d.close()
 
 
 @pytest.mark.parametrize("how", ["missing", "as_leaf"])

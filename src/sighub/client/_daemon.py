@@ -147,6 +147,8 @@ class SyncDaemon:
     def _directory(self) -> Directory:
         """The key directory, read once per refresh: every envelope of a sync is verified
         against it."""
+        if self._guard is not None:
+            return self._guard.directory()  # the keys of the verified log, never the hub's word
         keys = self._keys
         if keys is None:
             keys = self._keys = self.store.directory()
@@ -274,7 +276,7 @@ class SyncDaemon:
         item = reader.next()
         if item is None:
             return False
-        batch, checked = item[0], self._known_keys(item[0], item[1], hub)
+        batch, checked, used = item[0], self._known_keys(item[0], item[1], hub), item[2]
         now = format_time(self.clock())
         applied: list[Row] | None = [] if self.sinks else None
         started = time.monotonic()
@@ -286,6 +288,7 @@ class SyncDaemon:
                     if guard is not None:  # before anything of the batch is written
                         guard.check(start, batch)
                         start = batch.cursor
+                        checked = self._recheck(batch, checked, used)
                     self._write(c, batch, checked, now, report, applied)
                     # More batches join while they are at hand: those already checked,
                     # and, while the hub says more follow at once, the next one (a live
@@ -297,7 +300,7 @@ class SyncDaemon:
                     following = reader.next()
                     if following is None:  # not reached: ready() said it is here
                         break
-                    batch, checked = following
+                    batch, checked, used = following
                 self.store.set_meta("cursor", str(batch.cursor))
                 self.store.set_meta("last_sync", now)
                 if guard is not None:
@@ -342,24 +345,49 @@ class SyncDaemon:
 
     def _keys_known(self, item: CheckedBatch) -> bool:
         """Whether every signing key and collaboration key epoch ``item`` uses is known."""
-        return not any(_unknown_key(r) for r in item[1]) and _epochs(item[1]) <= self._epochs
+        return self._all_known(item[1])
+
+    def _all_known(self, checked: list[Checked]) -> bool:
+        return not any(_unknown_key(r) for r in checked) and _epochs(checked) <= self._epochs
 
     def _known_keys(
         self, batch: SyncBatch, checked: list[Checked], hub: HubClient
     ) -> list[Checked]:
-        """``checked``, after a directory refresh if it uses a key not known yet (a member
-        enrolled or rotated its signing key, or a collaboration key was rotated: without
-        the new epoch's key its indicators could never match), with the changes refused
-        for an unknown signing key checked again."""
-        if self._keys_known((batch, checked)):
+        """``checked``, after a directory refresh if it uses a key not known yet (a
+        collaboration key was rotated: without the new epoch's key its indicators could
+        never match; or, when the log is not checked, a member enrolled or rotated its
+        signing key), with the changes refused for an unknown signing key checked again.
+        With the log checked, signing keys come from its leaves: see ``_recheck``."""
+        if self._all_known(checked):
+            return checked
+        missing = _epochs(checked) - self._epochs
+        if not missing and self._guard is not None:
             return checked
         self.refresh_directory(hub)
         missing = _epochs(checked) - self._epochs
         if missing:  # asked once: the hub has no such key for us
             log.warning("no collaboration key for %s after a refresh", sorted(missing))
             self._epochs |= missing
-        again = [i for i, r in enumerate(checked) if _unknown_key(r)]
-        redo = check_changes(self._directory(), [change_args(batch.changes[i]) for i in again])
+        return checked if self._guard is not None else self._recheck(batch, checked, None)
+
+    def _recheck(
+        self, batch: SyncBatch, checked: list[Checked], used: Directory | None
+    ) -> list[Checked]:
+        """``checked`` with some changes checked again against the directory as it stands
+        (with the log checked: up to this batch's own leaves): those refused for an
+        unknown signing key, and, when the directory changed since ``used`` was taken
+        (a key revoked, rotated or chained in a batch between), every refused one and
+        those of every publisher whose keys changed."""
+        directory = self._directory()
+        changed = _changed_identities(used, directory)
+        again = [
+            i
+            for i, r in enumerate(checked)
+            if _unknown_key(r) or (changed and (isinstance(r, str) or _publisher(r) in changed))
+        ]
+        if not again:
+            return checked
+        redo = check_changes(directory, [change_args(batch.changes[i]) for i in again])
         out = list(checked)
         for i, result in zip(again, redo, strict=True):
             out[i] = result
@@ -417,6 +445,22 @@ class SyncDaemon:
         report.applied += len(fresh)
         report.stale += len(rows) - len(fresh)
         return None
+
+
+def _changed_identities(used: Directory | None, now: Directory) -> set[str]:
+    """The publisher identities whose key entries differ between ``used`` and ``now``."""
+    if used is None or used is now:
+        return set()
+    return {
+        entry[1]
+        for kid in used.keys() | now.keys()
+        if used.get(kid) != now.get(kid)
+        for entry in (used.get(kid) or now[kid],)
+    }
+
+
+def _publisher(rows: list[Row]) -> str:
+    return str(rows[0][_PUBLISHER]) if rows else ""
 
 
 def _unknown_key(result: Checked) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
+from sighub.client._grant import Chain, bind_key
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import (
@@ -79,6 +82,13 @@ class EnrollmentFile:
     # The hub's log origin ("sighub/<hub name>"): with hub_public_key, the checkpoint
     # verifier key.  Empty in files written before the log existed.
     log_origin: str = ""
+    # The admin-signed grant (``_grant``), the admin's signature over it, the one-time
+    # enrollment key's private half (raw, base64: a secret, like the token) and the admin
+    # key the member then pins.  Empty in files written before key chains.
+    grant: str = ""
+    grant_signature: str = ""
+    enrollment_key: str = ""
+    admin_public_key: str = ""
 
     @classmethod
     def load(cls, path: Path) -> EnrollmentFile:
@@ -93,6 +103,7 @@ class EnrollmentFile:
                 doc.get("cert_pem", "").encode(),
                 doc.get("key_pem", "").encode(),
                 doc.get("log_origin", ""),
+                *(str(doc.get(k, "")) for k in _CHAIN_FIELDS),
             )
         except KeyFileError:
             raise
@@ -110,9 +121,30 @@ class EnrollmentFile:
                 "cert_pem": self.cert_pem.decode(),
                 "key_pem": self.key_pem.decode(),
                 "log_origin": self.log_origin,
+                **{k: getattr(self, k) for k in _CHAIN_FIELDS},
             },
             indent=2,
         )
+
+    def chain_for(self, signing_public: bytes) -> Chain | None:
+        """The chain proving ``signing_public`` (None for a file without a grant)."""
+        if not self.grant:
+            return None
+        what = "enrollment file"
+        grant = base64.b64decode(self.grant, validate=True)
+        try:
+            seed = base64.b64decode(self.enrollment_key, validate=True)
+            enrollment = Ed25519PrivateKey.from_private_bytes(seed)
+        except (ValueError, binascii.Error):
+            raise KeyFileError(f"{what}: enrollment_key is not a raw Ed25519 key") from None
+        return Chain(
+            grant,
+            base64.b64decode(self.grant_signature, validate=True),
+            bind_key(enrollment, grant, signing_public),
+        )
+
+
+_CHAIN_FIELDS: Final = ("grant", "grant_signature", "enrollment_key", "admin_public_key")
 
 
 def enroll(
@@ -135,9 +167,13 @@ def enroll(
         creds = grpc.ssl_channel_credentials(ef.ca_pem, ef.key_pem or None, ef.cert_pem or None)
         channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
     public = ident.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        chain = ef.chain_for(public)
+    except (ValueError, binascii.Error):
+        raise KeyFileError(f"{path}: its grant fields are not base64") from None
     with HubClient(channel, target) as hub:
         cert, identity, kid, bearer = hub.enroll(
-            ef.member, ef.token, make_csr(tls_key, ef.member), public
+            ef.member, ef.token, make_csr(tls_key, ef.member), public, chain
         )
     if identity != ident.publisher.id or kid != ident.key_id:
         raise SighubError(
@@ -147,7 +183,7 @@ def enroll(
     transport = PLAINTEXT if insecure else MTLS
     write_credential(
         data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key,
-        transport, ef.log_origin,
+        transport, ef.log_origin, ef.admin_public_key,
     )  # fmt: skip
     return ident
 

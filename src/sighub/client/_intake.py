@@ -21,7 +21,9 @@ __all__ = ["CheckedBatch", "Checker", "Reader", "change_args"]
 
 log = logging.getLogger("sighub.sync")
 POOL_MIN_BYTES: Final = 1 << 20  # a batch this large is checked in a worker process
-CheckedBatch = tuple[SyncBatch, list[Checked]]
+# A batch, its results, and the key directory they were checked against (a later batch's
+# leaves may have changed it by the time the batch is applied).
+CheckedBatch = tuple[SyncBatch, list[Checked], Directory]
 _END: Final = object()
 
 
@@ -146,14 +148,16 @@ class Reader:
 
     @staticmethod
     def _result(item: object) -> CheckedBatch:
-        batch, future = cast(tuple[SyncBatch, "Future[list[Checked]]"], item)
-        return batch, future.result()
+        batch, future, directory = cast(tuple[SyncBatch, "Future[list[Checked]]", Directory], item)
+        return batch, future.result(), directory
 
     def _feed(self) -> None:
         end: object = _END
         try:
             for batch in _joined(self._batches):
-                if not self._put((batch, self._checker.submit(self._directory(), batch.changes))):
+                directory = self._directory()
+                future = self._checker.submit(directory, batch.changes)
+                if not self._put((batch, future, directory)):
                     return
         except BaseException as exc:  # handed to the iterating thread, which raises it
             end = exc

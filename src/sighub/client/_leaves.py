@@ -12,10 +12,13 @@ Types (fields besides ``v`` and ``type``):
 
 - ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex)
 - ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
-  ``public_key`` (raw Ed25519, base64)
+  ``public_key`` (raw Ed25519, base64), and, for a key enrolled with an admin-signed
+  grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``)
 - ``key.rotate``: ``member``, ``key_id``, ``public_key``, ``previous_key_id``, ``proof``
   (the old key's signature over ``sighub-rotate-v1 ‖ new key``, base64)
 - ``key.revoke``: ``member``, ``key_id``
+- ``key.attest``: ``member``, ``key_id``, ``public_key``, ``attestation`` and
+  ``signature`` (base64): the admin's signature chaining a key enrolled without a grant
 - ``member.status``: ``member``, ``status`` (``active``, ``suspended``, ``removed``)
 - ``member.roles``: ``member``, ``roles`` (sorted)
 - ``collab.add``: ``collab``
@@ -37,6 +40,7 @@ from typing import Any, Final
 from sighub.client import _json
 from sighub.client._envelope import canonical_json
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError
+from sighub.client._grant import Chain
 
 __all__ = [
     "COLLAB_TYPES",
@@ -47,6 +51,7 @@ __all__ = [
     "collab_epoch",
     "collab_membership",
     "envelope_leaf",
+    "key_attest",
     "key_commitment",
     "key_revoke",
     "key_rotate",
@@ -58,7 +63,7 @@ __all__ = [
 
 VERSION: Final = 1
 DIRECTORY_TYPES: Final = frozenset(
-    {"member.enroll", "key.rotate", "key.revoke", "member.status", "member.roles"}
+    {"member.enroll", "key.rotate", "key.revoke", "key.attest", "member.status", "member.roles"}
 )
 COLLAB_TYPES: Final = frozenset({"collab.add", "collab.join", "collab.leave", "collab.epoch"})
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
@@ -85,9 +90,15 @@ def envelope_leaf(collab: str, envelope: bytes) -> bytes:
 
 
 def member_enroll(
-    member: str, identity: str, roles: list[str], key_id: str, public_key: bytes
+    member: str,
+    identity: str,
+    roles: list[str],
+    key_id: str,
+    public_key: bytes,
+    chain: Chain | None = None,
 ) -> bytes:
-    """The leaf of an enrollment: the member's identity, roles and first signing key."""
+    """The leaf of an enrollment: the member's identity, roles and first signing key,
+    with the admin-signed chain that proves the key when it was enrolled with one."""
     return _leaf(
         "member.enroll",
         member=member,
@@ -95,6 +106,21 @@ def member_enroll(
         roles=sorted(roles),
         key_id=key_id,
         public_key=_b64(public_key),
+        **(chain.to_fields() if chain is not None else {}),
+    )
+
+
+def key_attest(
+    member: str, key_id: str, public_key: bytes, attestation: bytes, signature: bytes
+) -> bytes:
+    """The leaf of the admin's attestation of an existing key of ``member``."""
+    return _leaf(
+        "key.attest",
+        member=member,
+        key_id=key_id,
+        public_key=_b64(public_key),
+        attestation=_b64(attestation),
+        signature=_b64(signature),
     )
 
 

@@ -64,6 +64,10 @@ _SCHEMA: Final = [
     " identity TEXT NOT NULL, public_key BLOB NOT NULL, revoked_seq INTEGER)",
     "CREATE TABLE IF NOT EXISTS collab_keys (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " secret BLOB NOT NULL, PRIMARY KEY (collab, epoch))",
+    # The signing keys the hub's log vouches for (``_keyring``), kept with the log state.
+    "CREATE TABLE IF NOT EXISTS log_keys (key_id TEXT PRIMARY KEY, member TEXT NOT NULL,"
+    " identity TEXT NOT NULL, public_key BLOB NOT NULL, since INTEGER NOT NULL,"
+    " revoked INTEGER, flaw TEXT NOT NULL)",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -232,14 +236,34 @@ class LocalStore:
             c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
             c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
 
-    def directory(self) -> dict[str, tuple[str, str, bytes, int | None]]:
-        """key id -> (member, identity, public key, log sequence it was revoked at)."""
+    def directory(self) -> dict[str, tuple[str, str, bytes, int | None, int, str]]:
+        """key id -> (member, identity, public key, log sequence it was revoked at, 0, ""),
+        as the hub's key directory served it (used only when the log is not checked)."""
         return {
-            r[0]: (r[1], r[2], bytes(r[3]), r[4])
+            r[0]: (r[1], r[2], bytes(r[3]), r[4], 0, "")
             for r in self.conn.execute(
                 "SELECT key_id, member, identity, public_key, revoked_seq FROM signing_keys"
             )
         }
+
+    def log_keys(self) -> list[tuple[Any, ...]]:
+        """The rows of ``log_keys``: (key id, member, identity, public key, since,
+        revoked, flaw)."""
+        return [
+            (r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6])
+            for r in self.conn.execute(
+                "SELECT key_id, member, identity, public_key, since, revoked, flaw FROM log_keys"
+            )
+        ]
+
+    def put_log_keys(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert or replace ``log_keys`` rows, inside the caller's transaction."""
+        self.conn.executemany("INSERT OR REPLACE INTO log_keys VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def clear_log_keys(self) -> None:
+        """Forget the logged keys (a resync reads the log again), in the caller's
+        transaction."""
+        self.conn.execute("DELETE FROM log_keys")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

@@ -101,6 +101,7 @@ class AlarmKind(enum.Enum):
     FOREIGN_KEY = "foreign key"  # a key event under the member's name it did not make
     MALFORMED = "malformed leaf"  # a full leaf that is not one sighub writes
     WITHHELD = "withheld envelope"  # an envelope of the stream's collaboration sent as a leaf
+    FORGED_KEY = "forged key"  # a key leaf whose grant, attestation or rotation proof fails
 
 
 class LogAlarm(IntegrityAlarm):
@@ -633,7 +634,7 @@ def own_name_alarm(
     """The alarm for a directory leaf (as ``_leaves.parse_leaf`` returns it) under this
     member's own name that the member did not make, or None.
 
-    - ``member.enroll`` / ``key.rotate``: the key it introduces must be one of
+    - ``member.enroll`` / ``key.rotate`` / ``key.attest``: the key must be one of
       ``my_key_ids`` (every key this member generated); another is a key planted in its
       name, with which the hub could sign envelopes as this member.
     - ``key.revoke``: the key must be in ``revoked_by_me`` (keys this member revoked or
@@ -643,7 +644,7 @@ def own_name_alarm(
     if leaf.get("member") != member:
         return None
     kind, key_id = leaf.get("type"), leaf.get("key_id")
-    if kind in ("member.enroll", "key.rotate") and key_id not in my_key_ids:
+    if kind in ("member.enroll", "key.rotate", "key.attest") and key_id not in my_key_ids:
         detail = f"published key {key_id!r} under member {member!r} ({kind}), a key it did not make"
     elif kind == "key.revoke" and key_id not in revoked_by_me:
         detail = f"revoked key {key_id!r} of member {member!r}, which the member did not revoke"

@@ -26,6 +26,8 @@ from sighub.client import _json
 from sighub.client._checkpoint import parse_checkpoint
 from sighub.client._envelope import key_id
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, SighubError
+from sighub.client._grant import decode_public
+from sighub.client._keyring import KeyRing, LoggedKey
 from sighub.client._keys import MEMBER_FILE, read_secret
 from sighub.client._leaves import DIRECTORY_TYPES, LeafError, parse_leaf
 from sighub.client._local import LocalStore, StoredAlarm
@@ -58,6 +60,7 @@ log = logging.getLogger("sighub.sync")
 DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
+KEYS_KEY: Final = "log_keys"  # "1" once log_keys holds every key leaf up to the cursor
 
 
 class AlarmRecorded(IntegrityAlarm):
@@ -127,8 +130,14 @@ class LogGuard:
         self.max_age, self.clock = max_age, clock
         self.member = cred.member
         self._keys = own_keys(data)
+        self._admin = (
+            decode_public(cred.admin_public_key, f"{data}/hub.json: admin_public_key")
+            if cred.admin_public_key
+            else None
+        )
         self._pin = ""  # an origin taken on first use, stored with the next state
         self._verifier: LogVerifier | None = None
+        self.ring = KeyRing("", None)
         self.reload()
 
     @property
@@ -151,6 +160,13 @@ class LogGuard:
             state = None
         self._verifier = self._make(origin, state) if origin else None
         self._state = state
+        keys = (LoggedKey(*row) for row in self.store.log_keys())
+        self.ring = KeyRing(origin, self._admin, keys)
+
+    @property
+    def chain_required(self) -> bool:
+        """Whether keys need the admin-signed chain (the credential pins the admin key)."""
+        return self._admin is not None
 
     def _make(self, origin: str, state: LogState | None) -> LogVerifier:
         return LogVerifier(origin, self.cred.hub_public_key, state, self.max_age, self.clock)
@@ -161,8 +177,11 @@ class LogGuard:
         return self._state
 
     def needs_frontier(self) -> bool:
-        """A member synced before the log (cursor > 0, no state): see ``adopt_frontier``."""
-        return self._state is None and self.store.cursor > 0
+        """A member synced before the log (cursor > 0, no state), or before its keys were
+        read from the log: see ``adopt_frontier``."""
+        if self.store.cursor == 0:
+            return False
+        return self._state is None or self.store.meta(KEYS_KEY) != "1"
 
     def adopt_frontier(self, hub: HubClient) -> None:
         """Rebuild the frontier of the sequences already applied from the hub's leaves,
@@ -176,6 +195,7 @@ class LogGuard:
             cursor,
         )
         frontier = Frontier()
+        self.ring = KeyRing(self.origin, self._admin)
         while frontier.size < cursor:
             got = hub.leaves(frontier.size, cursor)
             if not got:
@@ -184,10 +204,20 @@ class LogGuard:
             start = frontier.size
             end = start + len(leaves)
             frontier.extend(leaf_hashes_for_batch(start, end, [], leaves))
-            self._watch_own_name([], leaves)
-        state = LogState(frontier.size, frontier.hashes)
+            self._watch_directory([], leaves)
+        stored = self._state
+        if stored is not None and (stored.size, stored.hashes) != (frontier.size, frontier.hashes):
+            raise LogAlarm(
+                AlarmKind.ALTERED,
+                f"the leaves 1..{cursor} the hub serves now do not make the tree this member"
+                " verified at that size",
+                {"verified": stored.to_dict(), "served": LogState(frontier.size,
+                 frontier.hashes).to_dict()},
+            )  # fmt: skip
+        state = stored or LogState(frontier.size, frontier.hashes)
         with self.store.tx():
             self.store.set_meta(STATE_KEY, json.dumps(state.to_dict()))
+            self._save_keys()
         self.reload()
 
     def check(self, start: int, batch: SyncBatch) -> LogState:
@@ -204,12 +234,17 @@ class LogGuard:
                 self._pin,
             )
             verifier = self._verifier = self._make(self._pin, self._state)
+            self.ring.origin = self._pin
         state = verifier.verify_batch(
             start, batch.cursor, items, batch.checkpoint, batch.consistency
         )
-        self._watch_own_name(changes, leaves)
+        self._watch_directory(changes, leaves)
         self._state = state
         return state
+
+    def directory(self) -> dict[str, tuple[str, str, bytes, int | None, int, str]]:
+        """The signing keys as the verified log shows them (``KeyRing.directory``)."""
+        return self.ring.directory()
 
     def save(self) -> None:
         """Store the state reached, inside the caller's transaction."""
@@ -218,14 +253,23 @@ class LogGuard:
         self.store.set_meta(STATE_KEY, json.dumps(self._state.to_dict()))
         if self._pin:
             self.store.set_meta(ORIGIN_KEY, self._pin)
+        self._save_keys()
+
+    def _save_keys(self) -> None:
+        self.store.put_log_keys(k.row() for k in self.ring.changed())
+        self.store.set_meta(KEYS_KEY, "1")
+        self.ring.saved()
 
     def reset(self) -> None:
         """Forget the log state (``sync --resync``): the next sync starts from the empty
         tree, in the caller's transaction."""
-        self.store.conn.execute("DELETE FROM meta WHERE key = ?", (STATE_KEY,))
+        self.store.conn.execute("DELETE FROM meta WHERE key IN (?, ?)", (STATE_KEY, KEYS_KEY))
+        self.store.clear_log_keys()
 
     # -- key transparency ----------------------------------------------------------------
-    def _watch_own_name(self, changes: Sequence[BatchChange], leaves: Sequence[BatchLeaf]) -> None:
+    def _watch_directory(self, changes: Sequence[BatchChange], leaves: Sequence[BatchLeaf]) -> None:
+        """Take every directory leaf into the key ring, alarm at a key event under this
+        member's name it did not make, and at an envelope withheld from this member."""
         delivered = {c.collab for c in changes}
         left: set[str] = set()
         withheld: list[tuple[int, str]] = []
@@ -245,8 +289,10 @@ class LogGuard:
                 withheld.append((x.sequence, str(doc.get("collab"))))
             elif kind == "collab.leave" and doc.get("member") == self.member:
                 left.add(str(doc.get("collab")))
-            elif kind in DIRECTORY_TYPES and doc.get("member") == self.member:
-                self._check_own(doc, x.sequence)
+            elif kind in DIRECTORY_TYPES:
+                if doc.get("member") == self.member:
+                    self._check_own(doc, x.sequence)
+                self.ring.apply(x.sequence, doc)
         # An envelope of a collaboration whose envelopes this batch delivers, sent only as
         # its leaf: the hub kept it from this member (after a leave, a re-join mid-stream
         # is the hub's honest exception).

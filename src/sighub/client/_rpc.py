@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client import _json
 from sighub.client._errors import EXIT_REFUSED, EXIT_UNREACHABLE, KeyFileError, SighubError
+from sighub.client._grant import Chain
 from sighub.client._keys import read_secret
 from sighub.client._proto import (
     directory_pb2,
@@ -203,6 +204,9 @@ class Credential:
     # The hub's log origin ("sighub/<hub name>"), the key name of its checkpoints'
     # signature by ``hub_public_key``; empty in credentials written before the log.
     log_origin: str = ""
+    # The admin's signing key (base64), pinned at enrollment: the root of every member
+    # key's chain.  Empty in credentials written before chains (not enforced then).
+    admin_public_key: str = ""
 
     @classmethod
     def load(cls, folder: Path) -> Credential:
@@ -220,6 +224,7 @@ class Credential:
                 doc["hub_public_key"],
                 transport,
                 doc.get("log_origin", ""),
+                doc.get("admin_public_key", ""),
             )
         except KeyFileError:
             raise
@@ -501,17 +506,20 @@ class HubClient:
         return r.key_id, r.previous_key_id
 
     def enroll(
-        self, member: str, token: str, csr_pem: bytes, signing_key: bytes
+        self,
+        member: str,
+        token: str,
+        csr_pem: bytes,
+        signing_key: bytes,
+        chain: Chain | None = None,
     ) -> tuple[str, str, str, str]:
-        r = call(
-            lambda: self._directory.Enroll(
-                directory_pb2.EnrollRequest(
-                    member=member, token=token, csr_pem=csr_pem, signing_public_key=signing_key
-                ),
-                timeout=30,
-            ),
-            self.address,
+        request = directory_pb2.EnrollRequest(
+            member=member, token=token, csr_pem=csr_pem, signing_public_key=signing_key
         )
+        if chain is not None:
+            request.grant, request.grant_signature = chain.grant, chain.grant_signature
+            request.binding = chain.binding
+        r = call(lambda: self._directory.Enroll(request, timeout=30), self.address)
         return r.certificate_pem.decode(), r.identity, r.key_id, r.bearer_token
 
     def renew_certificate(self, csr_pem: bytes) -> tuple[bytes, datetime]:

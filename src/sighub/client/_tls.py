@@ -47,11 +47,13 @@ def write_credential(
     hub_public: str,
     transport: str = "mtls",
     log_origin: str = "",
+    admin_public: str = "",
 ) -> None:
     """A member's (or the admin's) credential folder: ``hub.json`` (0600: it holds the
     bearer token) and ``tls/`` with the hub CA, the client certificate and key (0600).
     ``log_origin`` names the hub's transparency log: with ``hub_public`` it makes the
-    verifier key of its checkpoints."""
+    verifier key of its checkpoints.  ``admin_public`` (base64) is the admin key that
+    every member signing key must chain to; empty for enrollments from before chains."""
     tls = folder / "tls"
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
@@ -66,5 +68,6 @@ def write_credential(
         "hub_public_key": hub_public,
         "transport": transport,  # how it enrolled: what the SDK dials by default
         "log_origin": log_origin,
+        "admin_public_key": admin_public,
     }
     write_secret(folder / "hub.json", json.dumps(doc, indent=2).encode())

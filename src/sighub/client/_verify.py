@@ -27,8 +27,9 @@ __all__ = [
     "paused_gc",
 ]
 
-# key id -> member, identity, raw public key, the log sequence it was revoked at
-Directory = dict[str, tuple[str, str, bytes, int | None]]
+# key id -> member, identity, raw public key, the log sequence it was revoked at, the
+# sequence it was logged at, and why its envelopes are refused ("": they are not)
+Directory = dict[str, tuple[str, str, bytes, int | None, int, str]]
 Row = tuple[Any, ...]  # LocalStore.row
 Checked = str | list[Row]  # why the envelope is refused, or its rows
 log = logging.getLogger("sighub.sync")
@@ -92,7 +93,14 @@ def _check(
         bundle = parse_bundle(decode_payload(envelope))
     except (EnvelopeError, StixError) as exc:
         return str(exc)
-    member, identity, _, revoked_seq = directory[envelope.key_id]
+    member, identity, _, revoked_seq, since, flaw = directory[envelope.key_id]
+    if flaw:
+        return f"signed with key {envelope.key_id} of {member!r}, which {flaw}"
+    if seq <= since:
+        return (
+            f"signed with key {envelope.key_id} of {member!r}, which the log holds only from"
+            f" sequence {since}, after this envelope's {seq}"
+        )
     if revoked_seq is not None and seq > revoked_seq:
         # One rule every member applies alike: what the key signed up to its revocation
         # stays valid until it expires (a fresh member and an old one end equal).

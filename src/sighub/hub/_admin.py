@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -10,11 +11,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeAlias, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._cliargs import add_connection
 from sighub.client._enroll import EnrollmentFile
+from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
+from sighub.client._grant import (
+    ADMIN_SIGNING_KEY,
+    admin_public_key,
+    attest_key,
+    issue_grant,
+    load_admin_key,
+)
 from sighub.client._keys import write_secret
 from sighub.client._proto import admin_pb2, admin_pb2_grpc, types_pb2
 from sighub.client._rpc import (
@@ -64,6 +75,25 @@ class _Admin:
 
     def call(self, fn: Callable[[], T]) -> T:
         return call(fn, self.address)
+
+    def signing_key(self, args: argparse.Namespace) -> Ed25519PrivateKey | None:
+        """The admin signing key (``--admin-key``, by default the credential's
+        ``admin-signing.key``), checked against the key the credential pins; None for a
+        credential from before key chains that names none."""
+        path = Path(args.admin_key) if args.admin_key else Path(args.cred) / ADMIN_SIGNING_KEY
+        if not self.cred.admin_public_key and not args.admin_key:
+            return None
+        if not path.exists():
+            raise AdminArgumentError(
+                f"admin signing key {path}: not found; the hub requires keys chained to it"
+                " (pass --admin-key PATH where it is kept)"
+            )
+        key = load_admin_key(path)
+        if self.cred.admin_public_key and admin_public_key(key) != self.cred.admin_public_key:
+            raise AdminArgumentError(
+                f"admin signing key {path}: not the admin key this credential pins"
+            )
+        return key
 
 
 # -- the wire as the operator reads it: readable names, RFC 3339 times ---------------------
@@ -149,13 +179,54 @@ def _pages(fetch: Callable[[str], tuple[list[T], str]]) -> Iterator[T]:
         token = following
 
 
+def _grant_fields(
+    signing: Ed25519PrivateKey | None, origin: str, name: str, roles: list[str]
+) -> tuple[str, str, str, str]:
+    """The enrollment file's grant, its signature, the enrollment key and the pinned
+    admin key (all empty without an admin signing key)."""
+    if signing is None:
+        return "", "", "", ""
+    grant, signature, enrollment = issue_grant(signing, origin, name, roles)
+    seed = enrollment.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return _b64(grant), _b64(signature), _b64(seed), admin_public_key(signing)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _attest(admin: _Admin, args: argparse.Namespace) -> admin_pb2.Member:
+    """Sign the admin's attestation of ``args.key_id`` (a key id the member gave out of
+    band) and have the hub log it."""
+    signing = admin.signing_key(args)
+    if signing is None:
+        raise AdminArgumentError("attest: this admin credential pins no admin signing key")
+    hub = HubClient(admin.channel, admin.address)
+    keys = [k for k in admin.call(hub.key_directory) if k.key_id == args.key_id]
+    if not keys or keys[0].member != args.name:
+        raise AdminArgumentError(f"attest: the hub holds no key {args.key_id!r} of {args.name!r}")
+    public = keys[0].public_key
+    # The hub answered the public key: it must be the one the member's key id names.
+    if key_id(Ed25519PublicKey.from_public_bytes(public)) != args.key_id:
+        raise AdminArgumentError(
+            f"attest: the hub answered a public key for {args.key_id!r} that the id does"
+            " not name; do not attest it"
+        )
+    raw, signature = attest_key(signing, admin.log_origin(), args.name, public)
+    req = admin_pb2.AttestMemberKeyRequest(member=args.name, attestation=raw, signature=signature)
+    return admin.call(lambda: admin.stub.AttestMemberKey(req, timeout=30)).member
+
+
 def cmd_member(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
     if args.action == "add":
-        add = admin_pb2.AddMemberRequest(name=args.name, roles=_roles(args.roles))
+        roles = _roles(args.roles)
+        signing = admin.signing_key(args)  # before the hub is asked: a missing key changes nothing
+        add = admin_pb2.AddMemberRequest(name=args.name, roles=roles)
         r = admin.call(lambda: stub.AddMember(add, timeout=30))
         ca = (Path(args.cred) / "tls" / "ca.pem").read_bytes()
+        origin = admin.log_origin()
         ef = EnrollmentFile(
             admin.address,
             args.name,
@@ -164,7 +235,8 @@ def cmd_member(args: argparse.Namespace) -> int:
             admin.cred.hub_public_key,
             r.enrollment_cert_pem,
             r.enrollment_key_pem,
-            admin.log_origin(),
+            origin,
+            *_grant_fields(signing, origin, args.name, [ROLE.label(x) for x in roles]),
         )
         out = Path(args.out or f"{args.name}.enroll.json")
         write_secret(out, ef.to_json().encode())  # the token is a secret until used
@@ -185,7 +257,9 @@ def cmd_member(args: argparse.Namespace) -> int:
         _out({"members": [_member_doc(m) for m in _pages(page)]})
         return 0
     name = args.name
-    if args.action == "revoke-key":
+    if args.action == "attest":
+        result = _attest(admin, args)
+    elif args.action == "revoke-key":
         req = admin_pb2.RevokeMemberKeyRequest(member=name, key_id=args.key_id)
         result = admin.call(lambda: stub.RevokeMemberKey(req, timeout=30)).member
     elif args.action == "show":
@@ -274,6 +348,7 @@ def _add_member_group(groups: _Sub) -> None:
         "--roles", required=True, help="comma-separated: publisher,subscriber,admin,peer"
     )
     p.add_argument("--out", help="enrollment file (default NAME.enroll.json)")
+    _admin_key_option(p)
     _leaf(actions, "list", "list members, their roles, status and keys")
     for action, help in (
         ("show", "show one member"),
@@ -285,7 +360,24 @@ def _add_member_group(groups: _Sub) -> None:
     p = _leaf(actions, "revoke-key", "revoke a member's signing key")
     p.add_argument("name", help="member name")
     p.add_argument("key_id", help="the key id to revoke (ed25519:...)")
+    p = _leaf(
+        actions,
+        "attest",
+        "chain a member's existing signing key (enrolled before admin-signed grants) to the"
+        " admin key; take the key id from the member, not from the hub",
+    )
+    p.add_argument("name", help="member name")
+    p.add_argument("key_id", help="the member's key id, as `sighub status` shows it there")
+    _admin_key_option(p)
     member.set_defaults(func=cmd_member)
+
+
+def _admin_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin-key",
+        help="the admin signing key (default: admin-signing.key in the credential folder;"
+        " keep it off the hub's host)",
+    )
 
 
 def _add_collab_group(groups: _Sub) -> None:

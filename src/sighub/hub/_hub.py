@@ -24,6 +24,7 @@ from sighub.client import _leaves
 from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._envelope import key_id
 from sighub.client._errors import SighubError
+from sighub.client._grant import Chain, KeyChainError, check_attestation, check_chain, decode_public
 from sighub.client._keys import identity_for
 from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import PublishResult
@@ -312,9 +313,10 @@ class Hub:
 
     # -- enrollment and keys ----------------------------------------------------------
     def enroll(
-        self, name: str, token: str, csr_pem: bytes, signing_key: bytes
+        self, name: str, token: str, csr_pem: bytes, signing_key: bytes, chain: Chain | None = None
     ) -> tuple[str, str, str, str]:
-        """Returns (certificate PEM, identity, key id, bearer token)."""
+        """Returns (certificate PEM, identity, key id, bearer token).  A hub that pins an
+        admin key requires ``chain``, the admin-signed grant binding ``signing_key``."""
         m = self.store.member(name)
         stored = self.store.one("SELECT token_hash FROM members WHERE name=?", name)
         if (
@@ -336,6 +338,7 @@ class Hub:
         kid = key_id(public)
         if self.store.key_owner(kid) is not None:
             raise HubError.exists(f"enrollment of {name!r}: key {kid} is already registered")
+        self._check_chain(name, list(m.roles), signing_key, chain)
         bearer = secrets.token_urlsafe(32)
         now = self.now()
         with self.store.tx() as c:
@@ -347,7 +350,7 @@ class Hub:
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
                 (kid, name, signing_key, now),
             )
-            leaf = _leaves.member_enroll(name, m.identity, list(m.roles), kid, signing_key)
+            leaf = _leaves.member_enroll(name, m.identity, list(m.roles), kid, signing_key, chain)
             self.store.append_leaf("member.enroll", leaf, member=name)
             c.execute(
                 "INSERT INTO bearer_tokens (token_hash, member, created) VALUES (?, ?, ?)",
@@ -357,6 +360,58 @@ class Hub:
                 now, name, "member.enroll", name, key_id=kid, cert_serial=issued.serial
             )
         return issued.cert_pem.decode(), m.identity, kid, bearer
+
+    def admin_key(self) -> bytes | None:
+        """The admin key this hub pins (raw), None for a hub created before key chains."""
+        text = self.store.meta("admin_public_key")
+        return None if not text else decode_public(text, "hub meta admin_public_key")
+
+    def _check_chain(
+        self, name: str, roles: list[str], signing_key: bytes, chain: Chain | None
+    ) -> None:
+        """Refuse an enrollment whose chain members would refuse: a hub that logged it
+        would only alarm them."""
+        admin = self.admin_key()
+        if admin is None:
+            return
+        if chain is None:
+            raise HubError.precondition(
+                f"enrollment of {name!r}: no admin-signed grant; this hub requires one (use"
+                " an enrollment file from `sighub admin member add` with an admin key)"
+            )
+        try:
+            check_chain(admin, self.log_origin(), name, roles, signing_key, chain)
+        except KeyChainError as exc:
+            raise HubError.denied(str(exc)) from None
+
+    def log_origin(self) -> str:
+        return self.store.meta("log_origin") or ""
+
+    def attest_key(
+        self, actor: str, member: str, attestation: bytes, signature: bytes
+    ) -> MemberRow:
+        """Log the admin's attestation of one current key of ``member``."""
+        admin = self.admin_key()
+        if admin is None:
+            raise HubError.precondition("this hub pins no admin key: nothing can be attested")
+        self._member(member)
+        current = [k for k in self.store.member_keys(member) if k[3] is None]
+        if not current:
+            raise HubError.precondition(f"member {member!r} has no current signing key")
+        last = KeyChainError("no key checked")
+        for kid, public, *_ in current:
+            try:
+                check_attestation(admin, self.log_origin(), member, public, attestation, signature)
+            except KeyChainError as exc:
+                last = exc
+                continue
+            now = self.now()
+            with self.store.tx():
+                leaf = _leaves.key_attest(member, kid, public, attestation, signature)
+                self.store.append_leaf("key.attest", leaf, member=member)
+                self.store.audit(now, actor, "key.attest", member, key_id=kid)
+            return self._member(member)
+        raise HubError.denied(f"attestation for {member!r}: {last}")
 
     def rotate_signing_key(self, m: MemberRow, new_key: bytes, proof: bytes) -> tuple[str, str]:
         current = [k for k in self.store.member_keys(m.name) if k[3] is None]
@@ -495,11 +550,14 @@ class Hub:
         """The keys a member needs to verify its collaborations' log: of the caller, of
         every member of its collaborations, and of every member that ever published in
         them (removed or not: what they signed before revocation stays valid, so a fresh
-        member verifies the same history as one that synced before the removal)."""
+        member verifies the same history as one that synced before the removal).  An
+        admin, who attests keys, gets every member's."""
         collabs = self.store.member_collabs(m.name)
         names = {m.name, *self.store.collab_publishers(collabs)}
         for collab in collabs:
             names.update(self.store.collab_members(collab))
+        if "admin" in m.roles:
+            names.update(r[0] for r in self.store.all("SELECT name FROM members"))
         out = []
         for name in sorted(names):
             member = self.store.member(name)

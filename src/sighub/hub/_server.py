@@ -31,6 +31,13 @@ from grpc_reflection.v1alpha import reflection
 
 from sighub.client._enroll import expiry_warning
 from sighub.client._errors import SighubError
+from sighub.client._grant import (
+    ADMIN_SIGNING_KEY,
+    Chain,
+    admin_public_key,
+    bind_key,
+    issue_grant,
+)
 from sighub.client._keys import read_secret, write_secret
 from sighub.client._note import Ed25519Signer
 from sighub.client._proto import (
@@ -163,22 +170,26 @@ def init_hub(root: Path, name: str, address: str, tls_names: list[str]) -> Path:
         store.set_meta("hub_name", name)
         store.set_meta("hub_public_key", hub_public)
         store.set_meta("log_origin", origin)
+    # The admin's signing key is the admin member's key and the root of every member
+    # key's chain; it lives only in the admin credential (to be moved off this host).
+    signing_admin = Ed25519PrivateKey.generate()
+    with store.tx():
+        store.set_meta("admin_public_key", admin_public_key(signing_admin))
     _, token = hub.add_member("hub-init", "admin", ["admin"])
     tls_key = new_tls_key()
-    signing_admin = (
-        Ed25519PrivateKey.generate()
-    )  # the admin never publishes; enrollment wants a key
-    cert, _, _, bearer = hub.enroll(
-        "admin",
-        token,
-        make_csr(tls_key, "admin"),
-        signing_admin.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
-    )
+    admin_raw = signing_admin.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    grant, grant_sig, enrollment = issue_grant(signing_admin, origin, "admin", ["admin"])
+    chain = Chain(grant, grant_sig, bind_key(enrollment, grant, admin_raw))
+    cert, _, _, bearer = hub.enroll("admin", token, make_csr(tls_key, "admin"), admin_raw, chain)
     store.close()
     write_credential(
         paths.admin, address, "admin", bearer, ca_pem, cert.encode(), tls_key, hub_public,
-        log_origin=origin,
+        log_origin=origin, admin_public=admin_public_key(signing_admin),
     )  # fmt: skip
+    write_secret(
+        paths.admin / ADMIN_SIGNING_KEY,
+        signing_admin.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
+    )
     return paths.admin
 
 

@@ -33,6 +33,7 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sighub.client._grant import Chain
 from sighub.client._leaves import DIRECTORY_TYPES
 from sighub.client._merkle import ProofError, leaf_hash
 from sighub.client._proto import (
@@ -559,9 +560,14 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
         cn, _ = self.s.peer_cert(context)
         if cn and cn != ENROLL_PREFIX + request.member:
             raise HubError.denied(f"certificate {cn!r} cannot enroll member {request.member!r}")
+        chain = (
+            Chain(request.grant, request.grant_signature, request.binding)
+            if request.grant or request.grant_signature or request.binding
+            else None
+        )
         cert, identity, kid, bearer = await self.s.run(
             lambda: self.s.hub.enroll(
-                request.member, request.token, request.csr_pem, request.signing_public_key
+                request.member, request.token, request.csr_pem, request.signing_public_key, chain
             )
         )
         self.s.committed()
@@ -759,6 +765,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         def work() -> admin_pb2.RevokeMemberKeyResponse:
             m = self.s.hub.revoke_key(self._admin(context), request.member, request.key_id)
             return admin_pb2.RevokeMemberKeyResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def AttestMemberKey(
+        self, request: admin_pb2.AttestMemberKeyRequest, context: Any
+    ) -> admin_pb2.AttestMemberKeyResponse:
+        def work() -> admin_pb2.AttestMemberKeyResponse:
+            m = self.s.hub.attest_key(
+                self._admin(context), request.member, request.attestation, request.signature
+            )
+            return admin_pb2.AttestMemberKeyResponse(member=self._member(m.name))
 
         return await self._change(work)
 

@@ -476,6 +476,64 @@ class RevokeMemberKeyResponse(_message.Message):
 Global___RevokeMemberKeyResponse: _TypeAlias = RevokeMemberKeyResponse  # noqa: Y015
 
 @_typing.final
+class AttestMemberKeyRequest(_message.Message):
+    """AdminService.AttestMemberKey's request: the attestation is made and signed on the
+    admin's machine; the hub checks it against the admin key it pins and logs it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    ATTESTATION_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    member: _builtins.str
+    """The name of the member owning the key."""
+    attestation: _builtins.bytes
+    """The RFC 8785 JSON attestation (origin, member, key_id, public_key), exact bytes."""
+    signature: _builtins.bytes
+    """The admin key's Ed25519 signature over "sighub-key-attestation-v1\\n" and the
+    attestation.
+    """
+    def __init__(
+        self,
+        *,
+        member: _builtins.str = ...,
+        attestation: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestation", b"attestation", "member", b"member", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttestMemberKeyRequest: _TypeAlias = AttestMemberKeyRequest  # noqa: Y015
+
+@_typing.final
+class AttestMemberKeyResponse(_message.Message):
+    """AdminService.AttestMemberKey's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___Member:
+        """The member after the change."""
+
+    def __init__(
+        self,
+        *,
+        member: Global___Member | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttestMemberKeyResponse: _TypeAlias = AttestMemberKeyResponse  # noqa: Y015
+
+@_typing.final
 class AddCollabRequest(_message.Message):
     """AdminService.AddCollab's request."""
 

@@ -72,6 +72,11 @@ class AdminServiceStub:
                 request_serializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.FromString,
                 _registered_method=True)
+        self.AttestMemberKey = channel.unary_unary(
+                '/sighub.v1.AdminService/AttestMemberKey',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.AttestMemberKeyRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.AttestMemberKeyResponse.FromString,
+                _registered_method=True)
         self.AddCollab = channel.unary_unary(
                 '/sighub.v1.AdminService/AddCollab',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabRequest.SerializeToString,
@@ -159,6 +164,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AttestMemberKey(self, request, context):
+        """Log the admin's attestation of a member's existing signing key (one enrolled before
+        admin-signed grants), so that clients requiring key chains accept it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddCollab(self, request, context):
         """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
         name is taken.
@@ -235,6 +248,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeMemberKey,
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.SerializeToString,
+            ),
+            'AttestMemberKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttestMemberKey,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.AttestMemberKeyRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.AttestMemberKeyResponse.SerializeToString,
             ),
             'AddCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.AddCollab,
@@ -454,6 +472,33 @@ class AdminService:
             '/sighub.v1.AdminService/RevokeMemberKey',
             sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyRequest.SerializeToString,
             sighub_dot_v1_dot_admin__pb2.RevokeMemberKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttestMemberKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/AttestMemberKey',
+            sighub_dot_v1_dot_admin__pb2.AttestMemberKeyRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.AttestMemberKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class AdminServiceStub:
     """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
     key is not the member's; FAILED_PRECONDITION if it is already revoked.
     """
+    AttestMemberKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AttestMemberKeyRequest, _admin_pb2.AttestMemberKeyResponse]
+    """Log the admin's attestation of a member's existing signing key (one enrolled before
+    admin-signed grants), so that clients requiring key chains accept it.
+    """
     AddCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]
     """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
     name is taken.
@@ -108,6 +112,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeMemberKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeMemberKeyRequest, _admin_pb2.RevokeMemberKeyResponse]  # type: ignore[assignment]
     """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
     key is not the member's; FAILED_PRECONDITION if it is already revoked.
+    """
+    AttestMemberKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.AttestMemberKeyRequest, _admin_pb2.AttestMemberKeyResponse]  # type: ignore[assignment]
+    """Log the admin's attestation of a member's existing signing key (one enrolled before
+    admin-signed grants), so that clients requiring key chains accept it.
     """
     AddCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]  # type: ignore[assignment]
     """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
@@ -197,6 +205,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.RevokeMemberKeyResponse, _abc.Awaitable[_admin_pb2.RevokeMemberKeyResponse]]:
         """Revoke one of a member's signing keys at the current log sequence.  NOT_FOUND if the
         key is not the member's; FAILED_PRECONDITION if it is already revoked.
+        """
+
+    @_abc_1.abstractmethod
+    def AttestMemberKey(
+        self,
+        request: _admin_pb2.AttestMemberKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AttestMemberKeyResponse, _abc.Awaitable[_admin_pb2.AttestMemberKeyResponse]]:
+        """Log the admin's attestation of a member's existing signing key (one enrolled before
+        admin-signed grants), so that clients requiring key chains accept it.
         """
 
     @_abc_1.abstractmethod

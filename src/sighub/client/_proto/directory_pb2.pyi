@@ -30,6 +30,9 @@ class EnrollRequest(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     CSR_PEM_FIELD_NUMBER: _builtins.int
     SIGNING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    GRANT_SIGNATURE_FIELD_NUMBER: _builtins.int
+    BINDING_FIELD_NUMBER: _builtins.int
     member: _builtins.str
     """The member's name, as the admin added it."""
     token: _builtins.str
@@ -40,6 +43,16 @@ class EnrollRequest(_message.Message):
     """
     signing_public_key: _builtins.bytes
     """The member's Ed25519 signing public key, raw (32 bytes)."""
+    grant: _builtins.bytes
+    """The admin-signed enrollment grant from the enrollment file (RFC 8785 JSON, exact
+    bytes): required by a hub that pins an admin key.
+    """
+    grant_signature: _builtins.bytes
+    """The admin key's Ed25519 signature over "sighub-enrollment-grant-v1\\n" and the grant."""
+    binding: _builtins.bytes
+    """The grant's one-time enrollment key's signature over "sighub-enrollment-bind-v1\\n",
+    SHA-256 of the grant and signing_public_key: it binds this key to the grant.
+    """
     def __init__(
         self,
         *,
@@ -47,10 +60,13 @@ class EnrollRequest(_message.Message):
         token: _builtins.str = ...,
         csr_pem: _builtins.bytes = ...,
         signing_public_key: _builtins.bytes = ...,
+        grant: _builtins.bytes = ...,
+        grant_signature: _builtins.bytes = ...,
+        binding: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem", "member", b"member", "signing_public_key", b"signing_public_key", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "csr_pem", b"csr_pem", "grant", b"grant", "grant_signature", b"grant_signature", "member", b"member", "signing_public_key", b"signing_public_key", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
