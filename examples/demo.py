@@ -10,6 +10,7 @@ everything shuts down.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -22,7 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: E402
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 from sighub import IntegrityAlarm, Matcher, Member  # noqa: E402
@@ -31,7 +35,7 @@ from sighub.client._enroll import enroll  # noqa: E402
 from sighub.hub._cli import main as sighub  # noqa: E402
 from sighub.hub._process import start_hub  # noqa: E402
 from sighub.hub._store import Store  # noqa: E402
-from sighub.wire import key_id  # noqa: E402
+from sighub.wire import decode_payload, key_id, open_envelope, seal  # noqa: E402
 
 POSTS = [json.loads(x) for x in (ROOT / "examples" / "posts.jsonl").read_text().splitlines()]
 
@@ -61,36 +65,53 @@ def scan(matcher: Matcher) -> dict[str, list[str]]:
     return out
 
 
-def plant_key(hub_dir: Path, member: str) -> str:
+def plant_key(hub_dir: Path, member: str, collab: str) -> str:
     """What a hub that lies would do: register a signing key of its own in ``member``'s
-    name (in the hub's tables and, as it must to be served, in its log)."""
-    public = Ed25519PrivateKey.generate().public_key()
-    raw, kid = public.public_bytes(Encoding.Raw, PublicFormat.Raw), key_id(public)
+    name (in its tables and, as it must to be served, in its log) and publish with it.
+    It holds no admin key, so the key has no admin-signed chain."""
+    key = Ed25519PrivateKey.generate()
+    raw, kid = (
+        key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        key_id(key.public_key()),
+    )
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     store = Store(hub_dir / "hub.db")
     try:
         m = store.member(member)
         assert m is not None
+        # the member's last bundle, signed again with the planted key
+        raw_last, kid_last, public_last = store.one(
+            "SELECT e.raw, e.key_id, k.public_key FROM envelopes e JOIN member_keys k"
+            " ON k.key_id = e.key_id WHERE e.publisher = ? ORDER BY e.seq DESC LIMIT 1",
+            member,
+        )
+        keys = {kid_last: Ed25519PublicKey.from_public_bytes(bytes(public_last))}
+        envelope = seal(decode_payload(open_envelope(bytes(raw_last), keys)), key)
         with store.tx() as c:
             c.execute(
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
-                (kid, member, raw, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())),
+                (kid, member, raw, now),
             )
             leaf = _leaves.member_enroll(member, m.identity, list(m.roles), kid, raw)
             store.append_leaf("member.enroll", leaf, member=member)
+            digest = hashlib.sha256(envelope).hexdigest()
+            store.append_envelope(digest, collab, member, kid, now, "[]", envelope, [])
     finally:
         store.close()
     return kid
 
 
-def lying_hub(root: Path, hub: subprocess.Popen[str], address: str, a: Member) -> Any:
-    """The hub's operator plants a key in platform A's name and restarts the hub; A's next
-    sync raises the alarm.  Returns the restarted hub process."""
+def lying_hub(root: Path, hub: subprocess.Popen[str], address: str, a: Member, b: Member) -> Any:
+    """The hub's operator plants a key in platform A's name, signs an envelope as A with
+    it and restarts the hub: A's next sync raises the alarm; B refuses the envelope, since
+    no admin-signed chain vouches for the key.  Returns the restarted hub process."""
     step("a lying hub: its operator plants a signing key in platform A's name")
     hub.send_signal(signal.SIGTERM)
     hub.wait(timeout=30)
-    planted = plant_key(root / "hub", "platform-a")
+    planted = plant_key(root / "hub", "platform-a", "sg-csam")
     hub, _ = start_hub(root / "hub", listen=address, stderr=subprocess.DEVNULL)
-    print(f"  hub restarted with key {planted} logged under platform-a")
+    print(f"  hub restarted: key {planted} logged under platform-a, and an envelope signed")
+    print("  with it as platform A (the hub holds no admin key: no chain vouches for it)")
     try:
         a.sync_once()
         raise SystemExit("demo failed: the planted key went unnoticed")
@@ -98,6 +119,10 @@ def lying_hub(root: Path, hub: subprocess.Popen[str], address: str, a: Member) -
         print(f"  platform A's daemon refused the sync: {str(alarm)[:110]}...")
     code = sighub(["status", "--data", str(root / "platform-a")])
     print(f"  `sighub status` for platform A exits {code} (5: a log alarm is recorded)")
+    report = b.sync_once()
+    if not report.refused:
+        raise SystemExit("demo failed: platform B accepted the planted key's envelope")
+    print(f"  platform B refused it outright: {report.refused[0][1][:100]}...")
     return hub
 
 
@@ -166,7 +191,7 @@ def main() -> None:
                 f"\n  p1 fired {len(before['p1'])} indicator(s) before the revocation and "
                 f"{len(after['p1'])} after: the revoked keyword no longer fires"
             )
-            hub = lying_hub(root, hub, address, a)
+            hub = lying_hub(root, hub, address, a, b)
         finally:
             step("shutting down")
             hub.send_signal(signal.SIGTERM)

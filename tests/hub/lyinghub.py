@@ -4,6 +4,7 @@ so that tests can serve an honest log and then tamper with it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -36,6 +37,7 @@ class Entry:
     leaf: bytes
     collab: str | None = None
     envelope: bytes | None = None
+    n: int = 0  # an envelope's number within its collaboration
 
 
 @dataclass
@@ -54,15 +56,19 @@ class FakeLog:
         for seq, kind, collab, leaf in rows:
             envelope = bytes(raws[seq]) if kind == "envelope" else None
             directory = kind in _leaves.DIRECTORY_TYPES
-            log.entries.append(Entry(bytes(leaf), None if directory else collab, envelope))
+            n = int(json.loads(leaf).get("n", 0)) if envelope is not None else 0
+            log.entries.append(Entry(bytes(leaf), None if directory else collab, envelope, n))
         return log
 
     @property
     def size(self) -> int:
         return len(self.entries)
 
-    def add_envelope(self, collab: str, raw: bytes) -> int:
-        self.entries.append(Entry(_leaves.envelope_leaf(collab, raw), collab, raw))
+    def add_envelope(self, collab: str, raw: bytes, n: int | None = None) -> int:
+        """Append an envelope of ``collab``, numbered as an honest hub would (or ``n``)."""
+        if n is None:
+            n = 1 + max((e.n for e in self.entries if e.collab == collab), default=0)
+        self.entries.append(Entry(_leaves.envelope_leaf(collab, raw, n), collab, raw, n))
         return self.size
 
     def add_leaf(self, leaf: bytes, collab: str | None = None) -> int:
@@ -88,10 +94,12 @@ class FakeLog:
         signed: int | None = None,
         skip: frozenset[int] = frozenset(),
         as_leaf: frozenset[int] = frozenset(),
+        as_hash: frozenset[int] = frozenset(),
     ) -> sync_pb2.SyncResponse:
         """The Sync batch (after, end] as an honest hub serves it to a member of
         ``collabs``, with a checkpoint of size ``signed`` (default the log's); the
-        sequences in ``skip`` left out and those in ``as_leaf`` sent as leaves."""
+        sequences in ``skip`` left out, those in ``as_leaf`` sent as leaves and those in
+        ``as_hash`` as bare leaf hashes (as if of another collaboration)."""
         end = self.size if end is None else end
         signed = self.size if signed is None else signed
         changes, leaves = [], []
@@ -99,9 +107,16 @@ class FakeLog:
             e = self.entries[seq - 1]
             if seq in skip:
                 continue
-            if e.envelope is not None and e.collab in collabs and seq not in as_leaf:
+            if seq in as_hash:
+                leaves.append(types_pb2.LogLeaf(sequence=seq, leaf_hash=leaf_hash(e.leaf)))
+            elif e.envelope is not None and e.collab in collabs and seq not in as_leaf:
                 changes.append(
-                    sync_pb2.Change(sequence=seq, collaboration=e.collab, envelope=e.envelope)
+                    sync_pb2.Change(
+                        sequence=seq,
+                        collaboration=e.collab,
+                        envelope=e.envelope,
+                        collab_sequence=e.n,
+                    )
                 )
             elif e.collab is None or e.collab in collabs:
                 leaves.append(types_pb2.LogLeaf(sequence=seq, leaf=e.leaf))

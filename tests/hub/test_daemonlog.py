@@ -357,6 +357,27 @@ def test_a_forged_grant_is_an_alarm_for_every_member(
         d.close()
 
 
+def test_an_envelope_passed_off_as_another_collaborations_hash(lying: dict[str, Any]) -> None:
+    """The hub serves pub's fresh envelope as a bare hash, as if of a collaboration pub is
+    not in: the next envelope of sg-csam, numbered one further, gives it away."""
+    log, pub = lying["log"], lying["pub"]
+    hidden = log.size  # the fresh envelope
+    number = log.entries[hidden - 1].n
+    log.add_envelope("sg-csam", pub.envelope(pub.indicators(1)))
+    lying["fake"].script = lambda r: [log.batch(r.cursor, as_hash=frozenset({hidden}))]
+    evidence = _caught(lying, AlarmKind.WITHHELD)
+    assert evidence["collab"] == "sg-csam" and evidence["missing"] == [number]
+    assert evidence["sequence"] == hidden + 1
+
+
+def test_a_renumbered_envelope_does_not_match_its_leaf(lying: dict[str, Any]) -> None:
+    """Numbers are part of the leaves: a hub that serves another number than it logged
+    serves leaves that do not make the signed root."""
+    log = lying["log"]
+    log.entries[-1].n += 1  # served with a number other than the one in its leaf
+    _caught(lying, AlarmKind.ALTERED)
+
+
 @pytest.mark.parametrize("how", ["missing", "as_leaf"])
 def test_a_dropped_envelope(lying: dict[str, Any], how: str) -> None:
     log = lying["log"]

@@ -23,6 +23,7 @@ from sighub.client import _leaves
 from sighub.client._checkpoint import OpenedCheckpoint, open_checkpoint
 from sighub.client._enroll import EnrollmentFile, rotate_signing_key
 from sighub.client._envelope import key_id
+from sighub.client._grant import Chain
 from sighub.client._merkle import (
     Frontier,
     leaf_hash,
@@ -101,17 +102,20 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
         pub = h.member("pub", tmp_path)  # enroll, then join
         ident = pub.files.identity()
         public = ident.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        assert _new_leaves(h, before) == [
+        added = _new_leaves(h, before)
+        chain = Chain.from_fields(_leaves.parse_leaf(added[0][1]), "pub's enrollment")
+        assert chain is not None  # the admin-signed chain, which members check
+        assert added == [
             ("member.enroll", _leaves.member_enroll("pub", ident.publisher.id,
                                                     ["subscriber", "publisher"], ident.key_id,
-                                                    public)),
+                                                    public, chain)),
             ("collab.join", _leaves.collab_membership("sg-csam", "pub", True)),
         ]  # fmt: skip
         before = _size(h)
         raw = pub.envelope(pub.indicators(2))
         result = pub.client().publish("sg-csam", raw)
         assert result.sequence == before + 1
-        assert _new_leaves(h, before) == [("envelope", _leaves.envelope_leaf("sg-csam", raw))]
+        assert _new_leaves(h, before) == [("envelope", _leaves.envelope_leaf("sg-csam", raw, 1))]
         assert pub.client().publish("sg-csam", raw).duplicate and _size(h) == before + 1
         before = _size(h)
         old_kid = ident.key_id
@@ -185,10 +189,15 @@ def _check_consistent(db: Path) -> int:
         assert [r[0] for r in leaves] == list(range(1, len(leaves) + 1))
         assert TLOG.size(c) == len(leaves)
         assert TLOG.root(c) == root([leaf_hash(bytes(r[3])) for r in leaves])
-        for seq, collab, raw in c.execute("SELECT seq, collab, raw FROM envelopes"):
+        numbers: dict[str, int] = {}
+        rows = c.execute("SELECT seq, collab, raw, collab_n FROM envelopes ORDER BY seq")
+        for seq, collab, raw, n in rows:
             kind, leaf_collab, leaf = leaves[seq - 1][1:]
             assert (kind, leaf_collab) == ("envelope", collab)
-            assert bytes(leaf) == _leaves.envelope_leaf(collab, bytes(raw))
+            assert bytes(leaf) == _leaves.envelope_leaf(collab, bytes(raw), n or 0)
+            if n is not None:  # numbered 1, 2, 3, ... per collaboration, no gap
+                assert n == numbers.get(collab, 0) + 1
+                numbers[collab] = n
             assert TLOG.leaf_hash(c, seq - 1) == leaf_hash(bytes(leaf))
         kinds = [r[1] for r in leaves]
         envelopes = c.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0]
@@ -207,7 +216,8 @@ def _recompute(batches: list[SyncBatch], m: Member, start: Frontier) -> tuple[Fr
     for b in batches:
         items: dict[int, bytes] = {}
         for ch in b.changes:
-            items[ch.sequence] = leaf_hash(_leaves.envelope_leaf(ch.collaboration, ch.envelope))
+            leaf = _leaves.envelope_leaf(ch.collaboration, ch.envelope, ch.n)
+            items[ch.sequence] = leaf_hash(leaf)
         for leaf in b.leaves:
             if leaf.leaf is not None:
                 _leaves.parse_leaf(leaf.leaf)
@@ -388,7 +398,7 @@ def test_migration_3_logs_an_existing_hub(tmp_path: Path) -> None:
                 " hops, raw) VALUES (?, 'sg-csam', 'pub', ?, 't', 0, '[]', ?)",
                 (hashlib.sha256(env).hexdigest(), key_id(keys[i % 2]), env),
             )
-    assert store.migrate() == 3
+    assert store.migrate() == len(MIGRATIONS)
     leaves = [bytes(r[0]) for r in store.all("SELECT leaf FROM leaves ORDER BY seq")]
     sorted_roles = ["publisher", "subscriber"]
     assert leaves == [

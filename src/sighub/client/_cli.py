@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -55,6 +56,7 @@ from sighub.client._match_lines import (
 from sighub.client._member import Member
 from sighub.client._model import Kind
 from sighub.client._observe import FollowObserver, add_log_flags, add_metrics_flag, setup_logging
+from sighub.client._rpc import Credential
 from sighub.client._stix import build_bundle, format_time, parse_bundle
 
 __all__ = ["add_member_commands"]
@@ -369,6 +371,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = store.status(datetime.now(UTC))
         alarms = store.alarms()
         stored = store.meta(STATE_KEY)
+        keys = store.log_keys()
     finally:
         store.close()
     state = LogState.from_dict(json.loads(stored)) if stored else None
@@ -380,11 +383,39 @@ def cmd_status(args: argparse.Namespace) -> int:
         else "hub log: no checkpoint verified yet"
     )
     status["checkpoint"] = None if cp is None else {"size": cp.size, "root": cp.root.hex()}
+    status["signing_keys"] = _keys_status(data, keys)
+    lines.append(_keys_line(status["signing_keys"]))
     status["alarms"] = [{"at": a.at, "kind": a.kind, "message": a.message} for a in alarms]
     if alarms:  # the first line says it: the hub did something its log contradicts
         lines.insert(0, f"ALARM: {alarm_text(data, alarms[-1], len(alarms))}")
     emit(args, status, *lines)
     return EXIT_ALARM if alarms else 0
+
+
+def _keys_status(data: Path, keys: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The logged signing keys: how many, how many refused for a missing chain, and
+    whether this member requires chains (its credential pins the admin key)."""
+    try:
+        pinned = bool(Credential.load(data).admin_public_key)
+    except SighubError:
+        pinned = False
+    return {
+        "logged": len(keys),
+        "unchained": sum(1 for k in keys if k[6]),
+        "chain_required": pinned,
+    }
+
+
+def _keys_line(keys: dict[str, Any]) -> str:
+    if not keys["chain_required"]:
+        return (
+            f"signing keys: {keys['logged']} in the log; admin-signed chains not required"
+            " (this enrollment pins no admin key)"
+        )
+    return (
+        f"signing keys: {keys['logged']} in the log, {keys['unchained']} refused for want of"
+        " an admin-signed chain"
+    )
 
 
 def _seconds(text: str) -> float:

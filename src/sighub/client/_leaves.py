@@ -10,7 +10,10 @@ hub cannot log one thing and deliver another.  Leaves commit to hashes, never to
 
 Types (fields besides ``v`` and ``type``):
 
-- ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex)
+- ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex) and
+  ``n``, the envelope's number within its collaboration (1, 2, 3, ... with no gap; absent
+  in leaves logged before numbering).  A member that receives envelope n after n - 2
+  knows the hub withheld one, even when it served that leaf only as a hash.
 - ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
   ``public_key`` (raw Ed25519, base64), and, for a key enrolled with an admin-signed
   grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``)
@@ -22,7 +25,8 @@ Types (fields besides ``v`` and ``type``):
 - ``member.status``: ``member``, ``status`` (``active``, ``suspended``, ``removed``)
 - ``member.roles``: ``member``, ``roles`` (sorted)
 - ``collab.add``: ``collab``
-- ``collab.join`` / ``collab.leave``: ``collab``, ``member``
+- ``collab.join`` / ``collab.leave``: ``collab``, ``member``; a join also ``n``, the
+  collaboration's envelope count at the join (absent before numbering)
 - ``collab.epoch``: ``collab``, ``epoch``, ``commitment`` (SHA-256 of
   ``sighub-collab-key-v1 ‖ secret``, hex)
 
@@ -84,9 +88,13 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def envelope_leaf(collab: str, envelope: bytes) -> bytes:
-    """The leaf of an accepted envelope (its exact bytes) published to ``collab``."""
-    return _leaf("envelope", collab=collab, envelope=hashlib.sha256(envelope).hexdigest())
+def envelope_leaf(collab: str, envelope: bytes, n: int = 0) -> bytes:
+    """The leaf of an accepted envelope (its exact bytes), the ``n``-th published to
+    ``collab`` (0: a leaf from before numbering, which has no ``n``)."""
+    digest = hashlib.sha256(envelope).hexdigest()
+    if n == 0:
+        return _leaf("envelope", collab=collab, envelope=digest)
+    return _leaf("envelope", collab=collab, envelope=digest, n=n)
 
 
 def member_enroll(
@@ -158,9 +166,14 @@ def collab_add(collab: str) -> bytes:
     return _leaf("collab.add", collab=collab)
 
 
-def collab_membership(collab: str, member: str, joined: bool) -> bytes:
-    """The leaf of a member joining (``joined``) or leaving ``collab``."""
-    return _leaf("collab.join" if joined else "collab.leave", collab=collab, member=member)
+def collab_membership(collab: str, member: str, joined: bool, n: int | None = None) -> bytes:
+    """The leaf of a member joining (``joined``) or leaving ``collab``; a join records
+    ``n``, how many envelopes the collaboration had then (None: a leaf from before
+    numbering)."""
+    kind = "collab.join" if joined else "collab.leave"
+    if n is None:
+        return _leaf(kind, collab=collab, member=member)
+    return _leaf(kind, collab=collab, member=member, n=n)
 
 
 def key_commitment(secret: bytes) -> str:

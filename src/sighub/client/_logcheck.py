@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 STATE_VERSION: Final = 1
+MAX_ENVELOPE_NUMBER: Final = 2**53 - 1  # an envelope's number in its leaf is a JSON integer
 # Checkpoints ahead of the frontier kept for comparison.  An honest hub adds one per batch
 # at most while a member catches up; past the cap the newest replaces the previous newest,
 # so the earliest are still compared and the newest (the last verified) always is.
@@ -249,11 +250,13 @@ def _stored_root(text: str, field: str) -> SignedRoot:
 # -- a batch's leaves -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class BatchChange:
-    """An envelope the batch delivers: its sequence, collaboration and exact bytes."""
+    """An envelope the batch delivers: its sequence, collaboration, exact bytes and number
+    within the collaboration (0: logged before numbering)."""
 
     sequence: int
     collab: str
     envelope: bytes
+    n: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +314,10 @@ def leaf_hashes_for_batch(
     sha256 = hashlib.sha256
     by_seq: dict[int, bytes] = {}
     for c in changes:
-        by_seq[c.sequence] = sha256(b"\x00" + envelope_leaf(c.collab, c.envelope)).digest()
+        if type(c.n) is not int or not 0 <= c.n <= MAX_ENVELOPE_NUMBER:
+            raise _gap(start, end, f"sequence {c.sequence}: envelope number {c.n!r:.40}, expected"
+                       f" 0..{MAX_ENVELOPE_NUMBER}")  # fmt: skip
+        by_seq[c.sequence] = sha256(b"\x00" + envelope_leaf(c.collab, c.envelope, c.n)).digest()
     for x in leaves:
         if x.sequence in by_seq:
             raise _gap(start, end, f"sequence {x.sequence} is both an envelope and a leaf")

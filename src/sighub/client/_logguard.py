@@ -43,6 +43,7 @@ from sighub.client._logcheck import (
 )
 from sighub.client._merkle import Frontier
 from sighub.client._note import MAX_NOTE_BYTES, parse_note
+from sighub.client._numbers import EnvelopeNumbers
 from sighub.client._rpc import Credential, HubClient, SyncBatch
 
 __all__ = [
@@ -61,6 +62,7 @@ DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
 KEYS_KEY: Final = "log_keys"  # "1" once log_keys holds every key leaf up to the cursor
+NUMBERS_KEY: Final = "collab_numbers"  # {collab: the number of its last envelope received}
 
 
 class AlarmRecorded(IntegrityAlarm):
@@ -97,7 +99,7 @@ def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _batch_items(batch: SyncBatch) -> tuple[list[BatchChange], list[BatchLeaf]]:
-    changes = [BatchChange(c.sequence, c.collaboration, c.envelope) for c in batch.changes]
+    changes = [BatchChange(c.sequence, c.collaboration, c.envelope, c.n) for c in batch.changes]
     leaves = [BatchLeaf(x.sequence, x.leaf, x.leaf_hash) for x in batch.leaves]
     return changes, leaves
 
@@ -162,6 +164,8 @@ class LogGuard:
         self._state = state
         keys = (LoggedKey(*row) for row in self.store.log_keys())
         self.ring = KeyRing(origin, self._admin, keys)
+        numbers = self.store.meta(NUMBERS_KEY)
+        self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else {})
 
     @property
     def chain_required(self) -> bool:
@@ -239,6 +243,7 @@ class LogGuard:
             start, batch.cursor, items, batch.checkpoint, batch.consistency
         )
         self._watch_directory(changes, leaves)
+        self.numbers.check(changes, leaves)
         self._state = state
         return state
 
@@ -254,6 +259,7 @@ class LogGuard:
         if self._pin:
             self.store.set_meta(ORIGIN_KEY, self._pin)
         self._save_keys()
+        self.store.set_meta(NUMBERS_KEY, json.dumps(self.numbers.last, sort_keys=True))
 
     def _save_keys(self) -> None:
         self.store.put_log_keys(k.row() for k in self.ring.changed())
@@ -263,7 +269,9 @@ class LogGuard:
     def reset(self) -> None:
         """Forget the log state (``sync --resync``): the next sync starts from the empty
         tree, in the caller's transaction."""
-        self.store.conn.execute("DELETE FROM meta WHERE key IN (?, ?)", (STATE_KEY, KEYS_KEY))
+        self.store.conn.execute(
+            "DELETE FROM meta WHERE key IN (?, ?, ?)", (STATE_KEY, KEYS_KEY, NUMBERS_KEY)
+        )
         self.store.clear_log_keys()
 
     # -- key transparency ----------------------------------------------------------------

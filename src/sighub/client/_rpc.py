@@ -312,6 +312,7 @@ class Change:
     collaboration: str
     envelope: bytes
     hops: tuple[Hop, ...]
+    n: int = 0  # its number within the collaboration (0: logged before numbering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +423,7 @@ class HubClient:
                             c.collaboration,
                             c.envelope,
                             tuple(Hop(h.hub, from_timestamp(h.received_at)) for h in c.hops),
+                            c.collab_sequence,
                         )
                         for c in b.changes
                     ),

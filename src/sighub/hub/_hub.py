@@ -277,9 +277,9 @@ class Hub:
             raise HubError.exists(f"member {member!r} is already in {collab!r}")
         with self.store.tx() as c:
             c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
-            self.store.append_leaf(
-                "collab.join", _leaves.collab_membership(collab, member, True), collab, member
-            )
+            (n,) = c.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()
+            leaf = _leaves.collab_membership(collab, member, True, n)
+            self.store.append_leaf("collab.join", leaf, collab, member)
             self.store.audit(self.now(), actor, "collab.join", member, collab=collab)
         return collab
 

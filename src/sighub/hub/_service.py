@@ -347,7 +347,11 @@ def _batch(
     message = sync_pb2.SyncResponse(
         changes=[
             sync_pb2.Change(
-                sequence=r.seq, collaboration=r.collab, envelope=r.raw, hops=_hops(r.hops)
+                sequence=r.seq,
+                collaboration=r.collab,
+                envelope=r.raw,
+                hops=_hops(r.hops),
+                collab_sequence=r.n,
             )
             for r in part.changes
         ],

@@ -70,6 +70,7 @@ class EnvelopeRow:
     collab: str
     raw: bytes
     hops: str
+    n: int = 0  # its number within the collaboration; 0 before numbering
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,14 @@ def log_origin(hub_name: str) -> str:
     return "sighub/" + _ORIGIN_FORBIDDEN.sub("-", hub_name)
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Envelopes numbered within their collaboration (``collab_n``, in their log leaf
+    from now on; NULL for those logged before), the last number kept per collaboration."""
+    db.conn.execute("ALTER TABLE envelopes ADD COLUMN collab_n INTEGER")
+    db.conn.execute("ALTER TABLE collabs ADD COLUMN last_n INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v5]
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
 # the baseline issue 10's publish target is a ratio against.  Such a hub serves members
@@ -486,16 +494,19 @@ class Store:
         """Append one envelope, its log leaf at the same sequence, and upsert its
         indicators' current state; returns the sequence.  Must run inside ``tx()``
         together with the checks that allowed it."""
+        n = self.conn.execute(
+            "UPDATE collabs SET last_n = last_n + 1 WHERE name = ? RETURNING last_n", (collab,)
+        ).fetchone()[0]
         if BENCH_NO_LOG:
             row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM envelopes").fetchone()
             seq = int(row[0])
         else:
-            leaf = _leaves.envelope_leaf(collab, raw)
+            leaf = _leaves.envelope_leaf(collab, raw, n)
             seq = self.append_leaf("envelope", leaf, collab, publisher)
         self.conn.execute(
             "INSERT INTO envelopes (seq, id, collab, publisher, key_id, received, n_indicators,"
-            " hops, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, envelope_id, collab, publisher, key_id, received, len(indicators), hops, raw),
+            " hops, raw, collab_n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, envelope_id, collab, publisher, key_id, received, len(indicators), hops, raw, n),
         )
         self.conn.execute(
             "INSERT OR IGNORE INTO collab_publishers (collab, member) VALUES (?, ?)",
@@ -568,7 +579,7 @@ class Store:
             return LogRange(changes, leaves, cursor, size)
         marks = ",".join("?" * len(collabs))
         envelopes = self.conn.execute(
-            "SELECT seq, id, collab, raw, hops FROM envelopes"
+            "SELECT seq, id, collab, raw, hops, collab_n FROM envelopes"
             f" WHERE seq > ? AND seq <= ? AND collab IN ({marks}) ORDER BY seq",
             (after, rows[-1][0], *collabs),
         )
@@ -579,7 +590,9 @@ class Store:
                     raw = bytes(pending[3])
                     if cursor > after and size + len(raw) > max_bytes:
                         break
-                    changes.append(EnvelopeRow(seq, pending[1], pending[2], raw, pending[4]))
+                    changes.append(
+                        EnvelopeRow(seq, pending[1], pending[2], raw, pending[4], pending[5] or 0)
+                    )
                     size += len(raw)
                     pending = envelopes.fetchone()
                 else:

@@ -101,6 +101,7 @@ class Change(_message.Message):
     COLLABORATION_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     HOPS_FIELD_NUMBER: _builtins.int
+    COLLAB_SEQUENCE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Its position in the hub's log (increasing; the sequences between are the batch's
     leaves).
@@ -109,6 +110,11 @@ class Change(_message.Message):
     """The collaboration it was published to."""
     envelope: _builtins.bytes
     """The envelope's exact bytes, as published."""
+    collab_sequence: _builtins.int
+    """Its number within its collaboration (1, 2, 3, ... with no gap), part of its log
+    leaf; 0 for an envelope logged before numbering.  A gap in the numbers a member
+    receives is an envelope withheld from it.
+    """
     @_builtins.property
     def hops(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hop]:
         """The relays it passed through, oldest first; empty when published at this hub."""
@@ -120,10 +126,11 @@ class Change(_message.Message):
         collaboration: _builtins.str = ...,
         envelope: _builtins.bytes = ...,
         hops: _abc.Iterable[Global___Hop] | None = ...,
+        collab_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "envelope", b"envelope", "hops", b"hops", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collab_sequence", b"collab_sequence", "collaboration", b"collaboration", "envelope", b"envelope", "hops", b"hops", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
