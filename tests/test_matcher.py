@@ -350,3 +350,18 @@ def test_an_indicator_is_listed_once_per_span() -> None:
     matcher = Matcher([rule, rule], KEYS, engine="re2")
     (m,) = matcher.scan("seller")
     assert m.hits == (m.hits[0],) and m.indicator == rule.id
+
+
+@pytest.mark.parametrize("engine", ["re2", "hyperscan"])
+def test_a_pattern_firing_everywhere_reports_a_bounded_number_of_spans(engine: str) -> None:
+    """A short pattern over a 1 MiB text would be a million matches for one scan: each
+    pattern reports at most MAX_SPANS spans, the first ones, in order."""
+    from sighub.client._matcher import MAX_SPANS
+
+    if engine == "hyperscan":
+        pytest.importorskip("hyperscan")
+    gift = pattern(Kind.PAYMENT, r"[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}")
+    text = "abcd-efgh-ijkl-mnop " * 50_000  # 1,000,000 characters, 50,000 codes
+    found = Matcher([gift], KEYS, engine=engine).scan(text)
+    assert len(found) == MAX_SPANS
+    assert [(m.start, m.end) for m in found[:2]] == [(0, 19), (20, 39)]

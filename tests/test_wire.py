@@ -220,3 +220,15 @@ def test_sync_progress_is_sequences_from_the_start_to_the_head() -> None:
     assert sync_progress(report, 10) == (100, 15)
     report.cursor, report.head = 120, 120  # published meanwhile: the total grew
     assert sync_progress(report, 10) == (110, 110)
+
+
+def test_a_long_follow_keeps_the_latest_refusals_and_counts_them_all() -> None:
+    from sighub.client._daemon import REFUSED_KEPT
+
+    report = SyncReport()
+    for seq in range(1, 5 * REFUSED_KEPT + 2):
+        report.add_refused(seq, "signed by unknown key")
+        assert len(report.refused) < 2 * REFUSED_KEPT
+    assert report.refused_count == 5 * REFUSED_KEPT + 1
+    assert report.refused[-1] == (5 * REFUSED_KEPT + 1, "signed by unknown key")
+    assert len(report.refused) >= REFUSED_KEPT  # at least the latest REFUSED_KEPT

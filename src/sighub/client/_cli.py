@@ -264,12 +264,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     "envelopes": report.envelopes,
                     "applied": report.applied,
                     "stale": report.stale,
-                    "refused": len(report.refused),
+                    "refused": report.refused_count,
                     "checkpoint": {"size": report.log_size, "root": report.log_root},
                 },
                 f"synced to cursor {report.cursor}: {report.envelopes} envelopes, "
                 f"{report.applied} indicators applied, {report.stale} stale, "
-                f"{len(report.refused)} refused",
+                f"{report.refused_count} refused",
                 f"hub log verified: checkpoint of size {report.log_size}, root "
                 f"{report.log_root[:16]}",
             )

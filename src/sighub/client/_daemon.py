@@ -52,6 +52,9 @@ _MODIFIED: Final = 14
 _REVOKED: Final = 15
 
 
+REFUSED_KEPT: Final = 1000  # refusals a SyncReport lists; the store keeps every one
+
+
 def default_workers() -> int:
     """Verification worker processes: one per core, at most four."""
     return min(4, os.cpu_count() or 1)
@@ -61,8 +64,9 @@ def default_workers() -> int:
 class SyncReport:
     """What a sync did: ``batches`` and ``envelopes`` received, indicator versions
     ``applied`` and ``stale`` ones skipped, envelopes ``refused`` (sequence, reason: not
-    applied, logged and kept in the store), the ``cursor`` reached and whether the last
-    batch was ``caught_up`` with the hub's log."""
+    applied, logged and kept in the store; the latest ``REFUSED_KEPT`` of them, all
+    ``refused_count``), the ``cursor`` reached and whether the last batch was
+    ``caught_up`` with the hub's log."""
 
     batches: int = 0
     envelopes: int = 0
@@ -78,6 +82,15 @@ class SyncReport:
     # change applied is in it.  0 and "" when the log is not checked.
     log_size: int = 0
     log_root: str = ""
+    refused_count: int = 0  # every envelope refused (``refused`` keeps the latest)
+
+    def add_refused(self, sequence: int, reason: str) -> None:
+        """Count a refusal and keep it among the latest ``REFUSED_KEPT`` (a follow that
+        runs for months must not grow without bound)."""
+        self.refused_count += 1
+        self.refused.append((sequence, reason))
+        if len(self.refused) >= 2 * REFUSED_KEPT:  # trimmed in halves: amortized O(1)
+            del self.refused[:REFUSED_KEPT]
 
 
 class SyncDaemon:
@@ -405,7 +418,7 @@ class SyncDaemon:
             reason,
         )
         self.store.refuse(c, envelope_id, change.sequence, change.collaboration, reason, now)
-        report.refused.append((change.sequence, reason))
+        report.add_refused(change.sequence, reason)
 
     def _tell_sinks(self, applied: list[Row]) -> None:
         live = [stored_row(r) for r in applied if not r[_REVOKED]]

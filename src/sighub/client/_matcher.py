@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import heapq
+import itertools
 import logging
 import threading
 from collections import defaultdict
@@ -43,6 +44,9 @@ __all__ = [
 
 # The longest text ``Matcher.scan`` accepts by default (scan time is linear in the length).
 MAX_SCAN_CHARS = 1 << 20
+# Spans reported per pattern per text: past this a pattern is firing everywhere, and more
+# spans tell an analyst nothing new.
+MAX_SPANS = 1000
 
 
 class TextTooLong(SighubError, ValueError):
@@ -283,7 +287,9 @@ class _PatternSet:
         compiled = self._spans.get(k)
         if compiled is None:  # a race only compiles twice; the gate vouched for the pattern
             compiled = self._spans[k] = re2.compile(self.sources[k], _SPAN_OPTIONS)
-        return [m.span() for m in compiled.finditer(folded)]
+        # Bounded: a one-character pattern in a 1 MiB text would otherwise make a million
+        # spans (and a million matches) for one scan.
+        return [m.span() for m in itertools.islice(compiled.finditer(folded), MAX_SPANS)]
 
 
 class _Patterns:
@@ -635,7 +641,8 @@ class Matcher:
         Any ``str`` is accepted: a lone surrogate is read as U+FFFD (one code point for
         one, so spans index ``text`` unchanged; ``Match.text`` is a slice of ``text``).
         Time is linear in the length; a text longer than ``max_chars`` characters raises
-        TextTooLong (``None``: no limit)."""
+        TextTooLong (``None``: no limit).  A pattern reports at most ``MAX_SPANS`` (1,000)
+        spans per text, the first ones."""
         if max_chars is not None and len(text) > max_chars:
             raise TextTooLong(len(text), max_chars)
         out: list[tuple[int, int, StoredIndicator]] = []

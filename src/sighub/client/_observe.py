@@ -201,7 +201,7 @@ class SyncMetrics:
 
     def batch(self, report: SyncReport) -> None:
         """Record the state after a committed batch."""
-        now = (report.applied, report.envelopes, len(report.refused))
+        now = (report.applied, report.envelopes, report.refused_count)
         if any(n < s for n, s in zip(now, self._seen, strict=True)):  # a fresh report
             self._seen = (0, 0, 0)
         self.applied.inc(now[0] - self._seen[0])
@@ -237,12 +237,12 @@ class FollowObserver:
             report.cursor,
             report.envelopes,
             report.applied,
-            len(report.refused),
+            report.refused_count,
             extra={
                 "cursor": report.cursor,
                 "envelopes": report.envelopes,
                 "applied": report.applied,
-                "refused": len(report.refused),
+                "refused": report.refused_count,
                 "caught_up": report.caught_up,
             },
         )
