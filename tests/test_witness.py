@@ -77,6 +77,9 @@ def test_the_policy_refuses_what_cannot_be_met() -> None:
     assert twice.ids == [f"w1.witness.sighub+{W1.key_id:08x}"]
     with pytest.raises(WitnessPolicyError, match="given twice"):
         WitnessPolicy(1, (W1.verifier, W1.verifier))
+    many = [Cosigner(f"w{i}", bytes([i]) * 32).verifier.vkey for i in range(65)]
+    with pytest.raises(WitnessPolicyError, match="received 65, expected at most 64"):
+        WitnessPolicy.from_vkeys(1, many)
     impostor = Cosigner("w1.witness.sighub", bytes([9]) * 32).verifier
     assert impostor.key_id != W1.key_id  # the ID covers the key: two keys, one name is fine
 

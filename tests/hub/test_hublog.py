@@ -388,7 +388,8 @@ def test_migration_3_logs_an_existing_hub(tmp_path: Path) -> None:
                 " hops, raw) VALUES (?, 'sg-csam', 'pub', ?, 't', 0, '[]', ?)",
                 (hashlib.sha256(env).hexdigest(), key_id(keys[i % 2]), env),
             )
-    assert store.migrate() == 3
+    assert store.migrate() == len(MIGRATIONS) == 4
+    assert store.one("SELECT COUNT(*) FROM cosignatures")[0] == 0  # schema 4: no witness yet
     leaves = [bytes(r[0]) for r in store.all("SELECT leaf FROM leaves ORDER BY seq")]
     sorted_roles = ["publisher", "subscriber"]
     assert leaves == [

@@ -54,7 +54,7 @@ _MODIFIED: Final = 14
 _REVOKED: Final = 15
 WITNESS_CHECK_SECONDS: Final = 60.0  # a follow checks the witnesses at most this often
 COSIGN_FLUSH_SECONDS: Final = 5.0  # a one-shot sync waits this long for its cosignature
-NO_WITNESSES: Final = WitnessPolicy()  # fail closed is opt-in: see _witness
+NO_WITNESSES: Final = WitnessPolicy()  # K = 0: no witness checked, as before witnesses
 
 
 def default_workers() -> int:

@@ -37,6 +37,7 @@ from sighub.client._rpc import HubRejected, HubUnreachable
 
 __all__ = [
     "MAX_WITNESSED_NOTE",
+    "MAX_WITNESS_KEYS",
     "WITNESS_KEY_FILE",
     "WitnessPolicy",
     "WitnessPolicyError",
@@ -53,6 +54,7 @@ WITNESS_KEY_FILE: Final = "witness.key"
 # not one sighub writes, and the evidence kept of it stays small.
 MAX_WITNESSED_NOTE: Final = 16 * 1024
 _MAX_EVIDENCE_NOTES: Final = 16
+MAX_WITNESS_KEYS: Final = 64  # known witnesses: the most one GetCheckpoint may name
 
 Prover = Callable[[int, int], Sequence[bytes]]
 
@@ -100,6 +102,10 @@ class WitnessPolicy:
         if type(self.required) is not int or self.required < 0:
             raise WitnessPolicyError(
                 f"witnesses: received {self.required!r}, expected a whole number >= 0"
+            )
+        if len(self.keys) > MAX_WITNESS_KEYS:
+            raise WitnessPolicyError(
+                f"witness keys: received {len(self.keys)}, expected at most {MAX_WITNESS_KEYS}"
             )
         ids = [(k.name, k.key_id) for k in self.keys]
         if len(set(ids)) != len(ids):

@@ -27,6 +27,7 @@ from sighub.client._checkpoint import (
 from sighub.client._errors import NoteError
 from sighub.client._merkle import ProofError
 from sighub.client._note import Ed25519Verifier, Note, parse_note, shown
+from sighub.client._witness import MAX_WITNESS_KEYS
 from sighub.hub._errors import HubError
 from sighub.hub._store import TLOG, Store
 
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 MAX_KEYS_PER_MEMBER: Final = 4  # a member's witness keys (rotations, a few daemons)
-MAX_REQUESTED: Final = 64  # witness keys one GetCheckpoint may name
+MAX_REQUESTED: Final = MAX_WITNESS_KEYS  # witness keys one GetCheckpoint may name
 MAX_ALL: Final = 1000  # cosigned checkpoints one GetCheckpoint(all_witnesses) returns
 # A hub's checkpoint note is about 200 bytes; a cosignature line about 120.
 MAX_CHECKPOINT_BYTES: Final = 4096

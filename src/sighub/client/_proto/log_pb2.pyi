@@ -32,7 +32,8 @@ class GetCheckpointRequest(_message.Message):
     @_builtins.property
     def witnesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Witness keys, each as "<key name>+<8 hex digits key ID>" (the first two parts of
-        its vkey), whose latest cosigned checkpoints to return; at most 64.
+        its vkey), whose latest cosigned checkpoints to return; at most 64 (more, or one
+        spelled otherwise, is INVALID_ARGUMENT).
         """
 
     def __init__(
