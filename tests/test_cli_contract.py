@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
+from sighub.client._cli_checkpoint import ENV_WITNESS_KEYS, ENV_WITNESSES
 from sighub.client._cliargs import ENV_ADMIN_CRED, ENV_HUB, ENV_INSECURE
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNREACHABLE
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
@@ -39,6 +40,7 @@ HUB_TALKING = {
     ("member", "enroll"),
     ("member", "rotate-key"),
     ("member", "renew-cert"),
+    ("checkpoint", "compare"),
 }
 # Leaves that print no result document: a server, and match's own JSON lines protocol.
 NO_RESULT = {("hub", "serve"), ("match",)}
@@ -51,7 +53,7 @@ CHECKS_ITSELF = {("hub", "restore")}
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The operator's SIGHUB_* settings must not leak into these tests."""
-    for name in (ENV_HUB, ENV_INSECURE, ENV_ADMIN_CRED):
+    for name in (ENV_HUB, ENV_INSECURE, ENV_ADMIN_CRED, ENV_WITNESSES, ENV_WITNESS_KEYS):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -1,6 +1,8 @@
 """A lying hub for tests: a plaintext gRPC server on 127.0.0.1 that serves Sync batches of
 a log it builds itself, signed with a real hub's own log key (a compromised hub holds it),
-so that tests can serve an honest log and then tamper with it."""
+so that tests can serve an honest log and then tamper with it.  Its LogService keeps the
+cosignatures witnesses send unchecked, serves them back, and answers consistency proofs
+from the log ``proofs`` names (the one it shows the member asking, in a split view)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from typing import Any
 import grpc
 
 from sighub.client import _leaves
-from sighub.client._checkpoint import Checkpoint, sign_checkpoint
+from sighub.client._checkpoint import Checkpoint, CosignatureVerifier, sign_checkpoint
 from sighub.client._merkle import consistency_proof, leaf_hash, root
 from sighub.client._note import Ed25519Signer
 from sighub.client._proto import (
     directory_pb2,
     directory_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
     sync_pb2,
     sync_pb2_grpc,
     types_pb2,
@@ -137,13 +141,19 @@ class FakeLog:
 Script = Callable[[sync_pb2.SyncRequest], list[sync_pb2.SyncResponse]]
 
 
-class LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectoryServiceServicer):
+class LyingHub(
+    sync_pb2_grpc.SyncServiceServicer,
+    directory_pb2_grpc.DirectoryServiceServicer,
+    log_pb2_grpc.LogServiceServicer,
+):
     """Serves the real hub's key directory and whatever ``script`` answers to a Sync
     (by default the fake log, honestly)."""
 
     def __init__(self, log: FakeLog, real: HubClient) -> None:
         self.log = log
         self.script: Script = lambda request: [log.batch(request.cursor)]
+        self.proofs = log  # the log GetConsistencyProof answers from
+        self.cosigned: dict[str, bytes] = {}  # "<name>+<key ID>" -> note with both lines
         self.keys = directory_pb2.GetKeysResponse(
             keys=[
                 directory_pb2.MemberKey(
@@ -178,6 +188,28 @@ class LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectorySe
     def Sync(self, request: Any, context: Any) -> Iterator[sync_pb2.SyncResponse]:
         yield from self.script(request)
 
+    def GetCheckpoint(self, request: Any, context: Any) -> Any:
+        wanted = sorted(self.cosigned) if request.all_witnesses else request.witnesses
+        return log_pb2.GetCheckpointResponse(
+            checkpoint=self.log.checkpoint(),
+            witnessed=[self.cosigned[w] for w in wanted if w in self.cosigned],
+        )
+
+    def GetConsistencyProof(self, request: Any, context: Any) -> Any:
+        first, second = request.first_size, request.second_size
+        if not 0 < first <= second <= self.proofs.size:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"tree size: received {second}, expected at most {self.proofs.size}",
+            )
+        hashes = consistency_proof(first, second, self.proofs.hashes(second))
+        return log_pb2.GetConsistencyProofResponse(hashes=hashes)
+
+    def AddCosignature(self, request: Any, context: Any) -> Any:
+        key = CosignatureVerifier.from_vkey(request.witness_key)
+        self.cosigned[f"{key.name}+{key.key_id:08x}"] = request.checkpoint + request.cosignature
+        return log_pb2.AddCosignatureResponse(size=0)
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -186,6 +218,7 @@ class LyingHub(sync_pb2_grpc.SyncServiceServicer, directory_pb2_grpc.DirectorySe
         server = grpc.server(futures.ThreadPoolExecutor(4))
         sync_pb2_grpc.add_SyncServiceServicer_to_server(self, server)
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(self, server)
+        log_pb2_grpc.add_LogServiceServicer_to_server(self, server)
         self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self._server = server

@@ -109,7 +109,7 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
             ("member.enroll", _leaves.member_enroll("pub", ident.publisher.id,
                                                     ["subscriber", "publisher"], ident.key_id,
                                                     public, chain)),
-            ("collab.join", _leaves.collab_membership("sg-csam", "pub", True)),
+            ("collab.join", _leaves.collab_membership("sg-csam", "pub", True, 0)),
         ]  # fmt: skip
         before = _size(h)
         raw = pub.envelope(pub.indicators(2))
@@ -148,7 +148,7 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
             ("member.status", _leaves.member_status("pub", "active")),
             ("collab.epoch", _leaves.collab_epoch("sg-csam", 1, _secret(h, "sg-csam", 1))),
             ("collab.leave", _leaves.collab_membership("sg-csam", "pub", False)),
-            ("collab.join", _leaves.collab_membership("sg-csam", "pub", True)),
+            ("collab.join", _leaves.collab_membership("sg-csam", "pub", True, 1)),
         ]
         before = _size(h)
         extra = Ed25519PrivateKey.generate().public_key()
@@ -399,6 +399,7 @@ def test_migration_3_logs_an_existing_hub(tmp_path: Path) -> None:
                 (hashlib.sha256(env).hexdigest(), key_id(keys[i % 2]), env),
             )
     assert store.migrate() == len(MIGRATIONS)
+    assert store.one("SELECT COUNT(*) FROM cosignatures")[0] == 0  # schema 4: no witness yet
     leaves = [bytes(r[0]) for r in store.all("SELECT leaf FROM leaves ORDER BY seq")]
     sorted_roles = ["publisher", "subscriber"]
     assert leaves == [

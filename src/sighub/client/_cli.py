@@ -29,6 +29,7 @@ from rich.progress import (
 from sighub.client._analyst import DEFAULT_TTL, check_envelope, parse_ttl, read_rows, to_indicators
 from sighub.client._blind import CollabKey
 from sighub.client._canon import canonicalize, extract
+from sighub.client._cli_checkpoint import add_checkpoint_commands, add_witness_flags, witness_policy
 from sighub.client._cliargs import Needs, add_connection, add_data, add_json, emit
 from sighub.client._daemon import LOCAL_DB, SyncDaemon, SyncReport
 from sighub.client._enroll import (
@@ -242,6 +243,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     check_client_certificate(Path(args.data))  # a WARNING 30 days before it expires
+    witnesses = witness_policy(args)
     daemon = SyncDaemon(
         Path(args.data),
         args.insecure,
@@ -249,6 +251,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         max_checkpoint_age=timedelta(seconds=args.max_checkpoint_age),
+        witnesses=witnesses,
     )
     try:
         if args.clear_alarm:
@@ -257,6 +260,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
             daemon.resync()
         if not args.follow:
             report = _sync_with_progress(daemon)
+            witnessed = (
+                [
+                    f"witnessed: {report.witnesses} of {len(witnesses.keys)} known witnesses"
+                    f" vouch for this tree ({witnesses.required} required)"
+                ]
+                if witnesses.required
+                else []
+            )
             emit(
                 args,
                 {
@@ -266,12 +277,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     "stale": report.stale,
                     "refused": report.refused_count,
                     "checkpoint": {"size": report.log_size, "root": report.log_root},
+                    "witnesses": {"required": witnesses.required, "vouched": report.witnesses},
                 },
                 f"synced to cursor {report.cursor}: {report.envelopes} envelopes, "
                 f"{report.applied} indicators applied, {report.stale} stale, "
                 f"{report.refused_count} refused",
                 f"hub log verified: checkpoint of size {report.log_size}, root "
                 f"{report.log_root[:16]}",
+                *witnessed,
             )
             return EXIT_ALARM if report.refused else 0
         stop = threading.Event()
@@ -460,6 +473,7 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="oldest signed checkpoint accepted before the hub counts as freezing this member"
         f" (default {int(DEFAULT_MAX_CHECKPOINT_AGE.total_seconds())}, one day)",
     )
+    add_witness_flags(p)
     p.add_argument("--batch-size", type=int, default=256, help="envelopes per batch (<= 1000)")
     p.add_argument(
         "--workers",
@@ -492,6 +506,7 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.set_defaults(func=cmd_match)
     _add_hub_member_commands(sub)
+    add_checkpoint_commands(sub)
     _add_offline_commands(sub)
 
 

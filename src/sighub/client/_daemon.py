@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
-from sighub.client._logcheck import LogAlarm
+from sighub.client._logcheck import DEFAULT_MAX_SKEW, AlarmKind, LogAlarm, hub_key
 from sighub.client._logguard import DEFAULT_MAX_CHECKPOINT_AGE, LogGuard
 from sighub.client._rpc import (
     CURSOR_AHEAD,
@@ -34,6 +35,7 @@ from sighub.client._rpc import (
 )
 from sighub.client._stix import format_time
 from sighub.client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
+from sighub.client._witness import WitnessPolicy, WitnessPolicyError, check_witnesses, load_cosigner
 from sighub.client._workers import WorkerError
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ _PUBLISHER: Final = 2  # LocalStore.row columns
 _EPOCH: Final = 7
 _MODIFIED: Final = 14
 _REVOKED: Final = 15
+WITNESS_CHECK_SECONDS: Final = 60.0  # a follow checks the witnesses at most this often
+COSIGN_FLUSH_SECONDS: Final = 5.0  # a one-shot sync waits this long for its cosignature
+NO_WITNESSES: Final = WitnessPolicy()  # K = 0: no witness checked, as before witnesses
 
 
 REFUSED_KEPT: Final = 1000  # refusals a SyncReport lists; the store keeps every one
@@ -92,11 +97,18 @@ class SyncReport:
         if len(self.refused) >= 2 * REFUSED_KEPT:  # trimmed in halves: amortized O(1)
             del self.refused[:REFUSED_KEPT]
 
+    # Known witnesses that vouched for a tree consistent with this member's at the last
+    # witness check (0 when no witness is required).
+    witnesses: int = 0
+
 
 class SyncDaemon:
     """Syncs one member's data directory.  Every batch is verified against the hub's
     signed log (``_logguard``) before it is applied: ``max_checkpoint_age`` is how old
-    the newest checkpoint may be before the hub counts as freezing this member.
+    the newest checkpoint may be before the hub counts as freezing this member, and
+    ``witnesses`` how many known witnesses must vouch for this member's tree
+    (``_witness``; the default requires none).  A data directory holding ``witness.key``
+    makes the daemon a witness: it co-signs each checkpoint it verified (``_cosign``).
     ``_check_log=False`` is for the benchmark only (the cost of the checks), never an
     option: a daemon that does not check the log is open to every attack it exists for."""
 
@@ -110,9 +122,12 @@ class SyncDaemon:
         sinks: Sequence[Sink] = (),
         workers: int | None = None,
         max_checkpoint_age: timedelta = DEFAULT_MAX_CHECKPOINT_AGE,
+        witnesses: WitnessPolicy = NO_WITNESSES,
         *,
         _check_log: bool = True,
     ) -> None:
+        if witnesses.required and not _check_log:
+            raise WitnessPolicyError("witnesses: required, but the log is not checked")
         self.data = data
         self.sinks = list(sinks)
         self.batch_size = batch_size
@@ -129,6 +144,12 @@ class SyncDaemon:
             if _check_log
             else None
         )
+        self.witnesses = witnesses
+        self._witnessed_at: float | None = None  # time.monotonic() of the last check
+        cosigner = load_cosigner(data) if _check_log else None
+        self._cosign = (
+            None if cosigner is None else CosignSender(cosigner, self.connect, self.clock)
+        )
         self._hub: HubClient | None = None
         self._keys: Directory | None = None
         self._epochs = {(collab, epoch) for collab, epoch, _ in self.store.collab_keys()}
@@ -140,6 +161,8 @@ class SyncDaemon:
             hub.close()
 
     def close(self) -> None:
+        if self._cosign is not None:
+            self._cosign.close()
         self._checker.close()
         self.store.close()
 
@@ -181,9 +204,51 @@ class SyncDaemon:
                     while self._apply_next(reader, report, hub):
                         if on_batch is not None:
                             on_batch(report)
+                if self._cosign is not None:  # a member that lists its own key sees it
+                    self._cosign.flush(COSIGN_FLUSH_SECONDS)
+                self._check_witnesses(hub, report)
         except HubRejected as exc:
             raise self._explained(exc) from None
         return report
+
+    def _check_witnesses(self, hub: HubClient, report: SyncReport) -> None:
+        """Require ``self.witnesses``: fetch the known witnesses' cosigned checkpoints and
+        check them against the last checkpoint verified (``_witness.check_witnesses``);
+        an alarm is recorded and raised."""
+        policy, guard = self.witnesses, self._guard
+        if not policy.required or guard is None:
+            return
+        state = guard.state
+        now = format_time(self.clock())
+        try:
+            mine = state.checkpoint if state is not None else None
+            if mine is None:
+                raise LogAlarm(
+                    AlarmKind.UNWITNESSED,
+                    "no checkpoint verified yet to compare with the witnesses'",
+                    {"required": policy.required},
+                )
+            found = check_witnesses(
+                policy,
+                hub_key(guard.origin, self.cred.hub_public_key),
+                mine,
+                hub.witnessed(policy.ids),
+                hub.consistency_proof,
+                self.clock().timestamp(),
+                guard.max_age.total_seconds(),
+                DEFAULT_MAX_SKEW.total_seconds(),
+            )
+        except LogAlarm as exc:
+            guard.record(exc, now)
+            raise
+        for problem in found.problems:
+            log.info("witness check: %s", problem)
+        report.witnesses = len(found.vouched)
+        self._witnessed_at = time.monotonic()
+
+    def _witnesses_due(self) -> bool:
+        last = self._witnessed_at
+        return last is None or time.monotonic() - last >= WITNESS_CHECK_SECONDS
 
     def _explained(self, exc: HubRejected) -> SighubError:
         """The error to stop with: a hub whose log ends before this member's cursor is an
@@ -257,6 +322,8 @@ class SyncDaemon:
                     with Reader(stream, self._checker, self._directory, self.depth) as reader:
                         while not stop.is_set() and self._apply_next(reader, report, hub):
                             delay = BACKOFF_START
+                            if self._witnesses_due():
+                                self._check_witnesses(hub, report)
                             if on_batch is not None:
                                 on_batch(report)
             except HubRejected as exc:
@@ -330,6 +397,8 @@ class SyncDaemon:
         if guard is not None and guard.state is not None and guard.state.checkpoint:
             report.log_size = guard.state.checkpoint.size
             report.log_root = guard.state.checkpoint.root.hex()
+            if self._cosign is not None:  # verified and applied: this witness vouches
+                self._cosign.offer(guard.state.checkpoint.note)
         if applied:
             self._tell_sinks(applied)
         report.cursor = batch.cursor

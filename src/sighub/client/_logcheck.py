@@ -59,6 +59,7 @@ __all__ = [
     "LogStateError",
     "LogVerifier",
     "SignedRoot",
+    "hub_key",
     "leaf_hashes_for_batch",
     "own_name_alarm",
 ]
@@ -103,6 +104,10 @@ class AlarmKind(enum.Enum):
     MALFORMED = "malformed leaf"  # a full leaf that is not one sighub writes
     WITHHELD = "withheld envelope"  # an envelope of the stream's collaboration sent as a leaf
     FORGED_KEY = "forged key"  # a key leaf whose grant, attestation or rotation proof fails
+    # A checkpoint another party saw (a witness, another member) that this member's
+    # verified tree contradicts: the hub shows different members different trees.
+    SPLIT_VIEW = "split view"
+    UNWITNESSED = "unwitnessed checkpoint"  # fewer than K known witnesses vouch for the tree
 
 
 class LogAlarm(IntegrityAlarm):
@@ -349,6 +354,15 @@ def _proof_evidence(proof: Sequence[bytes]) -> list[str]:
 
 
 # -- the verifier -----------------------------------------------------------------------
+def hub_key(origin: str, hub_public_key_b64: str) -> Ed25519Verifier:
+    """The hub's log key as the note verifier named ``origin``; ``NoteError`` for a key
+    that is not base64 of 32 bytes."""
+    raw = decode_base64(hub_public_key_b64, "hub public key", "base64")
+    if len(raw) != 32:
+        raise NoteError("hub public key", "Ed25519 key", f"{len(raw)} bytes", "32 bytes")
+    return Ed25519Verifier(origin, raw)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -381,11 +395,8 @@ class LogVerifier:
         *,
         max_skew: timedelta = DEFAULT_MAX_SKEW,
     ) -> None:
-        raw = decode_base64(hub_public_key_b64, "hub public key", "base64")
-        if len(raw) != 32:
-            raise NoteError("hub public key", "Ed25519 key", f"{len(raw)} bytes", "32 bytes")
         self.origin = origin
-        self._key = Ed25519Verifier(origin, raw)
+        self._key = hub_key(origin, hub_public_key_b64)
         self._max_age = max_age
         self._max_skew = max_skew
         self._clock = clock

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from sighub.client._analyst import DEFAULT_TTL, read_rows, to_indicators
 from sighub.client._blind import CollabKey
-from sighub.client._daemon import DEFAULT_MAX_CHECKPOINT_AGE, LOCAL_DB, SyncDaemon, SyncReport
+from sighub.client._daemon import (
+    DEFAULT_MAX_CHECKPOINT_AGE,
+    LOCAL_DB,
+    NO_WITNESSES,
+    SyncDaemon,
+    SyncReport,
+)
 from sighub.client._envelope import seal
 from sighub.client._errors import SighubError
 from sighub.client._keys import MemberFiles
@@ -24,6 +30,7 @@ from sighub.client._model import Form, Indicator, Kind, Publisher, Tlp, now_ms
 from sighub.client._rpc import PLAINTEXT, Credential, HubClient, HubUnreachable, PublishResult
 from sighub.client._sinks import MatcherSink, Sink
 from sighub.client._stix import build_bundle, parse_time, revoke
+from sighub.client._witness import WitnessPolicy
 
 __all__ = ["Following", "Member"]
 
@@ -45,10 +52,11 @@ class Member:
     or plaintext with the bearer token when it was enrolled with ``--insecure`` on
     loopback); ``insecure`` and ``address`` override them.  Syncing verifies the hub's
     signed log, and a checkpoint older than ``max_checkpoint_age`` is an alarm (a hub
-    freezing this member on an old tree).  Raises ``KeyFileError`` when
-    ``path`` holds no enrolled member.  Every method that reaches the hub raises
-    ``HubUnreachable`` when no answer comes (its message names the transport tried and
-    what to pass instead) and ``HubRejected`` when the hub refuses.
+    freezing this member on an old tree); ``witnesses`` requires known witnesses to vouch
+    for this member's tree (``WitnessPolicy.from_vkeys(k, vkeys)``, none by default).
+    Raises ``KeyFileError`` when ``path`` holds no enrolled member.  Every method that
+    reaches the hub raises ``HubUnreachable`` when no answer comes (its message names the
+    transport tried and what to pass instead) and ``HubRejected`` when the hub refuses.
 
     >>> m = Member(Path("./platform-a"))
     >>> m.publish_file(Path("indicators.csv"), "sg-csam")
@@ -62,9 +70,11 @@ class Member:
         insecure: bool | None = None,
         address: str | None = None,
         max_checkpoint_age: timedelta = DEFAULT_MAX_CHECKPOINT_AGE,
+        witnesses: WitnessPolicy = NO_WITNESSES,
     ) -> None:
         self.data, self.address = data, address
         self.max_checkpoint_age = max_checkpoint_age
+        self.witnesses = witnesses
         self.files = MemberFiles(data)
         cred = Credential.load(data)
         self.cred = cred if address is None else replace(cred, hub=address)
@@ -158,6 +168,7 @@ class Member:
             self.cred.hub,
             sinks=sinks,
             max_checkpoint_age=self.max_checkpoint_age,
+            witnesses=self.witnesses,
         )
 
     def sync_once(self, sinks: Sequence[Sink] = ()) -> SyncReport:

@@ -7,7 +7,7 @@ generated type or a ``grpc.RpcError``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -447,6 +447,27 @@ class HubClient:
             self.address,
         )
         return bytes(r.checkpoint)
+
+    def witnessed(self, witnesses: Sequence[str] | None = None) -> list[bytes]:
+        """The latest checkpoint each witness co-signed (notes signed by the hub, then the
+        witness), as sent: unverified.  ``witnesses`` names keys as ``<name>+<hex key
+        ID>``; None asks for every witness the hub knows."""
+        request = log_pb2.GetCheckpointRequest(
+            witnesses=list(witnesses or ()), all_witnesses=witnesses is None
+        )
+        r = call(lambda: self._log.GetCheckpoint(request, timeout=30), self.address)
+        return [bytes(n) for n in r.witnessed]
+
+    def add_cosignature(
+        self, checkpoint: bytes, cosignature: bytes, witness_key: str, timeout: float = 10
+    ) -> int:
+        """Send a witness's cosignature (its signature line) of the hub-signed
+        ``checkpoint`` with its vkey; returns the size the hub now holds for that key."""
+        request = log_pb2.AddCosignatureRequest(
+            checkpoint=checkpoint, cosignature=cosignature, witness_key=witness_key
+        )
+        r = call(lambda: self._log.AddCosignature(request, timeout=timeout), self.address)
+        return int(r.size)
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
         """The RFC 9162 inclusion proof of leaf ``leaf_index`` in the tree of

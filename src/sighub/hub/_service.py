@@ -1,7 +1,7 @@
-"""The gRPC services: thin adapters from wire messages to ``Hub`` rules and back.  All of
-the hub's wire <-> model conversion lives here: enums by their readable names (refusing
-the zero and unknown numbers), stored RFC 3339 text as Timestamps, audit details, page
-tokens.
+"""The gRPC services: thin adapters from wire messages to ``Hub`` rules and back
+(``LogService`` is in ``_logservice``).  The hub's wire <-> model conversion lives here:
+enums by their readable names (refusing the zero and unknown numbers), stored RFC 3339
+text as Timestamps, audit details, page tokens.
 
 Blocking SQLite work never runs on the event loop: every unary call runs in one writer
 thread (which serializes writes), and each Sync stream reads through its own connection in
@@ -34,15 +34,11 @@ from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._grant import Chain
-from sighub.client._leaves import DIRECTORY_TYPES
-from sighub.client._merkle import ProofError, leaf_hash
 from sighub.client._proto import (
     admin_pb2,
     admin_pb2_grpc,
     directory_pb2,
     directory_pb2_grpc,
-    log_pb2,
-    log_pb2_grpc,
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
@@ -852,86 +848,3 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             )
 
         return await self.s.run(work)
-
-
-# Most leaves one GetLeaves answers (the contract's number, in log.proto), and about how
-# many bytes of them.
-LEAVES_MAX: Final = 1000
-LEAVES_MAX_BYTES: Final = 256 * 1024
-
-
-class LogService(log_pb2_grpc.LogServiceServicer):
-    """Checkpoints, proofs and leaves of the transparency log, for any active member."""
-
-    def __init__(self, s: Services) -> None:
-        self.s = s
-
-    async def _proof(self, context: Any, fn: Callable[[Store], list[bytes]]) -> list[bytes]:
-        def work() -> list[bytes]:
-            self.s.identify(context)
-            try:
-                return fn(self.s.hub.store)
-            except ProofError as exc:
-                raise HubError.invalid(str(exc)) from None
-
-        return await self.s.run(work)
-
-    @_rpc
-    async def GetCheckpoint(
-        self, request: log_pb2.GetCheckpointRequest, context: Any
-    ) -> log_pb2.GetCheckpointResponse:
-        def work() -> bytes:
-            self.s.identify(context)
-            latest = self.s.hub.store.checkpoint()
-            if latest is None:  # serve() issues one before it listens
-                raise HubError(grpc.StatusCode.UNAVAILABLE, "no checkpoint issued yet; retry")
-            return latest[1]
-
-        return log_pb2.GetCheckpointResponse(checkpoint=await self.s.run(work))
-
-    @_rpc
-    async def GetInclusionProof(
-        self, request: log_pb2.GetInclusionProofRequest, context: Any
-    ) -> log_pb2.GetInclusionProofResponse:
-        index, size = request.leaf_index, request.tree_size
-        hashes = await self._proof(context, lambda st: TLOG.inclusion_proof(st.conn, index, size))
-        return log_pb2.GetInclusionProofResponse(hashes=hashes)
-
-    @_rpc
-    async def GetConsistencyProof(
-        self, request: log_pb2.GetConsistencyProofRequest, context: Any
-    ) -> log_pb2.GetConsistencyProofResponse:
-        first, second = request.first_size, request.second_size
-        hashes = await self._proof(
-            context, lambda st: TLOG.consistency_proof(st.conn, first, second)
-        )
-        return log_pb2.GetConsistencyProofResponse(hashes=hashes)
-
-    @_rpc
-    async def GetLeaves(
-        self, request: log_pb2.GetLeavesRequest, context: Any
-    ) -> log_pb2.GetLeavesResponse:
-        start, end = request.start, request.end
-
-        def work() -> list[types_pb2.LogLeaf]:
-            member = self.s.identify(context)
-            store = self.s.hub.store
-            size = store.head()
-            if not start < end <= size:
-                raise HubError.invalid(
-                    f"GetLeaves: received start={start} end={end}; expected"
-                    f" 0 <= start < end <= {size} (the log's size)"
-                )
-            mine = frozenset(store.member_collabs(member.name))
-            out: list[types_pb2.LogLeaf] = []
-            total = 0
-            for seq, kind, collab, leaf in store.leaf_rows(start + 1, end, LEAVES_MAX):
-                full = kind in DIRECTORY_TYPES or collab in mine
-                item = leaf if full else leaf_hash(leaf)
-                if out and total + len(item) > LEAVES_MAX_BYTES:
-                    break
-                out.append(_log_leaf(seq, item, full))
-                total += len(item)
-            return out
-
-        return log_pb2.GetLeavesResponse(leaves=await self.s.run(work))

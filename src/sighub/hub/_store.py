@@ -1,7 +1,7 @@
 """Hub storage on SQLite (WAL): an append-only envelope log, the current state of every
 indicator, members and keys, collaborations and key epochs, the audit log, and the
 transparency log over all of it (``leaves``, the Merkle tree ``tlog_nodes``, issued
-``checkpoints``).
+``checkpoints``, witnesses' ``cosignatures``).
 
 The transparency log's sequence is the sync cursor: leaf ``seq`` (its index + 1) is
 appended in the same transaction as the envelope or event it records, and an envelope's
@@ -196,6 +196,19 @@ def _v3(db: sqlite_utils.Database) -> None:
         )
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """Witness cosignatures (``_witness``): the latest one per witness key, bound to the
+    member that sent the key first.  ``checkpoint`` is the hub-signed note and
+    ``cosignature`` the witness's signature line, together a note with both."""
+    db.conn.execute(
+        "CREATE TABLE cosignatures (key_name TEXT NOT NULL, key_id INTEGER NOT NULL,"
+        " public_key BLOB NOT NULL, member TEXT NOT NULL, size INTEGER NOT NULL,"
+        " signed_at INTEGER NOT NULL, checkpoint BLOB NOT NULL, cosignature BLOB NOT NULL,"
+        " received TEXT NOT NULL, PRIMARY KEY (key_name, key_id)) WITHOUT ROWID"
+    )
+    db.conn.execute("CREATE INDEX cosignatures_member ON cosignatures (member)")
+
+
 def _snapshot(conn: sqlite3.Connection) -> list[tuple[str, str | None, str | None, bytes]]:
     """The directory as it is, as leaves, for a hub that had no log: per member (by name)
     one ``member.enroll`` per signing key in the order they were added (the proofs of
@@ -268,7 +281,7 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE collabs ADD COLUMN last_n INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v5]
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v4, _v5]
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
 # the baseline issue 10's publish target is a ratio against.  Such a hub serves members

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sighub.client._proto import types_pb2 as sighub_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13sighub/v1/log.proto\x12\tsighub.v1\x1a\x15sighub/v1/types.proto\"\x16\n\x14GetCheckpointRequest\"+\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"+\n\x19GetInclusionProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"7\n\x11GetLeavesResponse\x12\"\n\x06leaves\x18\x01 \x03(\x0b\x32\x12.sighub.v1.LogLeaf2\xee\x02\n\nLogService\x12R\n\rGetCheckpoint\x12\x1f.sighub.v1.GetCheckpointRequest\x1a .sighub.v1.GetCheckpointResponse\x12^\n\x11GetInclusionProof\x12#.sighub.v1.GetInclusionProofRequest\x1a$.sighub.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.sighub.v1.GetConsistencyProofRequest\x1a&.sighub.v1.GetConsistencyProofResponse\x12\x46\n\tGetLeaves\x12\x1b.sighub.v1.GetLeavesRequest\x1a\x1c.sighub.v1.GetLeavesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13sighub/v1/log.proto\x12\tsighub.v1\x1a\x15sighub/v1/types.proto\"@\n\x14GetCheckpointRequest\x12\x11\n\twitnesses\x18\x01 \x03(\t\x12\x15\n\rall_witnesses\x18\x02 \x01(\x08\">\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12\x11\n\twitnessed\x18\x02 \x03(\x0c\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"+\n\x19GetInclusionProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\".\n\x10GetLeavesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"7\n\x11GetLeavesResponse\x12\"\n\x06leaves\x18\x01 \x03(\x0b\x32\x12.sighub.v1.LogLeaf\"U\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63osignature\x18\x02 \x01(\x0c\x12\x13\n\x0bwitness_key\x18\x03 \x01(\t\"&\n\x16\x41\x64\x64\x43osignatureResponse\x12\x0c\n\x04size\x18\x01 \x01(\x04\x32\xc5\x03\n\nLogService\x12R\n\rGetCheckpoint\x12\x1f.sighub.v1.GetCheckpointRequest\x1a .sighub.v1.GetCheckpointResponse\x12^\n\x11GetInclusionProof\x12#.sighub.v1.GetInclusionProofRequest\x1a$.sighub.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.sighub.v1.GetConsistencyProofRequest\x1a&.sighub.v1.GetConsistencyProofResponse\x12\x46\n\tGetLeaves\x12\x1b.sighub.v1.GetLeavesRequest\x1a\x1c.sighub.v1.GetLeavesResponse\x12U\n\x0e\x41\x64\x64\x43osignature\x12 .sighub.v1.AddCosignatureRequest\x1a!.sighub.v1.AddCosignatureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sighub.v1.log_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETCHECKPOINTREQUEST']._serialized_start=57
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=79
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=81
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=124
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=126
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=191
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=193
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=236
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=238
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=307
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=309
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=354
-  _globals['_GETLEAVESREQUEST']._serialized_start=356
-  _globals['_GETLEAVESREQUEST']._serialized_end=402
-  _globals['_GETLEAVESRESPONSE']._serialized_start=404
-  _globals['_GETLEAVESRESPONSE']._serialized_end=459
-  _globals['_LOGSERVICE']._serialized_start=462
-  _globals['_LOGSERVICE']._serialized_end=828
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=121
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=123
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=185
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=187
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=252
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=254
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=297
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=299
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=368
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=370
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=415
+  _globals['_GETLEAVESREQUEST']._serialized_start=417
+  _globals['_GETLEAVESREQUEST']._serialized_end=463
+  _globals['_GETLEAVESRESPONSE']._serialized_start=465
+  _globals['_GETLEAVESRESPONSE']._serialized_end=520
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=522
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=607
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=609
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=647
+  _globals['_LOGSERVICE']._serialized_start=650
+  _globals['_LOGSERVICE']._serialized_end=1103
 # @@protoc_insertion_point(module_scope)

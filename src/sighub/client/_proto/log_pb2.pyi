@@ -25,12 +25,26 @@ class GetCheckpointRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    WITNESSES_FIELD_NUMBER: _builtins.int
+    ALL_WITNESSES_FIELD_NUMBER: _builtins.int
+    all_witnesses: _builtins.bool
+    """Return every witness's latest cosigned checkpoint (witnesses is then ignored)."""
+    @_builtins.property
+    def witnesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Witness keys, each as "<key name>+<8 hex digits key ID>" (the first two parts of
+        its vkey), whose latest cosigned checkpoints to return; at most 64 (more, or one
+        spelled otherwise, is INVALID_ARGUMENT).
+        """
+
     def __init__(
         self,
+        *,
+        witnesses: _abc.Iterable[_builtins.str] | None = ...,
+        all_witnesses: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_witnesses", b"all_witnesses", "witnesses", b"witnesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -43,16 +57,25 @@ class GetCheckpointResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    WITNESSED_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.bytes
     """The signed note (C2SP tlog-checkpoint) with its sighub-time extension line."""
+    @_builtins.property
+    def witnessed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """For each requested witness key the hub holds a cosignature of: the checkpoint note
+        it co-signed, signed by the hub's log key and then by the witness (two signature
+        lines, in that order).  Unknown witness keys are left out.
+        """
+
     def __init__(
         self,
         *,
         checkpoint: _builtins.bytes = ...,
+        witnessed: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "witnessed", b"witnessed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -209,3 +232,59 @@ class GetLeavesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetLeavesResponse: _TypeAlias = GetLeavesResponse  # noqa: Y015
+
+@_typing.final
+class AddCosignatureRequest(_message.Message):
+    """LogService.AddCosignature's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    COSIGNATURE_FIELD_NUMBER: _builtins.int
+    WITNESS_KEY_FIELD_NUMBER: _builtins.int
+    checkpoint: _builtins.bytes
+    """The signed checkpoint note as the hub served it: its text and the hub's signature."""
+    cosignature: _builtins.bytes
+    """The witness's signature line, "— <key name> <base64(key ID || time || signature)>"
+    and a newline: a cosignature/v1 of the checkpoint's text.
+    """
+    witness_key: _builtins.str
+    """The witness's verifier key (vkey), of signature type 0x04 (or 0x01, taken as the
+    same Ed25519 key used for cosignatures).
+    """
+    def __init__(
+        self,
+        *,
+        checkpoint: _builtins.bytes = ...,
+        cosignature: _builtins.bytes = ...,
+        witness_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "cosignature", b"cosignature", "witness_key", b"witness_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCosignatureRequest: _TypeAlias = AddCosignatureRequest  # noqa: Y015
+
+@_typing.final
+class AddCosignatureResponse(_message.Message):
+    """LogService.AddCosignature's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIZE_FIELD_NUMBER: _builtins.int
+    size: _builtins.int
+    """The tree size of the witness's latest cosigned checkpoint the hub now holds."""
+    def __init__(
+        self,
+        *,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCosignatureResponse: _TypeAlias = AddCosignatureResponse  # noqa: Y015

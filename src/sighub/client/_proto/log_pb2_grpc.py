@@ -32,6 +32,11 @@ class LogServiceStub:
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     def __init__(self, channel):
@@ -60,6 +65,11 @@ class LogServiceStub:
                 request_serializer=sighub_dot_v1_dot_log__pb2.GetLeavesRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_log__pb2.GetLeavesResponse.FromString,
                 _registered_method=True)
+        self.AddCosignature = channel.unary_unary(
+                '/sighub.v1.LogService/AddCosignature',
+                request_serializer=sighub_dot_v1_dot_log__pb2.AddCosignatureRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_log__pb2.AddCosignatureResponse.FromString,
+                _registered_method=True)
 
 
 class LogServiceServicer:
@@ -69,10 +79,16 @@ class LogServiceServicer:
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     def GetCheckpoint(self, request, context):
-        """The latest signed checkpoint the hub issued.
+        """The latest signed checkpoint the hub issued and, on request, the latest checkpoint
+        each witness co-signed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +111,19 @@ class LogServiceServicer:
     def GetLeaves(self, request, context):
         """Leaves by index, at most 1000 per call: the full bytes of those the caller may see,
         the hashes of the others (LogLeaf).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCosignature(self, request, context):
+        """A witness's cosignature of a checkpoint this hub signed.  Refused:
+        INVALID_ARGUMENT for a malformed key, note or line, a note this hub's log key did
+        not sign, or a cosignature that does not verify with witness_key (or is dated more
+        than max_clock_skew_seconds ahead); FAILED_PRECONDITION for a tree this log does not
+        have (a size beyond it, another root) or one older than the witness's stored
+        cosignature; PERMISSION_DENIED for a witness key another member sent first;
+        RESOURCE_EXHAUSTED past 4 witness keys per member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,6 +152,11 @@ def add_LogServiceServicer_to_server(servicer, server):
                     request_deserializer=sighub_dot_v1_dot_log__pb2.GetLeavesRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_log__pb2.GetLeavesResponse.SerializeToString,
             ),
+            'AddCosignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCosignature,
+                    request_deserializer=sighub_dot_v1_dot_log__pb2.AddCosignatureRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_log__pb2.AddCosignatureResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'sighub.v1.LogService', rpc_method_handlers)
@@ -138,6 +172,11 @@ class LogService:
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     @staticmethod
@@ -238,6 +277,33 @@ class LogService:
             '/sighub.v1.LogService/GetLeaves',
             sighub_dot_v1_dot_log__pb2.GetLeavesRequest.SerializeToString,
             sighub_dot_v1_dot_log__pb2.GetLeavesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCosignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.LogService/AddCosignature',
+            sighub_dot_v1_dot_log__pb2.AddCosignatureRequest.SerializeToString,
+            sighub_dot_v1_dot_log__pb2.AddCosignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

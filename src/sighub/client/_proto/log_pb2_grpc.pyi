@@ -33,6 +33,11 @@ class LogServiceStub:
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     @_typing.overload
@@ -40,7 +45,9 @@ class LogServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LogServiceAsyncStub: ...
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_log_pb2.GetCheckpointRequest, _log_pb2.GetCheckpointResponse]
-    """The latest signed checkpoint the hub issued."""
+    """The latest signed checkpoint the hub issued and, on request, the latest checkpoint
+    each witness co-signed.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_log_pb2.GetInclusionProofRequest, _log_pb2.GetInclusionProofResponse]
     """The inclusion proof of one leaf in the tree of a given size."""
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_log_pb2.GetConsistencyProofRequest, _log_pb2.GetConsistencyProofResponse]
@@ -48,6 +55,15 @@ class LogServiceStub:
     GetLeaves: _grpc.UnaryUnaryMultiCallable[_log_pb2.GetLeavesRequest, _log_pb2.GetLeavesResponse]
     """Leaves by index, at most 1000 per call: the full bytes of those the caller may see,
     the hashes of the others (LogLeaf).
+    """
+    AddCosignature: _grpc.UnaryUnaryMultiCallable[_log_pb2.AddCosignatureRequest, _log_pb2.AddCosignatureResponse]
+    """A witness's cosignature of a checkpoint this hub signed.  Refused:
+    INVALID_ARGUMENT for a malformed key, note or line, a note this hub's log key did
+    not sign, or a cosignature that does not verify with witness_key (or is dated more
+    than max_clock_skew_seconds ahead); FAILED_PRECONDITION for a tree this log does not
+    have (a size beyond it, another root) or one older than the witness's stored
+    cosignature; PERMISSION_DENIED for a witness key another member sent first;
+    RESOURCE_EXHAUSTED past 4 witness keys per member.
     """
 
 @_typing.type_check_only
@@ -58,11 +74,18 @@ class LogServiceAsyncStub(LogServiceStub):
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_log_pb2.GetCheckpointRequest, _log_pb2.GetCheckpointResponse]  # type: ignore[assignment]
-    """The latest signed checkpoint the hub issued."""
+    """The latest signed checkpoint the hub issued and, on request, the latest checkpoint
+    each witness co-signed.
+    """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_log_pb2.GetInclusionProofRequest, _log_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """The inclusion proof of one leaf in the tree of a given size."""
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_log_pb2.GetConsistencyProofRequest, _log_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
@@ -70,6 +93,15 @@ class LogServiceAsyncStub(LogServiceStub):
     GetLeaves: _aio.UnaryUnaryMultiCallable[_log_pb2.GetLeavesRequest, _log_pb2.GetLeavesResponse]  # type: ignore[assignment]
     """Leaves by index, at most 1000 per call: the full bytes of those the caller may see,
     the hashes of the others (LogLeaf).
+    """
+    AddCosignature: _aio.UnaryUnaryMultiCallable[_log_pb2.AddCosignatureRequest, _log_pb2.AddCosignatureResponse]  # type: ignore[assignment]
+    """A witness's cosignature of a checkpoint this hub signed.  Refused:
+    INVALID_ARGUMENT for a malformed key, note or line, a note this hub's log key did
+    not sign, or a cosignature that does not verify with witness_key (or is dated more
+    than max_clock_skew_seconds ahead); FAILED_PRECONDITION for a tree this log does not
+    have (a size beyond it, another root) or one older than the witness's stored
+    cosignature; PERMISSION_DENIED for a witness key another member sent first;
+    RESOURCE_EXHAUSTED past 4 witness keys per member.
     """
 
 class LogServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -79,6 +111,11 @@ class LogServiceServicer(metaclass=_abc_1.ABCMeta):
     checkpoint origin (and note key name) is "sighub/<hub name>".  Every RPC needs an
     ACTIVE caller, with any role.  Sizes or indexes the log cannot prove are
     INVALID_ARGUMENT.
+
+    Witnesses: a member (later a peer hub) that verified a checkpoint co-signs it (C2SP
+    tlog-cosignature, cosignature/v1) and sends the cosignature with AddCosignature; the
+    hub keeps each witness key's latest one and serves them with GetCheckpoint, so that a
+    member can require K known witnesses to have seen a tree consistent with its own.
     """
 
     @_abc_1.abstractmethod
@@ -87,7 +124,9 @@ class LogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _log_pb2.GetCheckpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_log_pb2.GetCheckpointResponse, _abc.Awaitable[_log_pb2.GetCheckpointResponse]]:
-        """The latest signed checkpoint the hub issued."""
+        """The latest signed checkpoint the hub issued and, on request, the latest checkpoint
+        each witness co-signed.
+        """
 
     @_abc_1.abstractmethod
     def GetInclusionProof(
@@ -113,6 +152,21 @@ class LogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_log_pb2.GetLeavesResponse, _abc.Awaitable[_log_pb2.GetLeavesResponse]]:
         """Leaves by index, at most 1000 per call: the full bytes of those the caller may see,
         the hashes of the others (LogLeaf).
+        """
+
+    @_abc_1.abstractmethod
+    def AddCosignature(
+        self,
+        request: _log_pb2.AddCosignatureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_log_pb2.AddCosignatureResponse, _abc.Awaitable[_log_pb2.AddCosignatureResponse]]:
+        """A witness's cosignature of a checkpoint this hub signed.  Refused:
+        INVALID_ARGUMENT for a malformed key, note or line, a note this hub's log key did
+        not sign, or a cosignature that does not verify with witness_key (or is dated more
+        than max_clock_skew_seconds ahead); FAILED_PRECONDITION for a tree this log does not
+        have (a size beyond it, another root) or one older than the witness's stored
+        cosignature; PERMISSION_DENIED for a witness key another member sent first;
+        RESOURCE_EXHAUSTED past 4 witness keys per member.
         """
 
 def add_LogServiceServicer_to_server(servicer: LogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
