@@ -17,7 +17,7 @@ import grpc
 
 from sighub.client import _leaves
 from sighub.client._checkpoint import Checkpoint, CosignatureVerifier, sign_checkpoint
-from sighub.client._merkle import consistency_proof, leaf_hash, root
+from sighub.client._merkle import consistency_proof, inclusion_proof, leaf_hash, root
 from sighub.client._note import Ed25519Signer
 from sighub.client._proto import (
     directory_pb2,
@@ -137,6 +137,23 @@ class FakeLog:
             consistency=proof,
         )
 
+    def history(self, request: sync_pb2.GetHistoryRequest) -> sync_pb2.GetHistoryResponse:
+        """GetHistory as an honest hub answers it, from this log."""
+        size = request.tree_size
+        hashes = self.hashes(size)
+        out = []
+        for seq in range(1, request.before_sequence):
+            e = self.entries[seq - 1]
+            if e.envelope is None or e.collab != request.collaboration:
+                continue
+            if e.n > request.after_number and len(out) < 256:
+                change = sync_pb2.Change(
+                    sequence=seq, collaboration=e.collab, envelope=e.envelope, collab_sequence=e.n
+                )
+                proof = inclusion_proof(seq - 1, size, hashes)
+                out.append(sync_pb2.HistoryEntry(change=change, inclusion_proof=proof))
+        return sync_pb2.GetHistoryResponse(entries=out)
+
 
 Script = Callable[[sync_pb2.SyncRequest], list[sync_pb2.SyncResponse]]
 
@@ -152,6 +169,9 @@ class LyingHub(
     def __init__(self, log: FakeLog, real: HubClient) -> None:
         self.log = log
         self.script: Script = lambda request: [log.batch(request.cursor)]
+        self.history: Callable[[sync_pb2.GetHistoryRequest], sync_pb2.GetHistoryResponse] = (
+            log.history
+        )
         self.proofs = log  # the log GetConsistencyProof answers from
         self.cosigned: dict[str, bytes] = {}  # "<name>+<key ID>" -> note with both lines
         self.keys = directory_pb2.GetKeysResponse(
@@ -187,6 +207,9 @@ class LyingHub(
 
     def Sync(self, request: Any, context: Any) -> Iterator[sync_pb2.SyncResponse]:
         yield from self.script(request)
+
+    def GetHistory(self, request: Any, context: Any) -> sync_pb2.GetHistoryResponse:
+        return self.history(request)
 
     def GetCheckpoint(self, request: Any, context: Any) -> Any:
         wanted = sorted(self.cosigned) if request.all_witnesses else request.witnesses

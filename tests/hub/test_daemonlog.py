@@ -430,3 +430,69 @@ def test_the_staleness_limit_is_an_option(lying: dict[str, Any]) -> None:
     log = lying["log"]
     lying["fake"].script = lambda r: [log.batch(r.cursor, note=log.checkpoint(age=600))]
     _caught(lying, AlarmKind.STALE, max_checkpoint_age=timedelta(minutes=5))
+
+
+# -- history: a collaboration joined after the cursor passed its envelopes ---------------
+@pytest.fixture
+def late(logw: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """outsider publishes two envelopes to 'other'; pub's copy (not in 'other') syncs past
+    them from a fake hub; then the fake log adds pub's join to 'other', counting them."""
+    h, pub, outsider = logw["hub"], logw["pub"], logw["outsider"]
+    published = [outsider.indicators(1, collab="other") for _ in range(2)]
+    for indicators in published:
+        outsider.publish(indicators, collab="other")
+    log = FakeLog.of(h)
+    with LyingHub(log, pub.client()) as fake:
+        victim = _copy(pub, tmp_path / "victim")
+        d = SyncDaemon(victim, insecure=True, address=fake.address, workers=0)
+        d.sync_once()
+        d.close()
+        count = max(e.n for e in log.entries if e.collab == "other")
+        join = log.add_leaf(_leaves.collab_membership("other", "pub", True, count), "other")
+        both = frozenset({"sg-csam", "other"})
+        fake.script = lambda r: [log.batch(r.cursor, collabs=both)]
+        ids = [i[0].id for i in published]
+        yield {"log": log, "fake": fake, "victim": victim, "ids": ids, "join": join, "n": count}
+
+
+def test_a_collaboration_joined_late_brings_its_history(late: dict[str, Any]) -> None:
+    d = SyncDaemon(late["victim"], insecure=True, address=late["fake"].address, workers=0)
+    try:
+        report = d.sync_once()
+        assert set(d.store.states(late["ids"])) == set(late["ids"]) and not report.refused
+        stored = json.loads(d.store.meta("collab_numbers"))
+        assert stored["history"] == {} and stored["last"]["other"] == late["n"]
+        assert d.sync_once().applied == 0  # nothing fetched twice
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("lie", ["nothing", "one_missing", "bad_proof", "after_the_join"])
+def test_a_history_the_hub_withholds_or_forges_is_caught(late: dict[str, Any], lie: str) -> None:
+    log, fake = late["log"], late["fake"]
+
+    def lying(request: sync_pb2.GetHistoryRequest) -> sync_pb2.GetHistoryResponse:
+        honest = log.history(request)
+        entries = list(honest.entries)
+        if lie == "nothing":
+            entries = []
+        elif lie == "one_missing":
+            entries = entries[1:]
+        elif lie == "bad_proof":
+            entries[0].inclusion_proof[0] = b"\1" * 32
+        else:  # an envelope claimed to precede the join that is logged after it
+            entries[0].change.sequence = late["join"] + 1
+        return sync_pb2.GetHistoryResponse(entries=entries)
+
+    fake.history = lying
+    d = SyncDaemon(late["victim"], insecure=True, address=fake.address, workers=0)
+    try:
+        with pytest.raises(LogAlarm) as err:
+            d.sync_once()
+        kind = AlarmKind.BAD_PROOF if lie == "bad_proof" else AlarmKind.WITHHELD
+        assert err.value.kind is kind, err.value
+        assert not d.store.states(late["ids"])  # nothing of the history applied
+        (alarm,) = d.store.alarms()
+        assert alarm.kind == kind.value
+    finally:
+        d.close()

@@ -143,3 +143,26 @@ def test_follow_exits_with_a_distinct_code_when_the_member_is_suspended(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_member_that_joins_a_collaboration_late_gets_its_history(
+    hub: dict[str, Any],
+) -> None:
+    """sub's cursor passes the envelopes of 'later' before sub is in it; after the join
+    its next sync fetches them (GetHistory, each with an inclusion proof) and applies
+    them, and a fresh member of 'later' ends with the same indicators."""
+    h, pub, sub = hub["hub"], hub["pub"], hub["sub"]
+    assert h.admin_cli("collab", "add", "later") == 0
+    assert h.admin_cli("collab", "join", "later", "pub") == 0
+    early = [pub.indicators(2, collab="later") for _ in range(3)]
+    for indicators in early:
+        pub.publish(indicators, collab="later")
+    before = _active(sub.data, h)  # sub is not in 'later': its cursor passes them
+    assert not before & {i.id for batch in early for i in batch}
+    assert h.admin_cli("collab", "join", "later", "sub") == 0
+    after = pub.indicators(1, collab="later")
+    pub.publish(after, collab="later")
+    got = _active(sub.data, h)
+    assert {i.id for batch in early for i in batch} | {after[0].id} <= got
+    fresh = _active(_fresh(sub, hub["tmp"], "fresh-later"), h)
+    assert fresh == got

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
+from sighub.client._history import verified_page
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
 from sighub.client._logcheck import DEFAULT_MAX_SKEW, AlarmKind, LogAlarm, hub_key
@@ -394,6 +395,14 @@ class SyncDaemon:
             if guard is not None:
                 guard.reload()  # the state stored is the one in step with the cursor
             raise
+        self._committed(batch, report, applied, hub)
+        return True
+
+    def _committed(
+        self, batch: SyncBatch, report: SyncReport, applied: list[Row] | None, hub: HubClient
+    ) -> None:
+        """After a batch's transaction: the report, the witness, the sinks, history."""
+        guard = self._guard
         if guard is not None and guard.state is not None and guard.state.checkpoint:
             report.log_size = guard.state.checkpoint.size
             report.log_root = guard.state.checkpoint.root.hex()
@@ -401,10 +410,11 @@ class SyncDaemon:
                 self._cosign.offer(guard.state.checkpoint.note)
         if applied:
             self._tell_sinks(applied)
+        if guard is not None and guard.numbers.history:
+            self._catch_up_history(hub, report)
         report.cursor = batch.cursor
         report.caught_up = batch.caught_up
         report.head = max(batch.head, batch.cursor)
-        return True
 
     def _write(
         self,
@@ -415,15 +425,58 @@ class SyncDaemon:
         report: SyncReport,
         applied: list[Row] | None,
     ) -> None:
-        for change, result in zip(batch.changes, checked, strict=True):
+        self._write_changes(c, batch.changes, checked, now, report, applied)
+        report.batches += 1
+
+    def _write_changes(
+        self,
+        c: sqlite3.Connection,
+        changes: Sequence[Change],
+        checked: list[Checked],
+        now: str,
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> None:
+        for change, result in zip(changes, checked, strict=True):
             if isinstance(result, str):
                 self._refuse(c, change, result, now, report)
                 continue
             conflict = self._apply_rows(c, result, report, applied)
             if conflict is not None:
                 self._refuse(c, change, conflict, now, report)
-        report.batches += 1
-        report.envelopes += len(batch.changes)
+        report.envelopes += len(changes)
+
+    def _catch_up_history(self, hub: HubClient, report: SyncReport) -> None:
+        """Fetch, check and apply the envelopes of collaborations this member joined after
+        its cursor had passed them (``_numbers``), a page per transaction."""
+        guard = self._guard
+        assert guard is not None and guard.state is not None
+        for collab in list(guard.numbers.history):
+            while collab in guard.numbers.history:
+                before, upto, have = guard.numbers.history[collab]
+                checkpoint = guard.state.checkpoint
+                assert checkpoint is not None  # a batch was verified: it came with one
+                now = format_time(self.clock())
+                try:
+                    entries = hub.history(collab, have, before, checkpoint.size)
+                    page = verified_page(collab, have, upto, before, checkpoint, entries)
+                except LogAlarm as exc:
+                    guard.record(exc, now)
+                    raise
+                checked = check_changes(self._directory(), [change_args(c) for c in page])
+                applied: list[Row] | None = [] if self.sinks else None
+                try:
+                    with paused_gc(), self.store.tx() as c:
+                        self._write_changes(c, page, checked, now, report, applied)
+                        guard.numbers.fetched(collab, page[-1].n)
+                        guard.save_numbers()
+                except BaseException:
+                    guard.reload()
+                    raise
+                log.info("history of %s: envelopes %d..%d of %d applied", collab, have + 1,
+                         page[-1].n, upto)  # fmt: skip
+                if applied:
+                    self._tell_sinks(applied)
 
     def _keys_known(self, item: CheckedBatch) -> bool:
         """Whether every signing key and collaboration key epoch ``item`` uses is known."""

@@ -62,7 +62,7 @@ DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
 KEYS_KEY: Final = "log_keys"  # "1" once log_keys holds every key leaf up to the cursor
-NUMBERS_KEY: Final = "collab_numbers"  # {collab: the number of its last envelope received}
+NUMBERS_KEY: Final = "collab_numbers"  # _numbers.EnvelopeNumbers.to_json
 
 
 class AlarmRecorded(IntegrityAlarm):
@@ -165,7 +165,7 @@ class LogGuard:
         keys = (LoggedKey(*row) for row in self.store.log_keys())
         self.ring = KeyRing(origin, self._admin, keys)
         numbers = self.store.meta(NUMBERS_KEY)
-        self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else {})
+        self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
     @property
     def chain_required(self) -> bool:
@@ -259,7 +259,11 @@ class LogGuard:
         if self._pin:
             self.store.set_meta(ORIGIN_KEY, self._pin)
         self._save_keys()
-        self.store.set_meta(NUMBERS_KEY, json.dumps(self.numbers.last, sort_keys=True))
+        self.save_numbers()
+
+    def save_numbers(self) -> None:
+        """Store the numbering state, inside the caller's transaction."""
+        self.store.set_meta(NUMBERS_KEY, json.dumps(self.numbers.to_json(), sort_keys=True))
 
     def _save_keys(self) -> None:
         self.store.put_log_keys(k.row() for k in self.ring.changed())

@@ -11,10 +11,16 @@ member of the collaboration receives and checks the same way.
 
 What the member knows per collaboration (``last``): the number of the last envelope it
 received, 0 after an unnumbered one (logged before numbering: the next numbered one is 1),
-or nothing (no reference yet: the first one received is taken as it comes, and checked
-at the member's join leaf).  Its own ``collab.leave`` forgets the collaboration; its own
-``collab.join`` sets the count.  An envelope withheld after a collaboration's last is seen
-only when the next one arrives.
+or nothing (no reference yet: the first one received is taken as it comes, kept in
+``first``, and checked at the member's join leaf).  Its own ``collab.leave`` forgets the
+collaboration; its own ``collab.join`` sets the count.  An envelope withheld after a
+collaboration's last is seen only when the next one arrives.
+
+History: a member that joins a collaboration after its cursor passed some of the
+collaboration's envelopes never receives them from Sync.  Its join leaf says how many
+there were; the numbers below the first one it received (all of them, if it received
+none) are recorded in ``history`` as (join sequence, up to number, fetched so far), which
+the daemon fetches with ``GetHistory``, each with an inclusion proof.
 """
 
 from __future__ import annotations
@@ -31,12 +37,32 @@ _SHOWN: Final = 20  # missing numbers named in an alarm; the count says the rest
 
 
 class EnvelopeNumbers:
-    """The numbering state per collaboration (``last``, stored with the log state),
+    """The numbering state per collaboration (stored with the log state, ``to_json``),
     checked against each batch."""
 
-    def __init__(self, member: str, last: dict[str, int]) -> None:
+    def __init__(self, member: str, state: dict[str, Any] | None = None) -> None:
         self.member = member
-        self.last = {str(k): int(v) for k, v in last.items()}
+        state = state or {}
+        self.last: dict[str, int] = {str(k): int(v) for k, v in state.get("last", {}).items()}
+        self.first: dict[str, int] = {str(k): int(v) for k, v in state.get("first", {}).items()}
+        self.history: dict[str, tuple[int, int, int]] = {
+            str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in state.get("history", {}).items()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last": self.last,
+            "first": self.first,
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def fetched(self, collab: str, number: int) -> None:
+        """History of ``collab`` fetched up to ``number``; done when it reaches the end."""
+        before, upto, _ = self.history[collab]
+        if number >= upto:
+            del self.history[collab]
+        else:
+            self.history[collab] = (before, upto, number)
 
     def check(self, changes: Sequence[BatchChange], leaves: Sequence[BatchLeaf]) -> None:
         """Take one verified batch in sequence order; raise ``LogAlarm`` (withheld) at a
@@ -65,12 +91,16 @@ class EnvelopeNumbers:
 
     def _membership(self, seq: int, doc: dict[str, Any]) -> None:
         collab, n = str(doc.get("collab")), doc.get("n")
+        first = self.first.pop(collab, None)
         if doc["type"] == "collab.leave" or type(n) is not int:
             self.last.pop(collab, None)  # out of it, or a join from before numbering
             return
         last = self.last.get(collab)
         if last is not None and last != n:
             raise _withheld(seq, collab, last, n, "this member's join, which counts")
+        missed = n if last is None else (first - 1 if first else 0)
+        if missed > 0:  # envelopes before this member's cursor: fetched as history
+            self.history[collab] = (seq, missed, 0)
         self.last[collab] = n
 
     def _take(self, c: BatchChange) -> None:
@@ -87,6 +117,8 @@ class EnvelopeNumbers:
             return
         if last is not None and c.n != last + 1:
             raise _withheld(c.sequence, c.collab, last, c.n - 1, f"envelope number {c.n}")
+        if last is None:
+            self.first[c.collab] = c.n  # taken as it came: checked at the join
         self.last[c.collab] = c.n
 
 

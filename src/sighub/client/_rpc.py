@@ -232,6 +232,16 @@ class Credential:
             raise KeyFileError(f"{path}: not a hub credential ({exc})") from None
 
 
+def _change(c: sync_pb2.Change) -> Change:
+    return Change(
+        c.sequence,
+        c.collaboration,
+        c.envelope,
+        tuple(Hop(h.hub, from_timestamp(h.received_at)) for h in c.hops),
+        c.collab_sequence,
+    )
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an IP address, IPv6 possibly in brackets) is loopback:
     the only place plaintext is allowed."""
@@ -417,16 +427,7 @@ class HubClient:
         try:
             for b in stream:
                 yield SyncBatch(
-                    tuple(
-                        Change(
-                            c.sequence,
-                            c.collaboration,
-                            c.envelope,
-                            tuple(Hop(h.hub, from_timestamp(h.received_at)) for h in c.hops),
-                            c.collab_sequence,
-                        )
-                        for c in b.changes
-                    ),
+                    tuple(map(_change, b.changes)),
                     b.cursor,
                     b.caught_up,
                     b.head,
@@ -481,6 +482,18 @@ class HubClient:
         request = log_pb2.GetConsistencyProofRequest(first_size=first_size, second_size=second_size)
         r = call(lambda: self._log.GetConsistencyProof(request, timeout=30), self.address)
         return list(r.hashes)
+
+    def history(
+        self, collab: str, after: int, before: int, tree_size: int
+    ) -> list[tuple[Change, tuple[bytes, ...]]]:
+        """A page of ``collab``'s envelopes numbered after ``after`` and logged before
+        sequence ``before``, each with its inclusion proof in the tree of ``tree_size``
+        (see ``SyncService.GetHistory``); empty when none is left."""
+        request = sync_pb2.GetHistoryRequest(
+            collaboration=collab, after_number=after, before_sequence=before, tree_size=tree_size
+        )
+        r = call(lambda: self._sync.GetHistory(request, timeout=60), self.address)
+        return [(_change(e.change), tuple(e.inclusion_proof)) for e in r.entries]
 
     def leaves(self, start: int, end: int) -> list[LogLeaf]:
         """Leaves of indexes [start, end): the hub answers a prefix of at most 1000, full

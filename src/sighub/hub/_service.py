@@ -49,10 +49,11 @@ from sighub.client._stix import format_time
 from sighub.client._tls import key_pem
 from sighub.client._workers import WorkerExited, WorkerPool
 from sighub.hub._errors import HubError
+from sighub.hub._history import history
 from sighub.hub._hub import Hub
 from sighub.hub._observe import HubMetrics
 from sighub.hub._pki import ENROLL_PREFIX, issue_enrollment
-from sighub.hub._store import TLOG, LogRange, MemberRow, Store
+from sighub.hub._store import TLOG, EnvelopeRow, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["Services"]
@@ -329,6 +330,16 @@ def _hops(text: str) -> list[sync_pb2.Hop]:
     ]
 
 
+def _change(r: EnvelopeRow) -> sync_pb2.Change:
+    return sync_pb2.Change(
+        sequence=r.seq,
+        collaboration=r.collab,
+        envelope=r.raw,
+        hops=_hops(r.hops),
+        collab_sequence=r.n,
+    )
+
+
 def _log_leaf(seq: int, data: bytes, full: bool) -> types_pb2.LogLeaf:
     if full:
         return types_pb2.LogLeaf(sequence=seq, leaf=data)
@@ -341,16 +352,7 @@ def _batch(
     """Serialized here, not by gRPC: the stream then holds only these bytes while a slow
     reader keeps the write waiting (not the rows and the message besides)."""
     message = sync_pb2.SyncResponse(
-        changes=[
-            sync_pb2.Change(
-                sequence=r.seq,
-                collaboration=r.collab,
-                envelope=r.raw,
-                hops=_hops(r.hops),
-                collab_sequence=r.n,
-            )
-            for r in part.changes
-        ],
+        changes=[_change(r) for r in part.changes],
         cursor=part.cursor,
         caught_up=caught_up,
         head=max(head, part.cursor),
@@ -409,7 +411,12 @@ def sync_handler(service: SyncService) -> grpc.GenericRpcHandler:
         request_deserializer=sync_pb2.SyncRequest.FromString,
         response_serializer=bytes,  # bytes(b) is b itself: no copy
     )
-    return grpc.method_handlers_generic_handler(name, {"Sync": handler})
+    history = grpc.unary_unary_rpc_method_handler(
+        service.GetHistory,
+        request_deserializer=sync_pb2.GetHistoryRequest.FromString,
+        response_serializer=sync_pb2.GetHistoryResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(name, {"Sync": handler, "GetHistory": history})
 
 
 class _StreamReader:
@@ -470,6 +477,34 @@ class SyncService:
             self.s.metrics.closed(request.follow)
             reader.close()  # after the query in flight, if the stream was cancelled in it
             self._trimmer.soon()
+
+    @_rpc
+    async def GetHistory(
+        self, request: sync_pb2.GetHistoryRequest, context: Any
+    ) -> sync_pb2.GetHistoryResponse:
+        def work() -> list[tuple[EnvelopeRow, list[bytes]]]:
+            member = self.s.identify(context)
+            self.s.hub.require(member, "subscriber", "peer")
+            collab = request.collaboration
+            if collab not in self.s.hub.store.member_collabs(member.name):
+                raise HubError.denied(f"member {member.name!r} is not in collaboration {collab!r}")
+            return history(
+                self.s.hub.store,
+                collab,
+                request.after_number,
+                request.before_sequence,
+                request.tree_size,
+                request.page_size,
+                self.s.hub.config.sync_batch_max_bytes,
+            )
+
+        entries = await self.s.run(work)
+        return sync_pb2.GetHistoryResponse(
+            entries=[
+                sync_pb2.HistoryEntry(change=_change(row), inclusion_proof=proof)
+                for row, proof in entries
+            ]
+        )
 
     def _count_stream(self, member: str) -> None:
         limit = self.s.hub.config.max_streams_per_member

@@ -279,6 +279,8 @@ def _v5(db: sqlite_utils.Database) -> None:
     from now on; NULL for those logged before), the last number kept per collaboration."""
     db.conn.execute("ALTER TABLE envelopes ADD COLUMN collab_n INTEGER")
     db.conn.execute("ALTER TABLE collabs ADD COLUMN last_n INTEGER NOT NULL DEFAULT 0")
+    # GetHistory reads a collaboration's envelopes by number
+    db.conn.execute("CREATE INDEX envelopes_collab_n ON envelopes (collab, collab_n)")
 
 
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v4, _v5]
@@ -621,6 +623,26 @@ class Store:
         finally:
             envelopes.close()
         return LogRange(changes, leaves, cursor, size)
+
+    def history_rows(
+        self, collab: str, after_n: int, before_seq: int, limit: int, max_bytes: int
+    ) -> list[EnvelopeRow]:
+        """``collab``'s envelopes numbered after ``after_n`` and logged before
+        ``before_seq``, in number order: at most ``limit``, and about ``max_bytes`` (always
+        one when any is due)."""
+        out: list[EnvelopeRow] = []
+        size = 0
+        rows = self.conn.execute(
+            "SELECT seq, id, collab, raw, hops, collab_n FROM envelopes WHERE collab = ?"
+            " AND collab_n > ? AND seq < ? ORDER BY collab_n LIMIT ?",
+            (collab, after_n, before_seq, limit),
+        )
+        for seq, eid, c, raw, hops, n in rows:
+            if out and size + len(raw) > max_bytes:
+                break
+            out.append(EnvelopeRow(seq, eid, c, bytes(raw), hops, n))
+            size += len(raw)
+        return out
 
     def sweep_expired(self, now: str) -> int:
         """Drop expired indicators from the current state (the log keeps them)."""

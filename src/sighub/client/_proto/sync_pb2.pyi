@@ -21,6 +21,100 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class GetHistoryRequest(_message.Message):
+    """SyncService.GetHistory's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    AFTER_NUMBER_FIELD_NUMBER: _builtins.int
+    BEFORE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration."""
+    after_number: _builtins.int
+    """Envelopes numbered after this (0: from the first)."""
+    before_sequence: _builtins.int
+    """Envelopes logged before this sequence (the caller's own collab.join leaf)."""
+    tree_size: _builtins.int
+    """The size of the tree the proofs are for: one whose signed checkpoint the caller holds."""
+    page_size: _builtins.int
+    """At most this many envelopes (0: the hub's default, 256; more is capped)."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        after_number: _builtins.int = ...,
+        before_sequence: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_number", b"after_number", "before_sequence", b"before_sequence", "collaboration", b"collaboration", "page_size", b"page_size", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHistoryRequest: _TypeAlias = GetHistoryRequest  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    """One envelope of a collaboration's history, with the proof that its leaf is in the tree."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    INCLUSION_PROOF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___Change:
+        """The envelope, as Sync sends it (collab_sequence is its number)."""
+
+    @_builtins.property
+    def inclusion_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The RFC 9162 inclusion proof of its leaf (index sequence - 1) in the tree of the
+        request's tree_size.
+        """
+
+    def __init__(
+        self,
+        *,
+        change: Global___Change | None = ...,
+        inclusion_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "inclusion_proof", b"inclusion_proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
+class GetHistoryResponse(_message.Message):
+    """SyncService.GetHistory's response: an empty list when nothing is left."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]:
+        """In increasing number, contiguous from after_number + 1."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___HistoryEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHistoryResponse: _TypeAlias = GetHistoryResponse  # noqa: Y015
+
+@_typing.final
 class SyncRequest(_message.Message):
     """SyncService.Sync's request."""
 

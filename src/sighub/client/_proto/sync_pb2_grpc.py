@@ -40,6 +40,11 @@ class SyncServiceStub:
                 request_serializer=sighub_dot_v1_dot_sync__pb2.SyncRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_sync__pb2.SyncResponse.FromString,
                 _registered_method=True)
+        self.GetHistory = channel.unary_unary(
+                '/sighub.v1.SyncService/GetHistory',
+                request_serializer=sighub_dot_v1_dot_sync__pb2.GetHistoryRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_sync__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -58,6 +63,17 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHistory(self, request, context):
+        """The envelopes of one collaboration numbered after after_number and logged before
+        before_sequence, in number order, each with its inclusion proof in the tree of
+        tree_size: the history a member's cursor had passed before it joined.  Needs
+        ROLE_SUBSCRIBER or ROLE_PEER and membership of the collaboration (PERMISSION_DENIED);
+        INVALID_ARGUMENT unless before_sequence <= tree_size <= the log's size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +81,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=sighub_dot_v1_dot_sync__pb2.SyncRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_sync__pb2.SyncResponse.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=sighub_dot_v1_dot_sync__pb2.GetHistoryRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_sync__pb2.GetHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +116,33 @@ class SyncService:
             '/sighub.v1.SyncService/Sync',
             sighub_dot_v1_dot_sync__pb2.SyncRequest.SerializeToString,
             sighub_dot_v1_dot_sync__pb2.SyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.SyncService/GetHistory',
+            sighub_dot_v1_dot_sync__pb2.GetHistoryRequest.SerializeToString,
+            sighub_dot_v1_dot_sync__pb2.GetHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

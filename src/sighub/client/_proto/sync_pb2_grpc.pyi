@@ -41,6 +41,13 @@ class SyncServiceStub:
     RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
     PERMISSION_DENIED when the caller is suspended or removed.
     """
+    GetHistory: _grpc.UnaryUnaryMultiCallable[_sync_pb2.GetHistoryRequest, _sync_pb2.GetHistoryResponse]
+    """The envelopes of one collaboration numbered after after_number and logged before
+    before_sequence, in number order, each with its inclusion proof in the tree of
+    tree_size: the history a member's cursor had passed before it joined.  Needs
+    ROLE_SUBSCRIBER or ROLE_PEER and membership of the collaboration (PERMISSION_DENIED);
+    INVALID_ARGUMENT unless before_sequence <= tree_size <= the log's size.
+    """
 
 @_typing.type_check_only
 class SyncServiceAsyncStub(SyncServiceStub):
@@ -54,6 +61,13 @@ class SyncServiceAsyncStub(SyncServiceStub):
     log" when the cursor is past the log's end (a hub restored from an older backup);
     RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
     PERMISSION_DENIED when the caller is suspended or removed.
+    """
+    GetHistory: _aio.UnaryUnaryMultiCallable[_sync_pb2.GetHistoryRequest, _sync_pb2.GetHistoryResponse]  # type: ignore[assignment]
+    """The envelopes of one collaboration numbered after after_number and logged before
+    before_sequence, in number order, each with its inclusion proof in the tree of
+    tree_size: the history a member's cursor had passed before it joined.  Needs
+    ROLE_SUBSCRIBER or ROLE_PEER and membership of the collaboration (PERMISSION_DENIED);
+    INVALID_ARGUMENT unless before_sequence <= tree_size <= the log's size.
     """
 
 class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,6 +85,19 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
         log" when the cursor is past the log's end (a hub restored from an older backup);
         RESOURCE_EXHAUSTED past the hub's open streams per member.  A follow stream ends with
         PERMISSION_DENIED when the caller is suspended or removed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetHistory(
+        self,
+        request: _sync_pb2.GetHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sync_pb2.GetHistoryResponse, _abc.Awaitable[_sync_pb2.GetHistoryResponse]]:
+        """The envelopes of one collaboration numbered after after_number and logged before
+        before_sequence, in number order, each with its inclusion proof in the tree of
+        tree_size: the history a member's cursor had passed before it joined.  Needs
+        ROLE_SUBSCRIBER or ROLE_PEER and membership of the collaboration (PERMISSION_DENIED);
+        INVALID_ARGUMENT unless before_sequence <= tree_size <= the log's size.
         """
 
 def add_SyncServiceServicer_to_server(servicer: SyncServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
