@@ -186,6 +186,11 @@ def test_page_tokens() -> None:
         assert info.value.code.name == "INVALID_ARGUMENT" and len(str(info.value)) < 300
     with pytest.raises(HubError, match="Audit: page_token"):
         _page_position("Audit", base64.urlsafe_b64encode(b"Audit:0").decode(), _AUDIT_POSITION)
+    # 19 digits may pass 2**63 - 1, which SQLite cannot bind: refused like any bad token
+    huge = _page_token("Audit", "9" * 19)
+    with pytest.raises(HubError, match="Audit: page_token"):
+        _page_position("Audit", huge, _AUDIT_POSITION)
+    assert _page_position("Audit", _page_token("Audit", "9" * 18), _AUDIT_POSITION) == "9" * 18
 
 
 def test_audit_details_are_typed(caplog: pytest.LogCaptureFixture) -> None:

@@ -354,16 +354,6 @@ class LocalStore:
                 out[r[0]] = tuple(r)
         return out
 
-    def active_entries(self, now: datetime) -> Iterator[tuple[int, str, int | None, str, str]]:
-        """(rowid, collaboration, key epoch, form, value) of the indicators in force: what
-        a matcher compiles, without building an object per indicator."""
-        t = format_time(now)
-        yield from self.conn.execute(
-            "SELECT rowid, collab, key_epoch, form, value FROM indicators"
-            " WHERE revoked = 0 AND valid_until > ? AND valid_from <= ?",
-            (t, t),
-        )
-
     # -- what a matcher reads: rows as (rowid, collab, key_epoch, form, value, valid_from,
     # valid_until, revoked), within one ``snapshot`` so that they agree --------------------
     @contextmanager

@@ -347,10 +347,6 @@ class _Patterns:
         return out
 
 
-# A rule as the build needs it: (reference, collaboration, key epoch, form, value).  The
-# reference finds the full indicator again, only when it fires.
-Entry = tuple[int, str, "int | None", str, str]
-
 # A digest table: digest -> reference, or a tuple of them when rules share a value.
 Table = dict[bytes, Any]
 

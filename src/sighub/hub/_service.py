@@ -240,7 +240,7 @@ def _audit_detail(text: str, sequence: int) -> admin_pb2.AuditDetail:
 PAGE_DEFAULT: Final = 100
 PAGE_MAX: Final = 1000
 _MEMBER_POSITION: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_AUDIT_POSITION: Final = re.compile(r"[1-9][0-9]{0,18}")
+_AUDIT_POSITION: Final = re.compile(r"[1-9][0-9]{0,17}")  # below 2**63: an SQLite integer
 
 
 def _page_size(requested: int) -> int:

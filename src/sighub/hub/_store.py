@@ -545,11 +545,6 @@ class Store:
         row = self.one("SELECT size, note FROM checkpoints ORDER BY id DESC LIMIT 1")
         return None if row is None else (int(row[0]), bytes(row[1]))
 
-    def checkpoint_issued(self) -> str | None:
-        """When the latest checkpoint was issued (RFC 3339 text), or None."""
-        row = self.one("SELECT issued FROM checkpoints ORDER BY id DESC LIMIT 1")
-        return None if row is None else str(row[0])
-
     def add_checkpoint(self, size: int, note: bytes, issued: str) -> None:
         self.conn.execute(
             "INSERT INTO checkpoints (size, note, issued) VALUES (?, ?, ?)", (size, note, issued)
