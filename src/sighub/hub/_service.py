@@ -528,15 +528,18 @@ class SyncService:
                 raise HubError.denied(f"member {member.name!r} is not in collaboration {c!r}")
         return member, sorted(set(wanted))
 
+    @staticmethod
     def _still_allowed(
-        self, member: MemberRow, collabs: list[str]
+        store: Store, member: MemberRow, collabs: list[str]
     ) -> tuple[list[str], frozenset[str]]:
         """The stream's collaborations the member is still in, and all of its
-        collaborations now (whose log leaves it may see in full)."""
-        now = self.s.hub.store.member(member.name)
+        collaborations now (whose log leaves it may see in full), read on the stream's
+        own connection: every commit asks it of every follow stream, and the writer's
+        thread has better things to do."""
+        now = store.member(member.name)
         if now is None or not now.active:
             raise HubError.denied(f"member {member.name!r} is {now.status if now else 'removed'}")
-        mine = frozenset(self.s.hub.store.member_collabs(member.name))
+        mine = frozenset(store.member_collabs(member.name))
         return [c for c in collabs if c in mine], mine
 
     async def _stream(
@@ -555,8 +558,8 @@ class SyncService:
         while not self.s.stopping.is_set():
             version = self.s.version
             if version != seen_version:
-                collabs, visible = await self.s.run(
-                    functools.partial(self._still_allowed, member, collabs)
+                collabs, visible = await reader.run(
+                    self._still_allowed, reader.store, member, collabs
                 )
                 seen_version = version
             out, head, signed = await reader.run(
