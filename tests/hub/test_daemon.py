@@ -131,7 +131,8 @@ def test_kill_9_at_random_points_never_loses_or_doubles(tmp_path: Path) -> None:
             "3",
         ]
         kills = with_workers = 0
-        while kills < 20:
+        # 20 kills, and more (up to 60) on a loaded machine until one lands with workers
+        while kills < 20 or (not with_workers and kills < 60):
             proc = subprocess.Popen(
                 args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
