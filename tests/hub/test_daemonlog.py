@@ -62,6 +62,15 @@ def _copy(m: Member, to: Path) -> Path:
     return to
 
 
+def _synced_copy(m: Member, to: Path, fake: LyingHub) -> Path:
+    """``_copy`` of ``m``, synced once from ``fake`` (honest until a test makes it lie)."""
+    victim = _copy(m, to)
+    d = SyncDaemon(victim, insecure=True, address=fake.address, workers=0)
+    d.sync_once()
+    d.close()
+    return victim
+
+
 def _state(data: Path) -> LogState | None:
     c = sqlite3.connect(data / LOCAL_DB)
     try:
@@ -187,10 +196,7 @@ def lying(logw: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
     h, pub = logw["hub"], logw["pub"]
     log = FakeLog.of(h)
     with LyingHub(log, pub.client()) as fake:
-        victim = _copy(pub, tmp_path / "victim")
-        d = SyncDaemon(victim, insecure=True, address=fake.address, workers=0)
-        d.sync_once()
-        d.close()
+        victim = _synced_copy(pub, tmp_path / "victim", fake)
         fresh = pub.indicators(1)
         log.add_envelope("sg-csam", pub.envelope(fresh))
         yield {"log": log, "fake": fake, "victim": victim, "fresh": fresh, "pub": pub}
@@ -443,10 +449,7 @@ def late(logw: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
         outsider.publish(indicators, collab="other")
     log = FakeLog.of(h)
     with LyingHub(log, pub.client()) as fake:
-        victim = _copy(pub, tmp_path / "victim")
-        d = SyncDaemon(victim, insecure=True, address=fake.address, workers=0)
-        d.sync_once()
-        d.close()
+        victim = _synced_copy(pub, tmp_path / "victim", fake)
         count = max(e.n for e in log.entries if e.collab == "other")
         join = log.add_leaf(_leaves.collab_membership("other", "pub", True, count), "other")
         both = frozenset({"sg-csam", "other"})
