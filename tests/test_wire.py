@@ -29,21 +29,20 @@ from sighub.client._rpc import (
     to_timestamp,
 )
 from sighub.client._stix import format_time
-from sighub.hub._errors import HubError
-from sighub.hub._hub import ROLES
-from sighub.hub._service import (
+from sighub.hub._adminservice import (
     _AUDIT_POSITION,
     _MEMBER_POSITION,
     PAGE_DEFAULT,
     PAGE_MAX,
     _audit_detail,
-    _batch,
     _page_position,
     _page_size,
     _page_token,
     _since,
-    _timestamp,
 )
+from sighub.hub._errors import HubError
+from sighub.hub._hub import ROLES
+from sighub.hub._service import _batch, _timestamp
 from sighub.hub._store import EnvelopeRow, LogRange
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,6 +53,7 @@ from sighub.client._proto import (
 )
 from sighub.client._rpc import is_loopback
 from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
+from sighub.hub._adminservice import AdminService
 from sighub.hub._backup import DataLock
 from sighub.hub._config import DEFAULT_TOML, RESTART_KEYS, HubConfig, changes, load_config
 from sighub.hub._hub import Hub, _RateLimiter
@@ -60,7 +61,6 @@ from sighub.hub._logservice import LogService
 from sighub.hub._observe import Exposure, ObserveInterceptor, expose
 from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
 from sighub.hub._service import (
-    AdminService,
     DirectoryService,
     PublishService,
     Services,

@@ -1,7 +1,7 @@
 """The gRPC services: thin adapters from wire messages to ``Hub`` rules and back
-(``LogService`` is in ``_logservice``).  The hub's wire <-> model conversion lives here:
-enums by their readable names (refusing the zero and unknown numbers), stored RFC 3339
-text as Timestamps, audit details, page tokens.
+(``LogService`` is in ``_logservice``, ``AdminService`` in ``_adminservice``, with the
+conversions only the operator's RPCs use).  The hub's wire <-> model conversion lives
+here: stored RFC 3339 text as Timestamps, envelopes and leaves as sync messages.
 
 Blocking SQLite work never runs on the event loop: every unary call runs in one writer
 thread (which serializes writes), and each Sync stream reads through its own connection in
@@ -13,19 +13,15 @@ latest checkpoint, so that each batch comes with one that covers it).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ctypes
 import functools
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -35,8 +31,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._grant import Chain
 from sighub.client._proto import (
-    admin_pb2,
-    admin_pb2_grpc,
     directory_pb2,
     directory_pb2_grpc,
     publish_pb2,
@@ -44,22 +38,19 @@ from sighub.client._proto import (
     sync_pb2,
     types_pb2,
 )
-from sighub.client._rpc import CURSOR_AHEAD, MEMBER_STATUS, ROLE, from_timestamp
-from sighub.client._stix import format_time
-from sighub.client._tls import key_pem
+from sighub.client._rpc import CURSOR_AHEAD, MEMBER_STATUS
 from sighub.client._workers import WorkerExited, WorkerPool
 from sighub.hub._errors import HubError
 from sighub.hub._history import history
 from sighub.hub._hub import Hub
 from sighub.hub._observe import HubMetrics
-from sighub.hub._pki import ENROLL_PREFIX, issue_enrollment
+from sighub.hub._pki import ENROLL_PREFIX
 from sighub.hub._store import TLOG, EnvelopeRow, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
 
 __all__ = ["Services"]
 
 VALIDATE_TASK = "sighub.hub._validate:check"  # what the validation workers run
-_MS: Final = timedelta(milliseconds=1)
 
 log = logging.getLogger("sighub.hub")
 T = TypeVar("T")
@@ -178,100 +169,6 @@ def _timestamp(text: str) -> Timestamp:
     return ts
 
 
-def _since(ts: Timestamp, where: str) -> str:
-    """A request's Timestamp as the store's text: millisecond precision, rounded up so
-    that "at or after" keeps its meaning."""
-    try:
-        when = from_timestamp(ts)
-        return format_time(when + _MS if ts.nanos % 1_000_000 else when)
-    except (ValueError, OverflowError):
-        raise HubError.invalid(
-            f"{where}: received seconds={ts.seconds} nanos={ts.nanos}; expected a time "
-            "from 0001-01-01 to 9999-12-31"
-        ) from None
-
-
-def _roles(values: Sequence[int], where: str) -> list[str]:
-    """Requested roles by name; the zero and unknown numbers are INVALID_ARGUMENT."""
-    try:
-        return ROLE.names_of(values, where)
-    except ValueError as exc:
-        raise HubError.invalid(str(exc)) from None
-
-
-def _role_values(names: Sequence[str]) -> list[types_pb2.Role.ValueType]:
-    return [ROLE.values[n] for n in names]
-
-
-# Stored audit detail keys -> AuditDetail fields (the hub's writes in _hub.py).
-_AUDIT_SCALARS: Final = {
-    "key_id": "key_id",
-    "previous_key_id": "previous_key_id",
-    "cert_serial": "cert_serial",
-    "previous_cert_serial": "previous_cert_serial",
-    "collab": "collaboration",
-    "epoch": "key_epoch",
-    "envelope": "envelope_id",
-    "seq": "log_sequence",
-    "indicators": "indicators",
-    "revoked": "revoked_indicators",
-}
-
-
-def _audit_detail(text: str, sequence: int) -> admin_pb2.AuditDetail:
-    """A stored detail (JSON object) as its typed message.  A key this table does not know
-    is logged, not sent: the message has no place for it."""
-    detail = admin_pb2.AuditDetail()
-    for key, value in json.loads(text).items():
-        if value is None:
-            continue
-        if key == "roles":
-            detail.roles.extend(ROLE.values[r] for r in value if r in ROLE.values)
-        elif key == "not_after":
-            detail.cert_not_after.CopyFrom(_timestamp(value))
-        elif key in _AUDIT_SCALARS:
-            setattr(detail, _AUDIT_SCALARS[key], value)
-        else:
-            log.warning("audit entry %d: detail %r has no AuditDetail field", sequence, key)
-    return detail
-
-
-# Page sizes of ListMembers and Audit (the contract's numbers, in admin.proto).
-PAGE_DEFAULT: Final = 100
-PAGE_MAX: Final = 1000
-_MEMBER_POSITION: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_AUDIT_POSITION: Final = re.compile(r"[1-9][0-9]{0,17}")  # below 2**63: an SQLite integer
-
-
-def _page_size(requested: int) -> int:
-    return min(requested or PAGE_DEFAULT, PAGE_MAX)
-
-
-def _page_token(rpc: str, position: str) -> str:
-    """Opaque to clients: the RPC and where its last page ended, base64url."""
-    return base64.urlsafe_b64encode(f"{rpc}:{position}".encode()).decode().rstrip("=")
-
-
-def _page_position(rpc: str, token: str, pattern: re.Pattern[str]) -> str | None:
-    """Where the page a token asks for starts (None for the first page);
-    INVALID_ARGUMENT for a token this RPC did not hand out."""
-    if not token:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, ValueError):
-        text = ""
-    kind, _, position = text.partition(":")
-    if kind != rpc or not pattern.fullmatch(position):
-        shown = token if len(token) <= 40 else token[:40] + "..."
-        raise HubError.invalid(
-            f"{rpc}: page_token {shown!r} is not one this RPC returned; expected empty or "
-            "a previous response's next_page_token, unchanged"
-        )
-    return position
-
-
-# -- the services ---------------------------------------------------------------------------
 class PublishService(publish_pb2_grpc.PublishServiceServicer):
     def __init__(self, s: Services) -> None:
         self.s = s
@@ -676,213 +573,3 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
         return directory_pb2.RenewCertificateResponse(
             certificate_pem=cert, not_after=_timestamp(not_after)
         )
-
-
-class AdminService(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, s: Services) -> None:
-        self.s = s
-
-    def _admin(self, context: Any) -> str:
-        m = self.s.identify(context)
-        self.s.hub.require(m, "admin")
-        return m.name
-
-    def _member(self, name: str) -> admin_pb2.Member:
-        store = self.s.hub.store
-        m = store.member(name)
-        if m is None:
-            raise HubError.not_found(f"member {name!r} does not exist")
-        return admin_pb2.Member(
-            name=m.name,
-            identity=m.identity,
-            roles=_role_values(m.roles),
-            status=MEMBER_STATUS.values[m.status],
-            collaborations=store.member_collabs(name),
-            key_ids=[k[0] for k in store.member_keys(name) if k[3] is None],
-            created_at=_timestamp(m.created),
-        )
-
-    def _collab(self, name: str) -> admin_pb2.Collaboration:
-        store = self.s.hub.store
-        row = store.one("SELECT created FROM collabs WHERE name=?", name)
-        if row is None:
-            raise HubError.not_found(f"collaboration {name!r} does not exist")
-        return admin_pb2.Collaboration(
-            name=name,
-            members=store.collab_members(name),
-            key_epoch=store.collab_epoch(name) or 0,
-            created_at=_timestamp(row[0]),
-        )
-
-    async def _change(self, fn: Callable[[], T]) -> T:
-        result = await self.s.run(fn)
-        self.s.committed()  # most changes are log leaves
-        await self.s.notify()  # streams re-check who may still read what
-        return result
-
-    @_rpc
-    async def AddMember(
-        self, request: admin_pb2.AddMemberRequest, context: Any
-    ) -> admin_pb2.AddMemberResponse:
-        def work() -> admin_pb2.AddMemberResponse:
-            actor = self._admin(context)
-            roles = _roles(request.roles, f"member {request.name!r}: roles")
-            m, token = self.s.hub.add_member(actor, request.name, roles)
-            cert, key = issue_enrollment(self.s.hub.ca_key, self.s.hub.ca_pem, m.name)
-            return admin_pb2.AddMemberResponse(
-                member=self._member(m.name),
-                enrollment_token=token,
-                enrollment_cert_pem=cert,
-                enrollment_key_pem=key_pem(key),
-            )
-
-        return await self._change(work)
-
-    @_rpc
-    async def ListMembers(
-        self, request: admin_pb2.ListMembersRequest, context: Any
-    ) -> admin_pb2.ListMembersResponse:
-        def work() -> admin_pb2.ListMembersResponse:
-            self._admin(context)
-            after = _page_position("ListMembers", request.page_token, _MEMBER_POSITION)
-            size = _page_size(request.page_size)
-            rows = self.s.hub.store.members(after or "", size + 1)
-            page = rows[:size]
-            more = len(rows) > size
-            return admin_pb2.ListMembersResponse(
-                members=[self._member(m.name) for m in page],
-                next_page_token=_page_token("ListMembers", page[-1].name) if more else "",
-            )
-
-        return await self.s.run(work)
-
-    @_rpc
-    async def ShowMember(
-        self, request: admin_pb2.ShowMemberRequest, context: Any
-    ) -> admin_pb2.ShowMemberResponse:
-        def work() -> admin_pb2.ShowMemberResponse:
-            self._admin(context)
-            return admin_pb2.ShowMemberResponse(member=self._member(request.name))
-
-        return await self.s.run(work)
-
-    @_rpc
-    async def SuspendMember(
-        self, request: admin_pb2.SuspendMemberRequest, context: Any
-    ) -> admin_pb2.SuspendMemberResponse:
-        def work() -> admin_pb2.SuspendMemberResponse:
-            m = self.s.hub.set_status(self._admin(context), request.name, "suspended")
-            return admin_pb2.SuspendMemberResponse(member=self._member(m.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def ResumeMember(
-        self, request: admin_pb2.ResumeMemberRequest, context: Any
-    ) -> admin_pb2.ResumeMemberResponse:
-        def work() -> admin_pb2.ResumeMemberResponse:
-            m = self.s.hub.set_status(self._admin(context), request.name, "active")
-            return admin_pb2.ResumeMemberResponse(member=self._member(m.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def RemoveMember(
-        self, request: admin_pb2.RemoveMemberRequest, context: Any
-    ) -> admin_pb2.RemoveMemberResponse:
-        def work() -> admin_pb2.RemoveMemberResponse:
-            m = self.s.hub.remove_member(self._admin(context), request.name)
-            return admin_pb2.RemoveMemberResponse(member=self._member(m.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def RevokeMemberKey(
-        self, request: admin_pb2.RevokeMemberKeyRequest, context: Any
-    ) -> admin_pb2.RevokeMemberKeyResponse:
-        def work() -> admin_pb2.RevokeMemberKeyResponse:
-            m = self.s.hub.revoke_key(self._admin(context), request.member, request.key_id)
-            return admin_pb2.RevokeMemberKeyResponse(member=self._member(m.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def AttestMemberKey(
-        self, request: admin_pb2.AttestMemberKeyRequest, context: Any
-    ) -> admin_pb2.AttestMemberKeyResponse:
-        def work() -> admin_pb2.AttestMemberKeyResponse:
-            m = self.s.hub.attest_key(
-                self._admin(context), request.member, request.attestation, request.signature
-            )
-            return admin_pb2.AttestMemberKeyResponse(member=self._member(m.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def AddCollab(
-        self, request: admin_pb2.AddCollabRequest, context: Any
-    ) -> admin_pb2.AddCollabResponse:
-        def work() -> admin_pb2.AddCollabResponse:
-            name = self.s.hub.add_collab(self._admin(context), request.name)
-            return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def JoinCollab(
-        self, request: admin_pb2.JoinCollabRequest, context: Any
-    ) -> admin_pb2.JoinCollabResponse:
-        def work() -> admin_pb2.JoinCollabResponse:
-            name = self.s.hub.join(self._admin(context), request.collaboration, request.member)
-            return admin_pb2.JoinCollabResponse(collaboration=self._collab(name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def LeaveCollab(
-        self, request: admin_pb2.LeaveCollabRequest, context: Any
-    ) -> admin_pb2.LeaveCollabResponse:
-        def work() -> admin_pb2.LeaveCollabResponse:
-            name = self.s.hub.leave(self._admin(context), request.collaboration, request.member)
-            return admin_pb2.LeaveCollabResponse(collaboration=self._collab(name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def RotateCollabKey(
-        self, request: admin_pb2.RotateCollabKeyRequest, context: Any
-    ) -> admin_pb2.RotateCollabKeyResponse:
-        def work() -> admin_pb2.RotateCollabKeyResponse:
-            self.s.hub.rotate_collab_key(self._admin(context), request.name)
-            return admin_pb2.RotateCollabKeyResponse(collaboration=self._collab(request.name))
-
-        return await self._change(work)
-
-    @_rpc
-    async def Audit(self, request: admin_pb2.AuditRequest, context: Any) -> admin_pb2.AuditResponse:
-        def work() -> admin_pb2.AuditResponse:
-            self._admin(context)
-            before = _page_position("Audit", request.page_token, _AUDIT_POSITION)
-            since = _since(request.since, "Audit: since") if request.HasField("since") else ""
-            size = _page_size(request.page_size)
-            rows = self.s.hub.audit_log(
-                request.member, since, size + 1, None if before is None else int(before)
-            )
-            page = rows[:size]
-            more = len(rows) > size
-            return admin_pb2.AuditResponse(
-                entries=[
-                    admin_pb2.AuditEntry(
-                        sequence=int(r[0]),
-                        at=_timestamp(str(r[1])),
-                        actor=str(r[2]),
-                        action=str(r[3]),
-                        target=str(r[4]),
-                        detail=_audit_detail(str(r[5]), int(r[0])),
-                    )
-                    for r in page
-                ],
-                next_page_token=_page_token("Audit", str(page[-1][0])) if more else "",
-            )
-
-        return await self.s.run(work)

@@ -1,0 +1,337 @@
+"""``AdminService``: the operator's RPCs, and their wire <-> model conversion (readable
+role names, RFC 3339 times, typed audit details, opaque page tokens)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, Final, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sighub.client._proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    types_pb2,
+)
+from sighub.client._rpc import MEMBER_STATUS, ROLE, from_timestamp
+from sighub.client._stix import format_time
+from sighub.client._tls import key_pem
+from sighub.hub._errors import HubError
+from sighub.hub._pki import issue_enrollment
+from sighub.hub._service import Services, _rpc, _timestamp
+
+__all__ = ["AdminService"]
+
+T = TypeVar("T")
+_MS: Final = timedelta(milliseconds=1)
+log = logging.getLogger("sighub.hub")
+
+
+def _since(ts: Timestamp, where: str) -> str:
+    """A request's Timestamp as the store's text: millisecond precision, rounded up so
+    that "at or after" keeps its meaning."""
+    try:
+        when = from_timestamp(ts)
+        return format_time(when + _MS if ts.nanos % 1_000_000 else when)
+    except (ValueError, OverflowError):
+        raise HubError.invalid(
+            f"{where}: received seconds={ts.seconds} nanos={ts.nanos}; expected a time "
+            "from 0001-01-01 to 9999-12-31"
+        ) from None
+
+
+def _roles(values: Sequence[int], where: str) -> list[str]:
+    """Requested roles by name; the zero and unknown numbers are INVALID_ARGUMENT."""
+    try:
+        return ROLE.names_of(values, where)
+    except ValueError as exc:
+        raise HubError.invalid(str(exc)) from None
+
+
+def _role_values(names: Sequence[str]) -> list[types_pb2.Role.ValueType]:
+    return [ROLE.values[n] for n in names]
+
+
+# Stored audit detail keys -> AuditDetail fields (the hub's writes in _hub.py).
+_AUDIT_SCALARS: Final = {
+    "key_id": "key_id",
+    "previous_key_id": "previous_key_id",
+    "cert_serial": "cert_serial",
+    "previous_cert_serial": "previous_cert_serial",
+    "collab": "collaboration",
+    "epoch": "key_epoch",
+    "envelope": "envelope_id",
+    "seq": "log_sequence",
+    "indicators": "indicators",
+    "revoked": "revoked_indicators",
+}
+
+
+def _audit_detail(text: str, sequence: int) -> admin_pb2.AuditDetail:
+    """A stored detail (JSON object) as its typed message.  A key this table does not know
+    is logged, not sent: the message has no place for it."""
+    detail = admin_pb2.AuditDetail()
+    for key, value in json.loads(text).items():
+        if value is None:
+            continue
+        if key == "roles":
+            detail.roles.extend(ROLE.values[r] for r in value if r in ROLE.values)
+        elif key == "not_after":
+            detail.cert_not_after.CopyFrom(_timestamp(value))
+        elif key in _AUDIT_SCALARS:
+            setattr(detail, _AUDIT_SCALARS[key], value)
+        else:
+            log.warning("audit entry %d: detail %r has no AuditDetail field", sequence, key)
+    return detail
+
+
+# Page sizes of ListMembers and Audit (the contract's numbers, in admin.proto).
+PAGE_DEFAULT: Final = 100
+PAGE_MAX: Final = 1000
+_MEMBER_POSITION: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_AUDIT_POSITION: Final = re.compile(r"[1-9][0-9]{0,17}")  # below 2**63: an SQLite integer
+
+
+def _page_size(requested: int) -> int:
+    return min(requested or PAGE_DEFAULT, PAGE_MAX)
+
+
+def _page_token(rpc: str, position: str) -> str:
+    """Opaque to clients: the RPC and where its last page ended, base64url."""
+    return base64.urlsafe_b64encode(f"{rpc}:{position}".encode()).decode().rstrip("=")
+
+
+def _page_position(rpc: str, token: str, pattern: re.Pattern[str]) -> str | None:
+    """Where the page a token asks for starts (None for the first page);
+    INVALID_ARGUMENT for a token this RPC did not hand out."""
+    if not token:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError):
+        text = ""
+    kind, _, position = text.partition(":")
+    if kind != rpc or not pattern.fullmatch(position):
+        shown = token if len(token) <= 40 else token[:40] + "..."
+        raise HubError.invalid(
+            f"{rpc}: page_token {shown!r} is not one this RPC returned; expected empty or "
+            "a previous response's next_page_token, unchanged"
+        )
+    return position
+
+
+# -- the services ---------------------------------------------------------------------------
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, s: Services) -> None:
+        self.s = s
+
+    def _admin(self, context: Any) -> str:
+        m = self.s.identify(context)
+        self.s.hub.require(m, "admin")
+        return m.name
+
+    def _member(self, name: str) -> admin_pb2.Member:
+        store = self.s.hub.store
+        m = store.member(name)
+        if m is None:
+            raise HubError.not_found(f"member {name!r} does not exist")
+        return admin_pb2.Member(
+            name=m.name,
+            identity=m.identity,
+            roles=_role_values(m.roles),
+            status=MEMBER_STATUS.values[m.status],
+            collaborations=store.member_collabs(name),
+            key_ids=[k[0] for k in store.member_keys(name) if k[3] is None],
+            created_at=_timestamp(m.created),
+        )
+
+    def _collab(self, name: str) -> admin_pb2.Collaboration:
+        store = self.s.hub.store
+        row = store.one("SELECT created FROM collabs WHERE name=?", name)
+        if row is None:
+            raise HubError.not_found(f"collaboration {name!r} does not exist")
+        return admin_pb2.Collaboration(
+            name=name,
+            members=store.collab_members(name),
+            key_epoch=store.collab_epoch(name) or 0,
+            created_at=_timestamp(row[0]),
+        )
+
+    async def _change(self, fn: Callable[[], T]) -> T:
+        result = await self.s.run(fn)
+        self.s.committed()  # most changes are log leaves
+        await self.s.notify()  # streams re-check who may still read what
+        return result
+
+    @_rpc
+    async def AddMember(
+        self, request: admin_pb2.AddMemberRequest, context: Any
+    ) -> admin_pb2.AddMemberResponse:
+        def work() -> admin_pb2.AddMemberResponse:
+            actor = self._admin(context)
+            roles = _roles(request.roles, f"member {request.name!r}: roles")
+            m, token = self.s.hub.add_member(actor, request.name, roles)
+            cert, key = issue_enrollment(self.s.hub.ca_key, self.s.hub.ca_pem, m.name)
+            return admin_pb2.AddMemberResponse(
+                member=self._member(m.name),
+                enrollment_token=token,
+                enrollment_cert_pem=cert,
+                enrollment_key_pem=key_pem(key),
+            )
+
+        return await self._change(work)
+
+    @_rpc
+    async def ListMembers(
+        self, request: admin_pb2.ListMembersRequest, context: Any
+    ) -> admin_pb2.ListMembersResponse:
+        def work() -> admin_pb2.ListMembersResponse:
+            self._admin(context)
+            after = _page_position("ListMembers", request.page_token, _MEMBER_POSITION)
+            size = _page_size(request.page_size)
+            rows = self.s.hub.store.members(after or "", size + 1)
+            page = rows[:size]
+            more = len(rows) > size
+            return admin_pb2.ListMembersResponse(
+                members=[self._member(m.name) for m in page],
+                next_page_token=_page_token("ListMembers", page[-1].name) if more else "",
+            )
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def ShowMember(
+        self, request: admin_pb2.ShowMemberRequest, context: Any
+    ) -> admin_pb2.ShowMemberResponse:
+        def work() -> admin_pb2.ShowMemberResponse:
+            self._admin(context)
+            return admin_pb2.ShowMemberResponse(member=self._member(request.name))
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def SuspendMember(
+        self, request: admin_pb2.SuspendMemberRequest, context: Any
+    ) -> admin_pb2.SuspendMemberResponse:
+        def work() -> admin_pb2.SuspendMemberResponse:
+            m = self.s.hub.set_status(self._admin(context), request.name, "suspended")
+            return admin_pb2.SuspendMemberResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def ResumeMember(
+        self, request: admin_pb2.ResumeMemberRequest, context: Any
+    ) -> admin_pb2.ResumeMemberResponse:
+        def work() -> admin_pb2.ResumeMemberResponse:
+            m = self.s.hub.set_status(self._admin(context), request.name, "active")
+            return admin_pb2.ResumeMemberResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RemoveMember(
+        self, request: admin_pb2.RemoveMemberRequest, context: Any
+    ) -> admin_pb2.RemoveMemberResponse:
+        def work() -> admin_pb2.RemoveMemberResponse:
+            m = self.s.hub.remove_member(self._admin(context), request.name)
+            return admin_pb2.RemoveMemberResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RevokeMemberKey(
+        self, request: admin_pb2.RevokeMemberKeyRequest, context: Any
+    ) -> admin_pb2.RevokeMemberKeyResponse:
+        def work() -> admin_pb2.RevokeMemberKeyResponse:
+            m = self.s.hub.revoke_key(self._admin(context), request.member, request.key_id)
+            return admin_pb2.RevokeMemberKeyResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def AttestMemberKey(
+        self, request: admin_pb2.AttestMemberKeyRequest, context: Any
+    ) -> admin_pb2.AttestMemberKeyResponse:
+        def work() -> admin_pb2.AttestMemberKeyResponse:
+            m = self.s.hub.attest_key(
+                self._admin(context), request.member, request.attestation, request.signature
+            )
+            return admin_pb2.AttestMemberKeyResponse(member=self._member(m.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def AddCollab(
+        self, request: admin_pb2.AddCollabRequest, context: Any
+    ) -> admin_pb2.AddCollabResponse:
+        def work() -> admin_pb2.AddCollabResponse:
+            name = self.s.hub.add_collab(self._admin(context), request.name)
+            return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def JoinCollab(
+        self, request: admin_pb2.JoinCollabRequest, context: Any
+    ) -> admin_pb2.JoinCollabResponse:
+        def work() -> admin_pb2.JoinCollabResponse:
+            name = self.s.hub.join(self._admin(context), request.collaboration, request.member)
+            return admin_pb2.JoinCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def LeaveCollab(
+        self, request: admin_pb2.LeaveCollabRequest, context: Any
+    ) -> admin_pb2.LeaveCollabResponse:
+        def work() -> admin_pb2.LeaveCollabResponse:
+            name = self.s.hub.leave(self._admin(context), request.collaboration, request.member)
+            return admin_pb2.LeaveCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def RotateCollabKey(
+        self, request: admin_pb2.RotateCollabKeyRequest, context: Any
+    ) -> admin_pb2.RotateCollabKeyResponse:
+        def work() -> admin_pb2.RotateCollabKeyResponse:
+            self.s.hub.rotate_collab_key(self._admin(context), request.name)
+            return admin_pb2.RotateCollabKeyResponse(collaboration=self._collab(request.name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def Audit(self, request: admin_pb2.AuditRequest, context: Any) -> admin_pb2.AuditResponse:
+        def work() -> admin_pb2.AuditResponse:
+            self._admin(context)
+            before = _page_position("Audit", request.page_token, _AUDIT_POSITION)
+            since = _since(request.since, "Audit: since") if request.HasField("since") else ""
+            size = _page_size(request.page_size)
+            rows = self.s.hub.audit_log(
+                request.member, since, size + 1, None if before is None else int(before)
+            )
+            page = rows[:size]
+            more = len(rows) > size
+            return admin_pb2.AuditResponse(
+                entries=[
+                    admin_pb2.AuditEntry(
+                        sequence=int(r[0]),
+                        at=_timestamp(str(r[1])),
+                        actor=str(r[2]),
+                        action=str(r[3]),
+                        target=str(r[4]),
+                        detail=_audit_detail(str(r[5]), int(r[0])),
+                    )
+                    for r in page
+                ],
+                next_page_token=_page_token("Audit", str(page[-1][0])) if more else "",
+            )
+
+        return await self.s.run(work)
