@@ -33,7 +33,7 @@ from sighub.client._hpke import (
 )
 from sighub.client._leaves import parse_leaf
 from sighub.client._logguard import KEYS_KEY
-from sighub.client._rpc import HubRejected
+from sighub.client._rpc import HubClient, HubRejected
 from sighub.hub._cli import main as sighub
 from tests.hub.conftest import HubProcess, Member, running_world
 
@@ -86,6 +86,8 @@ def test_enrollment_registers_and_logs_the_encryption_key(ew: dict[str, Any]) ->
     key = load_key(pub.data / ENCRYPTION_KEY)
     assert key.suite == DEFAULT_SUITE and (pub.data / ENCRYPTION_KEY).stat().st_mode & 0o77 == 0
     assert _current(h, "pub") == (key.key_id, DEFAULT_SUITE)
+    # member.json names it, as it names the signing key (a copy without key files knows it)
+    assert json.loads((pub.data / "member.json").read_text())["encryption_key_id"] == key.key_id
     leaf = _leaf(h, _enroll_seq(h, "pub"))
     assert leaf["encryption_suite"] == DEFAULT_SUITE
     assert base64.b64decode(leaf["encryption_key"]) == key.public
@@ -211,14 +213,21 @@ def test_a_member_enrolled_before_encryption_keys_registers_its_first(
     h = ew["hub"]
     path = tmp_path / "older.enroll.json"
     assert h.admin_cli("member", "add", "older", "--roles", "publisher", "--out", str(path)) == 0
-    monkeypatch.setattr(_enroll, "enrollment_key", lambda *a: None)  # an older client
-    _enroll.enroll(path, tmp_path / "older", address=h.address)
+    real = HubClient.enroll  # an older client: it sends no encryption key, keeps none
+    monkeypatch.setattr(HubClient, "enroll", lambda self, *a: real(self, *a[:5]))
+    data = tmp_path / "older"
+    _enroll.enroll(path, data, address=h.address)
+    (data / ENCRYPTION_KEY).unlink()
+    doc = json.loads((data / "member.json").read_text())
+    del doc["encryption_key_id"]
+    (data / "member.json").write_text(json.dumps(doc))
     leaf = _leaf(h, _enroll_seq(h, "older"))
     assert "encryption_key" not in leaf and _current(h, "older") is None  # the old format
-    done = rotate_encryption_key(tmp_path / "older", address=h.address)
+    done = rotate_encryption_key(data, address=h.address)
     assert done.previous_key_id == "" and _current(h, "older") == (done.key_id, DEFAULT_SUITE)
     assert _leaf(h, done.sequence)["type"] == "key.encryption"
-    assert not list((tmp_path / "older").glob("encryption.*.retired.key"))
+    assert not list(data.glob("encryption.*.retired.key"))
+    assert json.loads((data / "member.json").read_text())["encryption_key_id"] == done.key_id
 
 
 def test_members_learn_encryption_keys_from_the_log_and_keep_them(

@@ -65,7 +65,8 @@ def rotate_encryption_key(
     """Register a new encryption key of ``suite`` (proved by the current signing key),
     then make it ``encryption.key`` and keep the old one as retired.  For a member
     enrolled before encryption keys, this registers its first."""
-    signing = MemberFiles(data).signing_key()
+    files = MemberFiles(data)
+    signing = files.signing_key()
     new = EncryptionKey.generate(suite)
     cred = Credential.load(data)
     if address is not None:
@@ -85,13 +86,15 @@ def rotate_encryption_key(
     if current.exists():
         current.rename(data / f"encryption.{_short(load_key(current).key_id)}.retired.key")
     pending.rename(current)
+    files.write_identity(files.identity(), kid)
     fsync_path(data)
     return Rotated(kid, suite, signer, old, seq)
 
 
 def own_encryption_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
     """(the ids of every encryption key this member made, those it rotated away from):
-    ``encryption.key`` and its retired and pending keys in ``data``."""
+    ``encryption.key`` and its retired and pending keys in ``data`` (``_logguard.own_keys``
+    adds the one ``member.json`` names)."""
     mine: set[str] = set()
     retired: set[str] = set()
     for path in sorted(data.glob("encryption*.key")):

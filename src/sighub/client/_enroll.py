@@ -28,7 +28,7 @@ from sighub.client._enckey import enrollment_key
 from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
 from sighub.client._grant import Chain, bind_key
-from sighub.client._hpke import DEFAULT_SUITE
+from sighub.client._hpke import DEFAULT_SUITE, encryption_key_id
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import (
@@ -188,6 +188,7 @@ def enroll(
             f"hub answered identity {identity} / key {kid}; expected "
             f"{ident.publisher.id} / {ident.key_id}"
         )
+    files.write_identity(ident, encryption_key_id(encryption.public))
     transport = PLAINTEXT if insecure else MTLS
     write_credential(
         data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key,
@@ -225,8 +226,7 @@ def rotate_signing_key(
     key_path.rename(old_path)
     pending.rename(key_path)
     fsync_path(data)
-    ident = MemberIdentity(files.identity().publisher, kid, new.public_key())
-    (data / "member.json").write_text(json.dumps(ident.to_json(), indent=2) + "\n")
+    files.write_identity(MemberIdentity(files.identity().publisher, kid, new.public_key()))
     return kid, old
 
 

@@ -29,7 +29,7 @@ from sighub.client._envelope import key_id
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, SighubError
 from sighub.client._grant import decode_public
 from sighub.client._keyring import KeyRing, LoggedEncryptionKey, LoggedKey
-from sighub.client._keys import MEMBER_FILE, read_secret
+from sighub.client._keys import ENCRYPTION_KEY_ID, MEMBER_FILE, read_secret
 from sighub.client._leaves import DIRECTORY_TYPES, LeafError, parse_leaf
 from sighub.client._local import LocalStore, StoredAlarm
 from sighub.client._logcheck import (
@@ -77,7 +77,8 @@ def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
     """(the key ids this member made, those it rotated away from): every private signing
     key in ``data`` (``signing.key``, ``signing.*.retired.key``, and ``signing.*.pending
     .key``, written before a rotation reaches the hub) and ``member.json``'s key id, and
-    likewise every encryption key (``_enckey.own_encryption_keys``).  A key whose private
+    likewise every encryption key (``_enckey.own_encryption_keys`` and the one
+    ``member.json`` names).  A key whose private
     half is here is this member's, whatever the hub says of it."""
     enc_mine, enc_retired = own_encryption_keys(data)
     mine: set[str] = set(enc_mine)
@@ -97,8 +98,9 @@ def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
                 retired.add(kid)
     try:
         doc = _json.loads((data / MEMBER_FILE).read_bytes(), _json.DOCUMENT, MEMBER_FILE)
-        if isinstance(doc, dict) and isinstance(doc.get("key_id"), str):
-            mine.add(doc["key_id"])
+        for field in ("key_id", ENCRYPTION_KEY_ID):
+            if isinstance(doc, dict) and isinstance(doc.get(field), str):
+                mine.add(doc[field])
     except (OSError, JsonBudgetError):
         pass  # no identity file: the keys above are all this member has
     return frozenset(mine), frozenset(retired)
