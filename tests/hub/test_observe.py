@@ -353,7 +353,7 @@ def test_sync_metrics_count_differences_of_cumulative_reports() -> None:
     metrics.batch(report)
     assert metrics.lag.collect()[0].samples[0].value == 5
     report.envelopes, report.applied, report.cursor, report.caught_up = 3, 6, 9, True
-    report.refused.append((8, "bad"))
+    report.add_refused(8, "bad")
     metrics.batch(report)
     metrics.batch(SyncReport(envelopes=1, applied=1, cursor=10, head=14))  # a new session
     got = {s.name: s.value for f in metrics.registry.collect() for s in f.samples}
