@@ -130,6 +130,10 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
         old_kid = ident.key_id
         rotate_signing_key(pub.data, address=h.address)
         new = pub.files.identity()
+        # member.json names the new signing key and still the encryption key
+        assert json.loads((pub.data / "member.json").read_text())["encryption_key_id"] == (
+            enc.key_id
+        )
         (rotated,) = _new_leaves(h, before)
         doc = _leaves.parse_leaf(rotated[1])
         assert rotated[0] == "key.rotate" and (doc["key_id"], doc["previous_key_id"]) == (
