@@ -39,6 +39,7 @@ HUB_TALKING = {
     ("revoke",),
     ("member", "enroll"),
     ("member", "rotate-key"),
+    ("member", "rotate-encryption-key"),
     ("member", "renew-cert"),
     ("checkpoint", "compare"),
 }
@@ -398,5 +399,9 @@ def test_json_and_human_output_of_the_hub_commands(
         assert main(["member", "rotate-key", *member, "--json"]) == 0
         rotated = _json(capsys)
         assert rotated["key_id"] != rotated["previous_key_id"]
+        assert main(["member", "rotate-encryption-key", *member, "--json"]) == 0
+        encryption = _json(capsys)
+        assert encryption["signing_key_id"] == rotated["key_id"]
+        assert encryption["previous_encryption_key_id"].startswith("hpke:")
     finally:
         h.stop()

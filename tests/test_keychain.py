@@ -22,7 +22,8 @@ from sighub.client._grant import (
     check_chain,
     issue_grant,
 )
-from sighub.client._keyring import NO_CHAIN, ROTATE_CONTEXT, KeyRing
+from sighub.client._hpke import DEFAULT_SUITE, X25519_SUITE, EncryptionKey, ProvedKey, prove
+from sighub.client._keyring import NO_CHAIN, ROTATE_CONTEXT, KeyRing, LoggedEncryptionKey
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm
 
@@ -183,3 +184,110 @@ def test_the_snapshot_is_new_after_each_change() -> None:
         ]
         == b64
     )
+
+
+# -- encryption keys (issue 11) ------------------------------------------------------------
+def _proved(signing: Ed25519PrivateKey, suite: str = DEFAULT_SUITE) -> ProvedKey:
+    key = EncryptionKey.generate(suite)
+    return ProvedKey(key.suite, key.public, prove(signing, key.suite, key.public))
+
+
+def _enroll_with(
+    name: str, key: Ed25519PrivateKey, chain: Chain | None, enc: ProvedKey
+) -> dict[str, Any]:
+    raw = _leaves.member_enroll(
+        name, identity_for(name), ROLES, key_id(key.public_key()), _raw(key), chain, enc
+    )
+    return _leaves.parse_leaf(raw)
+
+
+def _encryption_leaf(name: str, signer: Ed25519PrivateKey, enc: ProvedKey) -> dict[str, Any]:
+    return _leaves.parse_leaf(_leaves.key_encryption(name, enc, key_id(signer.public_key())))
+
+
+def test_the_ring_tracks_each_members_current_encryption_key() -> None:
+    admin, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    ring = KeyRing(ORIGIN, _raw(admin))
+    first = _proved(key)
+    ring.apply(2, _enroll_with("pub", key, _chain(admin, key), first))
+    assert ring.encryption_key("pub") == (DEFAULT_SUITE, first.public)
+    assert ring.encryption_key("pub2") is None
+    # rotated, to the X25519 suite: the latest leaf wins
+    second = _proved(key, X25519_SUITE)
+    ring.apply(7, _encryption_leaf("pub", key, second))
+    assert ring.encryption_key("pub") == (X25519_SUITE, second.public)
+    record = ring.encryption_record("pub")
+    assert record is not None and (record.since, record.key_id) == (7, key_id(key.public_key()))
+    # a signing-key rotation keeps the encryption key; the new signing key proves the next
+    new = Ed25519PrivateKey.generate()
+    proof = key.sign(ROTATE_CONTEXT + _raw(new))
+    kid_old, kid_new = key_id(key.public_key()), key_id(new.public_key())
+    ring.apply(8, _leaves.parse_leaf(_leaves.key_rotate("pub", kid_new, _raw(new), kid_old, proof)))
+    assert ring.encryption_key("pub") == (X25519_SUITE, second.public)
+    third = _proved(new)
+    ring.apply(9, _encryption_leaf("pub", new, third))
+    assert ring.encryption_key("pub") == (DEFAULT_SUITE, third.public)
+    assert [e.member for e in ring.changed_encryption()] == ["pub"]
+    # what the daemon stores is what a restarted daemon rebuilds from
+    rows = [e.row() for e in ring.changed_encryption()]
+    again = KeyRing(ORIGIN, _raw(admin), ring.changed(), (LoggedEncryptionKey(*r) for r in rows))
+    assert again.encryption_key("pub") == (DEFAULT_SUITE, third.public)
+    ring.saved()
+    assert ring.changed_encryption() == []
+
+
+def test_an_old_format_enrollment_has_no_encryption_key() -> None:
+    admin, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    ring = KeyRing(ORIGIN, _raw(admin))
+    ring.apply(2, _enroll_leaf("pub", key, _chain(admin, key)))
+    assert ring.encryption_key("pub") is None and ring.changed_encryption() == []
+    enc = _proved(key)  # its first, registered later
+    ring.apply(3, _encryption_leaf("pub", key, enc))
+    assert ring.encryption_key("pub") == (DEFAULT_SUITE, enc.public)
+
+
+def test_forged_encryption_keys_are_alarms() -> None:
+    admin, key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    other = Ed25519PrivateKey.generate()
+    ring = KeyRing(ORIGIN, _raw(admin))
+    chain = _chain(admin, key)
+    # an enrollment whose encryption key another key proved: nothing of it is taken
+    _alarm(ring, 2, _enroll_with("pub", key, chain, _proved(other)), "did not prove")
+    assert len(ring) == 0 and ring.encryption_key("pub") is None
+    # only some of the encryption fields
+    partial = {**_enroll_leaf("pub", key, chain), "encryption_key": "AA=="}
+    _alarm(ring, 2, partial, "needs all of")
+    good = _proved(key)
+    ring.apply(2, _enroll_with("pub", key, chain, good))
+    # a key.encryption the named signing key did not prove
+    forged = _proved(other)
+    _alarm(ring, 5, _encryption_leaf("pub", key, forged), "did not prove")
+    # one proved by a key of another member, or by a key the log never held
+    ring.apply(3, _enroll_leaf("pub2", other, _chain(admin, other, "pub2")))
+    _alarm(ring, 5, _encryption_leaf("pub", other, forged), "not a current key of that member")
+    stranger = Ed25519PrivateKey.generate()
+    _alarm(ring, 5, _encryption_leaf("pub", stranger, _proved(stranger)), "not a current key")
+    # one proved by a revoked key
+    ring.apply(6, _leaves.parse_leaf(_leaves.key_revoke("pub", key_id(key.public_key()))))
+    _alarm(ring, 7, _encryption_leaf("pub", key, _proved(key)), "not a current key")
+    assert ring.encryption_key("pub") == (DEFAULT_SUITE, good.public)
+
+
+def test_an_encryption_key_is_withheld_when_its_signer_is_refused_or_it_is_unusable() -> None:
+    admin, bare = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    ring = KeyRing(ORIGIN, _raw(admin))
+    enc = _proved(bare)
+    ring.apply(2, _enroll_with("pub", bare, None, enc))  # no admin-signed chain
+    record = ring.encryption_record("pub")
+    assert record is not None and record.flaw == "" and ring.encryption_key("pub") is None
+    raw, signature = attest_key(admin, ORIGIN, "pub", _raw(bare))
+    kid = key_id(bare.public_key())
+    ring.apply(3, _leaves.parse_leaf(_leaves.key_attest("pub", kid, _raw(bare), raw, signature)))
+    assert ring.encryption_key("pub") == (DEFAULT_SUITE, enc.public)  # chained now
+    # a suite this client does not know, proved by the member: kept with the reason
+    odd = ProvedKey("x448-sha512-aes256gcm", b"k" * 56, prove(bare, "x448-sha512-aes256gcm",
+                                                              b"k" * 56))  # fmt: skip
+    ring.apply(4, _encryption_leaf("pub", bare, odd))
+    record = ring.encryption_record("pub")
+    assert record is not None and "is not one of" in record.flaw
+    assert ring.encryption_key("pub") is None

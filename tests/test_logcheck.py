@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sighub.client import _leaves as lv
 from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._errors import IntegrityAlarm
+from sighub.client._hpke import ProvedKey
 from sighub.client._logcheck import (
     MAX_PENDING,
     AlarmKind,
@@ -507,3 +508,30 @@ def test_own_name_alarm_reports_keys_and_revocations_the_member_did_not_make() -
     assert check(lv.member_enroll("other", "i", [], "ed25519:zz", key), set()) is None
     assert check(lv.member_status("s3ller", "suspended"), set()) is None
     assert check(lv.envelope_leaf("sg", b"x"), set()) is None
+
+
+def test_own_name_alarm_reports_encryption_keys_the_member_did_not_make() -> None:
+    signing = bytes(range(32))
+    mine, planted = ProvedKey("s", b"m" * 32, b"p" * 64), ProvedKey("s", b"x" * 32, b"p" * 64)
+
+    def check(raw: bytes, ids: set[str]) -> LogAlarm | None:
+        return own_name_alarm("s3ller", lv.parse_leaf(raw), ids)
+
+    ours = {"ed25519:aa", mine.key_id}
+    enroll = lv.member_enroll("s3ller", "identity--1", ["publisher"], "ed25519:aa", signing,
+                              None, mine)  # fmt: skip
+    assert check(enroll, ours) is None
+    # its own signing key, another's encryption key: the hub could open what is sealed to it
+    foreign = lv.member_enroll("s3ller", "identity--1", ["publisher"], "ed25519:aa", signing,
+                               None, planted)  # fmt: skip
+    alarm = check(foreign, ours)
+    assert alarm is not None and alarm.kind is AlarmKind.FOREIGN_KEY
+    assert planted.key_id in str(alarm) and "encryption key" in str(alarm)
+    assert check(lv.key_encryption("s3ller", mine, "ed25519:aa"), ours) is None
+    alarm = check(lv.key_encryption("s3ller", planted, "ed25519:aa"), ours)
+    assert alarm is not None and planted.key_id in str(alarm)
+    assert check(lv.key_encryption("other", planted, "ed25519:zz"), ours) is None
+    # a value that is not base64 alarms too, never as "mine"
+    doc = lv.parse_leaf(lv.key_encryption("s3ller", mine, "ed25519:aa"))
+    alarm = own_name_alarm("s3ller", {**doc, "encryption_key": "%%"}, ours)
+    assert alarm is not None and "not base64" in str(alarm)

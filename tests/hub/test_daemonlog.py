@@ -24,10 +24,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sighub.client import _leaves
 from sighub.client._checkpoint import parse_checkpoint
 from sighub.client._daemon import LOCAL_DB, SyncDaemon
+from sighub.client._enckey import rotate_encryption_key
 from sighub.client._enroll import rotate_signing_key
 from sighub.client._envelope import key_id, seal
 from sighub.client._errors import EXIT_ALARM
 from sighub.client._grant import Chain, bind_key, issue_grant
+from sighub.client._hpke import EncryptionKey, ProvedKey, prove
 from sighub.client._keyring import NO_CHAIN
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm, LogState
@@ -277,6 +279,76 @@ def test_a_key_planted_under_the_members_name(lying: dict[str, Any], event: str)
     rows = c.execute("SELECT kind, acknowledged FROM log_alarms ORDER BY id").fetchall()
     c.close()
     assert [k for k, _ in rows] == ["foreign key", "foreign key"] and rows[0][1] is not None
+
+
+@pytest.mark.parametrize("event", ["member.enroll", "key.encryption"])
+def test_an_encryption_key_planted_under_the_members_name(
+    lying: dict[str, Any], event: str
+) -> None:
+    """A key pub did not make, logged as pub's encryption key (even with a proof by pub's
+    own signing key, as a hub holding a copy of it could make): whatever others seal to
+    it the hub could open, so pub alarms."""
+    log, pub = lying["log"], lying["pub"]
+    planted = EncryptionKey.generate()
+    ident = pub.files.identity()
+    signing = pub.files.signing_key()
+    proved = ProvedKey(planted.suite, planted.public, prove(signing, planted.suite,
+                                                            planted.public))  # fmt: skip
+    if event == "member.enroll":  # pub's own signing key, another encryption key
+        raw = ident.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        leaf = _leaves.member_enroll(
+            "pub", ident.publisher.id, ["publisher", "subscriber"], ident.key_id, raw, None, proved
+        )
+    else:
+        leaf = _leaves.key_encryption("pub", proved, ident.key_id)
+    seq = log.add_leaf(leaf)
+    evidence = _caught(lying, AlarmKind.FOREIGN_KEY)
+    assert evidence["sequence"] == seq and evidence["leaf"]["type"] == event
+    done = subprocess.run(
+        [*SIGHUB, "status", "--data", str(lying["victim"])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("ALARM: ") and planted.key_id in first and "encryption key" in first
+
+
+def test_the_members_own_encryption_rotation_does_not_alarm(logw: dict[str, Any]) -> None:
+    h, pub = logw["hub"], logw["pub"]
+    d = SyncDaemon(pub.data, address=h.address, workers=0)
+    try:
+        d.sync_once()
+        rotate_encryption_key(pub.data, address=h.address)
+        assert list(pub.data.glob("encryption.*.retired.key"))
+        assert not list(pub.data.glob("encryption.*.pending.key"))
+        report = d.sync_once()  # reads the key.encryption leaf under its own name
+        assert report.log_size and d.store.alarms() == []
+    finally:
+        d.close()
+
+
+def test_a_forged_encryption_proof_is_an_alarm_for_every_member(
+    lying: dict[str, Any], logw: dict[str, Any], tmp_path: Path
+) -> None:
+    """A key.encryption for pub whose proof pub's signing key did not make: the hub's
+    forgery, which every other member catches before sealing anything to it."""
+    pub = lying["pub"]
+    planted = EncryptionKey.generate()
+    forger = Ed25519PrivateKey.generate()
+    proved = ProvedKey(planted.suite, planted.public, prove(forger, planted.suite,
+                                                            planted.public))  # fmt: skip
+    seq = lying["log"].add_leaf(_leaves.key_encryption("pub", proved, pub.files.identity().key_id))
+    d = _as_other(lying, logw, tmp_path)
+    try:
+        with pytest.raises(LogAlarm) as err:
+            d.sync_once()
+        assert err.value.kind is AlarmKind.FORGED_KEY and err.value.evidence["sequence"] == seq
+        assert "did not prove" in str(err.value)
+        assert d.store.cursor == 0 and d.store.log_encryption_keys() == []  # nothing applied
+    finally:
+        d.close()
 
 
 def _as_other(lie: dict[str, Any], logw: dict[str, Any], tmp: Path) -> SyncDaemon:

@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sighub.client import _leaves
 from sighub.client._checkpoint import OpenedCheckpoint, open_checkpoint
+from sighub.client._enckey import rotate_encryption_key
 from sighub.client._enroll import EnrollmentFile, rotate_signing_key
 from sighub.client._envelope import key_id
 from sighub.client._grant import Chain
+from sighub.client._hpke import DEFAULT_SUITE, ENCRYPTION_KEY, ProvedKey, load_key, prove
 from sighub.client._merkle import (
     Frontier,
     leaf_hash,
@@ -105,10 +107,17 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
         added = _new_leaves(h, before)
         chain = Chain.from_fields(_leaves.parse_leaf(added[0][1]), "pub's enrollment")
         assert chain is not None  # the admin-signed chain, which members check
+        # the encryption key pub's client made, proved by its signing key (Ed25519 signs
+        # deterministically, so the proof is recomputed here)
+        enc = load_key(pub.data / ENCRYPTION_KEY)
+        assert enc.suite == DEFAULT_SUITE
+        proved = ProvedKey(
+            enc.suite, enc.public, prove(pub.files.signing_key(), enc.suite, enc.public)
+        )
         assert added == [
             ("member.enroll", _leaves.member_enroll("pub", ident.publisher.id,
                                                     ["subscriber", "publisher"], ident.key_id,
-                                                    public, chain)),
+                                                    public, chain, proved)),
             ("collab.join", _leaves.collab_membership("sg-csam", "pub", True, 0)),
         ]  # fmt: skip
         before = _size(h)
@@ -121,6 +130,10 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
         old_kid = ident.key_id
         rotate_signing_key(pub.data, address=h.address)
         new = pub.files.identity()
+        # member.json names the new signing key and still the encryption key
+        assert json.loads((pub.data / "member.json").read_text())["encryption_key_id"] == (
+            enc.key_id
+        )
         (rotated,) = _new_leaves(h, before)
         doc = _leaves.parse_leaf(rotated[1])
         assert rotated[0] == "key.rotate" and (doc["key_id"], doc["previous_key_id"]) == (
@@ -137,6 +150,16 @@ def test_every_envelope_and_event_appends_exactly_its_leaf(tmp_path: Path) -> No
                 ).fetchone()[0]
                 == before + 1
             )
+        before = _size(h)
+        rotated_enc = rotate_encryption_key(pub.data, address=h.address)
+        new_enc = load_key(pub.data / ENCRYPTION_KEY)
+        assert (rotated_enc.key_id, rotated_enc.previous_key_id) == (new_enc.key_id, enc.key_id)
+        new_proof = prove(pub.files.signing_key(), new_enc.suite, new_enc.public)
+        assert _new_leaves(h, before) == [
+            ("key.encryption", _leaves.key_encryption(
+                "pub", ProvedKey(new_enc.suite, new_enc.public, new_proof), new.key_id)),
+        ]  # fmt: skip
+        assert rotated_enc.sequence == before + 1
         before = _size(h)
         assert h.admin_cli("member", "suspend", "pub") == 0
         assert h.admin_cli("member", "resume", "pub") == 0

@@ -1,4 +1,5 @@
-"""The member's commands: sync, status, match, revoke, member enroll/rotate-key, publish,
+"""The member's commands: sync, status, match, revoke, member enroll/rotate-key/
+rotate-encryption-key/renew-cert, publish,
 and the offline keygen, canon, bundle, verify.
 
 ``sighub.hub._cli`` assembles the ``sighub`` console script from these and the operator's
@@ -32,6 +33,7 @@ from sighub.client._canon import canonicalize, extract
 from sighub.client._cli_checkpoint import add_checkpoint_commands, add_witness_flags, witness_policy
 from sighub.client._cliargs import Needs, add_connection, add_data, add_json, emit
 from sighub.client._daemon import LOCAL_DB, SyncDaemon, SyncReport
+from sighub.client._enckey import rotate_encryption_key
 from sighub.client._enroll import (
     check_client_certificate,
     client_certificate_warning,
@@ -41,6 +43,7 @@ from sighub.client._enroll import (
 )
 from sighub.client._envelope import decode_payload, open_envelope, seal
 from sighub.client._errors import EXIT_ALARM, EXIT_BAD_INPUT, KeyFileError, SighubError
+from sighub.client._hpke import DEFAULT_SUITE, ENCRYPTION_KEY, SUITES, X25519_SUITE, load_key
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import MemberFiles, MemberIdentity
@@ -182,21 +185,42 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_member(args: argparse.Namespace) -> int:
     if args.action == "enroll":
-        ident = enroll(Path(args.file), Path(args.data), args.insecure, args.hub)
+        data = Path(args.data)
+        ident = enroll(Path(args.file), data, args.insecure, args.hub, args.encryption_suite)
+        enc = load_key(data / ENCRYPTION_KEY)
         emit(
             args,
             {
                 "member": ident.publisher.name,
                 "identity": ident.publisher.id,
                 "key_id": ident.key_id,
+                "encryption_key_id": enc.key_id,
+                "encryption_suite": enc.suite,
                 "data": args.data,
             },
             f"enrolled {ident.publisher.name} ({ident.publisher.id}) with key {ident.key_id}",
+            f"encryption key {enc.key_id} ({enc.suite}) registered",
             f"credential written to {args.data} (hub.json, tls/)",
         )
         return 0
     if args.action == "renew-cert":
         return _renew_cert(args)
+    if args.action == "rotate-encryption-key":
+        done = rotate_encryption_key(Path(args.data), args.insecure, args.hub, args.suite)
+        how = f"rotated: {done.previous_key_id} -> " if done.previous_key_id else "registered: "
+        emit(
+            args,
+            {
+                "encryption_key_id": done.key_id,
+                "suite": done.suite,
+                "previous_encryption_key_id": done.previous_key_id or None,
+                "signing_key_id": done.signing_key_id,
+                "sequence": done.sequence,
+            },
+            f"encryption key {how}{done.key_id} ({done.suite}), proved by"
+            f" {done.signing_key_id}, logged at sequence {done.sequence}",
+        )
+        return 0
     kid, old = rotate_signing_key(Path(args.data), args.insecure, args.hub)
     emit(
         args,
@@ -510,10 +534,21 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     _add_offline_commands(sub)
 
 
+def _add_suite(p: argparse.ArgumentParser, flag: str) -> None:
+    p.add_argument(
+        flag,
+        choices=sorted(SUITES),
+        default=DEFAULT_SUITE,
+        help=f"HPKE suite of the encryption key (default {DEFAULT_SUITE}, post-quantum hybrid;"
+        f" {X25519_SUITE} only where ML-KEM cannot be used)",
+    )
+
+
 def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     member = sub.add_parser(
-        "member", help="enroll at a hub, rotate the signing key, renew the TLS certificate"
+        "member",
+        help="enroll at a hub, rotate the signing or encryption key, renew the TLS certificate",
     )
     add_connection(member)  # the old position; the same options after the action win
     actions = member.add_subparsers(dest="action", required=True)
@@ -522,10 +557,19 @@ def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     add_data(p, None, help="member data directory (created if missing)")
     add_connection(p, in_group=True)
     add_json(p)
+    _add_suite(p, "--encryption-suite")
     p = actions.add_parser("rotate-key", help="register a new signing key")
     add_data(p, Needs.MEMBER)
     add_connection(p, in_group=True)
     add_json(p)
+    p = actions.add_parser(
+        "rotate-encryption-key",
+        help="register a new HPKE encryption key (a member's first, if enrolled before them)",
+    )
+    add_data(p, Needs.MEMBER)
+    add_connection(p, in_group=True)
+    add_json(p)
+    _add_suite(p, "--suite")
     p = actions.add_parser(
         "renew-cert", help="replace the TLS client certificate before it expires (mTLS)"
     )

@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from sighub.client._enckey import enrollment_key
 from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
 from sighub.client._grant import Chain, bind_key
+from sighub.client._hpke import DEFAULT_SUITE, encryption_key_id
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
 from sighub.client._keys import (
@@ -148,9 +150,14 @@ _CHAIN_FIELDS: Final = ("grant", "grant_signature", "enrollment_key", "admin_pub
 
 
 def enroll(
-    path: Path, data: Path, insecure: bool = False, address: str | None = None
+    path: Path,
+    data: Path,
+    insecure: bool = False,
+    address: str | None = None,
+    encryption_suite: str = DEFAULT_SUITE,
 ) -> MemberIdentity:
-    """Create the member's keys in ``data``, enroll at the hub, store the credential."""
+    """Create the member's keys in ``data`` (a signing key, an HPKE encryption key of
+    ``encryption_suite``), enroll at the hub, store the credential."""
     ef = EnrollmentFile.load(path)
     files = MemberFiles(data)
     if (data / "hub.json").exists():
@@ -158,6 +165,7 @@ def enroll(
     ident = files.identity() if (data / SIGNING_KEY).exists() else files.create(ef.member)
     if ident.publisher.name != ef.member:
         raise SighubError(f"{data}: holds member {ident.publisher.name!r}, not {ef.member!r}")
+    encryption = enrollment_key(data, files.signing_key(), encryption_suite)
     tls_key = new_tls_key()
     target = address or ef.hub
     if insecure:
@@ -173,13 +181,14 @@ def enroll(
         raise KeyFileError(f"{path}: its grant fields are not base64") from None
     with HubClient(channel, target) as hub:
         cert, identity, kid, bearer = hub.enroll(
-            ef.member, ef.token, make_csr(tls_key, ef.member), public, chain
+            ef.member, ef.token, make_csr(tls_key, ef.member), public, chain, encryption
         )
     if identity != ident.publisher.id or kid != ident.key_id:
         raise SighubError(
             f"hub answered identity {identity} / key {kid}; expected "
             f"{ident.publisher.id} / {ident.key_id}"
         )
+    files.write_identity(ident, encryption_key_id(encryption.public))
     transport = PLAINTEXT if insecure else MTLS
     write_credential(
         data, target, ef.member, bearer, ef.ca_pem, cert.encode(), tls_key, ef.hub_public_key,
@@ -217,8 +226,7 @@ def rotate_signing_key(
     key_path.rename(old_path)
     pending.rename(key_path)
     fsync_path(data)
-    ident = MemberIdentity(files.identity().publisher, kid, new.public_key())
-    (data / "member.json").write_text(json.dumps(ident.to_json(), indent=2) + "\n")
+    files.write_identity(MemberIdentity(files.identity().publisher, kid, new.public_key()))
     return kid, old
 
 

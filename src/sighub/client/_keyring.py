@@ -9,6 +9,12 @@ admin attestation, and a rotated key inherits the standing of the key that prove
 leaf whose signatures do not verify (a forged grant, a rotation the old key never signed)
 is the hub lying: ``LogAlarm``.  A key with no chain at all may be one enrolled before
 grants existed, so it is not an alarm; its envelopes are refused with the reason.
+
+The ring also holds each member's current HPKE encryption key (``_hpke``): the one of its
+``member.enroll`` leaf or of its latest ``key.encryption`` leaf, each proved by a signing
+key of that member as the ring knows it (a proof that fails is the hub lying, as above).
+A key proved by a signing key with a flaw, or that this client cannot use, is kept with
+the reason and not handed out.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sighub.client._envelope import key_id
 from sighub.client._grant import Chain, KeyChainError, check_attestation, check_chain
+from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm
 
-__all__ = ["NO_CHAIN", "ROTATE_CONTEXT", "KeyRing", "LoggedKey"]
+__all__ = ["NO_CHAIN", "ROTATE_CONTEXT", "KeyRing", "LoggedEncryptionKey", "LoggedKey"]
 
 ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 NO_CHAIN: Final = "has no admin-signed enrollment chain (the hub alone could have made it)"
@@ -58,6 +65,23 @@ class LoggedKey:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedEncryptionKey:
+    """A member's current encryption key as the log shows it: ``key_id`` is the signing
+    key whose proof it carries, ``since`` the sequence of its leaf; ``flaw`` says why it
+    is not to be used ("" for none)."""
+
+    member: str
+    suite: str
+    public_key: bytes
+    key_id: str
+    since: int
+    flaw: str = ""
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.member, self.suite, self.public_key, self.key_id, self.since, self.flaw)
+
+
 def _forged(detail: str, seq: int, leaf: Mapping[str, Any]) -> LogAlarm:
     return LogAlarm(
         AlarmKind.FORGED_KEY, f"sequence {seq}: {detail}", {"sequence": seq, "leaf": dict(leaf)}
@@ -86,11 +110,17 @@ class KeyRing:
     order; ``changed`` lists the keys to store since the last ``saved``."""
 
     def __init__(
-        self, origin: str, admin_public: bytes | None, keys: Iterable[LoggedKey] = ()
+        self,
+        origin: str,
+        admin_public: bytes | None,
+        keys: Iterable[LoggedKey] = (),
+        encryption: Iterable[LoggedEncryptionKey] = (),
     ) -> None:
         self.origin, self.admin_public = origin, admin_public
         self._keys = {k.key_id: k for k in keys}
         self._changed: set[str] = set()
+        self._encryption = {e.member: e for e in encryption}
+        self._encryption_changed: set[str] = set()
         self._snapshot: dict[str, tuple[str, str, bytes, int | None, int, str]] | None = None
 
     def get(self, kid: str) -> LoggedKey | None:
@@ -114,8 +144,28 @@ class KeyRing:
     def changed(self) -> list[LoggedKey]:
         return [self._keys[kid] for kid in sorted(self._changed)]
 
+    def changed_encryption(self) -> list[LoggedEncryptionKey]:
+        return [self._encryption[m] for m in sorted(self._encryption_changed)]
+
     def saved(self) -> None:
         self._changed.clear()
+        self._encryption_changed.clear()
+
+    def encryption_record(self, member: str) -> LoggedEncryptionKey | None:
+        """``member``'s current encryption key as logged, flawed or not."""
+        return self._encryption.get(member)
+
+    def encryption_key(self, member: str) -> tuple[str, bytes] | None:
+        """(suite, raw public key) of ``member``'s current encryption key; None when the
+        log holds none, or one not to be used: a flaw of its own, or a signing key behind
+        its proof that the ring refuses (no admin-signed chain where one is required)."""
+        record = self._encryption.get(member)
+        if record is None or record.flaw:
+            return None
+        signer = self._keys.get(record.key_id)
+        if signer is None or signer.flaw:
+            return None
+        return record.suite, record.public_key
 
     def _put(self, key: LoggedKey) -> None:
         self._keys[key.key_id] = key
@@ -135,6 +185,8 @@ class KeyRing:
                 self._put(replace(old, revoked=seq))
         elif kind == "key.attest":
             self._attest(seq, leaf)
+        elif kind == "key.encryption":
+            self._encryption_key(seq, leaf)
 
     def _enroll(self, seq: int, leaf: Mapping[str, Any]) -> None:
         member, public = str(leaf.get("member")), _public(leaf, seq)
@@ -146,20 +198,23 @@ class KeyRing:
                 leaf,
             )
         kid = str(leaf["key_id"])
+        try:
+            encryption = ProvedKey.from_fields(dict(leaf), f"enrollment of {member!r}")
+        except HpkeError as exc:
+            raise _forged(str(exc), seq, leaf) from None
         if kid in self._keys:
             if self._keys[kid].member != member:
                 raise _forged(f"key {kid} enrolled again, for {member!r}", seq, leaf)
             return  # a hub from before the log listed each key it held as an enrollment
-        self._put(
-            LoggedKey(
-                kid,
-                member,
-                identity_for(member),
-                public,
-                seq,
-                flaw=self._enroll_flaw(seq, leaf, member, public),
-            )
+        logged = (
+            None
+            if encryption is None
+            else self._proved_encryption(seq, leaf, member, encryption, kid, public)
         )
+        flaw = self._enroll_flaw(seq, leaf, member, public)
+        self._put(LoggedKey(kid, member, identity_for(member), public, seq, flaw=flaw))
+        if logged is not None:
+            self._put_encryption(logged)
 
     def _enroll_flaw(self, seq: int, leaf: Mapping[str, Any], member: str, public: bytes) -> str:
         if self.admin_public is None:
@@ -225,6 +280,62 @@ class KeyRing:
             raise _forged(f"the hub logged an attestation that fails: {exc}", seq, leaf) from None
         if old.flaw:
             self._put(replace(old, flaw=""))
+
+    def _encryption_key(self, seq: int, leaf: Mapping[str, Any]) -> None:
+        member, kid = str(leaf.get("member")), str(leaf.get("key_id"))
+        signer = self._keys.get(kid)
+        if signer is None or signer.member != member or signer.revoked is not None:
+            raise _forged(
+                f"encryption key of {member!r} proved by key {kid!r}, which is not a current"
+                " key of that member",
+                seq,
+                leaf,
+            )
+        fields = {
+            "encryption_suite": leaf.get("suite"),
+            "encryption_key": leaf.get("encryption_key"),
+            "encryption_proof": leaf.get("proof"),
+        }
+        try:
+            encryption = ProvedKey.from_fields(fields, f"encryption key of {member!r}")
+        except HpkeError as exc:
+            raise _forged(str(exc), seq, leaf) from None
+        if encryption is None:  # from_fields saw none of them: not a leaf sighub writes
+            raise _forged(f"encryption key of {member!r} without a key", seq, leaf)
+        self._put_encryption(
+            self._proved_encryption(seq, leaf, member, encryption, kid, signer.public_key)
+        )
+
+    def _put_encryption(self, key: LoggedEncryptionKey) -> None:
+        self._encryption[key.member] = key
+        self._encryption_changed.add(key.member)
+
+    def _proved_encryption(
+        self,
+        seq: int,
+        leaf: Mapping[str, Any],
+        member: str,
+        encryption: ProvedKey,
+        kid: str,
+        signing_public: bytes,
+    ) -> LoggedEncryptionKey:
+        """``encryption`` as ``member``'s key logged at ``seq``, once its proof verifies
+        under the signing key ``kid``; a key this client cannot use has the reason."""
+        try:
+            check_proof(signing_public, encryption.suite, encryption.public, encryption.proof)
+        except HpkeError as exc:
+            raise _forged(
+                f"the hub logged an encryption key of {member!r} that key {kid} did not prove:"
+                f" {exc}",
+                seq,
+                leaf,
+            ) from None
+        try:
+            check_public(encryption.suite, encryption.public, f"encryption key of {member!r}")
+            flaw = ""
+        except HpkeError as exc:  # proved by the member, so not the hub's forgery
+            flaw = str(exc)
+        return LoggedEncryptionKey(member, encryption.suite, encryption.public, kid, seq, flaw)
 
 
 def _field_bytes(leaf: Mapping[str, Any], field: str) -> bytes:

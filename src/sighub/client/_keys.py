@@ -33,6 +33,7 @@ __all__ = ["MemberFiles", "MemberIdentity", "identity_for"]
 
 SIGNING_KEY: Final = "signing.key"
 MEMBER_FILE: Final = "member.json"
+ENCRYPTION_KEY_ID: Final = "encryption_key_id"  # the field of member.json naming it
 COLLAB_DIR: Final = "collab-keys"
 _NAMESPACE: Final = uuid.UUID("8a3f3c2e-0a4b-4f59-9a0e-3c1d2b7e6f10")
 
@@ -125,6 +126,21 @@ class MemberFiles:
         write_secret(self.root / SIGNING_KEY, pem)
         (self.root / MEMBER_FILE).write_text(json.dumps(ident.to_json(), indent=2) + "\n")
         return ident
+
+    def write_identity(self, ident: MemberIdentity, encryption_key_id: str | None = None) -> None:
+        """(Re)write ``member.json`` for ``ident``.  It also names the member's current
+        encryption key (``encryption_key_id``, else the one it named before), as it names
+        the signing key: a data directory holding only ``member.json`` still knows both
+        keys for its own."""
+        path = self.root / MEMBER_FILE
+        doc = ident.to_json()
+        if encryption_key_id is None and path.exists():
+            old = _json.loads(path.read_bytes(), _json.DOCUMENT, str(path))
+            if isinstance(old, dict) and isinstance(old.get(ENCRYPTION_KEY_ID), str):
+                encryption_key_id = old[ENCRYPTION_KEY_ID]
+        if encryption_key_id is not None:
+            doc[ENCRYPTION_KEY_ID] = encryption_key_id
+        path.write_text(json.dumps(doc, indent=2) + "\n")
 
     def signing_key(self) -> Ed25519PrivateKey:
         path = self.root / SIGNING_KEY

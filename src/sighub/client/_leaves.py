@@ -16,10 +16,16 @@ Types (fields besides ``v`` and ``type``):
   knows the hub withheld one, even when it served that leaf only as a hash.
 - ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
   ``public_key`` (raw Ed25519, base64), and, for a key enrolled with an admin-signed
-  grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``)
+  grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``), and,
+  for a member whose client made an encryption key at enrollment, ``encryption_suite``,
+  ``encryption_key`` (raw, base64) and ``encryption_proof`` (the enrolled signing key's
+  signature over it, base64; see ``_hpke``)
 - ``key.rotate``: ``member``, ``key_id``, ``public_key``, ``previous_key_id``, ``proof``
   (the old key's signature over ``sighub-rotate-v1 ‖ new key``, base64)
 - ``key.revoke``: ``member``, ``key_id``
+- ``key.encryption``: ``member``, ``suite``, ``encryption_key`` (raw, base64), ``proof``
+  (base64) and ``key_id``, the current signing key whose proof it is: the member's new
+  HPKE encryption key, which replaces the one before
 - ``key.attest``: ``member``, ``key_id``, ``public_key``, ``attestation`` and
   ``signature`` (base64): the admin's signature chaining a key enrolled without a grant
 - ``member.status``: ``member``, ``status`` (``active``, ``suspended``, ``removed``)
@@ -45,6 +51,7 @@ from sighub.client import _json
 from sighub.client._envelope import canonical_json
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError
 from sighub.client._grant import Chain
+from sighub.client._hpke import ProvedKey
 
 __all__ = [
     "COLLAB_TYPES",
@@ -57,6 +64,7 @@ __all__ = [
     "envelope_leaf",
     "key_attest",
     "key_commitment",
+    "key_encryption",
     "key_revoke",
     "key_rotate",
     "member_enroll",
@@ -67,12 +75,22 @@ __all__ = [
 
 VERSION: Final = 1
 DIRECTORY_TYPES: Final = frozenset(
-    {"member.enroll", "key.rotate", "key.revoke", "key.attest", "member.status", "member.roles"}
+    {
+        "member.enroll",
+        "key.rotate",
+        "key.revoke",
+        "key.attest",
+        "key.encryption",
+        "member.status",
+        "member.roles",
+    }
 )
 COLLAB_TYPES: Final = frozenset({"collab.add", "collab.join", "collab.leave", "collab.epoch"})
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
 KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
-MAX_LEAF_BYTES: Final = 4096  # the largest event leaf is about 400 bytes
+# The largest event leaf, an enrollment with a grant and an MLKEM768-X25519 key, is about
+# 2.5 KB (the key alone is 1624 bytes of base64).
+MAX_LEAF_BYTES: Final = 4096
 _LEAF_BUDGET: Final = _json.JsonBudget(MAX_LEAF_BYTES, max_depth=3, max_containers=4)
 
 
@@ -104,9 +122,11 @@ def member_enroll(
     key_id: str,
     public_key: bytes,
     chain: Chain | None = None,
+    encryption: ProvedKey | None = None,
 ) -> bytes:
     """The leaf of an enrollment: the member's identity, roles and first signing key,
-    with the admin-signed chain that proves the key when it was enrolled with one."""
+    with the admin-signed chain that proves the key when it was enrolled with one, and
+    the member's encryption key with that signing key's proof when it sent one."""
     return _leaf(
         "member.enroll",
         member=member,
@@ -115,6 +135,20 @@ def member_enroll(
         key_id=key_id,
         public_key=_b64(public_key),
         **(chain.to_fields() if chain is not None else {}),
+        **(encryption.to_fields() if encryption is not None else {}),
+    )
+
+
+def key_encryption(member: str, encryption: ProvedKey, key_id: str) -> bytes:
+    """The leaf of a new encryption key of ``member``, proved by its signing key
+    ``key_id``."""
+    return _leaf(
+        "key.encryption",
+        member=member,
+        suite=encryption.suite,
+        encryption_key=_b64(encryption.public),
+        proof=_b64(encryption.proof),
+        key_id=key_id,
     )
 
 

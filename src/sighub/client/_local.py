@@ -68,6 +68,10 @@ _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS log_keys (key_id TEXT PRIMARY KEY, member TEXT NOT NULL,"
     " identity TEXT NOT NULL, public_key BLOB NOT NULL, since INTEGER NOT NULL,"
     " revoked INTEGER, flaw TEXT NOT NULL)",
+    # Each member's current HPKE encryption key as the log shows it (``_keyring``).
+    "CREATE TABLE IF NOT EXISTS log_encryption_keys (member TEXT PRIMARY KEY,"
+    " suite TEXT NOT NULL, public_key BLOB NOT NULL, key_id TEXT NOT NULL,"
+    " since INTEGER NOT NULL, flaw TEXT NOT NULL)",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -260,10 +264,28 @@ class LocalStore:
         """Insert or replace ``log_keys`` rows, inside the caller's transaction."""
         self.conn.executemany("INSERT OR REPLACE INTO log_keys VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def clear_log_keys(self) -> None:
-        """Forget the logged keys (a resync reads the log again), in the caller's
+    def log_encryption_keys(self) -> list[tuple[Any, ...]]:
+        """The rows of ``log_encryption_keys``: (member, suite, public key, signing key
+        id, since, flaw)."""
+        return [
+            (r[0], r[1], bytes(r[2]), r[3], r[4], r[5])
+            for r in self.conn.execute(
+                "SELECT member, suite, public_key, key_id, since, flaw FROM log_encryption_keys"
+            )
+        ]
+
+    def put_log_encryption_keys(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert or replace ``log_encryption_keys`` rows, inside the caller's
         transaction."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO log_encryption_keys VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+
+    def clear_log_keys(self) -> None:
+        """Forget the logged keys, signing and encryption (a resync reads the log again),
+        in the caller's transaction."""
         self.conn.execute("DELETE FROM log_keys")
+        self.conn.execute("DELETE FROM log_encryption_keys")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

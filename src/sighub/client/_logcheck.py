@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from sighub.client._checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from sighub.client._errors import EXIT_BAD_INPUT, IntegrityAlarm, NoteError, SighubError
+from sighub.client._hpke import encryption_key_id
 from sighub.client._leaves import envelope_leaf
 from sighub.client._merkle import (
     EMPTY_ROOT,
@@ -642,6 +643,18 @@ def _absorb(state: LogState, start: int, end: int, items: Sequence[bytes]) -> Lo
 
 
 # -- key transparency -------------------------------------------------------------------
+def _encryption_id(leaf: Mapping[str, Any]) -> str | None:
+    """The id of the encryption key a leaf carries (None: it carries none); a value that
+    is not base64 gets an id no member holds."""
+    raw = leaf.get("encryption_key")
+    if raw is None:
+        return None
+    try:
+        return encryption_key_id(base64.b64decode(str(raw), validate=True))
+    except ValueError:  # binascii.Error is one
+        return f"(not base64: {str(raw)[:40]!r})"
+
+
 def own_name_alarm(
     member: str,
     leaf: Mapping[str, Any],
@@ -657,12 +670,21 @@ def own_name_alarm(
     - ``key.revoke``: the key must be in ``revoked_by_me`` (keys this member revoked or
       rotated away from itself).  An admin's revocation is reported too: legitimate or
       not, it silences the member's envelopes, and the member must learn of it.
+    - ``key.encryption``, and ``member.enroll`` with an encryption key: that key's id
+      (``_hpke.encryption_key_id``) must be in ``my_key_ids`` too; another is a key the
+      hub could open what others seal to this member with.
     - Other leaves (status, roles, collaborations, envelopes) carry no key: None."""
     if leaf.get("member") != member:
         return None
     kind, key_id = leaf.get("type"), leaf.get("key_id")
+    encryption = _encryption_id(leaf) if kind in ("member.enroll", "key.encryption") else None
     if kind in ("member.enroll", "key.rotate", "key.attest") and key_id not in my_key_ids:
         detail = f"published key {key_id!r} under member {member!r} ({kind}), a key it did not make"
+    elif encryption is not None and encryption not in my_key_ids:
+        detail = (
+            f"published encryption key {encryption!r} under member {member!r} ({kind}),"
+            " a key it did not make"
+        )
     elif kind == "key.revoke" and key_id not in revoked_by_me:
         detail = f"revoked key {key_id!r} of member {member!r}, which the member did not revoke"
     else:

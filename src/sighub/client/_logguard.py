@@ -24,11 +24,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sighub.client import _json
 from sighub.client._checkpoint import parse_checkpoint
+from sighub.client._enckey import own_encryption_keys
 from sighub.client._envelope import key_id
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, SighubError
 from sighub.client._grant import decode_public
-from sighub.client._keyring import KeyRing, LoggedKey
-from sighub.client._keys import MEMBER_FILE, read_secret
+from sighub.client._keyring import KeyRing, LoggedEncryptionKey, LoggedKey
+from sighub.client._keys import ENCRYPTION_KEY_ID, MEMBER_FILE, read_secret
 from sighub.client._leaves import DIRECTORY_TYPES, LeafError, parse_leaf
 from sighub.client._local import LocalStore, StoredAlarm
 from sighub.client._logcheck import (
@@ -61,7 +62,10 @@ log = logging.getLogger("sighub.sync")
 DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
-KEYS_KEY: Final = "log_keys"  # "1" once log_keys holds every key leaf up to the cursor
+# KEYS_VERSION once log_keys and log_encryption_keys hold every key leaf up to the cursor
+# ("1": signing keys only, from before encryption keys: those leaves are read again).
+KEYS_KEY: Final = "log_keys"
+KEYS_VERSION: Final = "2"
 NUMBERS_KEY: Final = "collab_numbers"  # _numbers.EnvelopeNumbers.to_json
 
 
@@ -72,10 +76,13 @@ class AlarmRecorded(IntegrityAlarm):
 def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
     """(the key ids this member made, those it rotated away from): every private signing
     key in ``data`` (``signing.key``, ``signing.*.retired.key``, and ``signing.*.pending
-    .key``, written before a rotation reaches the hub) and ``member.json``'s key id.  A
-    key whose private half is here is this member's, whatever the hub says of it."""
-    mine: set[str] = set()
-    retired: set[str] = set()
+    .key``, written before a rotation reaches the hub) and ``member.json``'s key id, and
+    likewise every encryption key (``_enckey.own_encryption_keys`` and the one
+    ``member.json`` names).  A key whose private
+    half is here is this member's, whatever the hub says of it."""
+    enc_mine, enc_retired = own_encryption_keys(data)
+    mine: set[str] = set(enc_mine)
+    retired: set[str] = set(enc_retired)
     for path in sorted(data.glob("signing*.key")):
         try:
             key = load_pem_private_key(read_secret(path), password=None)
@@ -91,8 +98,9 @@ def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
                 retired.add(kid)
     try:
         doc = _json.loads((data / MEMBER_FILE).read_bytes(), _json.DOCUMENT, MEMBER_FILE)
-        if isinstance(doc, dict) and isinstance(doc.get("key_id"), str):
-            mine.add(doc["key_id"])
+        for field in ("key_id", ENCRYPTION_KEY_ID):
+            if isinstance(doc, dict) and isinstance(doc.get(field), str):
+                mine.add(doc[field])
     except (OSError, JsonBudgetError):
         pass  # no identity file: the keys above are all this member has
     return frozenset(mine), frozenset(retired)
@@ -163,7 +171,8 @@ class LogGuard:
         self._verifier = self._make(origin, state) if origin else None
         self._state = state
         keys = (LoggedKey(*row) for row in self.store.log_keys())
-        self.ring = KeyRing(origin, self._admin, keys)
+        encryption = (LoggedEncryptionKey(*row) for row in self.store.log_encryption_keys())
+        self.ring = KeyRing(origin, self._admin, keys, encryption)
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -181,11 +190,11 @@ class LogGuard:
         return self._state
 
     def needs_frontier(self) -> bool:
-        """A member synced before the log (cursor > 0, no state), or before its keys were
-        read from the log: see ``adopt_frontier``."""
+        """A member synced before the log (cursor > 0, no state), or before its keys (or
+        its encryption keys) were read from the log: see ``adopt_frontier``."""
         if self.store.cursor == 0:
             return False
-        return self._state is None or self.store.meta(KEYS_KEY) != "1"
+        return self._state is None or self.store.meta(KEYS_KEY) != KEYS_VERSION
 
     def adopt_frontier(self, hub: HubClient) -> None:
         """Rebuild the frontier of the sequences already applied from the hub's leaves,
@@ -193,10 +202,12 @@ class LogGuard:
         tree), and check the directory leaves among them under this member's name."""
         cursor = self.store.cursor
         log.warning(
-            "no log state for cursor %d (synced before the hub's log was verified): reading"
-            " leaves 1..%d from the hub and trusting them on first use",
+            "no log state or no key ring for cursor %d (synced before the hub's log was"
+            " verified, or before encryption keys were read from it): reading leaves 1..%d"
+            " from the hub%s",
             cursor,
             cursor,
+            "" if self._state is not None else " and trusting them on first use",
         )
         frontier = Frontier()
         self.ring = KeyRing(self.origin, self._admin)
@@ -267,7 +278,8 @@ class LogGuard:
 
     def _save_keys(self) -> None:
         self.store.put_log_keys(k.row() for k in self.ring.changed())
-        self.store.set_meta(KEYS_KEY, "1")
+        self.store.put_log_encryption_keys(e.row() for e in self.ring.changed_encryption())
+        self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
 
     def reset(self) -> None:

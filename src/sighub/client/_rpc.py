@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sighub.client import _json
 from sighub.client._errors import EXIT_REFUSED, EXIT_UNREACHABLE, KeyFileError, SighubError
 from sighub.client._grant import Chain
+from sighub.client._hpke import ProvedKey
 from sighub.client._keys import read_secret
 from sighub.client._proto import (
     directory_pb2,
@@ -541,6 +542,15 @@ class HubClient:
         )
         return r.key_id, r.previous_key_id
 
+    def rotate_encryption_key(self, encryption: ProvedKey) -> tuple[str, str, str, int]:
+        """Register a new encryption key: (its id, the signing key id that proved it, the
+        id of the key it replaced or "", its log sequence)."""
+        request = directory_pb2.RotateEncryptionKeyRequest(
+            suite=encryption.suite, public_key=encryption.public, proof=encryption.proof
+        )
+        r = call(lambda: self._directory.RotateEncryptionKey(request, timeout=30), self.address)
+        return r.encryption_key_id, r.signing_key_id, r.previous_encryption_key_id, r.sequence
+
     def enroll(
         self,
         member: str,
@@ -548,6 +558,7 @@ class HubClient:
         csr_pem: bytes,
         signing_key: bytes,
         chain: Chain | None = None,
+        encryption: ProvedKey | None = None,
     ) -> tuple[str, str, str, str]:
         request = directory_pb2.EnrollRequest(
             member=member, token=token, csr_pem=csr_pem, signing_public_key=signing_key
@@ -555,6 +566,10 @@ class HubClient:
         if chain is not None:
             request.grant, request.grant_signature = chain.grant, chain.grant_signature
             request.binding = chain.binding
+        if encryption is not None:
+            request.encryption_suite = encryption.suite
+            request.encryption_public_key = encryption.public
+            request.encryption_proof = encryption.proof
         r = call(lambda: self._directory.Enroll(request, timeout=30), self.address)
         return r.certificate_pem.decode(), r.identity, r.key_id, r.bearer_token
 

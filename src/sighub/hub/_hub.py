@@ -25,6 +25,7 @@ from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._envelope import key_id
 from sighub.client._errors import SighubError
 from sighub.client._grant import Chain, KeyChainError, check_attestation, check_chain, decode_public
+from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
 from sighub.client._keys import identity_for
 from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import PublishResult
@@ -313,10 +314,18 @@ class Hub:
 
     # -- enrollment and keys ----------------------------------------------------------
     def enroll(
-        self, name: str, token: str, csr_pem: bytes, signing_key: bytes, chain: Chain | None = None
+        self,
+        name: str,
+        token: str,
+        csr_pem: bytes,
+        signing_key: bytes,
+        chain: Chain | None = None,
+        encryption: ProvedKey | None = None,
     ) -> tuple[str, str, str, str]:
         """Returns (certificate PEM, identity, key id, bearer token).  A hub that pins an
-        admin key requires ``chain``, the admin-signed grant binding ``signing_key``."""
+        admin key requires ``chain``, the admin-signed grant binding ``signing_key``.
+        ``encryption``, the member's HPKE key proved by ``signing_key``, is registered and
+        logged with it (a client from before encryption keys sends none)."""
         m = self.store.member(name)
         stored = self.store.one("SELECT token_hash FROM members WHERE name=?", name)
         if (
@@ -339,6 +348,8 @@ class Hub:
         if self.store.key_owner(kid) is not None:
             raise HubError.exists(f"enrollment of {name!r}: key {kid} is already registered")
         self._check_chain(name, list(m.roles), signing_key, chain)
+        if encryption is not None:
+            self._check_encryption(f"enrollment of {name!r}", encryption, [(kid, signing_key)])
         bearer = secrets.token_urlsafe(32)
         now = self.now()
         with self.store.tx() as c:
@@ -350,8 +361,15 @@ class Hub:
                 "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
                 (kid, name, signing_key, now),
             )
-            leaf = _leaves.member_enroll(name, m.identity, list(m.roles), kid, signing_key, chain)
-            self.store.append_leaf("member.enroll", leaf, member=name)
+            leaf = _leaves.member_enroll(
+                name, m.identity, list(m.roles), kid, signing_key, chain, encryption
+            )
+            seq = self.store.append_leaf("member.enroll", leaf, member=name)
+            if encryption is not None:
+                self.store.add_encryption_key(
+                    encryption.key_id, name, encryption.suite, encryption.public,
+                    encryption.proof, kid, now, seq,
+                )  # fmt: skip
             c.execute(
                 "INSERT INTO bearer_tokens (token_hash, member, created) VALUES (?, ?, ?)",
                 (hash_token(bearer), name, now),
@@ -445,6 +463,56 @@ class Hub:
             self.store.revoke_keys(now, m.name, kid_old, at_seq=seq)
             self.store.audit(now, m.name, "key.rotate", m.name, key_id=kid, previous_key_id=kid_old)
         return kid, kid_old
+
+    def _check_encryption(
+        self, what: str, encryption: ProvedKey, signers: list[tuple[str, bytes]]
+    ) -> str:
+        """The id of the signing key among ``signers`` (key id, public key) whose proof
+        ``encryption`` carries.  Refuses what members would alarm at or could not use: an
+        unknown suite or a malformed key (INVALID_ARGUMENT), a proof none of them made
+        (UNAUTHENTICATED), a key already registered (ALREADY_EXISTS)."""
+        try:
+            check_public(encryption.suite, encryption.public, f"{what}: encryption key")
+        except HpkeError as exc:
+            raise HubError.invalid(str(exc)) from None
+        for kid, public in signers:
+            try:
+                check_proof(public, encryption.suite, encryption.public, encryption.proof)
+            except HpkeError:
+                continue
+            if self.store.encryption_key_owner(encryption.key_id) is not None:
+                raise HubError.exists(
+                    f"{what}: encryption key {encryption.key_id} is already registered"
+                )
+            return kid
+        raise HubError.unauthenticated(
+            f"{what}: the proof of encryption key {encryption.key_id} does not verify under"
+            f" {' or '.join(kid for kid, _ in signers)}"
+        )
+
+    def rotate_encryption_key(
+        self, m: MemberRow, encryption: ProvedKey
+    ) -> tuple[str, str, str, int]:
+        """Register ``m``'s new encryption key, proved by one of its current signing keys,
+        and log it.  Returns (key id, signing key id, previous key id or "", sequence)."""
+        current = [(k[0], k[1]) for k in self.store.member_keys(m.name) if k[3] is None]
+        if not current:
+            raise HubError.precondition(f"member {m.name!r} has no current signing key")
+        signer = self._check_encryption(f"encryption key of {m.name!r}", encryption, current)
+        previous = self.store.encryption_key(m.name)
+        old = previous[0] if previous else ""
+        now = self.now()
+        with self.store.tx():
+            leaf = _leaves.key_encryption(m.name, encryption, signer)
+            seq = self.store.append_leaf("key.encryption", leaf, member=m.name)
+            self.store.add_encryption_key(
+                encryption.key_id, m.name, encryption.suite, encryption.public,
+                encryption.proof, signer, now, seq,
+            )  # fmt: skip
+            self.store.audit(now, m.name, "key.encryption", m.name, key_id=encryption.key_id,
+                             suite=encryption.suite, signing_key_id=signer,
+                             previous_key_id=old or None)  # fmt: skip
+        return encryption.key_id, signer, old, seq
 
     def renew_certificate(self, m: MemberRow, csr_pem: bytes) -> tuple[bytes, str]:
         """A new client certificate for active member ``m`` from a CSR naming ``m``; its

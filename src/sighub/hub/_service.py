@@ -30,6 +30,7 @@ from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._grant import Chain
+from sighub.client._hpke import ProvedKey
 from sighub.client._proto import (
     directory_pb2,
     directory_pb2_grpc,
@@ -500,9 +501,21 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
             if request.grant or request.grant_signature or request.binding
             else None
         )
+        encryption = (
+            ProvedKey(
+                request.encryption_suite, request.encryption_public_key, request.encryption_proof
+            )
+            if request.encryption_suite or request.encryption_public_key or request.encryption_proof
+            else None
+        )
         cert, identity, kid, bearer = await self.s.run(
             lambda: self.s.hub.enroll(
-                request.member, request.token, request.csr_pem, request.signing_public_key, chain
+                request.member,
+                request.token,
+                request.csr_pem,
+                request.signing_public_key,
+                chain,
+                encryption,
             )
         )
         self.s.committed()
@@ -557,6 +570,22 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
         )
         self.s.committed()
         return directory_pb2.RotateSigningKeyResponse(key_id=kid, previous_key_id=old)
+
+    @_rpc
+    async def RotateEncryptionKey(
+        self, request: directory_pb2.RotateEncryptionKeyRequest, context: Any
+    ) -> directory_pb2.RotateEncryptionKeyResponse:
+        proved = ProvedKey(request.suite, request.public_key, request.proof)
+        kid, signer, old, seq = await self.s.run(
+            lambda: self.s.hub.rotate_encryption_key(self.s.identify(context), proved)
+        )
+        self.s.committed()
+        return directory_pb2.RotateEncryptionKeyResponse(
+            encryption_key_id=kid,
+            signing_key_id=signer,
+            previous_encryption_key_id=old,
+            sequence=seq,
+        )
 
     @_rpc
     async def RenewCertificate(

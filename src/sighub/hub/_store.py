@@ -283,7 +283,20 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE INDEX envelopes_collab_n ON envelopes (collab, collab_n)")
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Members' HPKE encryption keys (``_hpke``): each with its suite, the proof of the
+    signing key that vouched for it and the log sequence of its leaf; ``replaced_seq`` is
+    that of the leaf of the key that replaced it (NULL: the member's current key)."""
+    db.conn.execute(
+        "CREATE TABLE encryption_keys (key_id TEXT PRIMARY KEY, member TEXT NOT NULL,"
+        " suite TEXT NOT NULL, public_key BLOB NOT NULL, proof BLOB NOT NULL,"
+        " signing_key_id TEXT NOT NULL, added TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " replaced_seq INTEGER)"
+    )
+    db.conn.execute("CREATE INDEX encryption_keys_member ON encryption_keys (member, seq)")
+
+
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
 # the baseline issue 10's publish target is a ratio against.  Such a hub serves members
@@ -416,6 +429,42 @@ class Store:
                 (now, seq, kid),
             )
         return kids
+
+    def encryption_key(self, member: str) -> tuple[str, str, bytes] | None:
+        """(key id, suite, public key) of ``member``'s current encryption key, or None."""
+        row = self.one(
+            "SELECT key_id, suite, public_key FROM encryption_keys WHERE member = ?"
+            " AND replaced_seq IS NULL",
+            member,
+        )
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def encryption_key_owner(self, key_id: str) -> str | None:
+        row = self.one("SELECT member FROM encryption_keys WHERE key_id = ?", key_id)
+        return None if row is None else str(row[0])
+
+    def add_encryption_key(
+        self,
+        key_id: str,
+        member: str,
+        suite: str,
+        public: bytes,
+        proof: bytes,
+        signing_key_id: str,
+        added: str,
+        seq: int,
+    ) -> None:
+        """Make this ``member``'s current encryption key, logged at ``seq``; the one before
+        is replaced at that sequence.  Runs inside the caller's transaction."""
+        self.conn.execute(
+            "UPDATE encryption_keys SET replaced_seq = ? WHERE member = ? AND replaced_seq IS NULL",
+            (seq, member),
+        )
+        self.conn.execute(
+            "INSERT INTO encryption_keys (key_id, member, suite, public_key, proof,"
+            " signing_key_id, added, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (key_id, member, suite, public, proof, signing_key_id, added, seq),
+        )
 
     def collab_publishers(self, collabs: Iterable[str]) -> list[str]:
         """Members that ever published in ``collabs`` (members now or not)."""

@@ -33,6 +33,9 @@ class EnrollRequest(_message.Message):
     GRANT_FIELD_NUMBER: _builtins.int
     GRANT_SIGNATURE_FIELD_NUMBER: _builtins.int
     BINDING_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_SUITE_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_PROOF_FIELD_NUMBER: _builtins.int
     member: _builtins.str
     """The member's name, as the admin added it."""
     token: _builtins.str
@@ -53,6 +56,20 @@ class EnrollRequest(_message.Message):
     """The grant's one-time enrollment key's signature over "sighub-enrollment-bind-v1\\n",
     SHA-256 of the grant and signing_public_key: it binds this key to the grant.
     """
+    encryption_suite: _builtins.str
+    """The suite of encryption_public_key: "mlkem768x25519-sha256-chacha20poly1305" (the
+    default: MLKEM768-X25519, HKDF-SHA256, ChaCha20-Poly1305) or
+    "x25519-sha256-chacha20poly1305".  Empty with the two fields below for an enrollment
+    without an encryption key (a client from before them).
+    """
+    encryption_public_key: _builtins.bytes
+    """The member's HPKE (RFC 9180) encryption public key, raw: 1216 bytes for the default
+    suite, 32 for X25519.
+    """
+    encryption_proof: _builtins.bytes
+    """The Ed25519 signature of signing_public_key over "sighub-encryption-key-v1\\n",
+    encryption_suite, "\\n" and encryption_public_key.
+    """
     def __init__(
         self,
         *,
@@ -63,10 +80,13 @@ class EnrollRequest(_message.Message):
         grant: _builtins.bytes = ...,
         grant_signature: _builtins.bytes = ...,
         binding: _builtins.bytes = ...,
+        encryption_suite: _builtins.str = ...,
+        encryption_public_key: _builtins.bytes = ...,
+        encryption_proof: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "csr_pem", b"csr_pem", "grant", b"grant", "grant_signature", b"grant_signature", "member", b"member", "signing_public_key", b"signing_public_key", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "csr_pem", b"csr_pem", "encryption_proof", b"encryption_proof", "encryption_public_key", b"encryption_public_key", "encryption_suite", b"encryption_suite", "grant", b"grant", "grant_signature", b"grant_signature", "member", b"member", "signing_public_key", b"signing_public_key", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -336,6 +356,72 @@ class RotateSigningKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RotateSigningKeyResponse: _TypeAlias = RotateSigningKeyResponse  # noqa: Y015
+
+@_typing.final
+class RotateEncryptionKeyRequest(_message.Message):
+    """DirectoryService.RotateEncryptionKey's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUITE_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    suite: _builtins.str
+    """The suite of public_key (as EnrollRequest.encryption_suite)."""
+    public_key: _builtins.bytes
+    """The new HPKE encryption public key, raw."""
+    proof: _builtins.bytes
+    """Ed25519 signature by a current signing key of the caller over
+    "sighub-encryption-key-v1\\n", suite, "\\n" and public_key.
+    """
+    def __init__(
+        self,
+        *,
+        suite: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        proof: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["proof", b"proof", "public_key", b"public_key", "suite", b"suite"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateEncryptionKeyRequest: _TypeAlias = RotateEncryptionKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateEncryptionKeyResponse(_message.Message):
+    """DirectoryService.RotateEncryptionKey's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENCRYPTION_KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ENCRYPTION_KEY_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    encryption_key_id: _builtins.str
+    """The id of the new key: "hpke:" and the first 16 bytes of its SHA-256, in hex."""
+    signing_key_id: _builtins.str
+    """The id of the signing key whose proof it is."""
+    previous_encryption_key_id: _builtins.str
+    """The id of the encryption key it replaced; empty for the caller's first."""
+    sequence: _builtins.int
+    """The log sequence of its "key.encryption" leaf."""
+    def __init__(
+        self,
+        *,
+        encryption_key_id: _builtins.str = ...,
+        signing_key_id: _builtins.str = ...,
+        previous_encryption_key_id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encryption_key_id", b"encryption_key_id", "previous_encryption_key_id", b"previous_encryption_key_id", "sequence", b"sequence", "signing_key_id", b"signing_key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateEncryptionKeyResponse: _TypeAlias = RotateEncryptionKeyResponse  # noqa: Y015
 
 @_typing.final
 class RenewCertificateRequest(_message.Message):

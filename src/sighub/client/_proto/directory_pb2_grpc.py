@@ -57,6 +57,11 @@ class DirectoryServiceStub:
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
                 _registered_method=True)
+        self.RotateEncryptionKey = channel.unary_unary(
+                '/sighub.v1.DirectoryService/RotateEncryptionKey',
+                request_serializer=sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyResponse.FromString,
+                _registered_method=True)
         self.RenewCertificate = channel.unary_unary(
                 '/sighub.v1.DirectoryService/RenewCertificate',
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
@@ -104,6 +109,17 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateEncryptionKey(self, request, context):
+        """Register a new HPKE encryption key (the caller's first, or one replacing its current
+        one), proved by a current signing key, and log it as a "key.encryption" leaf.
+        INVALID_ARGUMENT for an unknown suite or a key that is not one of it; UNAUTHENTICATED
+        if the proof verifies under none of the caller's current signing keys; ALREADY_EXISTS
+        for a key already registered.  Nothing changes when it fails.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RenewCertificate(self, request, context):
         """A new client certificate for the caller's CSR, over mTLS with the current certificate
         (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
@@ -135,6 +151,11 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.RotateSigningKey,
                     request_deserializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.SerializeToString,
+            ),
+            'RotateEncryptionKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateEncryptionKey,
+                    request_deserializer=sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyResponse.SerializeToString,
             ),
             'RenewCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewCertificate,
@@ -253,6 +274,33 @@ class DirectoryService:
             '/sighub.v1.DirectoryService/RotateSigningKey',
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.RotateSigningKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateEncryptionKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.DirectoryService/RotateEncryptionKey',
+            sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyRequest.SerializeToString,
+            sighub_dot_v1_dot_directory__pb2.RotateEncryptionKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,13 @@ class DirectoryServiceStub:
     """Register a new signing key, proved by a signature of the current one, which is
     revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
     """
+    RotateEncryptionKey: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateEncryptionKeyRequest, _directory_pb2.RotateEncryptionKeyResponse]
+    """Register a new HPKE encryption key (the caller's first, or one replacing its current
+    one), proved by a current signing key, and log it as a "key.encryption" leaf.
+    INVALID_ARGUMENT for an unknown suite or a key that is not one of it; UNAUTHENTICATED
+    if the proof verifies under none of the caller's current signing keys; ALREADY_EXISTS
+    for a key already registered.  Nothing changes when it fails.
+    """
     RenewCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]
     """A new client certificate for the caller's CSR, over mTLS with the current certificate
     (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
@@ -83,6 +90,13 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     RotateSigningKey: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateSigningKeyRequest, _directory_pb2.RotateSigningKeyResponse]  # type: ignore[assignment]
     """Register a new signing key, proved by a signature of the current one, which is
     revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
+    """
+    RotateEncryptionKey: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateEncryptionKeyRequest, _directory_pb2.RotateEncryptionKeyResponse]  # type: ignore[assignment]
+    """Register a new HPKE encryption key (the caller's first, or one replacing its current
+    one), proved by a current signing key, and log it as a "key.encryption" leaf.
+    INVALID_ARGUMENT for an unknown suite or a key that is not one of it; UNAUTHENTICATED
+    if the proof verifies under none of the caller's current signing keys; ALREADY_EXISTS
+    for a key already registered.  Nothing changes when it fails.
     """
     RenewCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.RenewCertificateRequest, _directory_pb2.RenewCertificateResponse]  # type: ignore[assignment]
     """A new client certificate for the caller's CSR, over mTLS with the current certificate
@@ -135,6 +149,19 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_directory_pb2.RotateSigningKeyResponse, _abc.Awaitable[_directory_pb2.RotateSigningKeyResponse]]:
         """Register a new signing key, proved by a signature of the current one, which is
         revoked at the sequence of the rotation's log leaf.  UNAUTHENTICATED if the proof does not verify.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateEncryptionKey(
+        self,
+        request: _directory_pb2.RotateEncryptionKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.RotateEncryptionKeyResponse, _abc.Awaitable[_directory_pb2.RotateEncryptionKeyResponse]]:
+        """Register a new HPKE encryption key (the caller's first, or one replacing its current
+        one), proved by a current signing key, and log it as a "key.encryption" leaf.
+        INVALID_ARGUMENT for an unknown suite or a key that is not one of it; UNAUTHENTICATED
+        if the proof verifies under none of the caller's current signing keys; ALREADY_EXISTS
+        for a key already registered.  Nothing changes when it fails.
         """
 
     @_abc_1.abstractmethod
