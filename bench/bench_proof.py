@@ -13,10 +13,11 @@ envelope leaves of a collaboration no member is in, through the store's own
 Timed from this process over one channel, interleaved call by call after a warm-up:
 ``GetInclusionProof`` of a random leaf at the full size; ``GetCheckpoint``, the same path
 through the hub without the proof (identify the caller, one hop to the writer thread, one
-query); the gRPC health check, the bare round trip.  Then, as a second figure, the
-proof function itself (``TLOG.inclusion_proof``) on the hub's database opened as the hub
-opens it (``Store``), in this process.  Every proof served is checked against the signed
-checkpoint's root.
+query); the gRPC health check, the bare round trip.  Every proof served is checked against
+the signed checkpoint's root.  Then the same calls timed inside the hub's process
+(``bench/hubprobe``: each handler from its start to its response, and the proof function
+``TLOG.inclusion_proof`` on the writer thread), and last the proof function on the hub's
+database opened as the hub opens it (``Store``), in this process, the hub stopped.
 
 Run: ``.venv/bin/python bench/bench_proof.py [--leaves 10000000]``.  Needs ~230 bytes of
 temporary disk per leaf (2.3 GB at the default).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import random
@@ -165,6 +167,37 @@ def over_grpc(address: str, data: Path, n: int, first: int, warmup: int, k: int)
     hub.close()
 
 
+def start_probed_hub(data: Path, probe: Path) -> tuple[subprocess.Popen[str], str]:
+    """``sighub hub serve`` with ``bench/hubprobe`` loaded: it times its handlers and
+    writes the times to ``<probe>.<pid>`` when it exits."""
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "SIGHUB_BENCH_PROBE")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "bench" / "hubprobe"), saved["PYTHONPATH"]])
+    )
+    os.environ["SIGHUB_BENCH_PROBE"] = str(probe)
+    try:
+        return start_hub(data, stderr=subprocess.DEVNULL)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def in_hub(probe: Path, k: int) -> None:
+    """The hub process's own times of the last ``k`` calls (the timed ones)."""
+    times = json.loads(probe.read_text())
+    print(f"\ninside the hub's process (bench/hubprobe), the {k:,} timed calls:")
+    for key, name in (
+        ("handler GetInclusionProof", "GetInclusionProof handler, start to response"),
+        ("handler GetCheckpoint", "  baseline: GetCheckpoint handler"),
+        ("inclusion_proof wall", "TLOG.inclusion_proof, wall"),
+        ("inclusion_proof cpu", "TLOG.inclusion_proof, CPU of the writer thread"),
+    ):
+        print(f"  {name:48} {percentiles(times[key][-k:])}")
+
+
 def in_process(db: Path, n: int, k: int) -> None:
     """The proof function alone on the hub's database, as the hub's store opens it."""
     store = Store(db)
@@ -210,14 +243,17 @@ def main() -> None:
             f" batches of {args.batch:,}); hub data {size / 1e9:.2f} GB"
             f" ({shutil.disk_usage(root).free / 1e9:.0f} GB free)"
         )
-        proc, address = start_hub(root / "hub", stderr=subprocess.DEVNULL)
+        probe = root / "probe"
+        proc, address = start_probed_hub(root / "hub", probe)
         try:
             print(f"hub pid {proc.pid} on {address}")
             over_grpc(address, data, n, first, args.warmup, args.samples)
-            in_process(db, n, args.samples)
         finally:
             proc.terminate()  # this hub, by its PID
-            proc.wait(timeout=60)
+            code = proc.wait(timeout=60)
+        assert code == 0, f"the hub exited with {code}"
+        in_hub(Path(f"{probe}.{proc.pid}"), args.samples)
+        in_process(db, n, args.samples)
 
 
 if __name__ == "__main__":

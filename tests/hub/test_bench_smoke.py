@@ -27,6 +27,9 @@ def test_bench_proof_fills_a_hub_and_serves_proofs_that_verify(tmp_path: Path) -
     assert "fill: " in out and "leaves/s, batches of 1,000" in out
     assert "GetInclusionProof, random leaf at the full size  p50" in out
     assert "target p99 <= 1,000 us: " in out
+    assert "inside the hub's process (bench/hubprobe), the 30 timed calls:" in out
+    assert "GetInclusionProof handler, start to response     p50" in out
+    assert "TLOG.inclusion_proof, CPU of the writer thread   p50" in out
     assert "TLOG.inclusion_proof on the hub's database (Store), 30 calls" in out
     assert list(tmp_path.iterdir()) == []  # its temporary hub is gone
 
@@ -40,3 +43,4 @@ def test_bench_hub_daemon_ratio_alternates_syncs_with_and_without_the_checks() -
     ]
     assert "2,000 per run, 0 refused" in out
     assert "(best of 1): " in out and "(median of 1): " in out
+    assert "CPU of the daemon's process (verification workers excluded), median: " in out
