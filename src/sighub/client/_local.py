@@ -4,7 +4,9 @@ SQLite transaction, so a crash at any point neither loses nor doubles a change."
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -239,6 +241,14 @@ class LocalStore:
             c.execute("DELETE FROM signing_keys")
             c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
             c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
+
+    def put_collab_keys(self, collab_keys: Iterable[tuple[str, int, bytes]]) -> None:
+        """Keep collaboration key epochs (unwrapped, or made here as a steward)."""
+        with self.tx() as c:
+            c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
+        for suffix in ("", "-wal", "-shm"):  # secrets live here now: owner only
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     def directory(self) -> dict[str, tuple[str, str, bytes, int | None, int, str]]:
         """key id -> (member, identity, public key, log sequence it was revoked at, 0, ""),

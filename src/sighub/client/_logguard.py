@@ -146,6 +146,10 @@ class LogGuard:
             else None
         )
         self._pin = ""  # an origin taken on first use, stored with the next state
+        # Set by the leaves checked, cleared by the daemon once it acted on them: a key
+        # epoch was logged (wraps to fetch), membership changed (a steward's rekey due).
+        self.epochs_changed = False
+        self.members_changed = False
         self._verifier: LogVerifier | None = None
         self.ring = KeyRing("", None)
         self.reload()
@@ -309,6 +313,10 @@ class LogGuard:
                     {"sequence": x.sequence, "leaf": base64.b64encode(x.leaf[:4096]).decode()},
                 ) from None
             kind = doc["type"]
+            if kind == "collab.epoch":
+                self.epochs_changed = True
+            elif kind in ("collab.join", "collab.leave", "member.status"):
+                self.members_changed = True
             if kind == "envelope":
                 withheld.append((x.sequence, str(doc.get("collab"))))
             elif kind == "collab.leave" and doc.get("member") == self.member:
