@@ -197,7 +197,8 @@ class SyncDaemon:
                 raise
             wraps, missing = [], []  # a hub from before member-held keys: none to unwrap
         for gap in missing:
-            log.warning(
+            log.log(
+                logging.INFO if self.cred.member in gap.stewards else logging.WARNING,
                 "collaboration %r: %s; steward %s runs `sighub collab rekey %s`",
                 gap.collab,
                 "no key epoch yet" if gap.epoch < 0 else f"epoch {gap.epoch} has no wrap for us",

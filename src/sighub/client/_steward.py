@@ -62,6 +62,9 @@ def unwrap_all(
     for w in wraps:
         if (w.collab, w.epoch) in have:
             continue
+        if ring.get(w.signing_key_id) is None:  # its leaf not verified yet: after this sync
+            log.debug("%s: steward key %s not in the verified log yet", w.what, w.signing_key_id)
+            continue
         key = keys.get(w.recipient_key_id)
         try:
             if key is None:
