@@ -3,17 +3,22 @@ the members; the hub stores and relays only the wraps and never holds a secret."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._daemon import SyncDaemon
+from sighub.client._envelope import key_id
 from sighub.client._hpke import ENCRYPTION_KEY, load_key
+from sighub.client._leaves import key_commitment
 from sighub.client._rpc import HubRejected
-from sighub.client._wraps import Wrap, WrapError, unwrap
+from sighub.client._wraps import Recipient, Wrap, WrapError, new_secret, unwrap, wrap_epoch
 from sighub.hub._cli import main as sighub
 from tests.hub.conftest import HubProcess, Member
 
@@ -217,3 +222,61 @@ def test_the_steward_daemon_rekeys_on_membership_events(steward_world: dict[str,
     assert max(_held(stew)) == epoch  # no new epoch: the current one wrapped to pub
     assert sorted(w.recipient for w in _hub_wraps(hub, epoch)) == ["late", "pub", "stew"]
     assert _held(pub)[epoch] == held[epoch]
+
+
+def test_the_hub_refuses_wraps_it_should_not_relay(steward_world: dict[str, Any]) -> None:
+    """A forged signature, a member left out of a new epoch, an epoch out of turn: refused,
+    and nothing stored."""
+    hub: HubProcess = steward_world["hub"]
+    stew: Member = steward_world["stew"]
+    with hub.db() as c:
+        current = c.execute(
+            "SELECT MAX(epoch) FROM collab_epochs WHERE collab=?", (COLLAB,)
+        ).fetchone()[0]
+        recipients = [
+            Recipient(m, s, bytes(k))
+            for m, s, k in c.execute(
+                "SELECT e.member, e.suite, e.public_key FROM encryption_keys e JOIN memberships"
+                " m ON m.member = e.member JOIN members s ON s.name = e.member WHERE m.collab=?"
+                " AND e.replaced_seq IS NULL AND s.status='active' ORDER BY e.member",
+                (COLLAB,),
+            )
+        ]
+        stored = c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0]
+    secret = new_secret()
+    signing = stew.files.signing_key()
+
+    def put(wraps: list[Wrap], epoch: int) -> HubRejected:
+        with pytest.raises(HubRejected) as refused:
+            stew.client().put_epoch(COLLAB, epoch, key_commitment(secret), wraps)
+        return refused.value
+
+    forged = wrap_epoch(Ed25519PrivateKey.generate(), "stew", COLLAB, current + 1, secret,
+                        recipients)  # fmt: skip
+    assert put(forged, current + 1).code == "UNAUTHENTICATED"
+    relabelled = [replace(w, signing_key_id=key_id(signing.public_key())) for w in forged]
+    assert "signature does not verify" in put(relabelled, current + 1).hub_message
+    partial = wrap_epoch(signing, "stew", COLLAB, current + 1, secret, recipients[1:])
+    refused = put(partial, current + 1)
+    assert refused.code == "FAILED_PRECONDITION" and recipients[0].member in refused.hub_message
+    later = wrap_epoch(signing, "stew", COLLAB, current + 3, secret, recipients)
+    assert f"expected the next epoch {current + 1}" in put(later, current + 3).hub_message
+    with hub.db() as c:
+        assert c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0] == stored
+
+
+def test_collab_status_lists_epochs_and_holders(
+    steward_world: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub: HubProcess = steward_world["hub"]
+    pub: Member = steward_world["pub"]
+    args = ["collab", "status", COLLAB, "--data", str(pub.data), "--hub", hub.address]
+    assert sighub([*args, "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["collabs"]
+    assert doc["stewards"] == ["stew"] and doc["rekey_due"] is False
+    assert [e["epoch"] for e in doc["epochs"]] == list(range(len(doc["epochs"])))
+    assert doc["epochs"][0]["holders"] == ["pub", "stew", "sub"]
+    assert doc["epochs"][-1]["holders"] == ["late", "pub", "stew"]
+    assert all(e["held_here"] for e in doc["epochs"])
+    assert sighub(args) == 0
+    assert "keys made by stew" in capsys.readouterr().out
