@@ -11,7 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._envelope import key_id
 from sighub.client._hpke import X25519_SUITE, EncryptionKey
+from sighub.client._keyring import KeyRing, LoggedKey
+from sighub.client._keys import identity_for
 from sighub.client._leaves import key_commitment
+from sighub.client._steward import unwrap_all
 from sighub.client._wraps import Recipient, Wrap, WrapError, new_secret, unwrap, wrap_epoch
 
 STEWARD = Ed25519PrivateKey.generate()
@@ -113,3 +116,20 @@ def test_wrap_for_500_and_unwrap_targets() -> None:
     start = time.perf_counter()
     assert unwrap(wraps[7], "m7", members[7], _lookup) == secret
     assert time.perf_counter() - start < 0.015
+
+
+def test_unwrap_all_holds_wraps_to_the_logged_epoch(keys: dict[str, EncryptionKey]) -> None:
+    """A wrap opens only for the commitment and steward its epoch's verified log leaf
+    names; one whose leaf is not verified yet waits (neither opened nor refused)."""
+    kid = key_id(STEWARD.public_key())
+    ring = KeyRing("", None, [LoggedKey(kid, "stew", identity_for("stew"), STEWARD_PUBLIC, 1)])
+    secret = new_secret()
+    w = _wraps(keys, secret)["s3ller"]
+    mine = {keys["s3ller"].key_id: keys["s3ller"]}
+    logged = {("sg-csam", 3): (key_commitment(secret), "stew")}
+    assert unwrap_all([w], "s3ller", mine, ring, set(), logged) == ([("sg-csam", 3, secret)], [])
+    assert unwrap_all([w], "s3ller", mine, ring, set(), {}) == ([], [])
+    other = {("sg-csam", 3): (key_commitment(new_secret()), "stew")}
+    got, refused = unwrap_all([w], "s3ller", mine, ring, set(), other)
+    assert got == [] and "collab.epoch leaf" in refused[0]
+    assert unwrap_all([w], "s3ller", mine, ring, {("sg-csam", 3)}, logged) == ([], [])

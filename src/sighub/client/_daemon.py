@@ -209,8 +209,9 @@ class SyncDaemon:
         refused: list[str] = []
         if wraps and self._guard is not None:
             got, refused = unwrap_all(
-                wraps, self.cred.member, own_keys(self.data), self._guard.ring, held
-            )
+                wraps, self.cred.member, own_keys(self.data), self._guard.ring, held,
+                self._guard.logged_epochs,
+            )  # fmt: skip
             if got:
                 self.store.put_collab_keys(got)
                 held |= {(c, e) for c, e, _ in got}

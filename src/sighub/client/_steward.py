@@ -10,7 +10,7 @@ new epoch it is not told about by a steward cannot exist.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,19 +54,29 @@ def unwrap_all(
     keys: dict[str, EncryptionKey],
     ring: KeyRing,
     have: set[tuple[str, int]],
+    logged: Mapping[tuple[str, int], tuple[str, str]],
 ) -> tuple[list[tuple[str, int, bytes]], list[str]]:
-    """(collab, epoch, secret) of each wrap not in ``have`` that checks; and the reason
-    each refused wrap was refused (logged at ERROR: a hub or steward misbehaving)."""
+    """(collab, epoch, secret) of each wrap not in ``have`` that checks, against the ring
+    and ``logged`` (the epochs' commitment and steward as the verified log shows them);
+    and the reason each refused wrap was refused (logged at ERROR: a hub or steward
+    misbehaving).  A wrap whose epoch leaf or steward key this member has not verified
+    yet waits for a later sync."""
     got: list[tuple[str, int, bytes]] = []
     refused: list[str] = []
     for w in wraps:
         if (w.collab, w.epoch) in have:
             continue
-        if ring.get(w.signing_key_id) is None:  # its leaf not verified yet: after this sync
-            log.debug("%s: steward key %s not in the verified log yet", w.what, w.signing_key_id)
+        epoch_leaf = logged.get((w.collab, w.epoch))
+        if ring.get(w.signing_key_id) is None or epoch_leaf is None:
+            log.debug("%s: its epoch leaf or steward key is not verified yet", w.what)
             continue
         key = keys.get(w.recipient_key_id)
         try:
+            if (w.commitment, w.steward) != epoch_leaf:
+                raise WrapError(
+                    f"{w.what}: commitment {w.commitment[:16]} by {w.steward!r}; the verified"
+                    f" log's collab.epoch leaf has {epoch_leaf[0][:16]} by {epoch_leaf[1]!r}"
+                )
             if key is None:
                 raise WrapError(
                     f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
