@@ -1,11 +1,12 @@
 """The whole flow on one machine, with synthetic data (``make demo``):
 
 a hub on loopback (SQLite in a temporary directory, mTLS), two platforms enrolled,
-collaboration sg-csam; platform A publishes examples/indicators.csv; platform B's daemon
-syncs and verifies; B scans examples/posts.jsonl and prints matches with spans; A revokes
-one indicator; B syncs again and it no longer fires; then a compromised hub plants a
-signing key in A's name, and A's daemon catches it in the hub's transparency log;
-everything shuts down.
+collaboration sg-csam, whose key platform A (its steward) makes and wraps with HPKE to each
+member, so that the hub holds only the wraps; platform A publishes examples/indicators.csv;
+platform B's daemon syncs and verifies; B scans examples/posts.jsonl and prints matches
+with spans; A revokes one indicator; B syncs again and it no longer fires; then a
+compromised hub plants a signing key in A's name, and A's daemon catches it in the hub's
+transparency log; everything shuts down.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -126,6 +128,33 @@ def lying_hub(root: Path, hub: subprocess.Popen[str], address: str, a: Member, b
     return hub
 
 
+def steward_makes_the_key(root: Path, address: str) -> None:
+    """Platform A's client draws the collaboration key and wraps it to each member's
+    encryption key; the hub keeps only the wraps."""
+    step("platform A (steward): make key epoch 0 and wrap it to every member with HPKE")
+    run(["collab", "rekey", "sg-csam", "--data", str(root / "platform-a"), "--hub", address])
+    secret = next(
+        bytes(s)
+        for c, s in sqlite3.connect(root / "platform-a" / "local.db").execute(
+            "SELECT collab, secret FROM collab_keys WHERE epoch = 0"
+        )
+        if c == "sg-csam"
+    )
+    with sqlite3.connect(root / "hub" / "hub.db") as hub_db:
+        wraps = hub_db.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0]
+        hub_keys = hub_db.execute("SELECT COUNT(*) FROM collab_keys").fetchone()[0]
+    leaks = [
+        f.name
+        for f in (root / "hub").rglob("*")
+        if f.is_file() and (secret in f.read_bytes() or secret.hex().encode() in f.read_bytes())
+    ]
+    print(f"  the hub holds {wraps} wraps (one per member) and {hub_keys} collaboration keys;")
+    print(f"  the epoch secret appears in {len(leaks)} files of the hub's data directory")
+    if leaks or hub_keys:
+        raise SystemExit(f"demo failed: the hub holds the key ({leaks or 'collab_keys'})")
+    run(["collab", "status", "sg-csam", "--data", str(root / "platform-a"), "--hub", address])
+
+
 def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sighub-demo-") as tmp:
@@ -136,8 +165,7 @@ def main() -> None:
         try:
             print(f"  hub listening on {address} (mTLS)")
             admin = ["admin", "--cred", str(root / "hub" / "admin"), "--hub", address]
-            step("operator: collaboration sg-csam, two platforms")
-            run([*admin, "collab", "add", "sg-csam"])
+            step("operator: two platforms; collaboration sg-csam, stewarded by platform A")
             for name, roles in (
                 ("platform-a", "publisher,subscriber"),
                 ("platform-b", "subscriber"),
@@ -156,7 +184,9 @@ def main() -> None:
                 )
                 ident = enroll(root / f"{name}.json", root / name, address=address)
                 print(f"  {name} enrolled over mTLS with signing key {ident.key_id}")
-                run([*admin, "collab", "join", "sg-csam", name])
+            run([*admin, "collab", "add", "sg-csam", "--steward", "platform-a"])
+            run([*admin, "collab", "join", "sg-csam", "platform-b"])
+            steward_makes_the_key(root, address)
             a = Member(root / "platform-a", address=address)
             b = Member(root / "platform-b", address=address)
 

@@ -42,6 +42,8 @@ HUB_TALKING = {
     ("member", "rotate-encryption-key"),
     ("member", "renew-cert"),
     ("checkpoint", "compare"),
+    ("collab", "rekey"),
+    ("collab", "status"),
 }
 # Leaves that print no result document: a server, and match's own JSON lines protocol.
 NO_RESULT = {("hub", "serve"), ("match",)}

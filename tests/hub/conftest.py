@@ -116,9 +116,18 @@ class Member:
         return self._client
 
     def key(self, collab: str = "sg-csam") -> CollabKey:
-        keys = [k for k in self.client().collab_keys() if k.collaboration == collab]
-        k = max(keys, key=lambda k: k.epoch)
-        return CollabKey(k.collaboration, k.epoch, k.secret)
+        """The current key: the hub's for a collaboration without stewards, else the
+        latest this member unwrapped (synced into local.db)."""
+        keys = [
+            (k.epoch, k.secret) for k in self.client().collab_keys() if k.collaboration == collab
+        ]
+        if not keys:
+            with sqlite3.connect(self.data / "local.db") as c:
+                keys = c.execute(
+                    "SELECT epoch, secret FROM collab_keys WHERE collab=?", (collab,)
+                ).fetchall()
+        epoch, secret = max(keys)
+        return CollabKey(collab, epoch, secret)
 
     def indicators(
         self, n: int = 3, collab: str = "sg-csam", days: int = 30, **over: Any

@@ -31,6 +31,7 @@ from sighub.client._analyst import DEFAULT_TTL, check_envelope, parse_ttl, read_
 from sighub.client._blind import CollabKey
 from sighub.client._canon import canonicalize, extract
 from sighub.client._cli_checkpoint import add_checkpoint_commands, add_witness_flags, witness_policy
+from sighub.client._cli_collab import add_collab_commands
 from sighub.client._cliargs import Needs, add_connection, add_data, add_json, emit
 from sighub.client._daemon import LOCAL_DB, SyncDaemon, SyncReport
 from sighub.client._enckey import rotate_encryption_key
@@ -530,6 +531,7 @@ def add_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.set_defaults(func=cmd_match)
     _add_hub_member_commands(sub)
+    add_collab_commands(sub)
     add_checkpoint_commands(sub)
     _add_offline_commands(sub)
 

@@ -22,6 +22,7 @@ from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._history import verified_page
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
+from sighub.client._keys import MemberFiles
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
 from sighub.client._logcheck import DEFAULT_MAX_SKEW, AlarmKind, LogAlarm, hub_key
 from sighub.client._logguard import DEFAULT_MAX_CHECKPOINT_AGE, LogGuard
@@ -34,10 +35,12 @@ from sighub.client._rpc import (
     HubRejected,
     SyncBatch,
 )
+from sighub.client._steward import Rekeyed, own_keys, rekey, unwrap_all
 from sighub.client._stix import format_time
 from sighub.client._verify import UNKNOWN_KEY, Checked, Directory, Row, check_changes, paused_gc
 from sighub.client._witness import WitnessPolicy, WitnessPolicyError, check_witnesses, load_cosigner
 from sighub.client._workers import WorkerError
+from sighub.client._wraps import WrapError
 
 if TYPE_CHECKING:
     from sighub.client._sinks import Sink
@@ -154,6 +157,8 @@ class SyncDaemon:
         self._hub: HubClient | None = None
         self._keys: Directory | None = None
         self._epochs = {(collab, epoch) for collab, epoch, _ in self.store.collab_keys()}
+        self._stewarded: set[str] = set()  # collaborations this member stewards, per GetWraps
+        self._duties = True  # whether a sync does the steward's duties
 
     def interrupt(self) -> None:
         """End a blocking ``follow`` promptly (call after setting its stop event)."""
@@ -179,7 +184,103 @@ class SyncDaemon:
         shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
         self.store.replace_directory(keys, shared)
         self._keys = None  # re-read on the next verification
-        self._epochs = {(collab, epoch) for collab, epoch, _ in shared}
+        self.unwrap(hub)
+
+    def unwrap(self, hub: HubClient) -> list[str]:
+        """Fetch the wraps sealed to this member, open the new ones (checked against the
+        verified log: ``_steward.unwrap_all``) and keep their secrets in ``local.db``;
+        returns the reasons of the wraps refused."""
+        try:
+            wraps, missing = hub.wraps()
+        except HubRejected as exc:
+            if exc.code != "UNIMPLEMENTED":
+                raise
+            wraps, missing = [], []  # a hub from before member-held keys: none to unwrap
+        for gap in missing:
+            log.log(
+                logging.INFO if self.cred.member in gap.stewards else logging.WARNING,
+                "collaboration %r: %s; steward %s runs `sighub collab rekey %s`",
+                gap.collab,
+                "no key epoch yet" if gap.epoch < 0 else f"epoch {gap.epoch} has no wrap for us",
+                " or ".join(gap.stewards),
+                gap.collab,
+            )
+        held = {(c, e) for c, e, _ in self.store.collab_keys()}
+        refused: list[str] = []
+        if wraps and self._guard is not None:
+            got, refused = unwrap_all(
+                wraps, self.cred.member, own_keys(self.data), self._guard.ring, held,
+                self._guard.logged_epochs,
+            )  # fmt: skip
+            if got:
+                self.store.put_collab_keys(got)
+                held |= {(c, e) for c, e, _ in got}
+        self._epochs = held
+        self._stewarded = {w.collab for w in wraps if w.steward == self.cred.member} | {
+            gap.collab for gap in missing if self.cred.member in gap.stewards
+        }
+        return refused
+
+    def _after_batch(self, hub: HubClient) -> None:
+        """Following: fetch wraps when a key epoch was logged, and do a steward's duties
+        when membership changed (after the batch is applied, never inside its transaction)."""
+        guard = self._guard
+        if guard is None:
+            return
+        if guard.epochs_changed:
+            guard.epochs_changed = False
+            self.unwrap(hub)
+        if guard.members_changed:
+            guard.members_changed = False
+            self.unwrap(hub)  # who stewards what, as of now
+            self.steward_duties(hub)
+
+    def steward_duties(self, hub: HubClient) -> list[Rekeyed]:
+        """For each collaboration this member stewards: a new epoch when a holder left or
+        was removed or suspended, wraps of the current one for members that joined
+        (``_steward.rekey``); what was done."""
+        if self._guard is None or not self._stewarded or not self._duties:
+            return []
+        done = []
+        held = {(c, e): s for c, e, s in self.store.collab_keys()}
+        for collab in sorted(self._stewarded):
+            try:
+                result, secret = rekey(
+                    hub, MemberFiles(self.data), self.cred.member, self._guard.ring, collab, held
+                )
+            except (HubRejected, WrapError) as exc:  # another steward was first, a key gap
+                log.warning("steward duties for %r not done: %s", collab, exc)
+                continue
+            if secret is not None:
+                self.store.put_collab_keys([(collab, result.epoch, secret)])
+                self._epochs.add((collab, result.epoch))
+            if result.recipients:
+                log.info("steward: %r epoch %d wrapped to %s", collab, result.epoch,
+                         ", ".join(result.recipients))  # fmt: skip
+                done.append(result)
+        return done
+
+    def rekey(self, collab: str, force_new: bool = False) -> Rekeyed:
+        """As ``collab``'s steward: sync (the verified log gives the members' encryption
+        keys), then make a new epoch or wrap the current one to members that lack it
+        (``_steward.rekey``); the new secret is kept in ``local.db`` like an unwrapped one."""
+        self._duties = False  # the rekey below is this run's duty
+        try:
+            self.sync_once()
+        finally:
+            self._duties = True
+        if self._guard is None:
+            raise SighubError("rekey: needs the verified log (the members' encryption keys)")
+        held = {(c, e): s for c, e, s in self.store.collab_keys()}
+        with self.connect() as hub:
+            done, secret = rekey(
+                hub, MemberFiles(self.data), self.cred.member, self._guard.ring, collab, held,
+                force_new,
+            )  # fmt: skip
+        if secret is not None:
+            self.store.put_collab_keys([(collab, done.epoch, secret)])
+            self._epochs.add((collab, done.epoch))
+        return done
 
     def _directory(self) -> Directory:
         """The key directory, read once per refresh: every envelope of a sync is verified
@@ -205,6 +306,8 @@ class SyncDaemon:
                     while self._apply_next(reader, report, hub):
                         if on_batch is not None:
                             on_batch(report)
+                self.unwrap(hub)  # epochs wrapped by stewards whose keys this sync logged
+                self.steward_duties(hub)
                 if self._cosign is not None:  # a member that lists its own key sees it
                     self._cosign.flush(COSIGN_FLUSH_SECONDS)
                 self._check_witnesses(hub, report)
@@ -323,6 +426,7 @@ class SyncDaemon:
                     with Reader(stream, self._checker, self._directory, self.depth) as reader:
                         while not stop.is_set() and self._apply_next(reader, report, hub):
                             delay = BACKOFF_START
+                            self._after_batch(hub)
                             if self._witnesses_due():
                                 self._check_witnesses(hub, report)
                             if on_batch is not None:

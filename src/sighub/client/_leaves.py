@@ -34,7 +34,8 @@ Types (fields besides ``v`` and ``type``):
 - ``collab.join`` / ``collab.leave``: ``collab``, ``member``; a join also ``n``, the
   collaboration's envelope count at the join (absent before numbering)
 - ``collab.epoch``: ``collab``, ``epoch``, ``commitment`` (SHA-256 of
-  ``sighub-collab-key-v1 ‖ secret``, hex)
+  ``sighub-collab-key-v1 ‖ secret``, hex); made by a steward also ``steward`` and
+  ``wraps``, the digest of the wraps stored with it (one such leaf per later wrap too)
 
 Envelope leaves and collaboration events are visible to that collaboration's members only
 (others receive the leaf hash); directory leaves (``member.*``, ``key.*``) to every member,
@@ -71,6 +72,7 @@ __all__ = [
     "member_roles",
     "member_status",
     "parse_leaf",
+    "steward_epoch",
 ]
 
 VERSION: Final = 1
@@ -218,6 +220,16 @@ def key_commitment(secret: bytes) -> str:
 def collab_epoch(collab: str, epoch: int, secret: bytes) -> bytes:
     """The leaf of a new key epoch: a commitment to its secret, never the secret."""
     return _leaf("collab.epoch", collab=collab, epoch=epoch, commitment=key_commitment(secret))
+
+
+def steward_epoch(collab: str, epoch: int, commitment: str, steward: str, wraps: str) -> bytes:
+    """The leaf of a key epoch a steward made: its commitment, the steward, and ``wraps``,
+    the digest of the wraps it sent (``_wraps.wraps_digest``); for a later wrap to a member
+    that joined, the same leaf with ``wraps`` of that wrap alone."""
+    return _leaf(
+        "collab.epoch", collab=collab, epoch=epoch, commitment=commitment, steward=steward,
+        wraps=wraps,
+    )  # fmt: skip
 
 
 def parse_leaf(raw: bytes) -> dict[str, Any]:

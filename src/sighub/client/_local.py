@@ -4,7 +4,9 @@ SQLite transaction, so a crash at any point neither loses nor doubles a change."
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -72,6 +74,10 @@ _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS log_encryption_keys (member TEXT PRIMARY KEY,"
     " suite TEXT NOT NULL, public_key BLOB NOT NULL, key_id TEXT NOT NULL,"
     " since INTEGER NOT NULL, flaw TEXT NOT NULL)",
+    # Each collaboration key epoch a steward made, as its first ``collab.epoch`` leaf in
+    # the verified log shows it: a wrap must carry that commitment and steward.
+    "CREATE TABLE IF NOT EXISTS log_epochs (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
+    " commitment TEXT NOT NULL, steward TEXT NOT NULL, PRIMARY KEY (collab, epoch))",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -240,6 +246,14 @@ class LocalStore:
             c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
             c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
 
+    def put_collab_keys(self, collab_keys: Iterable[tuple[str, int, bytes]]) -> None:
+        """Keep collaboration key epochs (unwrapped, or made here as a steward)."""
+        with self.tx() as c:
+            c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
+        for suffix in ("", "-wal", "-shm"):  # secrets live here now: owner only
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
+
     def directory(self) -> dict[str, tuple[str, str, bytes, int | None, int, str]]:
         """key id -> (member, identity, public key, log sequence it was revoked at, 0, ""),
         as the hub's key directory served it (used only when the log is not checked)."""
@@ -281,11 +295,23 @@ class LocalStore:
             "INSERT OR REPLACE INTO log_encryption_keys VALUES (?, ?, ?, ?, ?, ?)", rows
         )
 
+    def log_epochs(self) -> dict[tuple[str, int], tuple[str, str]]:
+        """(collab, epoch) -> (commitment, steward) of the stewards' logged epochs."""
+        return {
+            (r[0], r[1]): (r[2], r[3])
+            for r in self.conn.execute("SELECT collab, epoch, commitment, steward FROM log_epochs")
+        }
+
+    def put_log_epochs(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
+        """Keep the first leaf of each epoch, inside the caller's transaction."""
+        self.conn.executemany("INSERT OR IGNORE INTO log_epochs VALUES (?, ?, ?, ?)", rows)
+
     def clear_log_keys(self) -> None:
-        """Forget the logged keys, signing and encryption (a resync reads the log again),
-        in the caller's transaction."""
+        """Forget the logged keys, signing and encryption, and the logged epochs (a resync
+        reads the log again), in the caller's transaction."""
         self.conn.execute("DELETE FROM log_keys")
         self.conn.execute("DELETE FROM log_encryption_keys")
+        self.conn.execute("DELETE FROM log_epochs")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

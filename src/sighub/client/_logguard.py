@@ -146,6 +146,12 @@ class LogGuard:
             else None
         )
         self._pin = ""  # an origin taken on first use, stored with the next state
+        # Set by the leaves checked, cleared by the daemon once it acted on them: a key
+        # epoch was logged (wraps to fetch), membership changed (a steward's rekey due).
+        self.epochs_changed = False
+        self.members_changed = False
+        self._new_epochs: dict[tuple[str, int], tuple[str, str]] = {}
+        self.logged_epochs: dict[tuple[str, int], tuple[str, str]] = {}
         self._verifier: LogVerifier | None = None
         self.ring = KeyRing("", None)
         self.reload()
@@ -173,6 +179,8 @@ class LogGuard:
         keys = (LoggedKey(*row) for row in self.store.log_keys())
         encryption = (LoggedEncryptionKey(*row) for row in self.store.log_encryption_keys())
         self.ring = KeyRing(origin, self._admin, keys, encryption)
+        self._new_epochs = {}
+        self.logged_epochs = self.store.log_epochs()
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -279,6 +287,8 @@ class LogGuard:
     def _save_keys(self) -> None:
         self.store.put_log_keys(k.row() for k in self.ring.changed())
         self.store.put_log_encryption_keys(e.row() for e in self.ring.changed_encryption())
+        self.store.put_log_epochs((c, e, *v) for (c, e), v in self._new_epochs.items())
+        self._new_epochs = {}
         self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
 
@@ -309,6 +319,11 @@ class LogGuard:
                     {"sequence": x.sequence, "leaf": base64.b64encode(x.leaf[:4096]).decode()},
                 ) from None
             kind = doc["type"]
+            if kind == "collab.epoch":
+                self.epochs_changed = True
+                self._log_epoch(doc)
+            elif kind in ("collab.join", "collab.leave", "member.status"):
+                self.members_changed = True
             if kind == "envelope":
                 withheld.append((x.sequence, str(doc.get("collab"))))
             elif kind == "collab.leave" and doc.get("member") == self.member:
@@ -328,6 +343,16 @@ class LogGuard:
                     f" same batch delivers {collab!r}'s envelopes: the hub withheld it",
                     {"sequence": seq, "collab": collab},
                 )
+
+    def _log_epoch(self, doc: dict[str, object]) -> None:
+        """Keep a steward's epoch as its first leaf logs it (hub-made epochs have no
+        steward and no wraps)."""
+        steward, epoch = doc.get("steward"), doc.get("epoch")
+        if not isinstance(steward, str) or type(epoch) is not int:
+            return
+        key = (str(doc.get("collab")), epoch)
+        if key not in self.logged_epochs:
+            self.logged_epochs[key] = self._new_epochs[key] = (str(doc.get("commitment")), steward)
 
     def _check_own(self, doc: dict[str, object], sequence: int) -> None:
         mine, retired = self._keys

@@ -102,11 +102,22 @@ class Member:
         return HubClient.connect(self.cred, self.insecure)
 
     def _key(self, hub: HubClient, collab: str) -> CollabKey:
-        epochs = [k for k in hub.collab_keys() if k.collaboration == collab]
+        """The latest epoch: the hub's (a collaboration without stewards) or one this
+        member unwrapped when it synced (``local.db``)."""
+        epochs = {k.epoch: k.secret for k in hub.collab_keys() if k.collaboration == collab}
+        if (self.data / LOCAL_DB).exists():
+            store = LocalStore(self.data / LOCAL_DB)
+            try:
+                epochs.update((e, s) for c, e, s in store.collab_keys() if c == collab)
+            finally:
+                store.close()
         if not epochs:
-            raise SighubError(f"collaboration {collab!r}: no key; is {self.cred.member!r} in it?")
-        k = max(epochs, key=lambda k: k.epoch)
-        return CollabKey(k.collaboration, k.epoch, k.secret)
+            raise SighubError(
+                f"collaboration {collab!r}: no key; is {self.cred.member!r} in it? (a key its"
+                f" stewards wrapped is unwrapped by `sighub sync --data {self.data}`)"
+            )
+        epoch = max(epochs)
+        return CollabKey(collab, epoch, epochs[epoch])
 
     def publish_file(
         self, path: Path, collab: str, default_ttl: timedelta = DEFAULT_TTL

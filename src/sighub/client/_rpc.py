@@ -32,6 +32,7 @@ from sighub.client._proto import (
     sync_pb2_grpc,
     types_pb2,
 )
+from sighub.client._wraps import Wrap
 
 if TYPE_CHECKING:  # generic in the stubs only
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -372,6 +373,46 @@ class SharedKey:
     created_at: datetime
 
 
+def wrap_to_pb(w: Wrap) -> directory_pb2.EpochWrap:
+    return directory_pb2.EpochWrap(
+        collaboration=w.collab, epoch=w.epoch, commitment=w.commitment, recipient=w.recipient,
+        recipient_key_id=w.recipient_key_id, suite=w.suite, sealed=w.sealed, steward=w.steward,
+        signing_key_id=w.signing_key_id, signature=w.signature,
+    )  # fmt: skip
+
+
+def wrap_from_pb(p: directory_pb2.EpochWrap) -> Wrap:
+    return Wrap(
+        p.collaboration, p.epoch, p.commitment, p.recipient, p.recipient_key_id, p.suite,
+        p.sealed, p.steward, p.signing_key_id, p.signature,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MissingWrap:
+    """A collaboration of the caller whose current epoch (-1: none yet) has no wrap for it."""
+
+    collab: str
+    epoch: int
+    stewards: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EpochStatus:
+    epoch: int
+    steward: str  # "" for an epoch the hub made
+    holders: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CollabStatus:
+    collab: str
+    stewards: tuple[str, ...]
+    members: tuple[tuple[str, str], ...]  # (member, encryption key id or "")
+    epochs: tuple[EpochStatus, ...]
+
+
 def _log_leaf(leaf: types_pb2.LogLeaf) -> LogLeaf:
     if leaf.WhichOneof("content") == "leaf":
         return LogLeaf(leaf.sequence, leaf.leaf, None)
@@ -531,6 +572,36 @@ class HubClient:
             SharedKey(k.collaboration, k.epoch, k.secret, from_timestamp(k.created_at))
             for k in r.keys
         ]
+
+    def put_epoch(self, collab: str, epoch: int, commitment: str, wraps: list[Wrap]) -> int:
+        """Store a steward's wraps; the sequence of the epoch's leaf (0: wraps added to
+        an epoch logged before)."""
+        request = directory_pb2.PutEpochRequest(
+            collaboration=collab, epoch=epoch, commitment=commitment,
+            wraps=[wrap_to_pb(w) for w in wraps],
+        )  # fmt: skip
+        r = call(lambda: self._directory.PutEpoch(request, timeout=60), self.address)
+        return r.sequence
+
+    def wraps(self, collab: str = "") -> tuple[list[Wrap], list[MissingWrap]]:
+        """The wraps addressed to this member, and its collaborations lacking one."""
+        request = directory_pb2.GetWrapsRequest(collaboration=collab)
+        r = call(lambda: self._directory.GetWraps(request, timeout=30), self.address)
+        missing = [MissingWrap(x.collaboration, x.epoch, tuple(x.stewards)) for x in r.missing]
+        return [wrap_from_pb(w) for w in r.wraps], missing
+
+    def collab_status(self, collab: str) -> CollabStatus:
+        request = directory_pb2.GetCollabStatusRequest(collaboration=collab)
+        r = call(lambda: self._directory.GetCollabStatus(request, timeout=30), self.address)
+        return CollabStatus(
+            collab,
+            tuple(r.stewards),
+            tuple((m.member, m.encryption_key_id) for m in r.members),
+            tuple(
+                EpochStatus(e.epoch, e.steward, tuple(e.holders), from_timestamp(e.created_at))
+                for e in r.epochs
+            ),
+        )
 
     def rotate_signing_key(self, new_public_key: bytes, proof: bytes) -> tuple[str, str]:
         r = call(

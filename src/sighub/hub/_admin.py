@@ -119,6 +119,7 @@ def _collab_doc(c: admin_pb2.Collaboration) -> dict[str, Any]:
         "members": list(c.members),
         "key_epoch": c.key_epoch,
         "created_at": _time(c.created_at),
+        "stewards": list(c.stewards),
     }
 
 
@@ -282,14 +283,17 @@ def cmd_collab(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
     collab, member = args.collab, getattr(args, "member", "")
-    if args.action == "join":
+    if args.action == "steward":
+        request = admin_pb2.AddCollabStewardRequest(collaboration=collab, member=member)
+        done = admin.call(lambda: stub.AddCollabSteward(request, timeout=30)).collaboration
+    elif args.action == "join":
         join = admin_pb2.JoinCollabRequest(collaboration=collab, member=member)
         done = admin.call(lambda: stub.JoinCollab(join, timeout=30)).collaboration
     elif args.action == "leave":
         leave = admin_pb2.LeaveCollabRequest(collaboration=collab, member=member)
         done = admin.call(lambda: stub.LeaveCollab(leave, timeout=30)).collaboration
     elif args.action == "add":
-        add = admin_pb2.AddCollabRequest(name=collab)
+        add = admin_pb2.AddCollabRequest(name=collab, stewards=args.steward)
         done = admin.call(lambda: stub.AddCollab(add, timeout=30)).collaboration
     else:
         rotate = admin_pb2.RotateCollabKeyRequest(name=collab)
@@ -383,8 +387,15 @@ def _admin_key_option(p: argparse.ArgumentParser) -> None:
 def _add_collab_group(groups: _Sub) -> None:
     collab = groups.add_parser("collab", help="add collaborations, rotate keys, membership")
     actions = collab.add_subparsers(dest="action", required=True)
-    _leaf(actions, "add", "create a collaboration and its first blinding key").add_argument(
-        "collab", help="collaboration name (e.g. sg-csam)"
+    add = _leaf(actions, "add", "create a collaboration (and, without stewards, its first key)")
+    add.add_argument("collab", help="collaboration name (e.g. sg-csam)")
+    add.add_argument(
+        "--steward",
+        action="append",
+        default=[],
+        metavar="MEMBER",
+        help="an active member whose client makes the collaboration's key epochs and wraps"
+        " them to the members (repeatable; joined to it); the hub then never makes a key",
     )
     _leaf(actions, "rotate-key", "start a new blinding-key epoch").add_argument(
         "collab", help="collaboration name"
@@ -392,6 +403,7 @@ def _add_collab_group(groups: _Sub) -> None:
     for action, help in (
         ("join", "add a member to a collaboration"),
         ("leave", "take a member out of a collaboration"),
+        ("steward", "make a member a steward (its client makes the keys from its first rekey)"),
     ):
         p = _leaf(actions, action, help)
         p.add_argument("collab", help="collaboration name")

@@ -161,6 +161,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             members=store.collab_members(name),
             key_epoch=store.collab_epoch(name) or 0,
             created_at=_timestamp(row[0]),
+            stewards=store.stewards(name),
         )
 
     async def _change(self, fn: Callable[[], T]) -> T:
@@ -272,8 +273,20 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.AddCollabRequest, context: Any
     ) -> admin_pb2.AddCollabResponse:
         def work() -> admin_pb2.AddCollabResponse:
-            name = self.s.hub.add_collab(self._admin(context), request.name)
+            name = self.s.hub.add_collab(self._admin(context), request.name, list(request.stewards))
             return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def AddCollabSteward(
+        self, request: admin_pb2.AddCollabStewardRequest, context: Any
+    ) -> admin_pb2.AddCollabStewardResponse:
+        def work() -> admin_pb2.AddCollabStewardResponse:
+            name = self.s.hub.add_steward(
+                self._admin(context), request.collaboration, request.member
+            )
+            return admin_pb2.AddCollabStewardResponse(collaboration=self._collab(name))
 
         return await self._change(work)
 

@@ -252,22 +252,73 @@ class Hub:
             self.store.audit(now, actor, "key.revoke", member, key_id=kid)
         return self._member(member)
 
-    def add_collab(self, actor: str, name: str) -> str:
+    def add_collab(self, actor: str, name: str, stewards: list[str] | None = None) -> str:
+        """Create ``name``.  With ``stewards`` (active members, each joined to it) the
+        stewards make its key epochs and the hub never draws one; without, the hub makes
+        epoch 0 as before stewards."""
         self._name("collaboration", name)
         if self.store.collab_exists(name):
             raise HubError.exists(f"collaboration {name!r} already exists")
+        chosen = sorted(set(stewards or ()))
+        for steward in chosen:
+            self._check_steward(name, steward)
         now = self.now()
-        secret = secrets.token_bytes(32)
         with self.store.tx() as c:
             c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
             self.store.append_leaf("collab.add", _leaves.collab_add(name), name)
-            c.execute(
-                "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
-                (name, secret, now),
-            )
-            self.store.append_leaf("collab.epoch", _leaves.collab_epoch(name, 0, secret), name)
-            self.store.audit(now, actor, "collab.add", name)
+            for steward in chosen:
+                c.execute(
+                    "INSERT INTO collab_stewards (collab, member) VALUES (?, ?)", (name, steward)
+                )
+                c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (name, steward))
+                leaf = _leaves.collab_membership(name, steward, True, 0)
+                self.store.append_leaf("collab.join", leaf, name, steward)
+            if not chosen:
+                secret = secrets.token_bytes(32)
+                c.execute(
+                    "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
+                    (name, secret, now),
+                )
+                leaf = _leaves.collab_epoch(name, 0, secret)
+                self.store.append_leaf("collab.epoch", leaf, name)
+            self.store.audit(now, actor, "collab.add", name, stewards=chosen)
         return name
+
+    def _check_steward(self, collab: str, steward: str) -> None:
+        status = self._member(steward).status
+        if status != "active":
+            raise HubError.precondition(
+                f"collaboration {collab!r}: steward {steward!r} is {status}; expected an"
+                " active member"
+            )
+        if self.store.encryption_key(steward) is None:
+            raise HubError.precondition(
+                f"collaboration {collab!r}: steward {steward!r} has no encryption key"
+                " (enrolled before encryption keys: `sighub member rotate-encryption-key`)"
+            )
+
+    def add_steward(self, actor: str, collab: str, member: str) -> str:
+        """Make ``member`` a steward of ``collab`` (joining it if needed).  The hub makes
+        no key for it from now on; its hub-made epochs stay served until the steward's
+        first epoch, which deletes them (``_epochs.put_epoch``)."""
+        self._collab(collab)
+        self._check_steward(collab, member)
+        if member in self.store.stewards(collab):
+            raise HubError.exists(f"{member!r} is already a steward of {collab!r}")
+        now = self.now()
+        with self.store.tx() as c:
+            c.execute(
+                "INSERT INTO collab_stewards (collab, member) VALUES (?, ?)", (collab, member)
+            )
+            if member not in self.store.collab_members(collab):
+                c.execute(
+                    "INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member)
+                )
+                (n,) = c.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()
+                leaf = _leaves.collab_membership(collab, member, True, n)
+                self.store.append_leaf("collab.join", leaf, collab, member)
+            self.store.audit(now, actor, "collab.steward", member, collab=collab)
+        return collab
 
     def join(self, actor: str, collab: str, member: str) -> str:
         self._collab(collab)
@@ -298,6 +349,12 @@ class Hub:
 
     def rotate_collab_key(self, actor: str, collab: str) -> int:
         self._collab(collab)
+        stewards = self.store.stewards(collab)
+        if stewards:  # never a hub-made key for a collaboration with stewards
+            raise HubError.precondition(
+                f"collaboration {collab!r}: its stewards make its keys; steward"
+                f" {' or '.join(stewards)} runs `sighub collab rekey {collab}`"
+            )
         epoch = (self.store.collab_epoch(collab) or 0) + 1
         now = self.now()
         secret = secrets.token_bytes(32)
@@ -566,7 +623,7 @@ class Hub:
             collab=collab,
             keys={k[0]: k[1] for k in keys if k[3] is None},
             revoked={k[0]: k[3] for k in keys if k[3] is not None},
-            epochs=tuple(e for _, e, _, _ in self.store.collab_keys([collab])),
+            epochs=tuple(self.store.collab_epochs(collab)),
             limits=limits,
             now=self.clock(),
         )

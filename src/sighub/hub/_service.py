@@ -39,8 +39,9 @@ from sighub.client._proto import (
     sync_pb2,
     types_pb2,
 )
-from sighub.client._rpc import CURSOR_AHEAD, MEMBER_STATUS
+from sighub.client._rpc import CURSOR_AHEAD, MEMBER_STATUS, wrap_from_pb, wrap_to_pb
 from sighub.client._workers import WorkerExited, WorkerPool
+from sighub.hub import _epochs
 from sighub.hub._errors import HubError
 from sighub.hub._history import history
 from sighub.hub._hub import Hub
@@ -558,6 +559,60 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
                 for c, e, s, t in rows
             ]
         )
+
+    @_rpc
+    async def PutEpoch(
+        self, request: directory_pb2.PutEpochRequest, context: Any
+    ) -> directory_pb2.PutEpochResponse:
+        wraps = [wrap_from_pb(w) for w in request.wraps]
+        hub = self.s.hub
+        seq, stored = await self.s.run(
+            lambda: _epochs.put_epoch(
+                hub.store, self.s.identify(context), request.collaboration,
+                request.epoch, request.commitment, wraps, hub.now(),
+            )
+        )  # fmt: skip
+        self.s.committed()
+        return directory_pb2.PutEpochResponse(sequence=seq, stored=stored)
+
+    @_rpc
+    async def GetWraps(
+        self, request: directory_pb2.GetWrapsRequest, context: Any
+    ) -> directory_pb2.GetWrapsResponse:
+        store = self.s.hub.store
+        wraps, missing = await self.s.run(
+            lambda: _epochs.wraps_for(store, self.s.identify(context), request.collaboration)
+        )
+        return directory_pb2.GetWrapsResponse(
+            wraps=[wrap_to_pb(w) for w in wraps],
+            missing=[
+                directory_pb2.MissingWrap(collaboration=c, epoch=e, stewards=s)
+                for c, e, s in missing
+            ],
+        )
+
+    @_rpc
+    async def GetCollabStatus(
+        self, request: directory_pb2.GetCollabStatusRequest, context: Any
+    ) -> directory_pb2.GetCollabStatusResponse:
+        store = self.s.hub.store
+        status = await self.s.run(
+            lambda: _epochs.collab_status(store, self.s.identify(context), request.collaboration)
+        )
+        return directory_pb2.GetCollabStatusResponse(
+            stewards=status.stewards,
+            members=[
+                directory_pb2.CollabMember(member=m, encryption_key_id=k)
+                for m, k in status.members
+            ],
+            epochs=[
+                directory_pb2.EpochHolders(
+                    epoch=e.epoch, steward=e.steward, holders=e.holders,
+                    created_at=_timestamp(e.created),
+                )
+                for e in status.epochs
+            ],
+        )  # fmt: skip
 
     @_rpc
     async def RotateSigningKey(

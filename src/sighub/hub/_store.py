@@ -296,7 +296,32 @@ def _v6(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE INDEX encryption_keys_member ON encryption_keys (member, seq)")
 
 
-MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """Member-held collaboration keys (``_wraps``): a collaboration's stewards, the epochs
+    they made (the commitment only) and the wraps of each epoch's secret, one per member.
+    ``collab_keys`` keeps the secrets the hub made before, until a steward's first epoch."""
+    db.conn.execute(
+        "CREATE TABLE collab_stewards (collab TEXT NOT NULL, member TEXT NOT NULL,"
+        " PRIMARY KEY (collab, member)) WITHOUT ROWID"
+    )
+    db.conn.execute(
+        "CREATE TABLE collab_epochs (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
+        " commitment TEXT NOT NULL, steward TEXT NOT NULL, created TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, PRIMARY KEY (collab, epoch)) WITHOUT ROWID"
+    )
+    db.conn.execute(
+        "CREATE TABLE epoch_wraps (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
+        " recipient TEXT NOT NULL, recipient_key_id TEXT NOT NULL, suite TEXT NOT NULL,"
+        " sealed BLOB NOT NULL, steward TEXT NOT NULL, signing_key_id TEXT NOT NULL,"
+        " signature BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " PRIMARY KEY (collab, epoch, recipient)) WITHOUT ROWID"
+    )
+    db.conn.execute("CREATE INDEX epoch_wraps_recipient ON epoch_wraps (recipient)")
+
+
+MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7,
+]  # fmt: skip
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
 # the baseline issue 10's publish target is a ratio against.  Such a hub serves members
@@ -340,6 +365,10 @@ class Store:
         return self.conn.execute(sql, args).fetchall()
 
     # -- meta, audit ------------------------------------------------------------------
+    def all_column(self, sql: str, *args: Any) -> list[Any]:
+        """The first column of every row."""
+        return [r[0] for r in self.all(sql, *args)]
+
     def meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key=?", key)
         return None if row is None else str(row[0])
@@ -516,8 +545,34 @@ class Store:
         ]
 
     def collab_epoch(self, name: str) -> int | None:
-        row = self.one("SELECT MAX(epoch) FROM collab_keys WHERE collab=?", name)
+        """The current key epoch (hub-made or a steward's); None before the first."""
+        row = self.one(
+            "SELECT MAX(e) FROM (SELECT MAX(epoch) AS e FROM collab_keys WHERE collab=?"
+            " UNION ALL SELECT MAX(epoch) FROM collab_epochs WHERE collab=?)",
+            name,
+            name,
+        )
         return None if row is None or row[0] is None else int(row[0])
+
+    def collab_epochs(self, name: str) -> list[int]:
+        """Every key epoch a publish may name: the hub's (until deleted) and stewards'."""
+        return [
+            int(r[0])
+            for r in self.all(
+                "SELECT epoch FROM collab_keys WHERE collab=? UNION"
+                " SELECT epoch FROM collab_epochs WHERE collab=? ORDER BY 1",
+                name,
+                name,
+            )
+        ]
+
+    def stewards(self, collab: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.all(
+                "SELECT member FROM collab_stewards WHERE collab=? ORDER BY member", collab
+            )
+        ]
 
     # -- the log ----------------------------------------------------------------------
     def envelope_seq(self, envelope_id: str) -> tuple[int, int] | None:

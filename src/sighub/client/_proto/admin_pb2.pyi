@@ -87,6 +87,7 @@ class Collaboration(_message.Message):
     MEMBERS_FIELD_NUMBER: _builtins.int
     KEY_EPOCH_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    STEWARDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name: 1-63 characters of [a-z0-9-], starting with a letter or digit."""
     key_epoch: _builtins.int
@@ -99,6 +100,12 @@ class Collaboration(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the collaboration was created.  Always set."""
 
+    @_builtins.property
+    def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its stewards, sorted: members whose clients make its key epochs.  Empty: the hub
+        makes its keys (a collaboration from before stewards).
+        """
+
     def __init__(
         self,
         *,
@@ -106,10 +113,11 @@ class Collaboration(_message.Message):
         members: _abc.Iterable[_builtins.str] | None = ...,
         key_epoch: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        stewards: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_epoch", b"key_epoch", "members", b"members", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_epoch", b"key_epoch", "members", b"members", "name", b"name", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -540,20 +548,78 @@ class AddCollabRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    STEWARDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The new collaboration's name: 1-63 characters of [a-z0-9-]."""
+    @_builtins.property
+    def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its stewards: active members who make its key epochs and wrap them to the members
+        (each is joined to it).  Empty: the hub makes its keys, as before stewards.
+        """
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        stewards: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddCollabRequest: _TypeAlias = AddCollabRequest  # noqa: Y015
+
+@_typing.final
+class AddCollabStewardRequest(_message.Message):
+    """AdminService.AddCollabSteward's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    member: _builtins.str
+    """The member to make a steward."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        member: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCollabStewardRequest: _TypeAlias = AddCollabStewardRequest  # noqa: Y015
+
+@_typing.final
+class AddCollabStewardResponse(_message.Message):
+    """AdminService.AddCollabSteward's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration as it is now."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCollabStewardResponse: _TypeAlias = AddCollabStewardResponse  # noqa: Y015
 
 @_typing.final
 class AddCollabResponse(_message.Message):

@@ -82,6 +82,11 @@ class AdminServiceStub:
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabResponse.FromString,
                 _registered_method=True)
+        self.AddCollabSteward = channel.unary_unary(
+                '/sighub.v1.AdminService/AddCollabSteward',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.FromString,
+                _registered_method=True)
         self.JoinCollab = channel.unary_unary(
                 '/sighub.v1.AdminService/JoinCollab',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.JoinCollabRequest.SerializeToString,
@@ -173,8 +178,21 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddCollab(self, request, context):
-        """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
-        name is taken.
+        """Create a collaboration: with stewards, who make its key epochs (the hub never does),
+        else with a first blinding key the hub makes (epoch 0).  ALREADY_EXISTS if the name
+        is taken; FAILED_PRECONDITION for a steward not active or without an encryption key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCollabSteward(self, request, context):
+        """Make an active member (with an encryption key) a steward of a collaboration, joining
+        it if needed: from then on the hub makes no key for it, and the steward's first
+        `sighub collab rekey` moves it to member-held keys (the hub then deletes its own
+        secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
+        a steward already; FAILED_PRECONDITION for a member not active or without an
+        encryption key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -258,6 +276,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.AddCollab,
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabResponse.SerializeToString,
+            ),
+            'AddCollabSteward': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCollabSteward,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.SerializeToString,
             ),
             'JoinCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinCollab,
@@ -526,6 +549,33 @@ class AdminService:
             '/sighub.v1.AdminService/AddCollab',
             sighub_dot_v1_dot_admin__pb2.AddCollabRequest.SerializeToString,
             sighub_dot_v1_dot_admin__pb2.AddCollabResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCollabSteward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/AddCollabSteward',
+            sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,8 +64,17 @@ class AdminServiceStub:
     admin-signed grants), so that clients requiring key chains accept it.
     """
     AddCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]
-    """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
-    name is taken.
+    """Create a collaboration: with stewards, who make its key epochs (the hub never does),
+    else with a first blinding key the hub makes (epoch 0).  ALREADY_EXISTS if the name
+    is taken; FAILED_PRECONDITION for a steward not active or without an encryption key.
+    """
+    AddCollabSteward: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddCollabStewardRequest, _admin_pb2.AddCollabStewardResponse]
+    """Make an active member (with an encryption key) a steward of a collaboration, joining
+    it if needed: from then on the hub makes no key for it, and the steward's first
+    `sighub collab rekey` moves it to member-held keys (the hub then deletes its own
+    secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
+    a steward already; FAILED_PRECONDITION for a member not active or without an
+    encryption key.
     """
     JoinCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]
     """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
@@ -118,8 +127,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     admin-signed grants), so that clients requiring key chains accept it.
     """
     AddCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddCollabRequest, _admin_pb2.AddCollabResponse]  # type: ignore[assignment]
-    """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
-    name is taken.
+    """Create a collaboration: with stewards, who make its key epochs (the hub never does),
+    else with a first blinding key the hub makes (epoch 0).  ALREADY_EXISTS if the name
+    is taken; FAILED_PRECONDITION for a steward not active or without an encryption key.
+    """
+    AddCollabSteward: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddCollabStewardRequest, _admin_pb2.AddCollabStewardResponse]  # type: ignore[assignment]
+    """Make an active member (with an encryption key) a steward of a collaboration, joining
+    it if needed: from then on the hub makes no key for it, and the steward's first
+    `sighub collab rekey` moves it to member-held keys (the hub then deletes its own
+    secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
+    a steward already; FAILED_PRECONDITION for a member not active or without an
+    encryption key.
     """
     JoinCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]  # type: ignore[assignment]
     """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
@@ -223,8 +241,23 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.AddCollabRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.AddCollabResponse, _abc.Awaitable[_admin_pb2.AddCollabResponse]]:
-        """Create a collaboration and its first blinding key (epoch 0).  ALREADY_EXISTS if the
-        name is taken.
+        """Create a collaboration: with stewards, who make its key epochs (the hub never does),
+        else with a first blinding key the hub makes (epoch 0).  ALREADY_EXISTS if the name
+        is taken; FAILED_PRECONDITION for a steward not active or without an encryption key.
+        """
+
+    @_abc_1.abstractmethod
+    def AddCollabSteward(
+        self,
+        request: _admin_pb2.AddCollabStewardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AddCollabStewardResponse, _abc.Awaitable[_admin_pb2.AddCollabStewardResponse]]:
+        """Make an active member (with an encryption key) a steward of a collaboration, joining
+        it if needed: from then on the hub makes no key for it, and the steward's first
+        `sighub collab rekey` moves it to member-held keys (the hub then deletes its own
+        secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
+        a steward already; FAILED_PRECONDITION for a member not active or without an
+        encryption key.
         """
 
     @_abc_1.abstractmethod

@@ -21,6 +21,338 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class EpochWrap(_message.Message):
+    """One collaboration key epoch secret sealed to one member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    RECIPIENT_KEY_ID_FIELD_NUMBER: _builtins.int
+    SUITE_FIELD_NUMBER: _builtins.int
+    SEALED_FIELD_NUMBER: _builtins.int
+    STEWARD_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    epoch: _builtins.int
+    """The key epoch."""
+    commitment: _builtins.str
+    """The epoch's commitment, as its "collab.epoch" leaf logs it: hex SHA-256 of
+    "sighub-collab-key-v1" and the secret.
+    """
+    recipient: _builtins.str
+    """The member it is sealed to."""
+    recipient_key_id: _builtins.str
+    """The id of the recipient's encryption key it is sealed to ("hpke:" and hex)."""
+    suite: _builtins.str
+    """That key's HPKE suite."""
+    sealed: _builtins.bytes
+    """The HPKE encapsulated key and ciphertext of the 32-byte secret; the AAD binds the
+    collaboration, epoch, recipient and recipient key id.
+    """
+    steward: _builtins.str
+    """The steward that made it."""
+    signing_key_id: _builtins.str
+    """The id of the steward's signing key."""
+    signature: _builtins.bytes
+    """The steward's Ed25519 signature over "sighub-epoch-wrap-v1\\n" and the canonical JSON
+    of fields 1-8 (sealed as its hex SHA-256).
+    """
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        commitment: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        recipient_key_id: _builtins.str = ...,
+        suite: _builtins.str = ...,
+        sealed: _builtins.bytes = ...,
+        steward: _builtins.str = ...,
+        signing_key_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "commitment", b"commitment", "epoch", b"epoch", "recipient", b"recipient", "recipient_key_id", b"recipient_key_id", "sealed", b"sealed", "signature", b"signature", "signing_key_id", b"signing_key_id", "steward", b"steward", "suite", b"suite"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EpochWrap: _TypeAlias = EpochWrap  # noqa: Y015
+
+@_typing.final
+class PutEpochRequest(_message.Message):
+    """DirectoryService.PutEpoch's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    WRAPS_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    epoch: _builtins.int
+    """The epoch the wraps are of."""
+    commitment: _builtins.str
+    """The epoch's commitment (hex)."""
+    @_builtins.property
+    def wraps(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpochWrap]:
+        """One wrap per member; all of the same collaboration, epoch and commitment."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        commitment: _builtins.str = ...,
+        wraps: _abc.Iterable[Global___EpochWrap] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "commitment", b"commitment", "epoch", b"epoch", "wraps", b"wraps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutEpochRequest: _TypeAlias = PutEpochRequest  # noqa: Y015
+
+@_typing.final
+class PutEpochResponse(_message.Message):
+    """DirectoryService.PutEpoch's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    STORED_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The log sequence of the epoch's "collab.epoch" leaf (0 for wraps of an epoch logged before)."""
+    stored: _builtins.int
+    """How many wraps were stored."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        stored: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence", "stored", b"stored"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutEpochResponse: _TypeAlias = PutEpochResponse  # noqa: Y015
+
+@_typing.final
+class GetWrapsRequest(_message.Message):
+    """DirectoryService.GetWraps's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """One collaboration, or empty for all of the caller's."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWrapsRequest: _TypeAlias = GetWrapsRequest  # noqa: Y015
+
+@_typing.final
+class MissingWrap(_message.Message):
+    """A collaboration whose current epoch has no wrap for the caller."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    STEWARDS_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    epoch: _builtins.int
+    """Its current epoch (-1: none yet)."""
+    @_builtins.property
+    def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its stewards, who run `sighub collab rekey`."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        stewards: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "epoch", b"epoch", "stewards", b"stewards"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingWrap: _TypeAlias = MissingWrap  # noqa: Y015
+
+@_typing.final
+class GetWrapsResponse(_message.Message):
+    """DirectoryService.GetWraps's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WRAPS_FIELD_NUMBER: _builtins.int
+    MISSING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def wraps(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpochWrap]:
+        """The wraps, ordered by collaboration, then epoch."""
+
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingWrap]:
+        """The caller's collaborations without a wrap of their current epoch."""
+
+    def __init__(
+        self,
+        *,
+        wraps: _abc.Iterable[Global___EpochWrap] | None = ...,
+        missing: _abc.Iterable[Global___MissingWrap] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing", b"missing", "wraps", b"wraps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWrapsResponse: _TypeAlias = GetWrapsResponse  # noqa: Y015
+
+@_typing.final
+class GetCollabStatusRequest(_message.Message):
+    """DirectoryService.GetCollabStatus's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCollabStatusRequest: _TypeAlias = GetCollabStatusRequest  # noqa: Y015
+
+@_typing.final
+class CollabMember(_message.Message):
+    """A member of a collaboration and its current encryption key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_KEY_ID_FIELD_NUMBER: _builtins.int
+    member: _builtins.str
+    """The member's name."""
+    encryption_key_id: _builtins.str
+    """Its current encryption key id; empty when it has none."""
+    def __init__(
+        self,
+        *,
+        member: _builtins.str = ...,
+        encryption_key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encryption_key_id", b"encryption_key_id", "member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollabMember: _TypeAlias = CollabMember  # noqa: Y015
+
+@_typing.final
+class EpochHolders(_message.Message):
+    """One epoch of a collaboration and who holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    STEWARD_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """The epoch."""
+    steward: _builtins.str
+    """Its steward; empty for an epoch the hub made (before stewards)."""
+    @_builtins.property
+    def holders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The members it is wrapped to, by name."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started.  Always set."""
+
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        steward: _builtins.str = ...,
+        holders: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "epoch", b"epoch", "holders", b"holders", "steward", b"steward"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EpochHolders: _TypeAlias = EpochHolders  # noqa: Y015
+
+@_typing.final
+class GetCollabStatusResponse(_message.Message):
+    """DirectoryService.GetCollabStatus's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEWARDS_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    EPOCHS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The collaboration's stewards; empty for a collaboration whose key the hub makes."""
+
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabMember]:
+        """Its current members."""
+
+    @_builtins.property
+    def epochs(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpochHolders]:
+        """Its epochs, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        stewards: _abc.Iterable[_builtins.str] | None = ...,
+        members: _abc.Iterable[Global___CollabMember] | None = ...,
+        epochs: _abc.Iterable[Global___EpochHolders] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epochs", b"epochs", "members", b"members", "stewards", b"stewards"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCollabStatusResponse: _TypeAlias = GetCollabStatusResponse  # noqa: Y015
+
+@_typing.final
 class EnrollRequest(_message.Message):
     """DirectoryService.Enroll's request."""
 

@@ -67,6 +67,21 @@ class DirectoryServiceStub:
                 request_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
                 _registered_method=True)
+        self.PutEpoch = channel.unary_unary(
+                '/sighub.v1.DirectoryService/PutEpoch',
+                request_serializer=sighub_dot_v1_dot_directory__pb2.PutEpochRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.PutEpochResponse.FromString,
+                _registered_method=True)
+        self.GetWraps = channel.unary_unary(
+                '/sighub.v1.DirectoryService/GetWraps',
+                request_serializer=sighub_dot_v1_dot_directory__pb2.GetWrapsRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.GetWrapsResponse.FromString,
+                _registered_method=True)
+        self.GetCollabStatus = channel.unary_unary(
+                '/sighub.v1.DirectoryService/GetCollabStatus',
+                request_serializer=sighub_dot_v1_dot_directory__pb2.GetCollabStatusRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_directory__pb2.GetCollabStatusResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -129,6 +144,38 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutEpoch(self, request, context):
+        """A steward's new key epoch of a collaboration it stewards (epoch = the current one + 1),
+        or its wraps of the current epoch for members that joined since (epoch = the current
+        one, commitment as logged).  Each wrap is the epoch secret sealed with HPKE to one
+        member's current encryption key and signed by the steward; the hub stores and relays
+        only the wraps and logs a "collab.epoch" leaf per new epoch.  PERMISSION_DENIED for a
+        caller that is not a steward; FAILED_PRECONDITION for a wrong epoch, a recipient that
+        is not a current member or not under its current encryption key, or a new epoch that
+        leaves a current member without a wrap; UNAUTHENTICATED for a wrap signature that does
+        not verify under the caller's current signing key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWraps(self, request, context):
+        """The wraps addressed to the caller: of every collaboration it is in (collaboration
+        empty; a collaboration whose current epoch lacks the caller's wrap is listed in
+        missing), or of one, which is FAILED_PRECONDITION when its current epoch lacks one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCollabStatus(self, request, context):
+        """A collaboration's stewards, current epoch, members with their current encryption key
+        ids, and who holds a wrap of each epoch: for members of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +208,21 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.RenewCertificate,
                     request_deserializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.SerializeToString,
+            ),
+            'PutEpoch': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutEpoch,
+                    request_deserializer=sighub_dot_v1_dot_directory__pb2.PutEpochRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.PutEpochResponse.SerializeToString,
+            ),
+            'GetWraps': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWraps,
+                    request_deserializer=sighub_dot_v1_dot_directory__pb2.GetWrapsRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.GetWrapsResponse.SerializeToString,
+            ),
+            'GetCollabStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollabStatus,
+                    request_deserializer=sighub_dot_v1_dot_directory__pb2.GetCollabStatusRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_directory__pb2.GetCollabStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +390,87 @@ class DirectoryService:
             '/sighub.v1.DirectoryService/RenewCertificate',
             sighub_dot_v1_dot_directory__pb2.RenewCertificateRequest.SerializeToString,
             sighub_dot_v1_dot_directory__pb2.RenewCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutEpoch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.DirectoryService/PutEpoch',
+            sighub_dot_v1_dot_directory__pb2.PutEpochRequest.SerializeToString,
+            sighub_dot_v1_dot_directory__pb2.PutEpochResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWraps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.DirectoryService/GetWraps',
+            sighub_dot_v1_dot_directory__pb2.GetWrapsRequest.SerializeToString,
+            sighub_dot_v1_dot_directory__pb2.GetWrapsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollabStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.DirectoryService/GetCollabStatus',
+            sighub_dot_v1_dot_directory__pb2.GetCollabStatusRequest.SerializeToString,
+            sighub_dot_v1_dot_directory__pb2.GetCollabStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

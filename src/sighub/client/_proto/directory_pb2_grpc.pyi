@@ -65,6 +65,26 @@ class DirectoryServiceStub:
     (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
     old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
     """
+    PutEpoch: _grpc.UnaryUnaryMultiCallable[_directory_pb2.PutEpochRequest, _directory_pb2.PutEpochResponse]
+    """A steward's new key epoch of a collaboration it stewards (epoch = the current one + 1),
+    or its wraps of the current epoch for members that joined since (epoch = the current
+    one, commitment as logged).  Each wrap is the epoch secret sealed with HPKE to one
+    member's current encryption key and signed by the steward; the hub stores and relays
+    only the wraps and logs a "collab.epoch" leaf per new epoch.  PERMISSION_DENIED for a
+    caller that is not a steward; FAILED_PRECONDITION for a wrong epoch, a recipient that
+    is not a current member or not under its current encryption key, or a new epoch that
+    leaves a current member without a wrap; UNAUTHENTICATED for a wrap signature that does
+    not verify under the caller's current signing key.
+    """
+    GetWraps: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetWrapsRequest, _directory_pb2.GetWrapsResponse]
+    """The wraps addressed to the caller: of every collaboration it is in (collaboration
+    empty; a collaboration whose current epoch lacks the caller's wrap is listed in
+    missing), or of one, which is FAILED_PRECONDITION when its current epoch lacks one.
+    """
+    GetCollabStatus: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetCollabStatusRequest, _directory_pb2.GetCollabStatusResponse]
+    """A collaboration's stewards, current epoch, members with their current encryption key
+    ids, and who holds a wrap of each epoch: for members of it.
+    """
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -102,6 +122,26 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """A new client certificate for the caller's CSR, over mTLS with the current certificate
     (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
     old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
+    """
+    PutEpoch: _aio.UnaryUnaryMultiCallable[_directory_pb2.PutEpochRequest, _directory_pb2.PutEpochResponse]  # type: ignore[assignment]
+    """A steward's new key epoch of a collaboration it stewards (epoch = the current one + 1),
+    or its wraps of the current epoch for members that joined since (epoch = the current
+    one, commitment as logged).  Each wrap is the epoch secret sealed with HPKE to one
+    member's current encryption key and signed by the steward; the hub stores and relays
+    only the wraps and logs a "collab.epoch" leaf per new epoch.  PERMISSION_DENIED for a
+    caller that is not a steward; FAILED_PRECONDITION for a wrong epoch, a recipient that
+    is not a current member or not under its current encryption key, or a new epoch that
+    leaves a current member without a wrap; UNAUTHENTICATED for a wrap signature that does
+    not verify under the caller's current signing key.
+    """
+    GetWraps: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetWrapsRequest, _directory_pb2.GetWrapsResponse]  # type: ignore[assignment]
+    """The wraps addressed to the caller: of every collaboration it is in (collaboration
+    empty; a collaboration whose current epoch lacks the caller's wrap is listed in
+    missing), or of one, which is FAILED_PRECONDITION when its current epoch lacks one.
+    """
+    GetCollabStatus: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetCollabStatusRequest, _directory_pb2.GetCollabStatusResponse]  # type: ignore[assignment]
+    """A collaboration's stewards, current epoch, members with their current encryption key
+    ids, and who holds a wrap of each epoch: for members of it.
     """
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +213,44 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """A new client certificate for the caller's CSR, over mTLS with the current certificate
         (a bearer token does not prove the TLS key: UNAUTHENTICATED).  From the answer on the
         old certificate is refused.  PERMISSION_DENIED if the CSR names another member.
+        """
+
+    @_abc_1.abstractmethod
+    def PutEpoch(
+        self,
+        request: _directory_pb2.PutEpochRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.PutEpochResponse, _abc.Awaitable[_directory_pb2.PutEpochResponse]]:
+        """A steward's new key epoch of a collaboration it stewards (epoch = the current one + 1),
+        or its wraps of the current epoch for members that joined since (epoch = the current
+        one, commitment as logged).  Each wrap is the epoch secret sealed with HPKE to one
+        member's current encryption key and signed by the steward; the hub stores and relays
+        only the wraps and logs a "collab.epoch" leaf per new epoch.  PERMISSION_DENIED for a
+        caller that is not a steward; FAILED_PRECONDITION for a wrong epoch, a recipient that
+        is not a current member or not under its current encryption key, or a new epoch that
+        leaves a current member without a wrap; UNAUTHENTICATED for a wrap signature that does
+        not verify under the caller's current signing key.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWraps(
+        self,
+        request: _directory_pb2.GetWrapsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.GetWrapsResponse, _abc.Awaitable[_directory_pb2.GetWrapsResponse]]:
+        """The wraps addressed to the caller: of every collaboration it is in (collaboration
+        empty; a collaboration whose current epoch lacks the caller's wrap is listed in
+        missing), or of one, which is FAILED_PRECONDITION when its current epoch lacks one.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCollabStatus(
+        self,
+        request: _directory_pb2.GetCollabStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.GetCollabStatusResponse, _abc.Awaitable[_directory_pb2.GetCollabStatusResponse]]:
+        """A collaboration's stewards, current epoch, members with their current encryption key
+        ids, and who holds a wrap of each epoch: for members of it.
         """
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

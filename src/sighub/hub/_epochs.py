@@ -1,0 +1,258 @@
+"""The hub's rules for member-held collaboration keys (``sighub.client._wraps``): a
+steward puts an epoch's wraps, members fetch theirs.  The hub never sees an epoch secret
+of a collaboration with stewards: it checks what it can without one (who may put, which
+epoch, that each wrap is addressed to a current member's current encryption key and signed
+by the steward's current signing key, that a new epoch leaves no member out) and relays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sighub.client import _leaves
+from sighub.client._wraps import Wrap, WrapError, wraps_digest
+from sighub.hub._errors import HubError
+from sighub.hub._store import MemberRow, Store
+
+__all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class EpochHolders:
+    epoch: int
+    steward: str  # "" for an epoch the hub made
+    holders: tuple[str, ...]
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollabStatus:
+    stewards: tuple[str, ...]
+    members: tuple[tuple[str, str], ...]  # (member, encryption key id or "")
+    epochs: tuple[EpochHolders, ...]
+
+
+def _signing_keys(store: Store, member: str) -> dict[str, bytes]:
+    return {k[0]: k[1] for k in store.member_keys(member) if k[3] is None}
+
+
+def active_members(store: Store, collab: str) -> list[str]:
+    """The members of ``collab`` a key epoch is wrapped to: the active ones (a suspended
+    member gets no new epoch; it is wrapped the current one once resumed)."""
+    return [
+        r[0]
+        for r in store.all(
+            "SELECT m.member FROM memberships m JOIN members s ON s.name = m.member"
+            " WHERE m.collab=? AND s.status='active' ORDER BY m.member",
+            collab,
+        )
+    ]
+
+
+def _missing(store: Store, collab: str, epoch: int) -> list[str]:
+    """Current members of ``collab`` without a wrap of ``epoch``."""
+    return [
+        r[0]
+        for r in store.all(
+            "SELECT member FROM memberships WHERE collab=? AND member NOT IN"
+            " (SELECT recipient FROM epoch_wraps WHERE collab=? AND epoch=?) ORDER BY member",
+            collab,
+            collab,
+            epoch,
+        )
+    ]
+
+
+def put_epoch(
+    store: Store,
+    m: MemberRow,
+    collab: str,
+    epoch: int,
+    commitment: str,
+    wraps: list[Wrap],
+    now: str,
+) -> tuple[int, int]:
+    """Store a steward's wraps (a new epoch, or the current one for members without a
+    wrap); returns (sequence of the epoch leaf or 0, wraps stored)."""
+    stewards = store.stewards(collab)
+    if m.name not in stewards:
+        raise HubError.denied(
+            f"collaboration {collab!r}: {m.name!r} is not a steward (stewards: {stewards})"
+        )
+    current = store.collab_epoch(collab)
+    logged = store.one(
+        "SELECT commitment FROM collab_epochs WHERE collab=? AND epoch=?", collab, epoch
+    )
+    new = logged is None
+    if new and epoch != (-1 if current is None else current) + 1:
+        raise HubError.precondition(
+            f"collaboration {collab!r}: epoch {epoch} received, expected the next epoch"
+            f" {0 if current is None else current + 1}"
+        )
+    if not new and (epoch != current or logged[0] != commitment):
+        raise HubError.precondition(
+            f"collaboration {collab!r}: wraps of epoch {epoch} (current {current}) with a"
+            " commitment other than the logged one; only the current epoch takes more wraps"
+        )
+    if not wraps:
+        raise HubError.invalid(f"collaboration {collab!r} epoch {epoch}: no wraps")
+    members = set(active_members(store, collab))
+    signers = _signing_keys(store, m.name)
+    seen: set[str] = set()
+    for w in wraps:
+        _check_wrap(store, w, collab, epoch, commitment, m.name, members, signers)
+        if w.recipient in seen:
+            raise HubError.invalid(f"{w.what}: more than one wrap for {w.recipient!r}")
+        seen.add(w.recipient)
+    if new and members - seen:
+        raise HubError.precondition(
+            f"collaboration {collab!r} epoch {epoch}: no wrap for current members"
+            f" {sorted(members - seen)}; a new epoch is wrapped to every member"
+        )
+    if not new:
+        have = set(store.all_column(
+            "SELECT recipient FROM epoch_wraps WHERE collab=? AND epoch=?", collab, epoch
+        ))  # fmt: skip
+        if have & seen:
+            raise HubError.exists(
+                f"collaboration {collab!r} epoch {epoch}: already wrapped to {sorted(have & seen)}"
+            )
+    with store.tx() as c:
+        leaf = _leaves.steward_epoch(collab, epoch, commitment, m.name, wraps_digest(wraps))
+        seq = store.append_leaf("collab.epoch", leaf, collab)
+        if new:
+            c.execute(
+                "INSERT INTO collab_epochs (collab, epoch, commitment, steward, created, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (collab, epoch, commitment, m.name, now, seq),
+            )
+            # the first steward epoch moves the collaboration to member-held keys: the
+            # hub's own secrets go (members keep the copies they hold until expiry)
+            c.execute("DELETE FROM collab_keys WHERE collab=?", (collab,))
+        c.executemany(
+            "INSERT INTO epoch_wraps (collab, epoch, recipient, recipient_key_id, suite, sealed,"
+            " steward, signing_key_id, signature, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (collab, epoch, w.recipient, w.recipient_key_id, w.suite, w.sealed, w.steward,
+                 w.signing_key_id, w.signature, seq)
+                for w in wraps
+            ],
+        )  # fmt: skip
+        store.audit(now, m.name, "collab.epoch", collab, epoch=epoch, wraps=len(wraps), new=new)
+    return (seq if new else 0), len(wraps)
+
+
+def _check_wrap(
+    store: Store,
+    w: Wrap,
+    collab: str,
+    epoch: int,
+    commitment: str,
+    steward: str,
+    members: set[str],
+    signers: dict[str, bytes],
+) -> None:
+    if (w.collab, w.epoch, w.commitment, w.steward) != (collab, epoch, commitment, steward):
+        raise HubError.invalid(
+            f"{w.what}: names {w.collab!r} epoch {w.epoch} by {w.steward!r}; the request is"
+            f" {collab!r} epoch {epoch} by {steward!r}, with one commitment"
+        )
+    if w.recipient not in members:
+        raise HubError.precondition(f"{w.what}: {w.recipient!r} is not a member of {collab!r}")
+    current = store.encryption_key(w.recipient)
+    if current is None or (current[0], current[1]) != (w.recipient_key_id, w.suite):
+        raise HubError.precondition(
+            f"{w.what}: sealed to key {w.recipient_key_id} ({w.suite}); {w.recipient!r}'s"
+            f" current encryption key is {current[0] if current else 'none'}"
+        )
+    public = signers.get(w.signing_key_id)
+    if public is None:
+        raise HubError.unauthenticated(
+            f"{w.what}: signing key {w.signing_key_id} is not a current key of {steward!r}"
+        )
+    try:
+        w.check_signature(public)
+    except WrapError as exc:
+        raise HubError.unauthenticated(str(exc)) from None
+
+
+def _rows_to_wraps(rows: list[Any]) -> list[Wrap]:
+    return [
+        Wrap(r[0], int(r[1]), r[2], r[3], r[4], r[5], bytes(r[6]), r[7], r[8], bytes(r[9]))
+        for r in rows
+    ]
+
+
+def missing_for(store: Store, member: str, collab: str) -> tuple[int, list[str]] | None:
+    """(current epoch or -1, stewards) when ``collab`` has stewards and its current epoch
+    has no wrap for ``member``; None otherwise."""
+    stewards = store.stewards(collab)
+    if not stewards:
+        return None
+    epoch = store.collab_epoch(collab)
+    if epoch is not None and member not in _missing(store, collab, epoch):
+        return None
+    return (-1 if epoch is None else epoch), stewards
+
+
+def refusal(collab: str, member: str, epoch: int, stewards: list[str]) -> HubError:
+    which = "has no key epoch yet" if epoch < 0 else f"epoch {epoch} has no wrap for {member!r}"
+    return HubError.precondition(
+        f"collaboration {collab!r}: {which}; steward {' or '.join(stewards)} runs"
+        f" `sighub collab rekey {collab}`"
+    )
+
+
+def wraps_for(
+    store: Store, m: MemberRow, collab: str = ""
+) -> tuple[list[Wrap], list[tuple[str, int, list[str]]]]:
+    """The wraps addressed to ``m`` (of ``collab``, or of all its collaborations) and its
+    collaborations whose current epoch lacks one (refused outright for ``collab``)."""
+    collabs = store.member_collabs(m.name)
+    if collab:
+        if collab not in collabs:
+            raise HubError.denied(f"member {m.name!r} is not in collaboration {collab!r}")
+        collabs = [collab]
+    missing = []
+    for name in collabs:
+        gap = missing_for(store, m.name, name)
+        if gap is not None:
+            if collab:
+                raise refusal(name, m.name, *gap)
+            missing.append((name, *gap))
+    if not collabs:
+        return [], missing
+    marks = ",".join("?" * len(collabs))
+    rows = store.all(
+        f"SELECT w.collab, w.epoch, e.commitment, w.recipient, w.recipient_key_id, w.suite,"
+        f" w.sealed, w.steward, w.signing_key_id, w.signature FROM epoch_wraps w JOIN"
+        f" collab_epochs e ON e.collab = w.collab AND e.epoch = w.epoch WHERE w.recipient = ?"
+        f" AND w.collab IN ({marks}) ORDER BY w.collab, w.epoch",
+        m.name,
+        *collabs,
+    )
+    return _rows_to_wraps(rows), missing
+
+
+def collab_status(store: Store, m: MemberRow, collab: str) -> CollabStatus:
+    if collab not in store.member_collabs(m.name):
+        raise HubError.denied(f"member {m.name!r} is not in collaboration {collab!r}")
+    members = tuple(
+        (name, (store.encryption_key(name) or ("",))[0]) for name in active_members(store, collab)
+    )
+    epochs = [
+        EpochHolders(int(e), "", (), str(t))
+        for e, t in store.all(
+            "SELECT epoch, created FROM collab_keys WHERE collab=? ORDER BY epoch", collab
+        )
+    ]
+    for e, steward, t in store.all(
+        "SELECT epoch, steward, created FROM collab_epochs WHERE collab=? ORDER BY epoch", collab
+    ):
+        holders = store.all_column(
+            "SELECT recipient FROM epoch_wraps WHERE collab=? AND epoch=? ORDER BY recipient",
+            collab,
+            e,
+        )
+        epochs.append(EpochHolders(int(e), str(steward), tuple(holders), str(t)))
+    return CollabStatus(tuple(store.stewards(collab)), members, tuple(epochs))
