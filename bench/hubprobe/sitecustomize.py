@@ -62,7 +62,7 @@ def _function(cls: Any, name: str) -> None:
 
 
 def _install() -> None:
-    from sighub.hub._service import LogService
+    from sighub.hub._logservice import LogService
     from sighub.hub._tlog import Tlog
 
     _handler(LogService, "GetInclusionProof")
