@@ -16,14 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._timing
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 import cryptography
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench._timing import timings
 from sighub.client._hpke import (
     DEFAULT_SUITE,
     SUITES,
@@ -38,19 +39,6 @@ WRAP_TARGET_S = 1.0
 MEMBERS = 500
 AAD = b"sighub collab sg-csam epoch 7"
 INFO = b"sighub-epoch-wrap-v1"
-
-
-def timings(count: int, work: Callable[[], object]) -> list[float]:
-    """Milliseconds per call, sorted, after a warm-up of a tenth of ``count``."""
-    for _ in range(max(1, count // 10)):
-        work()
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        start = clock()
-        work()
-        out.append((clock() - start) / 1e6)
-    return sorted(out)
 
 
 def line(label: str, ms: list[float], target: float | None = None) -> float:

@@ -10,31 +10,18 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench._timing
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # sighub
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench._timing import timings
 from sighub.client._checkpoint import Checkpoint, Cosigner, open_checkpoint, sign_checkpoint
 from sighub.client._note import Ed25519Signer, parse_note
 
 TARGET_MS = 0.2
-
-
-def timings(count: int, work: Callable[[], object]) -> list[float]:
-    """Milliseconds per call, sorted, after a warm-up of a tenth of ``count``."""
-    for _ in range(count // 10):
-        work()
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        start = clock()
-        work()
-        out.append((clock() - start) / 1e6)
-    return sorted(out)
 
 
 def report(label: str, ms: list[float], target: float | None = None) -> None:
