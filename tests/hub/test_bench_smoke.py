@@ -60,7 +60,8 @@ def test_bench_peer_says_why_when_opentaxii_is_not_installed(tmp_path: Path) -> 
 
 @pytest.mark.skipif(not (PEER / "bin" / "gunicorn").exists(), reason="make bench-peer not run")
 def test_bench_peer_sets_sighub_beside_opentaxii() -> None:
-    out = _run("bench_peer.py", "--indicators", "2000", "--rounds", "1")
+    out = _run("bench_peer.py", "--indicators", "2000", "--post", "1000", "--rounds", "1")
+    assert "OpenTAXII seeded with the other 1,000 indicators" in out, out
     assert "OpenTAXII POST: " in out and "OpenTAXII pull and parse, one client" in out, out
     for target in (r"2\.5x", "40x"):
         assert re.search(rf"indicators/s: +\d+\.\dx  target >= {target}: (meets|BELOW)", out), out
