@@ -72,11 +72,12 @@ class Hub:
         if code != 0:
             raise SystemExit(f"admin {args} failed")
 
-    def member(self, name: str, roles: str) -> Path:
+    def member(self, name: str, roles: str, collabs: tuple[str, ...] = ("sg-csam",)) -> Path:
         ef = self.root / f"{name}.enroll.json"
         self.admin(["member", "add", name, "--roles", roles, "--out", str(ef)])
         enroll(ef, self.root / name, address=self.address)
-        self.admin(["collab", "join", "sg-csam", name])
+        for collab in collabs:
+            self.admin(["collab", "join", collab, name])
         return self.root / name
 
     def rss_mb(self) -> float:
@@ -97,11 +98,11 @@ def client(data: Path, address: str) -> HubClient:
     )
 
 
-def _make_bundles(args: tuple[str, bytes, int, int, int, bool]) -> list[bytes]:
-    data, secret, epoch, start, count, mixed = args
+def _make_bundles(args: tuple[str, str, bytes, int, int, int, bool]) -> list[bytes]:
+    data, collab, secret, epoch, start, count, mixed = args
     files = MemberFiles(Path(data))
     ident, key = files.identity(), files.signing_key()
-    blinder = Blinder(CollabKey("sg-csam", epoch, secret))
+    blinder = Blinder(CollabKey(collab, epoch, secret))
     make = _mixed if mixed else _uniform
     out = []
     for b in range(start, start + count):
@@ -133,7 +134,7 @@ def _mixed(ident: Any, blinder: Blinder, b: int, i: int) -> Indicator:
         kind=kind,
         form=Form.PATTERN if pattern else Form.BLINDED,
         value=value,
-        collaboration="sg-csam",
+        collaboration=blinder.key.collaboration,
         publisher=ident.publisher,
         valid_from=now,
         valid_until=now + timedelta(days=1 + (b * 7 + i) % 90, minutes=i % 60),
@@ -156,7 +157,7 @@ def _keyword(ident: Any, blinder: Blinder, word: str, days: int) -> Indicator:
         kind=Kind.KEYWORD,
         form=Form.BLINDED,
         value=blinder.canonical(Kind.KEYWORD, word).hex(),
-        collaboration="sg-csam",
+        collaboration=blinder.key.collaboration,
         publisher=ident.publisher,
         valid_from=now,
         valid_until=now + timedelta(days=days),
@@ -167,16 +168,18 @@ def _keyword(ident: Any, blinder: Blinder, word: str, days: int) -> Indicator:
     )
 
 
-def prepare(pub: Path, hub: Hub, total: int, folder: Path, mixed: bool = False) -> list[Path]:
+def prepare(
+    pub: Path, hub: Hub, total: int, folder: Path, mixed: bool = False, collab: str = "sg-csam"
+) -> list[Path]:
     """Build the signed bundles beforehand (both cores), onto disk: the measurement is then
     the hub's work alone."""
     c = client(pub, hub.address)
-    k = max(c.collab_keys(), key=lambda k: k.epoch)
+    k = max((k for k in c.collab_keys() if k.collaboration == collab), key=lambda k: k.epoch)
     c.close()
     bundles = max(1, total // PER_BUNDLE)
     chunk = 10
     jobs = [
-        (str(pub), k.secret, k.epoch, s, min(chunk, bundles - s), mixed)
+        (str(pub), collab, k.secret, k.epoch, s, min(chunk, bundles - s), mixed)
         for s in range(0, bundles, chunk)
     ]
     folder.mkdir()
@@ -331,6 +334,7 @@ def bench_daemon(hub: Hub, sub: Path, total: int) -> None:
 def _load_publisher(
     data: str,
     address: str,
+    collab: str,
     paths: list[str],
     rate: float,
     connections: int,
@@ -339,8 +343,8 @@ def _load_publisher(
     result: Any,
 ) -> None:
     """In its own process (so its gRPC work does not share the measuring process's GIL):
-    publish ``paths`` over ``connections`` connections, one bundle per slot of a schedule
-    at ``rate`` indicators/s, until they run out or ``stop`` is set."""
+    publish ``paths`` to ``collab`` over ``connections`` connections, one bundle per slot
+    of a schedule at ``rate`` indicators/s, until they run out or ``stop`` is set."""
     queue = list(reversed(paths))
     lock = threading.Lock()
     interval = PER_BUNDLE / rate
@@ -360,7 +364,7 @@ def _load_publisher(
             delay = start + k * interval - time.perf_counter()
             if delay > 0 and stop.wait(delay):
                 break
-            c.publish("sg-csam", path.read_bytes(), timeout=300)
+            c.publish(collab, path.read_bytes(), timeout=300)
             path.unlink()
             sent += PER_BUNDLE
         return sent
@@ -377,46 +381,26 @@ def bench_push(
     pub: Path,
     followers: list[Path],
     rounds: int,
-    loaded: tuple[Path, list[Path], float] | None = None,
+    loaded: tuple[Path, list[Path], float, str] | None = None,
 ) -> float:
     """Publish acknowledged -> received by every follower; with ``loaded`` (a publisher,
-    its prepared bundles, a rate) while 4 publishers keep publishing those at that rate.
-    Returns the p99 after the acknowledgement, in ms."""
+    its prepared bundles, a rate, their collaboration) while 4 publishers keep publishing
+    those at that rate.  Returns the p99 after the acknowledgement, in ms."""
     publisher = client(pub, hub.address)
-    k = max(publisher.collab_keys(), key=lambda k: k.epoch)
+    keys = [k for k in publisher.collab_keys() if k.collaboration == "sg-csam"]
+    k = max(keys, key=lambda k: k.epoch)
     files = MemberFiles(pub)
     ident, key = files.identity(), files.signing_key()
     blinder = Blinder(CollabKey("sg-csam", k.epoch, k.secret))
     head = publisher.publish("sg-csam", _one(ident, key, blinder, "head")).sequence
-    received: dict[int, list[float]] = {}
-    lock = threading.Lock()
-    streams = []
-
-    def follow(data: Path) -> None:
-        c = client(data, hub.address)
-        streams.append(c)
-        try:
-            for batch in c.sync(head, follow=True):
-                now = time.perf_counter()
-                with lock:
-                    for ch in batch.changes:
-                        received.setdefault(ch.sequence, []).append(now)
-        except Exception:  # the stream ends when the benchmark closes it
-            return
-
-    threads = [threading.Thread(target=follow, args=(f,), daemon=True) for f in followers]
-    for t in threads:
-        t.start()
-    time.sleep(1.0)
+    received, streams = _follow(hub, followers, head)
     ctx = multiprocessing.get_context("spawn")
     stop, started, result = ctx.Event(), ctx.Event(), ctx.Value("d", 0.0)
     proc = None
     if loaded is not None:
-        data, paths, rate = loaded
-        proc = ctx.Process(
-            target=_load_publisher,
-            args=(str(data), hub.address, [str(p) for p in paths], rate, 4, started, stop, result),
-        )
+        data, paths, rate, collab = loaded
+        args = (str(data), hub.address, collab, [str(p) for p in paths], rate, 4)
+        proc = ctx.Process(target=_load_publisher, args=(*args, started, stop, result))
         proc.start()
         started.wait(60)
         time.sleep(1.0)  # the load in its stride
@@ -435,13 +419,41 @@ def bench_push(
     time.sleep(2.0)
     what = "idle"
     if loaded is not None:
+        where = "the followers'" if loaded[3] == "sg-csam" else "another"
         what = f"while 4 publishers publish {result.value:,.0f} indicators/s"
-        what += f" (asked {loaded[2]:,.0f})"
+        what += f" (asked {loaded[2]:,.0f}) to {where} collaboration"
     p99_ack = _report_push(sent, received, len(followers), what)
     for c in streams:
         c.close()
     publisher.close()
     return p99_ack
+
+
+def _follow(
+    hub: Hub, followers: list[Path], head: int
+) -> tuple[dict[int, list[float]], list[HubClient]]:
+    """Start a ``Sync --follow`` stream from ``head`` per follower: (sequence -> times
+    received, the streams' clients, closed by the caller)."""
+    received: dict[int, list[float]] = {}
+    lock = threading.Lock()
+    streams: list[HubClient] = []
+
+    def follow(data: Path) -> None:
+        c = client(data, hub.address)
+        streams.append(c)
+        try:
+            for batch in c.sync(head, follow=True):
+                now = time.perf_counter()
+                with lock:
+                    for ch in batch.changes:
+                        received.setdefault(ch.sequence, []).append(now)
+        except Exception:  # the stream ends when the benchmark closes it
+            return
+
+    for f in followers:
+        threading.Thread(target=follow, args=(f,), daemon=True).start()
+    time.sleep(1.0)
+    return received, streams
 
 
 def _report_push(
@@ -535,18 +547,25 @@ def main() -> None:
         try:
             pub = hub.member("bench-pub", "publisher,subscriber")
             sub = hub.member("bench-sub", "subscriber")
-            loader = hub.member("bench-load", "publisher,subscriber")
+            hub.admin(["collab", "add", "sg-load"])
+            loader = hub.member("bench-load", "publisher,subscriber", ("sg-csam", "sg-load"))
             followers = [hub.member(f"follower-{i}", "subscriber") for i in range(10)]
             paths = prepare(pub, hub, args.indicators, Path(tmp) / "bundles")
             rate = bench_publish(hub, pub, paths, args.connections)
             bench_sync(hub, sub, args.indicators)
             bench_daemon(hub, sub, args.indicators)
             bench_push(hub, pub, followers, args.push_rounds)
-            # Enough bundles for the probes at half the measured rate, with a margin: a
-            # probe waits behind the load's bundles, so the rounds take longer than idle.
-            seconds = args.push_rounds * 0.1 + 5
-            load_paths = prepare(loader, hub, int(rate / 2 * seconds), Path(tmp) / "load")
-            bench_push(hub, pub, followers, args.push_rounds, (loader, load_paths, rate / 2))
+            # Half the measured rate, published to another collaboration (the hub busy, the
+            # followers sent only the probes) and to theirs (they receive all of it).
+            # Enough bundles for the probes with a margin: under load a probe waits behind
+            # the load's bundles, so the rounds take longer than idle.
+            seconds = args.push_rounds * 0.25 + 10
+            for collab in ("sg-load", "sg-csam"):
+                load_paths = prepare(
+                    loader, hub, int(rate / 2 * seconds), Path(tmp) / collab, collab=collab
+                )
+                loaded = (loader, load_paths, rate / 2, collab)
+                bench_push(hub, pub, followers, args.push_rounds, loaded)
         finally:
             hub.stop()
 
