@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-hub lint typecheck clean table proto
+.PHONY: test demo bench bench-hub bench-peer lint typecheck clean table proto
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -28,18 +28,35 @@ test: lint typecheck
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The machine first (so a reader can place the figures), then the ratios and absolute
+# figures of one core: about 5 minutes.
 bench: $(STAMP)
+	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_canon.py
 	$(BIN)/python bench/bench_bundle.py
 	$(BIN)/python bench/bench_client.py
+	$(BIN)/python bench/bench_match.py
 	$(BIN)/python bench/bench_reload.py
 
-# The hub at scale: a million indicators (about 6 minutes and 1.3 GB of temporary disk),
-# then inclusion proofs from a hub whose log holds 10 million leaves (about 3 minutes and
-# 2.4 GB).
+# The hub at scale: a million indicators, then the live push idle and under load (about 8
+# minutes and 1.6 GB of temporary disk), then inclusion proofs from a hub whose log holds
+# 10 million leaves (about 3 minutes and 2.4 GB).
 bench-hub: $(STAMP)
+	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_hub.py
 	$(BIN)/python bench/bench_proof.py
+
+# sighub beside OpenTAXII (a TAXII 2.1 server: gunicorn, SQLite), installed into its own
+# venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 10 minutes.
+PEER := bench/.peer
+$(PEER)/.installed:
+	$(PY) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet 'opentaxii==0.10.0b1' 'gunicorn==27.0.1'
+	touch $@
+
+bench-peer: $(STAMP) $(PEER)/.installed
+	$(BIN)/python bench/bench_machine.py
+	$(BIN)/python bench/bench_peer.py --peer $(PEER)
 
 # Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
 table: $(STAMP)
@@ -50,4 +67,4 @@ proto: $(STAMP)
 	$(BIN)/python proto/gen.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PEER) .mypy_cache .pytest_cache .ruff_cache .hypothesis

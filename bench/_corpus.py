@@ -18,20 +18,36 @@ _EXTRAS = [
 ]  # fmt: skip
 
 
+_STANDARD = 20_000
+
+
 def _vocab(rng: random.Random, size: int) -> list[str]:
     words: list[str] = []
+    seen: set[str] = set()
     for i in range(size):
         pool = _CYRILLIC if i % 9 == 4 else _CJK if i % 23 == 7 else _LATIN
         n = 1 + min(rng.randrange(1, 5), 1 + i.bit_length() // 4)
-        words.append("".join(rng.choice(pool) for _ in range(n)))
+        word = "".join(rng.choice(pool) for _ in range(n))
+        # Past the 20,000 words of the standard corpus (kept as it was, repeats included),
+        # a repeat grows by a syllable: a large vocabulary holds that many distinct words.
+        while i >= _STANDARD and word in seen:
+            word += rng.choice(pool)
+        seen.add(word)
+        words.append(word)
     return words
 
 
-def posts(count: int, size_bytes: int, seed: int = 7) -> list[str]:
-    """``count`` posts of about ``size_bytes`` UTF-8 bytes each."""
+def vocabulary(size: int = 20_000, seed: int = 7) -> list[str]:
+    """The words of ``posts(..., seed=seed, vocab=size)``, most frequent first."""
+    return _vocab(random.Random(seed), size)
+
+
+def posts(count: int, size_bytes: int, seed: int = 7, vocab: int = 20_000) -> list[str]:
+    """``count`` posts of about ``size_bytes`` UTF-8 bytes each, words drawn (Zipf) from a
+    vocabulary of ``vocab`` pseudo-words."""
     rng = random.Random(seed)
-    vocab = _vocab(rng, 20_000)
-    cum = list(itertools.accumulate(1.0 / (r + 1) ** 1.05 for r in range(len(vocab))))
+    words = _vocab(rng, vocab)
+    cum = list(itertools.accumulate(1.0 / (r + 1) ** 1.05 for r in range(len(words))))
     out = []
     for _ in range(count):
         parts: list[str] = []
@@ -43,7 +59,7 @@ def posts(count: int, size_bytes: int, seed: int = 7) -> list[str]:
             elif roll < 0.06:
                 piece = "".join(rng.choices(_EMOJI, k=rng.randrange(1, 4)))
             else:
-                piece = rng.choices(vocab, cum_weights=cum)[0]
+                piece = rng.choices(words, cum_weights=cum)[0]
                 if rng.random() < 0.1:
                     piece = piece.capitalize() + rng.choice([",", ".", "!", ""])
             parts.append(piece)
