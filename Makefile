@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The machine first (so a reader can place the figures), then the ratios and absolute
-# figures of one core: about 5 minutes.
+# figures of one core: about 2 minutes.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_canon.py
@@ -38,14 +38,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_match.py
 	$(BIN)/python bench/bench_reload.py
 
-# The hub at scale: a million indicators, then the live push idle and under load (about 8
+# The hub at scale: a million indicators, then the live push idle and under load (about 7
 # minutes and 1.6 GB of temporary disk).
 bench-hub: $(STAMP)
 	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_hub.py
 
 # sighub beside OpenTAXII (a TAXII 2.1 server: gunicorn, SQLite), installed into its own
-# venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 10 minutes.
+# venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 20 minutes.
 PEER := bench/.peer
 $(PEER)/.installed:
 	$(PY) -m venv $(PEER)
