@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The machine first (so a reader can place the figures), then the ratios and absolute
-# figures of one core: about 5 minutes.
+# figures of one core: about 2 minutes.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_canon.py
@@ -47,7 +47,7 @@ bench-hub: $(STAMP)
 	$(BIN)/python bench/bench_proof.py
 
 # sighub beside OpenTAXII (a TAXII 2.1 server: gunicorn, SQLite), installed into its own
-# venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 10 minutes.
+# venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 20 minutes.
 PEER := bench/.peer
 $(PEER)/.installed:
 	$(PY) -m venv $(PEER)
