@@ -185,6 +185,12 @@ def test_key_files_are_0600_and_round_trip(tmp_path: Path) -> None:
     bad.chmod(0o600)
     with pytest.raises(KeyFileError, match="suite 'x448'"):
         load_key(bad)
+    # a seed that is not even ASCII (b64decode raises a bare ValueError): the same error
+    bad.unlink()
+    bad.write_text(json.dumps({"v": 1, "suite": key.suite, "seed": "s\u00e9ed"}))
+    bad.chmod(0o600)
+    with pytest.raises(KeyFileError, match="not an encryption key file"):
+        load_key(bad)
 
 
 def test_proofs_bind_suite_and_key_to_the_signing_key() -> None:

@@ -291,3 +291,36 @@ def test_an_encryption_key_is_withheld_when_its_signer_is_refused_or_it_is_unusa
     record = ring.encryption_record("pub")
     assert record is not None and "is not one of" in record.flaw
     assert ring.encryption_key("pub") is None
+
+
+def test_a_reader_thread_sees_whole_snapshots_while_keys_change() -> None:
+    """The daemon checks envelopes ahead in a reader thread, against ``directory()``, while
+    the main thread applies leaves: every snapshot it takes is a whole dict, never one
+    being changed, and the last one holds every revocation."""
+    import threading
+
+    admin = Ed25519PrivateKey.generate()
+    keys = [Ed25519PrivateKey.generate() for _ in range(300)]
+    ring = KeyRing(ORIGIN, _raw(admin))
+    for i, key in enumerate(keys):
+        ring.apply(i + 1, _enroll_leaf("pub", key, _chain(admin, key)))
+    done, errors = threading.Event(), []
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                snap = ring.directory()
+                sum(1 for _ in snap.items())
+            except RuntimeError as exc:  # "dictionary changed size during iteration"
+                errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for i, key in enumerate(keys):
+        ring.apply(
+            1000 + i, _leaves.parse_leaf(_leaves.key_revoke("pub", key_id(key.public_key())))
+        )
+    done.set()
+    reader.join()
+    assert errors == []
+    assert all(entry[3] is not None for entry in ring.directory().values())

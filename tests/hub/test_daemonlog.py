@@ -36,6 +36,7 @@ from sighub.client._logcheck import AlarmKind, LogAlarm, LogState
 from sighub.client._logguard import STATE_KEY, AlarmRecorded
 from sighub.client._note import parse_note
 from sighub.client._proto import directory_pb2, sync_pb2
+from sighub.client._rpc import LogLeaf
 from sighub.client._stix import build_bundle
 from sighub.hub._cli import main as sighub
 from sighub.hub._store import TLOG
@@ -569,5 +570,33 @@ def test_a_history_the_hub_withholds_or_forges_is_caught(late: dict[str, Any], l
         assert not d.store.states(late["ids"])  # nothing of the history applied
         (alarm,) = d.store.alarms()
         assert alarm.kind == kind.value
+    finally:
+        d.close()
+
+
+def test_a_frontier_rebuilt_from_more_leaves_than_asked_is_a_gap(
+    logw: dict[str, Any], tmp_path: Path
+) -> None:
+    """A store from before the log rebuilds its frontier from GetLeaves: a hub answering
+    past the cursor (leaves the member never applied) is refused, nothing stored."""
+    h, sub = logw["hub"], logw["sub"]
+    data = _copy(sub, tmp_path / "old")
+    d = SyncDaemon(data, address=h.address, workers=0)
+    try:
+        d.sync_once()
+        with d.store.tx():  # as a daemon from before the log left it
+            d.store.conn.execute("DELETE FROM meta WHERE key=?", (STATE_KEY,))
+        d._guard.reload()  # type: ignore[union-attr]
+        real = d.connect()
+
+        class Over:
+            def leaves(self, start: int, end: int) -> list[LogLeaf]:
+                return [*real.leaves(start, end), LogLeaf(end + 1, None, b"\0" * 32)]
+
+        with pytest.raises(LogAlarm) as err:
+            d._guard.adopt_frontier(Over())  # type: ignore[union-attr, arg-type]
+        assert err.value.kind is AlarmKind.GAP
+        assert d.store.meta(STATE_KEY) == ""  # nothing stored
+        real.close()
     finally:
         d.close()

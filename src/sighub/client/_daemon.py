@@ -177,10 +177,17 @@ class SyncDaemon:
 
     # -- directory --------------------------------------------------------------------
     def refresh_directory(self, hub: HubClient) -> None:
-        keys = [
-            (k.key_id, k.member, k.identity, k.public_key, k.revoked_sequence)
-            for k in hub.key_directory()
-        ]
+        """The collaboration keys the hub holds (hub-made epochs) and the wraps; the
+        signing keys from ``GetKeys`` only when the log is not checked (with it, they come
+        from the verified log: the hub's directory is never read)."""
+        keys = (
+            None
+            if self._guard is not None
+            else [
+                (k.key_id, k.member, k.identity, k.public_key, k.revoked_sequence)
+                for k in hub.key_directory()
+            ]
+        )
         shared = [(k.collaboration, k.epoch, k.secret) for k in hub.collab_keys()]
         self.store.replace_directory(keys, shared)
         self._keys = None  # re-read on the next verification
@@ -215,7 +222,7 @@ class SyncDaemon:
             if got:
                 self.store.put_collab_keys(got)
                 held |= {(c, e) for c, e, _ in got}
-        self._epochs = held
+        self._epochs |= held  # keeps the epochs already asked for (``_known_keys``)
         self._stewarded = {w.collab for w in wraps if w.steward == self.cred.member} | {
             gap.collab for gap in missing if self.cred.member in gap.stewards
         }

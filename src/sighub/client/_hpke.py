@@ -216,10 +216,10 @@ def load_key(path: Path) -> EncryptionKey:
             raise KeyFileError(f"{path}: not a v1 encryption key file")
         seed = base64.b64decode(str(doc.get("seed")), validate=True)
         return EncryptionKey(str(doc.get("suite")), seed)
-    except (JsonBudgetError, binascii.Error) as exc:
-        raise KeyFileError(f"{path}: not an encryption key file ({type(exc).__name__})") from None
     except HpkeError as exc:
         raise KeyFileError(f"{path}: {exc}") from None
+    except (JsonBudgetError, ValueError) as exc:  # binascii.Error, or a non-ASCII seed
+        raise KeyFileError(f"{path}: not an encryption key file ({type(exc).__name__})") from None
 
 
 def _info(info: bytes, aad: bytes) -> bytes:

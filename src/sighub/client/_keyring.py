@@ -82,6 +82,10 @@ class LoggedEncryptionKey:
         return (self.member, self.suite, self.public_key, self.key_id, self.since, self.flaw)
 
 
+def _entry(k: LoggedKey) -> tuple[str, str, bytes, int | None, int, str]:
+    return (k.member, k.identity, k.public_key, k.revoked, k.since, k.flaw)
+
+
 def _forged(detail: str, seq: int, leaf: Mapping[str, Any]) -> LogAlarm:
     return LogAlarm(
         AlarmKind.FORGED_KEY, f"sequence {seq}: {detail}", {"sequence": seq, "leaf": dict(leaf)}
@@ -121,7 +125,11 @@ class KeyRing:
         self._changed: set[str] = set()
         self._encryption = {e.member: e for e in encryption}
         self._encryption_changed: set[str] = set()
-        self._snapshot: dict[str, tuple[str, str, bytes, int | None, int, str]] | None = None
+        # Built on the thread that applies leaves, replaced (never changed) on each change:
+        # the reader thread that checks envelopes ahead takes whichever it finds.
+        self._snapshot: dict[str, tuple[str, str, bytes, int | None, int, str]] = {
+            k.key_id: _entry(k) for k in self._keys.values()
+        }
 
     def get(self, kid: str) -> LoggedKey | None:
         return self._keys.get(kid)
@@ -133,13 +141,7 @@ class KeyRing:
         """key id -> (member, identity, public key, revoked at, since, flaw): what the
         envelope checks use.  A new dict after each change, so a reader thread may hold
         the previous one."""
-        snap = self._snapshot
-        if snap is None:
-            snap = self._snapshot = {
-                k.key_id: (k.member, k.identity, k.public_key, k.revoked, k.since, k.flaw)
-                for k in self._keys.values()
-            }
-        return snap
+        return self._snapshot
 
     def changed(self) -> list[LoggedKey]:
         return [self._keys[kid] for kid in sorted(self._changed)]
@@ -170,7 +172,7 @@ class KeyRing:
     def _put(self, key: LoggedKey) -> None:
         self._keys[key.key_id] = key
         self._changed.add(key.key_id)
-        self._snapshot = None
+        self._snapshot = {**self._snapshot, key.key_id: _entry(key)}
 
     def apply(self, seq: int, leaf: Mapping[str, Any]) -> None:
         """Take one directory leaf (as ``_leaves.parse_leaf`` returns it) at ``seq``."""

@@ -238,12 +238,15 @@ class LocalStore:
     # -- directory --------------------------------------------------------------------
     def replace_directory(
         self,
-        keys: Iterable[tuple[str, str, str, bytes, int | None]],
+        keys: Iterable[tuple[str, str, str, bytes, int | None]] | None,
         collab_keys: Iterable[tuple[str, int, bytes]],
     ) -> None:
+        """Replace the hub's signing-key directory (``keys``; None: leave it) and add the
+        collaboration keys."""
         with self.tx() as c:
-            c.execute("DELETE FROM signing_keys")
-            c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
+            if keys is not None:
+                c.execute("DELETE FROM signing_keys")
+                c.executemany("INSERT INTO signing_keys VALUES (?, ?, ?, ?, ?)", list(keys))
             c.executemany("INSERT OR REPLACE INTO collab_keys VALUES (?, ?, ?)", list(collab_keys))
 
     def put_collab_keys(self, collab_keys: Iterable[tuple[str, int, bytes]]) -> None:

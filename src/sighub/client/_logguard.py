@@ -226,6 +226,13 @@ class LogGuard:
             leaves = [BatchLeaf(x.sequence, x.leaf, x.leaf_hash) for x in got]
             start = frontier.size
             end = start + len(leaves)
+            if end > cursor:
+                raise LogAlarm(
+                    AlarmKind.GAP,
+                    f"GetLeaves from index {start} up to {cursor} answered {len(leaves)}"
+                    f" leaves, past {cursor}",
+                    {"start": start, "end": cursor, "received": len(leaves)},
+                )
             frontier.extend(leaf_hashes_for_batch(start, end, [], leaves))
             self._watch_directory([], leaves)
         stored = self._state

@@ -90,8 +90,7 @@ def _check(
 ) -> Checked:
     try:
         envelope = open_envelope(raw, keys)
-        bundle = parse_bundle(decode_payload(envelope))
-    except (EnvelopeError, StixError) as exc:
+    except EnvelopeError as exc:
         return str(exc)
     member, identity, _, revoked_seq, since, flaw = directory[envelope.key_id]
     if flaw:
@@ -105,6 +104,10 @@ def _check(
         # One rule every member applies alike: what the key signed up to its revocation
         # stays valid until it expires (a fresh member and an old one end equal).
         return f"signed with key {envelope.key_id} of {member!r}, revoked at sequence {revoked_seq}"
+    try:  # only now: a refused key costs no parse of its (up to 4 MB) bundle
+        bundle = parse_bundle(decode_payload(envelope))
+    except (EnvelopeError, StixError) as exc:
+        return str(exc)
     if bundle.publisher.id != identity:
         return (
             f"bundle names publisher {bundle.publisher.id} but is signed by "
