@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sighub.client import _leaves as lv
+from sighub.client._envelope import canonical_json
 from sighub.client._leaves import LeafError, parse_leaf
 
 KEY = bytes(range(32))
@@ -83,3 +85,24 @@ def test_a_leaf_rfc8785_cannot_carry_is_a_leaf_error(raw: bytes) -> None:
     """Served by a hub, such a leaf is evidence (an alarm), never a crash of the sync."""
     with pytest.raises(LeafError):
         parse_leaf(raw)
+
+
+@pytest.mark.parametrize(
+    "doc, words",
+    [
+        ({"type": "key.revoke", "member": 42, "key_id": "ed25519:00"}, "'member' is int"),
+        ({"type": "key.revoke", "member": "42"}, "lacks ['key_id']"),
+        ({"type": "envelope", "collab": "sg", "envelope": "00", "n": -1}, "expected a count"),
+        ({"type": "envelope", "collab": "sg", "envelope": "00", "n": True}, "expected a count"),
+        ({"type": "member.roles", "member": "m", "roles": ["publisher", 7]}, "expected strings"),
+        ({"type": "collab.add", "collab": ["sg"]}, "expected a string"),
+    ],
+)
+def test_a_leaf_with_fields_of_the_wrong_kind_is_refused(
+    doc: dict[str, object], words: str
+) -> None:
+    """A member named 42 (a number) would pass every name comparison as another member:
+    each field must be of its kind, and each type's fields present."""
+    raw = canonical_json({"v": 1, **doc})
+    with pytest.raises(lv.LeafError, match=re.escape(words)):
+        lv.parse_leaf(raw)

@@ -89,6 +89,23 @@ DIRECTORY_TYPES: Final = frozenset(
 )
 COLLAB_TYPES: Final = frozenset({"collab.add", "collab.join", "collab.leave", "collab.epoch"})
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
+# The fields every leaf of a type holds; every field is a string but these.
+_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    "envelope": ("collab", "envelope"),
+    "member.enroll": ("member", "identity", "roles", "key_id", "public_key"),
+    "key.rotate": ("member", "key_id", "public_key", "previous_key_id", "proof"),
+    "key.revoke": ("member", "key_id"),
+    "key.attest": ("member", "key_id", "public_key", "attestation", "signature"),
+    "key.encryption": ("member", "suite", "encryption_key", "proof", "key_id"),
+    "member.status": ("member", "status"),
+    "member.roles": ("member", "roles"),
+    "collab.add": ("collab",),
+    "collab.join": ("collab", "member"),
+    "collab.leave": ("collab", "member"),
+    "collab.epoch": ("collab", "epoch", "commitment"),
+}
+_COUNTS: Final = frozenset({"v", "epoch", "n"})  # non-negative integers
+_LISTS: Final = frozenset({"roles"})  # lists of strings
 KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
 # The largest event leaf, an enrollment with a grant and an MLKEM768-X25519 key, is about
 # 2.5 KB (the key alone is 1624 bytes of base64).
@@ -249,4 +266,27 @@ def parse_leaf(raw: bytes) -> dict[str, Any]:
         raise LeafError(f"log leaf: not canonicalizable ({exc})") from None
     if canon != raw:
         raise LeafError(f"log leaf: not in canonical (RFC 8785) form: {raw[:80]!r}")
+    _check_fields(doc)
     return doc
+
+
+def _check_fields(doc: dict[str, Any]) -> None:
+    """Every field of the type's kind (a member named by a number would be another
+    member to every check that compares names), and the type's fields all present."""
+    kind = doc["type"]
+    missing = [f for f in _REQUIRED[kind] if f not in doc]
+    if missing:
+        raise LeafError(f"log leaf {kind}: lacks {missing}")
+    for field, value in doc.items():
+        if field in _COUNTS:
+            ok = type(value) is int and value >= 0
+        elif field in _LISTS:
+            ok = isinstance(value, list) and all(type(x) is str for x in value)
+        else:
+            ok = type(value) is str
+        if not ok:
+            raise LeafError(
+                f"log leaf {kind}: field {field!r} is {type(value).__name__}"
+                f" {str(value)[:40]!r}, expected "
+                + ("a count" if field in _COUNTS else "strings" if field in _LISTS else "a string")
+            )
