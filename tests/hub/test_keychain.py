@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sighub.client._daemon import SyncDaemon
 from sighub.client._enroll import EnrollmentFile, enroll
-from sighub.client._errors import EXIT_BAD_INPUT
+from sighub.client._errors import EXIT_BAD_INPUT, KeyFileError
 from sighub.client._grant import ADMIN_SIGNING_KEY, attest_key, create_admin_key
 from sighub.client._keyring import NO_CHAIN
 from sighub.client._keys import write_secret
@@ -47,7 +47,7 @@ def _added(h: HubProcess, tmp: Path, name: str) -> Path:
     return path
 
 
-def _edit(path: Path, **fields: str) -> None:
+def _edit(path: Path, **fields: Any) -> None:
     doc = json.loads(path.read_bytes())
     doc.update(fields)
     path.unlink()
@@ -205,3 +205,29 @@ def test_attest_is_refused_by_the_hub_for_a_forged_signature(
     assert "signature does not verify" in str(err.value.details())
     assert _hub_rows(h, "oldpub2") == before
     old.close()
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        ({"admin_public_key": "None"}, "admin_public_key"),
+        ({"grant": None}, "grant is NoneType, expected a string"),
+        ({"grant_signature": "%%%"}, "grant_signature: not base64"),
+        ({"enrollment_key": base64.b64encode(b"\1" * 5).decode()}, "enrollment file"),
+    ],
+)
+def test_a_malformed_enrollment_file_is_refused_before_the_hub_is_asked(
+    kw: dict[str, Any], tmp_path: Path, edit: dict[str, Any], words: str
+) -> None:
+    h = kw["hub"]
+    name = f"badfile{abs(hash(words)) % 10_000}"
+    path = _added(h, tmp_path, name)
+    original = json.loads(path.read_bytes())
+    _edit(path, **edit)
+    before = _hub_rows(h, name)
+    with pytest.raises(KeyFileError, match=words):
+        enroll(path, tmp_path / name, address=h.address)
+    assert not (tmp_path / name / "hub.json").exists()
+    assert _hub_rows(h, name) == before  # the token is not spent: the file still enrolls
+    _edit(path, **original)
+    enroll(path, tmp_path / f"{name}-2", address=h.address)

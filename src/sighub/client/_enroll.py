@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -27,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 from sighub.client._enckey import enrollment_key
 from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
-from sighub.client._grant import Chain, bind_key
+from sighub.client._grant import Chain, KeyChainError, bind_key, decode_b64, decode_public
 from sighub.client._hpke import DEFAULT_SUITE, encryption_key_id
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
@@ -105,7 +103,7 @@ class EnrollmentFile:
                 doc.get("cert_pem", "").encode(),
                 doc.get("key_pem", "").encode(),
                 doc.get("log_origin", ""),
-                *(str(doc.get(k, "")) for k in _CHAIN_FIELDS),
+                *(_text(doc, k, path) for k in _CHAIN_FIELDS),
             )
         except KeyFileError:
             raise
@@ -129,21 +127,27 @@ class EnrollmentFile:
         )
 
     def chain_for(self, signing_public: bytes) -> Chain | None:
-        """The chain proving ``signing_public`` (None for a file without a grant)."""
-        if not self.grant:
-            return None
-        what = "enrollment file"
-        grant = base64.b64decode(self.grant, validate=True)
+        """The chain proving ``signing_public`` (None for a file without a grant);
+        ``KeyFileError`` for grant fields that are not what the admin wrote."""
         try:
-            seed = base64.b64decode(self.enrollment_key, validate=True)
+            if self.admin_public_key:  # pinned in the credential: checked before it is
+                decode_public(self.admin_public_key, "admin_public_key")
+            if not self.grant:
+                return None
+            grant = decode_b64(self.grant, "grant")
+            seed = decode_b64(self.enrollment_key, "enrollment_key")
+            signature = decode_b64(self.grant_signature, "grant_signature")
             enrollment = Ed25519PrivateKey.from_private_bytes(seed)
-        except (ValueError, binascii.Error):
-            raise KeyFileError(f"{what}: enrollment_key is not a raw Ed25519 key") from None
-        return Chain(
-            grant,
-            base64.b64decode(self.grant_signature, validate=True),
-            bind_key(enrollment, grant, signing_public),
-        )
+        except (KeyChainError, ValueError) as exc:
+            raise KeyFileError(f"enrollment file: {exc}") from None
+        return Chain(grant, signature, bind_key(enrollment, grant, signing_public))
+
+
+def _text(doc: dict[str, Any], field: str, path: Path) -> str:
+    value = doc.get(field, "")
+    if not isinstance(value, str):
+        raise KeyFileError(f"{path}: {field} is {type(value).__name__}, expected a string")
+    return value
 
 
 _CHAIN_FIELDS: Final = ("grant", "grant_signature", "enrollment_key", "admin_public_key")
@@ -175,10 +179,7 @@ def enroll(
         creds = grpc.ssl_channel_credentials(ef.ca_pem, ef.key_pem or None, ef.cert_pem or None)
         channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
     public = ident.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    try:
-        chain = ef.chain_for(public)
-    except (ValueError, binascii.Error):
-        raise KeyFileError(f"{path}: its grant fields are not base64") from None
+    chain = ef.chain_for(public)  # before the hub is asked: a bad file spends no token
     with HubClient(channel, target) as hub:
         cert, identity, kid, bearer = hub.enroll(
             ef.member, ef.token, make_csr(tls_key, ef.member), public, chain, encryption

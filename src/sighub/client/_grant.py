@@ -56,6 +56,7 @@ __all__ = [
     "check_attestation",
     "check_chain",
     "create_admin_key",
+    "decode_b64",
     "decode_public",
     "issue_grant",
     "load_admin_key",
@@ -102,14 +103,15 @@ class Chain:
             raise KeyChainError(
                 f"{what}: has {present}; a chain needs grant, grant_signature and binding"
             )
-        return cls(*(_unb64(doc[k], f"{what}: {k}") for k in present))
+        return cls(*(decode_b64(doc[k], f"{what}: {k}") for k in present))
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _unb64(value: object, what: str) -> bytes:
+def decode_b64(value: object, what: str) -> bytes:
+    """Bytes of a base64 string of bounded size, else ``KeyChainError`` naming ``what``."""
     if not isinstance(value, str) or len(value) > 4 * MAX_GRANT_BYTES:
         raise KeyChainError(f"{what}: expected a base64 string, received {type(value).__name__}")
     try:
@@ -120,7 +122,7 @@ def _unb64(value: object, what: str) -> bytes:
 
 def decode_public(text: str, what: str) -> bytes:
     """A raw Ed25519 public key from its base64 text (a pinned admin key)."""
-    raw = _unb64(text, what)
+    raw = decode_b64(text, what)
     if len(raw) != 32:
         raise KeyChainError(f"{what}: {len(raw)} bytes, expected a 32-byte Ed25519 public key")
     return raw
@@ -227,7 +229,7 @@ def check_chain(
     _expect(doc, "origin", origin, what)
     _expect(doc, "member", member, what)
     _expect(doc, "roles", sorted(roles), what)
-    enrollment = _unb64(doc.get("enrollment_key"), f"{what}: enrollment_key")
+    enrollment = decode_b64(doc.get("enrollment_key"), f"{what}: enrollment_key")
     _verify(
         enrollment,
         chain.binding,
