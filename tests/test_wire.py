@@ -236,3 +236,14 @@ def test_a_long_follow_keeps_the_latest_refusals_and_counts_them_all() -> None:
     assert report.refused_count == 5 * REFUSED_KEPT + 1
     assert report.refused[-1] == (5 * REFUSED_KEPT + 1, "signed by unknown key")
     assert len(report.refused) >= REFUSED_KEPT  # at least the latest REFUSED_KEPT
+
+
+def test_a_timestamp_no_datetime_holds_is_a_refused_answer() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from sighub.client._rpc import HubRejected, answer_time
+
+    assert answer_time(Timestamp(seconds=0)).year == 1970
+    with pytest.raises(HubRejected, match="INVALID_ANSWER") as err:
+        answer_time(Timestamp(seconds=10**12))  # past year 9999
+    assert err.value.code == "INVALID_ANSWER"

@@ -231,3 +231,14 @@ def test_a_malformed_enrollment_file_is_refused_before_the_hub_is_asked(
     assert _hub_rows(h, name) == before  # the token is not spent: the file still enrolls
     _edit(path, **original)
     enroll(path, tmp_path / f"{name}-2", address=h.address)
+
+
+def test_a_role_given_twice_still_makes_an_enrollable_grant(
+    kw: dict[str, Any], tmp_path: Path
+) -> None:
+    h = kw["hub"]
+    path = tmp_path / "twice.enroll.json"
+    assert h.admin_cli("member", "add", "twice", "--roles", "publisher,publisher,subscriber",
+                       "--out", str(path)) == 0  # fmt: skip
+    enroll(path, tmp_path / "twice", address=h.address)
+    assert _hub_rows(h, "twice")[0] == "active"

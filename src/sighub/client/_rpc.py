@@ -56,6 +56,7 @@ __all__ = [
     "SharedKey",
     "SyncBatch",
     "WireEnum",
+    "answer_time",
     "from_timestamp",
     "is_loopback",
     "open_channel",
@@ -191,6 +192,17 @@ def from_timestamp(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def answer_time(ts: Timestamp) -> datetime:
+    """A Timestamp of the hub's answer; one no datetime holds (seconds out of range) is a
+    refusal of the answer, never a crash of the caller."""
+    try:
+        return from_timestamp(ts)
+    except (ValueError, OverflowError):
+        raise HubRejected(
+            "INVALID_ANSWER", f"a timestamp of {ts.seconds} s, outside 0001..9999"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Credential:
     """What a member (or the admin) needs to reach its hub: ``hub.json`` + ``tls/``."""
@@ -239,7 +251,7 @@ def _change(c: sync_pb2.Change) -> Change:
         c.sequence,
         c.collaboration,
         c.envelope,
-        tuple(Hop(h.hub, from_timestamp(h.received_at)) for h in c.hops),
+        tuple(Hop(h.hub, answer_time(h.received_at)) for h in c.hops),
         c.collab_sequence,
     )
 
@@ -555,8 +567,8 @@ class HubClient:
                 k.identity,
                 k.key_id,
                 k.public_key,
-                from_timestamp(k.added_at),
-                from_timestamp(k.revoked_at) if k.HasField("revoked_at") else None,
+                answer_time(k.added_at),
+                answer_time(k.revoked_at) if k.HasField("revoked_at") else None,
                 k.revoked_sequence if k.HasField("revoked_at") else None,
                 MEMBER_STATUS.label(k.member_status),
             )
@@ -569,8 +581,7 @@ class HubClient:
             self.address,
         )
         return [
-            SharedKey(k.collaboration, k.epoch, k.secret, from_timestamp(k.created_at))
-            for k in r.keys
+            SharedKey(k.collaboration, k.epoch, k.secret, answer_time(k.created_at)) for k in r.keys
         ]
 
     def put_epoch(self, collab: str, epoch: int, commitment: str, wraps: list[Wrap]) -> int:
@@ -598,7 +609,7 @@ class HubClient:
             tuple(r.stewards),
             tuple((m.member, m.encryption_key_id) for m in r.members),
             tuple(
-                EpochStatus(e.epoch, e.steward, tuple(e.holders), from_timestamp(e.created_at))
+                EpochStatus(e.epoch, e.steward, tuple(e.holders), answer_time(e.created_at))
                 for e in r.epochs
             ),
         )
@@ -653,4 +664,4 @@ class HubClient:
             ),
             self.address,
         )
-        return bytes(r.certificate_pem), from_timestamp(r.not_after)
+        return bytes(r.certificate_pem), answer_time(r.not_after)

@@ -33,8 +33,8 @@ from sighub.client._rpc import (
     ROLE,
     Credential,
     HubClient,
+    answer_time,
     call,
-    from_timestamp,
     open_channel,
     to_timestamp,
 )
@@ -98,7 +98,7 @@ class _Admin:
 
 # -- the wire as the operator reads it: readable names, RFC 3339 times ---------------------
 def _time(ts: Timestamp) -> str:
-    return format_time(from_timestamp(ts))
+    return format_time(answer_time(ts))
 
 
 def _member_doc(m: admin_pb2.Member) -> dict[str, Any]:
@@ -237,7 +237,9 @@ def cmd_member(args: argparse.Namespace) -> int:
             r.enrollment_cert_pem,
             r.enrollment_key_pem,
             origin,
-            *_grant_fields(signing, origin, args.name, [ROLE.label(x) for x in roles]),
+            # the roles as the hub stores them: each once (a grant over "publisher,
+            # publisher" would never match the enrollment's leaf)
+            *_grant_fields(signing, origin, args.name, sorted({ROLE.label(x) for x in roles})),
         )
         out = Path(args.out or f"{args.name}.enroll.json")
         write_secret(out, ef.to_json().encode())  # the token is a secret until used
