@@ -35,6 +35,7 @@ from sighub.client._merkle import (
 )
 from sighub.client._note import Ed25519Verifier
 from sighub.client._rpc import Credential, HubClient, HubRejected, SyncBatch
+from sighub.hub._errors import HubError
 from sighub.hub._store import MIGRATIONS, TLOG, Store, log_origin
 from tests.hub.conftest import HubProcess, Member, running_world
 
@@ -540,3 +541,16 @@ def test_credentials_and_enrollment_files_from_before_the_log_still_load(
     path.write_text(json.dumps(older))
     path.chmod(0o600)
     assert EnrollmentFile.load(path).log_origin == ""
+
+
+def test_a_leaf_members_could_not_read_is_never_appended(tmp_path: Path) -> None:
+    """Every member refuses a leaf over MAX_LEAF_BYTES (a malformed-leaf alarm that stops
+    its sync): the store refuses to log one, whatever rule upstream let it through."""
+    store = Store(tmp_path / "hub.db")
+    store.migrate()
+    try:
+        with pytest.raises(HubError, match="members read at most"), store.tx():
+            store.append_leaf("collab.add", _leaves.collab_add("c" * _leaves.MAX_LEAF_BYTES))
+        assert store.head() == 0 and TLOG.size(store.conn) == 0
+    finally:
+        store.close()

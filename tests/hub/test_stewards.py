@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._daemon import SyncDaemon
 from sighub.client._envelope import key_id
+from sighub.client._errors import EXIT_REFUSED
 from sighub.client._hpke import ENCRYPTION_KEY, load_key
 from sighub.client._leaves import key_commitment
 from sighub.client._rpc import HubRejected
@@ -261,8 +262,72 @@ def test_the_hub_refuses_wraps_it_should_not_relay(steward_world: dict[str, Any]
     assert refused.code == "FAILED_PRECONDITION" and recipients[0].member in refused.hub_message
     later = wrap_epoch(signing, "stew", COLLAB, current + 3, secret, recipients)
     assert f"expected the next epoch {current + 1}" in put(later, current + 3).hub_message
+    # a sealed field of another size than the suite's (a 4 MB "wrap" would stall
+    # GetWraps for its recipient)
+    good = wrap_epoch(signing, "stew", COLLAB, current + 1, secret, recipients)
+    padded = [replace(good[0], sealed=good[0].sealed + b"\0" * 4096), *good[1:]]
+    refused = put(padded, current + 1)
+    assert refused.code == "INVALID_ARGUMENT" and "sealed is" in refused.hub_message
+    # a commitment that is not a SHA-256 (a 4 KB one made a leaf no member could read)
+    with pytest.raises(HubRejected) as bad:
+        stew.client().put_epoch(COLLAB, current + 1, "ab" * 2500, good)
+    assert bad.value.code == "INVALID_ARGUMENT" and "64 lowercase hex" in bad.value.hub_message
     with hub.db() as c:
         assert c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0] == stored
+        assert c.execute("SELECT MAX(epoch) FROM collab_epochs WHERE collab=?",
+                         (COLLAB,)).fetchone()[0] == current  # fmt: skip
+
+
+def test_who_may_steward_and_join_a_stewarded_collaboration(
+    steward_world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A steward must sync (subscriber or peer) and have an encryption key; so must every
+    member of a stewarded collaboration, or no epoch could ever be wrapped to it; a
+    steward that left makes no more epochs.  Each refusal changes nothing."""
+    hub: HubProcess = steward_world["hub"]
+
+    def state() -> tuple[Any, ...]:
+        with hub.db() as c:
+            return tuple(
+                c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("collab_stewards", "memberships", "leaves")
+            )
+
+    pubonly = hub.member("pubonly", tmp_path, roles="publisher", collabs=())
+    before = state()
+    assert hub.admin_cli("collab", "steward", COLLAB, "pubonly") == EXIT_REFUSED
+    assert state() == before
+    nokey = hub.member("nokey", tmp_path, collabs=())
+    with sqlite3.connect(hub.data / "hub.db") as c:  # as if enrolled before encryption keys
+        c.execute("DELETE FROM encryption_keys WHERE member='nokey'")
+    before = state()
+    assert hub.admin_cli("collab", "join", COLLAB, "nokey") == EXIT_REFUSED
+    assert state() == before
+    assert hub.admin_cli("collab", "add", "other-stewarded", "--steward", "nokey") == EXIT_REFUSED
+    assert state() == before
+    # a second steward, which then leaves: it may put no epoch
+    second = hub.member("second", tmp_path, collabs=())
+    assert hub.admin_cli("collab", "steward", COLLAB, "second") == 0
+    with hub.db() as c:
+        current, commitment = c.execute(
+            "SELECT epoch, commitment FROM collab_epochs WHERE collab=? ORDER BY epoch DESC",
+            (COLLAB,),
+        ).fetchone()
+    before = state()
+    with pytest.raises(HubRejected) as refused:  # members hold wraps to stew's leaf
+        second.client().put_epoch(COLLAB, current, commitment, [])
+    assert refused.value.code == "PERMISSION_DENIED" and "made by 'stew'" in str(refused.value)
+    assert state() == before
+    assert hub.admin_cli("collab", "leave", COLLAB, "second") == 0
+    before = state()
+    with pytest.raises(HubRejected) as refused:
+        second.client().put_epoch(COLLAB, current + 1, "00" * 32, [])
+    assert (
+        refused.value.code == "PERMISSION_DENIED" and "not a steward" in refused.value.hub_message
+    )
+    assert state() == before
+    for m in (pubonly, nokey, second):
+        m.close()
 
 
 def test_collab_status_lists_epochs_and_holders(

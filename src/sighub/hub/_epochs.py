@@ -6,15 +6,20 @@ by the steward's current signing key, that a new epoch leaves no member out) and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sighub.client import _leaves
-from sighub.client._wraps import Wrap, WrapError, wraps_digest
+from sighub.client._hpke import SUITES
+from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
 from sighub.hub._errors import HubError
 from sighub.hub._store import MemberRow, Store
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
+
+_COMMITMENT: Final = re.compile(r"[0-9a-f]{64}")
+_TAG: Final = 16  # ChaCha20-Poly1305's tag, the AEAD of every suite
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,21 @@ def put_epoch(
         raise HubError.denied(
             f"collaboration {collab!r}: {m.name!r} is not a steward (stewards: {stewards})"
         )
+    if not _COMMITMENT.fullmatch(commitment):
+        raise HubError.invalid(
+            f"collaboration {collab!r} epoch {epoch}: commitment {commitment[:80]!r};"
+            " expected 64 lowercase hex digits (a SHA-256)"
+        )
     current = store.collab_epoch(collab)
     logged = store.one(
-        "SELECT commitment FROM collab_epochs WHERE collab=? AND epoch=?", collab, epoch
+        "SELECT commitment, steward FROM collab_epochs WHERE collab=? AND epoch=?", collab, epoch
     )
     new = logged is None
+    if not new and logged[1] != m.name:  # members hold wraps to the epoch leaf's steward
+        raise HubError.denied(
+            f"collaboration {collab!r} epoch {epoch} was made by {logged[1]!r}; only its"
+            f" steward wraps it to new members ({m.name!r} makes a new epoch instead)"
+        )
     if new and epoch != (-1 if current is None else current) + 1:
         raise HubError.precondition(
             f"collaboration {collab!r}: epoch {epoch} received, expected the next epoch"
@@ -156,6 +171,12 @@ def _check_wrap(
         raise HubError.invalid(
             f"{w.what}: names {w.collab!r} epoch {w.epoch} by {w.steward!r}; the request is"
             f" {collab!r} epoch {epoch} by {steward!r}, with one commitment"
+        )
+    expected = SUITES[w.suite].enc_size + SECRET_SIZE + _TAG if w.suite in SUITES else -1
+    if len(w.sealed) != expected:
+        raise HubError.invalid(
+            f"{w.what}: sealed is {len(w.sealed)} bytes; expected {expected} for suite"
+            f" {w.suite[:80]!r} (its encapsulated key, a {SECRET_SIZE}-byte secret, a tag)"
         )
     if w.recipient not in members:
         raise HubError.precondition(f"{w.what}: {w.recipient!r} is not a member of {collab!r}")

@@ -285,15 +285,25 @@ class Hub:
         return name
 
     def _check_steward(self, collab: str, steward: str) -> None:
-        status = self._member(steward).status
-        if status != "active":
+        m = self._member(steward)
+        if m.status != "active":
             raise HubError.precondition(
-                f"collaboration {collab!r}: steward {steward!r} is {status}; expected an"
+                f"collaboration {collab!r}: steward {steward!r} is {m.status}; expected an"
                 " active member"
             )
-        if self.store.encryption_key(steward) is None:
+        if not {"subscriber", "peer"} & set(m.roles):  # a steward syncs before it rekeys
             raise HubError.precondition(
-                f"collaboration {collab!r}: steward {steward!r} has no encryption key"
+                f"collaboration {collab!r}: steward {steward!r} has roles {sorted(m.roles)};"
+                " expected subscriber or peer"
+            )
+        self._check_encryption_key(collab, steward)
+
+    def _check_encryption_key(self, collab: str, member: str) -> None:
+        """A member of a stewarded collaboration must have an encryption key: without one
+        no epoch can be wrapped to it, so no steward could ever rekey."""
+        if self.store.encryption_key(member) is None:
+            raise HubError.precondition(
+                f"collaboration {collab!r}: member {member!r} has no encryption key"
                 " (enrolled before encryption keys: `sighub member rotate-encryption-key`)"
             )
 
@@ -303,12 +313,15 @@ class Hub:
         first epoch, which deletes them (``_epochs.put_epoch``)."""
         self._collab(collab)
         self._check_steward(collab, member)
+        for other in self.store.collab_members(collab):
+            self._check_encryption_key(collab, other)
         if member in self.store.stewards(collab):
             raise HubError.exists(f"{member!r} is already a steward of {collab!r}")
         now = self.now()
         with self.store.tx() as c:
             c.execute(
-                "INSERT INTO collab_stewards (collab, member) VALUES (?, ?)", (collab, member)
+                "INSERT OR IGNORE INTO collab_stewards (collab, member) VALUES (?, ?)",
+                (collab, member),
             )
             if member not in self.store.collab_members(collab):
                 c.execute(
@@ -327,6 +340,8 @@ class Hub:
             raise HubError.precondition(f"member {member!r} is removed")
         if member in self.store.collab_members(collab):
             raise HubError.exists(f"member {member!r} is already in {collab!r}")
+        if self.store.stewards(collab):
+            self._check_encryption_key(collab, member)
         with self.store.tx() as c:
             c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
             (n,) = c.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()

@@ -29,6 +29,7 @@ import sqlite_utils
 from sighub.client import _leaves
 from sighub.client._local import transaction
 from sighub.client._merkle import leaf_hash
+from sighub.hub._errors import HubError
 from sighub.hub._tlog import Tlog
 
 __all__ = ["TLOG", "EnvelopeRow", "IndicatorRow", "LogRange", "MemberRow", "Store"]
@@ -567,12 +568,14 @@ class Store:
         ]
 
     def stewards(self, collab: str) -> list[str]:
-        return [
-            r[0]
-            for r in self.all(
-                "SELECT member FROM collab_stewards WHERE collab=? ORDER BY member", collab
-            )
-        ]
+        """The stewards of ``collab`` that are still in it and active: one that left, or
+        was suspended or removed, makes no key for those it was meant to shut out."""
+        return self.all_column(
+            "SELECT s.member FROM collab_stewards s JOIN memberships m ON m.collab = s.collab"
+            " AND m.member = s.member JOIN members x ON x.name = s.member"
+            " WHERE s.collab=? AND x.status='active' ORDER BY s.member",
+            collab,
+        )
 
     # -- the log ----------------------------------------------------------------------
     def envelope_seq(self, envelope_id: str) -> tuple[int, int] | None:
@@ -597,6 +600,10 @@ class Store:
     ) -> int:
         """Append one leaf (its ``_leaves`` bytes) to the log; returns its sequence.  Must
         run inside ``tx()`` with the change it records."""
+        if len(leaf) > _leaves.MAX_LEAF_BYTES:  # every member would refuse it: its log stops
+            raise HubError.invalid(
+                f"a {kind} leaf of {len(leaf)} bytes; members read at most {_leaves.MAX_LEAF_BYTES}"
+            )
         return _append_leaves(self.conn, [(kind, collab, member, leaf)])
 
     def append_envelope(
