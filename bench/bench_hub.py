@@ -88,10 +88,8 @@ class Hub:
         return self.root / name
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """The RSS of the hub's process and its children (the validation workers)."""
+        return sum(_rss_kib(pid) for pid in (self.proc.pid, *_children(self.proc.pid))) / 1024
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -265,6 +263,26 @@ def log_ratio(indicators: int, connections: int, rounds: int) -> None:
     )
 
 
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:  # exited meanwhile
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def bench_sync(hub: Hub, sub: Path, total: int) -> float:
     """The wire sync: one subscriber receives every envelope from sequence 0 (nothing
     verified, nothing stored); returns indicators/s.  Also the hub's peak RSS meanwhile."""
@@ -293,8 +311,9 @@ def bench_sync(hub: Hub, sub: Path, total: int) -> float:
     )
     rss = max(peak)
     print(
-        f"hub resident memory during the wire sync: peak {rss:.0f} MB with {total:,} "
-        f"indicators stored  target <= 200: {'meets' if rss <= 200 else 'ABOVE'}"
+        f"hub resident memory (RSS, its validation workers included) during the wire sync:"
+        f" peak {rss:.0f} MB with {total:,} indicators stored, {peak[0]:.0f} MB before it"
+        f"  target <= 200: {'meets' if rss <= 200 else 'ABOVE'}"
     )
     c.close()
     return rate

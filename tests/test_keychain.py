@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sighub.client import _leaves
 from sighub.client._envelope import canonical_json, key_id
 from sighub.client._grant import (
+    ROTATE_CONTEXT,
     Chain,
     KeyChainError,
     attest_key,
@@ -23,7 +24,7 @@ from sighub.client._grant import (
     issue_grant,
 )
 from sighub.client._hpke import DEFAULT_SUITE, X25519_SUITE, EncryptionKey, ProvedKey, prove
-from sighub.client._keyring import NO_CHAIN, ROTATE_CONTEXT, KeyRing, LoggedEncryptionKey
+from sighub.client._keyring import NO_CHAIN, KeyRing, LoggedEncryptionKey
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm
 

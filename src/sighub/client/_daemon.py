@@ -214,9 +214,10 @@ class SyncDaemon:
             )
         held = {(c, e) for c, e, _ in self.store.collab_keys()}
         refused: list[str] = []
-        if wraps and self._guard is not None:
+        new = [w for w in wraps if (w.collab, w.epoch) not in held]
+        if new and self._guard is not None:  # the key files are read only for a new wrap
             got, refused = unwrap_all(
-                wraps, self.cred.member, own_keys(self.data), self._guard.ring, held,
+                new, self.cred.member, own_keys(self.data), self._guard.ring, held,
                 self._guard.logged_epochs,
             )  # fmt: skip
             if got:
@@ -234,12 +235,11 @@ class SyncDaemon:
         guard = self._guard
         if guard is None:
             return
-        if guard.epochs_changed:
+        if guard.epochs_changed or guard.members_changed:
             guard.epochs_changed = False
-            self.unwrap(hub)
+            self.unwrap(hub)  # new epochs, and who stewards what as of now
         if guard.members_changed:
             guard.members_changed = False
-            self.unwrap(hub)  # who stewards what, as of now
             self.steward_duties(hub)
 
     def steward_duties(self, hub: HubClient) -> list[Rekeyed]:

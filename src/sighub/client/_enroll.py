@@ -25,7 +25,14 @@ from cryptography.hazmat.primitives.serialization import (
 from sighub.client._enckey import enrollment_key
 from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED, KeyFileError, SighubError
-from sighub.client._grant import Chain, KeyChainError, bind_key, decode_b64, decode_public
+from sighub.client._grant import (
+    ROTATE_CONTEXT,
+    Chain,
+    KeyChainError,
+    bind_key,
+    decode_b64,
+    decode_public,
+)
 from sighub.client._hpke import DEFAULT_SUITE, encryption_key_id
 from sighub.client._json import DOCUMENT
 from sighub.client._json import loads as json_loads
@@ -51,7 +58,6 @@ from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
 
 __all__ = [
     "EXPIRY_WARNING",
-    "ROTATE_CONTEXT",
     "CertificateError",
     "EnrollmentFile",
     "Renewed",
@@ -65,7 +71,6 @@ __all__ = [
     "rotate_signing_key",
 ]
 
-ROTATE_CONTEXT = b"sighub-rotate-v1"
 EXPIRY_WARNING: Final = timedelta(days=30)  # warn this long before a certificate expires
 log = logging.getLogger("sighub.member")
 

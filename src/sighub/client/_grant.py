@@ -48,6 +48,7 @@ from sighub.client._keys import read_secret, write_secret
 
 __all__ = [
     "ADMIN_SIGNING_KEY",
+    "ROTATE_CONTEXT",
     "Chain",
     "KeyChainError",
     "admin_public_key",
@@ -66,6 +67,8 @@ ADMIN_SIGNING_KEY: Final = "admin-signing.key"  # in the admin credential folder
 GRANT_CONTEXT: Final = b"sighub-enrollment-grant-v1\n"
 BIND_CONTEXT: Final = b"sighub-enrollment-bind-v1\n"
 ATTEST_CONTEXT: Final = b"sighub-key-attestation-v1\n"
+# A rotation: the old signing key's signature over this and the new raw public key.
+ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 MAX_GRANT_BYTES: Final = 2048  # a grant is about 300 bytes
 _BUDGET: Final = _json.JsonBudget(MAX_GRANT_BYTES, max_depth=2, max_containers=2)
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from sighub.client._leaves import envelope_leaf
 from sighub.client._logcheck import AlarmKind, LogAlarm, SignedRoot
 from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
+from sighub.client._numbers import SHOWN
 from sighub.client._rpc import Change
 
 __all__ = ["verified_page"]
@@ -28,16 +29,16 @@ def verified_page(
     each checked; raises ``LogAlarm`` at the first that fails, or for an empty page
     while numbers are missing."""
     if not entries:
-        raise _alarm(
+        raise LogAlarm(
             AlarmKind.WITHHELD,
             f"history of {collab!r}: envelopes {have + 1}..{upto} from before this member"
             " joined were not served",
-            {"collab": collab, "missing": list(range(have + 1, min(upto, have + 20) + 1))},
+            {"collab": collab, "missing": list(range(have + 1, min(upto, have + SHOWN) + 1))},
         )
     out: list[Change] = []
     for change, proof in entries:
         if change.collaboration != collab or change.n != have + 1 or change.sequence >= before:
-            raise _alarm(
+            raise LogAlarm(
                 AlarmKind.WITHHELD,
                 f"history of {collab!r}: received envelope {change.n} of"
                 f" {change.collaboration!r} at sequence {change.sequence}; expected number"
@@ -50,7 +51,7 @@ def verified_page(
                 change.sequence - 1, checkpoint.size, leaf_hash(leaf), proof, checkpoint.root
             )
         except ProofError as exc:
-            raise _alarm(
+            raise LogAlarm(
                 AlarmKind.BAD_PROOF,
                 f"history of {collab!r}: envelope {change.n} at sequence {change.sequence}"
                 f" is not in the verified tree ({exc})",
@@ -66,7 +67,3 @@ def verified_page(
         if have >= upto:
             break
     return out
-
-
-def _alarm(kind: AlarmKind, detail: str, evidence: dict[str, object]) -> LogAlarm:
-    return LogAlarm(kind, detail, evidence)

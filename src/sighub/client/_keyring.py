@@ -29,14 +29,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sighub.client._envelope import key_id
-from sighub.client._grant import Chain, KeyChainError, check_attestation, check_chain
+from sighub.client._grant import (
+    ROTATE_CONTEXT,
+    Chain,
+    KeyChainError,
+    check_attestation,
+    check_chain,
+)
 from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm
 
-__all__ = ["NO_CHAIN", "ROTATE_CONTEXT", "KeyRing", "LoggedEncryptionKey", "LoggedKey"]
+__all__ = ["NO_CHAIN", "KeyRing", "LoggedEncryptionKey", "LoggedKey"]
 
-ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 NO_CHAIN: Final = "has no admin-signed enrollment chain (the hub alone could have made it)"
 
 

@@ -31,9 +31,9 @@ from typing import Any, Final
 from sighub.client._leaves import LeafError, parse_leaf
 from sighub.client._logcheck import AlarmKind, BatchChange, BatchLeaf, LogAlarm
 
-__all__ = ["EnvelopeNumbers"]
+__all__ = ["SHOWN", "EnvelopeNumbers"]
 
-_SHOWN: Final = 20  # missing numbers named in an alarm; the count says the rest
+SHOWN: Final = 20  # missing numbers named in an alarm; the count says the rest
 
 
 class EnvelopeNumbers:
@@ -127,7 +127,7 @@ def _withheld(seq: int, collab: str, last: int, upto: int, what: str) -> LogAlar
     where this member received up to number ``last``."""
     evidence: dict[str, object] = {"sequence": seq, "collab": collab, "last": last}
     if upto > last:
-        evidence["missing"] = list(range(last + 1, min(upto, last + _SHOWN) + 1))
+        evidence["missing"] = list(range(last + 1, min(upto, last + SHOWN) + 1))
         detail = f"{upto - last} envelope(s) numbered {last + 1}..{upto} never delivered"
     else:
         evidence["received"] = upto + 1

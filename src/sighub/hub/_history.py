@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from sighub.client._logcheck import MAX_ENVELOPE_NUMBER
 from sighub.hub._errors import HubError
 from sighub.hub._store import TLOG, EnvelopeRow, Store
 
 __all__ = ["HISTORY_PAGE", "history"]
 
 HISTORY_PAGE: Final = 256  # envelopes per answer, at most
-MAX_NUMBER: Final = 2**53 - 1  # an envelope number is a JSON integer in its leaf
 
 
 def history(
@@ -39,10 +39,10 @@ def history(
             f"GetHistory: received before_sequence={before_seq} tree_size={tree_size};"
             f" expected 0 < before_sequence <= tree_size <= {size} (the log's size)"
         )
-    if after_n > MAX_NUMBER:
+    if after_n > MAX_ENVELOPE_NUMBER:
         raise HubError.invalid(
-            f"GetHistory: received after_number={after_n}; expected at most {MAX_NUMBER}"
+            f"GetHistory: received after_number={after_n}; expected at most {MAX_ENVELOPE_NUMBER}"
         )
-    limit = min(page or HISTORY_PAGE, HISTORY_PAGE)
+    limit = min(page or HISTORY_PAGE, HISTORY_PAGE)  # the request's page_size, capped
     rows = store.history_rows(collab, after_n, before_seq, limit, max_bytes)
     return [(r, TLOG.inclusion_proof(store.conn, r.seq - 1, tree_size)) for r in rows]

@@ -24,7 +24,14 @@ from sighub.client import _leaves
 from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._envelope import key_id
 from sighub.client._errors import SighubError
-from sighub.client._grant import Chain, KeyChainError, check_attestation, check_chain, decode_public
+from sighub.client._grant import (
+    ROTATE_CONTEXT,
+    Chain,
+    KeyChainError,
+    check_attestation,
+    check_chain,
+    decode_public,
+)
 from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
 from sighub.client._keys import identity_for
 from sighub.client._note import Ed25519Signer
@@ -40,7 +47,6 @@ from sighub.hub._validate import Checked, Plan, Rejection
 __all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
 
 ROLES: Final = ("publisher", "subscriber", "admin", "peer")
-ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 _NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 

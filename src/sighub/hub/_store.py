@@ -620,9 +620,10 @@ class Store:
         """Append one envelope, its log leaf at the same sequence, and upsert its
         indicators' current state; returns the sequence.  Must run inside ``tx()``
         together with the checks that allowed it."""
-        n = self.conn.execute(
-            "UPDATE collabs SET last_n = last_n + 1 WHERE name = ? RETURNING last_n", (collab,)
-        ).fetchone()[0]
+        # Two statements, not UPDATE ... RETURNING: that needs SQLite 3.35, and the hub
+        # runs on the system's.
+        self.conn.execute("UPDATE collabs SET last_n = last_n + 1 WHERE name = ?", (collab,))
+        (n,) = self.conn.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()
         if BENCH_NO_LOG:
             row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM envelopes").fetchone()
             seq = int(row[0])
