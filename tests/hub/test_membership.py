@@ -15,6 +15,7 @@ import pytest
 from sighub.client._daemon import SyncDaemon
 from sighub.client._enroll import rotate_signing_key
 from sighub.client._errors import EXIT_ALARM, EXIT_REFUSED, IntegrityAlarm
+from sighub.client._rpc import HubRejected
 from tests.conftest import SIGHUB
 from tests.hub.conftest import ROOT, HubProcess
 from tests.hub.test_poison import _fresh, _inject
@@ -166,3 +167,27 @@ def test_a_member_that_joins_a_collaboration_late_gets_its_history(
     assert {i.id for batch in early for i in batch} | {after[0].id} <= got
     fresh = _active(_fresh(sub, hub["tmp"], "fresh-later"), h)
     assert fresh == got
+
+
+def test_get_history_refuses_bad_ranges_and_non_members(hub: dict[str, Any]) -> None:
+    """Each refusal names the rule; the log is untouched."""
+    h, pub, sub = hub["hub"], hub["pub"], hub["sub"]
+    pub.publish(pub.indicators(1))
+    with h.db() as c:
+        size = c.execute("SELECT COUNT(*) FROM leaves").fetchone()[0]
+    assert h.admin_cli("collab", "add", "closed") == 0
+    size += 2  # the collaboration's leaves
+    cases = [
+        (sub, "sg-csam", 0, size + 1, size + 1, "INVALID_ARGUMENT", "before_sequence"),
+        (sub, "sg-csam", 0, size, size - 1, "INVALID_ARGUMENT", "tree_size"),
+        (sub, "sg-csam", 2**60, 1, size, "INVALID_ARGUMENT", "after_number"),
+        (sub, "closed", 0, 1, size, "PERMISSION_DENIED", "not in collaboration 'closed'"),
+    ]
+    for member, collab, after, before, tree, code, words in cases:
+        with pytest.raises(HubRejected) as err:
+            member.client().history(collab, after, before, tree)
+        assert err.value.code == code and words in err.value.hub_message, err.value
+    with h.db() as c:
+        assert c.execute("SELECT COUNT(*) FROM leaves").fetchone()[0] == size
+    got = sub.client().history("sg-csam", 0, size, size)  # and an honest ask works
+    assert [ch.n for ch, _ in got] == list(range(1, len(got) + 1)) and got
