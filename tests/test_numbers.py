@@ -115,3 +115,13 @@ def test_any_dropped_envelope_is_caught_at_the_next(steps: list[int], data: st.D
         EnvelopeNumbers("me", {"last": {"sg": 0}}).check(
             changes[:dropped] + changes[dropped + 1 :], []
         )
+
+
+def test_a_hub_naming_made_up_collaborations_cannot_grow_the_state() -> None:
+    from sighub.client._numbers import MAX_COLLABS
+
+    numbers = EnvelopeNumbers("me")
+    numbers.check([_env(i + 1, 0, f"c{i}") for i in range(MAX_COLLABS)], [])
+    with pytest.raises(LogAlarm, match=f"more than {MAX_COLLABS}") as err:
+        numbers.check([_env(MAX_COLLABS + 1, 1, "one-more")], [])
+    assert err.value.kind is AlarmKind.MALFORMED and len(numbers.last) == MAX_COLLABS

@@ -31,9 +31,12 @@ from typing import Any, Final
 from sighub.client._leaves import LeafError, parse_leaf
 from sighub.client._logcheck import AlarmKind, BatchChange, BatchLeaf, LogAlarm
 
-__all__ = ["SHOWN", "EnvelopeNumbers"]
+__all__ = ["MAX_COLLABS", "SHOWN", "EnvelopeNumbers"]
 
 SHOWN: Final = 20  # missing numbers named in an alarm; the count says the rest
+# Collaborations numbered per member: far above any member's, and a bound on what a hub
+# naming made-up collaborations in its changes can make this state (and local.db) hold.
+MAX_COLLABS: Final = 4096
 
 
 class EnvelopeNumbers:
@@ -105,6 +108,13 @@ class EnvelopeNumbers:
 
     def _take(self, c: BatchChange) -> None:
         last = self.last.get(c.collab)
+        if last is None and len(self.last) >= MAX_COLLABS:
+            raise LogAlarm(
+                AlarmKind.MALFORMED,
+                f"sequence {c.sequence}: envelopes of more than {MAX_COLLABS}"
+                " collaborations delivered to one member",
+                {"sequence": c.sequence, "collab": c.collab[:200]},
+            )
         if c.n == 0:
             if last:
                 raise LogAlarm(
