@@ -32,7 +32,7 @@ from sighub.client._hpke import (
     seal,
 )
 from sighub.client._leaves import parse_leaf
-from sighub.client._logguard import KEYS_KEY
+from sighub.client._logguard import KEYS_KEY, KEYS_VERSION
 from sighub.client._rpc import HubClient, HubRejected
 from sighub.hub._cli import main as sighub
 from tests.hub.conftest import HubProcess, Member, running_world
@@ -278,6 +278,6 @@ def test_a_store_from_before_encryption_keys_reads_the_log_again(ew: dict[str, A
         d.sync_once()
         key = load_key(pub.data / ENCRYPTION_KEY)
         assert d._guard.ring.encryption_key("pub") == (key.suite, key.public)
-        assert d.store.meta(KEYS_KEY) == "2" and d.store.alarms() == []
+        assert d.store.meta(KEYS_KEY) == KEYS_VERSION and d.store.alarms() == []
     finally:
         d.close()

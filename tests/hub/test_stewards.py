@@ -133,6 +133,13 @@ def test_member_held_keys_full_flow(steward_world: dict[str, Any]) -> None:
     with pytest.raises(HubRejected) as refused:
         late.client().wraps(COLLAB)
     assert "epoch 1 has no wrap for 'late'" in refused.value.hub_message
+    d = _daemon(late)
+    with pytest.raises(HubRejected) as refused:  # nor does it stream the collaboration
+        d.sync_once()
+    d.close()
+    assert refused.value.code == "FAILED_PRECONDITION"
+    assert "epoch 1 has no wrap for 'late'" in refused.value.hub_message
+    assert "sighub collab rekey" in refused.value.hub_message
     joined = _rekey(stew)
     assert (joined.epoch, joined.new, joined.recipients) == (1, False, ("late",))
     assert _held(late) == {1: secret1}

@@ -56,9 +56,11 @@ __all__ = [
     "bind_key",
     "check_attestation",
     "check_chain",
+    "check_designation",
     "create_admin_key",
     "decode_b64",
     "decode_public",
+    "designate_steward",
     "issue_grant",
     "load_admin_key",
 ]
@@ -67,6 +69,7 @@ ADMIN_SIGNING_KEY: Final = "admin-signing.key"  # in the admin credential folder
 GRANT_CONTEXT: Final = b"sighub-enrollment-grant-v1\n"
 BIND_CONTEXT: Final = b"sighub-enrollment-bind-v1\n"
 ATTEST_CONTEXT: Final = b"sighub-key-attestation-v1\n"
+STEWARD_CONTEXT: Final = b"sighub-steward-designation-v1\n"
 # A rotation: the old signing key's signature over this and the new raw public key.
 ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 MAX_GRANT_BYTES: Final = 2048  # a grant is about 300 bytes
@@ -280,3 +283,29 @@ def check_attestation(
         for field in ("origin", "member"):
             _expect(doc, field, {"origin": origin, "member": member}[field], what)
         raise KeyChainError(f"{what}: names key {str(doc.get('key_id'))[:80]!r}, another key")
+
+
+# -- steward designations ------------------------------------------------------------------
+def _designation(origin: str, collab: str, member: str) -> bytes:
+    return canonical_json(
+        {"v": 1, "type": "steward-designation", "origin": origin, "collab": collab,
+         "member": member}
+    )  # fmt: skip
+
+
+def designate_steward(admin: Ed25519PrivateKey, origin: str, collab: str, member: str) -> bytes:
+    """The admin's signature making ``member`` a steward of ``collab`` in log ``origin``:
+    members take key epochs only from stewards so designated, so a hub cannot make one."""
+    return admin.sign(STEWARD_CONTEXT + _designation(origin, collab, member))
+
+
+def check_designation(
+    admin_public: bytes, origin: str, collab: str, member: str, signature: bytes
+) -> None:
+    """That the admin designated ``member`` a steward of ``collab``; ``KeyChainError``."""
+    _verify(
+        admin_public,
+        signature,
+        STEWARD_CONTEXT + _designation(origin, collab, member),
+        f"steward designation of {member!r} for {collab!r} (admin)",
+    )

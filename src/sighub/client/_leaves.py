@@ -32,7 +32,12 @@ Types (fields besides ``v`` and ``type``):
 - ``member.roles``: ``member``, ``roles`` (sorted)
 - ``collab.add``: ``collab``
 - ``collab.join`` / ``collab.leave``: ``collab``, ``member``; a join also ``n``, the
-  collaboration's envelope count at the join (absent before numbering)
+  collaboration's envelope count at the join (absent before numbering), and, when the
+  collaboration has designated stewards, ``stewards`` and ``steward_signatures`` (their
+  names and the admin's designations, base64, in one order)
+- ``collab.steward``: ``collab``, ``member``, ``signature`` (base64, see
+  ``_grant.designate_steward``; "" on a hub without an admin key): the admin made
+  ``member`` a steward; a member takes a key epoch only from a steward so logged
 - ``collab.epoch``: ``collab``, ``epoch``, ``commitment`` (SHA-256 of
   ``sighub-collab-key-v1 ‖ secret``, hex); made by a steward also ``steward`` and
   ``wraps``, the digest of the wraps stored with it (one such leaf per later wrap too)
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sighub.client import _json
@@ -58,10 +64,12 @@ __all__ = [
     "COLLAB_TYPES",
     "DIRECTORY_TYPES",
     "LEAF_TYPES",
+    "MAX_STEWARDS",
     "LeafError",
     "collab_add",
     "collab_epoch",
     "collab_membership",
+    "collab_steward",
     "envelope_leaf",
     "key_attest",
     "key_commitment",
@@ -87,7 +95,9 @@ DIRECTORY_TYPES: Final = frozenset(
         "member.roles",
     }
 )
-COLLAB_TYPES: Final = frozenset({"collab.add", "collab.join", "collab.leave", "collab.epoch"})
+COLLAB_TYPES: Final = frozenset(
+    {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward"}
+)
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
@@ -103,9 +113,13 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "collab.join": ("collab", "member"),
     "collab.leave": ("collab", "member"),
     "collab.epoch": ("collab", "epoch", "commitment"),
+    "collab.steward": ("collab", "member", "signature"),
 }
 _COUNTS: Final = frozenset({"v", "epoch", "n"})  # non-negative integers
-_LISTS: Final = frozenset({"roles"})  # lists of strings
+_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures"})  # lists of strings
+# A join leaf lists the collaboration's stewards with their designations (about 150 bytes
+# each): at most this many keep it well under MAX_LEAF_BYTES.
+MAX_STEWARDS: Final = 8
 KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
 # The largest event leaf, an enrollment with a grant and an MLKEM768-X25519 key, is about
 # 2.5 KB (the key alone is 1624 bytes of base64).
@@ -219,14 +233,32 @@ def collab_add(collab: str) -> bytes:
     return _leaf("collab.add", collab=collab)
 
 
-def collab_membership(collab: str, member: str, joined: bool, n: int | None = None) -> bytes:
+def collab_membership(
+    collab: str,
+    member: str,
+    joined: bool,
+    n: int | None = None,
+    stewards: Sequence[tuple[str, str]] = (),
+) -> bytes:
     """The leaf of a member joining (``joined``) or leaving ``collab``; a join records
     ``n``, how many envelopes the collaboration had then (None: a leaf from before
-    numbering)."""
+    numbering), and ``stewards``, its designated stewards as (member, base64 admin
+    signature) (a joiner sees no leaf of the collaboration from before it joined)."""
     kind = "collab.join" if joined else "collab.leave"
-    if n is None:
-        return _leaf(kind, collab=collab, member=member)
-    return _leaf(kind, collab=collab, member=member, n=n)
+    fields: dict[str, Any] = {"collab": collab, "member": member}
+    if n is not None:
+        fields["n"] = n
+    if joined and stewards:
+        fields["stewards"] = [name for name, _ in stewards]
+        fields["steward_signatures"] = [sig for _, sig in stewards]
+    return _leaf(kind, **fields)
+
+
+def collab_steward(collab: str, member: str, signature: str) -> bytes:
+    """The leaf of the admin designating ``member`` a steward of ``collab``: ``signature``
+    is the admin's, base64 (``_grant.designate_steward``; "" on a hub without an admin
+    key)."""
+    return _leaf("collab.steward", collab=collab, member=member, signature=signature)
 
 
 def key_commitment(secret: bytes) -> str:

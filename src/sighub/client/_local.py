@@ -74,10 +74,13 @@ _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS log_encryption_keys (member TEXT PRIMARY KEY,"
     " suite TEXT NOT NULL, public_key BLOB NOT NULL, key_id TEXT NOT NULL,"
     " since INTEGER NOT NULL, flaw TEXT NOT NULL)",
-    # Each collaboration key epoch a steward made, as its first ``collab.epoch`` leaf in
-    # the verified log shows it: a wrap must carry that commitment and steward.
+    # Each collaboration key epoch a steward made, as its leaves in the verified log show
+    # it (``_stewardlog.LoggedEpoch``): a wrap must carry that commitment and steward.
     "CREATE TABLE IF NOT EXISTS log_epochs (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " commitment TEXT NOT NULL, steward TEXT NOT NULL, PRIMARY KEY (collab, epoch))",
+    # The stewards the admin designated, per collaboration, as the verified log shows them.
+    "CREATE TABLE IF NOT EXISTS log_stewards (collab TEXT NOT NULL, member TEXT NOT NULL,"
+    " PRIMARY KEY (collab, member))",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -188,6 +191,16 @@ class LocalStore:
         self.conn.execute("PRAGMA recursive_triggers=ON")
         for stmt in _SCHEMA:
             self.conn.execute(stmt)
+        self._add_columns("log_epochs", flaw="TEXT NOT NULL DEFAULT ''", seqs="TEXT NOT NULL"
+                          " DEFAULT ''")  # fmt: skip
+
+    def _add_columns(self, table: str, **columns: str) -> None:
+        """Columns a table made by an earlier version lacks (``CREATE ... IF NOT EXISTS``
+        leaves it as it was)."""
+        have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.conn.close()
@@ -298,23 +311,47 @@ class LocalStore:
             "INSERT OR REPLACE INTO log_encryption_keys VALUES (?, ?, ?, ?, ?, ?)", rows
         )
 
-    def log_epochs(self) -> dict[tuple[str, int], tuple[str, str]]:
-        """(collab, epoch) -> (commitment, steward) of the stewards' logged epochs."""
+    def log_epochs(self) -> dict[tuple[str, int], tuple[str, str, str, str]]:
+        """(collab, epoch) -> (commitment, steward, flaw, leaf sequences) of the stewards'
+        logged epochs."""
         return {
-            (r[0], r[1]): (r[2], r[3])
-            for r in self.conn.execute("SELECT collab, epoch, commitment, steward FROM log_epochs")
+            (r[0], r[1]): (r[2], r[3], r[4], r[5])
+            for r in self.conn.execute(
+                "SELECT collab, epoch, commitment, steward, flaw, seqs FROM log_epochs"
+            )
         }
 
-    def put_log_epochs(self, rows: Iterable[tuple[str, int, str, str]]) -> None:
-        """Keep the first leaf of each epoch, inside the caller's transaction."""
-        self.conn.executemany("INSERT OR IGNORE INTO log_epochs VALUES (?, ?, ?, ?)", rows)
+    def put_log_epochs(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert or replace logged epochs, inside the caller's transaction."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO log_epochs (collab, epoch, commitment, steward, flaw, seqs)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def log_stewards(self) -> dict[str, set[str]]:
+        """collab -> the designated stewards, as the verified log shows them."""
+        out: dict[str, set[str]] = {}
+        for collab, member in self.conn.execute("SELECT collab, member FROM log_stewards"):
+            out.setdefault(collab, set()).add(member)
+        return out
+
+    def put_log_stewards(self, rows: Iterable[tuple[str, set[str]]]) -> None:
+        """Replace each collaboration's designated stewards, inside the caller's
+        transaction."""
+        for collab, members in rows:
+            self.conn.execute("DELETE FROM log_stewards WHERE collab=?", (collab,))
+            self.conn.executemany(
+                "INSERT INTO log_stewards VALUES (?, ?)", [(collab, m) for m in sorted(members)]
+            )
 
     def clear_log_keys(self) -> None:
-        """Forget the logged keys, signing and encryption, and the logged epochs (a resync
-        reads the log again), in the caller's transaction."""
+        """Forget the logged keys, signing and encryption, the logged epochs and stewards (a
+        resync reads the log again), in the caller's transaction."""
         self.conn.execute("DELETE FROM log_keys")
         self.conn.execute("DELETE FROM log_encryption_keys")
         self.conn.execute("DELETE FROM log_epochs")
+        self.conn.execute("DELETE FROM log_stewards")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

@@ -30,7 +30,7 @@ from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, Si
 from sighub.client._grant import decode_public
 from sighub.client._keyring import KeyRing, LoggedEncryptionKey, LoggedKey
 from sighub.client._keys import ENCRYPTION_KEY_ID, MEMBER_FILE, read_secret
-from sighub.client._leaves import DIRECTORY_TYPES, LeafError, parse_leaf
+from sighub.client._leaves import COLLAB_TYPES, DIRECTORY_TYPES, LeafError, parse_leaf
 from sighub.client._local import LocalStore, StoredAlarm
 from sighub.client._logcheck import (
     AlarmKind,
@@ -46,6 +46,7 @@ from sighub.client._merkle import Frontier
 from sighub.client._note import MAX_NOTE_BYTES, parse_note
 from sighub.client._numbers import EnvelopeNumbers
 from sighub.client._rpc import Credential, HubClient, SyncBatch
+from sighub.client._stewardlog import LoggedEpoch, StewardLog
 
 __all__ = [
     "DEFAULT_MAX_CHECKPOINT_AGE",
@@ -62,10 +63,11 @@ log = logging.getLogger("sighub.sync")
 DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
-# KEYS_VERSION once log_keys and log_encryption_keys hold every key leaf up to the cursor
-# ("1": signing keys only, from before encryption keys: those leaves are read again).
+# KEYS_VERSION once log_keys, log_encryption_keys, log_stewards and log_epochs hold every
+# leaf of theirs up to the cursor ("1": signing keys only, from before encryption keys;
+# "2": before logged stewards: those leaves are read again).
 KEYS_KEY: Final = "log_keys"
-KEYS_VERSION: Final = "2"
+KEYS_VERSION: Final = "3"
 NUMBERS_KEY: Final = "collab_numbers"  # _numbers.EnvelopeNumbers.to_json
 
 
@@ -150,10 +152,9 @@ class LogGuard:
         # epoch was logged (wraps to fetch), membership changed (a steward's rekey due).
         self.epochs_changed = False
         self.members_changed = False
-        self._new_epochs: dict[tuple[str, int], tuple[str, str]] = {}
-        self.logged_epochs: dict[tuple[str, int], tuple[str, str]] = {}
         self._verifier: LogVerifier | None = None
         self.ring = KeyRing("", None)
+        self.stewards = StewardLog("", None)
         self.reload()
 
     @property
@@ -179,8 +180,8 @@ class LogGuard:
         keys = (LoggedKey(*row) for row in self.store.log_keys())
         encryption = (LoggedEncryptionKey(*row) for row in self.store.log_encryption_keys())
         self.ring = KeyRing(origin, self._admin, keys, encryption)
-        self._new_epochs = {}
-        self.logged_epochs = self.store.log_epochs()
+        epochs = {k: LoggedEpoch.from_row(v) for k, v in self.store.log_epochs().items()}
+        self.stewards = StewardLog(origin, self._admin, self.store.log_stewards(), epochs)
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -219,6 +220,7 @@ class LogGuard:
         )
         frontier = Frontier()
         self.ring = KeyRing(self.origin, self._admin)
+        self.stewards = StewardLog(self.origin, self._admin)
         while frontier.size < cursor:
             got = hub.leaves(frontier.size, cursor)
             if not got:
@@ -247,6 +249,8 @@ class LogGuard:
         state = stored or LogState(frontier.size, frontier.hashes)
         with self.store.tx():
             self.store.set_meta(STATE_KEY, json.dumps(state.to_dict()))
+            self.store.conn.execute("DELETE FROM log_epochs")  # all read again above
+            self.store.conn.execute("DELETE FROM log_stewards")
             self._save_keys()
         self.reload()
 
@@ -264,7 +268,7 @@ class LogGuard:
                 self._pin,
             )
             verifier = self._verifier = self._make(self._pin, self._state)
-            self.ring.origin = self._pin
+            self.ring.origin = self.stewards.origin = self._pin
         state = verifier.verify_batch(
             start, batch.cursor, items, batch.checkpoint, batch.consistency
         )
@@ -272,6 +276,11 @@ class LogGuard:
         self.numbers.check(changes, leaves)
         self._state = state
         return state
+
+    @property
+    def logged_epochs(self) -> dict[tuple[str, int], LoggedEpoch]:
+        """The stewards' epochs as the verified log shows them (``_stewardlog``)."""
+        return self.stewards.epochs
 
     def directory(self) -> dict[str, tuple[str, str, bytes, int | None, int, str]]:
         """The signing keys as the verified log shows them (``KeyRing.directory``)."""
@@ -294,10 +303,11 @@ class LogGuard:
     def _save_keys(self) -> None:
         self.store.put_log_keys(k.row() for k in self.ring.changed())
         self.store.put_log_encryption_keys(e.row() for e in self.ring.changed_encryption())
-        self.store.put_log_epochs((c, e, *v) for (c, e), v in self._new_epochs.items())
-        self._new_epochs = {}
+        self.store.put_log_epochs(self.stewards.changed_epochs())
+        self.store.put_log_stewards(self.stewards.changed_stewards())
         self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
+        self.stewards.saved()
 
     def reset(self) -> None:
         """Forget the log state (``sync --resync``): the next sync starts from the empty
@@ -326,9 +336,10 @@ class LogGuard:
                     {"sequence": x.sequence, "leaf": base64.b64encode(x.leaf[:4096]).decode()},
                 ) from None
             kind = doc["type"]
-            if kind == "collab.epoch":
-                self.epochs_changed = True
-                self._log_epoch(doc)
+            if kind in COLLAB_TYPES:
+                self.stewards.apply(x.sequence, doc)
+            if kind in ("collab.epoch", "collab.steward"):
+                self.epochs_changed = True  # wraps to fetch, or who stewards what
             elif kind in ("collab.join", "collab.leave", "member.status"):
                 self.members_changed = True
             if kind == "envelope":
@@ -350,16 +361,6 @@ class LogGuard:
                     f" same batch delivers {collab!r}'s envelopes: the hub withheld it",
                     {"sequence": seq, "collab": collab},
                 )
-
-    def _log_epoch(self, doc: dict[str, object]) -> None:
-        """Keep a steward's epoch as its first leaf logs it (hub-made epochs have no
-        steward and no wraps)."""
-        steward, epoch = doc.get("steward"), doc.get("epoch")
-        if not isinstance(steward, str) or type(epoch) is not int:
-            return
-        key = (str(doc.get("collab")), epoch)
-        if key not in self.logged_epochs:
-            self.logged_epochs[key] = self._new_epochs[key] = (str(doc.get("commitment")), steward)
 
     def _check_own(self, doc: dict[str, object], sequence: int) -> None:
         mine, retired = self._keys

@@ -9,6 +9,7 @@ new epoch it is not told about by a steward cannot exist.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sighub.client._keyring import KeyRing
 from sighub.client._keys import MemberFiles
 from sighub.client._leaves import key_commitment
 from sighub.client._rpc import CollabStatus, HubClient
+from sighub.client._stewardlog import LoggedEpoch
 from sighub.client._wraps import Recipient, Wrap, WrapError, new_secret, unwrap, wrap_epoch
 
 __all__ = ["Rekeyed", "own_keys", "rekey", "unwrap_all"]
@@ -40,12 +42,30 @@ def own_keys(data: Path) -> dict[str, EncryptionKey]:
     return out
 
 
-def steward_key(ring: KeyRing, steward: str, kid: str) -> bytes | None:
-    """The public key ``kid`` of ``steward`` as the verified log shows it, unless flawed."""
+def steward_key(ring: KeyRing, steward: str, kid: str, seqs: Iterable[int]) -> bytes | None:
+    """The public key ``kid`` of ``steward`` as the verified log shows it, unless flawed or
+    not valid at any of ``seqs`` (the epoch's leaves: a key revoked before them, or
+    logged after them, signed no wrap of this epoch)."""
     logged = ring.get(kid)
     if logged is None or logged.member != steward or logged.flaw:
         return None
+    if not any(logged.since < s and (logged.revoked is None or s < logged.revoked) for s in seqs):
+        return None
     return logged.public_key
+
+
+def _key_at(ring: KeyRing, seqs: tuple[int, ...], steward: str, kid: str) -> bytes | None:
+    return steward_key(ring, steward, kid, seqs)
+
+
+def _check_logged(w: Wrap, logged: LoggedEpoch) -> None:
+    if logged.flaw:
+        raise WrapError(f"{w.what}: the epoch is refused: {logged.flaw}")
+    if (w.commitment, w.steward) != (logged.commitment, logged.steward):
+        raise WrapError(
+            f"{w.what}: commitment {w.commitment[:16]} by {w.steward!r}; the verified"
+            f" log's collab.epoch leaf has {logged.commitment[:16]} by {logged.steward!r}"
+        )
 
 
 def unwrap_all(
@@ -54,13 +74,14 @@ def unwrap_all(
     keys: dict[str, EncryptionKey],
     ring: KeyRing,
     have: set[tuple[str, int]],
-    logged: Mapping[tuple[str, int], tuple[str, str]],
+    logged: Mapping[tuple[str, int], LoggedEpoch],
 ) -> tuple[list[tuple[str, int, bytes]], list[str]]:
     """(collab, epoch, secret) of each wrap not in ``have`` that checks, against the ring
-    and ``logged`` (the epochs' commitment and steward as the verified log shows them);
-    and the reason each refused wrap was refused (logged at ERROR: a hub or steward
-    misbehaving).  A wrap whose epoch leaf or steward key this member has not verified
-    yet waits for a later sync."""
+    and ``logged`` (the epochs as the verified log shows them: commitment, steward, a
+    designated steward, the sequences its signing key must be valid at); and the reason
+    each refused wrap was refused (logged at ERROR: a hub or steward misbehaving).  A
+    wrap whose epoch leaf or steward key this member has not verified yet waits for a
+    later sync."""
     got: list[tuple[str, int, bytes]] = []
     refused: list[str] = []
     for w in wraps:
@@ -72,17 +93,13 @@ def unwrap_all(
             continue
         key = keys.get(w.recipient_key_id)
         try:
-            if (w.commitment, w.steward) != epoch_leaf:
-                raise WrapError(
-                    f"{w.what}: commitment {w.commitment[:16]} by {w.steward!r}; the verified"
-                    f" log's collab.epoch leaf has {epoch_leaf[0][:16]} by {epoch_leaf[1]!r}"
-                )
+            _check_logged(w, epoch_leaf)
             if key is None:
                 raise WrapError(
                     f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
                     " member does not hold"
                 )
-            secret = unwrap(w, member, key, lambda s, k: steward_key(ring, s, k))
+            secret = unwrap(w, member, key, functools.partial(_key_at, ring, epoch_leaf.seqs))
         except WrapError as exc:
             log.error("wrap refused: %s", exc)
             refused.append(str(exc))

@@ -23,6 +23,7 @@ from sighub.client._grant import (
     ADMIN_SIGNING_KEY,
     admin_public_key,
     attest_key,
+    designate_steward,
     issue_grant,
     load_admin_key,
 )
@@ -281,12 +282,28 @@ def cmd_member(args: argparse.Namespace) -> int:
     return 0
 
 
+def _designations(
+    admin: _Admin, args: argparse.Namespace, collab: str, stewards: list[str]
+) -> list[bytes]:
+    """The admin's designation of each steward (empty without an admin signing key)."""
+    if not stewards:
+        return []
+    signing = admin.signing_key(args)
+    if signing is None:
+        return [b"" for _ in stewards]
+    origin = admin.log_origin()
+    return [designate_steward(signing, origin, collab, name) for name in stewards]
+
+
 def cmd_collab(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
     collab, member = args.collab, getattr(args, "member", "")
     if args.action == "steward":
-        request = admin_pb2.AddCollabStewardRequest(collaboration=collab, member=member)
+        (signature,) = _designations(admin, args, collab, [member])
+        request = admin_pb2.AddCollabStewardRequest(
+            collaboration=collab, member=member, signature=signature
+        )
         done = admin.call(lambda: stub.AddCollabSteward(request, timeout=30)).collaboration
     elif args.action == "join":
         join = admin_pb2.JoinCollabRequest(collaboration=collab, member=member)
@@ -295,7 +312,10 @@ def cmd_collab(args: argparse.Namespace) -> int:
         leave = admin_pb2.LeaveCollabRequest(collaboration=collab, member=member)
         done = admin.call(lambda: stub.LeaveCollab(leave, timeout=30)).collaboration
     elif args.action == "add":
-        add = admin_pb2.AddCollabRequest(name=collab, stewards=args.steward)
+        signatures = _designations(admin, args, collab, args.steward)
+        add = admin_pb2.AddCollabRequest(
+            name=collab, stewards=args.steward, steward_signatures=signatures
+        )
         done = admin.call(lambda: stub.AddCollab(add, timeout=30)).collaboration
     else:
         rotate = admin_pb2.RotateCollabKeyRequest(name=collab)
@@ -399,6 +419,7 @@ def _add_collab_group(groups: _Sub) -> None:
         help="an active member whose client makes the collaboration's key epochs and wraps"
         " them to the members (repeatable; joined to it); the hub then never makes a key",
     )
+    _admin_key_option(add)
     _leaf(actions, "rotate-key", "start a new blinding-key epoch").add_argument(
         "collab", help="collaboration name"
     )
@@ -410,6 +431,8 @@ def _add_collab_group(groups: _Sub) -> None:
         p = _leaf(actions, action, help)
         p.add_argument("collab", help="collaboration name")
         p.add_argument("member", help="member name")
+        if action == "steward":
+            _admin_key_option(p)
     collab.set_defaults(func=cmd_collab)
 
 

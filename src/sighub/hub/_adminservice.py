@@ -273,7 +273,12 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.AddCollabRequest, context: Any
     ) -> admin_pb2.AddCollabResponse:
         def work() -> admin_pb2.AddCollabResponse:
-            name = self.s.hub.add_collab(self._admin(context), request.name, list(request.stewards))
+            name = self.s.hub.add_collab(
+                self._admin(context),
+                request.name,
+                list(request.stewards),
+                list(request.steward_signatures),
+            )
             return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
 
         return await self._change(work)
@@ -284,7 +289,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.AddCollabStewardResponse:
         def work() -> admin_pb2.AddCollabStewardResponse:
             name = self.s.hub.add_steward(
-                self._admin(context), request.collaboration, request.member
+                self._admin(context), request.collaboration, request.member, request.signature
             )
             return admin_pb2.AddCollabStewardResponse(collaboration=self._collab(name))
 

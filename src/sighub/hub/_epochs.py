@@ -84,6 +84,12 @@ def put_epoch(
         raise HubError.denied(
             f"collaboration {collab!r}: {m.name!r} is not a steward (stewards: {stewards})"
         )
+    if m.name not in dict(store.designations(collab)):
+        raise HubError.precondition(
+            f"collaboration {collab!r}: steward {m.name!r} was named before designations were"
+            " logged, so members would refuse its epochs; the admin runs `sighub admin collab"
+            f" steward {collab} {m.name}` first"
+        )
     if not _COMMITMENT.fullmatch(commitment):
         raise HubError.invalid(
             f"collaboration {collab!r} epoch {epoch}: commitment {commitment[:80]!r};"

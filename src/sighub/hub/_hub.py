@@ -5,9 +5,11 @@ HubError and changes nothing; each change is logged as transparency-log leaves
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from sighub.client._grant import (
     KeyChainError,
     check_attestation,
     check_chain,
+    check_designation,
     decode_public,
 )
 from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
@@ -238,6 +241,7 @@ class Hub:
                     "collab.leave", _leaves.collab_membership(collab, name, False), collab, name
                 )
             c.execute("DELETE FROM memberships WHERE member=?", (name,))
+            c.execute("DELETE FROM collab_stewards WHERE member=?", (name,))
             c.execute("DELETE FROM bearer_tokens WHERE member=?", (name,))
             self.store.append_leaf(
                 "member.status", _leaves.member_status(name, "removed"), member=name
@@ -258,28 +262,46 @@ class Hub:
             self.store.audit(now, actor, "key.revoke", member, key_id=kid)
         return self._member(member)
 
-    def add_collab(self, actor: str, name: str, stewards: list[str] | None = None) -> str:
-        """Create ``name``.  With ``stewards`` (active members, each joined to it) the
-        stewards make its key epochs and the hub never draws one; without, the hub makes
-        epoch 0 as before stewards."""
+    def add_collab(
+        self,
+        actor: str,
+        name: str,
+        stewards: list[str] | None = None,
+        signatures: list[bytes] | None = None,
+    ) -> str:
+        """Create ``name``.  With ``stewards`` (active members, each joined to it, each
+        designated by the admin's signature in ``signatures``) the stewards make its key
+        epochs and the hub never draws one; without, the hub makes epoch 0 as before
+        stewards."""
         self._name("collaboration", name)
         if self.store.collab_exists(name):
             raise HubError.exists(f"collaboration {name!r} already exists")
-        chosen = sorted(set(stewards or ()))
-        for steward in chosen:
+        names, sigs = list(stewards or ()), list(signatures or ())
+        if sigs and len(sigs) != len(names):
+            raise HubError.invalid(
+                f"collaboration {name!r}: {len(sigs)} steward signatures for {len(names)}"
+                " stewards; expected one each, in order"
+            )
+        chosen = dict(sorted(zip(names, sigs or [b""] * len(names), strict=True)))
+        if len(chosen) > _leaves.MAX_STEWARDS:
+            raise HubError.invalid(
+                f"collaboration {name!r}: {len(chosen)} stewards; at most {_leaves.MAX_STEWARDS}"
+            )
+        designations = {}
+        for steward, signature in chosen.items():
             self._check_steward(name, steward)
+            designations[steward] = self._designation(name, steward, signature)
         now = self.now()
         with self.store.tx() as c:
             c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
             self.store.append_leaf("collab.add", _leaves.collab_add(name), name)
-            for steward in chosen:
-                c.execute(
-                    "INSERT INTO collab_stewards (collab, member) VALUES (?, ?)", (name, steward)
-                )
+            for steward, sig in designations.items():
+                self._log_designation(c, name, steward, sig)
+            for steward in designations:
                 c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (name, steward))
-                leaf = _leaves.collab_membership(name, steward, True, 0)
+                leaf = self.store.join_leaf(name, steward, 0)
                 self.store.append_leaf("collab.join", leaf, name, steward)
-            if not chosen:
+            if not designations:
                 secret = secrets.token_bytes(32)
                 c.execute(
                     "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
@@ -287,8 +309,37 @@ class Hub:
                 )
                 leaf = _leaves.collab_epoch(name, 0, secret)
                 self.store.append_leaf("collab.epoch", leaf, name)
-            self.store.audit(now, actor, "collab.add", name, stewards=chosen)
+            self.store.audit(now, actor, "collab.add", name, stewards=list(designations))
         return name
+
+    def _designation(self, collab: str, member: str, signature: bytes) -> str:
+        """The admin's designation of ``member`` as ``collab``'s steward, base64; refused
+        unless it verifies under the admin key this hub pins (members would refuse every
+        epoch of the steward).  A hub without an admin key logs an empty one."""
+        admin = self.admin_key()
+        if admin is None:
+            return ""
+        if not signature:
+            raise HubError.precondition(
+                f"collaboration {collab!r}: steward {member!r} has no admin designation; this"
+                " hub requires one (`sighub admin collab` signs it with the admin key)"
+            )
+        try:
+            check_designation(admin, self.log_origin(), collab, member, signature)
+        except KeyChainError as exc:
+            raise HubError.denied(str(exc)) from None
+        return base64.b64encode(signature).decode("ascii")
+
+    def _log_designation(self, c: sqlite3.Connection, collab: str, member: str, sig: str) -> None:
+        seq = self.store.append_leaf(
+            "collab.steward", _leaves.collab_steward(collab, member, sig), collab, member
+        )
+        c.execute(
+            "INSERT INTO collab_stewards (collab, member, signature, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (collab, member) DO UPDATE SET signature=excluded.signature,"
+            " seq=excluded.seq",
+            (collab, member, sig, seq),
+        )
 
     def _check_steward(self, collab: str, steward: str) -> None:
         m = self._member(steward)
@@ -313,28 +364,34 @@ class Hub:
                 " (enrolled before encryption keys: `sighub member rotate-encryption-key`)"
             )
 
-    def add_steward(self, actor: str, collab: str, member: str) -> str:
-        """Make ``member`` a steward of ``collab`` (joining it if needed).  The hub makes
-        no key for it from now on; its hub-made epochs stay served until the steward's
-        first epoch, which deletes them (``_epochs.put_epoch``)."""
+    def add_steward(self, actor: str, collab: str, member: str, signature: bytes = b"") -> str:
+        """Make ``member`` a steward of ``collab`` (joining it if needed), designated by
+        the admin's ``signature``.  The hub makes no key for it from now on; its hub-made
+        epochs stay served until the steward's first epoch, which deletes them
+        (``_epochs.put_epoch``).  A steward named before designations were logged is
+        designated again."""
         self._collab(collab)
         self._check_steward(collab, member)
         for other in self.store.collab_members(collab):
             self._check_encryption_key(collab, other)
-        if member in self.store.stewards(collab):
+        logged = dict(self.store.designations(collab))
+        if member in logged and member in self.store.stewards(collab):
             raise HubError.exists(f"{member!r} is already a steward of {collab!r}")
+        if len(set(logged) | {member}) > _leaves.MAX_STEWARDS:
+            raise HubError.precondition(
+                f"collaboration {collab!r} has {len(logged)} stewards; at most"
+                f" {_leaves.MAX_STEWARDS}"
+            )
+        sig = self._designation(collab, member, signature)
         now = self.now()
         with self.store.tx() as c:
-            c.execute(
-                "INSERT OR IGNORE INTO collab_stewards (collab, member) VALUES (?, ?)",
-                (collab, member),
-            )
+            self._log_designation(c, collab, member, sig)
             if member not in self.store.collab_members(collab):
                 c.execute(
                     "INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member)
                 )
                 (n,) = c.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()
-                leaf = _leaves.collab_membership(collab, member, True, n)
+                leaf = self.store.join_leaf(collab, member, n)
                 self.store.append_leaf("collab.join", leaf, collab, member)
             self.store.audit(now, actor, "collab.steward", member, collab=collab)
         return collab
@@ -351,7 +408,7 @@ class Hub:
         with self.store.tx() as c:
             c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))
             (n,) = c.execute("SELECT last_n FROM collabs WHERE name = ?", (collab,)).fetchone()
-            leaf = _leaves.collab_membership(collab, member, True, n)
+            leaf = self.store.join_leaf(collab, member, n)
             self.store.append_leaf("collab.join", leaf, collab, member)
             self.store.audit(self.now(), actor, "collab.join", member, collab=collab)
         return collab
@@ -362,6 +419,8 @@ class Hub:
             raise HubError.not_found(f"member {member!r} is not in {collab!r}")
         with self.store.tx() as c:
             c.execute("DELETE FROM memberships WHERE collab=? AND member=?", (collab, member))
+            # a steward that leaves is no steward if it joins again (members see it leave)
+            c.execute("DELETE FROM collab_stewards WHERE collab=? AND member=?", (collab, member))
             self.store.append_leaf(
                 "collab.leave", _leaves.collab_membership(collab, member, False), collab, member
             )

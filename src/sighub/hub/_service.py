@@ -432,6 +432,10 @@ class SyncService:
         for c in wanted:
             if c not in mine:
                 raise HubError.denied(f"member {member.name!r} is not in collaboration {c!r}")
+        for c in wanted:  # never a collaboration whose current key this member cannot hold
+            gap = _epochs.missing_for(self.s.hub.store, member.name, c)
+            if gap is not None and member.name not in gap[1]:  # its stewards sync to make it
+                raise _epochs.refusal(c, member.name, *gap)
         return member, sorted(set(wanted))
 
     @staticmethod

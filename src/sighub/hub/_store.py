@@ -320,8 +320,16 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE INDEX epoch_wraps_recipient ON epoch_wraps (recipient)")
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """Stewards in the log: each designation's admin signature (base64) and the sequence of
+    its ``collab.steward`` leaf (NULL: a steward named before designations were logged,
+    whom members do not take epochs from until the admin designates it again)."""
+    db.conn.execute("ALTER TABLE collab_stewards ADD COLUMN signature TEXT NOT NULL DEFAULT ''")
+    db.conn.execute("ALTER TABLE collab_stewards ADD COLUMN seq INTEGER")
+
+
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
 ]  # fmt: skip
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
@@ -576,6 +584,22 @@ class Store:
             " WHERE s.collab=? AND x.status='active' ORDER BY s.member",
             collab,
         )
+
+    def designations(self, collab: str) -> list[tuple[str, str]]:
+        """(steward, base64 admin signature) of ``collab``'s stewards whose designation is
+        logged: what a join leaf lists for the joiner."""
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self.all(
+                "SELECT member, signature FROM collab_stewards WHERE collab=? AND seq IS NOT"
+                " NULL ORDER BY member",
+                collab,
+            )
+        ]
+
+    def join_leaf(self, collab: str, member: str, n: int) -> bytes:
+        """The ``collab.join`` leaf of ``member``, listing the designated stewards."""
+        return _leaves.collab_membership(collab, member, True, n, self.designations(collab))
 
     # -- the log ----------------------------------------------------------------------
     def envelope_seq(self, envelope_id: str) -> tuple[int, int] | None:

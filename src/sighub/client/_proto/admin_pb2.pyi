@@ -549,6 +549,7 @@ class AddCollabRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     STEWARDS_FIELD_NUMBER: _builtins.int
+    STEWARD_SIGNATURES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The new collaboration's name: 1-63 characters of [a-z0-9-]."""
     @_builtins.property
@@ -557,15 +558,24 @@ class AddCollabRequest(_message.Message):
         (each is joined to it).  Empty: the hub makes its keys, as before stewards.
         """
 
+    @_builtins.property
+    def steward_signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The admin's designation of each steward, in the order of `stewards`: its Ed25519
+        signature over the designation (`sighub-steward-designation-v1`, RFC 8785 JSON of
+        origin, collab, member).  Required by a hub that pins an admin key: members take key
+        epochs only from stewards so designated.
+        """
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         stewards: _abc.Iterable[_builtins.str] | None = ...,
+        steward_signatures: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "stewards", b"stewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "steward_signatures", b"steward_signatures", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -579,19 +589,23 @@ class AddCollabStewardRequest(_message.Message):
 
     COLLABORATION_FIELD_NUMBER: _builtins.int
     MEMBER_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     collaboration: _builtins.str
     """The collaboration's name."""
     member: _builtins.str
     """The member to make a steward."""
+    signature: _builtins.bytes
+    """The admin's designation (as in AddCollabRequest.steward_signatures)."""
     def __init__(
         self,
         *,
         collaboration: _builtins.str = ...,
         member: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "member", b"member"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "member", b"member", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

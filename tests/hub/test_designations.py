@@ -1,0 +1,261 @@
+"""Stewards in the log, on a real hub: the admin signs each designation, the hub logs it
+and refuses one that does not verify, and members take key epochs only from a steward the
+log shows designated, so a hub working with one member cannot hand out that member's key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from sighub.client._daemon import SyncDaemon
+from sighub.client._grant import ADMIN_SIGNING_KEY, designate_steward, load_admin_key
+from sighub.client._proto import admin_pb2, admin_pb2_grpc
+from sighub.client._rpc import Credential, HubRejected, open_channel
+from tests.hub.conftest import HubProcess, Member
+
+COLLAB = "sg-design"
+
+
+def _daemon(m: Member) -> SyncDaemon:
+    return SyncDaemon(m.data, address=m.hub.address, workers=0)
+
+
+def _sync(m: Member) -> tuple[dict[int, bytes], list[str]]:
+    """Sync ``m``; the epochs of COLLAB it holds and the wraps it refused."""
+    d = _daemon(m)
+    try:
+        d.sync_once()
+        with d.connect() as hub:
+            refused = d.unwrap(hub)
+        return {e: s for c, e, s in d.store.collab_keys() if c == COLLAB}, refused
+    finally:
+        d.close()
+
+
+def _rekey(m: Member, new: bool = False) -> Any:
+    d = _daemon(m)
+    try:
+        return d.rekey(COLLAB, force_new=new)
+    finally:
+        d.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("designations")
+    hub = HubProcess(tmp / "hub")
+    hub.start()
+    try:
+        stew = hub.member("stew", tmp, collabs=())
+        assert hub.admin_cli("collab", "add", COLLAB, "--steward", "stew") == 0
+        pub = hub.member("pub", tmp, collabs=(COLLAB,))
+        sub = hub.member("sub", tmp, roles="subscriber", collabs=(COLLAB,))
+        assert _rekey(stew).epoch == 0
+        yield {"hub": hub, "tmp": tmp, "stew": stew, "pub": pub, "sub": sub}
+        for m in (stew, pub, sub):
+            m.close()
+    finally:
+        if hub.proc is not None:
+            hub.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(world: dict[str, Any]) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+    hub: HubProcess = world["hub"]
+    cred = hub.admin
+    with open_channel(
+        Credential(cred.folder, hub.address, cred.member, cred.bearer_token, cred.hub_public_key)
+    ) as channel:
+        yield admin_pb2_grpc.AdminServiceStub(channel)
+
+
+def _write(hub: HubProcess, sql: str, *args: Any) -> None:
+    """A change behind the hub's back, as its operator (or an intruder) could make."""
+    c = sqlite3.connect(hub.data / "hub.db")
+    try:
+        with c:
+            c.execute(sql, args)
+    finally:
+        c.close()
+
+
+def _state(hub: HubProcess) -> tuple[Any, ...]:
+    with hub.db() as c:
+        return tuple(
+            c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("collabs", "collab_stewards", "memberships", "leaves")
+        )
+
+
+def _admin_key(hub: HubProcess) -> Ed25519PrivateKey:
+    return load_admin_key(Path(hub.admin.folder) / ADMIN_SIGNING_KEY)
+
+
+def _origin(hub: HubProcess) -> str:
+    with hub.db() as c:
+        return str(c.execute("SELECT value FROM meta WHERE key='log_origin'").fetchone()[0])
+
+
+def test_the_designation_is_logged_with_the_admins_signature(world: dict[str, Any]) -> None:
+    hub: HubProcess = world["hub"]
+    with hub.db() as c:
+        (raw,) = c.execute(
+            "SELECT leaf FROM leaves WHERE type='collab.steward' AND collab=?", (COLLAB,)
+        ).fetchone()
+        joins = [
+            json.loads(r[0])
+            for r in c.execute(
+                "SELECT leaf FROM leaves WHERE type='collab.join' AND collab=? ORDER BY seq",
+                (COLLAB,),
+            )
+        ]
+    leaf = json.loads(raw)
+    assert (leaf["collab"], leaf["member"]) == (COLLAB, "stew")
+    message = designate_steward(_admin_key(hub), _origin(hub), COLLAB, "stew")
+    assert base64.b64decode(leaf["signature"]) == message  # Ed25519 signatures are deterministic
+    public: Ed25519PublicKey = _admin_key(hub).public_key()
+    public.verify(message, b"sighub-steward-designation-v1\n" + json.dumps(
+        {"collab": COLLAB, "member": "stew", "origin": _origin(hub), "type":
+         "steward-designation", "v": 1}, separators=(",", ":")).encode())  # fmt: skip
+    # every join lists the stewards with their designations, for members that join late
+    assert [j["member"] for j in joins] == ["stew", "pub", "sub"]
+    assert all(j["stewards"] == ["stew"] for j in joins)
+    assert all(j["steward_signatures"] == [leaf["signature"]] for j in joins)
+
+
+@pytest.mark.parametrize(
+    ("signature", "code", "words"),
+    [
+        (b"", grpc.StatusCode.FAILED_PRECONDITION, "has no admin designation"),
+        (b"\x01" * 64, grpc.StatusCode.PERMISSION_DENIED, "signature does not verify"),
+        (b"short", grpc.StatusCode.PERMISSION_DENIED, "signature does not verify"),
+    ],
+)
+def test_the_hub_refuses_a_designation_that_does_not_verify(
+    world: dict[str, Any],
+    admin: admin_pb2_grpc.AdminServiceStub,
+    signature: bytes,
+    code: grpc.StatusCode,
+    words: str,
+) -> None:
+    hub: HubProcess = world["hub"]
+    before = _state(hub)
+    with pytest.raises(grpc.RpcError) as add:
+        admin.AddCollab(
+            admin_pb2.AddCollabRequest(
+                name="sg-forged", stewards=["pub"], steward_signatures=[signature]
+            ),
+            timeout=30,
+        )
+    assert add.value.code() == code and words in str(add.value.details())
+    with pytest.raises(grpc.RpcError) as steward:
+        admin.AddCollabSteward(
+            admin_pb2.AddCollabStewardRequest(
+                collaboration=COLLAB, member="pub", signature=signature
+            ),
+            timeout=30,
+        )
+    assert steward.value.code() == code
+    assert _state(hub) == before
+
+
+def test_a_designation_for_another_member_or_collaboration_is_refused(
+    world: dict[str, Any], admin: admin_pb2_grpc.AdminServiceStub
+) -> None:
+    hub: HubProcess = world["hub"]
+    before = _state(hub)
+    key, origin = _admin_key(hub), _origin(hub)
+    for signature in (
+        designate_steward(key, origin, COLLAB, "sub"),
+        designate_steward(key, origin, "other", "pub"),
+        designate_steward(key, "another.example/log", COLLAB, "pub"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            admin.AddCollabSteward(
+                admin_pb2.AddCollabStewardRequest(
+                    collaboration=COLLAB, member="pub", signature=signature
+                ),
+                timeout=30,
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as count:
+        admin.AddCollab(
+            admin_pb2.AddCollabRequest(
+                name="sg-two", stewards=["pub", "sub"], steward_signatures=[b""]
+            ),
+            timeout=30,
+        )
+    assert count.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _state(hub) == before
+
+
+def test_members_refuse_an_epoch_from_a_steward_the_hub_made(world: dict[str, Any]) -> None:
+    """A hub working with pub makes pub a steward without the admin (a row in its own
+    database): the hub takes pub's epoch, but every member refuses its wraps, and keeps
+    using the designated steward's epoch."""
+    hub: HubProcess = world["hub"]
+    pub: Member = world["pub"]
+    sub: Member = world["sub"]
+    held, _ = _sync(sub)
+    _write(
+        hub,
+        "INSERT INTO collab_stewards (collab, member, signature, seq) VALUES (?, 'pub', '', 1)",
+        COLLAB,
+    )
+    try:
+        done = _rekey(pub, new=True)
+        assert done.new and done.epoch == max(held) + 1
+        got, refused = _sync(sub)
+        assert done.epoch not in got and got == held
+        assert any("no admin designation" in r and "'pub'" in r for r in refused)
+    finally:
+        _write(hub, "DELETE FROM collab_stewards WHERE member='pub'")
+
+
+def test_a_steward_named_before_designations_must_be_designated_again(
+    world: dict[str, Any],
+) -> None:
+    """Migration: a steward whose designation the log lacks (a hub from before) is refused
+    by the hub with what to do; `admin collab steward` logs the designation, and members
+    take the steward's next epoch."""
+    hub: HubProcess = world["hub"]
+    stew: Member = world["stew"]
+    sub: Member = world["sub"]
+    _write(hub, "UPDATE collab_stewards SET signature='', seq=NULL WHERE member='stew'")
+    with pytest.raises(HubRejected) as refused:
+        _rekey(stew, new=True)
+    assert refused.value.code == "FAILED_PRECONDITION"
+    assert f"sighub admin collab steward {COLLAB} stew" in refused.value.hub_message
+    assert hub.admin_cli("collab", "steward", COLLAB, "stew") == 0
+    assert hub.admin_cli("collab", "steward", COLLAB, "stew") != 0  # now it is one
+    done = _rekey(stew, new=True)
+    got, _ = _sync(sub)
+    assert done.epoch in got
+
+
+def test_a_late_joiner_learns_the_stewards_from_its_join_leaf(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A member that synced past the designation before it joined (it saw that leaf as a
+    hash) takes the steward's wrap once it joins: its join leaf lists the stewards."""
+    hub: HubProcess = world["hub"]
+    stew: Member = world["stew"]
+    late = hub.member("late", tmp_path, collabs=())
+    try:
+        held, _ = _sync(late)
+        assert held == {}
+        assert hub.admin_cli("collab", "join", COLLAB, "late") == 0
+        done = _rekey(stew)
+        assert done.recipients == ("late",)
+        got, refused = _sync(late)
+        assert set(got) == {done.epoch} and refused == []
+    finally:
+        late.close()
