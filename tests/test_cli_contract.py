@@ -287,7 +287,7 @@ def _sample_argv(path: tuple[str, ...], leaf: argparse.ArgumentParser, data: str
     for a in leaf._actions:
         if isinstance(a, argparse._HelpAction):
             continue
-        value = str(next(iter(a.choices))) if a.choices else "x"
+        value = str(next(iter(a.choices))) if a.choices else "1" if a.type is int else "x"
         if a.dest in ("data", "cred"):
             argv += [a.option_strings[0], data]
         elif not a.option_strings:

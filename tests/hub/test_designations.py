@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from sighub.client._daemon import SyncDaemon
 from sighub.client._grant import ADMIN_SIGNING_KEY, designate_steward, load_admin_key
+from sighub.client._leaves import key_commitment
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
 from sighub.client._rpc import Credential, HubRejected, open_channel
+from sighub.client._wraps import Recipient, wrap_epoch
 from tests.hub.conftest import HubProcess, Member
 
 COLLAB = "sg-design"
@@ -259,3 +261,50 @@ def test_a_late_joiner_learns_the_stewards_from_its_join_leaf(
         assert set(got) == {done.epoch} and refused == []
     finally:
         late.close()
+
+
+def test_the_policy_wraps_a_joiner_earlier_epochs(world: dict[str, Any], tmp_path: Path) -> None:
+    """With earlier_epochs 1 a joiner gets the epoch before the current one too (to match
+    indicators published under it until they expire); the hub refuses a wrap of an epoch
+    outside the policy, and a policy out of range, changing nothing."""
+    hub: HubProcess = world["hub"]
+    stew: Member = world["stew"]
+    before = _state(hub)
+    assert hub.admin_cli("collab", "policy", COLLAB, "--earlier-epochs", "65") != 0
+    assert hub.admin_cli("collab", "policy", COLLAB, "--earlier-epochs", "-1") != 0
+    assert _state(hub) == before
+    assert hub.admin_cli("collab", "policy", COLLAB, "--earlier-epochs", "1") == 0
+    assert hub.admin_cli("collab", "policy", COLLAB, "--earlier-epochs", "1") != 0  # no change
+    with hub.db() as c:
+        (raw,) = c.execute(
+            "SELECT leaf FROM leaves WHERE type='collab.policy' ORDER BY seq DESC"
+        ).fetchone()
+    assert json.loads(raw)["earlier_epochs"] == 1
+    first = _rekey(stew, new=True)
+    second = _rekey(stew, new=True)
+    assert second.epoch == first.epoch + 1
+    joiner = hub.member("joiner", tmp_path, collabs=(COLLAB,))
+    try:
+        done = _rekey(stew)
+        assert done.recipients == ("joiner",) and done.earlier == ((first.epoch, ("joiner",)),)
+        got, refused = _sync(joiner)
+        assert set(got) == {first.epoch, second.epoch} and refused == []
+        # an epoch before the policy's window: refused, nothing stored
+        held = _sync(stew)[0]
+        old = first.epoch - 1
+        with hub.db() as c:
+            stored = c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0]
+            (suite, public) = c.execute(
+                "SELECT suite, public_key FROM encryption_keys WHERE member='joiner' AND"
+                " replaced_seq IS NULL"
+            ).fetchone()
+        wraps = wrap_epoch(stew.files.signing_key(), "stew", COLLAB, old, held[old],
+                           [Recipient("joiner", suite, bytes(public))])  # fmt: skip
+        with pytest.raises(HubRejected) as refused_put:
+            stew.client().put_epoch(COLLAB, old, key_commitment(held[old]), wraps)
+        assert refused_put.value.code == "FAILED_PRECONDITION"
+        assert "policy" in refused_put.value.hub_message
+        with hub.db() as c:
+            assert c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0] == stored
+    finally:
+        joiner.close()

@@ -42,8 +42,11 @@ def _rekey(args: argparse.Namespace) -> int:
             f"{done.collab}: epoch {done.epoch} wrapped to {', '.join(done.recipients)}"
             " (members that joined since)"
         )
+    for epoch, names in done.earlier:
+        line += f"; earlier epoch {epoch} wrapped to {', '.join(names)} (the policy)"
     doc = {"collab": done.collab, "epoch": done.epoch, "new": done.new,
-           "recipients": list(done.recipients), "sequence": done.sequence}  # fmt: skip
+           "recipients": list(done.recipients), "sequence": done.sequence,
+           "earlier": [{"epoch": e, "recipients": list(n)} for e, n in done.earlier]}  # fmt: skip
     emit(args, doc, line)
     return 0
 

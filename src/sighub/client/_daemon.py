@@ -264,6 +264,10 @@ class SyncDaemon:
             if result.recipients:
                 log.info("steward: %r epoch %d wrapped to %s", collab, result.epoch,
                          ", ".join(result.recipients))  # fmt: skip
+            for epoch, names in result.earlier:
+                log.info("steward: %r earlier epoch %d wrapped to %s (the policy)", collab,
+                         epoch, ", ".join(names))  # fmt: skip
+            if result.recipients or result.earlier:
                 done.append(result)
         return done
 

@@ -38,6 +38,8 @@ Types (fields besides ``v`` and ``type``):
 - ``collab.steward``: ``collab``, ``member``, ``signature`` (base64, see
   ``_grant.designate_steward``; "" on a hub without an admin key): the admin made
   ``member`` a steward; a member takes a key epoch only from a steward so logged
+- ``collab.policy``: ``collab``, ``earlier_epochs``: how many key epochs before the
+  current one a joiner is wrapped (absent: none)
 - ``collab.epoch``: ``collab``, ``epoch``, ``commitment`` (SHA-256 of
   ``sighub-collab-key-v1 ‖ secret``, hex); made by a steward also ``steward`` and
   ``wraps``, the digest of the wraps stored with it (one such leaf per later wrap too)
@@ -69,6 +71,7 @@ __all__ = [
     "collab_add",
     "collab_epoch",
     "collab_membership",
+    "collab_policy",
     "collab_steward",
     "envelope_leaf",
     "key_attest",
@@ -96,7 +99,7 @@ DIRECTORY_TYPES: Final = frozenset(
     }
 )
 COLLAB_TYPES: Final = frozenset(
-    {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward"}
+    {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward", "collab.policy"}
 )
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
@@ -114,8 +117,9 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "collab.leave": ("collab", "member"),
     "collab.epoch": ("collab", "epoch", "commitment"),
     "collab.steward": ("collab", "member", "signature"),
+    "collab.policy": ("collab", "earlier_epochs"),
 }
-_COUNTS: Final = frozenset({"v", "epoch", "n"})  # non-negative integers
+_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs"})  # non-negative integers
 _LISTS: Final = frozenset({"roles", "stewards", "steward_signatures"})  # lists of strings
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
@@ -252,6 +256,12 @@ def collab_membership(
         fields["stewards"] = [name for name, _ in stewards]
         fields["steward_signatures"] = [sig for _, sig in stewards]
     return _leaf(kind, **fields)
+
+
+def collab_policy(collab: str, earlier_epochs: int) -> bytes:
+    """The leaf of ``collab``'s policy: how many epochs before the current one a joiner is
+    wrapped."""
+    return _leaf("collab.policy", collab=collab, earlier_epochs=earlier_epochs)
 
 
 def collab_steward(collab: str, member: str, signature: str) -> bytes:

@@ -423,6 +423,7 @@ class CollabStatus:
     stewards: tuple[str, ...]
     members: tuple[tuple[str, str], ...]  # (member, encryption key id or "")
     epochs: tuple[EpochStatus, ...]
+    earlier_epochs: int = 0  # the policy: epochs before the current one a joiner is wrapped
 
 
 def _log_leaf(leaf: types_pb2.LogLeaf) -> LogLeaf:
@@ -612,6 +613,7 @@ class HubClient:
                 EpochStatus(e.epoch, e.steward, tuple(e.holders), answer_time(e.created_at))
                 for e in r.epochs
             ),
+            r.earlier_epochs,
         )
 
     def rotate_signing_key(self, new_public_key: bytes, proof: bytes) -> tuple[str, str]:

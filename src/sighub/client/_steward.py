@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._errors import SighubError
 from sighub.client._hpke import EncryptionKey, load_key
@@ -115,6 +117,9 @@ class Rekeyed:
     new: bool  # a new epoch (False: the current one wrapped to members that lacked it)
     recipients: tuple[str, ...]
     sequence: int
+    # earlier epochs wrapped to joiners, as the collaboration's policy says: (epoch,
+    # recipients) each
+    earlier: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 def _recipients(ring: KeyRing, names: Iterable[str]) -> list[Recipient]:
@@ -156,8 +161,9 @@ def rekey(
 ) -> tuple[Rekeyed, bytes | None]:
     """Bring ``collab``'s key up to date as its steward ``member``: a new epoch wrapped to
     every current member, or the current epoch wrapped to those that lack it (``held``:
-    the secrets this member holds).  Returns what was done and the new secret (None when
-    no new epoch), which the caller stores."""
+    the secrets this member holds); then the earlier epochs this steward made, within the
+    collaboration's policy, to the members that lack them.  Returns what was done and the
+    new secret (None when no new epoch), which the caller stores."""
     status = hub.collab_status(collab)
     if member not in status.stewards:
         raise SighubError(
@@ -167,18 +173,41 @@ def rekey(
     new, names = plan(status)
     current = status.epochs[-1].epoch if status.epochs else -1
     secret = None if new or force_new else held.get((collab, current))
-    if not new and not force_new and secret is None:
-        new, names = True, [m for m, _ in status.members]  # this steward lacks the secret
-    if force_new:
+    if force_new or (not new and secret is None):  # asked, or this steward lacks the secret
         new, names = True, [m for m, _ in status.members]
-    if not names:
-        return Rekeyed(collab, current, False, (), 0), None
     signing = files.signing_key()
-    if new:
-        epoch, secret = current + 1, new_secret()
-    else:
-        epoch = current
+    seq = 0
+    if names:
+        if new:
+            current, secret = current + 1, new_secret()
         assert secret is not None
-    wraps = wrap_epoch(signing, member, collab, epoch, secret, _recipients(ring, names))
-    seq = hub.put_epoch(collab, epoch, key_commitment(secret), wraps)
-    return Rekeyed(collab, epoch, new, tuple(names), seq), (secret if new else None)
+        wraps = wrap_epoch(signing, member, collab, current, secret, _recipients(ring, names))
+        seq = hub.put_epoch(collab, current, key_commitment(secret), wraps)
+    earlier = tuple(_wrap_earlier(hub, signing, member, ring, status, held, current))
+    done = Rekeyed(collab, current, new and bool(names), tuple(names), seq, earlier)
+    return done, (secret if new and names else None)
+
+
+def _wrap_earlier(
+    hub: HubClient,
+    signing: Ed25519PrivateKey,
+    member: str,
+    ring: KeyRing,
+    status: CollabStatus,
+    held: dict[tuple[str, int], bytes],
+    current: int,
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Wrap each epoch before ``current`` within the policy that this steward made and
+    holds to the current members without a wrap of it."""
+    members = [m for m, _ in status.members]
+    for e in status.epochs:
+        secret = held.get((status.collab, e.epoch))
+        if not current - status.earlier_epochs <= e.epoch < current or secret is None:
+            continue
+        lacking = [m for m in members if m not in e.holders]
+        if e.steward != member or not lacking:
+            continue
+        wraps = wrap_epoch(signing, member, status.collab, e.epoch, secret,
+                           _recipients(ring, lacking))  # fmt: skip
+        hub.put_epoch(status.collab, e.epoch, key_commitment(secret), wraps)
+        yield e.epoch, tuple(lacking)

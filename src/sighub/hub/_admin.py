@@ -121,6 +121,7 @@ def _collab_doc(c: admin_pb2.Collaboration) -> dict[str, Any]:
         "key_epoch": c.key_epoch,
         "created_at": _time(c.created_at),
         "stewards": list(c.stewards),
+        "earlier_epochs": c.earlier_epochs,
     }
 
 
@@ -130,6 +131,8 @@ def _detail_doc(detail: admin_pb2.AuditDetail) -> dict[str, Any]:
     for field, value in detail.ListFields():
         if field.name == "roles":
             out["roles"] = [ROLE.label(r) for r in value]
+        elif field.name == "stewards":
+            out["stewards"] = list(value)
         elif isinstance(value, Timestamp):
             out[field.name] = _time(value)
         else:
@@ -295,6 +298,12 @@ def _designations(
     return [designate_steward(signing, origin, collab, name) for name in stewards]
 
 
+def _earlier(n: int) -> int:
+    if n < 0:
+        raise AdminArgumentError(f"--earlier-epochs: received {n}; expected 0 or more")
+    return n
+
+
 def cmd_collab(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
@@ -305,6 +314,11 @@ def cmd_collab(args: argparse.Namespace) -> int:
             collaboration=collab, member=member, signature=signature
         )
         done = admin.call(lambda: stub.AddCollabSteward(request, timeout=30)).collaboration
+    elif args.action == "policy":
+        policy = admin_pb2.SetCollabPolicyRequest(
+            collaboration=collab, earlier_epochs=_earlier(args.earlier_epochs)
+        )
+        done = admin.call(lambda: stub.SetCollabPolicy(policy, timeout=30)).collaboration
     elif args.action == "join":
         join = admin_pb2.JoinCollabRequest(collaboration=collab, member=member)
         done = admin.call(lambda: stub.JoinCollab(join, timeout=30)).collaboration
@@ -314,7 +328,10 @@ def cmd_collab(args: argparse.Namespace) -> int:
     elif args.action == "add":
         signatures = _designations(admin, args, collab, args.steward)
         add = admin_pb2.AddCollabRequest(
-            name=collab, stewards=args.steward, steward_signatures=signatures
+            name=collab,
+            stewards=args.steward,
+            steward_signatures=signatures,
+            earlier_epochs=_earlier(args.earlier_epochs),
         )
         done = admin.call(lambda: stub.AddCollab(add, timeout=30)).collaboration
     else:
@@ -406,6 +423,19 @@ def _admin_key_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _earlier_option(p: argparse.ArgumentParser, default: int | None) -> None:
+    p.add_argument(
+        "--earlier-epochs",
+        type=int,
+        default=default,
+        required=default is None,
+        metavar="N",
+        help="how many key epochs before the current one a joiner is wrapped, by the"
+        " steward that made each, so it matches indicators published under them until they"
+        f" expire (default {default or 0}: the current epoch only)",
+    )
+
+
 def _add_collab_group(groups: _Sub) -> None:
     collab = groups.add_parser("collab", help="add collaborations, rotate keys, membership")
     actions = collab.add_subparsers(dest="action", required=True)
@@ -420,6 +450,10 @@ def _add_collab_group(groups: _Sub) -> None:
         " them to the members (repeatable; joined to it); the hub then never makes a key",
     )
     _admin_key_option(add)
+    _earlier_option(add, 0)
+    policy = _leaf(actions, "policy", "set which key epochs a joiner is wrapped")
+    policy.add_argument("collab", help="collaboration name")
+    _earlier_option(policy, None)
     _leaf(actions, "rotate-key", "start a new blinding-key epoch").add_argument(
         "collab", help="collaboration name"
     )

@@ -70,6 +70,11 @@ _AUDIT_SCALARS: Final = {
     "seq": "log_sequence",
     "indicators": "indicators",
     "revoked": "revoked_indicators",
+    "wraps": "wraps",
+    "new": "new_epoch",
+    "suite": "suite",
+    "signing_key_id": "signing_key_id",
+    "earlier_epochs": "earlier_epochs",
 }
 
 
@@ -82,6 +87,8 @@ def _audit_detail(text: str, sequence: int) -> admin_pb2.AuditDetail:
             continue
         if key == "roles":
             detail.roles.extend(ROLE.values[r] for r in value if r in ROLE.values)
+        elif key == "stewards":
+            detail.stewards.extend(value)
         elif key == "not_after":
             detail.cert_not_after.CopyFrom(_timestamp(value))
         elif key in _AUDIT_SCALARS:
@@ -162,6 +169,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             key_epoch=store.collab_epoch(name) or 0,
             created_at=_timestamp(row[0]),
             stewards=store.stewards(name),
+            earlier_epochs=store.earlier_epochs(name),
         )
 
     async def _change(self, fn: Callable[[], T]) -> T:
@@ -278,6 +286,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 request.name,
                 list(request.stewards),
                 list(request.steward_signatures),
+                request.earlier_epochs,
             )
             return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
 
@@ -292,6 +301,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 self._admin(context), request.collaboration, request.member, request.signature
             )
             return admin_pb2.AddCollabStewardResponse(collaboration=self._collab(name))
+
+        return await self._change(work)
+
+    @_rpc
+    async def SetCollabPolicy(
+        self, request: admin_pb2.SetCollabPolicyRequest, context: Any
+    ) -> admin_pb2.SetCollabPolicyResponse:
+        def work() -> admin_pb2.SetCollabPolicyResponse:
+            name = self.s.hub.set_collab_policy(
+                self._admin(context), request.collaboration, request.earlier_epochs
+            )
+            return admin_pb2.SetCollabPolicyResponse(collaboration=self._collab(name))
 
         return await self._change(work)
 

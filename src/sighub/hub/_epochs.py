@@ -35,6 +35,7 @@ class CollabStatus:
     stewards: tuple[str, ...]
     members: tuple[tuple[str, str], ...]  # (member, encryption key id or "")
     epochs: tuple[EpochHolders, ...]
+    earlier_epochs: int = 0
 
 
 def _signing_keys(store: Store, member: str) -> dict[str, bytes]:
@@ -110,10 +111,16 @@ def put_epoch(
             f"collaboration {collab!r}: epoch {epoch} received, expected the next epoch"
             f" {0 if current is None else current + 1}"
         )
-    if not new and (epoch != current or logged[0] != commitment):
+    if not new and logged[0] != commitment:
         raise HubError.precondition(
-            f"collaboration {collab!r}: wraps of epoch {epoch} (current {current}) with a"
-            " commitment other than the logged one; only the current epoch takes more wraps"
+            f"collaboration {collab!r}: wraps of epoch {epoch} with a commitment other than"
+            " the logged one"
+        )
+    earliest = (current or 0) - store.earlier_epochs(collab)
+    if not new and epoch < earliest:
+        raise HubError.precondition(
+            f"collaboration {collab!r}: wraps of epoch {epoch}; the collaboration's policy"
+            f" wraps joiners epochs {earliest} to {current} only (admin collab policy)"
         )
     if not wraps:
         raise HubError.invalid(f"collaboration {collab!r} epoch {epoch}: no wraps")
@@ -282,4 +289,6 @@ def collab_status(store: Store, m: MemberRow, collab: str) -> CollabStatus:
             e,
         )
         epochs.append(EpochHolders(int(e), str(steward), tuple(holders), str(t)))
-    return CollabStatus(tuple(store.stewards(collab)), members, tuple(epochs))
+    return CollabStatus(
+        tuple(store.stewards(collab)), members, tuple(epochs), store.earlier_epochs(collab)
+    )

@@ -51,6 +51,8 @@ __all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
 
 ROLES: Final = ("publisher", "subscriber", "admin", "peer")
 _NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# Earlier key epochs a joiner may be wrapped: an indicator outlives at most a few epochs.
+MAX_EARLIER_EPOCHS: Final = 64
 
 
 def hash_token(token: str) -> str:
@@ -268,6 +270,7 @@ class Hub:
         name: str,
         stewards: list[str] | None = None,
         signatures: list[bytes] | None = None,
+        earlier_epochs: int = 0,
     ) -> str:
         """Create ``name``.  With ``stewards`` (active members, each joined to it, each
         designated by the admin's signature in ``signatures``) the stewards make its key
@@ -276,6 +279,7 @@ class Hub:
         self._name("collaboration", name)
         if self.store.collab_exists(name):
             raise HubError.exists(f"collaboration {name!r} already exists")
+        self._check_policy(name, earlier_epochs)
         names, sigs = list(stewards or ()), list(signatures or ())
         if sigs and len(sigs) != len(names):
             raise HubError.invalid(
@@ -295,6 +299,8 @@ class Hub:
         with self.store.tx() as c:
             c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, now))
             self.store.append_leaf("collab.add", _leaves.collab_add(name), name)
+            if earlier_epochs:
+                self._log_policy(c, name, earlier_epochs)
             for steward, sig in designations.items():
                 self._log_designation(c, name, steward, sig)
             for steward in designations:
@@ -311,6 +317,34 @@ class Hub:
                 self.store.append_leaf("collab.epoch", leaf, name)
             self.store.audit(now, actor, "collab.add", name, stewards=list(designations))
         return name
+
+    @staticmethod
+    def _check_policy(collab: str, earlier_epochs: int) -> None:
+        if not 0 <= earlier_epochs <= MAX_EARLIER_EPOCHS:
+            raise HubError.invalid(
+                f"collaboration {collab!r}: earlier_epochs {earlier_epochs}; expected 0 (the"
+                f" current epoch only) to {MAX_EARLIER_EPOCHS}"
+            )
+
+    def _log_policy(self, c: sqlite3.Connection, collab: str, earlier_epochs: int) -> None:
+        c.execute("UPDATE collabs SET earlier_epochs=? WHERE name=?", (earlier_epochs, collab))
+        leaf = _leaves.collab_policy(collab, earlier_epochs)
+        self.store.append_leaf("collab.policy", leaf, collab)
+
+    def set_collab_policy(self, actor: str, collab: str, earlier_epochs: int) -> str:
+        """How many key epochs before the current one a joiner of ``collab`` is wrapped by
+        the stewards that made them (each steward's client does it at its next rekey)."""
+        self._collab(collab)
+        self._check_policy(collab, earlier_epochs)
+        if self.store.earlier_epochs(collab) == earlier_epochs:
+            raise HubError.exists(
+                f"collaboration {collab!r}: earlier_epochs is already {earlier_epochs}"
+            )
+        now = self.now()
+        with self.store.tx() as c:
+            self._log_policy(c, collab, earlier_epochs)
+            self.store.audit(now, actor, "collab.policy", collab, earlier_epochs=earlier_epochs)
+        return collab
 
     def _designation(self, collab: str, member: str, signature: bytes) -> str:
         """The admin's designation of ``member`` as ``collab``'s steward, base64; refused

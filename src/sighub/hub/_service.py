@@ -623,6 +623,7 @@ class DirectoryService(directory_pb2_grpc.DirectoryServiceServicer):
                 )
                 for e in status.epochs
             ],
+            earlier_epochs=status.earlier_epochs,
         )  # fmt: skip
 
     @_rpc

@@ -326,6 +326,8 @@ def _v8(db: sqlite_utils.Database) -> None:
     whom members do not take epochs from until the admin designates it again)."""
     db.conn.execute("ALTER TABLE collab_stewards ADD COLUMN signature TEXT NOT NULL DEFAULT ''")
     db.conn.execute("ALTER TABLE collab_stewards ADD COLUMN seq INTEGER")
+    # how many key epochs before the current one a joiner is wrapped
+    db.conn.execute("ALTER TABLE collabs ADD COLUMN earlier_epochs INTEGER NOT NULL DEFAULT 0")
 
 
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
@@ -596,6 +598,10 @@ class Store:
                 collab,
             )
         ]
+
+    def earlier_epochs(self, collab: str) -> int:
+        row = self.one("SELECT earlier_epochs FROM collabs WHERE name=?", collab)
+        return 0 if row is None else int(row[0])
 
     def join_leaf(self, collab: str, member: str, n: int) -> bytes:
         """The ``collab.join`` leaf of ``member``, listing the designated stewards."""

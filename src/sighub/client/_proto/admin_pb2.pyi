@@ -88,10 +88,15 @@ class Collaboration(_message.Message):
     KEY_EPOCH_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     STEWARDS_FIELD_NUMBER: _builtins.int
+    EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name: 1-63 characters of [a-z0-9-], starting with a letter or digit."""
     key_epoch: _builtins.int
     """The current (highest) blinding-key epoch; 0 is the first key."""
+    earlier_epochs: _builtins.int
+    """How many key epochs before the current one a joiner is wrapped, by the steward that
+    made each (0: the current epoch only).
+    """
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Names of its members, sorted; empty for none."""
@@ -114,10 +119,11 @@ class Collaboration(_message.Message):
         key_epoch: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         stewards: _abc.Iterable[_builtins.str] | None = ...,
+        earlier_epochs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_epoch", b"key_epoch", "members", b"members", "name", b"name", "stewards", b"stewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "earlier_epochs", b"earlier_epochs", "key_epoch", b"key_epoch", "members", b"members", "name", b"name", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,8 +556,13 @@ class AddCollabRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     STEWARDS_FIELD_NUMBER: _builtins.int
     STEWARD_SIGNATURES_FIELD_NUMBER: _builtins.int
+    EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The new collaboration's name: 1-63 characters of [a-z0-9-]."""
+    earlier_epochs: _builtins.int
+    """How many key epochs before the current one a joiner is wrapped (0, the default: the
+    current epoch only; at most 64).
+    """
     @_builtins.property
     def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Its stewards: active members who make its key epochs and wrap them to the members
@@ -572,10 +583,11 @@ class AddCollabRequest(_message.Message):
         name: _builtins.str = ...,
         stewards: _abc.Iterable[_builtins.str] | None = ...,
         steward_signatures: _abc.Iterable[_builtins.bytes] | None = ...,
+        earlier_epochs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "steward_signatures", b"steward_signatures", "stewards", b"stewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earlier_epochs", b"earlier_epochs", "name", b"name", "steward_signatures", b"steward_signatures", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -634,6 +646,56 @@ class AddCollabStewardResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AddCollabStewardResponse: _TypeAlias = AddCollabStewardResponse  # noqa: Y015
+
+@_typing.final
+class SetCollabPolicyRequest(_message.Message):
+    """AdminService.SetCollabPolicy's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
+    collaboration: _builtins.str
+    """The collaboration's name."""
+    earlier_epochs: _builtins.int
+    """How many key epochs before the current one a joiner is wrapped (0-64)."""
+    def __init__(
+        self,
+        *,
+        collaboration: _builtins.str = ...,
+        earlier_epochs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration", "earlier_epochs", b"earlier_epochs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCollabPolicyRequest: _TypeAlias = SetCollabPolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetCollabPolicyResponse(_message.Message):
+    """AdminService.SetCollabPolicy's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLABORATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def collaboration(self) -> Global___Collaboration:
+        """The collaboration as it is now."""
+
+    def __init__(
+        self,
+        *,
+        collaboration: Global___Collaboration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collaboration", b"collaboration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCollabPolicyResponse: _TypeAlias = SetCollabPolicyResponse  # noqa: Y015
 
 @_typing.final
 class AddCollabResponse(_message.Message):
@@ -943,6 +1005,12 @@ class AuditDetail(_message.Message):
     LOG_SEQUENCE_FIELD_NUMBER: _builtins.int
     INDICATORS_FIELD_NUMBER: _builtins.int
     REVOKED_INDICATORS_FIELD_NUMBER: _builtins.int
+    STEWARDS_FIELD_NUMBER: _builtins.int
+    WRAPS_FIELD_NUMBER: _builtins.int
+    NEW_EPOCH_FIELD_NUMBER: _builtins.int
+    SUITE_FIELD_NUMBER: _builtins.int
+    SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
+    EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """"member.enroll" and "key.revoke": the signing key registered or revoked; "key.rotate":
     the new key.  An id is "ed25519:" and hex.
@@ -967,6 +1035,16 @@ class AuditDetail(_message.Message):
     """"publish": how many indicators the envelope holds."""
     revoked_indicators: _builtins.int
     """"publish": how many of those are revocations."""
+    wraps: _builtins.int
+    """"collab.epoch": how many wraps the steward put."""
+    new_epoch: _builtins.bool
+    """"collab.epoch": whether the wraps made a new epoch (else: more wraps of one)."""
+    suite: _builtins.str
+    """"key.encryption": the HPKE suite of the new encryption key."""
+    signing_key_id: _builtins.str
+    """"key.encryption": the signing key whose proof it carries."""
+    earlier_epochs: _builtins.int
+    """"collab.policy": how many key epochs before the current one a joiner is wrapped."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
         """"member.add": the roles granted."""
@@ -974,6 +1052,10 @@ class AuditDetail(_message.Message):
     @_builtins.property
     def cert_not_after(self) -> _timestamp_pb2.Timestamp:
         """"member.renew-cert": when the certificate issued expires."""
+
+    @_builtins.property
+    def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"collab.add": the stewards named, sorted."""
 
     def __init__(
         self,
@@ -990,19 +1072,33 @@ class AuditDetail(_message.Message):
         log_sequence: _builtins.int | None = ...,
         indicators: _builtins.int | None = ...,
         revoked_indicators: _builtins.int | None = ...,
+        stewards: _abc.Iterable[_builtins.str] | None = ...,
+        wraps: _builtins.int | None = ...,
+        new_epoch: _builtins.bool | None = ...,
+        suite: _builtins.str = ...,
+        signing_key_id: _builtins.str = ...,
+        earlier_epochs: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_revoked_indicators", b"_revoked_indicators", "cert_not_after", b"cert_not_after", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "revoked_indicators", b"revoked_indicators"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "earlier_epochs", b"earlier_epochs", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "revoked_indicators", b"revoked_indicators", "wraps", b"wraps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_revoked_indicators", b"_revoked_indicators", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "earlier_epochs", b"earlier_epochs", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles", "signing_key_id", b"signing_key_id", "stewards", b"stewards", "suite", b"suite", "wraps", b"wraps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__earlier_epochs: _TypeAlias = _typing.Literal["earlier_epochs"]  # noqa: Y015
+    _WhichOneofArgType__earlier_epochs: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs"]  # noqa: Y015
     _WhichOneofReturnType__indicators: _TypeAlias = _typing.Literal["indicators"]  # noqa: Y015
     _WhichOneofArgType__indicators: _TypeAlias = _typing.Literal["_indicators", b"_indicators"]  # noqa: Y015
     _WhichOneofReturnType__key_epoch: _TypeAlias = _typing.Literal["key_epoch"]  # noqa: Y015
     _WhichOneofArgType__key_epoch: _TypeAlias = _typing.Literal["_key_epoch", b"_key_epoch"]  # noqa: Y015
     _WhichOneofReturnType__log_sequence: _TypeAlias = _typing.Literal["log_sequence"]  # noqa: Y015
     _WhichOneofArgType__log_sequence: _TypeAlias = _typing.Literal["_log_sequence", b"_log_sequence"]  # noqa: Y015
+    _WhichOneofReturnType__new_epoch: _TypeAlias = _typing.Literal["new_epoch"]  # noqa: Y015
+    _WhichOneofArgType__new_epoch: _TypeAlias = _typing.Literal["_new_epoch", b"_new_epoch"]  # noqa: Y015
     _WhichOneofReturnType__revoked_indicators: _TypeAlias = _typing.Literal["revoked_indicators"]  # noqa: Y015
     _WhichOneofArgType__revoked_indicators: _TypeAlias = _typing.Literal["_revoked_indicators", b"_revoked_indicators"]  # noqa: Y015
+    _WhichOneofReturnType__wraps: _TypeAlias = _typing.Literal["wraps"]  # noqa: Y015
+    _WhichOneofArgType__wraps: _TypeAlias = _typing.Literal["_wraps", b"_wraps"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__earlier_epochs) -> _WhichOneofReturnType__earlier_epochs | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__indicators) -> _WhichOneofReturnType__indicators | None: ...
     @_typing.overload
@@ -1010,6 +1106,10 @@ class AuditDetail(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__log_sequence) -> _WhichOneofReturnType__log_sequence | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__new_epoch) -> _WhichOneofReturnType__new_epoch | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__revoked_indicators) -> _WhichOneofReturnType__revoked_indicators | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wraps) -> _WhichOneofReturnType__wraps | None: ...
 
 Global___AuditDetail: _TypeAlias = AuditDetail  # noqa: Y015

@@ -87,6 +87,11 @@ class AdminServiceStub:
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.FromString,
                 _registered_method=True)
+        self.SetCollabPolicy = channel.unary_unary(
+                '/sighub.v1.AdminService/SetCollabPolicy',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.SetCollabPolicyRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.SetCollabPolicyResponse.FromString,
+                _registered_method=True)
         self.JoinCollab = channel.unary_unary(
                 '/sighub.v1.AdminService/JoinCollab',
                 request_serializer=sighub_dot_v1_dot_admin__pb2.JoinCollabRequest.SerializeToString,
@@ -198,6 +203,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCollabPolicy(self, request, context):
+        """Set how many earlier key epochs a joiner of a collaboration is wrapped (logged as a
+        "collab.policy" leaf).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def JoinCollab(self, request, context):
         """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
         ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
@@ -281,6 +294,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.AddCollabSteward,
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.SerializeToString,
+            ),
+            'SetCollabPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCollabPolicy,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.SetCollabPolicyRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.SetCollabPolicyResponse.SerializeToString,
             ),
             'JoinCollab': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinCollab,
@@ -576,6 +594,33 @@ class AdminService:
             '/sighub.v1.AdminService/AddCollabSteward',
             sighub_dot_v1_dot_admin__pb2.AddCollabStewardRequest.SerializeToString,
             sighub_dot_v1_dot_admin__pb2.AddCollabStewardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCollabPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/SetCollabPolicy',
+            sighub_dot_v1_dot_admin__pb2.SetCollabPolicyRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.SetCollabPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,10 @@ class AdminServiceStub:
     a steward already; FAILED_PRECONDITION for a member not active or without an
     encryption key.
     """
+    SetCollabPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetCollabPolicyRequest, _admin_pb2.SetCollabPolicyResponse]
+    """Set how many earlier key epochs a joiner of a collaboration is wrapped (logged as a
+    "collab.policy" leaf).
+    """
     JoinCollab: _grpc.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]
     """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
     ALREADY_EXISTS if it is in already; FAILED_PRECONDITION for a removed member.
@@ -138,6 +142,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
     a steward already; FAILED_PRECONDITION for a member not active or without an
     encryption key.
+    """
+    SetCollabPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetCollabPolicyRequest, _admin_pb2.SetCollabPolicyResponse]  # type: ignore[assignment]
+    """Set how many earlier key epochs a joiner of a collaboration is wrapped (logged as a
+    "collab.policy" leaf).
     """
     JoinCollab: _aio.UnaryUnaryMultiCallable[_admin_pb2.JoinCollabRequest, _admin_pb2.JoinCollabResponse]  # type: ignore[assignment]
     """Put a member into a collaboration.  NOT_FOUND for an unknown collaboration or member;
@@ -258,6 +266,16 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         secrets).  NOT_FOUND for an unknown collaboration or member; ALREADY_EXISTS if it is
         a steward already; FAILED_PRECONDITION for a member not active or without an
         encryption key.
+        """
+
+    @_abc_1.abstractmethod
+    def SetCollabPolicy(
+        self,
+        request: _admin_pb2.SetCollabPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetCollabPolicyResponse, _abc.Awaitable[_admin_pb2.SetCollabPolicyResponse]]:
+        """Set how many earlier key epochs a joiner of a collaboration is wrapped (logged as a
+        "collab.policy" leaf).
         """
 
     @_abc_1.abstractmethod

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sighub.client._proto import types_pb2 as sighub_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sighub/v1/directory.proto\x12\tsighub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sighub/v1/types.proto\"\xcd\x01\n\tEpochWrap\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x18\n\x10recipient_key_id\x18\x05 \x01(\t\x12\r\n\x05suite\x18\x06 \x01(\t\x12\x0e\n\x06sealed\x18\x07 \x01(\x0c\x12\x0f\n\x07steward\x18\x08 \x01(\t\x12\x16\n\x0esigning_key_id\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\x0c\"p\n\x0fPutEpochRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12#\n\x05wraps\x18\x04 \x03(\x0b\x32\x14.sighub.v1.EpochWrap\"4\n\x10PutEpochResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\"(\n\x0fGetWrapsRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\"E\n\x0bMissingWrap\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x10\n\x08stewards\x18\x03 \x03(\t\"`\n\x10GetWrapsResponse\x12#\n\x05wraps\x18\x01 \x03(\x0b\x32\x14.sighub.v1.EpochWrap\x12\'\n\x07missing\x18\x02 \x03(\x0b\x32\x16.sighub.v1.MissingWrap\"/\n\x16GetCollabStatusRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\"9\n\x0c\x43ollabMember\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x19\n\x11\x65ncryption_key_id\x18\x02 \x01(\t\"o\n\x0c\x45pochHolders\x12\r\n\x05\x65poch\x18\x01 \x01(\r\x12\x0f\n\x07steward\x18\x02 \x01(\t\x12\x0f\n\x07holders\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x17GetCollabStatusResponse\x12\x10\n\x08stewards\x18\x01 \x03(\t\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.sighub.v1.CollabMember\x12\'\n\x06\x65pochs\x18\x03 \x03(\x0b\x32\x17.sighub.v1.EpochHolders\"\xe7\x01\n\rEnrollRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12signing_public_key\x18\x04 \x01(\x0c\x12\r\n\x05grant\x18\x05 \x01(\x0c\x12\x17\n\x0fgrant_signature\x18\x06 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x07 \x01(\x0c\x12\x18\n\x10\x65ncryption_suite\x18\x08 \x01(\t\x12\x1d\n\x15\x65ncryption_public_key\x18\t \x01(\x0c\x12\x18\n\x10\x65ncryption_proof\x18\n \x01(\x0c\"a\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62\x65\x61rer_token\x18\x04 \x01(\t\"\x10\n\x0eGetKeysRequest\"5\n\x0fGetKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.sighub.v1.MemberKey\"\xf9\x01\n\tMemberKey\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10revoked_sequence\x18\x07 \x01(\x04\x12.\n\rmember_status\x18\x08 \x01(\x0e\x32\x17.sighub.v1.MemberStatus\"\x16\n\x14GetCollabKeysRequest\";\n\x15GetCollabKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.sighub.v1.CollabKey\"q\n\tCollabKey\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x17RotateSigningKeyRequest\x12\x16\n\x0enew_public_key\x18\x01 \x01(\x0c\x12\r\n\x05proof\x18\x02 \x01(\x0c\"C\n\x18RotateSigningKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fprevious_key_id\x18\x02 \x01(\t\"N\n\x1aRotateEncryptionKeyRequest\x12\r\n\x05suite\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\"\x86\x01\n\x1bRotateEncryptionKeyResponse\x12\x19\n\x11\x65ncryption_key_id\x18\x01 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x02 \x01(\t\x12\"\n\x1aprevious_encryption_key_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"b\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12-\n\tnot_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xeb\x05\n\x10\x44irectoryService\x12=\n\x06\x45nroll\x12\x18.sighub.v1.EnrollRequest\x1a\x19.sighub.v1.EnrollResponse\x12@\n\x07GetKeys\x12\x19.sighub.v1.GetKeysRequest\x1a\x1a.sighub.v1.GetKeysResponse\x12R\n\rGetCollabKeys\x12\x1f.sighub.v1.GetCollabKeysRequest\x1a .sighub.v1.GetCollabKeysResponse\x12[\n\x10RotateSigningKey\x12\".sighub.v1.RotateSigningKeyRequest\x1a#.sighub.v1.RotateSigningKeyResponse\x12\x64\n\x13RotateEncryptionKey\x12%.sighub.v1.RotateEncryptionKeyRequest\x1a&.sighub.v1.RotateEncryptionKeyResponse\x12[\n\x10RenewCertificate\x12\".sighub.v1.RenewCertificateRequest\x1a#.sighub.v1.RenewCertificateResponse\x12\x43\n\x08PutEpoch\x12\x1a.sighub.v1.PutEpochRequest\x1a\x1b.sighub.v1.PutEpochResponse\x12\x43\n\x08GetWraps\x12\x1a.sighub.v1.GetWrapsRequest\x1a\x1b.sighub.v1.GetWrapsResponse\x12X\n\x0fGetCollabStatus\x12!.sighub.v1.GetCollabStatusRequest\x1a\".sighub.v1.GetCollabStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sighub/v1/directory.proto\x12\tsighub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sighub/v1/types.proto\"\xcd\x01\n\tEpochWrap\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x18\n\x10recipient_key_id\x18\x05 \x01(\t\x12\r\n\x05suite\x18\x06 \x01(\t\x12\x0e\n\x06sealed\x18\x07 \x01(\x0c\x12\x0f\n\x07steward\x18\x08 \x01(\t\x12\x16\n\x0esigning_key_id\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\x0c\"p\n\x0fPutEpochRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12#\n\x05wraps\x18\x04 \x03(\x0b\x32\x14.sighub.v1.EpochWrap\"4\n\x10PutEpochResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\"(\n\x0fGetWrapsRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\"E\n\x0bMissingWrap\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x05\x12\x10\n\x08stewards\x18\x03 \x03(\t\"`\n\x10GetWrapsResponse\x12#\n\x05wraps\x18\x01 \x03(\x0b\x32\x14.sighub.v1.EpochWrap\x12\'\n\x07missing\x18\x02 \x03(\x0b\x32\x16.sighub.v1.MissingWrap\"/\n\x16GetCollabStatusRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\"9\n\x0c\x43ollabMember\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x19\n\x11\x65ncryption_key_id\x18\x02 \x01(\t\"o\n\x0c\x45pochHolders\x12\r\n\x05\x65poch\x18\x01 \x01(\r\x12\x0f\n\x07steward\x18\x02 \x01(\t\x12\x0f\n\x07holders\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x17GetCollabStatusResponse\x12\x10\n\x08stewards\x18\x01 \x03(\t\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.sighub.v1.CollabMember\x12\'\n\x06\x65pochs\x18\x03 \x03(\x0b\x32\x17.sighub.v1.EpochHolders\x12\x16\n\x0e\x65\x61rlier_epochs\x18\x04 \x01(\r\"\xe7\x01\n\rEnrollRequest\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\x12\x1a\n\x12signing_public_key\x18\x04 \x01(\x0c\x12\r\n\x05grant\x18\x05 \x01(\x0c\x12\x17\n\x0fgrant_signature\x18\x06 \x01(\x0c\x12\x0f\n\x07\x62inding\x18\x07 \x01(\x0c\x12\x18\n\x10\x65ncryption_suite\x18\x08 \x01(\t\x12\x1d\n\x15\x65ncryption_public_key\x18\t \x01(\x0c\x12\x18\n\x10\x65ncryption_proof\x18\n \x01(\x0c\"a\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x14\n\x0c\x62\x65\x61rer_token\x18\x04 \x01(\t\"\x10\n\x0eGetKeysRequest\"5\n\x0fGetKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.sighub.v1.MemberKey\"\xf9\x01\n\tMemberKey\x12\x0e\n\x06member\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10revoked_sequence\x18\x07 \x01(\x04\x12.\n\rmember_status\x18\x08 \x01(\x0e\x32\x17.sighub.v1.MemberStatus\"\x16\n\x14GetCollabKeysRequest\";\n\x15GetCollabKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.sighub.v1.CollabKey\"q\n\tCollabKey\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x0e\n\x06secret\x18\x03 \x01(\x0c\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x17RotateSigningKeyRequest\x12\x16\n\x0enew_public_key\x18\x01 \x01(\x0c\x12\r\n\x05proof\x18\x02 \x01(\x0c\"C\n\x18RotateSigningKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fprevious_key_id\x18\x02 \x01(\t\"N\n\x1aRotateEncryptionKeyRequest\x12\r\n\x05suite\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\"\x86\x01\n\x1bRotateEncryptionKeyResponse\x12\x19\n\x11\x65ncryption_key_id\x18\x01 \x01(\t\x12\x16\n\x0esigning_key_id\x18\x02 \x01(\t\x12\"\n\x1aprevious_encryption_key_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\"*\n\x17RenewCertificateRequest\x12\x0f\n\x07\x63sr_pem\x18\x01 \x01(\x0c\"b\n\x18RenewCertificateResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12-\n\tnot_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xeb\x05\n\x10\x44irectoryService\x12=\n\x06\x45nroll\x12\x18.sighub.v1.EnrollRequest\x1a\x19.sighub.v1.EnrollResponse\x12@\n\x07GetKeys\x12\x19.sighub.v1.GetKeysRequest\x1a\x1a.sighub.v1.GetKeysResponse\x12R\n\rGetCollabKeys\x12\x1f.sighub.v1.GetCollabKeysRequest\x1a .sighub.v1.GetCollabKeysResponse\x12[\n\x10RotateSigningKey\x12\".sighub.v1.RotateSigningKeyRequest\x1a#.sighub.v1.RotateSigningKeyResponse\x12\x64\n\x13RotateEncryptionKey\x12%.sighub.v1.RotateEncryptionKeyRequest\x1a&.sighub.v1.RotateEncryptionKeyResponse\x12[\n\x10RenewCertificate\x12\".sighub.v1.RenewCertificateRequest\x1a#.sighub.v1.RenewCertificateResponse\x12\x43\n\x08PutEpoch\x12\x1a.sighub.v1.PutEpochRequest\x1a\x1b.sighub.v1.PutEpochResponse\x12\x43\n\x08GetWraps\x12\x1a.sighub.v1.GetWrapsRequest\x1a\x1b.sighub.v1.GetWrapsResponse\x12X\n\x0fGetCollabStatus\x12!.sighub.v1.GetCollabStatusRequest\x1a\".sighub.v1.GetCollabStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,36 +51,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLLABMEMBER']._serialized_end=789
   _globals['_EPOCHHOLDERS']._serialized_start=791
   _globals['_EPOCHHOLDERS']._serialized_end=902
-  _globals['_GETCOLLABSTATUSRESPONSE']._serialized_start=904
-  _globals['_GETCOLLABSTATUSRESPONSE']._serialized_end=1030
-  _globals['_ENROLLREQUEST']._serialized_start=1033
-  _globals['_ENROLLREQUEST']._serialized_end=1264
-  _globals['_ENROLLRESPONSE']._serialized_start=1266
-  _globals['_ENROLLRESPONSE']._serialized_end=1363
-  _globals['_GETKEYSREQUEST']._serialized_start=1365
-  _globals['_GETKEYSREQUEST']._serialized_end=1381
-  _globals['_GETKEYSRESPONSE']._serialized_start=1383
-  _globals['_GETKEYSRESPONSE']._serialized_end=1436
-  _globals['_MEMBERKEY']._serialized_start=1439
-  _globals['_MEMBERKEY']._serialized_end=1688
-  _globals['_GETCOLLABKEYSREQUEST']._serialized_start=1690
-  _globals['_GETCOLLABKEYSREQUEST']._serialized_end=1712
-  _globals['_GETCOLLABKEYSRESPONSE']._serialized_start=1714
-  _globals['_GETCOLLABKEYSRESPONSE']._serialized_end=1773
-  _globals['_COLLABKEY']._serialized_start=1775
-  _globals['_COLLABKEY']._serialized_end=1888
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=1890
-  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=1954
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=1956
-  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=2023
-  _globals['_ROTATEENCRYPTIONKEYREQUEST']._serialized_start=2025
-  _globals['_ROTATEENCRYPTIONKEYREQUEST']._serialized_end=2103
-  _globals['_ROTATEENCRYPTIONKEYRESPONSE']._serialized_start=2106
-  _globals['_ROTATEENCRYPTIONKEYRESPONSE']._serialized_end=2240
-  _globals['_RENEWCERTIFICATEREQUEST']._serialized_start=2242
-  _globals['_RENEWCERTIFICATEREQUEST']._serialized_end=2284
-  _globals['_RENEWCERTIFICATERESPONSE']._serialized_start=2286
-  _globals['_RENEWCERTIFICATERESPONSE']._serialized_end=2384
-  _globals['_DIRECTORYSERVICE']._serialized_start=2387
-  _globals['_DIRECTORYSERVICE']._serialized_end=3134
+  _globals['_GETCOLLABSTATUSRESPONSE']._serialized_start=905
+  _globals['_GETCOLLABSTATUSRESPONSE']._serialized_end=1055
+  _globals['_ENROLLREQUEST']._serialized_start=1058
+  _globals['_ENROLLREQUEST']._serialized_end=1289
+  _globals['_ENROLLRESPONSE']._serialized_start=1291
+  _globals['_ENROLLRESPONSE']._serialized_end=1388
+  _globals['_GETKEYSREQUEST']._serialized_start=1390
+  _globals['_GETKEYSREQUEST']._serialized_end=1406
+  _globals['_GETKEYSRESPONSE']._serialized_start=1408
+  _globals['_GETKEYSRESPONSE']._serialized_end=1461
+  _globals['_MEMBERKEY']._serialized_start=1464
+  _globals['_MEMBERKEY']._serialized_end=1713
+  _globals['_GETCOLLABKEYSREQUEST']._serialized_start=1715
+  _globals['_GETCOLLABKEYSREQUEST']._serialized_end=1737
+  _globals['_GETCOLLABKEYSRESPONSE']._serialized_start=1739
+  _globals['_GETCOLLABKEYSRESPONSE']._serialized_end=1798
+  _globals['_COLLABKEY']._serialized_start=1800
+  _globals['_COLLABKEY']._serialized_end=1913
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_start=1915
+  _globals['_ROTATESIGNINGKEYREQUEST']._serialized_end=1979
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_start=1981
+  _globals['_ROTATESIGNINGKEYRESPONSE']._serialized_end=2048
+  _globals['_ROTATEENCRYPTIONKEYREQUEST']._serialized_start=2050
+  _globals['_ROTATEENCRYPTIONKEYREQUEST']._serialized_end=2128
+  _globals['_ROTATEENCRYPTIONKEYRESPONSE']._serialized_start=2131
+  _globals['_ROTATEENCRYPTIONKEYRESPONSE']._serialized_end=2265
+  _globals['_RENEWCERTIFICATEREQUEST']._serialized_start=2267
+  _globals['_RENEWCERTIFICATEREQUEST']._serialized_end=2309
+  _globals['_RENEWCERTIFICATERESPONSE']._serialized_start=2311
+  _globals['_RENEWCERTIFICATERESPONSE']._serialized_end=2409
+  _globals['_DIRECTORYSERVICE']._serialized_start=2412
+  _globals['_DIRECTORYSERVICE']._serialized_end=3159
 # @@protoc_insertion_point(module_scope)

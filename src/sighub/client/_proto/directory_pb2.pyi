@@ -325,6 +325,9 @@ class GetCollabStatusResponse(_message.Message):
     STEWARDS_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
     EPOCHS_FIELD_NUMBER: _builtins.int
+    EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
+    earlier_epochs: _builtins.int
+    """How many key epochs before the current one a joiner is wrapped (the policy)."""
     @_builtins.property
     def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The collaboration's stewards; empty for a collaboration whose key the hub makes."""
@@ -343,10 +346,11 @@ class GetCollabStatusResponse(_message.Message):
         stewards: _abc.Iterable[_builtins.str] | None = ...,
         members: _abc.Iterable[Global___CollabMember] | None = ...,
         epochs: _abc.Iterable[Global___EpochHolders] | None = ...,
+        earlier_epochs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epochs", b"epochs", "members", b"members", "stewards", b"stewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earlier_epochs", b"earlier_epochs", "epochs", b"epochs", "members", b"members", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
