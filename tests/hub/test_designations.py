@@ -8,6 +8,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,13 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sighub.client._blind import Blinder, CollabKey
 from sighub.client._daemon import SyncDaemon
 from sighub.client._grant import ADMIN_SIGNING_KEY, designate_steward, load_admin_key
 from sighub.client._leaves import key_commitment
+from sighub.client._local import LOCAL_DB, LocalStore
+from sighub.client._matcher import Matcher
+from sighub.client._model import Kind
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
 from sighub.client._rpc import Credential, HubRejected, open_channel
 from sighub.client._wraps import Recipient, wrap_epoch
@@ -308,3 +313,53 @@ def test_the_policy_wraps_a_joiner_earlier_epochs(world: dict[str, Any], tmp_pat
             assert c.execute("SELECT COUNT(*) FROM epoch_wraps").fetchone()[0] == stored
     finally:
         joiner.close()
+
+
+def test_a_removed_members_old_epochs_stop_at_expiry(world: dict[str, Any], tmp_path: Path) -> None:
+    """A removed member keeps what it held: indicators under its last epoch keep matching
+    on its side until they expire, and not after; it gets no later epoch and syncs no
+    more."""
+    hub: HubProcess = world["hub"]
+    stew: Member = world["stew"]
+    pub: Member = world["pub"]
+    leaver = hub.member("leaver", tmp_path, collabs=(COLLAB,))
+    try:
+        _rekey(stew)
+        held, _ = _sync(pub)
+        epoch = max(held)
+        blinder = Blinder(CollabKey(COLLAB, epoch, held[epoch]))
+        value = blinder.value(Kind.KEYWORD, "on chapter 14")
+        (ind,) = pub.indicators(1, collab=COLLAB, days=30, value=value, key_epoch=epoch)
+        assert pub.publish([ind], collab=COLLAB).sequence > 0
+        got, _ = _sync(leaver)
+        assert epoch in got
+        assert hub.admin_cli("member", "remove", "leaver") == 0
+        after = _rekey(stew)
+        assert after.new and "leaver" not in after.recipients
+        with hub.db() as c:
+            assert (
+                c.execute(
+                    "SELECT COUNT(*) FROM epoch_wraps WHERE recipient='leaver' AND epoch=?",
+                    (after.epoch,),
+                ).fetchone()[0]
+                == 0
+            )
+        store = LocalStore(leaver.data / LOCAL_DB)
+        try:
+            now = datetime.now(UTC)
+            text = "carry on, on chapter 14 now"
+            fired = Matcher.from_store(store, now=now).scan(text)
+            assert [m.indicator for m in fired] == [ind.id]
+            later = now + timedelta(days=31)
+            assert Matcher.from_store(store, now=later).scan(text) == []
+        finally:
+            store.close()
+        d = _daemon(leaver)
+        try:
+            with pytest.raises(HubRejected) as refused:
+                d.sync_once()
+        finally:
+            d.close()
+        assert refused.value.code in ("PERMISSION_DENIED", "UNAUTHENTICATED")
+    finally:
+        leaver.close()

@@ -224,9 +224,12 @@ class SyncDaemon:
                 self.store.put_collab_keys(got)
                 held |= {(c, e) for c, e, _ in got}
         self._epochs |= held  # keeps the epochs already asked for (``_known_keys``)
-        self._stewarded = {w.collab for w in wraps if w.steward == self.cred.member} | {
-            gap.collab for gap in missing if self.cred.member in gap.stewards
-        }
+        # what this member stewards: per the verified log's designations (a hub saying
+        # so, or wraps this member once made, do not make it one)
+        mine = {w.collab for w in wraps} | {gap.collab for gap in missing}
+        if self._guard is not None:
+            designated = self._guard.stewards.stewards
+            self._stewarded = {c for c in mine if self.cred.member in designated.get(c, ())}
         return refused
 
     def _after_batch(self, hub: HubClient) -> None:
