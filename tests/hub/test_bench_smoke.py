@@ -96,3 +96,13 @@ def test_bench_peer_sets_sighub_beside_opentaxii() -> None:
     assert "OpenTAXII POST: " in out and "OpenTAXII pull and parse, one client" in out, out
     for target in (r"2\.5x", "40x"):
         assert re.search(rf"indicators/s: +\d+\.\dx  target >= {target}: (meets|BELOW)", out), out
+
+
+def test_bench_keysync_compares_member_held_with_hub_made_keys() -> None:
+    out = _run("bench_keysync.py", "--indicators", "2000", "--rounds", "1", "--unwraps", "200")
+    assert "published 2,000 indicators into hub-keys" in out
+    assert "published 2,000 indicators into member-keys" in out
+    assert re.search(r"round 1/1 member-keys: [\d,]+ indicators/s \(2,000\)", out)
+    assert re.search(r"verified sync, median of 1: member-held keys [\d,]+/s, hub-made", out)
+    assert re.search(r"match, 1 KB texts, median of 1: .* ratio \d\.\d\d", out)
+    assert "same-run baseline Ed25519 verify p50" in out
