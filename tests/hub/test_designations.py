@@ -14,18 +14,24 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._blind import Blinder, CollabKey
 from sighub.client._daemon import SyncDaemon
-from sighub.client._grant import ADMIN_SIGNING_KEY, designate_steward, load_admin_key
+from sighub.client._grant import (
+    ADMIN_SIGNING_KEY,
+    KeyChainError,
+    check_designation,
+    designate_steward,
+    load_admin_key,
+)
 from sighub.client._leaves import key_commitment
 from sighub.client._local import LOCAL_DB, LocalStore
 from sighub.client._matcher import Matcher
 from sighub.client._model import Kind
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
 from sighub.client._rpc import Credential, HubRejected, open_channel
-from sighub.client._wraps import Recipient, wrap_epoch
+from sighub.client._wraps import Recipient, WrapError, new_secret, wrap_epoch
 from tests.hub.conftest import HubProcess, Member
 
 COLLAB = "sg-design"
@@ -126,12 +132,11 @@ def test_the_designation_is_logged_with_the_admins_signature(world: dict[str, An
         ]
     leaf = json.loads(raw)
     assert (leaf["collab"], leaf["member"]) == (COLLAB, "stew")
-    message = designate_steward(_admin_key(hub), _origin(hub), COLLAB, "stew")
-    assert base64.b64decode(leaf["signature"]) == message  # Ed25519 signatures are deterministic
-    public: Ed25519PublicKey = _admin_key(hub).public_key()
-    public.verify(message, b"sighub-steward-designation-v1\n" + json.dumps(
-        {"collab": COLLAB, "member": "stew", "origin": _origin(hub), "type":
-         "steward-designation", "v": 1}, separators=(",", ":")).encode())  # fmt: skip
+    admin_public = _admin_key(hub).public_key().public_bytes_raw()
+    designation = base64.b64decode(leaf["signature"])
+    check_designation(admin_public, _origin(hub), COLLAB, "stew", designation)
+    with pytest.raises(KeyChainError):
+        check_designation(admin_public, _origin(hub), COLLAB, "pub", designation)
     # every join lists the stewards with their designations, for members that join late
     assert [j["member"] for j in joins] == ["stew", "pub", "sub"]
     assert all(j["stewards"] == ["stew"] for j in joins)
@@ -142,8 +147,8 @@ def test_the_designation_is_logged_with_the_admins_signature(world: dict[str, An
     ("signature", "code", "words"),
     [
         (b"", grpc.StatusCode.FAILED_PRECONDITION, "has no admin designation"),
-        (b"\x01" * 64, grpc.StatusCode.PERMISSION_DENIED, "signature does not verify"),
-        (b"short", grpc.StatusCode.PERMISSION_DENIED, "signature does not verify"),
+        (b"\x01" * 80, grpc.StatusCode.PERMISSION_DENIED, "signature does not verify"),
+        (b"short", grpc.StatusCode.PERMISSION_DENIED, "expected 80"),
     ],
 )
 def test_the_hub_refuses_a_designation_that_does_not_verify(
@@ -204,24 +209,48 @@ def test_a_designation_for_another_member_or_collaboration_is_refused(
     assert _state(hub) == before
 
 
+def _recipients(hub: HubProcess) -> list[Recipient]:
+    """The active members of COLLAB with their current encryption keys, as the hub holds
+    them (what a colluding member's own code would wrap to)."""
+    with hub.db() as c:
+        return [
+            Recipient(m, suite, bytes(key))
+            for m, suite, key in c.execute(
+                "SELECT e.member, e.suite, e.public_key FROM encryption_keys e JOIN memberships"
+                " m ON m.member = e.member JOIN members s ON s.name = e.member WHERE m.collab=?"
+                " AND e.replaced_seq IS NULL AND s.status='active' ORDER BY e.member",
+                (COLLAB,),
+            )
+        ]
+
+
 def test_members_refuse_an_epoch_from_a_steward_the_hub_made(world: dict[str, Any]) -> None:
     """A hub working with pub makes pub a steward without the admin (a row in its own
-    database): the hub takes pub's epoch, but every member refuses its wraps, and keeps
-    using the designated steward's epoch."""
+    database), and pub's own code wraps a new epoch to everyone: the hub takes it, but
+    every member refuses its wraps and keeps the designated steward's epoch.  (pub's
+    honest client would not even try: its log shows no designation.)"""
     hub: HubProcess = world["hub"]
     pub: Member = world["pub"]
     sub: Member = world["sub"]
     held, _ = _sync(sub)
+    with pytest.raises(WrapError, match="not a steward the verified log shows"):
+        _rekey(pub, new=True)
     _write(
         hub,
         "INSERT INTO collab_stewards (collab, member, signature, seq) VALUES (?, 'pub', '', 1)",
         COLLAB,
     )
     try:
-        done = _rekey(pub, new=True)
-        assert done.new and done.epoch == max(held) + 1
+        with hub.db() as c:
+            current = c.execute(
+                "SELECT MAX(epoch) FROM collab_epochs WHERE collab=?", (COLLAB,)
+            ).fetchone()[0]
+        secret = new_secret()
+        wraps = wrap_epoch(pub.files.signing_key(), "pub", COLLAB, current + 1, secret,
+                           _recipients(hub))  # fmt: skip
+        assert pub.client().put_epoch(COLLAB, current + 1, key_commitment(secret), wraps) > 0
         got, refused = _sync(sub)
-        assert done.epoch not in got and got == held
+        assert current + 1 not in got and got == held
         assert any("no admin designation" in r and "'pub'" in r for r in refused)
     finally:
         _write(hub, "DELETE FROM collab_stewards WHERE member='pub'")
@@ -237,8 +266,10 @@ def test_a_steward_named_before_designations_must_be_designated_again(
     stew: Member = world["stew"]
     sub: Member = world["sub"]
     _write(hub, "UPDATE collab_stewards SET signature='', seq=NULL WHERE member='stew'")
+    before = _state(hub)
     with pytest.raises(HubRejected) as refused:
         _rekey(stew, new=True)
+    assert _state(hub) == before
     assert refused.value.code == "FAILED_PRECONDITION"
     assert f"sighub admin collab steward {COLLAB} stew" in refused.value.hub_message
     assert hub.admin_cli("collab", "steward", COLLAB, "stew") == 0
@@ -363,3 +394,45 @@ def test_a_removed_members_old_epochs_stop_at_expiry(world: dict[str, Any], tmp_
         assert refused.value.code in ("PERMISSION_DENIED", "UNAUTHENTICATED")
     finally:
         leaver.close()
+
+
+def test_policy_and_steward_count_refusals_change_nothing(
+    world: dict[str, Any], admin: admin_pb2_grpc.AdminServiceStub
+) -> None:
+    hub: HubProcess = world["hub"]
+
+    def policy() -> tuple[Any, ...]:
+        with hub.db() as c:
+            rows = c.execute("SELECT name, earlier_epochs FROM collabs ORDER BY name").fetchall()
+        return (_state(hub), tuple(rows))
+
+    before = policy()
+    for collab, n, code in (
+        ("no-such", 1, grpc.StatusCode.NOT_FOUND),
+        (COLLAB, 65, grpc.StatusCode.INVALID_ARGUMENT),
+        (COLLAB, 1, grpc.StatusCode.ALREADY_EXISTS),  # set so by the test above
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            admin.SetCollabPolicy(
+                admin_pb2.SetCollabPolicyRequest(collaboration=collab, earlier_epochs=n),
+                timeout=30,
+            )
+        assert refused.value.code() == code, (collab, n)
+    assert hub.admin_cli("collab", "add", "plain") == 0  # no stewards: the hub's keys
+    before = policy()
+    with pytest.raises(grpc.RpcError) as refused:
+        admin.SetCollabPolicy(
+            admin_pb2.SetCollabPolicyRequest(collaboration="plain", earlier_epochs=2), timeout=30
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "has no stewards" in str(refused.value.details())
+    names = [f"m{i}" for i in range(9)]
+    with pytest.raises(grpc.RpcError) as many:
+        admin.AddCollab(
+            admin_pb2.AddCollabRequest(name="sg-many", stewards=names,
+                                       steward_signatures=[b""] * 9),
+            timeout=30,
+        )  # fmt: skip
+    assert many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 8" in str(many.value.details())
+    assert policy() == before

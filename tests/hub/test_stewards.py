@@ -133,13 +133,19 @@ def test_member_held_keys_full_flow(steward_world: dict[str, Any]) -> None:
     with pytest.raises(HubRejected) as refused:
         late.client().wraps(COLLAB)
     assert "epoch 1 has no wrap for 'late'" in refused.value.hub_message
-    d = _daemon(late)
-    with pytest.raises(HubRejected) as refused:  # nor does it stream the collaboration
-        d.sync_once()
-    d.close()
+    with pytest.raises(HubRejected) as refused:  # nor does it stream it, asked by name
+        list(late.client().sync(0, [COLLAB]))
     assert refused.value.code == "FAILED_PRECONDITION"
     assert "epoch 1 has no wrap for 'late'" in refused.value.hub_message
     assert "sighub collab rekey" in refused.value.hub_message
+    # a stream of all its collaborations goes on (one gap must not stop the others, nor a
+    # steward's duties), and the daemon says what is missing
+    d = _daemon(late)
+    try:
+        assert d.sync_once().cursor > 0
+        assert not [k for k in d.store.collab_keys() if k[0] == COLLAB]
+    finally:
+        d.close()
     joined = _rekey(stew)
     assert (joined.epoch, joined.new, joined.recipients) == (1, False, ("late",))
     assert _held(late) == {1: secret1}

@@ -13,6 +13,7 @@ from sighub.client._daemon import SyncDaemon
 from sighub.client._local import LOCAL_DB, LocalStore
 from sighub.client._rpc import Credential, HubClient
 from sighub.client._steward import plan
+from sighub.client._stewardlog import LoggedEpoch
 
 __all__ = ["add_collab_commands"]
 
@@ -44,9 +45,12 @@ def _rekey(args: argparse.Namespace) -> int:
         )
     for epoch, names in done.earlier:
         line += f"; earlier epoch {epoch} wrapped to {', '.join(names)} (the policy)"
+    for problem in done.problems:
+        line += f"; NOT DONE: {problem}"
     doc = {"collab": done.collab, "epoch": done.epoch, "new": done.new,
            "recipients": list(done.recipients), "sequence": done.sequence,
-           "earlier": [{"epoch": e, "recipients": list(n)} for e, n in done.earlier]}  # fmt: skip
+           "earlier": [{"epoch": e, "recipients": list(n)} for e, n in done.earlier],
+           "problems": list(done.problems)}  # fmt: skip
     emit(args, doc, line)
     return 0
 
@@ -59,6 +63,7 @@ def _status(args: argparse.Namespace) -> int:
     store = LocalStore(data / LOCAL_DB)
     try:
         held = {(c, e) for c, e, _ in store.collab_keys()}
+        logged = {k: LoggedEpoch.from_row(v) for k, v in store.log_epochs().items()}
     finally:
         store.close()
     docs: list[dict[str, Any]] = []
@@ -72,7 +77,7 @@ def _status(args: argparse.Namespace) -> int:
                            {m.collab for m in missing})  # fmt: skip
         for name in names:
             status = hub.collab_status(name)
-            due, to = plan(status) if status.stewards else (False, [])
+            due, to = plan(status, logged) if status.stewards else (False, [])
             epochs: list[dict[str, Any]] = [
                 {"epoch": e.epoch, "steward": e.steward or None, "holders": list(e.holders),
                  "held_here": (name, e.epoch) in held, "created": e.created_at.isoformat()}

@@ -226,10 +226,9 @@ class SyncDaemon:
         self._epochs |= held  # keeps the epochs already asked for (``_known_keys``)
         # what this member stewards: per the verified log's designations (a hub saying
         # so, or wraps this member once made, do not make it one)
-        mine = {w.collab for w in wraps} | {gap.collab for gap in missing}
         if self._guard is not None:
-            designated = self._guard.stewards.stewards
-            self._stewarded = {c for c in mine if self.cred.member in designated.get(c, ())}
+            view = self._guard.stewards
+            self._stewarded = {c for c in view.collabs if self.cred.member in view.stewards(c)}
         return refused
 
     def _after_batch(self, hub: HubClient) -> None:
@@ -256,8 +255,9 @@ class SyncDaemon:
         for collab in sorted(self._stewarded):
             try:
                 result, secret = rekey(
-                    hub, MemberFiles(self.data), self.cred.member, self._guard.ring, collab, held
-                )
+                    hub, MemberFiles(self.data), self.cred.member, self._guard.ring,
+                    self._guard.stewards, collab, held,
+                )  # fmt: skip
             except (HubRejected, WrapError) as exc:  # another steward was first, a key gap
                 log.warning("steward duties for %r not done: %s", collab, exc)
                 continue
@@ -270,6 +270,8 @@ class SyncDaemon:
             for epoch, names in result.earlier:
                 log.info("steward: %r earlier epoch %d wrapped to %s (the policy)", collab,
                          epoch, ", ".join(names))  # fmt: skip
+            for problem in result.problems:
+                log.warning("steward duties for %r: %s", collab, problem)
             if result.recipients or result.earlier:
                 done.append(result)
         return done
@@ -288,8 +290,8 @@ class SyncDaemon:
         held = {(c, e): s for c, e, s in self.store.collab_keys()}
         with self.connect() as hub:
             done, secret = rekey(
-                hub, MemberFiles(self.data), self.cred.member, self._guard.ring, collab, held,
-                force_new,
+                hub, MemberFiles(self.data), self.cred.member, self._guard.ring,
+                self._guard.stewards, collab, held, force_new,
             )  # fmt: skip
         if secret is not None:
             self.store.put_collab_keys([(collab, done.epoch, secret)])

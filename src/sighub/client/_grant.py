@@ -286,26 +286,35 @@ def check_attestation(
 
 
 # -- steward designations ------------------------------------------------------------------
-def _designation(origin: str, collab: str, member: str) -> bytes:
+DESIGNATION_NONCE: Final = 16
+DESIGNATION_BYTES: Final = DESIGNATION_NONCE + 64  # the nonce, then the Ed25519 signature
+
+
+def _designation(origin: str, collab: str, member: str, nonce: bytes) -> bytes:
     return canonical_json(
         {"v": 1, "type": "steward-designation", "origin": origin, "collab": collab,
-         "member": member}
+         "member": member, "nonce": nonce.hex()}
     )  # fmt: skip
 
 
 def designate_steward(admin: Ed25519PrivateKey, origin: str, collab: str, member: str) -> bytes:
-    """The admin's signature making ``member`` a steward of ``collab`` in log ``origin``:
-    members take key epochs only from stewards so designated, so a hub cannot make one."""
-    return admin.sign(STEWARD_CONTEXT + _designation(origin, collab, member))
+    """The admin's designation of ``member`` as a steward of ``collab`` in log ``origin``:
+    a fresh nonce and the admin's signature over it (members take key epochs only from
+    stewards so designated).  The nonce makes each designation its own bytes, so one that
+    ended (the steward left) cannot be passed off as a new one."""
+    nonce = secrets.token_bytes(DESIGNATION_NONCE)
+    return nonce + admin.sign(STEWARD_CONTEXT + _designation(origin, collab, member, nonce))
 
 
 def check_designation(
-    admin_public: bytes, origin: str, collab: str, member: str, signature: bytes
+    admin_public: bytes, origin: str, collab: str, member: str, designation: bytes
 ) -> None:
     """That the admin designated ``member`` a steward of ``collab``; ``KeyChainError``."""
-    _verify(
-        admin_public,
-        signature,
-        STEWARD_CONTEXT + _designation(origin, collab, member),
-        f"steward designation of {member!r} for {collab!r} (admin)",
-    )
+    what = f"steward designation of {member!r} for {collab!r}"
+    if len(designation) != DESIGNATION_BYTES:
+        raise KeyChainError(
+            f"{what}: {len(designation)} bytes, expected {DESIGNATION_BYTES} (nonce, signature)"
+        )
+    nonce, signature = designation[:DESIGNATION_NONCE], designation[DESIGNATION_NONCE:]
+    message = STEWARD_CONTEXT + _designation(origin, collab, member, nonce)
+    _verify(admin_public, signature, message, f"{what} (admin)")

@@ -174,6 +174,14 @@ class KeyRing:
             return None
         return record.suite, record.public_key
 
+    def valid_keys(self, member: str) -> list[str]:
+        """The ids of ``member``'s signing keys the ring takes now: not revoked, no flaw."""
+        return [
+            k.key_id
+            for k in self._keys.values()
+            if k.member == member and k.revoked is None and not k.flaw
+        ]
+
     def _put(self, key: LoggedKey) -> None:
         self._keys[key.key_id] = key
         self._changed.add(key.key_id)

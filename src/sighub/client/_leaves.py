@@ -66,6 +66,7 @@ __all__ = [
     "COLLAB_TYPES",
     "DIRECTORY_TYPES",
     "LEAF_TYPES",
+    "MAX_EARLIER_EPOCHS",
     "MAX_STEWARDS",
     "LeafError",
     "collab_add",
@@ -124,6 +125,8 @@ _LISTS: Final = frozenset({"roles", "stewards", "steward_signatures"})  # lists 
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
 MAX_STEWARDS: Final = 8
+# Earlier key epochs a joiner may be wrapped: an indicator outlives at most a few epochs.
+MAX_EARLIER_EPOCHS: Final = 64
 KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
 # The largest event leaf, an enrollment with a grant and an MLKEM768-X25519 key, is about
 # 2.5 KB (the key alone is 1624 bytes of base64).

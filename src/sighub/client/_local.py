@@ -78,9 +78,9 @@ _SCHEMA: Final = [
     # it (``_stewardlog.LoggedEpoch``): a wrap must carry that commitment and steward.
     "CREATE TABLE IF NOT EXISTS log_epochs (collab TEXT NOT NULL, epoch INTEGER NOT NULL,"
     " commitment TEXT NOT NULL, steward TEXT NOT NULL, PRIMARY KEY (collab, epoch))",
-    # The stewards the admin designated, per collaboration, as the verified log shows them.
-    "CREATE TABLE IF NOT EXISTS log_stewards (collab TEXT NOT NULL, member TEXT NOT NULL,"
-    " PRIMARY KEY (collab, member))",
+    # Each collaboration's stewards, members and ended designations as the verified log
+    # shows them (``_stewardlog.CollabState``, JSON).
+    "CREATE TABLE IF NOT EXISTS log_collabs (collab TEXT PRIMARY KEY, state TEXT NOT NULL)",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -191,7 +191,7 @@ class LocalStore:
         self.conn.execute("PRAGMA recursive_triggers=ON")
         for stmt in _SCHEMA:
             self.conn.execute(stmt)
-        self._add_columns("log_epochs", flaw="TEXT NOT NULL DEFAULT ''", seqs="TEXT NOT NULL"
+        self._add_columns("log_epochs", flaw="TEXT NOT NULL DEFAULT ''", keys="TEXT NOT NULL"
                           " DEFAULT ''")  # fmt: skip
 
     def _add_columns(self, table: str, **columns: str) -> None:
@@ -312,38 +312,30 @@ class LocalStore:
         )
 
     def log_epochs(self) -> dict[tuple[str, int], tuple[str, str, str, str]]:
-        """(collab, epoch) -> (commitment, steward, flaw, leaf sequences) of the stewards'
-        logged epochs."""
+        """(collab, epoch) -> (commitment, steward, flaw, signing key ids) of the stewards'
+        logged epochs (``_stewardlog.LoggedEpoch.from_row``)."""
         return {
             (r[0], r[1]): (r[2], r[3], r[4], r[5])
             for r in self.conn.execute(
-                "SELECT collab, epoch, commitment, steward, flaw, seqs FROM log_epochs"
+                "SELECT collab, epoch, commitment, steward, flaw, keys FROM log_epochs"
             )
         }
 
     def put_log_epochs(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Insert or replace logged epochs, inside the caller's transaction."""
         self.conn.executemany(
-            "INSERT OR REPLACE INTO log_epochs (collab, epoch, commitment, steward, flaw, seqs)"
+            "INSERT OR REPLACE INTO log_epochs (collab, epoch, commitment, steward, flaw, keys)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
 
-    def log_stewards(self) -> dict[str, set[str]]:
-        """collab -> the designated stewards, as the verified log shows them."""
-        out: dict[str, set[str]] = {}
-        for collab, member in self.conn.execute("SELECT collab, member FROM log_stewards"):
-            out.setdefault(collab, set()).add(member)
-        return out
+    def log_collabs(self) -> dict[str, str]:
+        """collab -> its state as the verified log shows it (JSON)."""
+        return dict(self.conn.execute("SELECT collab, state FROM log_collabs").fetchall())
 
-    def put_log_stewards(self, rows: Iterable[tuple[str, set[str]]]) -> None:
-        """Replace each collaboration's designated stewards, inside the caller's
-        transaction."""
-        for collab, members in rows:
-            self.conn.execute("DELETE FROM log_stewards WHERE collab=?", (collab,))
-            self.conn.executemany(
-                "INSERT INTO log_stewards VALUES (?, ?)", [(collab, m) for m in sorted(members)]
-            )
+    def put_log_collabs(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Insert or replace collaborations' states, inside the caller's transaction."""
+        self.conn.executemany("INSERT OR REPLACE INTO log_collabs VALUES (?, ?)", rows)
 
     def clear_log_keys(self) -> None:
         """Forget the logged keys, signing and encryption, the logged epochs and stewards (a
@@ -351,7 +343,7 @@ class LocalStore:
         self.conn.execute("DELETE FROM log_keys")
         self.conn.execute("DELETE FROM log_encryption_keys")
         self.conn.execute("DELETE FROM log_epochs")
-        self.conn.execute("DELETE FROM log_stewards")
+        self.conn.execute("DELETE FROM log_collabs")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

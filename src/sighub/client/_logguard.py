@@ -46,7 +46,7 @@ from sighub.client._merkle import Frontier
 from sighub.client._note import MAX_NOTE_BYTES, parse_note
 from sighub.client._numbers import EnvelopeNumbers
 from sighub.client._rpc import Credential, HubClient, SyncBatch
-from sighub.client._stewardlog import LoggedEpoch, StewardLog
+from sighub.client._stewardlog import CollabState, LoggedEpoch, StewardLog
 
 __all__ = [
     "DEFAULT_MAX_CHECKPOINT_AGE",
@@ -181,7 +181,8 @@ class LogGuard:
         encryption = (LoggedEncryptionKey(*row) for row in self.store.log_encryption_keys())
         self.ring = KeyRing(origin, self._admin, keys, encryption)
         epochs = {k: LoggedEpoch.from_row(v) for k, v in self.store.log_epochs().items()}
-        self.stewards = StewardLog(origin, self._admin, self.store.log_stewards(), epochs)
+        collabs = {c: CollabState.from_json(t) for c, t in self.store.log_collabs().items()}
+        self.stewards = StewardLog(origin, self._admin, collabs, epochs)
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -249,8 +250,7 @@ class LogGuard:
         state = stored or LogState(frontier.size, frontier.hashes)
         with self.store.tx():
             self.store.set_meta(STATE_KEY, json.dumps(state.to_dict()))
-            self.store.conn.execute("DELETE FROM log_epochs")  # all read again above
-            self.store.conn.execute("DELETE FROM log_stewards")
+            self.store.clear_log_keys()  # all read again above
             self._save_keys()
         self.reload()
 
@@ -304,7 +304,7 @@ class LogGuard:
         self.store.put_log_keys(k.row() for k in self.ring.changed())
         self.store.put_log_encryption_keys(e.row() for e in self.ring.changed_encryption())
         self.store.put_log_epochs(self.stewards.changed_epochs())
-        self.store.put_log_stewards(self.stewards.changed_stewards())
+        self.store.put_log_collabs(self.stewards.changed_collabs())
         self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
         self.stewards.saved()
@@ -337,11 +337,11 @@ class LogGuard:
                 ) from None
             kind = doc["type"]
             if kind in COLLAB_TYPES:
-                self.stewards.apply(x.sequence, doc)
+                self.stewards.apply(x.sequence, doc, self.ring.valid_keys)
             if kind in ("collab.epoch", "collab.steward"):
                 self.epochs_changed = True  # wraps to fetch, or who stewards what
-            elif kind in ("collab.join", "collab.leave", "member.status"):
-                self.members_changed = True
+            elif kind in ("collab.join", "collab.leave", "member.status", "collab.policy"):
+                self.members_changed = True  # a steward's rekey (or joiners' earlier epochs)
             if kind == "envelope":
                 withheld.append((x.sequence, str(doc.get("collab"))))
             elif kind == "collab.leave" and doc.get("member") == self.member:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,8 @@ from sighub.client._hpke import EncryptionKey, load_key
 from sighub.client._keyring import KeyRing
 from sighub.client._keys import MemberFiles
 from sighub.client._leaves import key_commitment
-from sighub.client._rpc import CollabStatus, HubClient
-from sighub.client._stewardlog import LoggedEpoch
+from sighub.client._rpc import CollabStatus, HubClient, HubRejected
+from sighub.client._stewardlog import LoggedEpoch, StewardLog
 from sighub.client._wraps import Recipient, Wrap, WrapError, new_secret, unwrap, wrap_epoch
 
 __all__ = ["Rekeyed", "own_keys", "rekey", "unwrap_all"]
@@ -44,20 +44,18 @@ def own_keys(data: Path) -> dict[str, EncryptionKey]:
     return out
 
 
-def steward_key(ring: KeyRing, steward: str, kid: str, seqs: Iterable[int]) -> bytes | None:
+def steward_key(ring: KeyRing, steward: str, kid: str, keys: frozenset[str]) -> bytes | None:
     """The public key ``kid`` of ``steward`` as the verified log shows it, unless flawed or
-    not valid at any of ``seqs`` (the epoch's leaves: a key revoked before them, or
-    logged after them, signed no wrap of this epoch)."""
+    not among ``keys`` (the steward's keys valid at one of the epoch's leaves: a key
+    revoked before them, or logged after them, signed no wrap of this epoch)."""
     logged = ring.get(kid)
-    if logged is None or logged.member != steward or logged.flaw:
-        return None
-    if not any(logged.since < s and (logged.revoked is None or s < logged.revoked) for s in seqs):
+    if logged is None or logged.member != steward or logged.flaw or kid not in keys:
         return None
     return logged.public_key
 
 
-def _key_at(ring: KeyRing, seqs: tuple[int, ...], steward: str, kid: str) -> bytes | None:
-    return steward_key(ring, steward, kid, seqs)
+def _key_at(ring: KeyRing, keys: frozenset[str], steward: str, kid: str) -> bytes | None:
+    return steward_key(ring, steward, kid, keys)
 
 
 def _check_logged(w: Wrap, logged: LoggedEpoch) -> None:
@@ -101,7 +99,7 @@ def unwrap_all(
                     f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
                     " member does not hold"
                 )
-            secret = unwrap(w, member, key, functools.partial(_key_at, ring, epoch_leaf.seqs))
+            secret = unwrap(w, member, key, functools.partial(_key_at, ring, epoch_leaf.keys))
         except WrapError as exc:
             log.error("wrap refused: %s", exc)
             refused.append(str(exc))
@@ -118,8 +116,9 @@ class Rekeyed:
     recipients: tuple[str, ...]
     sequence: int
     # earlier epochs wrapped to joiners, as the collaboration's policy says: (epoch,
-    # recipients) each
+    # recipients) each; and why an earlier epoch could not be wrapped
     earlier: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 def _recipients(ring: KeyRing, names: Iterable[str]) -> list[Recipient]:
@@ -138,16 +137,40 @@ def _recipients(ring: KeyRing, names: Iterable[str]) -> list[Recipient]:
     return out
 
 
-def plan(status: CollabStatus) -> tuple[bool, list[str]]:
+def plan(
+    status: CollabStatus, epochs: Mapping[tuple[str, int], LoggedEpoch]
+) -> tuple[bool, list[str]]:
     """(whether a new epoch is due, the members to wrap to).  A new epoch when there is
-    none yet, when the current one was made by the hub (the move to member-held keys), or
-    when someone holding it is no longer a current member; else the current epoch for the
-    members without a wrap of it."""
+    none yet, when the current one was made by the hub (the move to member-held keys) or
+    is refused in this steward's verified log (a steward named before designations were
+    logged made it), or when someone holding it is no longer a current member; else the
+    current epoch for the members without a wrap of it."""
     members = [m for m, _ in status.members]
     current = status.epochs[-1] if status.epochs else None
-    if current is None or not current.steward or set(current.holders) - set(members):
+    logged = epochs.get((status.collab, current.epoch)) if current is not None else None
+    if (
+        current is None
+        or not current.steward
+        or logged is None
+        or logged.flaw
+        or set(current.holders) - set(members)
+    ):
         return True, members
     return False, [m for m in members if m not in current.holders]
+
+
+def _check_members(status: CollabStatus, view: StewardLog) -> None:
+    """Wrap only to members this steward's verified log shows (where it was read from the
+    collaboration's start): never to whoever the hub names."""
+    state = view.collabs.get(status.collab)
+    if state is None or not state.complete:
+        return
+    unknown = sorted({m for m, _ in status.members} - state.members)
+    if unknown:
+        raise WrapError(
+            f"collaboration {status.collab!r}: the hub names members {unknown} that the"
+            " verified log does not show in it; no key is wrapped to them"
+        )
 
 
 def rekey(
@@ -155,22 +178,25 @@ def rekey(
     files: MemberFiles,
     member: str,
     ring: KeyRing,
+    view: StewardLog,
     collab: str,
     held: dict[tuple[str, int], bytes],
     force_new: bool = False,
 ) -> tuple[Rekeyed, bytes | None]:
-    """Bring ``collab``'s key up to date as its steward ``member``: a new epoch wrapped to
-    every current member, or the current epoch wrapped to those that lack it (``held``:
-    the secrets this member holds); then the earlier epochs this steward made, within the
-    collaboration's policy, to the members that lack them.  Returns what was done and the
-    new secret (None when no new epoch), which the caller stores."""
-    status = hub.collab_status(collab)
-    if member not in status.stewards:
-        raise SighubError(
-            f"collaboration {collab!r}: {member!r} is not a steward (stewards:"
-            f" {list(status.stewards)})"
+    """Bring ``collab``'s key up to date as its steward ``member`` (as ``view``, the
+    verified log, shows it): a new epoch wrapped to every current member, or the current
+    epoch wrapped to those that lack it (``held``: the secrets this member holds); then
+    the earlier epochs this steward made, within the collaboration's policy, to the
+    members that lack them.  Returns what was done and the new secret (None when no new
+    epoch), which the caller stores."""
+    if member not in view.stewards(collab):
+        raise WrapError(
+            f"collaboration {collab!r}: {member!r} is not a steward the verified log shows"
+            f" designated (it shows {sorted(view.stewards(collab))})"
         )
-    new, names = plan(status)
+    status = hub.collab_status(collab)
+    _check_members(status, view)
+    new, names = plan(status, view.epochs)
     current = status.epochs[-1].epoch if status.epochs else -1
     secret = None if new or force_new else held.get((collab, current))
     if force_new or (not new and secret is None):  # asked, or this steward lacks the secret
@@ -183,8 +209,8 @@ def rekey(
         assert secret is not None
         wraps = wrap_epoch(signing, member, collab, current, secret, _recipients(ring, names))
         seq = hub.put_epoch(collab, current, key_commitment(secret), wraps)
-    earlier = tuple(_wrap_earlier(hub, signing, member, ring, status, held, current))
-    done = Rekeyed(collab, current, new and bool(names), tuple(names), seq, earlier)
+    earlier, problems = _wrap_earlier(hub, signing, member, ring, view, status, held, current)
+    done = Rekeyed(collab, current, new and bool(names), tuple(names), seq, earlier, problems)
     return done, (secret if new and names else None)
 
 
@@ -193,21 +219,30 @@ def _wrap_earlier(
     signing: Ed25519PrivateKey,
     member: str,
     ring: KeyRing,
+    view: StewardLog,
     status: CollabStatus,
     held: dict[tuple[str, int], bytes],
     current: int,
-) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """Wrap each epoch before ``current`` within the policy that this steward made and
-    holds to the current members without a wrap of it."""
+) -> tuple[tuple[tuple[int, tuple[str, ...]], ...], tuple[str, ...]]:
+    """Wrap each epoch before ``current`` within the policy, that this steward made, holds
+    and its log does not refuse, to the current members without a wrap of it; what was
+    wrapped, and what failed (the new epoch above stands either way)."""
     members = [m for m, _ in status.members]
+    done, problems = [], []
     for e in status.epochs:
         secret = held.get((status.collab, e.epoch))
+        logged = view.epochs.get((status.collab, e.epoch))
         if not current - status.earlier_epochs <= e.epoch < current or secret is None:
             continue
         lacking = [m for m in members if m not in e.holders]
-        if e.steward != member or not lacking:
+        if e.steward != member or not lacking or logged is None or logged.flaw:
             continue
-        wraps = wrap_epoch(signing, member, status.collab, e.epoch, secret,
-                           _recipients(ring, lacking))  # fmt: skip
-        hub.put_epoch(status.collab, e.epoch, key_commitment(secret), wraps)
-        yield e.epoch, tuple(lacking)
+        try:
+            wraps = wrap_epoch(signing, member, status.collab, e.epoch, secret,
+                               _recipients(ring, lacking))  # fmt: skip
+            hub.put_epoch(status.collab, e.epoch, key_commitment(secret), wraps)
+        except (WrapError, HubRejected) as exc:
+            problems.append(f"earlier epoch {e.epoch}: {exc}")
+            continue
+        done.append((e.epoch, tuple(lacking)))
+    return tuple(done), tuple(problems)

@@ -28,6 +28,7 @@ from sighub.client._grant import (
     load_admin_key,
 )
 from sighub.client._keys import write_secret
+from sighub.client._leaves import MAX_EARLIER_EPOCHS
 from sighub.client._proto import admin_pb2, admin_pb2_grpc, types_pb2
 from sighub.client._rpc import (
     MEMBER_STATUS,
@@ -299,8 +300,10 @@ def _designations(
 
 
 def _earlier(n: int) -> int:
-    if n < 0:
-        raise AdminArgumentError(f"--earlier-epochs: received {n}; expected 0 or more")
+    if not 0 <= n <= MAX_EARLIER_EPOCHS:
+        raise AdminArgumentError(
+            f"--earlier-epochs: received {n}; expected 0 to {MAX_EARLIER_EPOCHS}"
+        )
     return n
 
 

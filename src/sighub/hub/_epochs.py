@@ -85,7 +85,12 @@ def put_epoch(
         raise HubError.denied(
             f"collaboration {collab!r}: {m.name!r} is not a steward (stewards: {stewards})"
         )
-    if m.name not in dict(store.designations(collab)):
+    designated = store.one(
+        "SELECT seq FROM collab_stewards WHERE collab=? AND member=? AND seq IS NOT NULL",
+        collab,
+        m.name,
+    )
+    if designated is None:
         raise HubError.precondition(
             f"collaboration {collab!r}: steward {m.name!r} was named before designations were"
             " logged, so members would refuse its epochs; the admin runs `sighub admin collab"
@@ -98,7 +103,9 @@ def put_epoch(
         )
     current = store.collab_epoch(collab)
     logged = store.one(
-        "SELECT commitment, steward FROM collab_epochs WHERE collab=? AND epoch=?", collab, epoch
+        "SELECT commitment, steward, seq FROM collab_epochs WHERE collab=? AND epoch=?",
+        collab,
+        epoch,
     )
     new = logged is None
     if not new and logged[1] != m.name:  # members hold wraps to the epoch leaf's steward
@@ -110,6 +117,12 @@ def put_epoch(
         raise HubError.precondition(
             f"collaboration {collab!r}: epoch {epoch} received, expected the next epoch"
             f" {0 if current is None else current + 1}"
+        )
+    if not new and int(logged[2]) < int(designated[0]):
+        raise HubError.precondition(
+            f"collaboration {collab!r}: epoch {epoch} was made before {m.name!r}'s designation"
+            " was logged, so members refuse it; make a new epoch (`sighub collab rekey"
+            f" {collab} --new`)"
         )
     if not new and logged[0] != commitment:
         raise HubError.precondition(

@@ -51,8 +51,6 @@ __all__ = ["ROLES", "DirectoryRow", "Hub", "PublishResult", "hash_token"]
 
 ROLES: Final = ("publisher", "subscriber", "admin", "peer")
 _NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-# Earlier key epochs a joiner may be wrapped: an indicator outlives at most a few epochs.
-MAX_EARLIER_EPOCHS: Final = 64
 
 
 def hash_token(token: str) -> str:
@@ -320,10 +318,10 @@ class Hub:
 
     @staticmethod
     def _check_policy(collab: str, earlier_epochs: int) -> None:
-        if not 0 <= earlier_epochs <= MAX_EARLIER_EPOCHS:
+        if not 0 <= earlier_epochs <= _leaves.MAX_EARLIER_EPOCHS:
             raise HubError.invalid(
                 f"collaboration {collab!r}: earlier_epochs {earlier_epochs}; expected 0 (the"
-                f" current epoch only) to {MAX_EARLIER_EPOCHS}"
+                f" current epoch only) to {_leaves.MAX_EARLIER_EPOCHS}"
             )
 
     def _log_policy(self, c: sqlite3.Connection, collab: str, earlier_epochs: int) -> None:
@@ -336,6 +334,11 @@ class Hub:
         the stewards that made them (each steward's client does it at its next rekey)."""
         self._collab(collab)
         self._check_policy(collab, earlier_epochs)
+        if not self.store.stewards(collab):
+            raise HubError.precondition(
+                f"collaboration {collab!r} has no stewards: its keys come from the hub, and a"
+                " policy for stewards' wraps would do nothing"
+            )
         if self.store.earlier_epochs(collab) == earlier_epochs:
             raise HubError.exists(
                 f"collaboration {collab!r}: earlier_epochs is already {earlier_epochs}"

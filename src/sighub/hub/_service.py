@@ -428,15 +428,19 @@ class SyncService:
         member = self.s.identify(context)
         self.s.hub.require(member, "subscriber", "peer")
         mine = self.s.hub.store.member_collabs(member.name)
-        wanted = list(request.collaborations) or mine
-        for c in wanted:
+        named = sorted(set(request.collaborations))
+        for c in named:
             if c not in mine:
                 raise HubError.denied(f"member {member.name!r} is not in collaboration {c!r}")
-        for c in wanted:  # never a collaboration whose current key this member cannot hold
+        # A collaboration asked for by name whose current key this member cannot hold is
+        # refused (its stewards excepted: they sync to make the key).  A stream of all of
+        # the member's collaborations is not: one gap would stop every other one, and a
+        # steward's duties with it.
+        for c in named:
             gap = _epochs.missing_for(self.s.hub.store, member.name, c)
-            if gap is not None and member.name not in gap[1]:  # its stewards sync to make it
+            if gap is not None and member.name not in gap[1]:
                 raise _epochs.refusal(c, member.name, *gap)
-        return member, sorted(set(wanted))
+        return member, named or mine
 
     @staticmethod
     def _still_allowed(
