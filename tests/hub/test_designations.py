@@ -254,6 +254,12 @@ def test_members_refuse_an_epoch_from_a_steward_the_hub_made(world: dict[str, An
         assert any("no admin designation" in r and "'pub'" in r for r in refused)
     finally:
         _write(hub, "DELETE FROM collab_stewards WHERE member='pub'")
+    # the designated steward's next run sees the current epoch refused: a new one
+    stew: Member = world["stew"]
+    done = _rekey(stew)
+    assert done.new and done.epoch == current + 2
+    got, _ = _sync(sub)
+    assert done.epoch in got
 
 
 def test_a_steward_named_before_designations_must_be_designated_again(

@@ -148,13 +148,8 @@ def plan(
     members = [m for m, _ in status.members]
     current = status.epochs[-1] if status.epochs else None
     logged = epochs.get((status.collab, current.epoch)) if current is not None else None
-    if (
-        current is None
-        or not current.steward
-        or logged is None
-        or logged.flaw
-        or set(current.holders) - set(members)
-    ):
+    flawed = logged is not None and bool(logged.flaw)  # not read yet: not judged yet
+    if current is None or not current.steward or flawed or set(current.holders) - set(members):
         return True, members
     return False, [m for m in members if m not in current.holders]
 
