@@ -14,6 +14,7 @@ Run: ``make eval`` or ``.venv/bin/python bench/eval_canon.py [--canon 1|2|all]``
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import sys
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))  # sighub, when run without an installed package
+if importlib.util.find_spec("sighub") is None:  # run without an installed package
+    sys.path.insert(0, str(ROOT / "src"))
 
 from sighub.client import _canon  # noqa: E402
 from sighub.client._errors import CanonError  # noqa: E402

@@ -223,7 +223,9 @@ def _lookalikes(out: _Out, table: dict[str, str]) -> None:
         letters = skeletons.get(table[ch])
         if letters is None:
             continue
-        category = _script_category(ch, letters)
+        # A skeleton of two letters ("rn", m's) is no Latin letter: per-character folding
+        # cannot reach it.
+        category = _script_category(ch, letters) if len(table[ch]) == 1 else "lookalike-sequence"
         # A look-alike of a letter stands for the letter, not for a digit of the same shape.
         letters = "".join(c for c in letters if c.isalpha()) or letters
         fits = [b for b in bodies if _positions(b, letters)]
@@ -280,22 +282,36 @@ def _fullwidth(out: _Out) -> None:
     for value in _bodies():
         out.add("fullwidth", value, wide(value))
         out.add("fullwidth", value, wide(value.upper()))
-    for value in [*URLS, *PAYMENTS]:  # a browser reads no wide ':' or '/' in a link
+    for value in PAYMENTS:
         out.add("fullwidth", value, wide(value, ":/@$+"))
         out.add("fullwidth", value, wide(value, ":/@$+.-"))
+    for value in URLS:  # UTS #46 maps a wide host; a wide path is another path
+        scheme, _, rest = value.rpartition("://")
+        host, slash, path = rest.partition("/")
+        start = scheme + "://" if scheme else ""
+        out.add("fullwidth", value, start + wide(host) + slash + path)
+        out.add("fullwidth", value, start + wide(host, ".-") + slash + path)
+
+
+def _inner(value: str) -> set[int]:
+    """Positions inside a word of letters: a symbol at a word's edge reads as punctuation
+    ("bage!" is "bage" shouted) and a digit there as a number ("810"), so leet goes within."""
+    return {k for m in re.finditer(r"[a-z]+", value) for k in range(m.start() + 1, m.end() - 1)}
 
 
 def _leet(out: _Out) -> None:
     for value in _bodies():
+        inner = _inner(value)
         for sym in AMBIGUOUS:
             for letters in ("l", "i", "il"):
-                pos = _positions(value, letters)
+                pos = [k for k in _positions(value, letters) if sym == "I" or k in inner]
                 if pos:
                     shown = "".join(sym if k in pos else ch for k, ch in enumerate(value))
                     out.add("leet-ambiguity", value, shown)
-        pos = _positions(value, "".join(LEET))
-        shown = "".join(LEET[ch] if k in pos else ch for k, ch in enumerate(value))
-        out.add("leet-ambiguity", value, shown)
+        if not any(ch.isdigit() for ch in value):  # "menu2026" with leet is no longer a year
+            pos = [k for k in _positions(value, "".join(LEET)) if k in inner]
+            shown = "".join(LEET[ch] if k in pos else ch for k, ch in enumerate(value))
+            out.add("leet-ambiguity", value, shown)
         if "a" in value:
             out.add("leet-ambiguity", value, value.replace("a", "@"))
 
@@ -311,12 +327,14 @@ def _digit_initial(out: _Out) -> None:
         words = value.split()
         options = []
         for w in words:
+            # The rule reaches a digit at the start when the rest is letters ("0n", "8agel");
+            # other words may carry leet within ("ch4pt3r"), as the issue's examples do.
             forms = [w]
-            if w[0] in LEET:
+            if w[0] in LEET and w.isalpha():
                 forms.append(LEET[w[0]] + w[1:])
-            full = "".join(LEET.get(c, c) for c in w)
-            if full not in forms and not full.isdigit():
-                forms.append(full)
+            inner = w[0] + "".join(LEET.get(c, c) for c in w[1:-1]) + w[-1] if len(w) > 2 else w
+            if inner not in forms and w.isalpha():
+                forms.append(inner)
             options.append(forms)
         for combo in itertools.product(*options):
             if any(
@@ -332,8 +350,9 @@ def _emoji_sample(rng: random.Random, n: int) -> list[str]:
 
 def _separators(out: _Out) -> None:
     singles = [v for v in KEYWORDS if " " not in v]
-    spaced = (" ", ".", "-", "_", "·", "•", "/", " . ")
-    pipes = ("|", " | ", "¦", "|" * 2)
+    # Not " . " (a full stop between words ends a phrase) nor "||" (two leet l's).
+    spaced = (" ", ".", "-", "_", "·", "•", "/", "  ")
+    pipes = ("|", " | ", "¦", "| ")
     for value in singles:
         for sep in spaced:
             out.add("separator-space", value, sep.join(value))
@@ -415,12 +434,14 @@ def _urls(out: _Out) -> None:
                 out.add("url-idna-fullstop", value, _with_dots(value, dot, rng))
     for value in [*URLS, *PAYMENTS]:
         for left, right in WRAPPERS:
-            out.add("url-wrapper", value, left + value + right)
+            # '_' may end a handle or a path: as emphasis it is unambiguous after a host only.
+            if "_" not in left or ("/" not in value.split("://")[-1] and "@" not in value):
+                out.add("url-wrapper", value, left + value + right)
     for value in [v for v in [*URLS, *PAYMENTS] if "/" in v.split("://")[-1]]:
         _, _, path = value.split("://")[-1].partition("/")
         prefix = value[: len(value) - len(path)]
         letters = [i for i, ch in enumerate(path) if ch.isalnum() or ch in "-._~"]
-        for case in ("%02X", "%02x"):
+        for case in ("%%%02X", "%%%02x"):
             i = rng.choice(letters)
             one = path[:i] + case % ord(path[i]) + path[i + 1 :]
             out.add("url-percent", value, prefix + one)
@@ -445,7 +466,8 @@ def _uts46(out: _Out) -> None:
     for label, tld in itertools.product(IDN_LABELS, IDN_TLDS):
         u_label = f"{label}.{tld}"
         a_label = _idna_value(label, tld)
-        shown = label[0].upper() + label[1:] if label[0].isascii() else label.upper()
+        # Upper case only where UTS #46 maps it back: a capital final sigma would not be ς.
+        shown = label[0].upper() + label[1:]
         out.add("url-uts46", a_label, u_label, "url")
         out.add("url-uts46", a_label, f"https://{shown}.{tld}/", "url")
         out.add("url-uts46", u_label, a_label, "url")
@@ -471,6 +493,7 @@ def _combinations(out: _Out, table: dict[str, str]) -> None:
         if (
             not ch.isascii()
             and len(letters) == 1
+            and len(skel) == 1
             and letters.isalpha()
             and unicodedata.category(ch)[0] == "L"
             and _script_category(ch, letters) not in STRETCH
@@ -484,7 +507,9 @@ def _combinations(out: _Out, table: dict[str, str]) -> None:
         return s if i < 0 else s[:i] + rng.choice(look[s[i]]) + s[i + 1 :]
 
     def leet(s: str) -> str:
-        return "".join(rng.choice(AMBIGUOUS) if ch in "li" and k else ch for k, ch in enumerate(s))
+        inner = _inner(s)
+        return "".join(rng.choice(AMBIGUOUS) if ch in "li" and k in inner else ch
+                       for k, ch in enumerate(s))  # fmt: skip
 
     def zalgo(s: str) -> str:
         return "".join(ch + rng.choice(named) if ch.isalpha() else ch for ch in s)
@@ -493,13 +518,24 @@ def _combinations(out: _Out, table: dict[str, str]) -> None:
         return s + rng.choice(TRAILING)
 
     def pipe(s: str) -> str:
-        return "|".join(s) if " " not in s and s[0] not in "#" else s
+        if " " in s or s[0] == "#":
+            return s
+        clusters: list[str] = []  # a letter with its marks: pipes go between letters
+        for ch in s:
+            if clusters and unicodedata.category(ch)[0] == "M":
+                clusters[-1] += ch
+            else:
+                clusters.append(ch)
+        return "|".join(clusters)
 
     word_ops: list[Callable[[str], str]] = [lookalike, leet, zalgo, trailing, pipe]
     for value in _bodies():
         for _ in range(10):
             shown = value
-            for op in rng.sample(word_ops, rng.choice((2, 3))):
+            ops = rng.sample(word_ops, rng.choice((2, 3)))
+            if leet in ops and pipe in ops:  # "p|||zza": a pipe for i between pipes
+                ops.remove(pipe)
+            for op in ops:
                 if op is not trailing:
                     shown = op(shown)
             if shown == value:  # the drawn obfuscations had nothing to act on
@@ -523,10 +559,11 @@ def _combinations(out: _Out, table: dict[str, str]) -> None:
         i = rng.randrange(start + 1, start + len(s[start:].partition("/")[0]))
         return s[:i] + "\u200b" + s[i:]
 
+    # In this order, so that no defang holds an invisible or a wide dot inside its brackets.
     link_ops: list[Callable[[str], str]] = [invisible, fullstop, defang]
     for value in [v for v in [*URLS, *PAYMENTS] if "." in v]:
         for _ in range(10):
-            ops = rng.sample(link_ops, 2)
+            ops = sorted(rng.sample(link_ops, 2), key=link_ops.index)
             shown = value
             for op in ops:
                 shown = op(shown)
