@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import types
 import unicodedata
 from collections import Counter
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from bench import eval_canon
 from sighub import Kind
 from sighub.client._canon import Candidate, canonicalize
+from sighub.client._errors import CanonError
 from tests.corpus import make_corpus as mc
 
 # The list: every category it names must be present (and not marked stretch).
@@ -170,3 +172,25 @@ def test_eval_runs_end_to_end_on_a_slice(capsys: pytest.CaptureFixture[str]) -> 
     assert re.search(r"^false positives: \d+ of \d+ \(\d+\.\d per 10,000; docs", out, re.M)
     for kind in Kind:
         assert re.search(rf"^{kind.value} +\d+ +\d+\.\d%$", out, re.M), kind
+
+
+def test_version_reaches_a_canon_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def canonicalize(kind: str, value: str, version: str = "canon/1") -> str:
+        if version not in ("canon/1", "canon/2"):
+            raise CanonError(f"canon version {version!r}: unknown")
+        calls.append(("canonicalize", version))
+        return value
+
+    def extract(text: str, version: str = "canon/1") -> list[Candidate]:
+        calls.append(("extract", version))
+        return [Candidate(Kind.KEYWORD, text, 0, len(text))]
+
+    fake = types.SimpleNamespace(canonicalize=canonicalize, extract=extract)
+    monkeypatch.setattr(eval_canon, "_canon", fake)
+    canon = eval_canon.load_canon(2)
+    assert canon.canonicalize("keyword", "menu") == "menu" and canon.extract("menu")
+    assert calls[-2:] == [("canonicalize", "canon/2"), ("extract", "canon/2")]
+    with pytest.raises(eval_canon.CanonMissing, match="canon/3: refused"):
+        eval_canon.load_canon(3)

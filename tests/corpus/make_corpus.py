@@ -310,8 +310,9 @@ def _leet(out: _Out) -> None:
                     out.add("leet-ambiguity", value, shown)
         if not any(ch.isdigit() for ch in value):  # "menu2026" with leet is no longer a year
             pos = [k for k in _positions(value, "".join(LEET)) if k in inner]
-            shown = "".join(LEET[ch] if k in pos else ch for k, ch in enumerate(value))
-            out.add("leet-ambiguity", value, shown)
+            if pos:
+                shown = "".join(LEET[ch] if k in pos else ch for k, ch in enumerate(value))
+                out.add("leet-ambiguity", value, shown)
         if "a" in value:
             out.add("leet-ambiguity", value, value.replace("a", "@"))
 
