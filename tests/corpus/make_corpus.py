@@ -60,7 +60,7 @@ _STOP: Final = frozenset(("the", "and", "for", "are", "but", "not", "you", "all"
 # The indicators, as an analyst writes them: neutral and made up.
 KEYWORDS: Final = ("seller", "menu", "cheese", "pizza", "prices", "bagel", "lemon tart",
                    "on chapter 14", "menu in bio", "dm to buy", "fresh pizza", "cheese menu",
-                   "s3ller", "drinks list")  # fmt: skip
+                   "s3ller", "drinks list", "order at noon", "best bagel deals")  # fmt: skip
 HASHTAGS: Final = ("#cheesemenu", "#pizzaparty", "#sellerlife", "#bagelclub", "#menu2026",
                    "#snackdrop")  # fmt: skip
 EMOJI: Final = ("🧀🍕", "🍩", "🧁🍓", "🥨🥯🧇", "🍋🍋")
@@ -314,7 +314,12 @@ def _leet(out: _Out) -> None:
                 shown = "".join(LEET[ch] if k in pos else ch for k, ch in enumerate(value))
                 out.add("leet-ambiguity", value, shown)
         if "a" in value:
-            out.add("leet-ambiguity", value, value.replace("a", "@"))
+            # "pizz@" (the issue's), but never "@t": an '@' that starts a word is a mention.
+            starts = {m.start() for m in re.finditer(r"[a-z]+", value)}
+            shown = "".join("@" if ch == "a" and k not in starts else ch
+                            for k, ch in enumerate(value))  # fmt: skip
+            if shown != value:
+                out.add("leet-ambiguity", value, shown)
 
 
 def _trailing(out: _Out) -> None:
