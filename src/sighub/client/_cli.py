@@ -29,7 +29,7 @@ from rich.progress import (
 
 from sighub.client._analyst import DEFAULT_TTL, check_envelope, parse_ttl, read_rows, to_indicators
 from sighub.client._blind import CollabKey
-from sighub.client._canon import canonicalize, extract
+from sighub.client._canon import canon_for, canonicalize, extract
 from sighub.client._cli_checkpoint import add_checkpoint_commands, add_witness_flags, witness_policy
 from sighub.client._cli_collab import add_collab_commands
 from sighub.client._cliargs import Needs, add_connection, add_data, add_json, emit
@@ -100,12 +100,19 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_canon(args: argparse.Namespace) -> int:
-    _out(
-        json.dumps(
-            {"kind": args.kind, "canonical": canonicalize(args.kind, args.text)}, ensure_ascii=False
-        )
-    )
-    for c in extract(args.text):
+    version = f"canon/{args.canon}"
+    if args.explain:
+        steps = canon_for(version).explain(args.kind, args.text)
+        for step, value in steps:
+            if args.json:
+                _out(json.dumps({"canon": version, "step": step, "value": value},
+                                ensure_ascii=False))  # fmt: skip
+            else:
+                _out(f"{step}:\n    {value!r}")
+        return 0
+    value = canonicalize(args.kind, args.text, version)
+    _out(json.dumps({"kind": args.kind, "canon": version, "canonical": value}, ensure_ascii=False))
+    for c in extract(args.text, version):
         if c.kind.value == args.kind or args.all:
             row = {
                 "kind": c.kind.value,
@@ -605,11 +612,15 @@ def _add_offline_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--epoch", type=int, default=0, help="collaboration key epoch (default 0)")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("canon", help="show the canon/1 form of a value and its candidates")
+    p = sub.add_parser("canon", help="show the canonical form of a value and its candidates")
     p.add_argument("kind", choices=[k.value for k in Kind], help="indicator kind")
     p.add_argument("text", help="the value or text to canonicalize")
     p.add_argument("--all", action="store_true", help="list candidates of every kind")
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout (the default too)")
+    p.add_argument("--canon", choices=["1", "2"], default="1", help="canon version (default 1)")
+    p.add_argument("--explain", action="store_true", help="show each folding step of the value")
+    p.add_argument(
+        "--json", action="store_true", help="JSON lines on stdout (the default, but --explain)"
+    )
     p.set_defaults(func=cmd_canon)
 
     p = sub.add_parser("bundle", help="turn an analyst CSV/JSONL file into a signed envelope")

@@ -1,0 +1,238 @@
+"""canon/2 for words: the v2 table, ambiguous leet as one class, phrase breaks.
+
+Same pipeline as canon/1 (fold with an offset map, tokens, leet, repeats, letters spelled
+apart) with the rules of ``docs/canon-2.md``.  Word lists carry ``BREAK`` between words
+that no phrase may join (sentence punctuation, a line break, a hashtag boundary).
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+import re
+from typing import Final
+
+from sighub.client._canon._table import bmp_class, one_of, run_of
+from sighub.client._canon._v2._table import (
+    DIGITS,
+    FOLD,
+    FOLD_TRANSLATE,
+    LETTERS,
+    NON_UNIT,
+    WORD,
+)
+
+# A phrase break in a word list: no canonical word holds a line break, so a phrase that
+# contains one equals no indicator.
+BREAK: Final = "\n"
+SYMBOLS: Final = "$@!|"
+_LETTER: Final = one_of(LETTERS)
+LETTER_RE: Final = re.compile(_LETTER)
+TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
+_BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
+_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+)")
+_SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern})")
+_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
+_ASTRAL_WORD_ENDS: Final = [hi for lo, hi in WORD if hi >= 0x10000]
+MIN_SPELLED: Final = 3
+_RUN_OF_SINGLES: Final = b"\x01" * MIN_SPELLED
+_RUNS_RE: Final = re.compile(b"\x01{%d,}" % MIN_SPELLED)
+_NON_DIGIT_RE: Final = re.compile(f"(?!{one_of(DIGITS)}).", re.DOTALL)
+_NUM_UNIT_RE: Final = re.compile(
+    f"({run_of(DIGITS)})({run_of(LETTERS)})|({run_of(LETTERS)})({run_of(DIGITS)})"
+)
+_REPEAT_RE: Final = re.compile(f"({_LETTER})\\1+")
+_NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]+")
+# "s|e|l|l|e|r": single characters joined by "|" are letters spelled apart.
+_PIPED_RE: Final = re.compile(r"(?:[^|]\|){2,}[^|]\|?")
+# The ambiguous readings of 1 ! | I l i are one class, written "l" (UTS #39's prototype of
+# 1, | and I): every reading of "se11er" then meets every reading of "seller".
+AMBIGUOUS: Final = str.maketrans({"i": "l", "!": "l", "|": "l", "1": "l"})
+LEET: Final = str.maketrans(
+    {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
+    | {"@": "a", "$": "s", "!": "l", "|": "l", "i": "l"}
+)
+_CLASS_ONLY: Final = str.maketrans({"i": "l"})
+_LEET_DIGITS: Final = frozenset("0134579")
+# Separator characters that end a phrase: always, or when whitespace follows them.
+_HARD_BREAKS: Final = frozenset("\n\r\x0b\x0c\u2028\u2029\u0085#")
+_SOFT_BREAKS: Final = frozenset(".,;:!?")
+
+_CACHE_MAX: Final = 1 << 17
+CACHE_KEY_MAX: Final = 64
+# (value, leading trimmed, trailing trimmed, is one char, ends a sentence)
+_Hit = tuple[str, int, int, bool, bool]
+_token_cache: dict[str, _Hit] = {}
+_sep_cache: dict[str, bool] = {}
+
+
+def _bmp_words_only(folded: str) -> bool:
+    if folded.isascii():
+        return True
+    for ch in _ASTRAL_RE.findall(folded):
+        k = bisect.bisect_right(_ASTRAL_WORD_STARTS, ord(ch)) - 1
+        if k >= 0 and ord(ch) <= _ASTRAL_WORD_ENDS[k]:
+            return False
+    return True
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """Fold ``text`` with the v2 table: (folded, src) as canon/1's ``fold``."""
+    if text.isascii():
+        return text.lower(), None
+    parts: list[str] = []
+    odd: list[tuple[int, int]] = []
+    pos = 0
+    for m in _NON_ASCII_RE.finditer(text):
+        start, end = m.span()
+        parts.append(text[pos:start].lower())
+        run = m.group()
+        parts.append(run.translate(FOLD_TRANSLATE))
+        if not NON_UNIT.isdisjoint(run):
+            odd.append((start, end))
+        pos = end
+    parts.append(text[pos:].lower())
+    folded = "".join(parts)
+    if not odd:
+        return folded, None
+    src: list[int] = []
+    pos = 0
+    for start, end in odd:
+        src.extend(range(pos, start))
+        for i in range(start, end):
+            src.extend([i] * len(FOLD.get(ord(text[i]), text[i])))
+        pos = end
+    src.extend(range(pos, len(text) + 1))
+    return folded, src
+
+
+def fold_fast(text: str) -> str:
+    """``fold(text)[0]`` without the offset map (the matcher's hot path)."""
+    if text.isascii():
+        return text.lower()
+    return text.translate(FOLD_TRANSLATE)
+
+
+def fold_token(raw: str) -> str:
+    return _token(raw)[0] if raw else ""
+
+
+def _token(raw: str) -> _Hit:
+    hit = _token_cache.get(raw)
+    if hit is None:
+        i, j = _trim(raw)
+        if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
+            value = _fold_token(raw[i:j].replace("|", ""))
+        else:
+            value = _fold_token(raw[i:j]) if i < j else ""
+        hit = (value, i, len(raw) - j, len(value) == 1, "!" in raw[j:])
+        if len(raw) <= CACHE_KEY_MAX:
+            if len(_token_cache) >= _CACHE_MAX:
+                _token_cache.clear()
+            _token_cache[raw] = hit
+    return hit
+
+
+def _fold_token(raw: str) -> str:
+    if LETTER_RE.search(raw) is None:
+        return _NON_DIGIT_RE.sub("", raw)  # a number: never leet-folded
+    m = _NUM_UNIT_RE.fullmatch(raw)
+    if m is not None:
+        if m.group(1) is not None:
+            unit = len(m.group(1)) >= 2  # "14yo", "10pm"; but "0n", "1n", "4am" are leet
+        else:
+            unit = not _LEET_DIGITS.issuperset(m.group(4))  # "h264"; but "b10", "m3"
+        if unit:
+            return _REPEAT_RE.sub(r"\1", raw.translate(_CLASS_ONLY))
+    return _REPEAT_RE.sub(r"\1", raw.translate(LEET))
+
+
+def _trim(raw: str) -> tuple[int, int]:
+    """Leading symbols as in canon/1 ('@name', '$100' vs '$eller'); trailing ``!`` and ``|``
+    are punctuation ('seller!!'), a trailing ``@`` or ``$`` after a letter is leet
+    ('pizz@', 'bo$$')."""
+    i, j = 0, len(raw)
+    letter_follows: bool | None = None
+    while i < j and raw[i] in SYMBOLS:
+        if raw[i] == "$":
+            if letter_follows is None:
+                letter_follows = LETTER_RE.search(raw, i + 1) is not None
+            if letter_follows:
+                break
+        i += 1
+    while j > i and raw[j - 1] in "!|":
+        j -= 1
+    k = j
+    while k > i and raw[k - 1] in "@$":
+        k -= 1
+    if k < j and (k == i or LETTER_RE.match(raw, k - 1) is None):
+        j = k  # "100$", "name@": not after a letter
+    return i, j
+
+
+def _sep_breaks(sep: str) -> bool:
+    hit = _sep_cache.get(sep)
+    if hit is None:
+        hit = not _HARD_BREAKS.isdisjoint(sep)
+        if not hit and not _SOFT_BREAKS.isdisjoint(sep):
+            first = min(k for k, ch in enumerate(sep) if ch in _SOFT_BREAKS)
+            hit = any(ch.isspace() for ch in sep[first:])
+        if len(sep) <= CACHE_KEY_MAX:
+            if len(_sep_cache) >= _CACHE_MAX:
+                _sep_cache.clear()
+            _sep_cache[sep] = hit
+    return hit
+
+
+def tokens(folded: str) -> list[tuple[str, int, int]]:
+    """Canonical words with spans in ``folded``; ``(BREAK, pos, pos)`` between words no
+    phrase may join."""
+    parts = (_SPLIT_BMP_RE if _bmp_words_only(folded) else _SPLIT_RE).split(folded)
+    out: list[tuple[str, int, int]] = []
+    append, cache = out.append, _token_cache
+    pos = len(parts[0])
+    pending = False  # a break waits for the next word
+    tag_word = False  # the word just added is a hashtag's body
+    for k in range(1, len(parts), 2):
+        raw = parts[k]
+        end = pos + len(raw)
+        sep = parts[k - 1]
+        opens_tag = sep.endswith("#") or sep.endswith("＃")
+        if sep and (tag_word or _sep_breaks(sep)):
+            pending = True
+        hit = cache.get(raw) or _token(raw)
+        if hit[0]:
+            if pending and out:
+                append((BREAK, pos, pos))
+            pending = False
+            append((hit[0], pos + hit[1], end - hit[2]))
+            tag_word = opens_tag
+        if hit[4]:
+            pending = True
+        pos = end + len(parts[k + 1])
+    merged = _spelled_runs([v for v, _, _ in out])
+    for a, b, value in merged:
+        out[a:b] = [(value, out[a][1], out[b - 1][2])]
+    return out
+
+
+def token_values(folded: str) -> list[str]:
+    """``[value for value, _, _ in tokens(folded)]``."""
+    return [v for v, _, _ in tokens(folded)]
+
+
+_VALUE: Final = operator.itemgetter(0)
+
+
+def _spelled_runs(values: list[str]) -> list[tuple[int, int, str]]:
+    singles = bytes(len(v) == 1 and v != BREAK for v in values)
+    if _RUN_OF_SINGLES not in singles:
+        return []
+    out = []
+    for m in reversed(list(_RUNS_RE.finditer(singles))):
+        a, b = m.span()
+        chars = "".join(values[a:b])
+        if len(LETTER_RE.findall(chars)) >= 2:
+            out.append((a, b, fold_token(chars)))
+    return out
