@@ -11,7 +11,7 @@ from typing import Final
 
 from sighub.client._canon._v2 import _links
 from sighub.client._canon._v2._table import NON_UNIT, TABLE_SHA256
-from sighub.client._canon._v2._text import BREAK, TOKEN_RE, fold, fold_fast, tokens
+from sighub.client._canon._v2._text import BREAK, TOKEN_RE, fold, fold_fast, token_values, tokens
 from sighub.client._errors import CanonError
 from sighub.client._model import Kind
 
@@ -113,7 +113,7 @@ def scan_parts(text: str, folded: str | None = None) -> tuple[list[str], _Rest]:
     """As canon/1's ``scan_parts``: canonical words (with ``BREAK`` markers) and every
     other candidate with ORIGINAL spans."""
     folded = fold_fast(text) if folded is None else folded
-    words = [v for v, _, _ in tokens(folded)]
+    words = token_values(folded)
     rest: _Rest = []
     found = [("hashtag", v, s, e) for v, s, e in _hashtags(folded)] if "#" in folded else []
     _links.payment_candidates(folded, found)

@@ -55,16 +55,22 @@ LEET: Final = str.maketrans(
 )
 _CLASS_ONLY: Final = str.maketrans({"i": "l"})
 _LEET_DIGITS: Final = frozenset("0134579")
-# Separator characters that end a phrase: always, or when whitespace follows them.
-_HARD_BREAKS: Final = frozenset("\n\r\x0b\x0c\u2028\u2029\u0085#")
-_SOFT_BREAKS: Final = frozenset(".,;:!?")
+# Phrase breaks, found in folded text before words are: a line break; sentence punctuation
+# followed by whitespace (closing quotes or brackets may stand between); a hashtag, which
+# is a segment of its own.  Between two matches lies a segment of words that phrases may
+# join.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
+_SEGMENT_RE: Final = re.compile(
+    "#[^\\s#]*|[\n\r\x0b\x0c\u2028\u2029\u0085]+|[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]*(?=\\s)"
+)
+_BREAK_HINTS: Final = ("#", "\n", "\r", "\x0b", "\x0c", "\u2028", "\u2029", "\u0085")
+_SOFT_HINT_RE: Final = re.compile("[.,;:!?]")
 
 _CACHE_MAX: Final = 1 << 17
 CACHE_KEY_MAX: Final = 64
-# (value, leading trimmed, trailing trimmed, is one char, ends a sentence)
-_Hit = tuple[str, int, int, bool, bool]
+# (value, leading trimmed, trailing trimmed, is one char)
+_Hit = tuple[str, int, int, bool]
 _token_cache: dict[str, _Hit] = {}
-_sep_cache: dict[str, bool] = {}
+_IS_SINGLE: Final = operator.itemgetter(3)
 
 
 def _bmp_words_only(folded: str) -> bool:
@@ -126,7 +132,7 @@ def _token(raw: str) -> _Hit:
             value = _fold_token(raw[i:j].replace("|", ""))
         else:
             value = _fold_token(raw[i:j]) if i < j else ""
-        hit = (value, i, len(raw) - j, len(value) == 1, "!" in raw[j:])
+        hit = (value, i, len(raw) - j, len(value) == 1)
         if len(raw) <= CACHE_KEY_MAX:
             if len(_token_cache) >= _CACHE_MAX:
                 _token_cache.clear()
@@ -171,62 +177,80 @@ def _trim(raw: str) -> tuple[int, int]:
     return i, j
 
 
-def _sep_breaks(sep: str) -> bool:
-    hit = _sep_cache.get(sep)
-    if hit is None:
-        hit = not _HARD_BREAKS.isdisjoint(sep)
-        if not hit and not _SOFT_BREAKS.isdisjoint(sep):
-            first = min(k for k, ch in enumerate(sep) if ch in _SOFT_BREAKS)
-            hit = any(ch.isspace() for ch in sep[first:])
-        if len(sep) <= CACHE_KEY_MAX:
-            if len(_sep_cache) >= _CACHE_MAX:
-                _sep_cache.clear()
-            _sep_cache[sep] = hit
-    return hit
-
-
-def tokens(folded: str) -> list[tuple[str, int, int]]:
-    """Canonical words with spans in ``folded``; ``(BREAK, pos, pos)`` between words no
-    phrase may join."""
-    parts = (_SPLIT_BMP_RE if _bmp_words_only(folded) else _SPLIT_RE).split(folded)
-    out: list[tuple[str, int, int]] = []
-    append, cache = out.append, _token_cache
-    pos = len(parts[0])
-    pending = False  # a break waits for the next word
-    tag_word = False  # the word just added is a hashtag's body
-    for k in range(1, len(parts), 2):
-        raw = parts[k]
-        end = pos + len(raw)
-        sep = parts[k - 1]
-        opens_tag = sep.endswith("#") or sep.endswith("＃")
-        if sep and (tag_word or _sep_breaks(sep)):
-            pending = True
-        hit = cache.get(raw) or _token(raw)
-        if hit[0]:
-            if pending and out:
-                append((BREAK, pos, pos))
-            pending = False
-            append((hit[0], pos + hit[1], end - hit[2]))
-            tag_word = opens_tag
-        if hit[4]:
-            pending = True
-        pos = end + len(parts[k + 1])
-    merged = _spelled_runs([v for v, _, _ in out])
-    for a, b, value in merged:
-        out[a:b] = [(value, out[a][1], out[b - 1][2])]
+def segments(folded: str) -> list[tuple[int, int]]:
+    """The spans of ``folded`` between phrase breaks (a hashtag is a span of its own)."""
+    if not any(h in folded for h in _BREAK_HINTS) and _SOFT_HINT_RE.search(folded) is None:
+        return [(0, len(folded))]
+    out = []
+    pos = 0
+    for m in _SEGMENT_RE.finditer(folded):
+        start, end = m.span()
+        if start > pos:
+            out.append((pos, start))
+        if folded[start] == "#" and end > start + 1:
+            out.append((start + 1, end))
+        pos = end
+    if pos < len(folded):
+        out.append((pos, len(folded)))
     return out
 
 
+def _split_re(folded: str) -> re.Pattern[str]:
+    return _SPLIT_BMP_RE if _bmp_words_only(folded) else _SPLIT_RE
+
+
 def token_values(folded: str) -> list[str]:
-    """``[value for value, _, _ in tokens(folded)]``."""
-    return [v for v, _, _ in tokens(folded)]
+    """``[value for value, _, _ in tokens(folded)]``, computed without spans (the matcher's
+    hot path: per segment, C-level maps over cached tokens as in canon/1)."""
+    split = _split_re(folded)
+    out: list[str] = []
+    for start, end in segments(folded):
+        raws = split.findall(folded, start, end)
+        if not raws:
+            continue
+        cached = list(map(_token_cache.get, raws))
+        found: list[_Hit] = (
+            cached  # type: ignore[assignment]  # no None in it
+            if None not in cached
+            else [h or _token(r) for h, r in zip(cached, raws, strict=True)]
+        )
+        hits = [h for h in found if h[0]]
+        if not hits:
+            continue
+        values = list(map(_VALUE, hits))
+        for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+            values[a:b] = [merged]
+        if out:
+            out.append(BREAK)
+        out += values
+    return out
+
+
+def tokens(folded: str) -> list[tuple[str, int, int]]:
+    """Canonical words with spans in ``folded``, ``(BREAK, pos, pos)`` between segments."""
+    split = _split_re(folded)
+    out: list[tuple[str, int, int]] = []
+    for start, end in segments(folded):
+        seg: list[tuple[str, int, int]] = []
+        for m in split.finditer(folded, start, end):
+            hit = _token_cache.get(m.group()) or _token(m.group())
+            if hit[0]:
+                seg.append((hit[0], m.start() + hit[1], m.end() - hit[2]))
+        if not seg:
+            continue
+        values = [v for v, _, _ in seg]
+        for a, b, merged in _spelled_runs(values, bytes(len(v) == 1 for v in values)):
+            seg[a:b] = [(merged, seg[a][1], seg[b - 1][2])]
+        if out:
+            out.append((BREAK, start, start))
+        out += seg
+    return out
 
 
 _VALUE: Final = operator.itemgetter(0)
 
 
-def _spelled_runs(values: list[str]) -> list[tuple[int, int, str]]:
-    singles = bytes(len(v) == 1 and v != BREAK for v in values)
+def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
     if _RUN_OF_SINGLES not in singles:
         return []
     out = []
