@@ -256,7 +256,9 @@ def _renew_cert(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     member = Member(Path(args.data), args.insecure, args.hub)
-    result = member.publish_file(Path(args.file), args.collab, args.default_ttl)
+    result = member.publish_file(
+        Path(args.file), args.collab, args.default_ttl, f"canon/{args.canon}"
+    )
     state = "already stored" if result.duplicate else "accepted"
     emit(
         args,
@@ -268,6 +270,34 @@ def cmd_publish(args: argparse.Namespace) -> int:
         },
         f"{state}: {result.indicators} indicators, envelope {result.envelope_id[:16]} "
         f"at sequence {result.sequence}",
+    )
+    return 0
+
+
+def cmd_republish(args: argparse.Namespace) -> int:
+    member = Member(Path(args.data), args.insecure, args.hub)
+    canon = f"canon/{args.canon}"
+    done = member.republish(Path(args.file), args.collab, canon, args.default_ttl)
+    pub, rev = done.published, done.revoked
+    emit(
+        args,
+        {
+            "canon": canon,
+            "indicators": pub.indicators,
+            "envelope_id": pub.envelope_id,
+            "sequence": pub.sequence,
+            "revoked": done.replaced,
+            "revoke_envelope_id": rev.envelope_id if rev else None,
+            "revoke_sequence": rev.sequence if rev else None,
+        },
+        f"published {pub.indicators} indicators under {canon}: envelope "
+        f"{pub.envelope_id[:16]} at sequence {pub.sequence}; "
+        + (
+            f"revoked {done.replaced} they replace: envelope {rev.envelope_id[:16]} at "
+            f"sequence {rev.sequence}"
+            if rev
+            else "none to revoke (sync first if the file was published before)"
+        ),
     )
     return 0
 
@@ -599,7 +629,26 @@ def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
         default=DEFAULT_TTL,
         help="validity for rows without expires/ttl (default 90d)",
     )
+    p.add_argument("--canon", choices=["1", "2"], default="1", help="canon version (default 1)")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
+        "republish",
+        help="re-blind an analyst file under canon/2 and revoke the versions it replaces",
+    )
+    p.add_argument("file", help="the analyst file (.csv or .jsonl) published before")
+    p.add_argument("--collab", required=True, help="collaboration it was published to")
+    p.add_argument("--canon", choices=["2"], required=True, help="the canon version to move to")
+    add_data(p, Needs.MEMBER)
+    add_connection(p)
+    add_json(p)
+    p.add_argument(
+        "--default-ttl",
+        type=parse_ttl,
+        default=DEFAULT_TTL,
+        help="validity for rows without expires/ttl (default 90d)",
+    )
+    p.set_defaults(func=cmd_republish)
 
 
 def _add_offline_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
