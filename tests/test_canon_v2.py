@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sighub import Kind
 from sighub.client._canon import CANON_VERSIONS, canon_for, canonicalize, extract
@@ -120,3 +123,53 @@ def test_cli_explain_shows_each_step() -> None:
     assert any("refang" in line for line in text) and "'carrd.co/x'" in text[-1]
     one = json.loads(_cli("keyword", "se11er", "--canon", "1")[0])
     assert one == {"kind": "keyword", "canon": "canon/1", "canonical": "seier"}
+
+
+_TEXT = st.text(
+    alphabet=st.sampled_from([*"sel1I|!@$0 .,;:?#\n\t_*[]()", "ϲ", "ꜱ", "é", "\u0301",
+                              "\u200b", "🧀", "\u00a0", "。", "ß", "Ι", "\x01", "’", "\""]),
+    max_size=60,
+)  # fmt: skip
+
+
+@given(_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_the_hot_path_reads_the_words_the_spans_read(text: str) -> None:
+    """The matcher blinds ``scan_parts``' words and maps a hit back through
+    ``word_spans``: both must list the same words and breaks, in the same order."""
+    words, _ = canon_for(V2).scan_parts(text, None)
+    spans = word_spans(text)
+    assert words == [w for w, _, _ in spans]
+    assert not words or BREAK not in (words[0], words[-1])
+    assert all((a, b) != (BREAK, BREAK) for a, b in itertools.pairwise(words))
+    for value, start, end in spans:
+        assert 0 <= start <= end <= len(text)
+        if value != BREAK:
+            assert start < end
+
+
+@given(_TEXT)
+@settings(max_examples=200, deadline=None)
+def test_keyword_candidates_canonicalize_to_themselves(text: str) -> None:
+    for c in extract(text, V2):
+        if c.kind is Kind.KEYWORD and BREAK not in c.value:
+            assert BREAK not in canonicalize(Kind.KEYWORD, c.value, V2).split(" ")
+            assert canonicalize(Kind.KEYWORD, c.value, V2) == c.value
+
+
+def test_blinded_text_maps_hits_back_across_breaks() -> None:
+    from sighub.client._blind import Blinder
+    from tests.conftest import TEST_KEY
+
+    blinder = Blinder(TEST_KEY, V2)
+    text = "carry on. Chapter 14\n#m3nu in b10 seller!"
+    scanned = blinder.text(text)
+    wanted = {blinder.value(Kind.KEYWORD, v): v for v in ("chapter 14", "ln blo seler", "cary on")}
+    found = {}
+    for k, digest in enumerate(scanned.digests):
+        if digest.hex() in wanted:
+            _, start, end = scanned.candidate(k)
+            found[wanted[digest.hex()]] = text[start:end]
+    assert found == {"chapter 14": "Chapter 14", "ln blo seler": "in b10 seller",
+                     "cary on": "carry on"}  # fmt: skip
+    assert blinder.value(Kind.KEYWORD, "on chapter 14") not in {d.hex() for d in scanned.digests}

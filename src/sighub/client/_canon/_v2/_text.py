@@ -30,8 +30,8 @@ _LETTER: Final = one_of(LETTERS)
 LETTER_RE: Final = re.compile(_LETTER)
 TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
 _BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
-_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+)")
-_SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern})")
+_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+|\x01)")
+_SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern}|\x01)")
 _ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 _ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
 _ASTRAL_WORD_ENDS: Final = [hi for lo, hi in WORD if hi >= 0x10000]
@@ -55,15 +55,19 @@ LEET: Final = str.maketrans(
 )
 _CLASS_ONLY: Final = str.maketrans({"i": "l"})
 _LEET_DIGITS: Final = frozenset("0134579")
-# Phrase breaks, found in folded text before words are: a line break; sentence punctuation
-# followed by whitespace (closing quotes or brackets may stand between); a hashtag, which
-# is a segment of its own.  Between two matches lies a segment of words that phrases may
-# join.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
-_SEGMENT_RE: Final = re.compile(
-    "#[^\\s#]*|[\n\r\x0b\x0c\u2028\u2029\u0085]+|[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]*(?=\\s)"
-)
-_BREAK_HINTS: Final = ("#", "\n", "\r", "\x0b", "\x0c", "\u2028", "\u2029", "\u0085")
-_SOFT_HINT_RE: Final = re.compile("[.,;:!?]")
+# Phrase breaks, marked in folded text before words are read: a line break or other control
+# character; sentence punctuation followed by whitespace (closing quotes or brackets may
+# stand between); both ends of a hashtag.  Each break character becomes MARK (a token of
+# its own, read as BREAK) in place, so spans in the marked text are spans in the folded
+# text.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
+MARK: Final = "\x01"
+_TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
+_CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_SOFT: Final = ".,;:!?"
+# After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
+_SOFT_PAIRS: Final = tuple((p + w, MARK + w) for p in _SOFT for w in " \t")
+_CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
+_CLOSED_RE: Final = re.compile("[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]+(?=\\s)")
 
 _CACHE_MAX: Final = 1 << 17
 CACHE_KEY_MAX: Final = 64
@@ -127,12 +131,15 @@ def fold_token(raw: str) -> str:
 def _token(raw: str) -> _Hit:
     hit = _token_cache.get(raw)
     if hit is None:
-        i, j = _trim(raw)
-        if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
-            value = _fold_token(raw[i:j].replace("|", ""))
+        if raw == MARK:
+            hit = (BREAK, 0, 0, False)
         else:
-            value = _fold_token(raw[i:j]) if i < j else ""
-        hit = (value, i, len(raw) - j, len(value) == 1)
+            i, j = _trim(raw)
+            if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
+                value = _fold_token(raw[i:j].replace("|", ""))
+            else:
+                value = _fold_token(raw[i:j]) if i < j else ""
+            hit = (value, i, len(raw) - j, len(value) == 1)
         if len(raw) <= CACHE_KEY_MAX:
             if len(_token_cache) >= _CACHE_MAX:
                 _token_cache.clear()
@@ -177,22 +184,27 @@ def _trim(raw: str) -> tuple[int, int]:
     return i, j
 
 
-def segments(folded: str) -> list[tuple[int, int]]:
-    """The spans of ``folded`` between phrase breaks (a hashtag is a span of its own)."""
-    if not any(h in folded for h in _BREAK_HINTS) and _SOFT_HINT_RE.search(folded) is None:
-        return [(0, len(folded))]
-    out = []
-    pos = 0
-    for m in _SEGMENT_RE.finditer(folded):
-        start, end = m.span()
-        if start > pos:
-            out.append((pos, start))
-        if folded[start] == "#" and end > start + 1:
-            out.append((start + 1, end))
-        pos = end
-    if pos < len(folded):
-        out.append((pos, len(folded)))
-    return out
+def _mark_tag(m: re.Match[str]) -> str:
+    # "#tag ": a break before the tag and one after it, in place of "#" and the space
+    return MARK + m.group(1) + (MARK if m.group(2) else "")
+
+
+def _mark_closed(m: re.Match[str]) -> str:
+    return MARK * len(m.group())
+
+
+def marked(folded: str) -> str:
+    """``folded`` with every phrase-break character replaced by MARK, in place (same
+    length): C-level replaces for the common forms, a regex only where one is needed."""
+    f = _CONTROL_RE.sub(MARK, folded)
+    if "#" in f:
+        f = _TAG_RE.sub(_mark_tag, f)
+    for pair, mark in _SOFT_PAIRS:
+        if pair in f:
+            f = f.replace(pair, mark)
+    if _CLOSER_HINT_RE.search(f) is not None:
+        f = _CLOSED_RE.sub(_mark_closed, f)
+    return f
 
 
 def _split_re(folded: str) -> re.Pattern[str]:
@@ -200,57 +212,57 @@ def _split_re(folded: str) -> re.Pattern[str]:
 
 
 def token_values(folded: str) -> list[str]:
-    """``[value for value, _, _ in tokens(folded)]``, computed without spans (the matcher's
-    hot path: per segment, C-level maps over cached tokens as in canon/1)."""
-    split = _split_re(folded)
-    out: list[str] = []
-    for start, end in segments(folded):
-        raws = split.findall(folded, start, end)
-        if not raws:
-            continue
-        cached = list(map(_token_cache.get, raws))
-        found: list[_Hit] = (
-            cached  # type: ignore[assignment]  # no None in it
-            if None not in cached
-            else [h or _token(r) for h, r in zip(cached, raws, strict=True)]
-        )
-        hits = [h for h in found if h[0]]
-        if not hits:
-            continue
-        values = list(map(_VALUE, hits))
-        for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
-            values[a:b] = [merged]
-        if out:
-            out.append(BREAK)
-        out += values
-    return out
+    """``[value for value, _, _ in tokens(folded)]``, computed without spans: C-level maps
+    over cached tokens, as in canon/1 (the matcher's hot path)."""
+    raws = _split_re(folded).findall(marked(folded))
+    cached = list(map(_token_cache.get, raws))
+    found: list[_Hit] = (
+        cached  # type: ignore[assignment]  # no None in it
+        if None not in cached
+        else [h or _token(r) for h, r in zip(cached, raws, strict=True)]
+    )
+    hits = [h for h in found if h[0]]
+    values = list(map(_VALUE, hits))
+    for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+        values[a:b] = [merged]
+    if BREAK not in values:
+        return values
+    # No word holds a space or a line break: one break between words, none at the ends.
+    joined = " ".join(values).strip("\n ")
+    while "\n \n" in joined:
+        joined = joined.replace("\n \n", "\n")
+    return joined.split(" ") if joined else []
 
 
 def tokens(folded: str) -> list[tuple[str, int, int]]:
-    """Canonical words with spans in ``folded``, ``(BREAK, pos, pos)`` between segments."""
-    split = _split_re(folded)
+    """Canonical words with spans in ``folded``, ``(BREAK, pos, pos)`` between words no
+    phrase may join."""
+    text = marked(folded)
     out: list[tuple[str, int, int]] = []
-    for start, end in segments(folded):
-        seg: list[tuple[str, int, int]] = []
-        for m in split.finditer(folded, start, end):
-            hit = _token_cache.get(m.group()) or _token(m.group())
-            if hit[0]:
-                seg.append((hit[0], m.start() + hit[1], m.end() - hit[2]))
-        if not seg:
-            continue
-        values = [v for v, _, _ in seg]
-        for a, b, merged in _spelled_runs(values, bytes(len(v) == 1 for v in values)):
-            seg[a:b] = [(merged, seg[a][1], seg[b - 1][2])]
-        if out:
-            out.append((BREAK, start, start))
-        out += seg
-    return out
+    for m in _split_re(folded).finditer(text):
+        hit = _token_cache.get(m.group()) or _token(m.group())
+        if hit[0]:
+            out.append((hit[0], m.start() + hit[1], m.end() - hit[2]))
+    values = [v for v, _, _ in out]
+    for a, b, merged in _spelled_runs(values, bytes(len(v) == 1 and v != BREAK for v in values)):
+        out[a:b] = [(merged, out[a][1], out[b - 1][2])]
+    tidy: list[tuple[str, int, int]] = []
+    for word in out:
+        if word[0] != BREAK:
+            tidy.append(word)
+        elif tidy and tidy[-1][0] != BREAK:
+            tidy.append((BREAK, word[1], word[1]))
+    if tidy and tidy[-1][0] == BREAK:
+        tidy.pop()
+    return tidy
 
 
 _VALUE: Final = operator.itemgetter(0)
 
 
 def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
+    """Runs of one-character words that merge (letters spelled apart), last run first;
+    ``singles`` has a 1 for each one-character word (never for BREAK)."""
     if _RUN_OF_SINGLES not in singles:
         return []
     out = []
