@@ -19,7 +19,7 @@ from sighub.client._canon import _emoji, _payment, _url
 from sighub.client._canon._table import NON_UNIT, TABLE_SHA256
 from sighub.client._canon._text import TOKEN_RE, fold, fold_fast, scalar, token_values, tokens
 from sighub.client._errors import CanonError
-from sighub.client._model import CANON_VERSION, Kind
+from sighub.client._model import CANON_VERSION, CANON_VERSIONS, Kind
 
 __all__ = [
     "CANON_VERSION",
@@ -214,7 +214,6 @@ class Canon:
     table_sha256: str
 
 
-CANON_VERSIONS: Final = ("canon/1", "canon/2")
 _loaded: dict[str, Canon] = {}
 
 

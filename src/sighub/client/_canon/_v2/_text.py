@@ -47,8 +47,7 @@ _NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]+")
 # "s|e|l|l|e|r": single characters joined by "|" are letters spelled apart.
 _PIPED_RE: Final = re.compile(r"(?:[^|]\|){2,}[^|]\|?")
 # The ambiguous readings of 1 ! | I l i are one class, written "l" (UTS #39's prototype of
-# 1, | and I): every reading of "se11er" then meets every reading of "seller".
-AMBIGUOUS: Final = str.maketrans({"i": "l", "!": "l", "|": "l", "1": "l"})
+# 1, | and I; "I" is "i" after fold): every reading of "se11er" meets every one of "seller".
 LEET: Final = str.maketrans(
     {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
     | {"@": "a", "$": "s", "!": "l", "|": "l", "i": "l"}
