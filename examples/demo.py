@@ -155,6 +155,29 @@ def steward_makes_the_key(root: Path, address: str) -> None:
     run(["collab", "status", "sg-csam", "--data", str(root / "platform-a"), "--hub", address])
 
 
+def canon2_catch(csv: Path, a: Member, b: Member) -> None:
+    """A post canon/1 misses (Greek capitals, a leading-digit word, a defanged link) fires
+    once platform A moves its file to canon/2; canon/1 indicators stay in force meanwhile."""
+    text = "ΜΕΝU 1n b10, pay at paypal[.]me/example_pay"
+    step("a post written to slip past canon/1")
+    missed = b.matcher().scan(text)
+    print(f"  {text!r}: {len(missed)} indicator(s) fire under canon/1")
+    step("platform A: sighub republish --canon 2 (re-blind the file, revoke what it replaces)")
+    a.sync_once()
+    moved = a.republish(csv, "sg-csam", "canon/2")
+    print(
+        f"  published {moved.published.indicators} indicators under canon/2, revoked the "
+        f"{moved.replaced} canon/1 versions they replace"
+    )
+    step("platform B: sync and rescan the post")
+    b.sync_once()
+    caught = b.matcher().scan(text)
+    for m in caught:
+        print(f"      {m.kind.value:8} {m.text!r:28} ({m.description})")
+    assert not missed and {m.kind.value for m in caught} == {"keyword", "payment"}
+    print("  canon/2 catches what canon/1 missed")
+
+
 def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sighub-demo-") as tmp:
@@ -221,6 +244,7 @@ def main() -> None:
                 f"\n  p1 fired {len(before['p1'])} indicator(s) before the revocation and "
                 f"{len(after['p1'])} after: the revoked keyword no longer fires"
             )
+            canon2_catch(ROOT / "examples" / "indicators.csv", a, b)
             hub = lying_hub(root, hub, address, a, b)
         finally:
             step("shutting down")

@@ -122,7 +122,7 @@ def test_bundle_without_collab_key_fails_cleanly(tmp_path: Path) -> None:
 def test_canon_command_shows_form_and_spans() -> None:
     res = sighub("canon", "keyword", "S 3 L L 3 R and $eller", "--all")
     lines = [json.loads(x) for x in res.stdout.splitlines()]
-    assert lines[0] == {"kind": "keyword", "canonical": "seler and seler"}
+    assert lines[0] == {"kind": "keyword", "canon": "canon/1", "canonical": "seler and seler"}
     spans = {(x["candidate"], x["text"]) for x in lines[1:]}
     assert ("seler", "S 3 L L 3 R") in spans and ("seler", "$eller") in spans
     bad = sighub("canon", "emoji", "not emoji")

@@ -36,6 +36,7 @@ Leaf = tuple[tuple[str, ...], argparse.ArgumentParser]
 HUB_TALKING = {
     ("sync",),
     ("publish",),
+    ("republish",),
     ("revoke",),
     ("member", "enroll"),
     ("member", "rotate-key"),

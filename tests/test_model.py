@@ -30,7 +30,7 @@ def test_valid_indicator_is_frozen() -> None:
         ("key_epoch", -1, ">= 0"),
         ("key_epoch", None, ">= 0"),
         ("scheme", "sha256", "blake2b-128"),
-        ("canon_version", "canon/2", "canon/1"),
+        ("canon_version", "canon/9", "one of ('canon/1', 'canon/2')"),
         ("valid_until", NOW, "later than valid_from"),
         ("valid_from", NOW.replace(tzinfo=None), "UTC datetime"),
         ("created", NOW.replace(microsecond=1), "millisecond"),

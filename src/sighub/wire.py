@@ -9,9 +9,11 @@ that build or check bundles offline.  Each piece below has golden vectors under
    (NFKC, case, look-alike letters, leet, invisibles and separators, per kind) into the
    form that is blinded and compared; ``extract(text)`` yields the ``Candidate`` spans of
    a text that a matcher looks up.  Raises ``CanonError`` for a value that folds to
-   nothing or is too long.  Vectors: ``canon-v1.jsonl``.
+   nothing or is too long.  Vectors: ``canon-v1.jsonl``.  Both take ``version``:
+   ``"canon/2"`` (``docs/canon-2.md``, vectors ``canon-v2.jsonl``) is in force beside it.
 2. **Blinding** (``BLIND_SCHEME``, keyed BLAKE2b-128 personalised ``sighub.blind.v1``):
-   ``blind(CollabKey, kind, canonical_value)`` returns the hex digest published in place
+   ``blind(CollabKey, kind, canonical_value, canon_version)`` returns the hex digest
+   (its data names the canon version) published in place
    of the value; a ``Blinder`` does the same for every candidate of a text at once
    (``BlindedText``).  Vectors: ``blind-v1.jsonl``.
 3. **The pattern gate**: ``gate(pattern)`` returns ``pattern`` unchanged if it may be a

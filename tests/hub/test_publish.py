@@ -40,6 +40,13 @@ def test_publish_and_idempotent_republish(world: dict[str, Any]) -> None:
     assert world["hub"].state() == before
 
 
+def test_both_canon_versions_are_accepted(world: dict[str, Any]) -> None:
+    pub: Member = world["pub"]
+    for version in ("canon/1", "canon/2"):
+        inds = pub.indicators(2, canon_version=version)
+        assert pub.client().publish("sg-csam", pub.envelope(inds)).indicators == 2
+
+
 def test_authorization_matrix(world: dict[str, Any]) -> None:
     hub: HubProcess = world["hub"]
     pub, pub2, sub, outsider = world["pub"], world["pub2"], world["sub"], world["outsider"]
@@ -131,6 +138,7 @@ def _edit_indicator(m: Member, change: Any) -> bytes:
         ("unknown-epoch", "INVALID_ARGUMENT", "key_epoch 7"),
         ("bad-digest", "INVALID_ARGUMENT", "32 lowercase hex"),
         ("extra-object", "INVALID_ARGUMENT", "not accepted"),
+        ("unknown-canon", "INVALID_ARGUMENT", "canon_version: received 'canon/9'"),
     ],
 )
 def test_bad_input(world: dict[str, Any], case: str, code: str, fragment: str) -> None:
@@ -180,6 +188,10 @@ def test_bad_input(world: dict[str, Any], case: str, code: str, fragment: str) -
             return pub.envelope(pub.indicators(1, key_epoch=7))
         if case == "bad-digest":
             return _edit_indicator(pub, lambda o: o.update(pattern=blinded_pattern("ZZ")))
+        if case == "unknown-canon":
+            return _edit_indicator(
+                pub, lambda o: next(iter(o["extensions"].values())).update(canon_version="canon/9")
+            )
         bundle = _bundle_dict(pub)
         bundle["objects"].append(
             {"type": "malware", "id": "malware--6ba7b810-9dad-11d1-80b4-00c04fd430c8"}

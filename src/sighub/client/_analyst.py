@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from sighub.client import _json
 from sighub.client._blind import Blinder, CollabKey
-from sighub.client._canon import canonicalize
+from sighub.client._canon import CANON_VERSION, canonicalize
 from sighub.client._errors import (
     CanonError,
     InputFileError,
@@ -28,7 +28,7 @@ from sighub.client._errors import (
     ModelError,
     PatternRejected,
 )
-from sighub.client._model import BLIND_SCHEME, Form, Indicator, Kind, Publisher, Tlp, now_ms
+from sighub.client._model import Form, Indicator, Kind, Publisher, Tlp, now_ms
 from sighub.client._patterns import gate
 from sighub.client._rules import (
     DEFAULT_LIMITS,
@@ -123,9 +123,16 @@ class _Row:
     """Reads one raw row, raising InputFileError that names the field."""
 
     def __init__(
-        self, path: str, line: int, raw: dict[str, Any], now: datetime, limits: PublishLimits
+        self,
+        path: str,
+        line: int,
+        raw: dict[str, Any],
+        now: datetime,
+        limits: PublishLimits,
+        canon: str = CANON_VERSION,
     ) -> None:
         self.path, self.line, self.raw, self.now, self.limits = path, line, raw, now, limits
+        self.canon = canon
 
     def fail(self, field: str, message: str) -> InputFileError:
         return InputFileError(self.path, self.line, _clip(field), message)
@@ -188,7 +195,7 @@ class _Row:
         if not text:
             raise self.fail("value", "missing; it is required")
         try:
-            return gate(text) if form is Form.PATTERN else canonicalize(kind, text)
+            return gate(text) if form is Form.PATTERN else canonicalize(kind, text, self.canon)
         except (CanonError, PatternRejected) as exc:
             raise self.fail("value", _clip_message(str(exc))) from None
 
@@ -321,13 +328,15 @@ def read_rows(
     now: datetime | None = None,
     default_ttl: timedelta = DEFAULT_TTL,
     limits: PublishLimits = DEFAULT_LIMITS,
+    canon: str = CANON_VERSION,
 ) -> list[AnalystRow]:
-    """Parse an analyst file; raise InputFileError at the first bad row.  ``limits`` are
-    the hub's publish limits (its defaults unless the hub is known to be stricter)."""
+    """Parse an analyst file, values canonicalized under ``canon``; raise InputFileError
+    at the first bad row.  ``limits`` are the hub's publish limits (its defaults unless
+    the hub is known to be stricter)."""
     at = now or now_ms()
     rows: list[AnalystRow] = []
     for n, raw in _raw_rows(path):
-        rows.append(_Row(str(path), n, raw, at, limits).parse(default_ttl))
+        rows.append(_Row(str(path), n, raw, at, limits, canon).parse(default_ttl))
         too_many = count_problem(len(rows), limits)
         if too_many is not None:  # one file is one bundle
             raise InputFileError(str(path), n, "-", f"{too_many.detail}; split the file")
@@ -350,15 +359,17 @@ def to_indicators(
     key: CollabKey,
     now: datetime | None = None,
     limits: PublishLimits = DEFAULT_LIMITS,
+    canon: str = CANON_VERSION,
 ) -> list[Indicator]:
     """Blind each row under ``key`` and build its Indicator, checked against the hub's
-    publish rules at ``now`` (the indicators' creation time)."""
+    publish rules at ``now`` (the indicators' creation time).  ``canon`` is the version
+    the rows' values were canonicalized under (``read_rows``); patterns stay canon/1."""
     at = now or now_ms()
     too_many = count_problem(len(rows), limits)
     if too_many is not None:
         last = rows[-1]
         raise InputFileError(last.source, last.line, "-", f"{too_many.detail}; split the file")
-    blinder = Blinder(key)
+    blinder = Blinder(key, canon)
     out = []
     for row in rows:
         try:
@@ -407,7 +418,8 @@ def _indicator(
         created=at,
         modified=at,
         key_epoch=key.epoch if blinded else None,
-        scheme=BLIND_SCHEME if blinded else None,
+        canon_version=blinder.canon.version if blinded else CANON_VERSION,
+        scheme=blinder.scheme if blinded else None,
         confidence=row.confidence,
         labels=row.labels,
         description=row.description,

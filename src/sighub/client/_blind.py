@@ -3,6 +3,10 @@
 ``digest = BLAKE2b(key=collaboration_key[epoch], digest_size=16, person="sighub.blind.v1",
 data = kind ‖ 0x00 ‖ canon_version ‖ 0x00 ‖ canonical_value)``.  The personalisation and
 the kind/version prefix separate this use of the key from any other.
+
+A ``Blinder`` serves one (canon version, blinding scheme) pair: it canonicalizes and
+extracts with that canon and hashes with that scheme.  ``blinder_for`` is the one place a
+pair is resolved, so a new canon or scheme is a new entry, not a new mechanism.
 """
 
 from __future__ import annotations
@@ -10,14 +14,15 @@ from __future__ import annotations
 import collections
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sighub.client._canon import MAX_PHRASE_WORDS, canonicalize, scalar, scan_parts, word_spans
+from sighub.client._canon import MAX_PHRASE_WORDS, Canon, canon_for, scalar
 from sighub.client._errors import ModelError
 from sighub.client._model import BLIND_SCHEME, CANON_VERSION, Kind, check_collab
 
-__all__ = ["BLIND_SCHEME", "BlindedText", "Blinder", "CollabKey", "blind"]
+__all__ = ["BLIND_SCHEME", "SCHEMES", "BlindedText", "Blinder", "CollabKey", "blind", "blinder_for"]
 
 PERSON: Final = b"sighub.blind.v1"
 _BLAKE2B: Final = type(hashlib.blake2b())
@@ -50,16 +55,18 @@ class CollabKey:
         return cls(collaboration, epoch, secrets.token_bytes(KEY_BYTES))
 
 
-def _prefix(kind: Kind) -> bytes:
-    return kind.value.encode() + b"\x00" + CANON_VERSION.encode() + b"\x00"
+def _prefix(kind: Kind, canon_version: str = CANON_VERSION) -> bytes:
+    return kind.value.encode() + b"\x00" + canon_version.encode() + b"\x00"
 
 
-def blind(key: CollabKey, kind: Kind, canonical_value: str) -> str:
+def blind(
+    key: CollabKey, kind: Kind, canonical_value: str, canon_version: str = CANON_VERSION
+) -> str:
     """The blinded form of an already canonical value: keyed BLAKE2b-128 under ``key``,
     personalised per ``kind``, as 32 hex digits.  Never raises for a ``str`` value (see
     ``canonicalize`` for the checks on analyst input)."""
     h = hashlib.blake2b(key=key.secret, digest_size=16, person=PERSON)
-    h.update(_prefix(kind) + canonical_value.encode("utf-8"))
+    h.update(_prefix(kind, canon_version) + canonical_value.encode("utf-8"))
     return h.hexdigest()
 
 
@@ -72,7 +79,7 @@ class Blinder:
     dictionary hits instead of hash computations.
     """
 
-    __slots__ = ("_cache", "_states", "_words", "key")
+    __slots__ = ("_cache", "_states", "_words", "canon", "key")
 
     CACHE_MAX: Final = 1 << 16
     WORD_CACHE_MAX: Final = 1 << 16
@@ -81,19 +88,22 @@ class Blinder:
     CACHE_KEY_BYTES: Final = 256
     WORD_CACHE_KEY_CHARS: Final = 64
 
-    def __init__(self, key: CollabKey) -> None:
+    scheme: Final = BLIND_SCHEME
+
+    def __init__(self, key: CollabKey, canon_version: str = CANON_VERSION) -> None:
         self.key = key
+        self.canon: Canon = canon_for(canon_version)  # CanonError for an unknown version
         self._states = {}
         for kind in Kind:
             h = hashlib.blake2b(key=key.secret, digest_size=16, person=PERSON)
-            h.update(_prefix(kind))
+            h.update(_prefix(kind, canon_version))
             self._states[kind.value] = h
         self._cache: dict[str, dict[bytes, bytes]] = {k.value: {} for k in Kind}
         self._words: dict[str, tuple[Any, bytes, bytes]] = {}
 
     def value(self, kind: Kind, value: str) -> str:
-        """Canonicalize an analyst's value and blind it (hex digest)."""
-        return self.canonical(kind, canonicalize(kind, value)).hex()
+        """Canonicalize an analyst's value under this canon and blind it (hex digest)."""
+        return self.canonical(kind, self.canon.canonicalize(kind, value)).hex()
 
     def canonical(self, kind: Kind, canonical_value: str) -> bytes:
         """The digest of an already canonical value."""
@@ -104,18 +114,19 @@ class Blinder:
     def text(self, text: str) -> BlindedText:
         """Blind every candidate of ``text``: see BlindedText for the layout.  A lone
         surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
-        return self.parts(text, *scan_parts(scalar(text)))
+        work = scalar(text)
+        return self.parts(work, *self.canon.scan_parts(work, None))
 
     def parts(
         self, text: str, words: list[str], rest: list[tuple[str, str, int, int]]
     ) -> BlindedText:
-        """Blind candidates already extracted by ``scan_parts(text)`` (a matcher with
-        several key epochs extracts once and blinds once per key); ``text`` holds no lone
-        surrogate."""
+        """Blind candidates already extracted by this canon's ``scan_parts(text)`` (a
+        matcher with several key epochs extracts once per canon and blinds once per key);
+        ``text`` holds no lone surrogate."""
         digests = self._phrases(words) if words else []
         for kind, value, _, _ in rest:
             digests.append(self._digest(kind, value.encode("utf-8")))
-        return BlindedText(text, len(words), rest, digests)
+        return BlindedText(text, len(words), rest, digests, self.canon.word_spans)
 
     def _digest(self, kind: str, data: bytes) -> bytes:
         cache = self._cache[kind]
@@ -176,7 +187,7 @@ class BlindedText:
     original text; a matcher calls it only for the few digests that hit.
     """
 
-    __slots__ = ("_spans", "digests", "n_words", "rest", "text")
+    __slots__ = ("_spans", "_word_spans", "digests", "n_words", "rest", "text")
 
     def __init__(
         self,
@@ -184,9 +195,11 @@ class BlindedText:
         n_words: int,
         rest: list[tuple[str, str, int, int]],
         digests: list[bytes],
+        word_spans: Callable[[str], list[tuple[str, int, int]]] | None = None,
     ) -> None:
         self.text, self.n_words, self.rest, self.digests = text, n_words, rest, digests
         self._spans: list[tuple[str, int, int]] | None = None
+        self._word_spans = word_spans or canon_for(CANON_VERSION).word_spans
 
     @property
     def phrase_count(self) -> int:
@@ -202,10 +215,23 @@ class BlindedText:
             kind, _, start, end = self.rest[k - n_phrases]
             return kind, start, end
         if self._spans is None:
-            self._spans = word_spans(self.text)
+            self._spans = self._word_spans(self.text)
         n = self.n_words
         length = 1
         while k >= n - length + 1:  # skip the blocks of shorter phrases
             k -= n - length + 1
             length += 1
         return "keyword", self._spans[k][1], self._spans[k + length - 1][2]
+
+
+# The blinding schemes a matcher can scan with, by the name indicators carry.
+SCHEMES: Final[dict[str, type[Blinder]]] = {BLIND_SCHEME: Blinder}
+
+
+def blinder_for(key: CollabKey, canon_version: str, scheme: str = BLIND_SCHEME) -> Blinder:
+    """The blinder of the pair (``canon_version``, ``scheme``) under ``key``; CanonError or
+    ModelError naming what is unknown."""
+    cls = SCHEMES.get(scheme)
+    if cls is None:
+        raise ModelError("Blinder", "scheme", scheme, f"one of {sorted(SCHEMES)}")
+    return cls(key, canon_version)

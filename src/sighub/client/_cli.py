@@ -29,7 +29,7 @@ from rich.progress import (
 
 from sighub.client._analyst import DEFAULT_TTL, check_envelope, parse_ttl, read_rows, to_indicators
 from sighub.client._blind import CollabKey
-from sighub.client._canon import canonicalize, extract
+from sighub.client._canon import canon_for, canonicalize, extract
 from sighub.client._cli_checkpoint import add_checkpoint_commands, add_witness_flags, witness_policy
 from sighub.client._cli_collab import add_collab_commands
 from sighub.client._cliargs import Needs, add_connection, add_data, add_json, emit
@@ -100,12 +100,19 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_canon(args: argparse.Namespace) -> int:
-    _out(
-        json.dumps(
-            {"kind": args.kind, "canonical": canonicalize(args.kind, args.text)}, ensure_ascii=False
-        )
-    )
-    for c in extract(args.text):
+    version = f"canon/{args.canon}"
+    if args.explain:
+        steps = canon_for(version).explain(args.kind, args.text)
+        for step, value in steps:
+            if args.json:
+                _out(json.dumps({"canon": version, "step": step, "value": value},
+                                ensure_ascii=False))  # fmt: skip
+            else:
+                _out(f"{step}:\n    {value!r}")
+        return 0
+    value = canonicalize(args.kind, args.text, version)
+    _out(json.dumps({"kind": args.kind, "canon": version, "canonical": value}, ensure_ascii=False))
+    for c in extract(args.text, version):
         if c.kind.value == args.kind or args.all:
             row = {
                 "kind": c.kind.value,
@@ -249,7 +256,9 @@ def _renew_cert(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     member = Member(Path(args.data), args.insecure, args.hub)
-    result = member.publish_file(Path(args.file), args.collab, args.default_ttl)
+    result = member.publish_file(
+        Path(args.file), args.collab, args.default_ttl, f"canon/{args.canon}"
+    )
     state = "already stored" if result.duplicate else "accepted"
     emit(
         args,
@@ -261,6 +270,34 @@ def cmd_publish(args: argparse.Namespace) -> int:
         },
         f"{state}: {result.indicators} indicators, envelope {result.envelope_id[:16]} "
         f"at sequence {result.sequence}",
+    )
+    return 0
+
+
+def cmd_republish(args: argparse.Namespace) -> int:
+    member = Member(Path(args.data), args.insecure, args.hub)
+    canon = f"canon/{args.canon}"
+    done = member.republish(Path(args.file), args.collab, canon, args.default_ttl)
+    pub, rev = done.published, done.revoked
+    emit(
+        args,
+        {
+            "canon": canon,
+            "indicators": pub.indicators,
+            "envelope_id": pub.envelope_id,
+            "sequence": pub.sequence,
+            "revoked": done.replaced,
+            "revoke_envelope_id": rev.envelope_id if rev else None,
+            "revoke_sequence": rev.sequence if rev else None,
+        },
+        f"published {pub.indicators} indicators under {canon}: envelope "
+        f"{pub.envelope_id[:16]} at sequence {pub.sequence}; "
+        + (
+            f"revoked {done.replaced} they replace: envelope {rev.envelope_id[:16]} at "
+            f"sequence {rev.sequence}"
+            if rev
+            else "none to revoke (sync first if the file was published before)"
+        ),
     )
     return 0
 
@@ -592,7 +629,26 @@ def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
         default=DEFAULT_TTL,
         help="validity for rows without expires/ttl (default 90d)",
     )
+    p.add_argument("--canon", choices=["1", "2"], default="1", help="canon version (default 1)")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
+        "republish",
+        help="re-blind an analyst file under canon/2 and revoke the versions it replaces",
+    )
+    p.add_argument("file", help="the analyst file (.csv or .jsonl) published before")
+    p.add_argument("--collab", required=True, help="collaboration it was published to")
+    p.add_argument("--canon", choices=["2"], required=True, help="the canon version to move to")
+    add_data(p, Needs.MEMBER)
+    add_connection(p)
+    add_json(p)
+    p.add_argument(
+        "--default-ttl",
+        type=parse_ttl,
+        default=DEFAULT_TTL,
+        help="validity for rows without expires/ttl (default 90d)",
+    )
+    p.set_defaults(func=cmd_republish)
 
 
 def _add_offline_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -605,11 +661,15 @@ def _add_offline_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--epoch", type=int, default=0, help="collaboration key epoch (default 0)")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("canon", help="show the canon/1 form of a value and its candidates")
+    p = sub.add_parser("canon", help="show the canonical form of a value and its candidates")
     p.add_argument("kind", choices=[k.value for k in Kind], help="indicator kind")
     p.add_argument("text", help="the value or text to canonicalize")
     p.add_argument("--all", action="store_true", help="list candidates of every kind")
-    p.add_argument("--json", action="store_true", help="JSON lines on stdout (the default too)")
+    p.add_argument("--canon", choices=["1", "2"], default="1", help="canon version (default 1)")
+    p.add_argument("--explain", action="store_true", help="show each folding step of the value")
+    p.add_argument(
+        "--json", action="store_true", help="JSON lines on stdout (the default, but --explain)"
+    )
     p.set_defaults(func=cmd_canon)
 
     p = sub.add_parser("bundle", help="turn an analyst CSV/JSONL file into a signed envelope")

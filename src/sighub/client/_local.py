@@ -35,18 +35,28 @@ LOCAL_DB: Final = "local.db"
 
 # The indicator_changes entries kept: a matcher further behind rebuilds from every row.
 CHANGES_KEPT: Final = 65536
-_OLD_ROW: Final = "VALUES (OLD.rowid, OLD.collab, OLD.key_epoch, OLD.form, OLD.value)"
+_OLD_ROW: Final = (
+    "VALUES (OLD.rowid, OLD.collab, OLD.key_epoch, OLD.form, OLD.value, OLD.canon, OLD.scheme)"
+)
 
 
 def _change_trigger(event: str, row: str) -> str:
     name, timing = event.split(" ", 1)
     return (
         f"CREATE TRIGGER IF NOT EXISTS indicator_changes_{name} {timing} ON indicators"
-        f" BEGIN INSERT INTO indicator_changes (row, collab, key_epoch, form, value) {row};"
+        " BEGIN INSERT INTO indicator_changes"
+        f" (row, collab, key_epoch, form, value, canon, scheme) {row};"
         " DELETE FROM indicator_changes"
         f" WHERE n <= (SELECT max(n) FROM indicator_changes) - {CHANGES_KEPT}; END"
     )
 
+
+# Each indicator's (canon version, blinding scheme): the matcher blinds a text's candidates
+# under each pair its rules use.  Stores made before canon/2 gain the columns; their rows
+# are canon/1 and blake2b-128, the only pair there was.
+_CANON_COLUMN: Final = "canon TEXT NOT NULL DEFAULT 'canon/1'"
+_SCHEME_COLUMN: Final = "scheme TEXT NOT NULL DEFAULT 'blake2b-128'"
+_PAIR_COLUMNS: Final = f"{_CANON_COLUMN}, {_SCHEME_COLUMN}"
 
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -55,7 +65,8 @@ _SCHEMA: Final = [
     " form TEXT NOT NULL, value TEXT NOT NULL, key_epoch INTEGER, confidence INTEGER NOT NULL,"
     " labels TEXT NOT NULL, description TEXT NOT NULL, tlp TEXT NOT NULL,"
     " valid_from TEXT NOT NULL, valid_until TEXT NOT NULL, modified TEXT NOT NULL,"
-    " revoked INTEGER NOT NULL, seq INTEGER NOT NULL, created TEXT NOT NULL)",
+    " revoked INTEGER NOT NULL, seq INTEGER NOT NULL, created TEXT NOT NULL,"
+    f" {_PAIR_COLUMNS})",
     "CREATE INDEX IF NOT EXISTS indicators_valid_until ON indicators (valid_until)",
     "CREATE TABLE IF NOT EXISTS refused (envelope_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " collab TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL)",
@@ -92,7 +103,10 @@ _SCHEMA: Final = [
     # recursive_triggers goes unlogged: the matcher then keeps a reference that finds no
     # row when it fires (results stay right, the reference lingers until a full read).
     "CREATE TABLE IF NOT EXISTS indicator_changes (n INTEGER PRIMARY KEY, row INTEGER NOT NULL,"
-    " collab TEXT NOT NULL, key_epoch INTEGER, form TEXT NOT NULL, value TEXT NOT NULL)",
+    " collab TEXT NOT NULL, key_epoch INTEGER, form TEXT NOT NULL, value TEXT NOT NULL,"
+    f" {_PAIR_COLUMNS})",
+]
+_TRIGGERS: Final = [
     _change_trigger("updated AFTER UPDATE", _OLD_ROW),
     _change_trigger("deleted AFTER DELETE", _OLD_ROW),
 ]
@@ -118,6 +132,8 @@ class StoredIndicator:
     description: str
     valid_until: str
     tlp: str = "amber"  # TLP 2.0 level: detection code must honour red
+    canon: str = "canon/1"  # the canon version its value was canonicalized under
+    scheme: str = "blake2b-128"  # its blinding scheme ("" for a pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,26 +169,30 @@ def stored_row(r: tuple[Any, ...]) -> StoredIndicator:
     """The StoredIndicator of a row made by ``LocalStore.row``."""
     labels = tuple(json.loads(r[9]))
     return StoredIndicator(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[13], r[11]
-    )
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[13], r[11],
+        r[18], r[19],
+    )  # fmt: skip
 
 
-_MARKS: Final = ",".join("?" * 18)  # one per column of LocalStore.row
+_MARKS: Final = ",".join("?" * 20)  # one per column of LocalStore.row
 _STORED_COLUMNS: Final = (
     "id, collab, publisher, publisher_name, kind, form, value, key_epoch, confidence, labels,"
-    " description, valid_until, tlp"
+    " description, valid_until, tlp, canon, scheme"
 )
 
 
-_MATCHER_COLUMNS: Final = "rowid, collab, key_epoch, form, value, valid_from, valid_until, revoked"
+_MATCHER_COLUMNS: Final = (
+    "rowid, collab, key_epoch, form, value, canon, scheme, valid_from, valid_until, revoked"
+)
 
 
 def _stored_row(r: tuple[Any, ...]) -> StoredIndicator:
     """A StoredIndicator from a row selected with _STORED_COLUMNS."""
     labels = tuple(json.loads(r[9]))
     return StoredIndicator(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[11], r[12]
-    )
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], labels, r[10], r[11], r[12],
+        r[13], r[14],
+    )  # fmt: skip
 
 
 class LocalStore:
@@ -193,6 +213,9 @@ class LocalStore:
             self.conn.execute(stmt)
         self._add_columns("log_epochs", flaw="TEXT NOT NULL DEFAULT ''", keys="TEXT NOT NULL"
                           " DEFAULT ''")  # fmt: skip
+        self._add_canon_column()
+        for stmt in _TRIGGERS:
+            self.conn.execute(stmt)
 
     def _add_columns(self, table: str, **columns: str) -> None:
         """Columns a table made by an earlier version lacks (``CREATE ... IF NOT EXISTS``
@@ -201,6 +224,17 @@ class LocalStore:
         for name, decl in columns.items():
             if name not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+    def _add_canon_column(self) -> None:
+        """Give a store made before canon/2 its ``canon`` and ``scheme`` columns, and
+        triggers that log them (the old ones would log every change as canon/1)."""
+        for table in ("indicators", "indicator_changes"):
+            cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if "canon" not in cols:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {_CANON_COLUMN}")
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {_SCHEME_COLUMN}")
+                for name in ("updated", "deleted"):
+                    self.conn.execute(f"DROP TRIGGER IF EXISTS indicator_changes_{name}")
 
     def close(self) -> None:
         self.conn.close()
@@ -403,6 +437,8 @@ class LocalStore:
             int(ind.revoked),
             seq,
             format_time(ind.created),
+            ind.canon_version,
+            ind.scheme or "",  # a pattern has none
         )
 
     def refuse(
@@ -434,8 +470,13 @@ class LocalStore:
                 out[r[0]] = tuple(r)
         return out
 
-    # -- what a matcher reads: rows as (rowid, collab, key_epoch, form, value, valid_from,
-    # valid_until, revoked), within one ``snapshot`` so that they agree --------------------
+    def own_rows(self, publisher: str, collab: str) -> list[tuple[Any, ...]]:
+        """Full rows of ``publisher``'s indicators in ``collab`` that are not revoked."""
+        q = "SELECT * FROM indicators WHERE publisher = ? AND collab = ? AND revoked = 0"
+        return [tuple(r) for r in self.conn.execute(q, (publisher, collab))]
+
+    # -- what a matcher reads: rows as (rowid, collab, key_epoch, form, value, canon,
+    # scheme, valid_from, valid_until, revoked), within one ``snapshot`` so they agree ---
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """One read transaction: every read inside sees the same state of the store."""
@@ -483,14 +524,16 @@ class LocalStore:
 
     def changes_after(self, n: int) -> tuple[int, int, list[tuple[Any, ...]]] | None:
         """(first kept entry, last entry, entries after ``n`` as (row, collab, key_epoch,
-        form, value)) of ``indicator_changes``; None if entries after ``n`` were pruned."""
+        form, value, canon, scheme)) of ``indicator_changes``; None if entries after ``n``
+        were pruned."""
         first, last = self.conn.execute("SELECT min(n), max(n) FROM indicator_changes").fetchone()
         if last is None:
             return (0, n, []) if n == 0 else None
         if n < first - 1 or n > last:
             return None
         rows = self.conn.execute(
-            "SELECT row, collab, key_epoch, form, value FROM indicator_changes WHERE n > ?"
+            "SELECT row, collab, key_epoch, form, value, canon, scheme FROM indicator_changes"
+            " WHERE n > ?"
             " ORDER BY n",
             (n,),
         ).fetchall()

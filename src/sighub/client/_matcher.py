@@ -1,7 +1,9 @@
 """The local rule engine: which shared indicators fire in a text, where, from whom.
 
-Blinded indicators are looked up by the digests of the text's canon/1 candidates, per
-collaboration key epoch.  Pattern indicators run over the folded text: pattern sets
+Blinded indicators are looked up by the digests of the text's candidates, per
+collaboration key epoch and (canon version, blinding scheme) pair: a text is canonicalized
+once under each canon version the rules use, and blinded under each pair.  Pattern
+indicators run over the canon/1-folded text: pattern sets
 (Hyperscan where it installs, RE2's set otherwise; a large base set and a small delta set
 of the patterns added since, so that a change compiles only the delta) find which patterns
 match at all, and RE2 then gives the exact leftmost-longest spans, so both engines yield
@@ -25,12 +27,12 @@ from typing import Any
 
 import re2
 
-from sighub.client._blind import BlindedText, Blinder, CollabKey
-from sighub.client._canon import fold, scalar, scan_parts
+from sighub.client._blind import BlindedText, Blinder, CollabKey, blinder_for
+from sighub.client._canon import CANON_VERSION, fold, scalar
 from sighub.client._canon._text import fold_fast
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._local import LOCAL_DB, LocalStore, StoredIndicator
-from sighub.client._model import Kind, Tlp
+from sighub.client._model import BLIND_SCHEME, Kind, Tlp
 from sighub.client._stix import format_time
 
 __all__ = [
@@ -378,15 +380,20 @@ def _drop(table: dict[Any, Any], key: Any, ref: int) -> bool:
     return True
 
 
+# A digest table's group: (collaboration, key epoch, canon version, blinding scheme).
+Group = tuple[str, int, str, str]
+
+
 class _Rules:
-    """The rule references a matcher scans with: a digest table per (collaboration, key
-    epoch), pattern source -> references, and the rules whose key is missing.  A reload
-    edits a ``fork``, which copies a table the first time it changes it: the previous
-    matcher, still scanning, keeps its own, and unchanged tables are shared."""
+    """The rule references a matcher scans with: a digest table per group (collaboration,
+    key epoch, canon version, blinding scheme), pattern source -> references, and the
+    rules whose key is missing.  A reload edits a ``fork``, which copies a table the first
+    time it changes it: the previous matcher, still scanning, keeps its own, and unchanged
+    tables are shared."""
 
     def __init__(self, keys: dict[tuple[str, int], bytes], shared: _Rules | None = None) -> None:
         self.keys = keys
-        self.tables: dict[tuple[str, int], Table] = {}
+        self.tables: dict[Group, Table] = {}
         self.patterns: dict[str, Any] = {}
         self.keyless: set[int] = set()
         self.size = 0  # rules held, the keyless included
@@ -401,7 +408,7 @@ class _Rules:
         """A copy sharing every table until it is changed."""
         return _Rules(self.keys, self)
 
-    def _table(self, group: tuple[str, int]) -> Table:
+    def _table(self, group: Group) -> Table:
         table = self.tables.get(group)
         if table is None:
             table = self.tables[group] = {}
@@ -417,25 +424,32 @@ class _Rules:
             self.patterns = dict(self.patterns)
         return self.patterns
 
-    def add(self, ref: int, collab: str, epoch: int | None, form: str, value: str) -> None:
-        group = (collab, epoch or 0)
+    def add(
+        self, ref: int, collab: str, epoch: int | None, form: str, value: str,
+        canon: str = CANON_VERSION, scheme: str = BLIND_SCHEME,
+    ) -> None:  # fmt: skip
+        key = (collab, epoch or 0)
         if form == "pattern":
             added = _put(self._pattern_refs(), value, ref)
-        elif group in self.keys:
-            added = _put(self._table(group), bytes.fromhex(value), ref)
+        elif key in self.keys:
+            added = _put(self._table((*key, canon, scheme)), bytes.fromhex(value), ref)
         else:
-            if group not in self._warned:
-                self._warned.add(group)
-                log.warning("no key for %s epoch %s: its rules cannot match", *group)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("no key for %s epoch %s: its rules cannot match", *key)
             added = ref not in self.keyless
             self.keyless.add(ref)
         self.size += added
 
-    def drop(self, ref: int, collab: str, epoch: int | None, form: str, value: str) -> None:
-        group = (collab, epoch or 0)
+    def drop(
+        self, ref: int, collab: str, epoch: int | None, form: str, value: str,
+        canon: str = CANON_VERSION, scheme: str = BLIND_SCHEME,
+    ) -> None:  # fmt: skip
+        key = (collab, epoch or 0)
+        group = (*key, canon, scheme)
         if form == "pattern":
             gone = value in self.patterns and _drop(self._pattern_refs(), value, ref)
-        elif group in self.keys:
+        elif key in self.keys:
             digest = bytes.fromhex(value)
             held = digest in self.tables.get(group, {})
             gone = held and _drop(self._table(group), digest, ref)
@@ -458,13 +472,13 @@ class _Cursor:
 
 def _take(rules: _Rules, rows: Iterable[tuple[Any, ...]], t: str, pending: list[Any]) -> None:
     """Add the rows in force at ``t`` (formatted); hold back those that start later."""
-    for ref, collab, epoch, form, value, valid_from, valid_until, revoked in rows:
+    for ref, collab, epoch, form, value, canon, scheme, valid_from, valid_until, revoked in rows:
         if revoked or valid_until <= t:
             continue
         if valid_from > t:
             heapq.heappush(pending, (valid_from, ref))
         else:
-            rules.add(ref, collab, epoch, form, value)
+            rules.add(ref, collab, epoch, form, value, canon, scheme)
 
 
 def _read_all(
@@ -504,7 +518,7 @@ def _read_changes(
     for row in gone:
         out.drop(*row)
     for row in expired:
-        out.drop(*row[:5])
+        out.drop(*row[:7])
     _take(out, fresh, t, pending)
     _take(out, again, t, pending)
     return out, _Cursor(cursor.path, now, top, last, pending)
@@ -556,7 +570,7 @@ class Matcher:
         found = list(indicators)
         rules = _Rules(keys)
         for k, r in enumerate(found):
-            rules.add(k, r.collab, r.key_epoch, r.form, r.value)
+            rules.add(k, r.collab, r.key_epoch, r.form, r.value, r.canon, r.scheme)
         self._finish(rules, found.__getitem__, engine, previous)
         self._cursor: _Cursor | None = None
 
@@ -612,12 +626,27 @@ class Matcher:
         self._lookup = lookup
         self._rules = rules
         self.size = rules.size
-        blinders = {b.key: b for b, _ in previous._groups} if previous is not None else {}
+        blinders = (
+            {(b.key, b.canon.version, b.scheme): b for b, _ in previous._groups}
+            if previous is not None
+            else {}
+        )
         self._groups: list[tuple[Blinder, Table]] = []
-        for (c, e), table in sorted(rules.tables.items()):
-            if table:  # an empty table would cost a scan its hashing for nothing
-                key = CollabKey(c, e, rules.keys[(c, e)])
-                self._groups.append((blinders.get(key) or Blinder(key), table))
+        for (c, e, canon, scheme), table in sorted(rules.tables.items()):
+            if not table:  # an empty table would cost a scan its hashing for nothing
+                continue
+            key = CollabKey(c, e, rules.keys[(c, e)])
+            blinder = blinders.get((key, canon, scheme))
+            if blinder is None:
+                try:
+                    blinder = blinder_for(key, canon, scheme)
+                except SighubError as exc:  # a pair this version does not know: unmatched
+                    log.warning("rules of %s epoch %s cannot match: %s", c, e, exc)
+                    continue
+            self._groups.append((blinder, table))
+        # Each canon version the rules use, canon/1 first: a text is canonicalized once
+        # under each, whatever the number of keys and schemes.
+        self._canons = sorted({b.canon.version: b.canon for b, _ in self._groups}.items())
         reuse = previous._patterns if previous is not None else None
         self._patterns: _Patterns = _Patterns(rules.patterns, self.engine, reuse)
 
@@ -643,11 +672,15 @@ class Matcher:
             raise TextTooLong(len(text), max_chars)
         out: list[tuple[int, int, StoredIndicator]] = []
         work = scalar(text)  # usually ``text`` itself
-        folded = fold_fast(work)  # once, for the candidates and the patterns
+        folded = fold_fast(work)  # canon/1: once, for its candidates and the patterns
         if self._groups:
-            words, rest = scan_parts(work, folded)  # once, whatever the number of key epochs
+            parts = {
+                v: c.scan_parts(work, folded if v == CANON_VERSION else c.fold_fast(work))
+                for v, c in self._canons
+            }
             for blinder, table in self._groups:
-                out.extend(self._blinded_hits(blinder.parts(work, words, rest), table))
+                scanned = blinder.parts(work, *parts[blinder.canon.version])
+                out.extend(self._blinded_hits(scanned, table))
         if self._patterns.refs:
             out.extend(self._scan_patterns(work, folded))
         return _grouped(text, out) if out else []

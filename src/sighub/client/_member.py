@@ -8,12 +8,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 from sighub.client._analyst import DEFAULT_TTL, read_rows, to_indicators
-from sighub.client._blind import CollabKey
+from sighub.client._blind import Blinder, CollabKey
+from sighub.client._canon import CANON_VERSION, canon_for
 from sighub.client._daemon import (
     DEFAULT_MAX_CHECKPOINT_AGE,
     LOCAL_DB,
@@ -22,7 +23,7 @@ from sighub.client._daemon import (
     SyncReport,
 )
 from sighub.client._envelope import seal
-from sighub.client._errors import SighubError
+from sighub.client._errors import InputFileError, SighubError
 from sighub.client._keys import MemberFiles
 from sighub.client._local import LocalStore
 from sighub.client._matcher import LiveMatcher, Matcher
@@ -42,6 +43,16 @@ _OTHER = {
     False: "it may serve plaintext on loopback (`sighub hub serve --insecure`): pass "
     "insecure=True (the CLI's --insecure)",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Republished:
+    """What ``Member.republish`` did: the new versions' publish result, and the revocation
+    of the ``replaced`` indicators (None when there was nothing to revoke)."""
+
+    published: PublishResult
+    revoked: PublishResult | None
+    replaced: int
 
 
 class Member:
@@ -120,19 +131,81 @@ class Member:
         return CollabKey(collab, epoch, epochs[epoch])
 
     def publish_file(
-        self, path: Path, collab: str, default_ttl: timedelta = DEFAULT_TTL
+        self,
+        path: Path,
+        collab: str,
+        default_ttl: timedelta = DEFAULT_TTL,
+        canon: str = CANON_VERSION,
     ) -> PublishResult:
         """Publish an analyst CSV or JSONL file to ``collab``: each row is folded by
-        canon/1, blinded with the collaboration's current key (or gated, for a pattern),
-        and the whole file goes out as one signed STIX bundle.  Rows without an expiry
-        get ``default_ttl``.  Returns the hub's ``PublishResult``; raises
-        ``InputFileError`` (naming file, line and field) before anything is sent."""
-        rows = read_rows(path, default_ttl=default_ttl)
+        ``canon`` (canon/1 unless told), blinded with the collaboration's current key (or
+        gated, for a pattern), and the whole file goes out as one signed STIX bundle.
+        Rows without an expiry get ``default_ttl``.  Returns the hub's ``PublishResult``;
+        raises ``InputFileError`` (naming file, line and field) before anything is sent."""
+        rows = read_rows(path, default_ttl=default_ttl, canon=canon)
         with self._reaching(), self._hub() as hub:
             indicators = to_indicators(
-                rows, self.files.identity().publisher, self._key(hub, collab)
+                rows, self.files.identity().publisher, self._key(hub, collab), canon=canon
             )
             return self._publish(hub, collab, indicators)
+
+    def republish(
+        self,
+        path: Path,
+        collab: str,
+        canon: str = "canon/2",
+        default_ttl: timedelta = DEFAULT_TTL,
+    ) -> Republished:
+        """Move an analyst file to ``canon``: publish its blinded rows blinded under
+        ``canon`` with the current key, then revoke this member's indicators in force in
+        the local store (sync first) that blind the same rows under another canon version
+        with any key epoch held.  Pattern rows are canon/1 whatever the file: they are left
+        as they are.  Raises ``InputFileError`` before anything is sent."""
+        canon_for(canon)  # CanonError naming the known versions
+        rows = [r for r in read_rows(path, default_ttl=default_ttl, canon=canon)
+                if r.form is Form.BLINDED]  # fmt: skip
+        if not rows:
+            raise SighubError(f"republish {path}: no blinded rows to move to {canon}")
+        me = self.files.identity().publisher
+        old = self._replaced(path, collab, canon, me.id, default_ttl)
+        with self._reaching(), self._hub() as hub:
+            fresh = to_indicators(rows, me, self._key(hub, collab), canon=canon)
+            published = self._publish(hub, collab, fresh)
+            at = now_ms()
+            gone = [revoke(i, max(at, i.modified + timedelta(milliseconds=1))) for i in old]
+            revoked = self._publish(hub, collab, gone) if gone else None
+        return Republished(published, revoked, len(gone))
+
+    def _replaced(
+        self, path: Path, collab: str, canon: str, me: str, default_ttl: timedelta
+    ) -> list[Indicator]:
+        """This member's live indicators in ``collab`` under another canon version whose
+        digest is one of the file's blinded rows under that version, with any key held."""
+        store = LocalStore(self.data / LOCAL_DB)
+        try:
+            keys = {e: s for c, e, s in store.collab_keys() if c == collab}
+            mine = [_indicator(r) for r in store.own_rows(me, collab)]
+        finally:
+            store.close()
+        out = []
+        for version in sorted({i.canon_version for i in mine} - {canon}):
+            try:
+                rows = [r for r in read_rows(path, default_ttl=default_ttl, canon=version)
+                        if r.form is Form.BLINDED]  # fmt: skip
+            except InputFileError:  # a row that version refuses: it was never published so
+                continue
+            wanted = set()
+            for epoch, secret in keys.items():
+                blinder = Blinder(CollabKey(collab, epoch, secret), version)
+                wanted |= {(epoch, blinder.canonical(r.kind, r.value).hex()) for r in rows}
+            out += [
+                i
+                for i in mine
+                if i.canon_version == version
+                and i.form is Form.BLINDED
+                and (i.key_epoch, i.value) in wanted
+            ]
+        return out
 
     def publish(self, indicators: Sequence[Indicator], collab: str) -> PublishResult:
         """Sign ``indicators`` (already blinded or gated, all by this member) as one
@@ -315,6 +388,8 @@ def _indicator(row: tuple[object, ...]) -> Indicator:
         revoked,
         _,
         created,
+        canon,
+        scheme,
     ) = row
     return Indicator(
         id=str(id_),
@@ -328,7 +403,8 @@ def _indicator(row: tuple[object, ...]) -> Indicator:
         created=parse_time(created, "created"),
         modified=parse_time(modified, "modified"),
         key_epoch=epoch if epoch is None else int(str(epoch)),
-        scheme="blake2b-128" if form == "blinded" else None,
+        canon_version=str(canon),
+        scheme=str(scheme) if form == "blinded" else None,
         confidence=int(str(confidence)),
         labels=tuple(json.loads(str(labels))),
         description=str(description),

@@ -14,6 +14,7 @@ from sighub.client._patterns import gate
 __all__ = [
     "BLIND_SCHEME",
     "CANON_VERSION",
+    "CANON_VERSIONS",
     "Form",
     "Indicator",
     "Kind",
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 CANON_VERSION: Final = "canon/1"
+# Every canon version an indicator may name: canon/1 and canon/2 are both in force while
+# publishers move to canon/2 (the matcher blinds a text under each version it holds).
+CANON_VERSIONS: Final = ("canon/1", "canon/2")
 BLIND_SCHEME: Final = "blake2b-128"
 MAX_DESCRIPTION: Final = 1024
 MAX_LABEL: Final = 64
@@ -161,8 +165,13 @@ class Indicator:
             raise ModelError(o, "valid_until", self.valid_until, "later than valid_from")
         if self.modified < self.created:
             raise ModelError(o, "modified", self.modified, "not earlier than created")
-        if self.canon_version != CANON_VERSION:
-            raise ModelError(o, "canon_version", self.canon_version, repr(CANON_VERSION))
+        if self.canon_version not in CANON_VERSIONS:
+            raise ModelError(o, "canon_version", self.canon_version, f"one of {CANON_VERSIONS}")
+        if self.form is Form.PATTERN and self.canon_version != CANON_VERSION:
+            # patterns run over canon/1-folded text only
+            raise ModelError(
+                o, "canon_version", self.canon_version, f"{CANON_VERSION!r} for a pattern"
+            )
         conf = self.confidence
         if isinstance(conf, bool) or not isinstance(conf, int) or not 0 <= conf <= 100:
             raise ModelError(o, "confidence", conf, "an integer 0-100")

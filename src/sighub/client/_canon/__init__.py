@@ -1,4 +1,8 @@
-"""canon/1: canonical forms per kind and candidate extraction from free text.
+"""canon/1 and canon/2: canonical forms per kind and candidate extraction from free text.
+
+``canon_for(version)`` gives one canon's operations; ``canonicalize`` and ``extract`` take a
+``version`` (default canon/1, whose behaviour is frozen).  canon/2 lives in ``_v2`` and is
+imported on first use (its table costs about 5 MB).
 
 ``canonicalize(kind, value)`` is what a publisher applies to an analyst's value;
 ``extract(text)`` is what a matcher applies to the text it scans.  Both sides must produce
@@ -7,6 +11,7 @@ byte-identical values, which the golden vectors in ``tests/vectors/canon-v1.json
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -14,13 +19,16 @@ from sighub.client._canon import _emoji, _payment, _url
 from sighub.client._canon._table import NON_UNIT, TABLE_SHA256
 from sighub.client._canon._text import TOKEN_RE, fold, fold_fast, scalar, token_values, tokens
 from sighub.client._errors import CanonError
-from sighub.client._model import CANON_VERSION, Kind
+from sighub.client._model import CANON_VERSION, CANON_VERSIONS, Kind
 
 __all__ = [
     "CANON_VERSION",
+    "CANON_VERSIONS",
     "MAX_PHRASE_WORDS",
     "TABLE_SHA256",
     "Candidate",
+    "Canon",
+    "canon_for",
     "canonicalize",
     "extract",
     "extract_parts",
@@ -91,14 +99,25 @@ def _is_unit(ch: str) -> bool:
     return TOKEN_RE.match(ch) is not None
 
 
-def canonicalize(kind: Kind | str, value: str) -> str:
-    """The canon/1 form of an analyst's ``value`` for ``kind``; raises CanonError."""
+def _checked(kind: Kind | str, value: str) -> tuple[Kind, str]:
     k = kind if isinstance(kind, Kind) else _KINDS.get(kind)
     if k is None:
         raise CanonError(f"kind {kind!r}: expected one of {sorted(_KINDS)}")
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_VALUE_CHARS:
         raise CanonError(f"{k.value} {value!r}: expected text of 1-{MAX_VALUE_CHARS} chars")
-    value = scalar(value)  # a lone surrogate reads as U+FFFD, as in scanned text
+    return k, scalar(value)  # a lone surrogate reads as U+FFFD, as in scanned text
+
+
+def canonicalize(kind: Kind | str, value: str, version: str = CANON_VERSION) -> str:
+    """The form of an analyst's ``value`` for ``kind`` under canon ``version``; raises
+    CanonError (also for an unknown version)."""
+    if version != CANON_VERSION:
+        return canon_for(version).canonicalize(kind, value)
+    return _canonicalize1(kind, value)
+
+
+def _canonicalize1(kind: Kind | str, value: str) -> str:
+    k, value = _checked(kind, value)
     if k is Kind.KEYWORD:
         return _keyword(value)
     if k is Kind.HASHTAG:
@@ -151,7 +170,14 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     return words
 
 
-def extract(text: str) -> list[Candidate]:
+def extract(text: str, version: str = CANON_VERSION) -> list[Candidate]:
+    """Every candidate of ``text`` under canon ``version`` (see ``_extract1`` for canon/1)."""
+    if version != CANON_VERSION:
+        return canon_for(version).extract(text)
+    return _extract1(text)
+
+
+def _extract1(text: str) -> list[Candidate]:
     """Every canon/1 candidate in ``text``: words and phrases of up to four words, hashtags,
     emoji sequences, URLs (host suffixes, path prefixes) and payment handles.  A lone
     surrogate reads as U+FFFD (see ``scalar``); spans index ``text`` all the same."""
@@ -165,3 +191,72 @@ def extract(text: str) -> list[Candidate]:
             out.append(Candidate(Kind.KEYWORD, value, words[i][1], words[j][2]))
     out.extend(Candidate(_KINDS[k], v, s, e) for k, v, s, e in rest)
     return out
+
+
+Rest = list[tuple[str, str, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Canon:
+    """One canon version's operations, as the blinder and the matcher use them.
+
+    ``scan_parts(text, folded)`` gives the words (with ``BREAK`` markers under canon/2;
+    canon/1 emits none) and the other candidates; ``fold_fast`` is the folded text it
+    takes; ``word_spans`` gives the same words with spans, for the few texts that hit."""
+
+    version: str
+    canonicalize: Callable[[Kind | str, str], str]
+    extract: Callable[[str], list[Candidate]]
+    scan_parts: Callable[[str, str | None], tuple[list[str], Rest]]
+    word_spans: Callable[[str], list[tuple[str, int, int]]]
+    fold_fast: Callable[[str], str]
+    explain: Callable[[Kind | str, str], list[tuple[str, str]]]
+    table_sha256: str
+
+
+_loaded: dict[str, Canon] = {}
+
+
+def canon_for(version: str) -> Canon:
+    """The operations of canon ``version``; CanonError naming the known ones otherwise."""
+    found = _loaded.get(version)
+    if found is not None:
+        return found
+    if version == "canon/1":
+        found = Canon(version, _canonicalize1, _extract1, scan_parts, word_spans, fold_fast,
+                      _explain1, TABLE_SHA256)  # fmt: skip
+    elif version == "canon/2":
+        found = _load_v2()
+    else:
+        raise CanonError(f"canon version {version!r}: unknown; expected one of {CANON_VERSIONS}")
+    _loaded[version] = found
+    return found
+
+
+def _explain1(kind: Kind | str, value: str) -> list[tuple[str, str]]:
+    k, value = _checked(kind, value)
+    folded = fold(value.strip())[0]
+    return [
+        ("input", value),
+        ("fold: case, width, diacritics, invisibles, look-alikes (52)", folded),
+        ("canonical", _canonicalize1(k, value)),
+    ]
+
+
+def _load_v2() -> Canon:
+    from sighub.client._canon import _v2  # noqa: PLC0415  # 5 MB: only when asked for
+
+    def canonicalize2(kind: Kind | str, value: str) -> str:
+        return _v2.canonicalize(*_checked(kind, value))
+
+    def explain2(kind: Kind | str, value: str) -> list[tuple[str, str]]:
+        return _v2.explain(*_checked(kind, value))
+
+    def extract2(text: str) -> list[Candidate]:
+        work = scalar(text)
+        out = [Candidate(Kind.KEYWORD, v, s, e) for v, s, e in _v2.phrases(_v2.word_spans(work))]
+        out.extend(Candidate(_KINDS[k], v, s, e) for k, v, s, e in _v2.scan_parts(work)[1])
+        return out
+
+    return Canon("canon/2", canonicalize2, extract2, _v2.scan_parts, _v2.word_spans,
+                 _v2.fold_fast, explain2, _v2.TABLE_SHA256)  # fmt: skip

@@ -33,8 +33,9 @@ def _canon_cluster(cluster: str) -> str:
     return cluster.translate(_DROP)
 
 
-def runs(text: str) -> list[list[tuple[str, int, int]]]:
-    """Runs of adjacent emoji clusters (canonical value, start, end) in ``text``."""
+def runs(text: str, gap: re.Pattern[str] = _GAP_RE) -> list[list[tuple[str, int, int]]]:
+    """Runs of adjacent emoji clusters (canonical value, start, end) in ``text``: ``gap``
+    matches what may stand between two emoji of one run."""
     out: list[list[tuple[str, int, int]]] = []
     hint = _HINT_RE.search(text)
     if hint is None:
@@ -44,7 +45,7 @@ def runs(text: str) -> list[list[tuple[str, int, int]]]:
     last_end = -1
     for m in CLUSTER_RE.finditer(text, max(0, start)):
         item = (_canon_cluster(m.group()), m.start(), m.end())
-        if out and _GAP_RE.fullmatch(text, last_end, m.start()):
+        if out and gap.fullmatch(text, last_end, m.start()):
             out[-1].append(item)
         else:
             out.append([item])
@@ -52,9 +53,11 @@ def runs(text: str) -> list[list[tuple[str, int, int]]]:
     return out
 
 
-def candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
+def candidates(
+    text: str, out: list[tuple[str, str, int, int]], gap: re.Pattern[str] = _GAP_RE
+) -> None:
     """Every sub-run of 1..MAX_CLUSTERS clusters, as ("emoji", value, start, end)."""
-    for run in runs(text):
+    for run in runs(text, gap):
         for i in range(len(run)):
             value = ""
             for j in range(i, min(i + MAX_CLUSTERS, len(run))):
@@ -62,15 +65,15 @@ def candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
                 out.append(("emoji", value, run[i][1], run[j][2]))
 
 
-def canonicalize(value: str) -> str:
-    found = runs(value)
+def canonicalize(value: str, gap: re.Pattern[str] = _GAP_RE) -> str:
+    found = runs(value, gap)
     pos = 0
     for m in CLUSTER_RE.finditer(value):
-        if not _GAP_RE.fullmatch(value, pos, m.start()):
+        if not gap.fullmatch(value, pos, m.start()):
             bad = value[pos : m.start()].strip()
             raise CanonError(f"emoji {value!r}: {bad!r} is not an emoji; expected emoji only")
         pos = m.end()
-    if not _GAP_RE.fullmatch(value, pos, len(value)):
+    if not gap.fullmatch(value, pos, len(value)):
         bad = value[pos:].strip()
         raise CanonError(f"emoji {value!r}: {bad!r} is not an emoji; expected emoji only")
     if not found:

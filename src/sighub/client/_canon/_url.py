@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from encodings.punycode import generate_integers
 from typing import Final
@@ -165,8 +166,16 @@ def _query(raw: str) -> str:
     return "?" + "&".join(sorted(kept)) if kept else ""
 
 
-def parse(text: str, m: re.Match[str]) -> ParsedUrl | None:
-    """Build a ParsedUrl from a URL_RE match, trimming trailing punctuation."""
+def parse(
+    text: str,
+    m: re.Match[str],
+    label: Callable[[str], str | None] | None = None,
+    segment: Callable[[str], str] | None = None,
+) -> ParsedUrl | None:
+    """Build a ParsedUrl from a URL_RE match, trimming trailing punctuation.  ``label`` and
+    ``segment`` replace canon/1's host-label and path-segment forms (canon/2 passes its
+    own)."""
+    label = label or _label
     end = m.end()
     while end > m.start(4) and text[end - 1] in _TRAILING:
         end -= 1
@@ -176,7 +185,7 @@ def parse(text: str, m: re.Match[str]) -> ParsedUrl | None:
     for raw in raw_labels:
         spans.append((pos, pos + len(raw)))
         pos += len(raw) + 1
-    found = [_label(raw) for raw in raw_labels]
+    found = [label(raw) for raw in raw_labels]
     if len(found) > 2 and found[0] == "www":
         found, spans = found[1:], spans[1:]
     too_long = max((k for k, label in enumerate(found) if label is None), default=-1)
@@ -191,7 +200,7 @@ def parse(text: str, m: re.Match[str]) -> ParsedUrl | None:
     for seg in path.split("/")[1:]:
         offset += len(seg) + 1
         if seg:
-            segments.append(("/" + seg, offset))
+            segments.append(("/" + (segment(seg) if segment else seg), offset))
     if not labels:
         return None
     return ParsedUrl(tuple(labels), tuple(spans), port, tuple(segments), _query(query),
@@ -258,9 +267,11 @@ def _relative_cached(url: str) -> tuple[tuple[str, int, int], ...]:
     return _relative_parts(url)  # links repeat a lot
 
 
-def _relative_parts(url: str) -> tuple[tuple[str, int, int], ...]:
+def _relative_parts(
+    url: str, parser: Callable[[str, re.Match[str]], ParsedUrl | None] = parse
+) -> tuple[tuple[str, int, int], ...]:
     m = URL_RE.fullmatch(url)
-    p = parse(url, m) if m is not None else None
+    p = parser(url, m) if m is not None else None
     if m is None or p is None:
         return ()
     out: list[tuple[str, int, int]] = []

@@ -1,0 +1,194 @@
+"""canon/2 for URLs, payment handles and emoji runs.
+
+Links are searched in a *refanged* copy of the text (defangs undone, IDNA full stops read
+as ".", invisible characters dropped, markdown emphasis around a link blanked) with an
+offset map back to the original.  Hosts are mapped by UTS #46 (the ``idna`` package),
+path segments have their unreserved percent-escapes decoded.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Final
+
+import idna
+
+from sighub.client._canon import _emoji, _payment, _url
+from sighub.client._canon._gen_table import _ranges
+from sighub.client._canon._table import HOST_FOLD, SPACE, bmp_class
+from sighub.client._errors import CanonError
+
+# What canon/1 drops from hosts as invisible (format characters and blank fillers).
+INVISIBLE: Final = frozenset(chr(cp) for cp, s in HOST_FOLD.items() if s == "")
+_INVISIBLE_RANGES: Final = _ranges(sorted(ord(ch) for ch in INVISIBLE))
+_STOPS: Final = "\u3002\uff0e\uff61"
+# The refang patterns, each with the substrings (of the lowercased text) one of which must
+# occur before it is worth a search.  Each is one class or starts with one, so ``re``
+# skips through the text by that class; they are searched apart and merged, as one
+# alternation would try every branch at every position.
+_PATTERNS: Final = (
+    (("[.", "(.", "{.", "[dot", "(dot", "{dot"), re.compile(r"[\[({](?:\.|[dD][oO][tT])[\])}]")),
+    ((" dot", "\tdot"), re.compile(r"[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
+    (("hxxp",), re.compile("[hH][xX][xX][pP]")),
+    (("*", "_", "~", "`"), re.compile("[*_~`]+")),
+)
+_NON_ASCII_RE: Final = re.compile(f"{bmp_class(_INVISIBLE_RANGES, _STOPS)}+")
+_ANY_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
+_EDGE_BEFORE: Final = frozenset(" \t\n\r\f\v\u00a0\u3000([<")
+_EDGE_AFTER: Final = frozenset(" \t\n\r\f\v\u00a0\u3000)]>.,;:!?")
+_HINT_RE: Final = re.compile(r"[.\u3002\uff0e\uff61]|dot", re.IGNORECASE)
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT_RE: Final = re.compile("%([0-9A-Fa-f]{2})")
+_PAY_HINTS: Final = ("$", "cash", "paypal", "venmo")
+# Emoji of one run may stand apart by any whitespace (no-break space, line break) or
+# invisible character.
+EMOJI_GAP: Final = re.compile(f"[{SPACE}\u200b\u200c\u2060\ufeff\ufe0e\ufe0f]*")
+
+
+def _refanged(m: re.Match[str]) -> str | None:
+    """The replacement of one match; None to keep it (no defang in its context)."""
+    s = m.group()
+    first = s[0]
+    if first in "*_~`":  # blanked (same length: spans stay put) at a link's edge only
+        text, start, end = m.string, m.start(), m.end()
+        at_edge = (start == 0 or text[start - 1] in _EDGE_BEFORE) or (
+            end == len(text) or text[end] in _EDGE_AFTER
+        )
+        return " " * len(s) if at_edge else None
+    if first in "hH":
+        return "http" if s.islower() else "HTTP"
+    if first in " \t":  # " dot " between words
+        start = m.start()
+        return "." if start > 0 and m.string[start - 1].isalnum() else None
+    if first in _STOPS or first in INVISIBLE:  # a run of IDNA full stops and invisibles
+        return "".join("." for ch in s if ch in _STOPS)
+    return "."  # "[.]" or "(dot)"
+
+
+def refang(text: str) -> tuple[str, list[int] | None]:
+    """``text`` with defangs undone, and ``src`` (as ``fold``) unless lengths kept."""
+    low = text.lower()
+    found: list[tuple[int, int, str]] = []
+    for hints, rx in _PATTERNS:
+        if any(h in low for h in hints):
+            found += [(m.start(), m.end(), r) for m in rx.finditer(text) if (r := _refanged(m))
+                      is not None]  # fmt: skip
+    if not text.isascii():
+        found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text)]
+        # Astral invisibles (tags, variation selectors) among the astral characters only:
+        # those are few (emoji), and a class of astral ranges is slow to scan with.
+        found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text)
+                  if m.group() in INVISIBLE]  # fmt: skip
+    if not found:
+        return text, None
+    found.sort()
+    parts: list[str] = []
+    src: list[int] = []
+    pos = 0
+    moved = False
+    for start, end, rep in found:
+        if start < pos:
+            continue  # overlaps one already applied
+        parts.append(text[pos:start])
+        src.extend(range(pos, start))
+        parts.append(rep)
+        if len(rep) == end - start:
+            src.extend(range(start, end))
+        else:
+            moved = True
+            src.extend([start] * len(rep))
+        pos = end
+    parts.append(text[pos:])
+    src.extend(range(pos, len(text) + 1))
+    return "".join(parts), (src if moved else None)
+
+
+def _label(raw: str) -> str | None:
+    if raw.isascii():
+        return raw.lower() if len(raw) <= _url.MAX_LABEL_UNITS else None
+    if len(raw) > _url.MAX_LABEL_UNITS:
+        return None
+    try:
+        label = idna.uts46_remap(raw, std3_rules=False, transitional=False)
+    except (idna.IDNAError, ValueError):
+        label = raw.translate(HOST_FOLD)  # not mappable: canon/1's host fold
+    label = unicodedata.normalize("NFC", label)
+    return label.lower() if label.isascii() else "xn--" + _url.punycode(label)
+
+
+def _segment(seg: str) -> str:
+    if "%" not in seg:
+        return seg
+    return _PERCENT_RE.sub(_unescape, seg)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    ch = chr(int(m.group(1), 16))
+    return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
+
+
+def parse(text: str, m: re.Match[str]) -> _url.ParsedUrl | None:
+    return _url.parse(text, m, _label, _segment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative(url: str) -> tuple[tuple[str, int, int], ...]:
+    return _url._relative_parts(url, parse)
+
+
+def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
+    if _HINT_RE.search(text) is None:
+        return
+    work, src = refang(text)
+    found: list[tuple[str, str, int, int]] = []
+    for chunk in _url._CHUNK_RE.finditer(work):
+        url_re = _url._URL_ASCII_RE if chunk.group().isascii() else _url.URL_RE
+        for m in url_re.finditer(work, chunk.start(), chunk.end()):
+            base = m.start()
+            url = m.group()
+            rel = _relative(url) if len(url) <= 256 else _url._relative_parts(url, parse)
+            for value, start, end in rel:
+                found.append(("url", value, base + start, base + end))
+    if src is None:
+        out.extend(found)
+    else:
+        out.extend((k, v, src[s], src[e - 1] + 1) for k, v, s, e in found)
+
+
+def canonicalize_url(value: str) -> str:
+    work = refang(value.strip())[0].strip().strip("<>*_~`\"'").strip()  # wrappers
+    m = _url.URL_RE.fullmatch(work)
+    parsed = parse(work, m) if m else None
+    if parsed is None or parsed.too_long >= 0:
+        raise CanonError(
+            f"url {value!r}: expected a link such as 'name.carrd.co' or "
+            "'https://host/path' (host with a dot and an alphabetic top-level label)"
+        )
+    return parsed.canonical()
+
+
+def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> None:
+    """Payment handles in v2-folded text, spans in ``folded``."""
+    if not any(literal in folded for literal in _PAY_HINTS):
+        return
+    work, src = refang(folded)
+    found: list[tuple[str, str, int, int]] = []
+    _payment.candidates(work, found)
+    if src is None:
+        out.extend(found)
+    else:
+        out.extend((k, v, src[s], src[e - 1] + 1) for k, v, s, e in found)
+
+
+def canonicalize_payment(folded: str, original: str) -> str:
+    return _payment.canonicalize(refang(folded)[0].strip(), original)
+
+
+def emoji_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
+    _emoji.candidates(text, out, EMOJI_GAP)
+
+
+def canonicalize_emoji(value: str) -> str:
+    return _emoji.canonicalize(value, EMOJI_GAP)

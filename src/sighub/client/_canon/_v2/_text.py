@@ -1,0 +1,273 @@
+"""canon/2 for words: the v2 table, ambiguous leet as one class, phrase breaks.
+
+Same pipeline as canon/1 (fold with an offset map, tokens, leet, repeats, letters spelled
+apart) with the rules of ``docs/canon-2.md``.  Word lists carry ``BREAK`` between words
+that no phrase may join (sentence punctuation, a line break, a hashtag boundary).
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+import re
+from typing import Final
+
+from sighub.client._canon._table import bmp_class, one_of, run_of
+from sighub.client._canon._v2._table import (
+    DIGITS,
+    FOLD,
+    FOLD_TRANSLATE,
+    LETTERS,
+    NON_UNIT,
+    WORD,
+)
+
+# A phrase break in a word list: no canonical word holds a line break, so a phrase that
+# contains one equals no indicator.
+BREAK: Final = "\n"
+SYMBOLS: Final = "$@!|"
+_LETTER: Final = one_of(LETTERS)
+LETTER_RE: Final = re.compile(_LETTER)
+TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
+_BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
+_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+|\x01)")
+_SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern}|\x01)")
+_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
+_ASTRAL_WORD_ENDS: Final = [hi for lo, hi in WORD if hi >= 0x10000]
+MIN_SPELLED: Final = 3
+_RUN_OF_SINGLES: Final = b"\x01" * MIN_SPELLED
+_RUNS_RE: Final = re.compile(b"\x01{%d,}" % MIN_SPELLED)
+_NON_DIGIT_RE: Final = re.compile(f"(?!{one_of(DIGITS)}).", re.DOTALL)
+_NUM_UNIT_RE: Final = re.compile(
+    f"({run_of(DIGITS)})({run_of(LETTERS)})|({run_of(LETTERS)})({run_of(DIGITS)})"
+)
+_REPEAT_RE: Final = re.compile(f"({_LETTER})\\1+")
+_NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]+")
+# "s|e|l|l|e|r": single characters joined by "|" are letters spelled apart.
+_PIPED_RE: Final = re.compile(r"(?:[^|]\|){2,}[^|]\|?")
+# The ambiguous readings of 1 ! | I l i are one class, written "l" (UTS #39's prototype of
+# 1, | and I; "I" is "i" after fold): every reading of "se11er" meets every one of "seller".
+LEET: Final = str.maketrans(
+    {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
+    | {"@": "a", "$": "s", "!": "l", "|": "l", "i": "l"}
+)
+_CLASS_ONLY: Final = str.maketrans({"i": "l"})
+_LEET_DIGITS: Final = frozenset("0134579")
+# Phrase breaks, marked in folded text before words are read: a line break or other control
+# character; sentence punctuation followed by whitespace (closing quotes or brackets may
+# stand between); both ends of a hashtag.  Each break character becomes MARK (a token of
+# its own, read as BREAK) in place, so spans in the marked text are spans in the folded
+# text.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
+MARK: Final = "\x01"
+_TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
+_CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_SOFT: Final = ".,;:!?"
+# After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
+_SOFT_PAIRS: Final = tuple((p + w, MARK + w) for p in _SOFT for w in " \t")
+_CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
+_CLOSED_RE: Final = re.compile("[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]+(?=\\s)")
+
+_CACHE_MAX: Final = 1 << 17
+CACHE_KEY_MAX: Final = 64
+# (value, leading trimmed, trailing trimmed, is one char)
+_Hit = tuple[str, int, int, bool]
+_token_cache: dict[str, _Hit] = {}
+_IS_SINGLE: Final = operator.itemgetter(3)
+
+
+def _bmp_words_only(folded: str) -> bool:
+    if folded.isascii():
+        return True
+    for ch in _ASTRAL_RE.findall(folded):
+        k = bisect.bisect_right(_ASTRAL_WORD_STARTS, ord(ch)) - 1
+        if k >= 0 and ord(ch) <= _ASTRAL_WORD_ENDS[k]:
+            return False
+    return True
+
+
+def fold(text: str) -> tuple[str, list[int] | None]:
+    """Fold ``text`` with the v2 table: (folded, src) as canon/1's ``fold``."""
+    if text.isascii():
+        return text.lower(), None
+    parts: list[str] = []
+    odd: list[tuple[int, int]] = []
+    pos = 0
+    for m in _NON_ASCII_RE.finditer(text):
+        start, end = m.span()
+        parts.append(text[pos:start].lower())
+        run = m.group()
+        parts.append(run.translate(FOLD_TRANSLATE))
+        if not NON_UNIT.isdisjoint(run):
+            odd.append((start, end))
+        pos = end
+    parts.append(text[pos:].lower())
+    folded = "".join(parts)
+    if not odd:
+        return folded, None
+    src: list[int] = []
+    pos = 0
+    for start, end in odd:
+        src.extend(range(pos, start))
+        for i in range(start, end):
+            src.extend([i] * len(FOLD.get(ord(text[i]), text[i])))
+        pos = end
+    src.extend(range(pos, len(text) + 1))
+    return folded, src
+
+
+def fold_fast(text: str) -> str:
+    """``fold(text)[0]`` without the offset map (the matcher's hot path)."""
+    if text.isascii():
+        return text.lower()
+    return text.translate(FOLD_TRANSLATE)
+
+
+def fold_token(raw: str) -> str:
+    return _token(raw)[0] if raw else ""
+
+
+def _token(raw: str) -> _Hit:
+    hit = _token_cache.get(raw)
+    if hit is None:
+        if raw == MARK:
+            hit = (BREAK, 0, 0, False)
+        else:
+            i, j = _trim(raw)
+            if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
+                value = _fold_token(raw[i:j].replace("|", ""))
+            else:
+                value = _fold_token(raw[i:j]) if i < j else ""
+            hit = (value, i, len(raw) - j, len(value) == 1)
+        if len(raw) <= CACHE_KEY_MAX:
+            if len(_token_cache) >= _CACHE_MAX:
+                _token_cache.clear()
+            _token_cache[raw] = hit
+    return hit
+
+
+def _fold_token(raw: str) -> str:
+    if LETTER_RE.search(raw) is None:
+        return _NON_DIGIT_RE.sub("", raw)  # a number: never leet-folded
+    m = _NUM_UNIT_RE.fullmatch(raw)
+    if m is not None:
+        if m.group(1) is not None:
+            unit = len(m.group(1)) >= 2  # "14yo", "10pm"; but "0n", "1n", "4am" are leet
+        else:
+            unit = not _LEET_DIGITS.issuperset(m.group(4))  # "h264"; but "b10", "m3"
+        if unit:
+            return _REPEAT_RE.sub(r"\1", raw.translate(_CLASS_ONLY))
+    return _REPEAT_RE.sub(r"\1", raw.translate(LEET))
+
+
+def _trim(raw: str) -> tuple[int, int]:
+    """Leading symbols as in canon/1 ('@name', '$100' vs '$eller'); trailing ``!`` and ``|``
+    are punctuation ('seller!!'), a trailing ``@`` or ``$`` after a letter is leet
+    ('pizz@', 'bo$$')."""
+    i, j = 0, len(raw)
+    letter_follows: bool | None = None
+    while i < j and raw[i] in SYMBOLS:
+        if raw[i] == "$":
+            if letter_follows is None:
+                letter_follows = LETTER_RE.search(raw, i + 1) is not None
+            if letter_follows:
+                break
+        i += 1
+    while j > i and raw[j - 1] in "!|":
+        j -= 1
+    k = j
+    while k > i and raw[k - 1] in "@$":
+        k -= 1
+    if k < j and (k == i or LETTER_RE.match(raw, k - 1) is None):
+        j = k  # "100$", "name@": not after a letter
+    return i, j
+
+
+def _mark_tag(m: re.Match[str]) -> str:
+    # "#tag ": a break before the tag and one after it, in place of "#" and the space
+    return MARK + m.group(1) + (MARK if m.group(2) else "")
+
+
+def _mark_closed(m: re.Match[str]) -> str:
+    return MARK * len(m.group())
+
+
+def marked(folded: str) -> str:
+    """``folded`` with every phrase-break character replaced by MARK, in place (same
+    length): C-level replaces for the common forms, a regex only where one is needed."""
+    f = _CONTROL_RE.sub(MARK, folded)
+    if "#" in f:
+        f = _TAG_RE.sub(_mark_tag, f)
+    for pair, mark in _SOFT_PAIRS:
+        if pair in f:
+            f = f.replace(pair, mark)
+    if _CLOSER_HINT_RE.search(f) is not None:
+        f = _CLOSED_RE.sub(_mark_closed, f)
+    return f
+
+
+def _split_re(folded: str) -> re.Pattern[str]:
+    return _SPLIT_BMP_RE if _bmp_words_only(folded) else _SPLIT_RE
+
+
+def token_values(folded: str) -> list[str]:
+    """``[value for value, _, _ in tokens(folded)]``, computed without spans: C-level maps
+    over cached tokens, as in canon/1 (the matcher's hot path)."""
+    raws = _split_re(folded).findall(marked(folded))
+    cached = list(map(_token_cache.get, raws))
+    found: list[_Hit] = (
+        cached  # type: ignore[assignment]  # no None in it
+        if None not in cached
+        else [h or _token(r) for h, r in zip(cached, raws, strict=True)]
+    )
+    hits = [h for h in found if h[0]]
+    values = list(map(_VALUE, hits))
+    for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+        values[a:b] = [merged]
+    if BREAK not in values:
+        return values
+    # No word holds a space or a line break: one break between words, none at the ends.
+    joined = " ".join(values).strip("\n ")
+    while "\n \n" in joined:
+        joined = joined.replace("\n \n", "\n")
+    return joined.split(" ") if joined else []
+
+
+def tokens(folded: str) -> list[tuple[str, int, int]]:
+    """Canonical words with spans in ``folded``, ``(BREAK, pos, pos)`` between words no
+    phrase may join."""
+    text = marked(folded)
+    out: list[tuple[str, int, int]] = []
+    for m in _split_re(folded).finditer(text):
+        hit = _token_cache.get(m.group()) or _token(m.group())
+        if hit[0]:
+            out.append((hit[0], m.start() + hit[1], m.end() - hit[2]))
+    values = [v for v, _, _ in out]
+    for a, b, merged in _spelled_runs(values, bytes(len(v) == 1 and v != BREAK for v in values)):
+        out[a:b] = [(merged, out[a][1], out[b - 1][2])]
+    tidy: list[tuple[str, int, int]] = []
+    for word in out:
+        if word[0] != BREAK:
+            tidy.append(word)
+        elif tidy and tidy[-1][0] != BREAK:
+            tidy.append((BREAK, word[1], word[1]))
+    if tidy and tidy[-1][0] == BREAK:
+        tidy.pop()
+    return tidy
+
+
+_VALUE: Final = operator.itemgetter(0)
+
+
+def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
+    """Runs of one-character words that merge (letters spelled apart), last run first;
+    ``singles`` has a 1 for each one-character word (never for BREAK)."""
+    if _RUN_OF_SINGLES not in singles:
+        return []
+    out = []
+    for m in reversed(list(_RUNS_RE.finditer(singles))):
+        a, b = m.span()
+        chars = "".join(values[a:b])
+        if len(LETTER_RE.findall(chars)) >= 2:
+            out.append((a, b, fold_token(chars)))
+    return out

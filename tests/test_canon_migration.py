@@ -1,0 +1,148 @@
+"""Both canons in force: one store holding canon/1 and canon/2 indicators, each blinded and
+scanned under its own version; reloads that add and revoke across versions; a store made
+before canon/2 gains the columns with its rows read as canon/1."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sighub.client._blind import Blinder, blind, blinder_for
+from sighub.client._canon import canonicalize
+from sighub.client._errors import CanonError, ModelError
+from sighub.client._local import LocalStore, stored
+from sighub.client._matcher import Matcher
+from sighub.client._model import Indicator, Kind
+from tests.conftest import NOW, TEST_KEY, make_indicator
+
+V1, V2 = "canon/1", "canon/2"
+SECRETS = [(TEST_KEY.collaboration, TEST_KEY.epoch, TEST_KEY.secret)]
+AT = NOW + timedelta(hours=1)
+
+
+def rule(kind: Kind, value: str, canon: str) -> Indicator:
+    digest = Blinder(TEST_KEY, canon).value(kind, value)
+    return make_indicator(kind=kind, value=digest, canon_version=canon,
+                          description=f"{canon} {value}")  # fmt: skip
+
+
+def fired(m: Matcher, text: str) -> set[tuple[str, str]]:
+    return {(h.description, x.text) for x in m.scan(text) for h in x.hits}
+
+
+def store_of(tmp: Path, rules: list[Indicator]) -> LocalStore:
+    store = LocalStore(tmp / "local.db")
+    store.replace_directory([], SECRETS)
+    with store.tx() as c:
+        store.upsert(c, [store.row(i, 1) for i in rules])
+    return store
+
+
+RULES = [
+    rule(Kind.KEYWORD, "seller", V1),
+    rule(Kind.KEYWORD, "on chapter 14", V1),
+    rule(Kind.KEYWORD, "cheese pizza", V2),
+    rule(Kind.KEYWORD, "menu in bio", V2),
+    rule(Kind.URL, "carrd.co/prices", V2),
+    rule(Kind.EMOJI, "🧀🍕", V2),
+]
+
+
+def test_the_digest_data_names_the_canon_version() -> None:
+    one = blind(TEST_KEY, Kind.KEYWORD, "seler")
+    two = blind(TEST_KEY, Kind.KEYWORD, "seler", V2)
+    assert one != two and one == Blinder(TEST_KEY).value(Kind.KEYWORD, "seller")
+    assert two == Blinder(TEST_KEY, V2).value(Kind.KEYWORD, "seller")
+    with pytest.raises(CanonError, match="canon/9"):
+        Blinder(TEST_KEY, "canon/9")
+    with pytest.raises(ModelError, match="scheme"):
+        blinder_for(TEST_KEY, V2, "sha256")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # canon/1 indicators keep firing beside canon/2 ones, each under its own canon
+        ("S3LL3R with ϲheese pizza", {("canon/1 seller", "S3LL3R"),
+                                      ("canon/2 cheese pizza", "ϲheese pizza")}),
+        ("m3nu 1n b10", {("canon/2 menu in bio", "m3nu 1n b10")}),
+        ("carry on. Chapter 14 is next", {("canon/1 on chapter 14", "on. Chapter 14")}),
+        ("see carrd[.]co/%70rices", {("canon/2 carrd.co/prices", "carrd[.]co/%70rices")}),
+        ("🧀\u00a0🍕", {("canon/2 🧀🍕", "🧀\u00a0🍕")}),
+        # canon/1 does not read "se11er" as seller; canon/2 has no "seller" indicator
+        ("se11er", set()),
+        ("cheese. pizza", set()),
+    ],
+)  # fmt: skip
+def test_both_versions_fire_from_one_matcher(text: str, expected: set[tuple[str, str]]) -> None:
+    keys = {(TEST_KEY.collaboration, TEST_KEY.epoch): TEST_KEY.secret}
+    m = Matcher([stored(r) for r in RULES], keys, "re2")
+    assert fired(m, text) == expected
+    assert sorted(b.canon.version for b, _ in m._groups) == [V1, V2]
+
+
+def test_only_the_versions_the_store_holds_are_extracted(tmp_path: Path) -> None:
+    store = store_of(tmp_path, [r for r in RULES if r.canon_version == V1])
+    m = Matcher.from_store(store, AT, "re2")
+    assert [v for v, _ in m._canons] == [V1]
+    assert fired(m, "ϲheese pizza") == set()
+
+
+def test_reload_adds_and_revokes_across_versions(tmp_path: Path) -> None:
+    store = store_of(tmp_path, RULES[:2])
+    old = Matcher.from_store(store, AT, "re2")
+    with store.tx() as c:
+        store.upsert(c, [store.row(r, 2) for r in RULES[2:]])
+    new = Matcher.from_store(store, AT, "re2", previous=old)
+    assert old._groups[0][0] is new._groups[0][0]  # canon/1's blinder and its caches
+    assert ("canon/2 cheese pizza", "ϲheese pizza") in fired(new, "ϲheese pizza")
+    gone = replace(RULES[2], revoked=True, modified=RULES[2].modified + timedelta(seconds=1))
+    with store.tx() as c:
+        store.upsert(c, [store.row(gone, 3)])
+    newer = Matcher.from_store(store, AT, "re2", previous=new)
+    assert fired(newer, "ϲheese pizza") == set()
+    assert fired(newer, "S3LL3R") == {("canon/1 seller", "S3LL3R")}
+    scratch = Matcher.from_store(store, AT, "re2")
+    for text in ("ϲheese pizza S3LL3R m3nu 1n b10", "carry on. Chapter 14"):
+        assert fired(scratch, text) == fired(newer, text)
+
+
+def test_a_store_made_before_canon2_gains_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "local.db"
+    store = store_of(tmp_path, RULES[:1])
+    store.close()
+    conn = sqlite3.connect(path)  # back to the schema (and triggers) before canon/2
+    for name, event in (("updated", "UPDATE"), ("deleted", "DELETE")):
+        conn.execute(f"DROP TRIGGER indicator_changes_{name}")
+        conn.execute(
+            f"CREATE TRIGGER indicator_changes_{name} AFTER {event} ON indicators BEGIN"
+            " INSERT INTO indicator_changes (row, collab, key_epoch, form, value)"
+            " VALUES (OLD.rowid, OLD.collab, OLD.key_epoch, OLD.form, OLD.value); END"
+        )
+    for table in ("indicators", "indicator_changes"):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN canon")
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN scheme")
+    conn.commit()
+    conn.close()
+    store = LocalStore(path)
+    assert store.active(AT)[0].canon == V1
+    with store.tx() as c:
+        store.upsert(c, [store.row(RULES[2], 2)])
+    old = Matcher.from_store(store, AT, "re2")
+    gone = replace(RULES[2], revoked=True, modified=RULES[2].modified + timedelta(seconds=1))
+    with store.tx() as c:
+        store.upsert(c, [store.row(gone, 3)])
+    row = store.conn.execute("SELECT canon, scheme FROM indicator_changes").fetchall()[-1]
+    assert row == (V2, "blake2b-128")  # the triggers were made anew: they log the pair
+    assert fired(Matcher.from_store(store, AT, "re2", previous=old), "ϲheese pizza") == set()
+
+
+def test_analyst_values_canonicalize_per_version() -> None:
+    assert canonicalize("keyword", "seIIer", V2) == canonicalize("keyword", "seller", V2)
+    with pytest.raises(ModelError, match="for a pattern"):
+        make_indicator(form=__import__("sighub").Form.PATTERN, value="abc", key_epoch=None,
+                       scheme=None, canon_version=V2)  # fmt: skip

@@ -1,0 +1,175 @@
+"""canon/2: golden vectors, the pinned table, version dispatch and canon/1 untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sighub import Kind
+from sighub.client._canon import CANON_VERSIONS, canon_for, canonicalize, extract
+from sighub.client._canon._v2 import BREAK, TABLE_SHA256, word_spans
+from sighub.client._errors import CanonError
+
+VECTORS = Path(__file__).parent / "vectors"
+LINES = [json.loads(x) for x in (VECTORS / "canon-v2.jsonl").read_text().splitlines()]
+CANON_ROWS = [r for r in LINES if "kind" in r]
+EXTRACT_ROWS = [r for r in LINES if "text" in r]
+# Pinned: a change to canon/2's table is canon/3, not an edit.
+PINNED_TABLE_SHA256 = "f39374cba931b24fbdd638c68a45278fdd81fd06313a5b2119fcc13711e860cc"
+V2 = "canon/2"
+
+
+def _input(row: dict[str, object]) -> str:
+    if "input_cp" in row:
+        return "".join(chr(int(cp[2:], 16)) for cp in row["input_cp"])  # type: ignore[union-attr]
+    return str(row["input"])
+
+
+def test_table_is_pinned() -> None:
+    raw = (Path(__file__).parents[1] / "src/sighub/client/_canon/fold-v2.json").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == TABLE_SHA256 == PINNED_TABLE_SHA256
+    assert canon_for(V2).table_sha256 == PINNED_TABLE_SHA256
+
+
+def test_vector_file_covers_every_rule() -> None:
+    assert len(LINES) >= 1000
+    rules = {r["rule"] for r in LINES}
+    assert rules >= {"look-alike", "marks", "ambiguous-leet", "trailing-punctuation",
+                     "leading-digit", "phrase-break", "spelled-pipe", "spelled-emoji",
+                     "emoji-gap", "url", "payment", "hashtag", "hashtag-adjacent"}  # fmt: skip
+    assert any("differs_from" in r for r in CANON_ROWS)
+    assert any(r.get("error") for r in CANON_ROWS)
+
+
+@pytest.mark.parametrize("row", CANON_ROWS, ids=lambda r: f"{r['rule']}:{_input(r)!r}")
+def test_golden_vector(row: dict[str, str]) -> None:
+    if row.get("error"):
+        with pytest.raises(CanonError):
+            canonicalize(row["kind"], _input(row), V2)
+        return
+    assert canonicalize(row["kind"], _input(row), V2) == row["canonical"]
+    if "same_as" in row:
+        assert canonicalize(row["kind"], row["same_as"], V2) == row["canonical"]
+    if "differs_from" in row:
+        assert canonicalize(row["kind"], row["differs_from"], V2) != row["canonical"]
+
+
+@pytest.mark.parametrize("row", EXTRACT_ROWS, ids=lambda r: f"{r['rule']}:{r['text']!r}")
+def test_extract_vector(row: dict[str, object]) -> None:
+    found = {f"{c.kind.value}:{c.value}" for c in extract(str(row["text"]), V2)}
+    assert set(row["present"]) <= found  # type: ignore[arg-type]
+    assert not set(row["absent"]) & found  # type: ignore[arg-type]
+
+
+def test_canon1_unchanged_by_dispatch() -> None:
+    assert canonicalize("keyword", "se11er") == canonicalize("keyword", "se11er", "canon/1")
+    assert canonicalize("keyword", "se11er", "canon/1") != canonicalize("keyword", "seller")
+    # canon/1 still joins across a full stop; canon/2 does not.
+    assert "on chapter" in {c.value for c in extract("carry on. Chapter")}
+    assert "on chapter" not in {c.value for c in extract("carry on. Chapter", V2)}
+
+
+def test_unknown_version_is_named() -> None:
+    with pytest.raises(CanonError, match=r"canon/9.*canon/1.*canon/2"):
+        canonicalize("keyword", "seller", "canon/9")
+    with pytest.raises(CanonError, match="canon/9"):
+        extract("seller", "canon/9")
+    assert CANON_VERSIONS == ("canon/1", "canon/2")
+
+
+def test_breaks_are_in_the_word_list_and_spans_hold() -> None:
+    text = "Sèlléг, ΜΕΝU\n#tag  ok"
+    words = word_spans(text)
+    assert [w for w, _, _ in words] == ["seler", BREAK, "menu", BREAK, "tag", BREAK, "ok"]
+    for value, start, end in words:
+        if value != BREAK:
+            assert canonicalize(Kind.KEYWORD, text[start:end], V2) == value
+    words1 = canon_for("canon/1").scan_parts("carry on. Chapter", None)[0]
+    assert BREAK not in words1
+
+
+def test_keyword_across_a_break_is_refused() -> None:
+    with pytest.raises(CanonError, match="phrase break"):
+        canonicalize("keyword", "carry on. chapter", V2)
+
+
+def test_spans_map_to_original_text() -> None:
+    text = "zalgo s\u0334e\u0335ller at carrd[.]co/%70rices and 🧀\u00a0🍕"
+    for c in extract(text, V2):
+        assert canonicalize(c.kind, text[c.start : c.end], V2) == c.value, c
+
+
+def _cli(*args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "sighub.hub._cli", "canon", *args],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout.splitlines()
+
+
+def test_cli_explain_shows_each_step() -> None:
+    rows = [json.loads(x) for x in _cli("keyword", "S3LL3R!!", "--canon", "2", "--explain",
+                                        "--json")]  # fmt: skip
+    assert rows[0] == {"canon": V2, "step": "input", "value": "S3LL3R!!"}
+    assert rows[-1]["step"] == "canonical" and rows[-1]["value"] == "seler"
+    assert len(rows) >= 4
+    text = _cli("url", "hxxps://carrd[.]co/x", "--canon", "2", "--explain")
+    assert any("refang" in line for line in text) and "'carrd.co/x'" in text[-1]
+    one = json.loads(_cli("keyword", "se11er", "--canon", "1")[0])
+    assert one == {"kind": "keyword", "canon": "canon/1", "canonical": "seier"}
+
+
+_TEXT = st.text(
+    alphabet=st.sampled_from([*"sel1I|!@$0 .,;:?#\n\t_*[]()", "ϲ", "ꜱ", "é", "\u0301",
+                              "\u200b", "🧀", "\u00a0", "。", "ß", "Ι", "\x01", "’", "\""]),
+    max_size=60,
+)  # fmt: skip
+
+
+@given(_TEXT)
+@settings(max_examples=400, deadline=None)
+def test_the_hot_path_reads_the_words_the_spans_read(text: str) -> None:
+    """The matcher blinds ``scan_parts``' words and maps a hit back through
+    ``word_spans``: both must list the same words and breaks, in the same order."""
+    words, _ = canon_for(V2).scan_parts(text, None)
+    spans = word_spans(text)
+    assert words == [w for w, _, _ in spans]
+    assert not words or BREAK not in (words[0], words[-1])
+    assert all((a, b) != (BREAK, BREAK) for a, b in itertools.pairwise(words))
+    for value, start, end in spans:
+        assert 0 <= start <= end <= len(text)
+        if value != BREAK:
+            assert start < end
+
+
+@given(_TEXT)
+@settings(max_examples=200, deadline=None)
+def test_keyword_candidates_canonicalize_to_themselves(text: str) -> None:
+    for c in extract(text, V2):
+        if c.kind is Kind.KEYWORD and BREAK not in c.value:
+            assert BREAK not in canonicalize(Kind.KEYWORD, c.value, V2).split(" ")
+            assert canonicalize(Kind.KEYWORD, c.value, V2) == c.value
+
+
+def test_blinded_text_maps_hits_back_across_breaks() -> None:
+    from sighub.client._blind import Blinder
+    from tests.conftest import TEST_KEY
+
+    blinder = Blinder(TEST_KEY, V2)
+    text = "carry on. Chapter 14\n#m3nu in b10 seller!"
+    scanned = blinder.text(text)
+    wanted = {blinder.value(Kind.KEYWORD, v): v for v in ("chapter 14", "ln blo seler", "cary on")}
+    found = {}
+    for k, digest in enumerate(scanned.digests):
+        if digest.hex() in wanted:
+            _, start, end = scanned.candidate(k)
+            found[wanted[digest.hex()]] = text[start:end]
+    assert found == {"chapter 14": "Chapter 14", "ln blo seler": "in b10 seller",
+                     "cary on": "carry on"}  # fmt: skip
+    assert blinder.value(Kind.KEYWORD, "on chapter 14") not in {d.hex() for d in scanned.digests}
