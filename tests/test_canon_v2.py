@@ -107,6 +107,18 @@ def test_spans_map_to_original_text() -> None:
         assert canonicalize(c.kind, text[c.start : c.end], V2) == c.value, c
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["pay cash.app/$pi%7Azatag now", "cash.app/$%70%69%7A%7A%61%74%61%67",
+     "cash[.]app/$PIZZA%54AG"],
+)  # fmt: skip
+def test_payment_handles_have_their_percent_escapes_decoded(text: str) -> None:
+    found = [c for c in extract(text, V2) if c.kind.value == "payment"]
+    assert [c.value for c in found] == ["cashapp:pizzatag"]
+    assert canonicalize("payment", text[found[0].start : found[0].end], V2) == found[0].value
+    assert canonicalize("payment", "cash.app/$pi%7Azatag", V2) == "cashapp:pizzatag"
+
+
 def _cli(*args: str) -> list[str]:
     out = subprocess.run([sys.executable, "-m", "sighub.hub._cli", "canon", *args],
                          capture_output=True, text=True, check=True)  # fmt: skip

@@ -169,13 +169,40 @@ def canonicalize_url(value: str) -> str:
     return parsed.canonical()
 
 
+def _decode_percent(work: str) -> tuple[str, list[int], list[int]]:
+    """``work`` with its unreserved percent-escapes decoded (folded: lowercase), and where
+    each character of the result starts and ends in ``work``: a handle spelled ``ma%64eup``
+    is ``madeup``."""
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _PERCENT_RE.finditer(work):
+        ch = chr(int(m.group(1), 16))
+        if ch not in _UNRESERVED:
+            continue
+        parts += [work[pos : m.start()], ch.lower()]
+        starts += [*range(pos, m.start()), m.start()]
+        ends += [*range(pos + 1, m.start() + 1), m.end()]
+        pos = m.end()
+    parts.append(work[pos:])
+    starts += range(pos, len(work))
+    ends += range(pos + 1, len(work) + 1)
+    return "".join(parts), starts, ends
+
+
 def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> None:
     """Payment handles in v2-folded text, spans in ``folded``."""
     if not any(literal in folded for literal in _PAY_HINTS):
         return
     work, src = refang(folded)
     found: list[tuple[str, str, int, int]] = []
-    _payment.candidates(work, found)
+    if "%" not in work:
+        _payment.candidates(work, found)
+    else:  # spans back through the escapes, then through the refang
+        decoded, starts, ends = _decode_percent(work)
+        _payment.candidates(decoded, found)
+        found = [(k, v, starts[s], ends[e - 1]) for k, v, s, e in found]
     if src is None:
         out.extend(found)
     else:
@@ -183,7 +210,10 @@ def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> Non
 
 
 def canonicalize_payment(folded: str, original: str) -> str:
-    return _payment.canonicalize(refang(folded)[0].strip(), original)
+    work = refang(folded)[0]
+    if "%" in work:
+        work = _decode_percent(work)[0]
+    return _payment.canonicalize(work.strip(), original)
 
 
 def emoji_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
