@@ -40,3 +40,11 @@ def test_bench_match_prints_the_ratio_and_the_cold_and_warm_figures() -> None:
     assert ratio and float(ratio.group(1)) > 0, out
     for name in ("canonicalize + extract + blind", "matcher, 1,000 keywords"):
         assert re.search(re.escape(name) + r" +cold +[\d,]+ texts/s, warm +[\d,]+", out), out
+
+
+def test_bench_reload_measures_each_canon_and_their_rss_ratio() -> None:
+    out = _run("bench_reload.py", "--sizes", "500", "--canons", "1", "2")
+    for canon in ("1", "2"):
+        assert f"matcher with 500 indicators, canon {canon} (RSS above the" in out
+    assert "reload after 1 pattern revoked" in out
+    assert re.search(r"canon/2 / canon/1 steady RSS at 500: \d+\.\d\d", out), out
