@@ -12,8 +12,10 @@ Types (fields besides ``v`` and ``type``):
 
 - ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex) and
   ``n``, the envelope's number within its collaboration (1, 2, 3, ... with no gap; absent
-  in leaves logged before numbering).  A member that receives envelope n after n - 2
-  knows the hub withheld one, even when it served that leaf only as a hash.
+  in leaves logged before numbering); for an envelope relayed from a peer hub also
+  ``hops``, the SHA-256 of its hop records (``_hops``, docs/federation.md).  A member
+  that receives envelope n after n - 2 knows the hub withheld one, even when it served
+  that leaf only as a hash.
 - ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
   ``public_key`` (raw Ed25519, base64), and, for a key enrolled with an admin-signed
   grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``), and,
@@ -146,13 +148,18 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def envelope_leaf(collab: str, envelope: bytes, n: int = 0) -> bytes:
+def envelope_leaf(collab: str, envelope: bytes, n: int = 0, hops: bytes = b"") -> bytes:
     """The leaf of an accepted envelope (its exact bytes), the ``n``-th published to
-    ``collab`` (0: a leaf from before numbering, which has no ``n``)."""
+    ``collab`` (0: a leaf from before numbering, which has no ``n``); for one relayed from
+    a peer hub, ``hops`` is its hop records as signed (``_hops.encode_hops``), whose SHA-256
+    the leaf commits to (empty or ``[]``: published here)."""
     digest = hashlib.sha256(envelope).hexdigest()
-    if n == 0:
-        return _leaf("envelope", collab=collab, envelope=digest)
-    return _leaf("envelope", collab=collab, envelope=digest, n=n)
+    fields: dict[str, Any] = {"collab": collab, "envelope": digest}
+    if n:
+        fields["n"] = n
+    if hops and hops != b"[]":
+        fields["hops"] = hashlib.sha256(hops).hexdigest()
+    return _leaf("envelope", **fields)
 
 
 def member_enroll(

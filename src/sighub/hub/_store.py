@@ -658,7 +658,7 @@ class Store:
             row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM envelopes").fetchone()
             seq = int(row[0])
         else:
-            leaf = _leaves.envelope_leaf(collab, raw, n)
+            leaf = _leaves.envelope_leaf(collab, raw, n, hops.encode())
             seq = self.append_leaf("envelope", leaf, collab, publisher)
         self.conn.execute(
             "INSERT INTO envelopes (seq, id, collab, publisher, key_id, received, n_indicators,"
