@@ -223,6 +223,11 @@ def test_list_show_suspend_resume_remove(
     with b.db() as c:
         actions = [r[0] for r in c.execute("SELECT action FROM audit WHERE target='industry'")]
     assert actions == ["peer.add", "peer.suspend", "peer.resume", "peer.remove"]
+    capsys.readouterr()
+    assert b.admin_cli("audit", "--member", "industry") == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    assert entries[-1]["action"] == "peer.add"
+    assert entries[-1]["detail"] == {"origin": "sighub/industry-hub"}
     # removed, its origin may be peered again, not its name
     assert b.admin_cli("peer", "add", "industry", "--enrollment", str(path), "--map",
                        f"{A_COLLAB}={B_COLLAB}") != 0  # fmt: skip
