@@ -20,7 +20,7 @@ from sighub.client._proto import (
     admin_pb2_grpc,
     types_pb2,
 )
-from sighub.client._rpc import MEMBER_STATUS, ROLE, from_timestamp
+from sighub.client._rpc import MEMBER_STATUS, ROLE, WireEnum, from_timestamp
 from sighub.client._stix import format_time
 from sighub.client._tls import key_pem
 from sighub.hub._errors import HubError
@@ -153,9 +153,11 @@ def peering_message(p: Peering) -> admin_pb2.Peering:
     )
 
 
-def _wire_name(enum: Any, value: int, where: str) -> str:
+def _wire_name(enum: WireEnum[Any], value: int, where: str) -> str:
+    """A request's enum value by readable name; the zero and unknown numbers are
+    INVALID_ARGUMENT."""
     try:
-        return str(enum.name(value, where))
+        return enum.name(value, where)
     except ValueError as exc:
         raise HubError.invalid(str(exc)) from None
 
