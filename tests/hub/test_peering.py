@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from sighub.client._daemon import SyncDaemon
 from sighub.client._enroll import EnrollmentFile, enroll
+from sighub.client._envelope import canonical_json
+from sighub.client._errors import EXIT_BAD_INPUT, EXIT_REFUSED
 from sighub.client._grant import (
     ADMIN_SIGNING_KEY,
     KeyChainError,
@@ -29,12 +31,13 @@ from sighub.client._grant import (
     peering_statement,
     sign_peering,
 )
-from sighub.client._leaves import parse_leaf, peer_add
+from sighub.client._leaves import LeafError, parse_leaf, peer_add
 from sighub.client._model import Tlp
 from sighub.client._proto import admin_pb2, admin_pb2_grpc
 from sighub.client._rpc import Credential, open_channel
 from sighub.hub._errors import HubError
 from sighub.hub._peering import PEER_DIRECTION, Direction, Peering
+from sighub.hub._store import Store
 from tests.hub.conftest import HubProcess
 
 A_COLLAB, B_COLLAB = "sg-csam", "sg-local"
@@ -212,11 +215,11 @@ def test_list_show_suspend_resume_remove(
     assert shown == listed["peerings"][0]
     assert shown["status"] == "active" and shown["collabs"] == [f"{A_COLLAB}={B_COLLAB}"]
     assert _cli(b, capsys, "suspend", "industry")["status"] == "suspended"
-    assert b.admin_cli("peer", "suspend", "industry") != 0  # already suspended
+    assert b.admin_cli("peer", "suspend", "industry") == EXIT_REFUSED  # already suspended
     assert _cli(b, capsys, "resume", "industry")["status"] == "active"
     assert _cli(b, capsys, "remove", "industry")["status"] == "removed"
     assert not (b.data / "peers" / "industry").exists()
-    assert b.admin_cli("peer", "resume", "industry") != 0  # removal is for good
+    assert b.admin_cli("peer", "resume", "industry") == EXIT_REFUSED  # removal is for good
     statuses = [(x["peer"], x["status"]) for x in _peer_leaves(b) if x["type"] == "peer.status"]
     assert statuses == [("industry", "suspended"), ("industry", "active"),
                         ("industry", "removed")]  # fmt: skip
@@ -230,7 +233,7 @@ def test_list_show_suspend_resume_remove(
     assert entries[-1]["detail"] == {"origin": "sighub/industry-hub"}
     # removed, its origin may be peered again, not its name
     assert b.admin_cli("peer", "add", "industry", "--enrollment", str(path), "--map",
-                       f"{A_COLLAB}={B_COLLAB}") != 0  # fmt: skip
+                       f"{A_COLLAB}={B_COLLAB}") == EXIT_REFUSED  # fmt: skip
     added = _cli(b, capsys, "add", "industry-two", "--enrollment", str(path), "--map",
                  f"{A_COLLAB}={B_COLLAB}", "--direction", "both")  # fmt: skip
     assert (added["origin"], added["direction"], added["status"]) == (
@@ -384,13 +387,15 @@ def test_the_cli_refuses_before_asking_the_hub(world: dict[str, Any], tmp_path: 
     path = _issue(c, world["tmp"], "hub-b-cli")
     before = _state(b)
     base = ["peer", "add", "cli", "--enrollment", str(path)]
-    assert b.admin_cli(*base, "--map", "nomapping") != 0
-    assert b.admin_cli(*base, "--map", f"{A_COLLAB}={B_COLLAB}", "--max-hops", "0") != 0
+    assert b.admin_cli(*base, "--map", "nomapping") == EXIT_BAD_INPUT
+    assert (
+        b.admin_cli(*base, "--map", f"{A_COLLAB}={B_COLLAB}", "--max-hops", "0") == EXIT_BAD_INPUT
+    )
     loose = tmp_path / "loose.json"
     loose.write_bytes(path.read_bytes())
     os.chmod(loose, 0o644)  # an enrollment token readable by others is refused
     assert b.admin_cli("peer", "add", "cli", "--enrollment", str(loose), "--map",
-                       f"{A_COLLAB}={B_COLLAB}") != 0  # fmt: skip
+                       f"{A_COLLAB}={B_COLLAB}") == EXIT_BAD_INPUT  # fmt: skip
     assert _state(b) == before and _member_status(c, "hub-b-cli") == "pending"
 
 
@@ -494,9 +499,6 @@ def test_peer_leaves_are_checked_like_every_leaf() -> None:
                     ((A_COLLAB, B_COLLAB),), "pull", 3, "amber", b"\x00" * 64)  # fmt: skip
     doc = parse_leaf(leaf)
     assert doc["collabs"] == [f"{A_COLLAB}={B_COLLAB}"] and doc["max_hops"] == 3
-    from sighub.client._envelope import canonical_json
-    from sighub.client._leaves import LeafError
-
     for field, value in (("max_hops", "3"), ("collabs", [1]), ("peer", 5)):
         with pytest.raises(LeafError, match=field):
             parse_leaf(canonical_json({**doc, field: value}))
@@ -506,8 +508,6 @@ def test_peer_leaves_are_checked_like_every_leaf() -> None:
 
 def test_the_store_keeps_what_it_was_given(tmp_path: Path) -> None:
     """A record read back from the store is the record stored."""
-    from sighub.hub._store import Store
-
     store = Store(tmp_path / "hub.db")
     store.migrate()
     p = _peering(collabs=(("a", "x"), ("b", "y")), since=7, direction=Direction.BOTH)
