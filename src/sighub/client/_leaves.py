@@ -46,9 +46,17 @@ Types (fields besides ``v`` and ``type``):
   ``sighub-collab-key-v1 ‖ secret``, hex); made by a steward also ``steward`` and
   ``wraps``, the digest of the wraps stored with it (one such leaf per later wrap too)
 
+- ``peer.add``: ``peer`` (this hub's name for the other hub), ``origin`` and ``log_key``
+  (the peer's log origin and checkpoint key, base64), ``address``, ``collabs`` (sorted
+  ``remote=local`` strings), ``direction`` (``pull``, ``push``, ``both``), ``max_hops``,
+  ``tlp_ceiling`` and ``signature`` (the admin's, base64, over
+  ``_grant.peering_statement``): the admin made a peering, which clients verify
+- ``peer.status``: ``peer``, ``status`` (``active``, ``suspended``, ``removed``)
+
 Envelope leaves and collaboration events are visible to that collaboration's members only
 (others receive the leaf hash); directory leaves (``member.*``, ``key.*``) to every member,
-so each can watch the keys published under its own name.
+so each can watch the keys published under its own name; peering leaves to every member,
+which verifies a peer's log against the key its record pins.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ __all__ = [
     "LEAF_TYPES",
     "MAX_EARLIER_EPOCHS",
     "MAX_STEWARDS",
+    "PEER_TYPES",
     "LeafError",
     "collab_add",
     "collab_epoch",
@@ -86,6 +95,8 @@ __all__ = [
     "member_roles",
     "member_status",
     "parse_leaf",
+    "peer_add",
+    "peer_status",
     "steward_epoch",
 ]
 
@@ -104,7 +115,8 @@ DIRECTORY_TYPES: Final = frozenset(
 COLLAB_TYPES: Final = frozenset(
     {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward", "collab.policy"}
 )
-LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
+PEER_TYPES: Final = frozenset({"peer.add", "peer.status"})
+LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | PEER_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "envelope": ("collab", "envelope"),
@@ -121,9 +133,21 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "collab.epoch": ("collab", "epoch", "commitment"),
     "collab.steward": ("collab", "member", "signature"),
     "collab.policy": ("collab", "earlier_epochs"),
+    "peer.add": (
+        "peer",
+        "origin",
+        "log_key",
+        "address",
+        "collabs",
+        "direction",
+        "max_hops",
+        "tlp_ceiling",
+        "signature",
+    ),
+    "peer.status": ("peer", "status"),
 }
-_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs"})  # non-negative integers
-_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures"})  # lists of strings
+_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs", "max_hops"})  # integers >= 0
+_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures", "collabs"})  # of strings
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
 MAX_STEWARDS: Final = 8
@@ -299,6 +323,38 @@ def steward_epoch(collab: str, epoch: int, commitment: str, steward: str, wraps:
         "collab.epoch", collab=collab, epoch=epoch, commitment=commitment, steward=steward,
         wraps=wraps,
     )  # fmt: skip
+
+
+def peer_add(
+    peer: str,
+    origin: str,
+    log_key: bytes,
+    address: str,
+    collabs: Sequence[tuple[str, str]],
+    direction: str,
+    max_hops: int,
+    tlp_ceiling: str,
+    signature: bytes,
+) -> bytes:
+    """The leaf of a peering the admin signed (``_grant.peering_statement``): every field
+    of the statement, so a client rebuilds it from the leaf alone, and the signature."""
+    return _leaf(
+        "peer.add",
+        peer=peer,
+        origin=origin,
+        log_key=_b64(log_key),
+        address=address,
+        collabs=sorted(f"{remote}={local}" for remote, local in collabs),
+        direction=direction,
+        max_hops=max_hops,
+        tlp_ceiling=tlp_ceiling,
+        signature=_b64(signature),
+    )
+
+
+def peer_status(peer: str, status: str) -> bytes:
+    """The leaf of a peering suspended (``suspended``), resumed (``active``) or removed."""
+    return _leaf("peer.status", peer=peer, status=status)
 
 
 def parse_leaf(raw: bytes) -> dict[str, Any]:
