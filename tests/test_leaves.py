@@ -17,6 +17,17 @@ from sighub.client._leaves import LeafError, parse_leaf
 KEY = bytes(range(32))
 
 
+def test_a_relayed_envelopes_leaf_commits_to_its_hop_records() -> None:
+    hops = b'[{"relay":"sighub/b"}]'
+    doc = parse_leaf(lv.envelope_leaf("sg-csam", b"env", 3, hops))
+    assert doc["hops"] == hashlib.sha256(hops).hexdigest() and doc["n"] == 3
+    for here in (b"", b"[]"):  # published at this hub: no hops field, the leaf as before
+        assert lv.envelope_leaf("sg-csam", b"env", 3, here) == lv.envelope_leaf(
+            "sg-csam", b"env", 3
+        )
+    assert lv.envelope_leaf("sg-csam", b"env", 3, hops) != lv.envelope_leaf("sg-csam", b"env", 3)
+
+
 def test_leaves_are_canonical_json_with_a_version_and_a_type() -> None:
     raw = lv.envelope_leaf("sg-csam", b"envelope bytes")
     assert raw == (

@@ -4,6 +4,7 @@ pre-serialized Sync batch, page tokens, audit details, the sync progress arithme
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import shutil
 import subprocess
@@ -116,12 +117,14 @@ def test_since_rounds_up_to_the_stored_millisecond() -> None:
     assert info.value.code.name == "INVALID_ARGUMENT"
 
 
+HOPS = json.loads((Path(__file__).parent / "vectors" / "hops.json").read_text())["encoded"]
+
+
 def test_the_pre_serialized_batch_decodes_with_its_head_and_log() -> None:
     rows = [
         EnvelopeRow(7, "a" * 64, "sg-csam", b'{"e":1}', "[]"),
-        EnvelopeRow(9, "b" * 64, "sg-csam", b'{"e":2}', '[{"hub":"h1","received_at":'
-                    '"2026-11-01T00:00:00.250Z"}]'),
-    ]  # fmt: skip
+        EnvelopeRow(9, "b" * 64, "sg-csam", b'{"e":2}', HOPS),
+    ]
     leaves = [(6, b'{"type":"collab.add"}', True), (8, b"\x01" * 32, False)]
     part = LogRange(rows, leaves, 9, 0)
     proof = [b"\x02" * 32, b"\x03" * 32]
@@ -132,9 +135,11 @@ def test_the_pre_serialized_batch_decodes_with_its_head_and_log() -> None:
         (7, "sg-csam", b'{"e":1}'),
         (9, "sg-csam", b'{"e":2}'),
     ]
-    assert not got.changes[0].hops
+    assert not got.changes[0].hops and got.changes[0].hop_records == b""
+    assert got.changes[1].hop_records == HOPS.encode()  # the exact bytes the relays signed
     hop = got.changes[1].hops[0]
-    assert hop.hub == "h1" and format_time(from_timestamp(hop.received_at)).endswith(".250Z")
+    assert hop.hub == "sighub/regional"
+    assert format_time(from_timestamp(hop.received_at)) == "2026-11-28T12:00:00.000Z"
     assert [(x.sequence, x.WhichOneof("content")) for x in got.leaves] == [
         (6, "leaf"),
         (8, "leaf_hash"),

@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 class HubProcess:
     """A hub data directory and, while running, its server process."""
 
-    def __init__(self, data: Path, **settings: object) -> None:
+    def __init__(self, data: Path, name: str = "test-hub", **settings: object) -> None:
         self.data = data
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
-        assert sighub(["hub", "init", "--data", str(data), "--name", "test-hub"]) == 0
+        assert sighub(["hub", "init", "--data", str(data), "--name", name]) == 0
         config = data / "hub.toml"
         text = config.read_text()
         for key, value in settings.items():  # edit the documented defaults in place

@@ -97,8 +97,13 @@ class EnrollmentFile:
 
     @classmethod
     def load(cls, path: Path) -> EnrollmentFile:
+        return cls.parse(read_secret(path), str(path))
+
+    @classmethod
+    def parse(cls, raw: bytes, what: str) -> EnrollmentFile:
+        """The enrollment file of bytes ``raw`` (``what`` names it in errors)."""
         try:
-            doc: Any = json_loads(read_secret(path), DOCUMENT, str(path))
+            doc: Any = json_loads(raw, DOCUMENT, what)
             return cls(
                 doc["hub"],
                 doc["member"],
@@ -108,12 +113,12 @@ class EnrollmentFile:
                 doc.get("cert_pem", "").encode(),
                 doc.get("key_pem", "").encode(),
                 doc.get("log_origin", ""),
-                *(_text(doc, k, path) for k in _CHAIN_FIELDS),
+                *(_text(doc, k, what) for k in _CHAIN_FIELDS),
             )
         except KeyFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise KeyFileError(f"{path}: not an enrollment file ({exc})") from None
+            raise KeyFileError(f"{what}: not an enrollment file ({exc})") from None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -148,7 +153,7 @@ class EnrollmentFile:
         return Chain(grant, signature, bind_key(enrollment, grant, signing_public))
 
 
-def _text(doc: dict[str, Any], field: str, path: Path) -> str:
+def _text(doc: dict[str, Any], field: str, path: str) -> str:
     value = doc.get(field, "")
     if not isinstance(value, str):
         raise KeyFileError(f"{path}: {field} is {type(value).__name__}, expected a string")

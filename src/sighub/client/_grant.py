@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -57,12 +58,15 @@ __all__ = [
     "check_attestation",
     "check_chain",
     "check_designation",
+    "check_peering",
     "create_admin_key",
     "decode_b64",
     "decode_public",
     "designate_steward",
     "issue_grant",
     "load_admin_key",
+    "peering_statement",
+    "sign_peering",
 ]
 
 ADMIN_SIGNING_KEY: Final = "admin-signing.key"  # in the admin credential folder
@@ -70,6 +74,7 @@ GRANT_CONTEXT: Final = b"sighub-enrollment-grant-v1\n"
 BIND_CONTEXT: Final = b"sighub-enrollment-bind-v1\n"
 ATTEST_CONTEXT: Final = b"sighub-key-attestation-v1\n"
 STEWARD_CONTEXT: Final = b"sighub-steward-designation-v1\n"
+PEERING_CONTEXT: Final = b"sighub-peering-v1\n"
 # A rotation: the old signing key's signature over this and the new raw public key.
 ROTATE_CONTEXT: Final = b"sighub-rotate-v1"
 MAX_GRANT_BYTES: Final = 2048  # a grant is about 300 bytes
@@ -318,3 +323,42 @@ def check_designation(
     nonce, signature = designation[:DESIGNATION_NONCE], designation[DESIGNATION_NONCE:]
     message = STEWARD_CONTEXT + _designation(origin, collab, member, nonce)
     _verify(admin_public, signature, message, f"{what} (admin)")
+
+
+# -- peering records -----------------------------------------------------------------------
+def peering_statement(
+    peer: str,
+    origin: str,
+    log_key: bytes,
+    address: str,
+    collabs: Sequence[tuple[str, str]],
+    direction: str,
+    max_hops: int,
+    tlp_ceiling: str,
+) -> bytes:
+    """What the admin signs for a peering with the hub of log ``origin``: RFC 8785 JSON of
+    the record, the peer's checkpoint key ``log_key`` as base64 and the collaboration map as
+    sorted ``remote=local`` strings, so a hub and its clients compute the same bytes."""
+    return canonical_json(
+        {
+            "peer": peer,
+            "origin": origin,
+            "log_key": _b64(log_key),
+            "address": address,
+            "collabs": sorted(f"{remote}={local}" for remote, local in collabs),
+            "direction": direction,
+            "max_hops": max_hops,
+            "tlp_ceiling": tlp_ceiling,
+        }
+    )
+
+
+def sign_peering(admin: Ed25519PrivateKey, statement: bytes) -> bytes:
+    """The admin's signature over a ``peering_statement``: clients pin the admin key, so a
+    hub alone cannot make a peer whose log they would trust."""
+    return admin.sign(PEERING_CONTEXT + statement)
+
+
+def check_peering(admin_public: bytes, statement: bytes, signature: bytes, peer: str) -> None:
+    """That the admin signed exactly ``statement`` for peering ``peer``; ``KeyChainError``."""
+    _verify(admin_public, signature, PEERING_CONTEXT + statement, f"peering {peer!r} (admin)")

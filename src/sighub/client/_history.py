@@ -45,7 +45,7 @@ def verified_page(
                 f" {have + 1} of {collab!r} before sequence {before}",
                 {"collab": collab, "sequence": change.sequence, "received": change.n},
             )
-        leaf = envelope_leaf(collab, change.envelope, change.n)
+        leaf = envelope_leaf(collab, change.envelope, change.n, change.hop_records)
         try:
             verify_inclusion(
                 change.sequence - 1, checkpoint.size, leaf_hash(leaf), proof, checkpoint.root

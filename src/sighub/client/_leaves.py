@@ -12,8 +12,10 @@ Types (fields besides ``v`` and ``type``):
 
 - ``envelope``: ``collab``, ``envelope`` (SHA-256 of the exact envelope bytes, hex) and
   ``n``, the envelope's number within its collaboration (1, 2, 3, ... with no gap; absent
-  in leaves logged before numbering).  A member that receives envelope n after n - 2
-  knows the hub withheld one, even when it served that leaf only as a hash.
+  in leaves logged before numbering); for an envelope relayed from a peer hub also
+  ``hops``, the SHA-256 of its hop records (``_hops``, docs/federation.md).  A member
+  that receives envelope n after n - 2 knows the hub withheld one, even when it served
+  that leaf only as a hash.
 - ``member.enroll``: ``member``, ``identity``, ``roles`` (sorted), ``key_id``,
   ``public_key`` (raw Ed25519, base64), and, for a key enrolled with an admin-signed
   grant, ``grant``, ``grant_signature`` and ``binding`` (base64; see ``_grant``), and,
@@ -44,9 +46,17 @@ Types (fields besides ``v`` and ``type``):
   ``sighub-collab-key-v1 ‖ secret``, hex); made by a steward also ``steward`` and
   ``wraps``, the digest of the wraps stored with it (one such leaf per later wrap too)
 
+- ``peer.add``: ``peer`` (this hub's name for the other hub), ``origin`` and ``log_key``
+  (the peer's log origin and checkpoint key, base64), ``address``, ``collabs`` (sorted
+  ``remote=local`` strings), ``direction`` (``pull``, ``push``, ``both``), ``max_hops``,
+  ``tlp_ceiling`` and ``signature`` (the admin's, base64, over
+  ``_grant.peering_statement``): the admin made a peering, which clients verify
+- ``peer.status``: ``peer``, ``status`` (``active``, ``suspended``, ``removed``)
+
 Envelope leaves and collaboration events are visible to that collaboration's members only
 (others receive the leaf hash); directory leaves (``member.*``, ``key.*``) to every member,
-so each can watch the keys published under its own name.
+so each can watch the keys published under its own name; peering leaves to every member,
+which verifies a peer's log against the key its record pins.
 """
 
 from __future__ import annotations
@@ -68,6 +78,7 @@ __all__ = [
     "LEAF_TYPES",
     "MAX_EARLIER_EPOCHS",
     "MAX_STEWARDS",
+    "PEER_TYPES",
     "LeafError",
     "collab_add",
     "collab_epoch",
@@ -84,6 +95,8 @@ __all__ = [
     "member_roles",
     "member_status",
     "parse_leaf",
+    "peer_add",
+    "peer_status",
     "steward_epoch",
 ]
 
@@ -102,7 +115,8 @@ DIRECTORY_TYPES: Final = frozenset(
 COLLAB_TYPES: Final = frozenset(
     {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward", "collab.policy"}
 )
-LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | {"envelope"}
+PEER_TYPES: Final = frozenset({"peer.add", "peer.status"})
+LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | PEER_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "envelope": ("collab", "envelope"),
@@ -119,9 +133,21 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "collab.epoch": ("collab", "epoch", "commitment"),
     "collab.steward": ("collab", "member", "signature"),
     "collab.policy": ("collab", "earlier_epochs"),
+    "peer.add": (
+        "peer",
+        "origin",
+        "log_key",
+        "address",
+        "collabs",
+        "direction",
+        "max_hops",
+        "tlp_ceiling",
+        "signature",
+    ),
+    "peer.status": ("peer", "status"),
 }
-_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs"})  # non-negative integers
-_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures"})  # lists of strings
+_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs", "max_hops"})  # integers >= 0
+_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures", "collabs"})  # of strings
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
 MAX_STEWARDS: Final = 8
@@ -146,13 +172,18 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def envelope_leaf(collab: str, envelope: bytes, n: int = 0) -> bytes:
+def envelope_leaf(collab: str, envelope: bytes, n: int = 0, hops: bytes = b"") -> bytes:
     """The leaf of an accepted envelope (its exact bytes), the ``n``-th published to
-    ``collab`` (0: a leaf from before numbering, which has no ``n``)."""
+    ``collab`` (0: a leaf from before numbering, which has no ``n``); for one relayed from
+    a peer hub, ``hops`` is its hop records as signed (``_hops.encode_hops``), whose SHA-256
+    the leaf commits to (empty or ``[]``: published here)."""
     digest = hashlib.sha256(envelope).hexdigest()
-    if n == 0:
-        return _leaf("envelope", collab=collab, envelope=digest)
-    return _leaf("envelope", collab=collab, envelope=digest, n=n)
+    fields: dict[str, Any] = {"collab": collab, "envelope": digest}
+    if n:
+        fields["n"] = n
+    if hops and hops != b"[]":
+        fields["hops"] = hashlib.sha256(hops).hexdigest()
+    return _leaf("envelope", **fields)
 
 
 def member_enroll(
@@ -292,6 +323,38 @@ def steward_epoch(collab: str, epoch: int, commitment: str, steward: str, wraps:
         "collab.epoch", collab=collab, epoch=epoch, commitment=commitment, steward=steward,
         wraps=wraps,
     )  # fmt: skip
+
+
+def peer_add(
+    peer: str,
+    origin: str,
+    log_key: bytes,
+    address: str,
+    collabs: Sequence[tuple[str, str]],
+    direction: str,
+    max_hops: int,
+    tlp_ceiling: str,
+    signature: bytes,
+) -> bytes:
+    """The leaf of a peering the admin signed (``_grant.peering_statement``): every field
+    of the statement, so a client rebuilds it from the leaf alone, and the signature."""
+    return _leaf(
+        "peer.add",
+        peer=peer,
+        origin=origin,
+        log_key=_b64(log_key),
+        address=address,
+        collabs=sorted(f"{remote}={local}" for remote, local in collabs),
+        direction=direction,
+        max_hops=max_hops,
+        tlp_ceiling=tlp_ceiling,
+        signature=_b64(signature),
+    )
+
+
+def peer_status(peer: str, status: str) -> bytes:
+    """The leaf of a peering suspended (``suspended``), resumed (``active``) or removed."""
+    return _leaf("peer.status", peer=peer, status=status)
 
 
 def parse_leaf(raw: bytes) -> dict[str, Any]:

@@ -263,6 +263,7 @@ class BatchChange:
     collab: str
     envelope: bytes
     n: int = 0
+    hops: bytes = b""  # relayed: its hop records as signed, part of its leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +324,8 @@ def leaf_hashes_for_batch(
         if type(c.n) is not int or not 0 <= c.n <= MAX_ENVELOPE_NUMBER:
             raise _gap(start, end, f"sequence {c.sequence}: envelope number {c.n!r:.40}, expected"
                        f" 0..{MAX_ENVELOPE_NUMBER}")  # fmt: skip
-        by_seq[c.sequence] = sha256(b"\x00" + envelope_leaf(c.collab, c.envelope, c.n)).digest()
+        leaf = envelope_leaf(c.collab, c.envelope, c.n, c.hops)
+        by_seq[c.sequence] = sha256(b"\x00" + leaf).digest()
     for x in leaves:
         if x.sequence in by_seq:
             raise _gap(start, end, f"sequence {x.sequence} is both an envelope and a leaf")

@@ -109,7 +109,10 @@ def own_keys(data: Path) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _batch_items(batch: SyncBatch) -> tuple[list[BatchChange], list[BatchLeaf]]:
-    changes = [BatchChange(c.sequence, c.collaboration, c.envelope, c.n) for c in batch.changes]
+    changes = [
+        BatchChange(c.sequence, c.collaboration, c.envelope, c.n, c.hop_records)
+        for c in batch.changes
+    ]
     leaves = [BatchLeaf(x.sequence, x.leaf, x.leaf_hash) for x in batch.leaves]
     return changes, leaves
 

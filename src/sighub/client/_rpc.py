@@ -253,6 +253,7 @@ def _change(c: sync_pb2.Change) -> Change:
         c.envelope,
         tuple(Hop(h.hub, answer_time(h.received_at)) for h in c.hops),
         c.collab_sequence,
+        c.hop_records,
     )
 
 
@@ -337,6 +338,7 @@ class Change:
     envelope: bytes
     hops: tuple[Hop, ...]
     n: int = 0  # its number within the collaboration (0: logged before numbering)
+    hop_records: bytes = b""  # relayed from a peer: its hop records as signed (``_hops``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,13 +21,17 @@ from sighub.client._envelope import key_id
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._grant import (
     ADMIN_SIGNING_KEY,
+    KeyChainError,
     admin_public_key,
     attest_key,
+    decode_public,
     designate_steward,
     issue_grant,
     load_admin_key,
+    peering_statement,
+    sign_peering,
 )
-from sighub.client._keys import write_secret
+from sighub.client._keys import read_secret, write_secret
 from sighub.client._leaves import MAX_EARLIER_EPOCHS
 from sighub.client._proto import admin_pb2, admin_pb2_grpc, types_pb2
 from sighub.client._rpc import (
@@ -41,6 +45,14 @@ from sighub.client._rpc import (
     to_timestamp,
 )
 from sighub.client._stix import format_time
+from sighub.hub._peering import (
+    CEILINGS,
+    MAX_HOPS,
+    NAME_RE,
+    PEER_DIRECTION,
+    PEER_STATUS,
+    Direction,
+)
 
 __all__ = ["add_admin_commands"]
 
@@ -344,6 +356,98 @@ def cmd_collab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _peering_doc(p: admin_pb2.Peering) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "origin": p.origin,
+        "log_key": _b64(p.log_key),
+        "address": p.address,
+        "collabs": [f"{m.remote}={m.local}" for m in p.collaborations],
+        "direction": PEER_DIRECTION.label(p.direction),
+        "max_hops": p.max_hops,
+        "tlp_ceiling": p.tlp_ceiling,
+        "status": PEER_STATUS.label(p.status),
+        "signature": _b64(p.signature),
+        "since": p.since,
+    }
+
+
+def _mappings(texts: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for text in texts:
+        remote, sep, local = text.partition("=")
+        if not sep or not NAME_RE.fullmatch(remote) or not NAME_RE.fullmatch(local):
+            raise AdminArgumentError(
+                f"--map: received {text!r}; expected REMOTE=LOCAL, two collaboration names"
+                " of [a-z0-9-]"
+            )
+        out.append((remote, local))
+    return sorted(out)
+
+
+def _add_peer(admin: _Admin, args: argparse.Namespace) -> admin_pb2.Peering:
+    """Sign the peering on this machine, over the peer's origin and log key as the
+    enrollment file names them, and have the hub enroll at the peer and log it."""
+    if not 1 <= args.max_hops <= MAX_HOPS:
+        raise AdminArgumentError(f"--max-hops: received {args.max_hops}; expected 1-{MAX_HOPS}")
+    collabs = _mappings(args.map)
+    path = Path(args.enrollment)
+    raw = read_secret(path)  # the token in it is a secret: the file must be 0600
+    ef = EnrollmentFile.parse(raw, str(path))
+    if not ef.log_origin or not ef.hub_public_key:
+        raise AdminArgumentError(
+            f"{path}: names no log origin or log key; the peer's hub must have a"
+            " transparency log to be peered with"
+        )
+    try:
+        log_key = decode_public(ef.hub_public_key, f"{path}: hub_public_key")
+    except KeyChainError as exc:
+        raise AdminArgumentError(str(exc)) from None
+    signing = admin.signing_key(args)
+    if signing is None:
+        raise AdminArgumentError(
+            "peer add: this admin credential pins no admin signing key; the hub's clients"
+            " verify a peering by the admin's signature"
+        )
+    address = args.address or ef.hub
+    statement = peering_statement(
+        args.name, ef.log_origin, log_key, address, collabs, args.direction, args.max_hops,
+        args.tlp_ceiling,
+    )  # fmt: skip
+    req = admin_pb2.AddPeerRequest(
+        name=args.name,
+        enrollment=raw,
+        collaborations=[admin_pb2.CollabMapping(remote=r, local=loc) for r, loc in collabs],
+        direction=PEER_DIRECTION.values[args.direction],
+        max_hops=args.max_hops,
+        tlp_ceiling=args.tlp_ceiling,
+        address=args.address or "",
+        signature=sign_peering(signing, statement),
+    )
+    # enrolling at the peer takes a round trip there as well
+    return admin.call(lambda: admin.stub.AddPeer(req, timeout=90)).peering
+
+
+def cmd_peer(args: argparse.Namespace) -> int:
+    admin = _Admin(args)
+    stub = admin.stub
+    if args.action == "list":
+        listed = admin.call(lambda: stub.ListPeers(admin_pb2.ListPeersRequest(), timeout=30))
+        _out({"peerings": [_peering_doc(p) for p in listed.peerings]})
+        return 0
+    if args.action == "add":
+        done = _add_peer(admin, args)
+    elif args.action == "show":
+        shown = admin_pb2.ShowPeerRequest(name=args.name)
+        done = admin.call(lambda: stub.ShowPeer(shown, timeout=30)).peering
+    else:
+        status = {"suspend": "suspended", "resume": "active", "remove": "removed"}[args.action]
+        change = admin_pb2.SetPeerStatusRequest(name=args.name, status=PEER_STATUS.values[status])
+        done = admin.call(lambda: stub.SetPeerStatus(change, timeout=30)).peering
+    _out(_peering_doc(done))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise AdminArgumentError(f"--limit: received {args.limit}; expected 0 (all) or more")
@@ -473,6 +577,66 @@ def _add_collab_group(groups: _Sub) -> None:
     collab.set_defaults(func=cmd_collab)
 
 
+def _add_peer_group(groups: _Sub) -> None:
+    peer = groups.add_parser(
+        "peer", help="peer with other hubs: add, list, show, suspend, resume, remove peerings"
+    )
+    actions = peer.add_subparsers(dest="action", required=True)
+    add = _leaf(
+        actions,
+        "add",
+        "peer with another hub: this hub enrolls there with the enrollment file that hub's"
+        " admin issued for it (role peer) and logs the record, signed here",
+    )
+    add.add_argument("name", help="this hub's name for the peer (e.g. regional-hub)")
+    add.add_argument(
+        "--enrollment",
+        required=True,
+        metavar="FILE",
+        help="the enrollment file from `sighub admin member add NAME --roles peer` on the peer",
+    )
+    add.add_argument(
+        "--map",
+        action="append",
+        required=True,
+        metavar="REMOTE=LOCAL",
+        help="a collaboration that crosses: the peer's name for it and this hub's"
+        " (repeatable; a collaboration not mapped never crosses)",
+    )
+    add.add_argument(
+        "--direction",
+        choices=[d.value for d in Direction],
+        default=Direction.PULL.value,
+        help="pull: this hub follows the peer; push: it sends to the peer; both (default pull)",
+    )
+    add.add_argument(
+        "--max-hops",
+        type=int,
+        default=3,
+        metavar="N",
+        help=f"an envelope that has passed this many hubs is not taken (1-{MAX_HOPS}; default 3)",
+    )
+    add.add_argument(
+        "--tlp-ceiling",
+        choices=CEILINGS,
+        default="amber",
+        help="the highest TLP that crosses (default amber; red never leaves its hub)",
+    )
+    add.add_argument(
+        "--address", metavar="HOST:PORT", help="where the peer serves (default: the file's)"
+    )
+    _admin_key_option(add)
+    _leaf(actions, "list", "list peerings, their policy and status")
+    for action, help in (
+        ("show", "show one peering"),
+        ("suspend", "suspend a peering until resumed"),
+        ("resume", "resume a suspended peering"),
+        ("remove", "remove a peering for good (this hub's credential at the peer is deleted)"),
+    ):
+        _leaf(actions, action, help).add_argument("name", help="the peering's name")
+    peer.set_defaults(func=cmd_peer)
+
+
 def add_admin_commands(sub: _Sub) -> None:
     admin = sub.add_parser(
         "admin",
@@ -483,6 +647,7 @@ def add_admin_commands(sub: _Sub) -> None:
     groups = admin.add_subparsers(dest="group", required=True)
     _add_member_group(groups)
     _add_collab_group(groups)
+    _add_peer_group(groups)
     p = _leaf(groups, "audit", "read the audit log, newest first")
     p.add_argument("--member", help="only this member's entries")
     p.add_argument("--since", help="RFC 3339 time, e.g. 2026-11-01T00:00:00.000Z")

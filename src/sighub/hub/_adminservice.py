@@ -3,6 +3,7 @@ role names, RFC 3339 times, typed audit details, opaque page tokens)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,10 +20,12 @@ from sighub.client._proto import (
     admin_pb2_grpc,
     types_pb2,
 )
-from sighub.client._rpc import MEMBER_STATUS, ROLE, from_timestamp
+from sighub.client._rpc import MEMBER_STATUS, ROLE, WireEnum, from_timestamp
 from sighub.client._stix import format_time
 from sighub.client._tls import key_pem
 from sighub.hub._errors import HubError
+from sighub.hub._peering import PEER_DIRECTION, PEER_STATUS, Peering
+from sighub.hub._peers import PendingPeer
 from sighub.hub._pki import issue_enrollment
 from sighub.hub._service import Services, _rpc, _timestamp
 
@@ -75,6 +78,7 @@ _AUDIT_SCALARS: Final = {
     "suite": "suite",
     "signing_key_id": "signing_key_id",
     "earlier_epochs": "earlier_epochs",
+    "origin": "origin",
 }
 
 
@@ -131,6 +135,31 @@ def _page_position(rpc: str, token: str, pattern: re.Pattern[str]) -> str | None
             "a previous response's next_page_token, unchanged"
         )
     return position
+
+
+def peering_message(p: Peering) -> admin_pb2.Peering:
+    return admin_pb2.Peering(
+        name=p.name,
+        origin=p.origin,
+        log_key=p.log_key,
+        address=p.address,
+        collaborations=[admin_pb2.CollabMapping(remote=r, local=loc) for r, loc in p.collabs],
+        direction=PEER_DIRECTION.values[p.direction.value],
+        max_hops=p.max_hops,
+        tlp_ceiling=p.tlp_ceiling.value,
+        status=PEER_STATUS.values[p.status],
+        signature=p.signature,
+        since=p.since,
+    )
+
+
+def _wire_name(enum: WireEnum[Any], value: int, where: str) -> str:
+    """A request's enum value by readable name; the zero and unknown numbers are
+    INVALID_ARGUMENT."""
+    try:
+        return enum.name(value, where)
+    except ValueError as exc:
+        raise HubError.invalid(str(exc)) from None
 
 
 # -- the services ---------------------------------------------------------------------------
@@ -374,3 +403,73 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             )
 
         return await self.s.run(work)
+
+    @_rpc
+    async def AddPeer(
+        self, request: admin_pb2.AddPeerRequest, context: Any
+    ) -> admin_pb2.AddPeerResponse:
+        peers = self.s.hub.peers
+
+        def check() -> PendingPeer:
+            return peers.check_add(
+                self._admin(context),
+                request.name,
+                request.enrollment,
+                [f"{m.remote}={m.local}" for m in request.collaborations],
+                _wire_name(
+                    PEER_DIRECTION, request.direction, f"peering {request.name!r}: direction"
+                ),
+                request.max_hops,
+                request.tlp_ceiling,
+                request.signature,
+                request.address,
+            )
+
+        pending = await self.s.run(check)
+        try:
+            # the network call to the peer, off the writer thread: publishes go on meanwhile
+            await asyncio.to_thread(peers.enroll, pending)
+            done = await self._change(lambda: peers.commit_add(pending))
+        except BaseException:
+            await self.s.run(lambda: peers.discard(pending))
+            raise
+        return admin_pb2.AddPeerResponse(peering=peering_message(done))
+
+    @_rpc
+    async def ListPeers(
+        self, request: admin_pb2.ListPeersRequest, context: Any
+    ) -> admin_pb2.ListPeersResponse:
+        def work() -> admin_pb2.ListPeersResponse:
+            self._admin(context)
+            peerings = [peering_message(p) for p in self.s.hub.peers.peers()]
+            return admin_pb2.ListPeersResponse(peerings=peerings)
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def ShowPeer(
+        self, request: admin_pb2.ShowPeerRequest, context: Any
+    ) -> admin_pb2.ShowPeerResponse:
+        def work() -> admin_pb2.ShowPeerResponse:
+            self._admin(context)
+            return admin_pb2.ShowPeerResponse(
+                peering=peering_message(self.s.hub.peers.peer(request.name))
+            )
+
+        return await self.s.run(work)
+
+    @_rpc
+    async def SetPeerStatus(
+        self, request: admin_pb2.SetPeerStatusRequest, context: Any
+    ) -> admin_pb2.SetPeerStatusResponse:
+        def work() -> admin_pb2.SetPeerStatusResponse:
+            actor = self._admin(context)
+            peers = self.s.hub.peers
+            status = _wire_name(PEER_STATUS, request.status, f"peering {request.name!r}: status")
+            change = {"active": peers.resume_peer, "suspended": peers.suspend_peer,
+                      "removed": peers.remove_peer}[status]  # fmt: skip
+            return admin_pb2.SetPeerStatusResponse(
+                peering=peering_message(change(actor, request.name))
+            )
+
+        return await self._change(work)

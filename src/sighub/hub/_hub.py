@@ -43,6 +43,7 @@ from sighub.client._rules import envelope_problem
 from sighub.client._stix import format_time
 from sighub.hub._config import HubConfig
 from sighub.hub._errors import HubError
+from sighub.hub._peers import PeerBook
 from sighub.hub._pki import csr_common_names, issue_client
 from sighub.hub._store import TLOG, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection
@@ -107,6 +108,7 @@ class Hub:
         self.log_signer = log_signer  # signs checkpoints; None: this hub issues none
         self.clock = clock or (lambda: datetime.now(UTC))
         self.limiter = _RateLimiter(config.publishes_per_minute, config.burst)
+        self.peers = PeerBook(self)  # peerings with other hubs (federation)
 
     def now(self) -> str:
         return _now_text(self.clock())

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import grpc
 
-from sighub.client._leaves import DIRECTORY_TYPES
+from sighub.client._leaves import DIRECTORY_TYPES, PEER_TYPES
 from sighub.client._merkle import ProofError, leaf_hash
 from sighub.client._proto import log_pb2, log_pb2_grpc, types_pb2
 from sighub.hub._errors import HubError
@@ -118,7 +118,7 @@ class LogService(log_pb2_grpc.LogServiceServicer):
             out: list[types_pb2.LogLeaf] = []
             total = 0
             for seq, kind, collab, leaf in store.leaf_rows(start + 1, end, LEAVES_MAX):
-                full = kind in DIRECTORY_TYPES or collab in mine
+                full = kind in DIRECTORY_TYPES or kind in PEER_TYPES or collab in mine
                 item = leaf if full else leaf_hash(leaf)
                 if out and total + len(item) > LEAVES_MAX_BYTES:
                     break

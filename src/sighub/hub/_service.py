@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
-import json
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._grant import Chain
+from sighub.client._hops import decode_hops
 from sighub.client._hpke import ProvedKey
 from sighub.client._proto import (
     directory_pb2,
@@ -219,23 +219,25 @@ class Outgoing:
 SYNC_MAX_SEQUENCES: Final = 4096
 
 
-def _hops(text: str) -> list[sync_pb2.Hop]:
-    """A row's stored relays (JSON, "[]" for an envelope published here)."""
+def _hops(text: str) -> tuple[list[sync_pb2.Hop], bytes]:
+    """A row's stored hop records (``_hops.encode_hops``, "[]" for an envelope published
+    here), as the Change's summary and its exact bytes."""
     if text == "[]":
-        return []
-    return [
-        sync_pb2.Hop(hub=h["hub"], received_at=_timestamp(h["received_at"]))
-        for h in json.loads(text)
-    ]
+        return [], b""
+    raw = text.encode()
+    hops = [sync_pb2.Hop(hub=h.relay, received_at=_timestamp(h.received)) for h in decode_hops(raw)]
+    return hops, raw
 
 
 def _change(r: EnvelopeRow) -> sync_pb2.Change:
+    hops, records = _hops(r.hops)
     return sync_pb2.Change(
         sequence=r.seq,
         collaboration=r.collab,
         envelope=r.raw,
-        hops=_hops(r.hops),
+        hops=hops,
         collab_sequence=r.n,
+        hop_records=records,
     )
 
 

@@ -29,12 +29,16 @@ import sqlite_utils
 from sighub.client import _leaves
 from sighub.client._local import transaction
 from sighub.client._merkle import leaf_hash
+from sighub.client._model import Tlp
 from sighub.hub._errors import HubError
+from sighub.hub._peering import Direction, Peering
 from sighub.hub._tlog import Tlog
 
 __all__ = ["TLOG", "EnvelopeRow", "IndicatorRow", "LogRange", "MemberRow", "Store"]
 
 TLOG: Final = Tlog()  # the hub's one tree, in table tlog_nodes
+# Leaves every member reads in full: the directory, and peerings, which clients verify.
+_FULL_TYPES: Final = _leaves.DIRECTORY_TYPES | _leaves.PEER_TYPES
 _MIGRATE_CHUNK: Final = 10_000  # leaves appended per statement batch when migrating
 
 
@@ -330,8 +334,25 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.conn.execute("ALTER TABLE collabs ADD COLUMN earlier_epochs INTEGER NOT NULL DEFAULT 0")
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """Peering records (``_peering``): one row per peer, kept after removal (its name
+    stays taken, as a removed member's does); ``seq`` is its ``peer.add`` leaf's sequence.
+    One live peering per origin: a removed one does not block peering with that hub
+    again."""
+    db.conn.execute(
+        "CREATE TABLE peerings (name TEXT PRIMARY KEY, origin TEXT NOT NULL,"
+        " log_key BLOB NOT NULL, address TEXT NOT NULL, collabs TEXT NOT NULL,"
+        " direction TEXT NOT NULL, max_hops INTEGER NOT NULL, tlp_ceiling TEXT NOT NULL,"
+        " status TEXT NOT NULL, signature BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " created TEXT NOT NULL)"
+    )
+    db.conn.execute(
+        "CREATE UNIQUE INDEX peerings_live_origin ON peerings (origin) WHERE status != 'removed'"
+    )
+
+
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9,
 ]  # fmt: skip
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
@@ -607,6 +628,49 @@ class Store:
         """The ``collab.join`` leaf of ``member``, listing the designated stewards."""
         return _leaves.collab_membership(collab, member, True, n, self.designations(collab))
 
+    # -- peerings -----------------------------------------------------------------------
+    _PEERING: Final = (
+        "SELECT name, origin, log_key, address, collabs, direction, max_hops, tlp_ceiling,"
+        " status, signature, seq FROM peerings"
+    )
+
+    @staticmethod
+    def _peering(row: Any) -> Peering:
+        return Peering(
+            row[0], row[1], bytes(row[2]), row[3],
+            tuple((str(r), str(loc)) for r, loc in json.loads(row[4])),
+            Direction(row[5]), int(row[6]), Tlp(row[7]), row[8], bytes(row[9]), int(row[10]),
+        )  # fmt: skip
+
+    def peering(self, name: str) -> Peering | None:
+        row = self.one(self._PEERING + " WHERE name=?", name)
+        return None if row is None else self._peering(row)
+
+    def peerings(self) -> list[Peering]:
+        """Every peering, removed ones too, by name."""
+        return [self._peering(r) for r in self.all(self._PEERING + " ORDER BY name")]
+
+    def live_peering_by_origin(self, origin: str) -> str | None:
+        """The name of the peering (not removed) with the hub of log ``origin``."""
+        row = self.one("SELECT name FROM peerings WHERE origin=? AND status != 'removed'", origin)
+        return None if row is None else str(row[0])
+
+    def add_peering(self, p: Peering, created: str) -> None:
+        """Insert ``p`` (its ``since`` is its leaf's sequence), in the caller's
+        transaction."""
+        self.conn.execute(
+            "INSERT INTO peerings (name, origin, log_key, address, collabs, direction,"
+            " max_hops, tlp_ceiling, status, signature, seq, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (p.name, p.origin, p.log_key, p.address, json.dumps([list(x) for x in p.collabs]),
+             p.direction.value, p.max_hops, p.tlp_ceiling.value, p.status, p.signature,
+             p.since, created),
+        )  # fmt: skip
+
+    def set_peering_status(self, name: str, status: str) -> None:
+        """In the caller's transaction."""
+        self.conn.execute("UPDATE peerings SET status=? WHERE name=?", (status, name))
+
     # -- the log ----------------------------------------------------------------------
     def envelope_seq(self, envelope_id: str) -> tuple[int, int] | None:
         row = self.one("SELECT seq, n_indicators FROM envelopes WHERE id=?", envelope_id)
@@ -658,7 +722,7 @@ class Store:
             row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM envelopes").fetchone()
             seq = int(row[0])
         else:
-            leaf = _leaves.envelope_leaf(collab, raw, n)
+            leaf = _leaves.envelope_leaf(collab, raw, n, hops.encode())
             seq = self.append_leaf("envelope", leaf, collab, publisher)
         self.conn.execute(
             "INSERT INTO envelopes (seq, id, collab, publisher, key_id, received, n_indicators,"
@@ -748,7 +812,7 @@ class Store:
                     size += len(raw)
                     pending = envelopes.fetchone()
                 else:
-                    full = kind in _leaves.DIRECTORY_TYPES or collab in visible
+                    full = kind in _FULL_TYPES or collab in visible
                     item = leaf if full else leaf_hash(leaf)
                     if cursor > after and size + len(item) > max_bytes:
                         break

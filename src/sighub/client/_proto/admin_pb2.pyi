@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from sighub.client._proto import types_pb2 as _types_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,378 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PeerDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_DIRECTION_UNSPECIFIED: _PeerDirection.ValueType  # 0
+    """Never valid: the proto3 default."""
+    PEER_DIRECTION_PULL: _PeerDirection.ValueType  # 1
+    """This hub follows the peer."""
+    PEER_DIRECTION_PUSH: _PeerDirection.ValueType  # 2
+    """This hub sends to the peer."""
+    PEER_DIRECTION_BOTH: _PeerDirection.ValueType  # 3
+    """Both."""
+
+class PeerDirection(_PeerDirection, metaclass=_PeerDirectionEnumTypeWrapper):
+    """Which way envelopes cross a peering."""
+
+PEER_DIRECTION_UNSPECIFIED: PeerDirection.ValueType  # 0
+"""Never valid: the proto3 default."""
+PEER_DIRECTION_PULL: PeerDirection.ValueType  # 1
+"""This hub follows the peer."""
+PEER_DIRECTION_PUSH: PeerDirection.ValueType  # 2
+"""This hub sends to the peer."""
+PEER_DIRECTION_BOTH: PeerDirection.ValueType  # 3
+"""Both."""
+Global___PeerDirection: _TypeAlias = PeerDirection  # noqa: Y015
+
+class _PeerStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_STATUS_UNSPECIFIED: _PeerStatus.ValueType  # 0
+    """Never sent by the hub: the proto3 default."""
+    PEER_STATUS_ACTIVE: _PeerStatus.ValueType  # 1
+    """In force."""
+    PEER_STATUS_SUSPENDED: _PeerStatus.ValueType  # 2
+    """Cut off until resumed."""
+    PEER_STATUS_REMOVED: _PeerStatus.ValueType  # 3
+    """Ended for good; the name stays taken."""
+
+class PeerStatus(_PeerStatus, metaclass=_PeerStatusEnumTypeWrapper):
+    """Where a peering is in its lifecycle."""
+
+PEER_STATUS_UNSPECIFIED: PeerStatus.ValueType  # 0
+"""Never sent by the hub: the proto3 default."""
+PEER_STATUS_ACTIVE: PeerStatus.ValueType  # 1
+"""In force."""
+PEER_STATUS_SUSPENDED: PeerStatus.ValueType  # 2
+"""Cut off until resumed."""
+PEER_STATUS_REMOVED: PeerStatus.ValueType  # 3
+"""Ended for good; the name stays taken."""
+Global___PeerStatus: _TypeAlias = PeerStatus  # noqa: Y015
+
+@_typing.final
+class CollabMapping(_message.Message):
+    """One collaboration that crosses a peering: the peer's name for it and this hub's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOTE_FIELD_NUMBER: _builtins.int
+    LOCAL_FIELD_NUMBER: _builtins.int
+    remote: _builtins.str
+    """The collaboration's name on the peer."""
+    local: _builtins.str
+    """The collaboration's name on this hub (it exists here)."""
+    def __init__(
+        self,
+        *,
+        remote: _builtins.str = ...,
+        local: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local", b"local", "remote", b"remote"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollabMapping: _TypeAlias = CollabMapping  # noqa: Y015
+
+@_typing.final
+class Peering(_message.Message):
+    """A peering as this hub records it (its "peer.add" leaf holds the same fields)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    LOG_KEY_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    COLLABORATIONS_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    MAX_HOPS_FIELD_NUMBER: _builtins.int
+    TLP_CEILING_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """This hub's name for the peer: 1-63 characters of [a-z0-9-]."""
+    origin: _builtins.str
+    """The peer's log origin ("sighub/<hub name>"), from the enrollment file."""
+    log_key: _builtins.bytes
+    """The peer's checkpoint key (raw Ed25519, 32 bytes), from the enrollment file: what
+    this hub's clients verify the peer's checkpoints against.
+    """
+    address: _builtins.str
+    """Where the peer serves (HOST:PORT; informational: the credential holds it)."""
+    direction: Global___PeerDirection.ValueType
+    """Which way envelopes cross; never PEER_DIRECTION_UNSPECIFIED."""
+    max_hops: _builtins.int
+    """An envelope that has passed this many hubs is not taken (1-16)."""
+    tlp_ceiling: _builtins.str
+    """The highest TLP that crosses: "clear", "green", "amber" or "amber+strict" (red never
+    does; amber+strict only where the ceiling names it).
+    """
+    status: Global___PeerStatus.ValueType
+    """Lifecycle status; never PEER_STATUS_UNSPECIFIED."""
+    signature: _builtins.bytes
+    """The admin's Ed25519 signature over "sighub-peering-v1\\n" and the RFC 8785 JSON of
+    peer, origin, log_key (base64), address, collabs ("remote=local", sorted), direction,
+    max_hops and tlp_ceiling.
+    """
+    since: _builtins.int
+    """The log sequence of its "peer.add" leaf."""
+    @_builtins.property
+    def collaborations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabMapping]:
+        """The collaborations that cross, sorted by remote name; never empty."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        log_key: _builtins.bytes = ...,
+        address: _builtins.str = ...,
+        collaborations: _abc.Iterable[Global___CollabMapping] | None = ...,
+        direction: Global___PeerDirection.ValueType = ...,
+        max_hops: _builtins.int = ...,
+        tlp_ceiling: _builtins.str = ...,
+        status: Global___PeerStatus.ValueType = ...,
+        signature: _builtins.bytes = ...,
+        since: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "direction", b"direction", "log_key", b"log_key", "max_hops", b"max_hops", "name", b"name", "origin", b"origin", "signature", b"signature", "since", b"since", "status", b"status", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Peering: _TypeAlias = Peering  # noqa: Y015
+
+@_typing.final
+class AddPeerRequest(_message.Message):
+    """AdminService.AddPeer's request: the admin's machine signs the record; the hub takes the
+    peer's origin and log key from the enrollment file and checks the signature over all.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ENROLLMENT_FIELD_NUMBER: _builtins.int
+    COLLABORATIONS_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    MAX_HOPS_FIELD_NUMBER: _builtins.int
+    TLP_CEILING_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """This hub's name for the peer: 1-63 characters of [a-z0-9-]."""
+    enrollment: _builtins.bytes
+    """The exact bytes of the enrollment file the peer's admin issued for this hub (`sighub
+    admin member add NAME --roles peer` there; a secret: its token is spent here).
+    """
+    direction: Global___PeerDirection.ValueType
+    """Which way envelopes cross; PEER_DIRECTION_UNSPECIFIED is refused."""
+    max_hops: _builtins.int
+    """The hop limit, 1-16."""
+    tlp_ceiling: _builtins.str
+    """The TLP ceiling: "clear", "green", "amber" or "amber+strict"."""
+    address: _builtins.str
+    """Where the peer serves; empty: the enrollment file's address."""
+    signature: _builtins.bytes
+    """The admin's signature over the record (as in Peering.signature)."""
+    @_builtins.property
+    def collaborations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabMapping]:
+        """The collaborations that cross (at least one, at most 16); each remote and each local
+        name once.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        enrollment: _builtins.bytes = ...,
+        collaborations: _abc.Iterable[Global___CollabMapping] | None = ...,
+        direction: Global___PeerDirection.ValueType = ...,
+        max_hops: _builtins.int = ...,
+        tlp_ceiling: _builtins.str = ...,
+        address: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "direction", b"direction", "enrollment", b"enrollment", "max_hops", b"max_hops", "name", b"name", "signature", b"signature", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddPeerRequest: _TypeAlias = AddPeerRequest  # noqa: Y015
+
+@_typing.final
+class AddPeerResponse(_message.Message):
+    """AdminService.AddPeer's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def peering(self) -> Global___Peering:
+        """The peering just stored (status PEER_STATUS_ACTIVE)."""
+
+    def __init__(
+        self,
+        *,
+        peering: Global___Peering | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddPeerResponse: _TypeAlias = AddPeerResponse  # noqa: Y015
+
+@_typing.final
+class ListPeersRequest(_message.Message):
+    """AdminService.ListPeers's request (no filters: a hub has few peers)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPeersRequest: _TypeAlias = ListPeersRequest  # noqa: Y015
+
+@_typing.final
+class ListPeersResponse(_message.Message):
+    """AdminService.ListPeers's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def peerings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Peering]:
+        """Every peering, by name."""
+
+    def __init__(
+        self,
+        *,
+        peerings: _abc.Iterable[Global___Peering] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peerings", b"peerings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPeersResponse: _TypeAlias = ListPeersResponse  # noqa: Y015
+
+@_typing.final
+class ShowPeerRequest(_message.Message):
+    """AdminService.ShowPeer's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The peering's name."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShowPeerRequest: _TypeAlias = ShowPeerRequest  # noqa: Y015
+
+@_typing.final
+class ShowPeerResponse(_message.Message):
+    """AdminService.ShowPeer's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def peering(self) -> Global___Peering:
+        """The peering."""
+
+    def __init__(
+        self,
+        *,
+        peering: Global___Peering | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShowPeerResponse: _TypeAlias = ShowPeerResponse  # noqa: Y015
+
+@_typing.final
+class SetPeerStatusRequest(_message.Message):
+    """AdminService.SetPeerStatus's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The peering's name."""
+    status: Global___PeerStatus.ValueType
+    """The status wanted: ACTIVE resumes, SUSPENDED suspends, REMOVED removes."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        status: Global___PeerStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPeerStatusRequest: _TypeAlias = SetPeerStatusRequest  # noqa: Y015
+
+@_typing.final
+class SetPeerStatusResponse(_message.Message):
+    """AdminService.SetPeerStatus's response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEERING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def peering(self) -> Global___Peering:
+        """The peering after the change."""
+
+    def __init__(
+        self,
+        *,
+        peering: Global___Peering | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPeerStatusResponse: _TypeAlias = SetPeerStatusResponse  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
@@ -952,12 +1325,13 @@ class AuditEntry(_message.Message):
     action: _builtins.str
     """What was done, one of: "member.add", "member.enroll", "member.suspend",
     "member.resume", "member.remove", "member.renew-cert", "key.revoke", "key.rotate",
-    "collab.add", "collab.join", "collab.leave", "collab.rotate-key", "publish".
+    "collab.add", "collab.join", "collab.leave", "collab.rotate-key", "publish",
+    "peer.add", "peer.suspend", "peer.resume", "peer.remove".
     """
     target: _builtins.str
     """What it was done to: a member name for "member.*", "key.*", "collab.join" and
     "collab.leave"; a collaboration name for "collab.add", "collab.rotate-key" and
-    "publish".
+    "publish"; a peering's name for "peer.*".
     """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp:
@@ -1011,6 +1385,7 @@ class AuditDetail(_message.Message):
     SUITE_FIELD_NUMBER: _builtins.int
     SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
     EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """"member.enroll" and "key.revoke": the signing key registered or revoked; "key.rotate":
     the new key.  An id is "ed25519:" and hex.
@@ -1045,6 +1420,8 @@ class AuditDetail(_message.Message):
     """"key.encryption": the signing key whose proof it carries."""
     earlier_epochs: _builtins.int
     """"collab.policy": how many key epochs before the current one a joiner is wrapped."""
+    origin: _builtins.str
+    """"peer.add": the peer's log origin."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
         """"member.add": the roles granted."""
@@ -1078,10 +1455,11 @@ class AuditDetail(_message.Message):
         suite: _builtins.str = ...,
         signing_key_id: _builtins.str = ...,
         earlier_epochs: _builtins.int | None = ...,
+        origin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "earlier_epochs", b"earlier_epochs", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "revoked_indicators", b"revoked_indicators", "wraps", b"wraps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "earlier_epochs", b"earlier_epochs", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles", "signing_key_id", b"signing_key_id", "stewards", b"stewards", "suite", b"suite", "wraps", b"wraps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "earlier_epochs", b"earlier_epochs", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "origin", b"origin", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles", "signing_key_id", b"signing_key_id", "stewards", b"stewards", "suite", b"suite", "wraps", b"wraps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__earlier_epochs: _TypeAlias = _typing.Literal["earlier_epochs"]  # noqa: Y015
     _WhichOneofArgType__earlier_epochs: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs"]  # noqa: Y015

@@ -26,9 +26,9 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     def __init__(self, channel):
@@ -112,12 +112,32 @@ class AdminServiceStub:
                 request_serializer=sighub_dot_v1_dot_admin__pb2.AuditRequest.SerializeToString,
                 response_deserializer=sighub_dot_v1_dot_admin__pb2.AuditResponse.FromString,
                 _registered_method=True)
+        self.AddPeer = channel.unary_unary(
+                '/sighub.v1.AdminService/AddPeer',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.AddPeerRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.AddPeerResponse.FromString,
+                _registered_method=True)
+        self.ListPeers = channel.unary_unary(
+                '/sighub.v1.AdminService/ListPeers',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.ListPeersRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.ListPeersResponse.FromString,
+                _registered_method=True)
+        self.ShowPeer = channel.unary_unary(
+                '/sighub.v1.AdminService/ShowPeer',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.ShowPeerRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.ShowPeerResponse.FromString,
+                _registered_method=True)
+        self.SetPeerStatus = channel.unary_unary(
+                '/sighub.v1.AdminService/SetPeerStatus',
+                request_serializer=sighub_dot_v1_dot_admin__pb2.SetPeerStatusRequest.SerializeToString,
+                response_deserializer=sighub_dot_v1_dot_admin__pb2.SetPeerStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     def AddMember(self, request, context):
@@ -242,6 +262,45 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddPeer(self, request, context):
+        """Peer with another hub (federation, docs/federation.md): this hub enrolls at the peer
+        with the enrollment file the peer's admin issued for it (role peer), then stores the
+        record and logs it as a "peer.add" leaf.  PERMISSION_DENIED for a signature that does
+        not verify under the admin key this hub pins; FAILED_PRECONDITION for a peering with
+        this hub itself, a file for a member without role peer, a hub without an admin key,
+        or an enrollment the peer refused or could not answer; ALREADY_EXISTS for a name or
+        peer taken; INVALID_ARGUMENT for a field (a red ceiling, a bad map, max_hops out of
+        range); NOT_FOUND for a local collaboration that does not exist.  Refused, nothing is
+        stored (no record, no leaf, no credential).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPeers(self, request, context):
+        """Every peering, removed ones too, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowPeer(self, request, context):
+        """One peering.  NOT_FOUND for an unknown name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPeerStatus(self, request, context):
+        """Suspend (from active), resume (to active, from suspended) or remove (for good, from
+        either; this hub's credential at the peer is deleted) a peering, logged as a
+        "peer.status" leaf.  NOT_FOUND for an unknown name; FAILED_PRECONDITION for a change
+        its status does not allow; INVALID_ARGUMENT for PEER_STATUS_UNSPECIFIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -320,6 +379,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=sighub_dot_v1_dot_admin__pb2.AuditRequest.FromString,
                     response_serializer=sighub_dot_v1_dot_admin__pb2.AuditResponse.SerializeToString,
             ),
+            'AddPeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPeer,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.AddPeerRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.AddPeerResponse.SerializeToString,
+            ),
+            'ListPeers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPeers,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.ListPeersRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.ListPeersResponse.SerializeToString,
+            ),
+            'ShowPeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowPeer,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.ShowPeerRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.ShowPeerResponse.SerializeToString,
+            ),
+            'SetPeerStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPeerStatus,
+                    request_deserializer=sighub_dot_v1_dot_admin__pb2.SetPeerStatusRequest.FromString,
+                    response_serializer=sighub_dot_v1_dot_admin__pb2.SetPeerStatusResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'sighub.v1.AdminService', rpc_method_handlers)
@@ -329,9 +408,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     @staticmethod
@@ -729,6 +808,114 @@ class AdminService:
             '/sighub.v1.AdminService/Audit',
             sighub_dot_v1_dot_admin__pb2.AuditRequest.SerializeToString,
             sighub_dot_v1_dot_admin__pb2.AuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/AddPeer',
+            sighub_dot_v1_dot_admin__pb2.AddPeerRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.AddPeerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPeers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/ListPeers',
+            sighub_dot_v1_dot_admin__pb2.ListPeersRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.ListPeersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowPeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/ShowPeer',
+            sighub_dot_v1_dot_admin__pb2.ShowPeerRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.ShowPeerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPeerStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sighub.v1.AdminService/SetPeerStatus',
+            sighub_dot_v1_dot_admin__pb2.SetPeerStatusRequest.SerializeToString,
+            sighub_dot_v1_dot_admin__pb2.SetPeerStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

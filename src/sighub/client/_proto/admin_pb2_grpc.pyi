@@ -27,9 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     @_typing.overload
@@ -94,12 +94,33 @@ class AdminServiceStub:
     """
     Audit: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditResponse]
     """The audit log, newest first, one page at a time."""
+    AddPeer: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddPeerRequest, _admin_pb2.AddPeerResponse]
+    """Peer with another hub (federation, docs/federation.md): this hub enrolls at the peer
+    with the enrollment file the peer's admin issued for it (role peer), then stores the
+    record and logs it as a "peer.add" leaf.  PERMISSION_DENIED for a signature that does
+    not verify under the admin key this hub pins; FAILED_PRECONDITION for a peering with
+    this hub itself, a file for a member without role peer, a hub without an admin key,
+    or an enrollment the peer refused or could not answer; ALREADY_EXISTS for a name or
+    peer taken; INVALID_ARGUMENT for a field (a red ceiling, a bad map, max_hops out of
+    range); NOT_FOUND for a local collaboration that does not exist.  Refused, nothing is
+    stored (no record, no leaf, no credential).
+    """
+    ListPeers: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListPeersRequest, _admin_pb2.ListPeersResponse]
+    """Every peering, removed ones too, by name."""
+    ShowPeer: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ShowPeerRequest, _admin_pb2.ShowPeerResponse]
+    """One peering.  NOT_FOUND for an unknown name."""
+    SetPeerStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetPeerStatusRequest, _admin_pb2.SetPeerStatusResponse]
+    """Suspend (from active), resume (to active, from suspended) or remove (for good, from
+    either; this hub's credential at the peer is deleted) a peering, logged as a
+    "peer.status" leaf.  NOT_FOUND for an unknown name; FAILED_PRECONDITION for a change
+    its status does not allow; INVALID_ARGUMENT for PEER_STATUS_UNSPECIFIED.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -161,11 +182,32 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     Audit: _aio.UnaryUnaryMultiCallable[_admin_pb2.AuditRequest, _admin_pb2.AuditResponse]  # type: ignore[assignment]
     """The audit log, newest first, one page at a time."""
+    AddPeer: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddPeerRequest, _admin_pb2.AddPeerResponse]  # type: ignore[assignment]
+    """Peer with another hub (federation, docs/federation.md): this hub enrolls at the peer
+    with the enrollment file the peer's admin issued for it (role peer), then stores the
+    record and logs it as a "peer.add" leaf.  PERMISSION_DENIED for a signature that does
+    not verify under the admin key this hub pins; FAILED_PRECONDITION for a peering with
+    this hub itself, a file for a member without role peer, a hub without an admin key,
+    or an enrollment the peer refused or could not answer; ALREADY_EXISTS for a name or
+    peer taken; INVALID_ARGUMENT for a field (a red ceiling, a bad map, max_hops out of
+    range); NOT_FOUND for a local collaboration that does not exist.  Refused, nothing is
+    stored (no record, no leaf, no credential).
+    """
+    ListPeers: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListPeersRequest, _admin_pb2.ListPeersResponse]  # type: ignore[assignment]
+    """Every peering, removed ones too, by name."""
+    ShowPeer: _aio.UnaryUnaryMultiCallable[_admin_pb2.ShowPeerRequest, _admin_pb2.ShowPeerResponse]  # type: ignore[assignment]
+    """One peering.  NOT_FOUND for an unknown name."""
+    SetPeerStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetPeerStatusRequest, _admin_pb2.SetPeerStatusResponse]  # type: ignore[assignment]
+    """Suspend (from active), resume (to active, from suspended) or remove (for good, from
+    either; this hub's credential at the peer is deleted) a peering, logged as a
+    "peer.status" leaf.  NOT_FOUND for an unknown name; FAILED_PRECONDITION for a change
+    its status does not allow; INVALID_ARGUMENT for PEER_STATUS_UNSPECIFIED.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Hub administration: members, collaborations and the audit log.  Every RPC needs a
-    caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes nothing
-    and writes no audit entry; every accepted change writes one.
+    """Hub administration: members, collaborations, peerings and the audit log.  Every RPC
+    needs a caller with ROLE_ADMIN (PERMISSION_DENIED otherwise).  A refused call changes
+    nothing and writes no audit entry; every accepted change writes one.
     """
 
     @_abc_1.abstractmethod
@@ -315,5 +357,50 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.AuditResponse, _abc.Awaitable[_admin_pb2.AuditResponse]]:
         """The audit log, newest first, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def AddPeer(
+        self,
+        request: _admin_pb2.AddPeerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.AddPeerResponse, _abc.Awaitable[_admin_pb2.AddPeerResponse]]:
+        """Peer with another hub (federation, docs/federation.md): this hub enrolls at the peer
+        with the enrollment file the peer's admin issued for it (role peer), then stores the
+        record and logs it as a "peer.add" leaf.  PERMISSION_DENIED for a signature that does
+        not verify under the admin key this hub pins; FAILED_PRECONDITION for a peering with
+        this hub itself, a file for a member without role peer, a hub without an admin key,
+        or an enrollment the peer refused or could not answer; ALREADY_EXISTS for a name or
+        peer taken; INVALID_ARGUMENT for a field (a red ceiling, a bad map, max_hops out of
+        range); NOT_FOUND for a local collaboration that does not exist.  Refused, nothing is
+        stored (no record, no leaf, no credential).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPeers(
+        self,
+        request: _admin_pb2.ListPeersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListPeersResponse, _abc.Awaitable[_admin_pb2.ListPeersResponse]]:
+        """Every peering, removed ones too, by name."""
+
+    @_abc_1.abstractmethod
+    def ShowPeer(
+        self,
+        request: _admin_pb2.ShowPeerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ShowPeerResponse, _abc.Awaitable[_admin_pb2.ShowPeerResponse]]:
+        """One peering.  NOT_FOUND for an unknown name."""
+
+    @_abc_1.abstractmethod
+    def SetPeerStatus(
+        self,
+        request: _admin_pb2.SetPeerStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetPeerStatusResponse, _abc.Awaitable[_admin_pb2.SetPeerStatusResponse]]:
+        """Suspend (from active), resume (to active, from suspended) or remove (for good, from
+        either; this hub's credential at the peer is deleted) a peering, logged as a
+        "peer.status" leaf.  NOT_FOUND for an unknown name; FAILED_PRECONDITION for a change
+        its status does not allow; INVALID_ARGUMENT for PEER_STATUS_UNSPECIFIED.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sighub.client._proto import types_pb2 as sighub_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sighub/v1/sync.proto\x12\tsighub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sighub/v1/types.proto\"\x7f\n\x11GetHistoryRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_number\x18\x02 \x01(\x04\x12\x17\n\x0f\x62\x65\x66ore_sequence\x18\x03 \x01(\x04\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x11\n\tpage_size\x18\x05 \x01(\r\"J\n\x0cHistoryEntry\x12!\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Change\x12\x17\n\x0finclusion_proof\x18\x02 \x03(\x0c\">\n\x12GetHistoryResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.sighub.v1.HistoryEntry\"Y\n\x0bSyncRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x16\n\x0e\x63ollaborations\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"C\n\x03Hop\x12\x0b\n\x03hub\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x15\n\rcollaboration\x18\x02 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x03 \x01(\x0c\x12\x1c\n\x04hops\x18\x04 \x03(\x0b\x32\x0e.sighub.v1.Hop\x12\x17\n\x0f\x63ollab_sequence\x18\x05 \x01(\x04\"\xb0\x01\n\x0cSyncResponse\x12\"\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x11.sighub.v1.Change\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\x12\x11\n\tcaught_up\x18\x03 \x01(\x08\x12\x0c\n\x04head\x18\x04 \x01(\x04\x12\"\n\x06leaves\x18\x05 \x03(\x0b\x32\x12.sighub.v1.LogLeaf\x12\x12\n\ncheckpoint\x18\x06 \x01(\x0c\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\x32\x93\x01\n\x0bSyncService\x12\x39\n\x04Sync\x12\x16.sighub.v1.SyncRequest\x1a\x17.sighub.v1.SyncResponse0\x01\x12I\n\nGetHistory\x12\x1c.sighub.v1.GetHistoryRequest\x1a\x1d.sighub.v1.GetHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sighub/v1/sync.proto\x12\tsighub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sighub/v1/types.proto\"\x7f\n\x11GetHistoryRequest\x12\x15\n\rcollaboration\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_number\x18\x02 \x01(\x04\x12\x17\n\x0f\x62\x65\x66ore_sequence\x18\x03 \x01(\x04\x12\x11\n\ttree_size\x18\x04 \x01(\x04\x12\x11\n\tpage_size\x18\x05 \x01(\r\"J\n\x0cHistoryEntry\x12!\n\x06\x63hange\x18\x01 \x01(\x0b\x32\x11.sighub.v1.Change\x12\x17\n\x0finclusion_proof\x18\x02 \x03(\x0c\">\n\x12GetHistoryResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.sighub.v1.HistoryEntry\"Y\n\x0bSyncRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x16\n\x0e\x63ollaborations\x18\x02 \x03(\t\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"C\n\x03Hop\x12\x0b\n\x03hub\x18\x01 \x01(\t\x12/\n\x0breceived_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x15\n\rcollaboration\x18\x02 \x01(\t\x12\x10\n\x08\x65nvelope\x18\x03 \x01(\x0c\x12\x1c\n\x04hops\x18\x04 \x03(\x0b\x32\x0e.sighub.v1.Hop\x12\x17\n\x0f\x63ollab_sequence\x18\x05 \x01(\x04\x12\x13\n\x0bhop_records\x18\x06 \x01(\x0c\"\xb0\x01\n\x0cSyncResponse\x12\"\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x11.sighub.v1.Change\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\x12\x11\n\tcaught_up\x18\x03 \x01(\x08\x12\x0c\n\x04head\x18\x04 \x01(\x04\x12\"\n\x06leaves\x18\x05 \x03(\x0b\x32\x12.sighub.v1.LogLeaf\x12\x12\n\ncheckpoint\x18\x06 \x01(\x0c\x12\x13\n\x0b\x63onsistency\x18\x07 \x03(\x0c\x32\x93\x01\n\x0bSyncService\x12\x39\n\x04Sync\x12\x16.sighub.v1.SyncRequest\x1a\x17.sighub.v1.SyncResponse0\x01\x12I\n\nGetHistory\x12\x1c.sighub.v1.GetHistoryRequest\x1a\x1d.sighub.v1.GetHistoryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNCREQUEST']._serialized_end=449
   _globals['_HOP']._serialized_start=451
   _globals['_HOP']._serialized_end=518
-  _globals['_CHANGE']._serialized_start=520
-  _globals['_CHANGE']._serialized_end=642
-  _globals['_SYNCRESPONSE']._serialized_start=645
-  _globals['_SYNCRESPONSE']._serialized_end=821
-  _globals['_SYNCSERVICE']._serialized_start=824
-  _globals['_SYNCSERVICE']._serialized_end=971
+  _globals['_CHANGE']._serialized_start=521
+  _globals['_CHANGE']._serialized_end=664
+  _globals['_SYNCRESPONSE']._serialized_start=667
+  _globals['_SYNCRESPONSE']._serialized_end=843
+  _globals['_SYNCSERVICE']._serialized_start=846
+  _globals['_SYNCSERVICE']._serialized_end=993
 # @@protoc_insertion_point(module_scope)

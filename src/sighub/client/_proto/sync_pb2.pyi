@@ -196,6 +196,7 @@ class Change(_message.Message):
     ENVELOPE_FIELD_NUMBER: _builtins.int
     HOPS_FIELD_NUMBER: _builtins.int
     COLLAB_SEQUENCE_FIELD_NUMBER: _builtins.int
+    HOP_RECORDS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Its position in the hub's log (increasing; the sequences between are the batch's
     leaves).
@@ -209,6 +210,11 @@ class Change(_message.Message):
     leaf; 0 for an envelope logged before numbering.  A gap in the numbers a member
     receives is an envelope withheld from it.
     """
+    hop_records: _builtins.bytes
+    """For an envelope relayed from a peer hub: the hop records, exactly as signed (the
+    RFC 8785 JSON list of docs/federation.md); its SHA-256 is part of the log leaf.
+    Empty for an envelope published at this hub.  `hops` above is read from it.
+    """
     @_builtins.property
     def hops(self) -> _containers.RepeatedCompositeFieldContainer[Global___Hop]:
         """The relays it passed through, oldest first; empty when published at this hub."""
@@ -221,10 +227,11 @@ class Change(_message.Message):
         envelope: _builtins.bytes = ...,
         hops: _abc.Iterable[Global___Hop] | None = ...,
         collab_sequence: _builtins.int = ...,
+        hop_records: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collab_sequence", b"collab_sequence", "collaboration", b"collaboration", "envelope", b"envelope", "hops", b"hops", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collab_sequence", b"collab_sequence", "collaboration", b"collaboration", "envelope", b"envelope", "hop_records", b"hop_records", "hops", b"hops", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
