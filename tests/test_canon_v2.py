@@ -185,3 +185,12 @@ def test_blinded_text_maps_hits_back_across_breaks() -> None:
     assert found == {"chapter 14": "Chapter 14", "ln blo seler": "in b10 seller",
                      "cary on": "carry on"}  # fmt: skip
     assert blinder.value(Kind.KEYWORD, "on chapter 14") not in {d.hex() for d in scanned.digests}
+
+
+@pytest.mark.parametrize("version", ["canon/1", V2])
+def test_a_canonical_url_with_a_non_ascii_top_level_label_canonicalizes_to_itself(
+    version: str,
+) -> None:
+    once = canonicalize("url", "menu.AÀ/x", version)
+    assert once.startswith("menu.xn--") and canonicalize("url", once, version) == once
+    assert canonicalize("url", "xn--fa-hia.de", version) == "xn--fa-hia.de"  # as before

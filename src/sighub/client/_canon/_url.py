@@ -207,10 +207,29 @@ def parse(
                      m.start(), end, too_long)  # fmt: skip
 
 
+_ACE_RE: Final = re.compile(r"(?i)(?<![^./:@])xn--([a-z0-9\-]+)(?=$|[./:?#])")
+
+
+def unpunycode(value: str) -> str | None:
+    """``value`` with its ``xn--`` labels read back as Unicode; None when there are none or
+    one does not decode.  A canonical URL whose top-level label is not ASCII letters ends
+    in such a label, which URL_RE (letters only) does not take: this lets a canonical form
+    be canonicalized again, to itself."""
+    if "xn--" not in value.lower():
+        return None
+    try:
+        return _ACE_RE.sub(lambda m: m.group(1).encode("ascii").decode("punycode"), value)
+    except (UnicodeError, ValueError):
+        return None
+
+
 def canonicalize(value: str) -> str:
     stripped = value.strip()
     m = URL_RE.fullmatch(stripped)
     parsed = parse(stripped, m) if m else None
+    if parsed is None and (unicode := unpunycode(stripped)) is not None:
+        m = URL_RE.fullmatch(unicode)
+        parsed = parse(unicode, m) if m else None
     if parsed is None or parsed.too_long >= 0:  # too_long: not within 512 chars
         raise CanonError(
             f"url {value!r}: expected a link such as 'name.carrd.co' or "

@@ -161,6 +161,9 @@ def canonicalize_url(value: str) -> str:
     work = refang(value.strip())[0].strip().strip("<>*_~`\"'").strip()  # wrappers
     m = _url.URL_RE.fullmatch(work)
     parsed = parse(work, m) if m else None
+    if parsed is None and (unicode := _url.unpunycode(work)) is not None:
+        m = _url.URL_RE.fullmatch(unicode)  # a canonical form with a non-ASCII TLD
+        parsed = parse(unicode, m) if m else None
     if parsed is None or parsed.too_long >= 0:
         raise CanonError(
             f"url {value!r}: expected a link such as 'name.carrd.co' or "
