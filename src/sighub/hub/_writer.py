@@ -9,7 +9,7 @@ jobs come in two classes.  *Prompt* jobs (checkpoints, a small envelope's checks
 commit, identification, admin changes) run before *bulk* ones (a large envelope's checks
 and commit); bulk jobs take turns per member, so one member's flood of large bundles
 delays another member's large bundle by at most one of its own.  Neither class starves:
-after ``PROMPT_BURST`` prompt jobs in a row, a waiting bulk job runs.
+after ``PROMPT_BURST`` prompt jobs in a row while a bulk job waited, that bulk job runs.
 
 What stays: one job at a time, each commit one transaction; log sequences are assigned in
 commit order, so each collaboration's order is the log's.  Only the order of *concurrent*
@@ -41,7 +41,7 @@ class Writer:
         self._cv = threading.Condition()
         self._prompt: deque[tuple[Future[Any], Callable[[], Any]]] = deque()
         self._bulk: OrderedDict[str, deque[tuple[Future[Any], Callable[[], Any]]]] = OrderedDict()
-        self._in_a_row = 0  # prompt jobs run since the last bulk one
+        self._in_a_row = 0  # prompt jobs run in a row while a bulk one waited
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -69,7 +69,7 @@ class Writer:
         """The next job (under the lock), or None once shut down with nothing left."""
         while True:
             if self._prompt and (not self._bulk or self._in_a_row < PROMPT_BURST):
-                self._in_a_row += 1
+                self._in_a_row = self._in_a_row + 1 if self._bulk else 0
                 return self._prompt.popleft()
             if self._bulk:
                 member, lane = self._bulk.popitem(last=False)
