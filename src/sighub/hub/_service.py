@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -78,6 +79,9 @@ class Services:
         # Child interpreters fed over pipes (not fork, not multiprocessing): each exits at
         # end of input, so none outlives the hub, even one killed with -9.
         self.validators = WorkerPool(workers, VALIDATE_TASK, "validation") if workers else None
+        # Small envelopes' validation: threads of their own, not the default pool, where
+        # every Sync stream's reads queue.
+        self.small = ThreadPoolExecutor(2, thread_name_prefix="sighub-validate-small")
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
         self.checkpoint_due = asyncio.Event()  # set by commits that appended log leaves
@@ -161,6 +165,7 @@ class Services:
         self.stopping.set()
         await self.notify()
         await asyncio.to_thread(self.writer.shutdown)
+        self.small.shutdown(wait=False)
         if self.validators is not None:
             await asyncio.to_thread(self.validators.close)
 
@@ -168,7 +173,7 @@ class Services:
         if self.validators is None:
             return await self.run(lambda: check(plan, raw), _lane(plan, raw))
         if len(raw) <= PROMPT_ENVELOPE_BYTES:
-            return await asyncio.to_thread(check, plan, raw)
+            return await asyncio.get_running_loop().run_in_executor(self.small, check, plan, raw)
         try:
             result = await asyncio.wrap_future(self.validators.submit(plan, raw))
         except WorkerExited as exc:  # killed (e.g. for memory): the next publish gets a new one
