@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -61,9 +60,9 @@ T = TypeVar("T")
 
 
 CERT_CACHE_MAX: Final = 4096  # parsed client certificates kept (one per member, renewals)
-# Envelopes up to this size (about 90 indicators) are committed in the writer's prompt lane
-# and validated on a thread of the hub (a millisecond or so), not queued behind large
-# bundles in the validation workers: a small publish never waits for other members' bulk.
+# Envelopes up to this size (about 90 indicators) are checked, validated and committed in
+# one prompt writer turn, never queued behind large bundles (in the writer or the
+# validation workers): a small publish does not wait for other members' bulk.
 PROMPT_ENVELOPE_BYTES: Final = 64 * 1024
 CHECKPOINT_COALESCE: Final = 0.01  # seconds: a live push waits at most this for its checkpoint
 
@@ -79,9 +78,6 @@ class Services:
         # Child interpreters fed over pipes (not fork, not multiprocessing): each exits at
         # end of input, so none outlives the hub, even one killed with -9.
         self.validators = WorkerPool(workers, VALIDATE_TASK, "validation") if workers else None
-        # Small envelopes' validation: threads of their own, not the default pool, where
-        # every Sync stream's reads queue.
-        self.small = ThreadPoolExecutor(2, thread_name_prefix="sighub-validate-small")
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
         self.checkpoint_due = asyncio.Event()  # set by commits that appended log leaves
@@ -165,15 +161,13 @@ class Services:
         self.stopping.set()
         await self.notify()
         await asyncio.to_thread(self.writer.shutdown)
-        self.small.shutdown(wait=False)
         if self.validators is not None:
             await asyncio.to_thread(self.validators.close)
 
     async def validate(self, plan: Plan, raw: bytes) -> Checked | Rejection:
+        """A large envelope's validation: in a worker, else in its member's bulk turn."""
         if self.validators is None:
-            return await self.run(lambda: check(plan, raw), _lane(plan, raw))
-        if len(raw) <= PROMPT_ENVELOPE_BYTES:
-            return await asyncio.get_running_loop().run_in_executor(self.small, check, plan, raw)
+            return await self.run(lambda: check(plan, raw), plan.member)
         try:
             result = await asyncio.wrap_future(self.validators.submit(plan, raw))
         except WorkerExited as exc:  # killed (e.g. for memory): the next publish gets a new one
@@ -183,15 +177,10 @@ class Services:
             raise HubError(grpc.StatusCode.UNAVAILABLE, message) from None
         except OSError as exc:  # no worker can start: slower, not broken
             log.warning("cannot start a validation worker (%s): validating in-process", exc)
-            return await self.run(lambda: check(plan, raw), _lane(plan, raw))
+            return await self.run(lambda: check(plan, raw), plan.member)
         if not isinstance(result, Checked | Rejection):
             raise TypeError(f"validation worker answered a {type(result).__name__}")
         return result
-
-
-def _lane(plan: Plan, raw: bytes) -> str | None:
-    """The writer's lane for a publish's work: prompt when small, else its member's."""
-    return None if len(raw) <= PROMPT_ENVELOPE_BYTES else plan.member
 
 
 def _rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -229,15 +218,20 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
         self, request: publish_pb2.PublishRequest, context: Any
     ) -> publish_pb2.PublishResponse:
         hub, raw = self.s.hub, request.envelope
-        plan, seen = await self.s.run(
-            lambda: hub.publish_plan(self.s.identify(context), request.collaboration, raw)
-        )
-        if seen is None:
-            checked = await self.s.validate(plan, raw)
-            result, issued = await self.s.run(lambda: self._commit(plan, raw, checked),
-                                              _lane(plan, raw))  # fmt: skip
+
+        def plan_() -> tuple[Plan, PublishResult | None]:
+            return hub.publish_plan(self.s.identify(context), request.collaboration, raw)
+
+        if len(raw) <= PROMPT_ENVELOPE_BYTES:
+            result, issued = await self.s.run(lambda: self._small(plan_(), raw))
         else:
-            result, issued = seen, None
+            plan, seen = await self.s.run(plan_)
+            if seen is None:
+                checked = await self.s.validate(plan, raw)
+                result, issued = await self.s.run(lambda: self._commit(plan, raw, checked),
+                                                  plan.member)  # fmt: skip
+            else:
+                result, issued = seen, None
         self.s.metrics.published(result.sequence, result.indicators, result.duplicate)
         if issued is not None:
             await self.s.signed(issued)
@@ -249,6 +243,18 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
             indicators=result.indicators,
             duplicate=result.duplicate,
         )
+
+    def _small(
+        self, planned: tuple[Plan, PublishResult | None], raw: bytes
+    ) -> tuple[PublishResult, tuple[int, bytes] | None]:
+        """A small envelope, whole in one prompt writer turn: its checks, validation (a
+        millisecond or so) and commit.  Under load every writer turn waits for the large
+        commit in progress; one turn, not two, and no validation queue behind large
+        bundles in the workers."""
+        plan, seen = planned
+        if seen is not None:
+            return seen, None
+        return self._commit(plan, raw, check(plan, raw))
 
     def _commit(
         self, plan: Plan, raw: bytes, checked: Checked | Rejection

@@ -5,11 +5,11 @@ checks read.
 A single FIFO queue made a small publish wait behind every large bundle queued before it:
 under load, a one-indicator publish, and the checkpoint that lets followers receive it,
 queued behind a few hundred milliseconds of other members' 1,000-indicator commits.  So
-jobs come in two classes.  *Prompt* jobs (checkpoints, every publish's authorization and
-a small envelope's commit, identification, admin changes) run before *bulk* ones (a large
-envelope's commit, its validation on a hub without validation workers, the expiry sweep);
-bulk jobs take turns per member, so one member's flood of large bundles delays another
-member's large bundle by one of its own per turn.  Neither class starves:
+jobs come in two classes.  *Prompt* jobs (checkpoints, every publish's authorization, a
+small envelope's validation and commit, identification, admin changes) run before *bulk*
+ones (a large envelope's commit, its validation on a hub without validation workers, the
+expiry sweep); bulk jobs take turns per member, so one member's flood of large bundles
+delays another member's large bundle by one of its own per turn.  Neither class starves:
 after ``PROMPT_BURST`` prompt jobs in a row while a bulk job waited, that bulk job runs.
 
 What stays: one job at a time, each commit one transaction; log sequences are assigned in
