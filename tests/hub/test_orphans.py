@@ -17,9 +17,13 @@ import pytest
 
 from sighub import HubRejected
 from sighub.client._rpc import PublishResult
+from sighub.hub._service import PROMPT_ENVELOPE_BYTES
 from tests.hub.conftest import HubProcess, Member
 
 WORKER_ARGV = [sys.executable, "-m", "sighub.client._worker_main", "sighub.hub._validate:check"]
+# Indicators per publish here: an envelope over PROMPT_ENVELOPE_BYTES, which the workers
+# validate (a smaller one is validated in the hub's writer turn).
+LARGE = 200
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
@@ -77,7 +81,7 @@ def test_validation_workers_exit_when_the_hub_is_killed(
 ) -> None:
     hub, pub = running
     assert hub.proc is not None
-    pub.publish(pub.indicators(3))  # the workers start on the first publish
+    pub.publish(pub.indicators(LARGE))  # the workers start on the first large publish
     kids = children(hub.proc.pid)
     assert len(kids) == 2, {pid: argv(pid) for pid in kids}
     for pid in kids:  # no resource tracker, nothing but the workers
@@ -114,8 +118,11 @@ def test_a_worker_killed_mid_publish_fails_that_publish_unavailable(
     hub, pub = running
     assert hub.proc is not None
     pub.publish(pub.indicators(3))
+    assert children(hub.proc.pid) == {}  # a small publish is validated in the writer's turn
+    pub.publish(pub.indicators(LARGE))
     (worker,) = children(hub.proc.pid)
-    raw = pub.envelope(pub.indicators(5))
+    raw = pub.envelope(pub.indicators(LARGE))
+    assert len(raw) > PROMPT_ENVELOPE_BYTES
     before = hub.state()
     outcome: list[PublishResult | Exception] = []
 
@@ -140,9 +147,9 @@ def test_a_worker_killed_mid_publish_fails_that_publish_unavailable(
         f"envelope {result.envelope_id}: the validation worker exited before answering; "
         "not stored, retry"
     )
-    assert result.indicators == 5 and not result.duplicate
+    assert result.indicators == LARGE and not result.duplicate
     ((replacement, started),) = children(hub.proc.pid).items()
     assert replacement != worker and argv(replacement) == WORKER_ARGV
-    assert hub.state()[:2] == (before[0] + 1, before[1] + 5)
+    assert hub.state()[:2] == (before[0] + 1, before[1] + LARGE)
     assert hub.stop() == 0  # a clean stop ends the worker too
     assert gone(replacement, started)

@@ -61,6 +61,7 @@ from sighub.hub._logservice import LogService
 from sighub.hub._observe import Exposure, ObserveInterceptor, expose
 from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
 from sighub.hub._service import (
+    CHECKPOINT_COALESCE,
     DirectoryService,
     PublishService,
     Services,
@@ -79,7 +80,7 @@ SERVICE_NAMES: Final = (
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
 )
-CHECKPOINT_COALESCE: Final = 0.01  # seconds: a live push waits at most this for its checkpoint
+SWEEP_LANE: Final = " expiry sweep"  # the sweep's bulk lane: no member name has a space
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ async def serve(
         log.warning("SIGHUB_BENCH_NO_LOG=1: envelopes are not logged (a benchmark baseline)")
     signer = load_log_signer(paths.signing_key, store_origin(store, config.name))
     services = Services(Hub(store, config, ca_key, ca_pem, log_signer=signer), paths.db)
-    services.hub.issue_checkpoint(force=True)  # a fresh one before serving, always there
+    services.sign(force=True)  # a fresh one before serving, always there
     services.metrics.load(store)
     server = grpc.aio.server(
         interceptors=[ObserveInterceptor(services.metrics)], options=_options(config)
@@ -287,35 +288,33 @@ async def _sweep(services: Services) -> None:
             return services.hub.store.sweep_expired(services.hub.now())
 
     while True:
-        removed = await services.run(work)
+        # A bulk job: a sweep after a mass expiry can take a while, and publishes go first.
+        removed = await services.run(work, SWEEP_LANE)
         if removed:
             log.info("expiry sweep removed %d indicators from the current state", removed)
         await asyncio.sleep(services.hub.config.sweep_seconds)  # SIGHUP may change it
 
 
 async def _checkpoints(services: Services) -> None:
-    """Sign a checkpoint soon after every commit that appended leaves (coalesced to one
-    per CHECKPOINT_COALESCE under load), and at least every checkpoint_interval_seconds
-    while idle; then wake the Sync streams, which serve the log up to it."""
-    last = time.monotonic()  # serve() issued one
+    """Sign a checkpoint soon after every commit that appended leaves and whose own writer
+    turn did not sign one (coalesced to one per CHECKPOINT_COALESCE under load), and at
+    least every checkpoint_interval_seconds while idle; then wake the Sync streams, which
+    serve the log up to it."""
     due = services.checkpoint_due
     while True:
         interval = services.hub.config.checkpoint_interval_seconds  # SIGHUP may change it
+        wait = services.last_signed + interval - time.monotonic()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(due.wait(), max(0.0, last + interval - time.monotonic()))
+            await asyncio.wait_for(due.wait(), max(0.0, wait))
         due.clear()
-        idle = time.monotonic() - last >= interval
+        idle = time.monotonic() - services.last_signed >= interval
         try:
-            issued = await services.run(
-                functools.partial(services.hub.issue_checkpoint, force=idle)
-            )
+            issued = await services.run(functools.partial(services.sign, force=idle))
         except Exception:  # a full disk, say: keep trying, the next commit is due again
             log.exception("checkpoint not issued")
             issued = None
         if issued is not None:
-            last = time.monotonic()
-            services.metrics.log_size(issued[0])
-            await services.notify()
+            await services.signed(issued)
         await asyncio.sleep(CHECKPOINT_COALESCE)
 
 

@@ -4,10 +4,11 @@ conversions only the operator's RPCs use).  The hub's wire <-> model conversion 
 here: stored RFC 3339 text as Timestamps, envelopes and leaves as sync messages.
 
 Blocking SQLite work never runs on the event loop: every unary call runs in one writer
-thread (which serializes writes), and each Sync stream reads through its own connection in
-the default thread pool.  A commit that appends log leaves makes a checkpoint due; a new
-checkpoint, and admin changes, wake every follow stream (streams serve the log up to the
-latest checkpoint, so that each batch comes with one that covers it).
+thread (which serializes writes; ``_writer`` runs small jobs before large bundles' commits),
+and each Sync stream reads through its own connection in the default thread pool.  A
+commit that appends log leaves signs a checkpoint in its own writer turn, or makes one due
+(coalesced); a new checkpoint, and admin changes, wake every follow stream (streams serve
+the log up to the latest checkpoint, so that each batch comes with one that covers it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -44,11 +44,12 @@ from sighub.client._workers import WorkerExited, WorkerPool
 from sighub.hub import _epochs
 from sighub.hub._errors import HubError
 from sighub.hub._history import history
-from sighub.hub._hub import Hub
+from sighub.hub._hub import Hub, PublishResult
 from sighub.hub._observe import HubMetrics
 from sighub.hub._pki import ENROLL_PREFIX
 from sighub.hub._store import TLOG, EnvelopeRow, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
+from sighub.hub._writer import Writer
 
 __all__ = ["Services"]
 
@@ -59,6 +60,11 @@ T = TypeVar("T")
 
 
 CERT_CACHE_MAX: Final = 4096  # parsed client certificates kept (one per member, renewals)
+# Envelopes up to this size (about 90 indicators) are checked, validated and committed in
+# one prompt writer turn, never queued behind large bundles (in the writer or the
+# validation workers): a small publish does not wait for other members' bulk.
+PROMPT_ENVELOPE_BYTES: Final = 64 * 1024
+CHECKPOINT_COALESCE: Final = 0.01  # seconds: a live push waits at most this for its checkpoint
 
 
 class Services:
@@ -67,7 +73,7 @@ class Services:
     def __init__(self, hub: Hub, db_path: Path) -> None:
         self.hub = hub
         self.db_path = db_path
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sighub-writer")
+        self.writer = Writer()
         workers = hub.config.validation_workers
         # Child interpreters fed over pipes (not fork, not multiprocessing): each exits at
         # end of input, so none outlives the hub, even one killed with -9.
@@ -75,17 +81,48 @@ class Services:
         self.changed = asyncio.Condition()
         self.version = 0  # bumped on every change followers should look at
         self.checkpoint_due = asyncio.Event()  # set by commits that appended log leaves
+        self.last_signed = time.monotonic()  # of the latest checkpoint (writer thread)
         self.stopping = asyncio.Event()
         self._cert_cache: dict[bytes, tuple[str, str]] = {}
         self.metrics = HubMetrics()
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+    async def run(self, fn: Callable[[], T], bulk_lane: str | None = None) -> T:
+        """``fn()`` on the writer's thread: promptly, or in ``bulk_lane``'s turn (see
+        ``_writer``)."""
+        return await asyncio.wrap_future(self.writer.submit(fn, bulk_lane))
 
     async def notify(self) -> None:
         async with self.changed:
             self.version += 1
             self.changed.notify_all()
+
+    def sign(self, force: bool = False) -> tuple[int, bytes] | None:
+        """Issue a checkpoint if the log grew (or ``force``); writer thread."""
+        issued = self.hub.issue_checkpoint(force=force)
+        if issued is not None:
+            self.last_signed = time.monotonic()
+        return issued
+
+    def sign_after_commit(self) -> tuple[int, bytes] | None:
+        """Right after a commit, in the same writer turn: sign its checkpoint now, unless
+        one was signed within CHECKPOINT_COALESCE and no large bundle waits for the writer
+        (the checkpoint task then signs it, in a prompt job that runs soon).  A checkpoint
+        left to its own writer job behind a large bundle's commit would keep every follower
+        waiting for that commit.  A failure here (a full disk) does not fail the publish,
+        which is committed: the checkpoint task retries."""
+        recent = time.monotonic() - self.last_signed < CHECKPOINT_COALESCE
+        if recent and not self.writer.pending()[1]:
+            return None
+        try:
+            return self.sign()
+        except Exception:
+            log.exception("checkpoint after a commit not issued; the checkpoint task retries")
+            return None
+
+    async def signed(self, issued: tuple[int, bytes]) -> None:
+        """A checkpoint was issued: wake the Sync streams, which serve the log up to it."""
+        self.metrics.log_size(issued[0])
+        await self.notify()
 
     def committed(self) -> None:
         """Leaves were appended: a checkpoint is due (``_server._checkpoints`` signs it and
@@ -123,13 +160,14 @@ class Services:
     async def close(self) -> None:
         self.stopping.set()
         await self.notify()
-        self.writer.shutdown(wait=True)
+        await asyncio.to_thread(self.writer.shutdown)
         if self.validators is not None:
             await asyncio.to_thread(self.validators.close)
 
     async def validate(self, plan: Plan, raw: bytes) -> Checked | Rejection:
+        """A large envelope's validation: in a worker, else in its member's bulk turn."""
         if self.validators is None:
-            return await self.run(lambda: check(plan, raw))
+            return await self.run(lambda: check(plan, raw), plan.member)
         try:
             result = await asyncio.wrap_future(self.validators.submit(plan, raw))
         except WorkerExited as exc:  # killed (e.g. for memory): the next publish gets a new one
@@ -139,7 +177,7 @@ class Services:
             raise HubError(grpc.StatusCode.UNAVAILABLE, message) from None
         except OSError as exc:  # no worker can start: slower, not broken
             log.warning("cannot start a validation worker (%s): validating in-process", exc)
-            return await self.run(lambda: check(plan, raw))
+            return await self.run(lambda: check(plan, raw), plan.member)
         if not isinstance(result, Checked | Rejection):
             raise TypeError(f"validation worker answered a {type(result).__name__}")
         return result
@@ -180,16 +218,24 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
         self, request: publish_pb2.PublishRequest, context: Any
     ) -> publish_pb2.PublishResponse:
         hub, raw = self.s.hub, request.envelope
-        plan, seen = await self.s.run(
-            lambda: hub.publish_plan(self.s.identify(context), request.collaboration, raw)
-        )
-        if seen is None:
-            checked = await self.s.validate(plan, raw)
-            result = await self.s.run(lambda: hub.publish_commit(plan, raw, checked))
+
+        def plan_() -> tuple[Plan, PublishResult | None]:
+            return hub.publish_plan(self.s.identify(context), request.collaboration, raw)
+
+        if len(raw) <= PROMPT_ENVELOPE_BYTES:
+            result, issued = await self.s.run(lambda: self._small(plan_(), raw))
         else:
-            result = seen
+            plan, seen = await self.s.run(plan_)
+            if seen is None:
+                checked = await self.s.validate(plan, raw)
+                result, issued = await self.s.run(lambda: self._commit(plan, raw, checked),
+                                                  plan.member)  # fmt: skip
+            else:
+                result, issued = seen, None
         self.s.metrics.published(result.sequence, result.indicators, result.duplicate)
-        if not result.duplicate:
+        if issued is not None:
+            await self.s.signed(issued)
+        elif not result.duplicate:
             self.s.committed()
         return publish_pb2.PublishResponse(
             sequence=result.sequence,
@@ -197,6 +243,24 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
             indicators=result.indicators,
             duplicate=result.duplicate,
         )
+
+    def _small(
+        self, planned: tuple[Plan, PublishResult | None], raw: bytes
+    ) -> tuple[PublishResult, tuple[int, bytes] | None]:
+        """A small envelope, whole in one prompt writer turn: its checks, validation (a
+        millisecond or so) and commit.  Under load every writer turn waits for the large
+        commit in progress; one turn, not two, and no validation queue behind large
+        bundles in the workers."""
+        plan, seen = planned
+        if seen is not None:
+            return seen, None
+        return self._commit(plan, raw, check(plan, raw))
+
+    def _commit(
+        self, plan: Plan, raw: bytes, checked: Checked | Rejection
+    ) -> tuple[PublishResult, tuple[int, bytes] | None]:
+        result = self.s.hub.publish_commit(plan, raw, checked)
+        return result, None if result.duplicate else self.s.sign_after_commit()
 
 
 # A stream's own SQLite page cache: it reads each page of the log once.
