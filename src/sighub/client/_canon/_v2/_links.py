@@ -8,7 +8,6 @@ path segments have their unreserved percent-escapes decoded.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 import unicodedata
@@ -19,6 +18,7 @@ import idna
 from sighub.client._canon import _emoji, _payment, _url
 from sighub.client._canon._gen_table import _ranges
 from sighub.client._canon._table import HOST_FOLD, SPACE, bmp_class
+from sighub.client._canon._v2._text import Offsets
 from sighub.client._errors import CanonError
 
 # What canon/1 drops from hosts as invisible (format characters and blank fillers).
@@ -77,7 +77,7 @@ def _applied(text: str) -> _Applied:
     found: _Applied = []
     low = text.lower()
     for hints, rx in _PATTERNS:
-        if any(h in low for h in hints):
+        if any(map(low.__contains__, hints)):  # C-level: no generator frame per hint
             found += [(m.start(), m.end(), r) for m in rx.finditer(text)
                       if (r := _refanged(m)) is not None]  # fmt: skip
     if not text.isascii():
@@ -125,38 +125,7 @@ def refang(text: str) -> tuple[str, list[int] | None]:
     return _replaced(text, applied), src
 
 
-class _Spans:
-    """Spans in a refanged text mapped back to the original, as ``refang``'s ``src`` would
-    map them, without building ``src``: a text has few replacements and fewer links, so a
-    bisect per span is cheaper than a list as long as the text."""
-
-    __slots__ = ("_applied", "_starts")
-
-    def __init__(self, applied: _Applied) -> None:
-        self._applied = applied
-        starts = []
-        shift = 0
-        for start, end, rep in applied:  # where each replacement starts in refanged text
-            starts.append(start + shift)
-            shift += len(rep) - (end - start)
-        self._starts = starts
-
-    def at(self, p: int) -> int:
-        """``src[p]``."""
-        k = bisect.bisect_right(self._starts, p) - 1
-        if k < 0:
-            return p
-        w0 = self._starts[k]
-        start, end, rep = self._applied[k]
-        if p < w0 + len(rep):
-            return start + (p - w0) if len(rep) == end - start else start
-        return end + (p - w0 - len(rep))
-
-    def span(self, s: int, e: int) -> tuple[int, int]:
-        return self.at(s), self.at(e - 1) + 1
-
-
-def _refanged_spans(text: str) -> tuple[str, _Spans | None]:
+def _refanged_spans(text: str) -> tuple[str, Offsets | None]:
     """``refang`` with a lazy span map (None: spans unchanged)."""
     applied = _applied(text)
     if not applied:
@@ -164,7 +133,7 @@ def _refanged_spans(text: str) -> tuple[str, _Spans | None]:
     work = _replaced(text, applied)
     if all(len(rep) == end - start for start, end, rep in applied):
         return work, None
-    return work, _Spans(applied)
+    return work, Offsets(applied)
 
 
 def _label(raw: str) -> str | None:
