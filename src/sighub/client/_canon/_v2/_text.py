@@ -65,7 +65,8 @@ _TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
 _CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
 _SOFT: Final = ".,;:!?"
 # After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
-_SOFT_PAIRS: Final = tuple((p + w, MARK + w) for p in _SOFT for w in " \t")
+# One scan for every pair (replacing a mark creates or removes no other pair).
+_SOFT_RE: Final = re.compile(f"[{re.escape(_SOFT)}](?=[ \t])")
 _CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
 _CLOSED_RE: Final = re.compile("[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]+(?=\\s)")
 
@@ -258,9 +259,7 @@ def marked(folded: str) -> str:
     f = _CONTROL_RE.sub(MARK, folded)
     if "#" in f:
         f = _TAG_RE.sub(_mark_tag, f)
-    for pair, mark in _SOFT_PAIRS:
-        if pair in f:
-            f = f.replace(pair, mark)
+    f = _SOFT_RE.sub(MARK, f)
     if _CLOSER_HINT_RE.search(f) is not None:
         f = _CLOSED_RE.sub(_mark_closed, f)
     return f
