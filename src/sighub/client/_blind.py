@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ _COPY: Final = _BLAKE2B.copy
 _UPDATE: Final = _BLAKE2B.update
 _DIGEST: Final = _BLAKE2B.digest
 KEY_BYTES: Final = 32
+# A word list's phrase-break marker (canon/2; canon/1 words never hold a line break).
+BREAK: Final = "\n"
+_NOT: Final = bytes([1]) + bytes(255)  # translate: 0 -> 1, anything else -> 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,8 @@ class Blinder:
         their states and digests are cached.  Every per-candidate step is a C-level
         ``map``: this is the matcher's hot path.
         """
+        if BREAK in words:
+            return self._phrases_between_breaks(words)
         found = list(map(self._words.get, words))
         if None in found:
             found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
@@ -163,6 +169,40 @@ class Blinder:
             if length > 2 and states:
                 del states[-1]  # the phrase starting there has no next word
             collections.deque(map(_UPDATE, states, spaced[length - 1 :]), maxlen=0)
+            digests += map(_DIGEST, states)
+        return digests
+
+    def _phrases_between_breaks(self, words: list[str]) -> list[bytes]:
+        """``_phrases`` for a canon/2 word list with ``BREAK`` markers: the phrases that hold
+        a break are never hashed (no indicator holds one), and the digests of the others
+        keep the same order (by length, then by position).
+
+        ``keep[i]`` is 1 while the phrase of the current length starting at word ``i``
+        crosses no break; the masks are built C-level from a byte per word (1: a break),
+        shifted and or-ed as one integer, so the hot path stays free of per-word steps."""
+        n = len(words)
+        breaks = int.from_bytes(bytes(map(BREAK.__eq__, words)), "little")
+        bad = breaks
+        keep = bad.to_bytes(n, "little").translate(_NOT)
+        found = list(map(self._words.get, words))
+        if None in found:
+            found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
+        cached_states, first, spaced = zip(*found, strict=True)
+        digests: list[bytes] = list(itertools.compress(first, keep))
+        states: list[Any] = []
+        for length in range(2, MAX_PHRASE_WORDS + 1):
+            if length > n:
+                break
+            bad |= breaks >> (8 * (length - 1))
+            previous = keep
+            keep = bad.to_bytes(n, "little").translate(_NOT)[: n - length + 1] + bytes(length - 1)
+            if length == 2:  # copy the single-word states that start a longer phrase
+                states = list(map(_COPY, itertools.compress(cached_states, keep)))
+            else:
+                states = list(itertools.compress(states, itertools.compress(keep, previous)))
+            collections.deque(
+                map(_UPDATE, states, itertools.compress(spaced[length - 1 :], keep)), maxlen=0
+            )
             digests += map(_DIGEST, states)
         return digests
 
@@ -187,7 +227,7 @@ class BlindedText:
     original text; a matcher calls it only for the few digests that hit.
     """
 
-    __slots__ = ("_spans", "_word_spans", "digests", "n_words", "rest", "text")
+    __slots__ = ("_layout", "_spans", "_word_spans", "digests", "n_words", "rest", "text")
 
     def __init__(
         self,
@@ -199,6 +239,7 @@ class BlindedText:
     ) -> None:
         self.text, self.n_words, self.rest, self.digests = text, n_words, rest, digests
         self._spans: list[tuple[str, int, int]] | None = None
+        self._layout: tuple[tuple[int, int], ...] | None = None
         self._word_spans = word_spans or canon_for(CANON_VERSION).word_spans
 
     @property
@@ -217,11 +258,34 @@ class BlindedText:
         if self._spans is None:
             self._spans = self._word_spans(self.text)
         n = self.n_words
+        if self._layout is None:
+            self._layout = (
+                _layout(self._spans) if any(w == BREAK for w, _, _ in self._spans) else ()
+            )
+        if self._layout:  # phrases across a break were not hashed: see Blinder._phrases
+            i, length = self._layout[k]
+            return "keyword", self._spans[i][1], self._spans[i + length - 1][2]
         length = 1
         while k >= n - length + 1:  # skip the blocks of shorter phrases
             k -= n - length + 1
             length += 1
         return "keyword", self._spans[k][1], self._spans[k + length - 1][2]
+
+
+def _layout(spans: list[tuple[str, int, int]]) -> tuple[tuple[int, int], ...]:
+    """(first word, length) of each hashed phrase of a word list with breaks, in digest
+    order: by length, then by position, none holding a break."""
+    n = len(spans)
+    # run[i]: how many words from i on before a break (0 at a break)
+    run = [0] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        run[i] = 0 if spans[i][0] == BREAK else run[i + 1] + 1
+    return tuple(
+        (i, length)
+        for length in range(1, MAX_PHRASE_WORDS + 1)
+        for i in range(n - length + 1)
+        if run[i] >= length
+    )
 
 
 # The blinding schemes a matcher can scan with, by the name indicators carry.

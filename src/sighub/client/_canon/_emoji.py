@@ -33,23 +33,43 @@ def _canon_cluster(cluster: str) -> str:
     return cluster.translate(_DROP)
 
 
+_Cluster = tuple[str, int, int]
+# The clusters of the last text scanned: a matcher with both canons in force extracts the
+# same text twice (the canons differ only in the gaps a run may span).  One slot, replaced
+# whole, so threads that scan see either entry complete; ``is`` is safe as the slot keeps
+# its text alive.
+_last: list[tuple[str, tuple[_Cluster, ...]]] = [("", ())]
+
+
+def _clusters(text: str) -> tuple[_Cluster, ...]:
+    """(canonical value, start, end) of each emoji cluster of ``text``."""
+    last = _last[0]
+    if last[0] is text:
+        return last[1]
+    found: tuple[_Cluster, ...] = ()
+    hint = _HINT_RE.search(text)
+    if hint is not None:
+        # A keycap starts one character before its U+20E3; anything else at the hint.
+        start = hint.start() - 2 if hint.group() == "\u20e3" else hint.start()
+        found = tuple(
+            (_canon_cluster(m.group()), m.start(), m.end())
+            for m in CLUSTER_RE.finditer(text, max(0, start))
+        )
+    _last[0] = (text, found)
+    return found
+
+
 def runs(text: str, gap: re.Pattern[str] = _GAP_RE) -> list[list[tuple[str, int, int]]]:
     """Runs of adjacent emoji clusters (canonical value, start, end) in ``text``: ``gap``
     matches what may stand between two emoji of one run."""
     out: list[list[tuple[str, int, int]]] = []
-    hint = _HINT_RE.search(text)
-    if hint is None:
-        return out
-    # A keycap starts one character before its U+20E3; anything else at the hint itself.
-    start = hint.start() - 2 if hint.group() == "\u20e3" else hint.start()
     last_end = -1
-    for m in CLUSTER_RE.finditer(text, max(0, start)):
-        item = (_canon_cluster(m.group()), m.start(), m.end())
-        if out and gap.fullmatch(text, last_end, m.start()):
+    for item in _clusters(text):
+        if out and gap.fullmatch(text, last_end, item[1]):
             out[-1].append(item)
         else:
             out.append([item])
-        last_end = m.end()
+        last_end = item[2]
     return out
 
 

@@ -11,7 +11,15 @@ from typing import Final
 
 from sighub.client._canon._v2 import _links
 from sighub.client._canon._v2._table import NON_UNIT, TABLE_SHA256
-from sighub.client._canon._v2._text import BREAK, TOKEN_RE, fold, fold_fast, token_values, tokens
+from sighub.client._canon._v2._text import (
+    BREAK,
+    TOKEN_RE,
+    fold,
+    fold_fast,
+    offsets,
+    token_values,
+    tokens,
+)
 from sighub.client._errors import CanonError
 from sighub.client._model import Kind
 
@@ -117,9 +125,12 @@ def scan_parts(text: str, folded: str | None = None) -> tuple[list[str], _Rest]:
     rest: _Rest = []
     found = [("hashtag", v, s, e) for v, s, e in _hashtags(folded)] if "#" in folded else []
     _links.payment_candidates(folded, found)
-    if found:
-        src = None if text.isascii() or NON_UNIT.isdisjoint(text) else fold(text)[1]
-        rest.extend((k, v, *_spans(src, s, e)) for k, v, s, e in found)
+    if found:  # spans are in folded text: map them back (an identity for most texts)
+        src = None if text.isascii() or NON_UNIT.isdisjoint(text) else offsets(text)
+        if src is None:
+            rest.extend(found)
+        else:
+            rest.extend((k, v, *src.span(s, e)) for k, v, s, e in found)
     if not text.isascii():
         _links.emoji_candidates(text, rest)
     _links.url_candidates(text, rest)

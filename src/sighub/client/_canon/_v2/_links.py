@@ -18,6 +18,7 @@ import idna
 from sighub.client._canon import _emoji, _payment, _url
 from sighub.client._canon._gen_table import _ranges
 from sighub.client._canon._table import HOST_FOLD, SPACE, bmp_class
+from sighub.client._canon._v2._text import Offsets
 from sighub.client._errors import CanonError
 
 # What canon/1 drops from hosts as invisible (format characters and blank fillers).
@@ -67,14 +68,18 @@ def _refanged(m: re.Match[str]) -> str | None:
     return "."  # "[.]" or "(dot)"
 
 
-def refang(text: str) -> tuple[str, list[int] | None]:
-    """``text`` with defangs undone, and ``src`` (as ``fold``) unless lengths kept."""
+_Applied = list[tuple[int, int, str]]
+
+
+def _applied(text: str) -> _Applied:
+    """The refang replacements of ``text``: (start, end, replacement), in order, none
+    overlapping."""
+    found: _Applied = []
     low = text.lower()
-    found: list[tuple[int, int, str]] = []
     for hints, rx in _PATTERNS:
-        if any(h in low for h in hints):
-            found += [(m.start(), m.end(), r) for m in rx.finditer(text) if (r := _refanged(m))
-                      is not None]  # fmt: skip
+        if any(map(low.__contains__, hints)):  # C-level: no generator frame per hint
+            found += [(m.start(), m.end(), r) for m in rx.finditer(text)
+                      if (r := _refanged(m)) is not None]  # fmt: skip
     if not text.isascii():
         found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text)]
         # Astral invisibles (tags, variation selectors) among the astral characters only:
@@ -82,27 +87,53 @@ def refang(text: str) -> tuple[str, list[int] | None]:
         found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text)
                   if m.group() in INVISIBLE]  # fmt: skip
     if not found:
-        return text, None
+        return found
     found.sort()
-    parts: list[str] = []
-    src: list[int] = []
+    out: _Applied = []
     pos = 0
-    moved = False
     for start, end, rep in found:
-        if start < pos:
-            continue  # overlaps one already applied
-        parts.append(text[pos:start])
-        src.extend(range(pos, start))
-        parts.append(rep)
-        if len(rep) == end - start:
-            src.extend(range(start, end))
-        else:
-            moved = True
-            src.extend([start] * len(rep))
+        if start >= pos:  # else it overlaps one already applied
+            out.append((start, end, rep))
+            pos = end
+    return out
+
+
+def _replaced(text: str, applied: _Applied) -> str:
+    parts: list[str] = []
+    pos = 0
+    for start, end, rep in applied:
+        parts += (text[pos:start], rep)
         pos = end
     parts.append(text[pos:])
+    return "".join(parts)
+
+
+def refang(text: str) -> tuple[str, list[int] | None]:
+    """``text`` with defangs undone, and ``src`` (as ``fold``) unless lengths kept."""
+    applied = _applied(text)
+    if not applied:
+        return text, None
+    if all(len(rep) == end - start for start, end, rep in applied):
+        return _replaced(text, applied), None
+    src: list[int] = []
+    pos = 0
+    for start, end, rep in applied:
+        src.extend(range(pos, start))
+        src.extend(range(start, end) if len(rep) == end - start else [start] * len(rep))
+        pos = end
     src.extend(range(pos, len(text) + 1))
-    return "".join(parts), (src if moved else None)
+    return _replaced(text, applied), src
+
+
+def _refanged_spans(text: str) -> tuple[str, Offsets | None]:
+    """``refang`` with a lazy span map (None: spans unchanged)."""
+    applied = _applied(text)
+    if not applied:
+        return text, None
+    work = _replaced(text, applied)
+    if all(len(rep) == end - start for start, end, rep in applied):
+        return work, None
+    return work, Offsets(applied)
 
 
 def _label(raw: str) -> str | None:
@@ -141,7 +172,7 @@ def _relative(url: str) -> tuple[tuple[str, int, int], ...]:
 def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
     if _HINT_RE.search(text) is None:
         return
-    work, src = refang(text)
+    work, spans = _refanged_spans(text)
     found: list[tuple[str, str, int, int]] = []
     for chunk in _url._CHUNK_RE.finditer(work):
         url_re = _url._URL_ASCII_RE if chunk.group().isascii() else _url.URL_RE
@@ -151,10 +182,10 @@ def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
             rel = _relative(url) if len(url) <= 256 else _url._relative_parts(url, parse)
             for value, start, end in rel:
                 found.append(("url", value, base + start, base + end))
-    if src is None:
+    if spans is None:
         out.extend(found)
     else:
-        out.extend((k, v, src[s], src[e - 1] + 1) for k, v, s, e in found)
+        out.extend((k, v, *spans.span(s, e)) for k, v, s, e in found)
 
 
 def canonicalize_url(value: str) -> str:
@@ -198,7 +229,7 @@ def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> Non
     """Payment handles in v2-folded text, spans in ``folded``."""
     if not any(literal in folded for literal in _PAY_HINTS):
         return
-    work, src = refang(folded)
+    work, spans = _refanged_spans(folded)
     found: list[tuple[str, str, int, int]] = []
     if "%" not in work:
         _payment.candidates(work, found)
@@ -206,10 +237,10 @@ def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> Non
         decoded, starts, ends = _decode_percent(work)
         _payment.candidates(decoded, found)
         found = [(k, v, starts[s], ends[e - 1]) for k, v, s, e in found]
-    if src is None:
+    if spans is None:
         out.extend(found)
     else:
-        out.extend((k, v, src[s], src[e - 1] + 1) for k, v, s, e in found)
+        out.extend((k, v, *spans.span(s, e)) for k, v, s, e in found)
 
 
 def canonicalize_payment(folded: str, original: str) -> str:

@@ -12,6 +12,7 @@ import operator
 import re
 from typing import Final
 
+from sighub.client._canon._gen_table import _ranges
 from sighub.client._canon._table import bmp_class, one_of, run_of
 from sighub.client._canon._v2._table import (
     DIGITS,
@@ -64,7 +65,8 @@ _TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
 _CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
 _SOFT: Final = ".,;:!?"
 # After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
-_SOFT_PAIRS: Final = tuple((p + w, MARK + w) for p in _SOFT for w in " \t")
+# One scan for every pair (replacing a mark creates or removes no other pair).
+_SOFT_RE: Final = re.compile(f"[{re.escape(_SOFT)}](?=[ \t])")
 _CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
 _CLOSED_RE: Final = re.compile("[.,;:!?]+[\"'\u2019\u201d)\\]}\u00bb*_~]+(?=\\s)")
 
@@ -114,6 +116,65 @@ def fold(text: str) -> tuple[str, list[int] | None]:
         pos = end
     src.extend(range(pos, len(text) + 1))
     return folded, src
+
+
+class Offsets:
+    """Positions in a rewritten text (folded, refanged) mapped back to the original, as the
+    ``src`` lists of ``fold`` and ``refang`` map them, without building ``src``: a text has
+    few rewrites that change lengths and fewer candidates to map, so a bisect per position
+    is cheaper than a list as long as the text.  ``applied`` lists the rewrites as (start,
+    end, replacement) in the original, in order, none overlapping."""
+
+    __slots__ = ("_applied", "_starts")
+
+    def __init__(self, applied: list[tuple[int, int, str]]) -> None:
+        self._applied = applied
+        starts = []
+        shift = 0
+        for start, end, rep in applied:  # where each replacement starts in refanged text
+            starts.append(start + shift)
+            shift += len(rep) - (end - start)
+        self._starts = starts
+
+    def at(self, p: int) -> int:
+        """``src[p]``."""
+        k = bisect.bisect_right(self._starts, p) - 1
+        if k < 0:
+            return p
+        w0 = self._starts[k]
+        start, end, rep = self._applied[k]
+        if p < w0 + len(rep):
+            return start + (p - w0) if len(rep) == end - start else start
+        return end + (p - w0 - len(rep))
+
+    def span(self, s: int, e: int) -> tuple[int, int]:
+        """``(src[s], src[e - 1] + 1)``; an empty span (a break) stays empty."""
+        if s == e:
+            return self.at(s), self.at(s)
+        return self.at(s), self.at(e - 1) + 1
+
+
+_ODD_BMP_RE: Final = re.compile(bmp_class(_ranges(sorted(map(ord, NON_UNIT)))) + "+")
+_ODD_ASTRAL: Final = frozenset(ch for ch in NON_UNIT if ord(ch) >= 0x10000)
+
+
+def offsets(text: str) -> Offsets | None:
+    """``fold(text)[1]`` as an ``Offsets`` map (None: positions unchanged), for the few
+    candidates a text holds: only the characters that fold to other than one character
+    are visited."""
+    if text.isascii():
+        return None
+    applied = [
+        (i, i + 1, FOLD[ord(text[i])])
+        for m in _ODD_BMP_RE.finditer(text)
+        for i in range(m.start(), m.end())
+    ]
+    if _ODD_ASTRAL and _ASTRAL_RE.search(text) is not None:
+        astral = [(m.start(), m.end(), FOLD[ord(m.group())]) for m in _ASTRAL_RE.finditer(text)
+                  if m.group() in _ODD_ASTRAL]  # fmt: skip
+        if astral:
+            applied = sorted(applied + astral)
+    return Offsets(applied) if applied else None
 
 
 def fold_fast(text: str) -> str:
@@ -198,9 +259,7 @@ def marked(folded: str) -> str:
     f = _CONTROL_RE.sub(MARK, folded)
     if "#" in f:
         f = _TAG_RE.sub(_mark_tag, f)
-    for pair, mark in _SOFT_PAIRS:
-        if pair in f:
-            f = f.replace(pair, mark)
+    f = _SOFT_RE.sub(MARK, f)
     if _CLOSER_HINT_RE.search(f) is not None:
         f = _CLOSED_RE.sub(_mark_closed, f)
     return f
