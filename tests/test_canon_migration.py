@@ -111,6 +111,30 @@ def test_reload_adds_and_revokes_across_versions(tmp_path: Path) -> None:
         assert fired(scratch, text) == fired(newer, text)
 
 
+def test_a_store_whose_migration_stopped_between_the_columns_gains_the_other(
+    tmp_path: Path,
+) -> None:
+    """The two ALTERs commit apart: a crash between them leaves ``canon`` alone, and the
+    next open adds ``scheme`` (it used to look for ``canon`` only, and stay broken)."""
+    path = tmp_path / "local.db"
+    store_of(tmp_path, RULES[:1]).close()
+    conn = sqlite3.connect(path)
+    for name in ("updated", "deleted"):  # the triggers name the column
+        conn.execute(f"DROP TRIGGER indicator_changes_{name}")
+    for table in ("indicators", "indicator_changes"):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN scheme")
+    conn.commit()
+    conn.close()
+    store = LocalStore(path)
+    try:
+        for table in ("indicators", "indicator_changes"):
+            cols = {r[1] for r in store.conn.execute(f"PRAGMA table_info({table})")}
+            assert {"canon", "scheme"} <= cols, table
+        assert store.active(AT)[0].canon == V1
+    finally:
+        store.close()
+
+
 def test_a_store_made_before_canon2_gains_the_columns(tmp_path: Path) -> None:
     path = tmp_path / "local.db"
     store = store_of(tmp_path, RULES[:1])

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -194,3 +195,27 @@ def test_a_canonical_url_with_a_non_ascii_top_level_label_canonicalizes_to_itsel
     once = canonicalize("url", "menu.AÀ/x", version)
     assert once.startswith("menu.xn--") and canonicalize("url", once, version) == once
     assert canonicalize("url", "xn--fa-hia.de", version) == "xn--fa-hia.de"  # as before
+
+
+def _extract_seconds(text: str) -> float:
+    import time
+
+    start = time.perf_counter()
+    extract(text, V2)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "." * n + "'x",  # a closing quote after a long run of sentence marks
+        lambda n: "!" * (n // 2) + ")" * (n // 2) + "x",
+        lambda n: "polka dot " + " " * n + "a dot b",  # " dot " refang after a long blank run
+    ],
+)
+def test_hostile_runs_scan_in_linear_time(make: Any) -> None:
+    """8x the text may take at most 16x the time (the patterns were quadratic: 20,000
+    characters took 3-40 s); a floor keeps timer noise out of the ratio."""
+    extract(make(1000), V2)  # warm the tables
+    small, large = _extract_seconds(make(8_000)), _extract_seconds(make(64_000))
+    assert large < 16 * max(small, 0.002), (small, large)

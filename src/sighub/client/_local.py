@@ -227,14 +227,18 @@ class LocalStore:
 
     def _add_canon_column(self) -> None:
         """Give a store made before canon/2 its ``canon`` and ``scheme`` columns, and
-        triggers that log them (the old ones would log every change as canon/1)."""
+        triggers that log them (the old ones would log every change as canon/1).  Each
+        column is checked on its own: a crash between the two ALTERs leaves one, and the
+        next open adds the other."""
         for table in ("indicators", "indicator_changes"):
-            cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            if "canon" not in cols:
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {_CANON_COLUMN}")
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {_SCHEME_COLUMN}")
-                for name in ("updated", "deleted"):
-                    self.conn.execute(f"DROP TRIGGER IF EXISTS indicator_changes_{name}")
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if {"canon", "scheme"} <= have:
+                continue
+            for name, decl in (("canon", _CANON_COLUMN), ("scheme", _SCHEME_COLUMN)):
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {decl}")
+            for name in ("updated", "deleted"):
+                self.conn.execute(f"DROP TRIGGER IF EXISTS indicator_changes_{name}")
 
     def close(self) -> None:
         self.conn.close()

@@ -43,3 +43,7 @@ class HubError(Exception):
     @classmethod
     def exhausted(cls, message: str) -> HubError:
         return cls(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+    @classmethod
+    def unavailable(cls, message: str) -> HubError:
+        return cls(grpc.StatusCode.UNAVAILABLE, message)

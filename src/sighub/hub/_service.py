@@ -49,7 +49,7 @@ from sighub.hub._observe import HubMetrics
 from sighub.hub._pki import ENROLL_PREFIX
 from sighub.hub._store import TLOG, EnvelopeRow, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
-from sighub.hub._writer import Writer
+from sighub.hub._writer import Writer, WriterClosed
 
 __all__ = ["Services"]
 
@@ -89,7 +89,11 @@ class Services:
     async def run(self, fn: Callable[[], T], bulk_lane: str | None = None) -> T:
         """``fn()`` on the writer's thread: promptly, or in ``bulk_lane``'s turn (see
         ``_writer``)."""
-        return await asyncio.wrap_future(self.writer.submit(fn, bulk_lane))
+        try:
+            future = self.writer.submit(fn, bulk_lane)
+        except WriterClosed:  # shutting down: a call that came late may retry elsewhere
+            raise HubError.unavailable("the hub is shutting down; retry shortly") from None
+        return await asyncio.wrap_future(future)
 
     async def notify(self) -> None:
         async with self.changed:
@@ -217,6 +221,17 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
     async def Publish(
         self, request: publish_pb2.PublishRequest, context: Any
     ) -> publish_pb2.PublishResponse:
+        # Shielded: a call cancelled once its envelope is in the writer's queue still wakes
+        # the followers after the commit (else they would wait for the next checkpoint).
+        result = await asyncio.shield(self._publish(request, context))
+        return publish_pb2.PublishResponse(
+            sequence=result.sequence,
+            envelope_id=result.envelope_id,
+            indicators=result.indicators,
+            duplicate=result.duplicate,
+        )
+
+    async def _publish(self, request: publish_pb2.PublishRequest, context: Any) -> PublishResult:
         hub, raw = self.s.hub, request.envelope
 
         def plan_() -> tuple[Plan, PublishResult | None]:
@@ -237,12 +252,7 @@ class PublishService(publish_pb2_grpc.PublishServiceServicer):
             await self.s.signed(issued)
         elif not result.duplicate:
             self.s.committed()
-        return publish_pb2.PublishResponse(
-            sequence=result.sequence,
-            envelope_id=result.envelope_id,
-            indicators=result.indicators,
-            duplicate=result.duplicate,
-        )
+        return result
 
     def _small(
         self, planned: tuple[Plan, PublishResult | None], raw: bytes

@@ -26,13 +26,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Final, TypeVar
 
-__all__ = ["PROMPT_BURST", "Writer"]
+__all__ = ["PROMPT_BURST", "Writer", "WriterClosed"]
 
 T = TypeVar("T")
 
 # Prompt jobs that may run in a row while a bulk job waits: a bulk commit then waits for at
 # most this many small jobs (each about a millisecond) per turn.
 PROMPT_BURST: Final = 16
+
+
+class WriterClosed(RuntimeError):
+    """Work submitted after shutdown began: the caller answers UNAVAILABLE (retry)."""
 
 
 class Writer:
@@ -53,7 +57,7 @@ class Writer:
         future: Future[T] = Future()
         with self._cv:
             if self._closing:
-                raise RuntimeError("the hub's writer is shut down: no new work")
+                raise WriterClosed("the hub's writer is shut down: no new work")
             if bulk_lane is None:
                 self._prompt.append((future, fn))
             else:

@@ -31,7 +31,8 @@ _STOPS: Final = "\u3002\uff0e\uff61"
 # alternation would try every branch at every position.
 _PATTERNS: Final = (
     (("[.", "(.", "{.", "[dot", "(dot", "{dot"), re.compile(r"[\[({](?:\.|[dD][oO][tT])[\])}]")),
-    ((" dot", "\tdot"), re.compile(r"[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
+    # anchored at a run's start: a long run of spaces made it quadratic
+    ((" dot", "\tdot"), re.compile(r"(?<![ \t])[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
     (("hxxp",), re.compile("[hH][xX][xX][pP]")),
     (("*", "_", "~", "`"), re.compile("[*_~`]+")),
 )
