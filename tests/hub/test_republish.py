@@ -75,5 +75,6 @@ def test_republish_moves_a_file_to_canon2(
     capsys.readouterr()
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["canon"] == "canon/2" and again["indicators"] == 3
+    assert again["canon"] == "canon/2" and again["indicators"] == 0  # a repeat moves nothing
+    assert again["already_in_force"] == 3 and again["envelope_id"] is None
     assert again["revoked"] == 0 and again["revoke_envelope_id"] is None

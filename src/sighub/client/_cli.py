@@ -283,15 +283,22 @@ def cmd_republish(args: argparse.Namespace) -> int:
         args,
         {
             "canon": canon,
-            "indicators": pub.indicators,
-            "envelope_id": pub.envelope_id,
-            "sequence": pub.sequence,
+            "indicators": pub.indicators if pub else 0,
+            "envelope_id": pub.envelope_id if pub else None,
+            "sequence": pub.sequence if pub else None,
+            "already_in_force": done.kept,
             "revoked": done.replaced,
             "revoke_envelope_id": rev.envelope_id if rev else None,
             "revoke_sequence": rev.sequence if rev else None,
         },
-        f"published {pub.indicators} indicators under {canon}: envelope "
-        f"{pub.envelope_id[:16]} at sequence {pub.sequence}; "
+        (
+            f"published {pub.indicators} indicators under {canon}: envelope "
+            f"{pub.envelope_id[:16]} at sequence {pub.sequence}"
+            if pub
+            else f"published nothing: all {done.kept} rows are in force under {canon} already"
+        )
+        + (f" ({done.kept} in force already)" if pub and done.kept else "")
+        + "; "
         + (
             f"revoked {done.replaced} they replace: envelope {rev.envelope_id[:16]} at "
             f"sequence {rev.sequence}"

@@ -474,10 +474,14 @@ class LocalStore:
                 out[r[0]] = tuple(r)
         return out
 
-    def own_rows(self, publisher: str, collab: str) -> list[tuple[Any, ...]]:
-        """Full rows of ``publisher``'s indicators in ``collab`` that are not revoked."""
-        q = "SELECT * FROM indicators WHERE publisher = ? AND collab = ? AND revoked = 0"
-        return [tuple(r) for r in self.conn.execute(q, (publisher, collab))]
+    def own_rows(self, publisher: str, collab: str, now: datetime) -> list[tuple[Any, ...]]:
+        """Full rows of ``publisher``'s indicators in ``collab`` in force at ``now`` (not
+        revoked, not expired)."""
+        q = (
+            "SELECT * FROM indicators WHERE publisher = ? AND collab = ? AND revoked = 0"
+            " AND valid_until > ?"
+        )
+        return [tuple(r) for r in self.conn.execute(q, (publisher, collab, format_time(now)))]
 
     # -- what a matcher reads: rows as (rowid, collab, key_epoch, form, value, canon,
     # scheme, valid_from, valid_until, revoked), within one ``snapshot`` so they agree ---

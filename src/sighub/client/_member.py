@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sighub.client._analyst import DEFAULT_TTL, read_rows, to_indicators
@@ -47,12 +47,14 @@ _OTHER = {
 
 @dataclass(frozen=True, slots=True)
 class Republished:
-    """What ``Member.republish`` did: the new versions' publish result, and the revocation
-    of the ``replaced`` indicators (None when there was nothing to revoke)."""
+    """What ``Member.republish`` did: the new versions' publish result (None when every
+    row is in force under the canon already: ``kept`` of them), and the revocation of the
+    ``replaced`` indicators (None when there was nothing to revoke)."""
 
-    published: PublishResult
+    published: PublishResult | None
     revoked: PublishResult | None
     replaced: int
+    kept: int = 0
 
 
 class Member:
@@ -167,24 +169,46 @@ class Member:
         if not rows:
             raise SighubError(f"republish {path}: no blinded rows to move to {canon}")
         me = self.files.identity().publisher
-        old = self._replaced(path, collab, canon, me.id, default_ttl)
+        mine = self._mine(collab, me.id)
+        old = self._replaced(path, collab, canon, mine, default_ttl)
         with self._reaching(), self._hub() as hub:
-            fresh = to_indicators(rows, me, self._key(hub, collab), canon=canon)
-            published = self._publish(hub, collab, fresh)
+            key = self._key(hub, collab)
+            # Rows in force under ``canon`` with this key already (a run repeated, or one
+            # whose revocation failed) are not published again: a repeat moves nothing.
+            blinder = Blinder(key, canon)
+            live = {(i.key_epoch, i.value) for i in mine if i.canon_version == canon}
+            todo = [
+                r for r in rows if (key.epoch, blinder.canonical(r.kind, r.value).hex()) not in live
+            ]
+            fresh = to_indicators(todo, me, key, canon=canon) if todo else []
+            published = self._publish(hub, collab, fresh) if fresh else None
             at = now_ms()
             gone = [revoke(i, max(at, i.modified + timedelta(milliseconds=1))) for i in old]
             revoked = self._publish(hub, collab, gone) if gone else None
-        return Republished(published, revoked, len(gone))
+        return Republished(published, revoked, len(gone), len(rows) - len(todo))
+
+    def _mine(self, collab: str, me: str) -> list[Indicator]:
+        """This member's indicators in force in ``collab`` as the local store holds them."""
+        store = LocalStore(self.data / LOCAL_DB)
+        try:
+            return [_indicator(r) for r in store.own_rows(me, collab, datetime.now(UTC))]
+        finally:
+            store.close()
 
     def _replaced(
-        self, path: Path, collab: str, canon: str, me: str, default_ttl: timedelta
+        self,
+        path: Path,
+        collab: str,
+        canon: str,
+        mine: list[Indicator],
+        default_ttl: timedelta,
     ) -> list[Indicator]:
-        """This member's live indicators in ``collab`` under another canon version whose
-        digest is one of the file's blinded rows under that version, with any key held."""
+        """Of ``mine`` (this member's indicators in force in ``collab``), those under
+        another canon version whose digest is one of the file's blinded rows under that
+        version, with any key held."""
         store = LocalStore(self.data / LOCAL_DB)
         try:
             keys = {e: s for c, e, s in store.collab_keys() if c == collab}
-            mine = [_indicator(r) for r in store.own_rows(me, collab)]
         finally:
             store.close()
         out = []
