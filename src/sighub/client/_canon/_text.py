@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import operator
 import re
+from collections.abc import Mapping
 from typing import Final
 
 from sighub.client._canon._table import (
@@ -98,6 +99,17 @@ def fold(text: str) -> tuple[str, list[int] | None]:
     """Fold ``text`` with the table; return the folded text and, unless folding kept every
     character in place, ``src`` with ``src[j]`` = original index of folded char ``j`` (plus a
     final entry ``len(text)``)."""
+    return fold_with(text, FOLD_TRANSLATE, NON_UNIT, FOLD)
+
+
+def fold_with(
+    text: str,
+    translate: Mapping[int, int | str],
+    non_unit: frozenset[str],
+    table: Mapping[int, str],
+) -> tuple[str, list[int] | None]:
+    """``fold`` with a canon's own tables (canon/2 passes its own): ASCII lowered, each
+    non-ASCII run translated, offsets built only for runs whose fold changes lengths."""
     if text.isascii():
         return text.lower(), None
     parts: list[str] = []
@@ -107,13 +119,13 @@ def fold(text: str) -> tuple[str, list[int] | None]:
         start, end = m.span()
         parts.append(text[pos:start].lower())
         run = m.group()
-        parts.append(run.translate(FOLD_TRANSLATE))
-        if not NON_UNIT.isdisjoint(run):
+        parts.append(run.translate(translate))
+        if not non_unit.isdisjoint(run):
             odd.append((start, end))
         pos = end
     parts.append(text[pos:].lower())
     folded = "".join(parts)
-    return folded, (_offsets(text, odd) if odd else None)
+    return folded, (_offsets(text, odd, table) if odd else None)
 
 
 def fold_fast(text: str) -> str:
@@ -123,13 +135,13 @@ def fold_fast(text: str) -> str:
     return text.translate(FOLD_TRANSLATE)
 
 
-def _offsets(text: str, odd: list[tuple[int, int]]) -> list[int]:
+def _offsets(text: str, odd: list[tuple[int, int]], table: Mapping[int, str]) -> list[int]:
     src: list[int] = []
     pos = 0
     for start, end in odd:
         src.extend(range(pos, start))
         for i in range(start, end):
-            src.extend([i] * len(FOLD.get(ord(text[i]), text[i])))
+            src.extend([i] * len(table.get(ord(text[i]), text[i])))
         pos = end
     src.extend(range(pos, len(text) + 1))
     return src

@@ -23,10 +23,7 @@ FOLD_TRANSLATE.update(FOLD)
 LETTERS: Final[list[list[int]]] = _data["letters"]
 DIGITS: Final[list[list[int]]] = _data["digits"]
 WORD: Final = _merge(LETTERS, DIGITS)
-PICTO: Final[list[list[int]]] = _data["pictographic"]
 NON_UNIT: Final = frozenset(chr(cp) for cp, s in FOLD.items() if len(s) != 1)
-# Characters that fold to nothing (invisibles, combining marks): dropped from hosts.
-DROPPED: Final = frozenset(chr(cp) for cp, s in FOLD.items() if not s)
 
 _ascii = {cp: s for cp, s in FOLD.items() if cp < 0x80}
 if _ascii != {cp: chr(cp + 32) for cp in range(0x41, 0x5B)}:  # pragma: no cover

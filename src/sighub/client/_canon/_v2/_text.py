@@ -14,6 +14,7 @@ from typing import Final
 
 from sighub.client._canon._gen_table import _ranges
 from sighub.client._canon._table import bmp_class, one_of, run_of
+from sighub.client._canon._text import fold_with
 from sighub.client._canon._v2._table import (
     DIGITS,
     FOLD,
@@ -44,7 +45,6 @@ _NUM_UNIT_RE: Final = re.compile(
     f"({run_of(DIGITS)})({run_of(LETTERS)})|({run_of(LETTERS)})({run_of(DIGITS)})"
 )
 _REPEAT_RE: Final = re.compile(f"({_LETTER})\\1+")
-_NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]+")
 # "s|e|l|l|e|r": single characters joined by "|" are letters spelled apart.
 _PIPED_RE: Final = re.compile(r"(?:[^|]\|){2,}[^|]\|?")
 # The ambiguous readings of 1 ! | I l i are one class, written "l" (UTS #39's prototype of
@@ -92,32 +92,7 @@ def _bmp_words_only(folded: str) -> bool:
 
 def fold(text: str) -> tuple[str, list[int] | None]:
     """Fold ``text`` with the v2 table: (folded, src) as canon/1's ``fold``."""
-    if text.isascii():
-        return text.lower(), None
-    parts: list[str] = []
-    odd: list[tuple[int, int]] = []
-    pos = 0
-    for m in _NON_ASCII_RE.finditer(text):
-        start, end = m.span()
-        parts.append(text[pos:start].lower())
-        run = m.group()
-        parts.append(run.translate(FOLD_TRANSLATE))
-        if not NON_UNIT.isdisjoint(run):
-            odd.append((start, end))
-        pos = end
-    parts.append(text[pos:].lower())
-    folded = "".join(parts)
-    if not odd:
-        return folded, None
-    src: list[int] = []
-    pos = 0
-    for start, end in odd:
-        src.extend(range(pos, start))
-        for i in range(start, end):
-            src.extend([i] * len(FOLD.get(ord(text[i]), text[i])))
-        pos = end
-    src.extend(range(pos, len(text) + 1))
-    return folded, src
+    return fold_with(text, FOLD_TRANSLATE, NON_UNIT, FOLD)
 
 
 class Offsets:
