@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sighub.client._canon import MAX_PHRASE_WORDS, Canon, canon_for, scalar
+from sighub.client._canon._text import BREAK
 from sighub.client._errors import ModelError
 from sighub.client._model import BLIND_SCHEME, CANON_VERSION, Kind, check_collab
 
@@ -31,8 +32,6 @@ _COPY: Final = _BLAKE2B.copy
 _UPDATE: Final = _BLAKE2B.update
 _DIGEST: Final = _BLAKE2B.digest
 KEY_BYTES: Final = 32
-# A word list's phrase-break marker (canon/2; canon/1 words never hold a line break).
-BREAK: Final = "\n"
 _NOT: Final = bytes([1]) + bytes(255)  # translate: 0 -> 1, anything else -> 0
 
 

@@ -40,7 +40,7 @@ from sighub.client._hpke import HpkeError, ProvedKey, check_proof, check_public
 from sighub.client._keys import identity_for
 from sighub.client._logcheck import AlarmKind, LogAlarm
 
-__all__ = ["NO_CHAIN", "KeyRing", "LoggedEncryptionKey", "LoggedKey"]
+__all__ = ["NO_CHAIN", "KeyRing", "LoggedEncryptionKey", "LoggedKey", "forged"]
 
 NO_CHAIN: Final = "has no admin-signed enrollment chain (the hub alone could have made it)"
 
@@ -91,7 +91,9 @@ def _entry(k: LoggedKey) -> tuple[str, str, bytes, int | None, int, str]:
     return (k.member, k.identity, k.public_key, k.revoked, k.since, k.flaw)
 
 
-def _forged(detail: str, seq: int, leaf: Mapping[str, Any]) -> LogAlarm:
+def forged(detail: str, seq: int, leaf: Mapping[str, Any]) -> LogAlarm:
+    """A FORGED_KEY alarm for the leaf at ``seq`` whose proof (chain, attestation,
+    rotation, steward designation) fails."""
     return LogAlarm(
         AlarmKind.FORGED_KEY, f"sequence {seq}: {detail}", {"sequence": seq, "leaf": dict(leaf)}
     )
@@ -103,9 +105,9 @@ def _public(leaf: Mapping[str, Any], seq: int) -> bytes:
         raw = base64.b64decode(str(leaf.get("public_key")), validate=True)
         public = Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError):
-        raise _forged("public_key is not a base64 Ed25519 public key", seq, leaf) from None
+        raise forged("public_key is not a base64 Ed25519 public key", seq, leaf) from None
     if key_id(public) != leaf.get("key_id"):
-        raise _forged(f"key id {leaf.get('key_id')!r} does not name its public key", seq, leaf)
+        raise forged(f"key id {leaf.get('key_id')!r} does not name its public key", seq, leaf)
     return raw
 
 
@@ -206,7 +208,7 @@ class KeyRing:
     def _enroll(self, seq: int, leaf: Mapping[str, Any]) -> None:
         member, public = str(leaf.get("member")), _public(leaf, seq)
         if leaf.get("identity") != identity_for(member):
-            raise _forged(
+            raise forged(
                 f"enrolls {member!r} under identity {leaf.get('identity')!r},"
                 f" not the one its name derives ({identity_for(member)})",
                 seq,
@@ -216,10 +218,10 @@ class KeyRing:
         try:
             encryption = ProvedKey.from_fields(dict(leaf), f"enrollment of {member!r}")
         except HpkeError as exc:
-            raise _forged(str(exc), seq, leaf) from None
+            raise forged(str(exc), seq, leaf) from None
         if kid in self._keys:
             if self._keys[kid].member != member:
-                raise _forged(f"key {kid} enrolled again, for {member!r}", seq, leaf)
+                raise forged(f"key {kid} enrolled again, for {member!r}", seq, leaf)
             return  # a hub from before the log listed each key it held as an enrollment
         logged = (
             None
@@ -240,14 +242,14 @@ class KeyRing:
                 return NO_CHAIN
             check_chain(self.admin_public, self.origin, member, _roles(leaf), public, chain)
         except KeyChainError as exc:
-            raise _forged(f"the hub logged a key whose chain fails: {exc}", seq, leaf) from None
+            raise forged(f"the hub logged a key whose chain fails: {exc}", seq, leaf) from None
         return ""
 
     def _rotate(self, seq: int, leaf: Mapping[str, Any]) -> None:
         member, public = str(leaf.get("member")), _public(leaf, seq)
         previous = self._keys.get(str(leaf.get("previous_key_id")))
         if previous is None or previous.member != member or previous.revoked is not None:
-            raise _forged(
+            raise forged(
                 f"rotation of {member!r} from key {leaf.get('previous_key_id')!r},"
                 " which is not a current key of that member",
                 seq,
@@ -259,14 +261,14 @@ class KeyRing:
                 proof, ROTATE_CONTEXT + public
             )
         except (binascii.Error, ValueError, InvalidSignature):
-            raise _forged(
+            raise forged(
                 f"rotation of {member!r}: the proof does not verify under {previous.key_id}",
                 seq,
                 leaf,
             ) from None
         kid = str(leaf["key_id"])
         if kid in self._keys:
-            raise _forged(f"rotation to key {kid}, which the log already holds", seq, leaf)
+            raise forged(f"rotation to key {kid}, which the log already holds", seq, leaf)
         self._put(replace(previous, revoked=seq))
         self._put(LoggedKey(kid, member, previous.identity, public, seq, flaw=previous.flaw))
 
@@ -274,7 +276,7 @@ class KeyRing:
         member, public = str(leaf.get("member")), _public(leaf, seq)
         old = self._keys.get(str(leaf["key_id"]))
         if old is None or old.member != member:
-            raise _forged(
+            raise forged(
                 f"attests key {leaf['key_id']!r} of {member!r}, which the log does"
                 " not hold for that member",
                 seq,
@@ -292,7 +294,7 @@ class KeyRing:
                 _field_bytes(leaf, "signature"),
             )
         except KeyChainError as exc:
-            raise _forged(f"the hub logged an attestation that fails: {exc}", seq, leaf) from None
+            raise forged(f"the hub logged an attestation that fails: {exc}", seq, leaf) from None
         if old.flaw:
             self._put(replace(old, flaw=""))
 
@@ -300,7 +302,7 @@ class KeyRing:
         member, kid = str(leaf.get("member")), str(leaf.get("key_id"))
         signer = self._keys.get(kid)
         if signer is None or signer.member != member or signer.revoked is not None:
-            raise _forged(
+            raise forged(
                 f"encryption key of {member!r} proved by key {kid!r}, which is not a current"
                 " key of that member",
                 seq,
@@ -314,9 +316,9 @@ class KeyRing:
         try:
             encryption = ProvedKey.from_fields(fields, f"encryption key of {member!r}")
         except HpkeError as exc:
-            raise _forged(str(exc), seq, leaf) from None
+            raise forged(str(exc), seq, leaf) from None
         if encryption is None:  # from_fields saw none of them: not a leaf sighub writes
-            raise _forged(f"encryption key of {member!r} without a key", seq, leaf)
+            raise forged(f"encryption key of {member!r} without a key", seq, leaf)
         self._put_encryption(
             self._proved_encryption(seq, leaf, member, encryption, kid, signer.public_key)
         )
@@ -339,7 +341,7 @@ class KeyRing:
         try:
             check_proof(signing_public, encryption.suite, encryption.public, encryption.proof)
         except HpkeError as exc:
-            raise _forged(
+            raise forged(
                 f"the hub logged an encryption key of {member!r} that key {kid} did not prove:"
                 f" {exc}",
                 seq,

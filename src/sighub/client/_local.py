@@ -54,9 +54,9 @@ def _change_trigger(event: str, row: str) -> str:
 # Each indicator's (canon version, blinding scheme): the matcher blinds a text's candidates
 # under each pair its rules use.  Stores made before canon/2 gain the columns; their rows
 # are canon/1 and blake2b-128, the only pair there was.
-_CANON_COLUMN: Final = "canon TEXT NOT NULL DEFAULT 'canon/1'"
-_SCHEME_COLUMN: Final = "scheme TEXT NOT NULL DEFAULT 'blake2b-128'"
-_PAIR_COLUMNS: Final = f"{_CANON_COLUMN}, {_SCHEME_COLUMN}"
+_CANON_DECL: Final = "TEXT NOT NULL DEFAULT 'canon/1'"
+_SCHEME_DECL: Final = "TEXT NOT NULL DEFAULT 'blake2b-128'"
+_PAIR_COLUMNS: Final = f"canon {_CANON_DECL}, scheme {_SCHEME_DECL}"
 
 _SCHEMA: Final = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -217,28 +217,25 @@ class LocalStore:
         for stmt in _TRIGGERS:
             self.conn.execute(stmt)
 
-    def _add_columns(self, table: str, **columns: str) -> None:
+    def _add_columns(self, table: str, **columns: str) -> bool:
         """Columns a table made by an earlier version lacks (``CREATE ... IF NOT EXISTS``
-        leaves it as it was)."""
+        leaves it as it was), each checked on its own (each ALTER commits apart: a crash
+        between two leaves one); whether any was added."""
         have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        added = False
         for name, decl in columns.items():
             if name not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                added = True
+        return added
 
     def _add_canon_column(self) -> None:
         """Give a store made before canon/2 its ``canon`` and ``scheme`` columns, and
-        triggers that log them (the old ones would log every change as canon/1).  Each
-        column is checked on its own: a crash between the two ALTERs leaves one, and the
-        next open adds the other."""
+        triggers that log them (the old ones would log every change as canon/1)."""
         for table in ("indicators", "indicator_changes"):
-            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            if {"canon", "scheme"} <= have:
-                continue
-            for name, decl in (("canon", _CANON_COLUMN), ("scheme", _SCHEME_COLUMN)):
-                if name not in have:
-                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {decl}")
-            for name in ("updated", "deleted"):
-                self.conn.execute(f"DROP TRIGGER IF EXISTS indicator_changes_{name}")
+            if self._add_columns(table, canon=_CANON_DECL, scheme=_SCHEME_DECL):
+                for name in ("updated", "deleted"):
+                    self.conn.execute(f"DROP TRIGGER IF EXISTS indicator_changes_{name}")
 
     def close(self) -> None:
         self.conn.close()

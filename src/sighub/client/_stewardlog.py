@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sighub.client._grant import KeyChainError, check_designation
-from sighub.client._logcheck import AlarmKind, LogAlarm
+from sighub.client._keyring import forged
 
 __all__ = ["CollabState", "LoggedEpoch", "StewardLog"]
 
@@ -76,12 +76,6 @@ class CollabState:
         doc = json.loads(text)
         return cls(dict(doc["stewards"]), set(doc["ended"]), set(doc["members"]),
                    bool(doc["complete"]))  # fmt: skip
-
-
-def _forged(detail: str, seq: int, leaf: Mapping[str, Any]) -> LogAlarm:
-    return LogAlarm(
-        AlarmKind.FORGED_KEY, f"sequence {seq}: {detail}", {"sequence": seq, "leaf": dict(leaf)}
-    )
 
 
 # The signing keys of a member valid at the leaf being read (from the key ring).
@@ -139,7 +133,7 @@ class StewardLog:
         log's word)."""
         text = str(sig)
         if text in self.collabs.get(collab, CollabState()).ended and text:
-            raise _forged(
+            raise forged(
                 f"steward designation of {member!r} for {collab!r} ended when it left;"
                 " logged again, it is a replay",
                 seq,
@@ -151,7 +145,7 @@ class StewardLog:
             raw = base64.b64decode(text, validate=True)
             check_designation(self.admin_public, self.origin, collab, member, raw)
         except (binascii.Error, ValueError, KeyChainError) as exc:
-            raise _forged(
+            raise forged(
                 f"steward designation of {member!r} for {collab!r}: {exc}", seq, leaf
             ) from None
         self._checked.add((collab, member, text))
@@ -167,7 +161,7 @@ class StewardLog:
         """A join adds its member, and the stewards it lists (never removes one)."""
         names, sigs = leaf.get("stewards", []), leaf.get("steward_signatures", [])
         if not isinstance(names, list) or not isinstance(sigs, list) or len(names) != len(sigs):
-            raise _forged("collab.join: stewards and steward_signatures differ in length", seq,
+            raise forged("collab.join: stewards and steward_signatures differ in length", seq,
                           leaf)  # fmt: skip
         pairs = zip(names, sigs, strict=True)
         checked = {str(n): self._check(seq, leaf, collab, str(n), s) for n, s in pairs}

@@ -66,6 +66,9 @@ _NUM_UNIT_RE: Final = re.compile(
 )
 _REPEAT_RE: Final = re.compile(f"({_LETTER})\\1+")
 _NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]+")
+# A phrase break in a word list (canon/2's; canon/1 words never hold a line break), so a
+# phrase that contains one equals no indicator.
+BREAK: Final = "\n"
 LEET: Final = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
     | {"@": "a", "$": "s", "!": "i", "|": "i"}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from sighub.client._canon import MAX_PHRASE_WORDS
+from sighub.client._canon._text import BREAK
 from sighub.client._canon._v2 import _links
 from sighub.client._canon._v2._table import NON_UNIT, TABLE_SHA256
 from sighub.client._canon._v2._text import (
-    BREAK,
     TOKEN_RE,
     fold,
     fold_fast,
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 VERSION: Final = "canon/2"
-MAX_PHRASE_WORDS: Final = 4
 _Rest = list[tuple[str, str, int, int]]
 
 
@@ -173,10 +173,8 @@ def explain(kind: Kind, value: str) -> list[tuple[str, str]]:
         steps.append(("words: leet and 1 ! | I l i as one class, repeats, spelled-apart", shown))
     elif kind in (Kind.URL, Kind.PAYMENT):
         src = value.strip() if kind is Kind.URL else folded
-        steps.append(("refang: [.] (.) [dot] ' dot ' hxxp, IDNA stops, invisibles", refang(src)))
+        steps.append(
+            ("refang: [.] (.) [dot] ' dot ' hxxp, IDNA stops, invisibles", _links.refang(src))
+        )
     steps.append(("canonical", canonicalize(kind, value)))
     return steps
-
-
-def refang(text: str) -> str:
-    return _links.refang(text)[0]

@@ -109,21 +109,11 @@ def _replaced(text: str, applied: _Applied) -> str:
     return "".join(parts)
 
 
-def refang(text: str) -> tuple[str, list[int] | None]:
-    """``text`` with defangs undone, and ``src`` (as ``fold``) unless lengths kept."""
+def refang(text: str) -> str:
+    """``text`` with defangs undone (analyst values; scanned text maps spans back through
+    ``_applied`` instead)."""
     applied = _applied(text)
-    if not applied:
-        return text, None
-    if all(len(rep) == end - start for start, end, rep in applied):
-        return _replaced(text, applied), None
-    src: list[int] = []
-    pos = 0
-    for start, end, rep in applied:
-        src.extend(range(pos, start))
-        src.extend(range(start, end) if len(rep) == end - start else [start] * len(rep))
-        pos = end
-    src.extend(range(pos, len(text) + 1))
-    return _replaced(text, applied), src
+    return _replaced(text, applied) if applied else text
 
 
 def _refanged_spans(text: str) -> tuple[str, Offsets | None]:
@@ -190,7 +180,7 @@ def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
 
 
 def canonicalize_url(value: str) -> str:
-    work = refang(value.strip())[0].strip().strip("<>*_~`\"'").strip()  # wrappers
+    work = refang(value.strip()).strip().strip("<>*_~`\"'").strip()  # wrappers
     m = _url.URL_RE.fullmatch(work)
     parsed = parse(work, m) if m else None
     if parsed is None and (unicode := _url.unpunycode(work)) is not None:
@@ -245,7 +235,7 @@ def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> Non
 
 
 def canonicalize_payment(folded: str, original: str) -> str:
-    work = refang(folded)[0]
+    work = refang(folded)
     if "%" in work:
         work = _decode_percent(work)[0]
     return _payment.canonicalize(work.strip(), original)

@@ -14,7 +14,7 @@ from typing import Final
 
 from sighub.client._canon._gen_table import _ranges
 from sighub.client._canon._table import bmp_class, one_of, run_of
-from sighub.client._canon._text import fold_with
+from sighub.client._canon._text import BREAK, fold_with
 from sighub.client._canon._v2._table import (
     DIGITS,
     FOLD,
@@ -24,9 +24,6 @@ from sighub.client._canon._v2._table import (
     WORD,
 )
 
-# A phrase break in a word list: no canonical word holds a line break, so a phrase that
-# contains one equals no indicator.
-BREAK: Final = "\n"
 SYMBOLS: Final = "$@!|"
 _LETTER: Final = one_of(LETTERS)
 LETTER_RE: Final = re.compile(_LETTER)
