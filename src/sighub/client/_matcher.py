@@ -398,7 +398,7 @@ class _Rules:
         self.keyless: set[int] = set()
         self.size = 0  # rules held, the keyless included
         self._copied: set[object] | None = None  # None: every table is this object's own
-        self._warned: set[tuple[str, int]] = set()
+        self._warned: set[tuple[str | int, ...]] = set()  # groups already warned of
         if shared is not None:
             self.tables, self.patterns = dict(shared.tables), shared.patterns
             self.keyless, self.size = set(shared.keyless), shared.size
@@ -641,7 +641,9 @@ class Matcher:
                 try:
                     blinder = blinder_for(key, canon, scheme)
                 except SighubError as exc:  # a pair this version does not know: unmatched
-                    log.warning("rules of %s epoch %s cannot match: %s", c, e, exc)
+                    if (c, e, canon, scheme) not in rules._warned:  # once, not every reload
+                        rules._warned.add((c, e, canon, scheme))
+                        log.warning("rules of %s epoch %s cannot match: %s", c, e, exc)
                     continue
             self._groups.append((blinder, table))
         # Each canon version the rules use, canon/1 first: a text is canonicalized once

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
+import json
 import logging
 import threading
 import time
@@ -29,7 +30,6 @@ from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sighub.client._grant import Chain
-from sighub.client._hops import decode_hops
 from sighub.client._hpke import ProvedKey
 from sighub.client._proto import (
     directory_pb2,
@@ -115,7 +115,7 @@ class Services:
         waiting for that commit.  A failure here (a full disk) does not fail the publish,
         which is committed: the checkpoint task retries."""
         recent = time.monotonic() - self.last_signed < CHECKPOINT_COALESCE
-        if recent and not self.writer.pending()[1]:
+        if recent and not self.writer.bulk_waiting():
             return None
         try:
             return self.sign()
@@ -298,9 +298,16 @@ def _hops(text: str) -> tuple[list[sync_pb2.Hop], bytes]:
     here), as the Change's summary and its exact bytes."""
     if text == "[]":
         return [], b""
-    raw = text.encode()
-    hops = [sync_pb2.Hop(hub=h.relay, received_at=_timestamp(h.received)) for h in decode_hops(raw)]
-    return hops, raw
+    # Checked when the relay stored them (and by every member from the bytes sent): a
+    # row served to each follower is read, not checked and re-encoded again.
+    try:
+        hops = [
+            sync_pb2.Hop(hub=h["relay"], received_at=_timestamp(h["received"]))
+            for h in json.loads(text)
+        ]
+    except (ValueError, KeyError, TypeError):  # no summary; members check the bytes
+        hops = []
+    return hops, text.encode()
 
 
 def _change(r: EnvelopeRow) -> sync_pb2.Change:

@@ -65,10 +65,10 @@ class Writer:
             self._cv.notify()
         return future
 
-    def pending(self) -> tuple[int, int]:
-        """(prompt, bulk) jobs waiting, not counting the one running."""
+    def bulk_waiting(self) -> bool:
+        """Whether a large job waits (not counting the one running)."""
         with self._cv:
-            return len(self._prompt), sum(len(q) for q in self._bulk.values())
+            return bool(self._bulk)
 
     def _next(self) -> tuple[Future[Any], Callable[[], Any]] | None:
         """The next job (under the lock), or None once shut down with nothing left."""
