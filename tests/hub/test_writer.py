@@ -4,13 +4,17 @@ member's flood of large bundles."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from sighub.hub._errors import HubError
+from sighub.hub._service import Services
 from sighub.hub._writer import PROMPT_BURST, Writer
 
 from .conftest import running_world
@@ -72,6 +76,19 @@ def test_a_failing_job_fails_its_future_only_and_shutdown_runs_what_is_queued() 
     assert [f.result(0) for f in later] == [0, 1, 2, 3, 4]
     with pytest.raises(RuntimeError, match="shut down"):
         writer.submit(lambda: 0)
+
+
+def test_a_call_after_shutdown_is_unavailable_and_runs_nothing() -> None:
+    """A call that reaches the hub while it shuts down gets UNAVAILABLE (retry), not a
+    RuntimeError surfacing as UNKNOWN, and its work never runs."""
+    writer = Writer()
+    writer.shutdown()
+    ran: list[int] = []
+    services = SimpleNamespace(writer=writer)
+    with pytest.raises(HubError) as refused:
+        asyncio.run(Services.run(services, lambda: ran.append(1)))  # type: ignore[arg-type]
+    assert refused.value.code.name == "UNAVAILABLE" and "shutting down" in refused.value.message
+    assert ran == [] and not writer.bulk_waiting()
 
 
 def test_a_probe_publish_does_not_wait_for_another_members_flood_of_large_bundles(
