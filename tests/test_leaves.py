@@ -68,7 +68,8 @@ def test_an_epoch_leaf_holds_a_commitment_never_the_secret() -> None:
         (b'{"v":1, "type":"collab.add","collab":"x"}', "canonical"),
         (b'{"v":1,"type":"collab.add","collab":"x"}', "canonical"),  # keys out of order
         (b"[" * 10 + b"]" * 10, "not JSON within budget"),
-        (b'{"collab":"' + b"x" * 5000 + b'","type":"collab.add","v":1}', "not JSON within budget"),
+        (b'{"collab":"' + b"x" * 5000 + b'","type":"collab.add","v":1}', "expected at most 4096"),
+        (b'{"collab":"' + b"x" * 20000 + b'","type":"collab.add","v":1}', "not JSON within budget"),
     ],
 )
 def test_the_reader_refuses_what_sighub_does_not_write(raw: bytes, fragment: str) -> None:

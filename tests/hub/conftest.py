@@ -48,8 +48,8 @@ class HubProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, insecure: bool = False, port: int = 0) -> None:
-        self.proc, address = start_hub(self.data, f"127.0.0.1:{port}", insecure, subprocess.PIPE)
+    def start(self, insecure: bool = False, port: int = 0, stderr: Any = subprocess.PIPE) -> None:
+        self.proc, address = start_hub(self.data, f"127.0.0.1:{port}", insecure, stderr)
         self.port = int(address.rsplit(":", 1)[1])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:

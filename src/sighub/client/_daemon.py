@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._history import verified_page
+from sighub.client._hops import HopError, decode_hops, origin_of
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._keys import MemberFiles
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
@@ -559,7 +560,8 @@ class SyncDaemon:
     ) -> None:
         for change, result in zip(changes, checked, strict=True):
             if isinstance(result, str):
-                self._refuse(c, change, result, now, report)
+                why = _relayed(change, result) if change.hop_records else result
+                self._refuse(c, change, why, now, report)
                 continue
             conflict = self._apply_rows(c, result, report, applied)
             if conflict is not None:
@@ -700,6 +702,20 @@ class SyncDaemon:
         report.applied += len(fresh)
         report.stale += len(rows) - len(fresh)
         return None
+
+
+def _relayed(change: Change, reason: str) -> str:
+    """Why a relayed envelope is refused, saying where it came from: its publisher is a
+    member of another hub, whose keys this hub's log does not hold yet (directories
+    federate in a later step of docs/federation.md)."""
+    try:
+        origin = origin_of(decode_hops(change.hop_records), "")
+    except HopError as exc:
+        return f"relayed from a peer hub with hop records that do not parse ({exc}): {reason}"
+    return (
+        f"relayed from hub {origin!r}, whose publishers' keys this member cannot verify yet"
+        f" (directory federation, docs/federation.md): {reason}"
+    )
 
 
 def _changed_identities(used: Directory | None, now: Directory) -> set[str]:

@@ -42,6 +42,7 @@ __all__ = [
     "pae",
     "public_key_bytes",
     "seal",
+    "signing_key_id",
 ]
 
 PAYLOAD_TYPE: Final = "application/vnd.sighub.stix-bundle+json; version=1"
@@ -184,13 +185,9 @@ def _diagnose(raw: bytes) -> EnvelopeError:
     return EnvelopeError("envelope: bytes are not RFC 8785 canonical JSON")
 
 
-def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
-    """Verify ``raw`` against ``keys`` (key id -> public key) and return what it holds.
-
-    Checks size, canonical form (exact JCS shape), payload type, canonical base64, a
-    known key id and the signature.  Any failure raises EnvelopeError.  Whether the payload
-    is a valid canonical sighub bundle is ``decode_bundle``'s job.
-    """
+def _split(raw: bytes) -> tuple[str, str, int, re.Match[bytes]]:
+    """(payload type, key id, end of the payload, match) of a canonical envelope's bytes;
+    EnvelopeError for bytes that are not one (size, exact JCS shape, payload type)."""
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(f"envelope: {len(raw)} bytes, expected at most {MAX_ENVELOPE_BYTES}")
     end = raw.find(b'"', len(_PREFIX))
@@ -200,7 +197,17 @@ def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
     payload_type = m.group(1).decode("ascii", "replace")
     if payload_type != PAYLOAD_TYPE:
         raise EnvelopeError(f"envelope.payloadType: {payload_type!r}, expected {PAYLOAD_TYPE!r}")
-    kid = m.group(2).decode("ascii")
+    return payload_type, m.group(2).decode("ascii"), end, m
+
+
+def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
+    """Verify ``raw`` against ``keys`` (key id -> public key) and return what it holds.
+
+    Checks size, canonical form (exact JCS shape), payload type, canonical base64, a
+    known key id and the signature.  Any failure raises EnvelopeError.  Whether the payload
+    is a valid canonical sighub bundle is ``decode_bundle``'s job.
+    """
+    payload_type, kid, end, m = _split(raw)
     key = keys.get(kid)
     if key is None:
         raise UnknownKeyError(kid)
@@ -211,6 +218,11 @@ def open_envelope(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Envelope:
     except InvalidSignature:
         raise EnvelopeError(f"envelope: signature does not verify under key {kid!r}") from None
     return Envelope(raw, kid, body, payload_type)
+
+
+def signing_key_id(raw: bytes) -> str:
+    """The key id an envelope names, from its form alone (nothing verified)."""
+    return _split(raw)[1]
 
 
 class _OutsideDomain(Exception):

@@ -52,6 +52,11 @@ Types (fields besides ``v`` and ``type``):
   ``tlp_ceiling`` and ``signature`` (the admin's, base64, over
   ``_grant.peering_statement``): the admin made a peering, which clients verify
 - ``peer.status``: ``peer``, ``status`` (``active``, ``suspended``, ``removed``)
+- ``peer.checkpoint``: ``origin``, ``note`` (base64): a signed checkpoint of another hub's
+  log, copied by a relay (verified under that hub's log key)
+- ``peer.leaf``: ``origin``, ``seq``, ``leaf`` (base64), ``size``, ``path`` (base64
+  hashes): a directory or peering leaf of another hub's log, copied by a relay, with its
+  inclusion proof in that hub's tree of ``size`` leaves (see ``_farlog``)
 
 Envelope leaves and collaboration events are visible to that collaboration's members only
 (others receive the leaf hash); directory leaves (``member.*``, ``key.*``) to every member,
@@ -74,9 +79,12 @@ from sighub.client._hpke import ProvedKey
 
 __all__ = [
     "COLLAB_TYPES",
+    "COPIED_TYPES",
     "DIRECTORY_TYPES",
+    "FAR_TYPES",
     "LEAF_TYPES",
     "MAX_EARLIER_EPOCHS",
+    "MAX_FAR_LEAF_BYTES",
     "MAX_STEWARDS",
     "PEER_TYPES",
     "LeafError",
@@ -91,11 +99,14 @@ __all__ = [
     "key_encryption",
     "key_revoke",
     "key_rotate",
+    "leaf_limit",
     "member_enroll",
     "member_roles",
     "member_status",
     "parse_leaf",
     "peer_add",
+    "peer_checkpoint",
+    "peer_leaf",
     "peer_status",
     "steward_epoch",
 ]
@@ -115,7 +126,13 @@ DIRECTORY_TYPES: Final = frozenset(
 COLLAB_TYPES: Final = frozenset(
     {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward", "collab.policy"}
 )
-PEER_TYPES: Final = frozenset({"peer.add", "peer.status"})
+PEER_TYPES: Final = frozenset({"peer.add", "peer.status", "peer.checkpoint", "peer.leaf"})
+# Leaves of another hub's log a relay copies into its own (directories federate): with
+# them, a member verifies a publisher enrolled on a hub it never talks to.
+FAR_TYPES: Final = frozenset({"peer.checkpoint", "peer.leaf"})
+# Which leaves of a peer's log a relay copies: its directory and its peerings (whose log
+# keys let the next hub verify the hubs behind it), and what it copied itself.
+COPIED_TYPES: Final = DIRECTORY_TYPES | frozenset({"peer.add", "peer.status"})
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | PEER_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
@@ -145,9 +162,11 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
         "signature",
     ),
     "peer.status": ("peer", "status"),
+    "peer.checkpoint": ("origin", "note"),
+    "peer.leaf": ("origin", "seq", "leaf", "size", "path"),
 }
-_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs", "max_hops"})  # integers >= 0
-_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures", "collabs"})  # of strings
+_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs", "max_hops", "seq", "size"})
+_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures", "collabs", "path"})
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
 MAX_STEWARDS: Final = 8
@@ -157,7 +176,15 @@ KEY_COMMITMENT_CONTEXT: Final = b"sighub-collab-key-v1"
 # The largest event leaf, an enrollment with a grant and an MLKEM768-X25519 key, is about
 # 2.5 KB (the key alone is 1624 bytes of base64).
 MAX_LEAF_BYTES: Final = 4096
-_LEAF_BUDGET: Final = _json.JsonBudget(MAX_LEAF_BYTES, max_depth=3, max_containers=4)
+# A copied leaf holds another hub's leaf (at most MAX_LEAF_BYTES) and its inclusion proof
+# (at most 64 hashes), a copied checkpoint a note of at most 8 KiB, both in base64.
+MAX_FAR_LEAF_BYTES: Final = 16384
+_LEAF_BUDGET: Final = _json.JsonBudget(MAX_FAR_LEAF_BYTES, max_depth=3, max_containers=4)
+
+
+def leaf_limit(kind: str) -> int:
+    """The most bytes a leaf of ``kind`` may have."""
+    return MAX_FAR_LEAF_BYTES if kind in FAR_TYPES else MAX_LEAF_BYTES
 
 
 class LeafError(IntegrityAlarm, ValueError):
@@ -357,6 +384,22 @@ def peer_status(peer: str, status: str) -> bytes:
     return _leaf("peer.status", peer=peer, status=status)
 
 
+def peer_checkpoint(origin: str, note: bytes) -> bytes:
+    """The leaf of another hub's signed checkpoint, copied by a relay: what the inclusion
+    proofs of the ``peer.leaf`` leaves after it are checked against."""
+    return _leaf("peer.checkpoint", origin=origin, note=_b64(note))
+
+
+def peer_leaf(origin: str, seq: int, leaf: bytes, size: int, proof: list[bytes]) -> bytes:
+    """The leaf of another hub's log leaf (its sequence ``seq`` there), copied by a relay
+    with its inclusion proof in that hub's tree of ``size`` leaves (a ``peer.checkpoint``
+    logged before it)."""
+    return _leaf(
+        "peer.leaf", origin=origin, seq=seq, leaf=_b64(leaf), size=size,
+        path=[_b64(h) for h in proof],
+    )  # fmt: skip
+
+
 def parse_leaf(raw: bytes) -> dict[str, Any]:
     """A leaf's fields, checked to be exactly what this module writes (canonical bytes, a
     known type, version 1).  Raises ``LeafError`` naming what is wrong."""
@@ -368,6 +411,10 @@ def parse_leaf(raw: bytes) -> dict[str, Any]:
         raise LeafError(f"log leaf: expected an object with v={VERSION}, received {raw[:80]!r}")
     if doc.get("type") not in LEAF_TYPES:
         raise LeafError(f"log leaf: type {doc.get('type')!r}, expected one of {sorted(LEAF_TYPES)}")
+    if len(raw) > leaf_limit(doc["type"]):
+        raise LeafError(
+            f"log leaf {doc['type']}: {len(raw)} bytes, expected at most {leaf_limit(doc['type'])}"
+        )
     try:
         canon = canonical_json(doc)
     except ValueError as exc:  # rfc8785: a lone surrogate, a number outside its domain

@@ -428,9 +428,34 @@ def _add_peer(admin: _Admin, args: argparse.Namespace) -> admin_pb2.Peering:
     return admin.call(lambda: admin.stub.AddPeer(req, timeout=90)).peering
 
 
+def _relay_doc(r: admin_pb2.RelayState) -> dict[str, Any]:
+    return {
+        "peer": r.peer, "state": r.state, "cursor": r.cursor, "head": r.head, "lag": r.lag,
+        "last_batch": r.last_batch, "error": r.error, "counts": dict(sorted(r.counts.items())),
+    }  # fmt: skip
+
+
+def _peer_status(admin: _Admin, args: argparse.Namespace) -> int:
+    """Each relay's lag behind its peer and what it did: one peering's, or every one's."""
+    if args.name:
+        shown = admin_pb2.ShowPeerRequest(name=args.name)
+        got = admin.call(lambda: admin.stub.ShowPeer(shown, timeout=30))
+        status = PEER_STATUS.label(got.peering.status)
+        relay = _relay_doc(got.relay) if got.HasField("relay") else None
+        _out({"name": args.name, "status": status, "relay": relay})
+        return 0
+    listed = admin.call(lambda: admin.stub.ListPeers(admin_pb2.ListPeersRequest(), timeout=30))
+    relays = {r.peer: _relay_doc(r) for r in listed.relays}
+    _out({"peerings": [{"name": p.name, "status": PEER_STATUS.label(p.status),
+                        "relay": relays.get(p.name)} for p in listed.peerings]})  # fmt: skip
+    return 0
+
+
 def cmd_peer(args: argparse.Namespace) -> int:
     admin = _Admin(args)
     stub = admin.stub
+    if args.action == "status":
+        return _peer_status(admin, args)
     if args.action == "list":
         listed = admin.call(lambda: stub.ListPeers(admin_pb2.ListPeersRequest(), timeout=30))
         _out({"peerings": [_peering_doc(p) for p in listed.peerings]})
@@ -579,7 +604,8 @@ def _add_collab_group(groups: _Sub) -> None:
 
 def _add_peer_group(groups: _Sub) -> None:
     peer = groups.add_parser(
-        "peer", help="peer with other hubs: add, list, show, suspend, resume, remove peerings"
+        "peer",
+        help="peer with other hubs: add, list, show, status, suspend, resume, remove peerings",
     )
     actions = peer.add_subparsers(dest="action", required=True)
     add = _leaf(
@@ -627,6 +653,8 @@ def _add_peer_group(groups: _Sub) -> None:
     )
     _admin_key_option(add)
     _leaf(actions, "list", "list peerings, their policy and status")
+    status = _leaf(actions, "status", "each relay's lag behind its peer and what it relayed")
+    status.add_argument("name", nargs="?", help="one peering (default: every one)")
     for action, help in (
         ("show", "show one peering"),
         ("suspend", "suspend a peering until resumed"),

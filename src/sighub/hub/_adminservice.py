@@ -27,6 +27,7 @@ from sighub.hub._errors import HubError
 from sighub.hub._peering import PEER_DIRECTION, PEER_STATUS, Peering
 from sighub.hub._peers import PendingPeer
 from sighub.hub._pki import issue_enrollment
+from sighub.hub._relay import RelayState
 from sighub.hub._service import Services, _rpc, _timestamp
 
 __all__ = ["AdminService"]
@@ -151,6 +152,13 @@ def peering_message(p: Peering) -> admin_pb2.Peering:
         signature=p.signature,
         since=p.since,
     )
+
+
+def relay_message(r: RelayState) -> admin_pb2.RelayState:
+    return admin_pb2.RelayState(
+        peer=r.peer, state=r.state, cursor=r.cursor, head=r.head, lag=r.lag,
+        last_batch=r.last_batch, error=r.error, counts=r.counts,
+    )  # fmt: skip
 
 
 def _wire_name(enum: WireEnum[Any], value: int, where: str) -> str:
@@ -433,7 +441,20 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         except BaseException:
             await self.s.run(lambda: peers.discard(pending))
             raise
+        await self._relays_changed()
         return admin_pb2.AddPeerResponse(peering=peering_message(done))
+
+    async def _relays_changed(self) -> None:
+        """Start or stop relays after a peering changed (a hub serving without relays, as
+        in tests of the admin service alone, has none)."""
+        if self.s.relays is not None:
+            await self.s.relays.refresh()
+
+    def _relay(self, name: str) -> admin_pb2.RelayState | None:
+        relays = self.s.relays
+        if relays is None or not relays.known(name):
+            return None
+        return relay_message(relays.state(name))
 
     @_rpc
     async def ListPeers(
@@ -441,8 +462,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.ListPeersResponse:
         def work() -> admin_pb2.ListPeersResponse:
             self._admin(context)
-            peerings = [peering_message(p) for p in self.s.hub.peers.peers()]
-            return admin_pb2.ListPeersResponse(peerings=peerings)
+            peerings = self.s.hub.peers.peers()
+            relays = [r for r in map(self._relay, (p.name for p in peerings)) if r is not None]
+            return admin_pb2.ListPeersResponse(
+                peerings=[peering_message(p) for p in peerings], relays=relays
+            )
 
         return await self.s.run(work)
 
@@ -453,7 +477,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         def work() -> admin_pb2.ShowPeerResponse:
             self._admin(context)
             return admin_pb2.ShowPeerResponse(
-                peering=peering_message(self.s.hub.peers.peer(request.name))
+                peering=peering_message(self.s.hub.peers.peer(request.name)),
+                relay=self._relay(request.name),
             )
 
         return await self.s.run(work)
@@ -472,4 +497,6 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 peering=peering_message(change(actor, request.name))
             )
 
-        return await self._change(work)
+        done = await self._change(work)
+        await self._relays_changed()
+        return done

@@ -60,6 +60,7 @@ from sighub.hub._hub import Hub, _RateLimiter
 from sighub.hub._logservice import LogService
 from sighub.hub._observe import Exposure, ObserveInterceptor, expose
 from sighub.hub._pki import SERVER_CERT, ServerCertificate, make_ca, server_cert
+from sighub.hub._relay import RelayManager
 from sighub.hub._service import (
     CHECKPOINT_COALESCE,
     DirectoryService,
@@ -249,17 +250,21 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload, services, paths, certificate, config)
-    sweeper = asyncio.create_task(_sweep(services))
-    checkpoints = asyncio.create_task(_checkpoints(services))
-    watcher = asyncio.create_task(_watch_certificate(certificate))
+    tasks = [
+        asyncio.create_task(_sweep(services)),
+        asyncio.create_task(_checkpoints(services)),
+        asyncio.create_task(_watch_certificate(certificate)),
+    ]
+    services.relays = RelayManager(services, loop)
+    await services.relays.refresh()
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
-    sweeper.cancel()
-    checkpoints.cancel()
-    watcher.cancel()
+    for task in tasks:
+        task.cancel()
+    await services.relays.close()
     await services.close()
     await server.stop(grace=10)
     await exposed.close()

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import grpc
 from cryptography import x509
@@ -50,6 +50,9 @@ from sighub.hub._pki import ENROLL_PREFIX
 from sighub.hub._store import TLOG, EnvelopeRow, LogRange, MemberRow, Store
 from sighub.hub._validate import Checked, Plan, Rejection, check
 from sighub.hub._writer import Writer, WriterClosed
+
+if TYPE_CHECKING:
+    from sighub.hub._relay import RelayManager
 
 __all__ = ["Services"]
 
@@ -85,6 +88,7 @@ class Services:
         self.stopping = asyncio.Event()
         self._cert_cache: dict[bytes, tuple[str, str]] = {}
         self.metrics = HubMetrics()
+        self.relays: RelayManager | None = None  # set by ``serve`` (federation relays)
 
     async def run(self, fn: Callable[[], T], bulk_lane: str | None = None) -> T:
         """``fn()`` on the writer's thread: promptly, or in ``bulk_lane``'s turn (see

@@ -351,8 +351,25 @@ def _v9(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v10(db: sqlite_utils.Database) -> None:
+    """Relaying (federation step 2): each publisher identity of a relayed envelope is bound
+    to the first origin hub it came from (an identity of this hub's own members is never
+    taken from a peer), and each peering's relay counts what it skipped, by reason."""
+    db.conn.execute(
+        "CREATE TABLE relayed_identities (identity TEXT PRIMARY KEY, origin TEXT NOT NULL,"
+        " peer TEXT NOT NULL, seq INTEGER NOT NULL)"
+    )
+    db.conn.execute(
+        "CREATE TABLE relay_counts (peer TEXT NOT NULL, outcome TEXT NOT NULL,"
+        " count INTEGER NOT NULL, PRIMARY KEY (peer, outcome))"
+    )
+    # the copies of other hubs' leaves this log holds ("leaf ORIGIN SEQ", "checkpoint
+    # ORIGIN SHA256"): each once, whichever peer brings it first
+    db.conn.execute("CREATE TABLE relayed_leaves (key TEXT PRIMARY KEY)")
+
+
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
 ]  # fmt: skip
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
@@ -671,6 +688,40 @@ class Store:
         """In the caller's transaction."""
         self.conn.execute("UPDATE peerings SET status=? WHERE name=?", (status, name))
 
+    # -- relaying ----------------------------------------------------------------------
+    def identity_origin(self, identity: str) -> str | None:
+        """The origin hub ``identity`` is bound to: this hub's own origin for a member's
+        identity, else the one it was first relayed from, else None."""
+        if self.one("SELECT 1 FROM members WHERE identity=?", identity) is not None:
+            return self.meta("log_origin")
+        row = self.one("SELECT origin FROM relayed_identities WHERE identity=?", identity)
+        return None if row is None else str(row[0])
+
+    def bind_identity(self, identity: str, origin: str, peer: str, seq: int) -> None:
+        """In the caller's transaction."""
+        self.conn.execute(
+            "INSERT INTO relayed_identities (identity, origin, peer, seq) VALUES (?, ?, ?, ?)",
+            (identity, origin, peer, seq),
+        )
+
+    def count_relayed(self, peer: str, counts: dict[str, int]) -> None:
+        """Add ``counts`` (outcome -> how many) to ``peer``'s, in the caller's transaction."""
+        self.conn.executemany(
+            "INSERT INTO relay_counts (peer, outcome, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (peer, outcome) DO UPDATE SET count = count + excluded.count",
+            [(peer, k, v) for k, v in counts.items() if v],
+        )
+
+    def take_copy(self, key: str) -> bool:
+        """Whether the copy named ``key`` is new (it is recorded), in the caller's
+        transaction."""
+        done = self.conn.execute("INSERT OR IGNORE INTO relayed_leaves (key) VALUES (?)", (key,))
+        return done.rowcount == 1
+
+    def relay_counts(self, peer: str) -> dict[str, int]:
+        rows = self.all("SELECT outcome, count FROM relay_counts WHERE peer=?", peer)
+        return {str(r[0]): int(r[1]) for r in rows}
+
     # -- the log ----------------------------------------------------------------------
     def envelope_seq(self, envelope_id: str) -> tuple[int, int] | None:
         row = self.one("SELECT seq, n_indicators FROM envelopes WHERE id=?", envelope_id)
@@ -694,9 +745,10 @@ class Store:
     ) -> int:
         """Append one leaf (its ``_leaves`` bytes) to the log; returns its sequence.  Must
         run inside ``tx()`` with the change it records."""
-        if len(leaf) > _leaves.MAX_LEAF_BYTES:  # every member would refuse it: its log stops
+        limit = _leaves.leaf_limit(kind)
+        if len(leaf) > limit:  # every member would refuse it: its log stops
             raise HubError.invalid(
-                f"a {kind} leaf of {len(leaf)} bytes; members read at most {_leaves.MAX_LEAF_BYTES}"
+                f"a {kind} leaf of {len(leaf)} bytes; members read at most {limit}"
             )
         return _append_leaves(self.conn, [(kind, collab, member, leaf)])
 

@@ -280,22 +280,101 @@ class ListPeersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PEERINGS_FIELD_NUMBER: _builtins.int
+    RELAYS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def peerings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Peering]:
         """Every peering, by name."""
+
+    @_builtins.property
+    def relays(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelayState]:
+        """The relay of each peering this hub follows (direction pull or both), by name."""
 
     def __init__(
         self,
         *,
         peerings: _abc.Iterable[Global___Peering] | None = ...,
+        relays: _abc.Iterable[Global___RelayState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["peerings", b"peerings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peerings", b"peerings", "relays", b"relays"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPeersResponse: _TypeAlias = ListPeersResponse  # noqa: Y015
+
+@_typing.final
+class RelayState(_message.Message):
+    """What a peering's relay (inside `sighub hub serve`) is doing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PEER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    LAG_FIELD_NUMBER: _builtins.int
+    LAST_BATCH_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    peer: _builtins.str
+    """The peering's name."""
+    state: _builtins.str
+    """starting, following, retrying (after an error, shown in error) or stopped."""
+    cursor: _builtins.int
+    """The peer's log sequence relayed up to (the relay's committed cursor)."""
+    head: _builtins.int
+    """The peer's log size as last seen; lag = head - cursor."""
+    lag: _builtins.int
+    last_batch: _builtins.str
+    """When the last batch was committed (RFC 3339), empty before the first."""
+    error: _builtins.str
+    """Why the relay stopped or retries, if it did."""
+    @_builtins.property
+    def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Changes by outcome (relayed, duplicate, unmapped, cycle, hop-limit, tlp-ceiling,
+        limits, refused, identity, conflict), since the peering was added.
+        """
+
+    def __init__(
+        self,
+        *,
+        peer: _builtins.str = ...,
+        state: _builtins.str = ...,
+        cursor: _builtins.int = ...,
+        head: _builtins.int = ...,
+        lag: _builtins.int = ...,
+        last_batch: _builtins.str = ...,
+        error: _builtins.str = ...,
+        counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "cursor", b"cursor", "error", b"error", "head", b"head", "lag", b"lag", "last_batch", b"last_batch", "peer", b"peer", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayState: _TypeAlias = RelayState  # noqa: Y015
 
 @_typing.final
 class ShowPeerRequest(_message.Message):
@@ -326,18 +405,24 @@ class ShowPeerResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PEERING_FIELD_NUMBER: _builtins.int
+    RELAY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def peering(self) -> Global___Peering:
         """The peering."""
+
+    @_builtins.property
+    def relay(self) -> Global___RelayState:
+        """Its relay, when this hub follows the peer (direction pull or both)."""
 
     def __init__(
         self,
         *,
         peering: Global___Peering | None = ...,
+        relay: Global___RelayState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering", "relay", b"relay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["peering", b"peering", "relay", b"relay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

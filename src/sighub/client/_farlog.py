@@ -1,0 +1,228 @@
+"""Directories that federate (``docs/federation.md``): the logs of hubs a member never
+talks to, as far as its own hub's verified log copies them.
+
+A relay copies each directory and peering leaf of its peer's log into its own hub's log as
+a ``peer.leaf`` (the leaf, its sequence there, its inclusion proof) after a
+``peer.checkpoint`` (the peer's signed note the proof is against), and copies the copies it
+finds in its peer's log verbatim, so they travel any number of hops.  ``FarLog`` checks
+each one as it reads its own log:
+
+- a checkpoint under the log key of its origin hub: pinned by a peering record of this
+  member's hub (admin-signed), or learnt from a verified ``peer.add`` leaf of a hub already
+  known (a hub the admin peered with vouches for the hubs it peers with).  A checkpoint of a
+  hub whose key is not known yet is skipped, and so are the leaves proved against it;
+- a leaf's inclusion in its origin's tree, as that checkpoint signed it.
+
+A copy that fails a check is an integrity alarm: this member's own hub logged it.  Per
+origin hub it keeps a key ring (``KeyRing``, sequences in that hub's log) and the
+collaboration maps of that hub's peerings; with them ``check_relayed`` verifies a relayed
+envelope as a member of its origin hub would: the hop chain, the publisher's signature
+under a key the origin's log held at the envelope's sequence there, and the bundle's
+collaboration name through every peering's map.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol
+
+from sighub.client._checkpoint import open_checkpoint
+from sighub.client._errors import NoteError
+from sighub.client._hops import HOP_NOTE_BYTES, HopError, HopRecord, decode_hops, verify_hops
+from sighub.client._keyring import KeyRing
+from sighub.client._leaves import COPIED_TYPES, DIRECTORY_TYPES, LeafError, parse_leaf
+from sighub.client._logcheck import AlarmKind, LogAlarm, hub_key
+from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
+from sighub.client._rpc import Change
+from sighub.client._verify import Checked, check_changes
+
+__all__ = ["FarLog", "PinnedPeers", "check_relayed"]
+
+log = logging.getLogger("sighub.sync")
+MAX_ROOTS: Final = 64  # verified checkpoints kept per origin: a relay logs one per batch
+_SEQ: Final = 16  # LocalStore.row: the sequence column
+
+
+class PinnedPeers(Protocol):
+    """The peerings of the hub whose log is read (``_peerlog.PeerLog``)."""
+
+    def log_keys(self) -> dict[str, bytes]: ...
+
+    def remote_for(self, local_collab: str, origin: str) -> str | None: ...
+
+
+class FarLog:
+    """What this member's verified log copied of other hubs' logs: see the module.
+
+    ``here`` is the origin of the log read and ``here_key`` its log key; ``pinned`` that
+    log's peerings.  ``apply`` each copied leaf in log order; ``save`` writes what was
+    applied since in the caller's transaction; ``load`` rebuilds from ``local.db``."""
+
+    def __init__(self, here: str, here_key: bytes, pinned: PinnedPeers) -> None:
+        self.here, self.here_key, self.pinned = here, here_key, pinned
+        self.learnt: dict[str, bytes] = {}  # origin -> log key, from verified peer.add copies
+        self.roots: dict[str, dict[int, bytes]] = {}  # origin -> tree size -> root
+        self.rings: dict[str, KeyRing] = {}
+        self.last: dict[str, int] = {}  # origin -> the last sequence of it applied
+        # (hub, its peer's origin, local collaboration there) -> the peer's name for it
+        self.maps: dict[tuple[str, str, str], str] = {}
+        self._pending: list[tuple[int, bytes]] = []
+
+    # -- keys and names --------------------------------------------------------------
+    def log_keys(self) -> dict[str, bytes]:
+        """Origin -> log key of every hub known: this log's own, its pinned peers' (they
+        win), and those learnt from copies."""
+        return {**self.learnt, **self.pinned.log_keys(), self.here: self.here_key}
+
+    def origin_collab(self, collab: str, hops: Sequence[HopRecord]) -> str | None:
+        """The name at the origin hub of the collaboration named ``collab`` here, through
+        the map of each peering the envelope crossed (None where a map is not known)."""
+        name: str | None = collab
+        for hop in reversed(hops):
+            if name is None:
+                return None
+            if hop.relay == self.here:
+                name = self.pinned.remote_for(name, hop.source)
+            else:
+                name = self.maps.get((hop.relay, hop.source, name))
+        return name
+
+    # -- reading the log -------------------------------------------------------------
+    def apply(self, sequence: int, doc: Mapping[str, Any], raw: bytes) -> None:
+        """Take one ``peer.checkpoint`` or ``peer.leaf`` leaf of this log (at
+        ``sequence``); raises ``LogAlarm`` for a copy that does not verify."""
+        if self._take(sequence, doc):
+            self._pending.append((sequence, raw))
+
+    def _take(self, sequence: int, doc: Mapping[str, Any], replay: bool = False) -> bool:
+        origin = str(doc["origin"])
+        if origin == self.here:
+            return False  # this log's own leaves, come back round a cycle
+        key = self.log_keys().get(origin)
+        if key is None:
+            if not replay:
+                log.warning("sequence %d: a copy from hub %r, whose log key this member does"
+                            " not know; skipped", sequence, origin)  # fmt: skip
+            return False
+        if doc["type"] == "peer.checkpoint":
+            return self._checkpoint(sequence, origin, key, _b64(doc["note"], sequence))
+        return self._leaf(sequence, origin, doc)
+
+    def _checkpoint(self, sequence: int, origin: str, key: bytes, note: bytes) -> bool:
+        try:
+            opened = open_checkpoint(
+                note, hub_key(origin, base64.b64encode(key).decode()), origin=origin,
+                max_bytes=HOP_NOTE_BYTES,
+            )  # fmt: skip
+        except NoteError as exc:
+            detail = f"checkpoint of {origin!r}: {exc}"
+            raise _alarm(AlarmKind.BAD_SIGNATURE, sequence, detail) from None
+        roots = self.roots.setdefault(origin, {})
+        roots[opened.checkpoint.size] = opened.checkpoint.root
+        for size in sorted(roots)[:-MAX_ROOTS]:
+            del roots[size]
+        return True
+
+    def _leaf(self, sequence: int, origin: str, doc: Mapping[str, Any]) -> bool:
+        seq, size = int(doc["seq"]), int(doc["size"])
+        if seq <= self.last.get(origin, 0):
+            return False  # already taken (a diamond delivers a copy twice)
+        root = self.roots.get(origin, {}).get(size)
+        if root is None:
+            raise _alarm(AlarmKind.MALFORMED, sequence,
+                         f"a leaf of {origin!r} proved against a tree of {size} leaves whose"
+                         " checkpoint this log did not copy before it")  # fmt: skip
+        leaf = _b64(doc["leaf"], sequence)
+        path = [_b64(h, sequence) for h in doc["path"]]
+        try:
+            verify_inclusion(seq - 1, size, leaf_hash(leaf), path, root)
+            inner = parse_leaf(leaf)
+        except (ProofError, LeafError) as exc:
+            detail = f"leaf {seq} of {origin!r}: {exc}"
+            raise _alarm(AlarmKind.BAD_PROOF, sequence, detail) from None
+        kind = inner["type"]
+        if kind not in COPIED_TYPES:
+            detail = f"leaf {seq} of {origin!r} is a {kind} leaf, not one relays copy"
+            raise _alarm(AlarmKind.MALFORMED, sequence, detail)
+        self.last[origin] = seq
+        if kind in DIRECTORY_TYPES:
+            self.rings.setdefault(origin, KeyRing(origin, None)).apply(seq, inner)
+        elif kind == "peer.add":
+            self._peering(origin, inner)
+        return True
+
+    def _peering(self, hub: str, doc: Mapping[str, Any]) -> None:
+        peer = str(doc["origin"])
+        if peer != self.here:
+            self.learnt.setdefault(peer, _b64(doc["log_key"], 0))
+        for pair in doc["collabs"]:
+            remote, _, local = str(pair).partition("=")
+            self.maps[(hub, peer, local)] = remote
+
+    # -- storage ---------------------------------------------------------------------
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Store the copies applied since the last ``save`` (the caller's transaction)."""
+        create(conn)
+        conn.executemany("INSERT OR REPLACE INTO log_far (seq, leaf) VALUES (?, ?)", self._pending)
+        self._pending.clear()
+
+    @classmethod
+    def load(
+        cls, conn: sqlite3.Connection, here: str, here_key: bytes, pinned: PinnedPeers
+    ) -> FarLog:
+        """The state the stored copies make (each was verified when it was applied)."""
+        far = cls(here, here_key, pinned)
+        create(conn)
+        for seq, raw in conn.execute("SELECT seq, leaf FROM log_far ORDER BY seq"):
+            far._take(int(seq), parse_leaf(bytes(raw)), replay=True)
+        return far
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS log_far (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL)")
+
+
+def clear(conn: sqlite3.Connection) -> None:
+    """Forget every copy (a resync reads the log again), in the caller's transaction."""
+    create(conn)
+    conn.execute("DELETE FROM log_far")
+
+
+def _b64(text: object, sequence: int) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except ValueError:
+        raise _alarm(AlarmKind.MALFORMED, sequence, f"{str(text)[:40]!r} is not base64") from None
+
+
+def _alarm(kind: AlarmKind, sequence: int, detail: str) -> LogAlarm:
+    return LogAlarm(kind, f"sequence {sequence}: copied leaf: {detail}", {"sequence": sequence})
+
+
+def check_relayed(change: Change, far: FarLog) -> Checked:
+    """A relayed envelope checked as a member of its origin hub would check it, or why it
+    is refused: its hop chain (ending at the hub whose log is read) under the known log
+    keys; the publisher's signature under a key the origin's copied directory held at the
+    envelope's sequence there; the bundle's collaboration as the origin names the one it
+    is delivered under here.  The rows carry this log's sequence."""
+    try:
+        hops = decode_hops(change.hop_records)
+        if not hops:
+            return "relayed, with an empty hop list"
+        verify_hops(change.envelope, hops, far.log_keys(), far.here)
+    except HopError as exc:
+        return str(exc)
+    origin, seq = hops[0].source, hops[0].seq
+    ring = far.rings.get(origin)
+    if ring is None:
+        return f"relayed from hub {origin!r}, whose directory this log holds no copy of"
+    name = far.origin_collab(change.collaboration, hops)
+    if name is None:
+        return f"relayed from hub {origin!r}: no peering maps {change.collaboration!r} to it"
+    result = check_changes(ring.directory(), [(seq, name, change.envelope)])[0]
+    if isinstance(result, str):
+        return f"relayed from hub {origin!r} (its sequence {seq}): {result}"
+    return [(*row[:_SEQ], change.sequence, *row[_SEQ + 1 :]) for row in result]

@@ -1,0 +1,533 @@
+"""The relay (federation step 2, ``docs/federation.md``): inside ``sighub hub serve``, one
+thread per peering this hub follows (direction ``pull`` or ``both``).
+
+Each relay is a member of its peer with role ``peer`` and follows the peer's log exactly as
+a member daemon does (``SyncDaemon`` over ``DATA/peers/NAME``: every batch verified against
+the peer's signed checkpoints and its key ring, the cursor committed after what the batch
+delivered).  For each change it decides, in this order, and counts every outcome:
+
+on the relay's thread (nothing of this hub read): the collaboration is mapped; the hop
+records decode and verify (``_hops.verify_hops``, log keys as this peering and the peer's
+verified log pin them); this hub is neither the origin nor a hop (a cycle); one more hop
+stays within ``max_hops``; the publisher's signature verifies under the peer's verified key
+ring (for an envelope the peer itself relayed, its verified hop chain vouches instead); every
+indicator is at or below the TLP ceiling; the envelope fits this hub's publish limits;
+
+on the hub's writer, in one transaction per batch: the envelope id is not in this hub's log
+yet (a diamond or a re-delivery); the publisher's identity is bound to the envelope's origin
+hub (a member's identity here, or one first relayed from another hub, is refused); the
+versions follow what this hub holds (the creator alone revises, never a revoked one, always
+later).  What passes is appended verbatim, under the local collaboration name, with the hops
+it arrived with and this hub's own hop record, signed by this hub's log key.
+
+A crash between this hub's commit and the relay's cursor commit re-delivers the batch: the
+envelope id makes it a no-op (counted as ``duplicate``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import logging
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from sighub.client._daemon import SyncDaemon, SyncReport
+from sighub.client._envelope import signing_key_id
+from sighub.client._farlog import FarLog, check_relayed
+from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
+from sighub.client._leaves import COPIED_TYPES, FAR_TYPES, parse_leaf, peer_checkpoint, peer_leaf
+from sighub.client._merkle import leaf_hash, verify_inclusion
+from sighub.client._model import Tlp
+from sighub.client._rpc import Change, HubClient, SyncBatch
+from sighub.client._rules import count_problem, envelope_problem
+from sighub.client._stix import format_time
+from sighub.client._verify import Checked, Row
+from sighub.hub._peering import Direction, Peering
+
+if TYPE_CHECKING:
+    from sighub.hub._hub import Hub
+    from sighub.hub._service import Services
+
+__all__ = ["Outcome", "RelayDaemon", "RelayManager", "RelayState", "commit", "prepare"]
+
+log = logging.getLogger("sighub.relay")
+RETRY_AFTER_ERROR: Final = 30.0  # seconds before a relay stopped by an error starts again
+JOIN_SECONDS: Final = 10.0
+_ID, _PUBLISHER, _KIND, _TLP, _VALID_UNTIL, _MODIFIED, _REVOKED = 0, 2, 4, 11, 13, 14, 15
+
+
+class Outcome(StrEnum):
+    """What the relay did with one change of its peer's log."""
+
+    RELAYED = "relayed"
+    COPIED = "copied"  # a directory or peering leaf of another hub's log (``_farlog``)
+    DUPLICATE_COPY = "duplicate-copy"
+    DUPLICATE = "duplicate"  # already in this hub's log: a diamond, or a re-delivery
+    UNMAPPED = "unmapped"  # a collaboration the peering does not map
+    CYCLE = "cycle"  # this hub is its origin or one of its hops
+    HOP_LIMIT = "hop-limit"
+    TLP = "tlp-ceiling"  # an indicator above the peering's TLP ceiling
+    LIMITS = "limits"  # over this hub's publish limits
+    REFUSED = "refused"  # does not verify: signature, hop records, form
+    IDENTITY = "identity"  # its publisher's identity is bound to another hub
+    CONFLICT = "conflict"  # a version this hub's state refuses
+
+
+# Outcomes that are evidence of a peer (or a hub behind it) misbehaving, or of a conflict
+# an operator should look at: logged as errors and kept in the relay's ``refused`` table.
+SERIOUS: Final = frozenset({Outcome.REFUSED, Outcome.IDENTITY, Outcome.CONFLICT})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A change that passed the relay thread's checks, with this hub's hop record."""
+
+    sequence: int  # in the peer's log
+    envelope_id: str
+    raw: bytes
+    collab: str  # the local collaboration
+    identity: str  # the publisher's STIX identity
+    origin: str  # the origin hub's log origin
+    key_id: str
+    hops: str  # JCS of every hop, this hub's last
+    rows: list[tuple[str, str, str, str, str, int]]  # the hub's indicator rows
+
+    @property
+    def publisher(self) -> str:
+        """The publisher as this hub records it: an identity qualified by its origin hub,
+        which no member name (``[a-z0-9-]``) can equal."""
+        return f"{self.identity}@{self.origin}"
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A leaf of another hub's log to copy into this one (``peer.leaf``/``peer.checkpoint``)."""
+
+    sequence: int  # in the peer's log: copies go in that order, among the envelopes
+    kind: str
+    leaf: bytes
+    key: str  # what makes it the same copy when it comes again
+
+
+def _copy_key(doc: dict[str, Any]) -> str:
+    if doc["type"] == "peer.leaf":
+        return f"leaf {doc['origin']} {doc['seq']}"
+    note = base64.b64decode(doc["note"])
+    return f"checkpoint {doc['origin']} {hashlib.sha256(note).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    sequence: int
+    envelope_id: str
+    collab: str  # as the peer names it
+    outcome: Outcome
+    reason: str
+
+
+@dataclass
+class RelayState:
+    """What ``sighub admin peer status`` shows of one relay."""
+
+    peer: str
+    state: str = "stopped"  # starting, following, retrying, stopped
+    cursor: int = 0  # the peer's log sequence relayed up to
+    head: int = 0  # the peer's log size as last seen
+    last_batch: str = ""  # RFC 3339 time of the last batch committed
+    error: str = ""  # why it stopped or retries, if it did
+    counts: dict[str, int] = field(default_factory=dict)  # outcome -> changes, persisted
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.cursor)
+
+
+class _Context:
+    """What the relay thread's checks read: the peering, this hub's origin and log signer,
+    its publish limits."""
+
+    def __init__(self, hub: Hub, peering: Peering) -> None:
+        signer = hub.log_signer
+        if signer is None:
+            raise RuntimeError("relay: the hub has no log signer")
+        self.peering, self.signer, self.hub = peering, signer, hub
+        self.here = signer.name
+
+    def received(self) -> str:
+        return self.hub.now()
+
+
+class RelayDaemon(SyncDaemon):
+    """A ``SyncDaemon`` over ``DATA/peers/NAME`` whose verified changes go to this hub's
+    log (``commit``) instead of a member's local store.  It holds no blinding keys: a relay
+    never matches, so it fetches no wraps and does no steward duties."""
+
+    def __init__(self, data: Path, context: _Context, services: Services, state: RelayState,
+                 loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
+        super().__init__(data)
+        self.context, self.services, self.state, self.loop = context, services, state, loop
+
+    # A relay reads signing keys from the peer's verified log, never its directory, and
+    # needs no blinding key: nothing of the directory is fetched.
+    def refresh_directory(self, hub: HubClient) -> None:
+        self._keys = None
+
+    def unwrap(self, hub: HubClient) -> list[str]:
+        return []
+
+    def steward_duties(self, hub: HubClient) -> list[Any]:
+        return []
+
+    def _known_keys(self, batch: Any, checked: list[Checked], hub: HubClient) -> list[Checked]:
+        return checked
+
+    def _apply_next(self, reader: Any, report: SyncReport, hub: HubClient) -> bool:
+        self._peer = hub  # for the inclusion proofs of the leaves a batch copies
+        return super()._apply_next(reader, report, hub)
+
+    def _write(
+        self,
+        c: sqlite3.Connection,
+        batch: SyncBatch,
+        checked: list[Checked],
+        now: str,
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> None:
+        self._relay(c, batch.changes, checked, self._copies(batch), now, report)
+        report.batches += 1
+
+    def _write_changes(
+        self,
+        c: sqlite3.Connection,
+        changes: Sequence[Change],
+        checked: list[Checked],
+        now: str,
+        report: SyncReport,
+        applied: list[Row] | None,
+    ) -> None:
+        """History pages (a collaboration joined after the cursor passed it): changes only."""
+        self._relay(c, changes, checked, [], now, report)
+
+    def _copies(self, batch: SyncBatch) -> list[Copy]:
+        """The leaves of ``batch`` this hub copies into its log (see ``_farlog``): the
+        peer's own directory and peering leaves, each with its inclusion proof in the
+        batch's checkpoint (asked of the peer, checked here), after that checkpoint; and
+        the copies the peer's log holds of hubs behind it, verbatim."""
+        guard, peer = self._guard, self.context.peering.origin
+        assert guard is not None and guard.state is not None and guard.state.checkpoint
+        cp = guard.state.checkpoint
+        own: list[Copy] = []
+        far: list[Copy] = []
+        for x in batch.leaves:
+            if x.leaf is None:
+                continue
+            doc = parse_leaf(x.leaf)  # the guard parsed it already: it cannot fail here
+            kind = doc["type"]
+            if kind in COPIED_TYPES:
+                path = self._peer.inclusion_proof(x.sequence - 1, cp.size)
+                verify_inclusion(x.sequence - 1, cp.size, leaf_hash(x.leaf), path, cp.root)
+                leaf = peer_leaf(peer, x.sequence, x.leaf, cp.size, path)
+                own.append(Copy(x.sequence, "peer.leaf", leaf, f"leaf {peer} {x.sequence}"))
+            elif kind in FAR_TYPES and doc["origin"] != self.context.here:
+                far.append(Copy(x.sequence, kind, x.leaf, _copy_key(doc)))
+        if own:
+            key = f"checkpoint {peer} {cp.size}"
+            own.insert(
+                0, Copy(own[0].sequence, "peer.checkpoint", peer_checkpoint(peer, cp.note), key)
+            )
+        return sorted(own + far, key=lambda x: x.sequence)
+
+    def _relay(
+        self,
+        c: sqlite3.Connection,
+        changes: Sequence[Change],
+        checked: list[Checked],
+        copies: list[Copy],
+        now: str,
+        report: SyncReport,
+    ) -> None:
+        """Inside the relay's local transaction (rolled back, cursor and all, if this hub's
+        commit fails): check each change, commit those that pass and the copies to this
+        hub in the peer's log order, count and record every outcome."""
+        guard = self._guard
+        assert guard is not None and guard.state is not None and guard.state.checkpoint
+        note = guard.state.checkpoint.note
+        entries: list[Copy | Prepared] = list(copies)
+        skipped: list[Skipped] = []
+        for change, result in zip(changes, checked, strict=True):
+            got = prepare(self.context, guard.far, note, change, result)
+            if isinstance(got, Prepared):
+                entries.append(got)
+            else:
+                skipped.append(got)
+        entries.sort(key=lambda e: e.sequence)  # stable: a checkpoint stays before its leaves
+        counts = Counter(s.outcome.value for s in skipped)
+        done = self._commit(entries, counts)
+        for item, (outcome, reason) in zip(entries, done, strict=True):
+            if isinstance(item, Prepared) and outcome not in (Outcome.RELAYED, Outcome.COPIED):
+                skipped.append(
+                    Skipped(item.sequence, item.envelope_id, item.collab, outcome, reason)
+                )
+        for s in skipped:
+            self._note(c, s, now, report)
+        for k, v in counts.items():
+            self.state.counts[k] = self.state.counts.get(k, 0) + v
+        report.envelopes += len(changes)
+
+    def _commit(
+        self, ready: list[Copy | Prepared], counts: Counter[str]
+    ) -> list[tuple[Outcome, str]]:
+        """Commit ``ready`` on this hub's writer (one transaction, the relay's bulk lane),
+        with the counts of what was skipped; then wake this hub's followers."""
+        peer, services = self.context.peering.name, self.services
+
+        def job() -> tuple[list[tuple[Outcome, str]], tuple[int, bytes] | None]:
+            return commit(services.hub, peer, ready, counts, services.sign_after_commit)
+
+        future: Future[tuple[list[tuple[Outcome, str]], tuple[int, bytes] | None]]
+        future = services.writer.submit(job, f" relay {peer}")
+        done, issued = future.result()
+        if any(o in (Outcome.RELAYED, Outcome.COPIED) for o, _ in done):
+            if issued is not None:
+                asyncio.run_coroutine_threadsafe(services.signed(issued), self.loop)
+            else:
+                self.loop.call_soon_threadsafe(services.committed)
+        return done
+
+    def _note(self, c: sqlite3.Connection, s: Skipped, now: str, report: SyncReport) -> None:
+        peer = self.context.peering.name
+        if s.outcome in SERIOUS:
+            log.error("relay %s: REFUSED envelope seq=%d collab=%s id=%s (%s): %s", peer,
+                      s.sequence, s.collab, s.envelope_id[:16], s.outcome, s.reason)  # fmt: skip
+            self.store.refuse(c, s.envelope_id, s.sequence, s.collab,
+                              f"{s.outcome.value}: {s.reason}", now)  # fmt: skip
+            report.add_refused(s.sequence, s.reason)
+        elif s.outcome is not Outcome.DUPLICATE:
+            log.info("relay %s: envelope seq=%d collab=%s not relayed (%s): %s", peer,
+                     s.sequence, s.collab, s.outcome.value, s.reason)  # fmt: skip
+
+
+def prepare(
+    ctx: _Context, far: FarLog, note: bytes, change: Change, result: Checked
+) -> Prepared | Skipped:
+    """The relay thread's checks of one change (see the module docstring)."""
+    peering, raw = ctx.peering, change.envelope
+    envelope_id = hashlib.sha256(raw).hexdigest()
+
+    def skip(outcome: Outcome, reason: str) -> Skipped:
+        return Skipped(change.sequence, envelope_id, change.collaboration, outcome, reason)
+
+    local = peering.local_collab(change.collaboration)
+    if local is None:
+        return skip(Outcome.UNMAPPED, f"collaboration {change.collaboration!r} is not mapped")
+    try:
+        hops = decode_hops(change.hop_records) if change.hop_records else ()
+    except HopError as exc:
+        return skip(Outcome.REFUSED, str(exc))
+    origin = origin_of(hops, peering.origin)
+    if ctx.here == origin or any(ctx.here in (h.relay, h.source) for h in hops):
+        return skip(Outcome.CYCLE, f"this hub ({ctx.here}) is its origin or one of its hops")
+    if len(hops) + 1 > peering.max_hops:
+        return skip(
+            Outcome.HOP_LIMIT, f"{len(hops) + 1} hops; the peering allows {peering.max_hops}"
+        )
+    rows = check_relayed(change, far) if hops else result
+    if isinstance(rows, str):
+        return skip(Outcome.REFUSED, rows)
+    above = sorted({r[_TLP] for r in rows if not peering.tlp_allows(Tlp(r[_TLP]))})
+    if above:
+        return skip(
+            Outcome.TLP, f"TLP {', '.join(above)} above the ceiling {peering.tlp_ceiling.value}"
+        )
+    limits = ctx.hub.config.publish_limits
+    problem = envelope_problem(len(raw), limits) or count_problem(len(rows), limits)
+    if problem is not None:
+        return skip(Outcome.LIMITS, str(problem))
+    hop = sign_hop(ctx.signer.sign, ctx.here, raw, hops, peering.origin, change.sequence, note,
+                   ctx.received())  # fmt: skip
+    return Prepared(
+        change.sequence, envelope_id, raw, local, str(rows[0][_PUBLISHER]), origin,
+        signing_key_id(raw), encode_hops((*hops, hop)).decode(),
+        [(str(r[_ID]), str(r[_KIND]), str(r[_MODIFIED]), str(r[_VALID_UNTIL]),
+          str(r[_PUBLISHER]), int(r[_REVOKED])) for r in rows],
+    )  # fmt: skip
+
+
+def commit(
+    hub: Hub,
+    peer: str,
+    ready: Sequence[Copy | Prepared],
+    counts: Counter[str],
+    sign: Callable[[], tuple[int, bytes] | None],
+) -> tuple[list[tuple[Outcome, str]], tuple[int, bytes] | None]:
+    """On the writer: append what passes this hub's checks, count every outcome, in one
+    transaction; then sign a checkpoint if one is due (as a publish does)."""
+    store, done = hub.store, []
+    now = hub.now()
+    with store.tx():
+        for item in ready:
+            if isinstance(item, Copy):
+                outcome, reason = _copy(hub, item)
+            else:
+                outcome, reason = _commit_one(hub, peer, item, now)
+            done.append((outcome, reason))
+            counts[outcome.value] += 1
+        store.count_relayed(peer, dict(counts))
+    changed = any(o in (Outcome.RELAYED, Outcome.COPIED) for o, _ in done)
+    return done, sign() if changed else None
+
+
+def _copy(hub: Hub, item: Copy) -> tuple[Outcome, str]:
+    """Append a copied leaf of another hub's log, once (a diamond brings it twice)."""
+    if not hub.store.take_copy(item.key):
+        return Outcome.DUPLICATE_COPY, "already copied"
+    hub.store.append_leaf(item.kind, item.leaf)
+    return Outcome.COPIED, ""
+
+
+def _commit_one(hub: Hub, peer: str, item: Prepared, now: str) -> tuple[Outcome, str]:
+    store = hub.store
+    if store.envelope_seq(item.envelope_id) is not None:
+        return Outcome.DUPLICATE, "already in this hub's log"
+    if not store.collab_exists(item.collab):
+        return Outcome.UNMAPPED, f"local collaboration {item.collab!r} does not exist"
+    bound = store.identity_origin(item.identity)
+    if bound is None:
+        store.bind_identity(item.identity, item.origin, peer, item.sequence)
+    elif bound != item.origin:
+        return Outcome.IDENTITY, (
+            f"publisher {item.identity} is bound to hub {bound!r}; this envelope comes from"
+            f" {item.origin!r}"
+        )
+    states = store.indicator_states([r[0] for r in item.rows])
+    for ind_id, _, modified, _, _, _ in item.rows:
+        old = states.get(ind_id)
+        if old is None:
+            continue
+        if old.publisher != item.publisher:
+            return Outcome.CONFLICT, f"indicator {ind_id} belongs to {old.publisher!r}"
+        if old.revoked:
+            return Outcome.CONFLICT, f"indicator {ind_id} is already revoked"
+        if modified <= old.modified:
+            return Outcome.CONFLICT, (
+                f"indicator {ind_id}: modified {modified}, not later than the stored {old.modified}"
+            )
+    seq = store.append_envelope(item.envelope_id, item.collab, item.publisher, item.key_id, now,
+                                item.hops, item.raw, item.rows)  # fmt: skip
+    store.audit(now, f"peer:{peer}", "relay", item.collab, envelope=item.envelope_id, seq=seq,
+                origin=item.origin, peer_seq=item.sequence, indicators=len(item.rows))  # fmt: skip
+    return Outcome.RELAYED, ""
+
+
+class _Relay:
+    """One relay thread: follows until stopped; an error that retrying cannot fix (an
+    integrity alarm, the peer refusing this hub) is shown and retried after a pause."""
+
+    def __init__(self, services: Services, peering: Peering, loop: asyncio.AbstractEventLoop,
+                 state: RelayState) -> None:  # fmt: skip
+        self.services, self.peering, self.loop, self.state = services, peering, loop, state
+        self.stop = threading.Event()
+        self.daemon: RelayDaemon | None = None
+        self.thread = threading.Thread(target=self._run, name=f"relay-{peering.name}", daemon=True)
+
+    def _run(self) -> None:
+        hub = self.services.hub
+        while not self.stop.is_set():
+            self.state.state, self.state.error = "starting", ""
+            try:
+                self.daemon = RelayDaemon(hub.peers.data(self.peering.name),
+                                          _Context(hub, self.peering), self.services,
+                                          self.state, self.loop)  # fmt: skip
+                self.state.cursor = self.daemon.store.cursor
+                self.state.state = "following"
+                self.daemon.follow(self.stop, self._batch)
+            except Exception as exc:  # shown by `admin peer status`, retried after a pause
+                if self.stop.is_set():
+                    break
+                log.error("relay %s stopped: %s; retrying in %.0f s", self.peering.name, exc,
+                          RETRY_AFTER_ERROR)  # fmt: skip
+                self.state.state, self.state.error = "retrying", str(exc)[:500]
+                self.stop.wait(RETRY_AFTER_ERROR)
+            finally:
+                if self.daemon is not None:
+                    self.daemon.close()
+                    self.daemon = None
+        self.state.state = "stopped"
+
+    def _batch(self, report: SyncReport) -> None:
+        self.state.cursor, self.state.head = report.cursor, report.head
+        self.state.last_batch = format_time(datetime.now(UTC))
+
+    def halt(self) -> None:
+        self.stop.set()
+        daemon = self.daemon
+        if daemon is not None:
+            daemon.interrupt()
+
+
+class RelayManager:
+    """The relays of one hub: a thread per active peering with direction pull or both,
+    started and stopped as the peerings change (``refresh``)."""
+
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        self.services, self.loop = services, loop
+        self._relays: dict[str, _Relay] = {}
+        self._states: dict[str, RelayState] = {}
+        self._lock = asyncio.Lock()  # one refresh at a time (two admin calls at once)
+
+    async def refresh(self) -> None:
+        """Start the relays of the peerings that should run and stop the others."""
+        async with self._lock:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        store = self.services.hub.store
+        peerings = await self.services.run(store.peerings)
+        wanted = {p.name: p for p in peerings if _follows(p)}
+        for name in [n for n in self._relays if n not in wanted]:
+            await asyncio.to_thread(self._stop, self._relays.pop(name))
+        for name, p in wanted.items():
+            if name not in self._relays:
+                counts = await self.services.run(functools.partial(store.relay_counts, name))
+                state = self._states.setdefault(name, RelayState(name))
+                state.counts = counts
+                relay = _Relay(self.services, p, self.loop, state)
+                self._relays[name] = relay
+                relay.thread.start()
+
+    @staticmethod
+    def _stop(relay: _Relay) -> None:
+        relay.halt()
+        relay.thread.join(JOIN_SECONDS)
+        if relay.thread.is_alive():
+            log.warning("relay %s did not stop within %.0f s", relay.peering.name, JOIN_SECONDS)
+
+    def known(self, name: str) -> bool:
+        """Whether ``name``'s relay ran since this hub started."""
+        return name in self._states
+
+    def state(self, name: str) -> RelayState:
+        return self._states.get(name) or RelayState(name)
+
+    async def close(self) -> None:
+        async with self._lock:
+            relays, self._relays = list(self._relays.values()), {}
+            for relay in relays:
+                relay.halt()  # all at once: each ends its stream
+            for relay in relays:
+                await asyncio.to_thread(self._stop, relay)
+
+
+def _follows(p: Peering) -> bool:
+    return p.status == "active" and p.direction in (Direction.PULL, Direction.BOTH)

@@ -1,0 +1,253 @@
+"""``_farlog``: the copies of other hubs' logs a member's verified log holds.  A synthetic
+origin log (real leaves, a real Merkle tree, a checkpoint signed with its log key) is copied
+the way a relay copies it; each way a copy can be wrong is an alarm that applies nothing,
+and a relayed envelope verifies against the copied directory, or says why not."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sighub.client._checkpoint import Checkpoint, sign_checkpoint
+from sighub.client._envelope import key_id, public_key_bytes, seal
+from sighub.client._farlog import FarLog, check_relayed
+from sighub.client._hops import encode_hops, sign_hop
+from sighub.client._keys import identity_for
+from sighub.client._leaves import (
+    collab_add,
+    key_revoke,
+    member_enroll,
+    parse_leaf,
+    peer_add,
+    peer_checkpoint,
+    peer_leaf,
+)
+from sighub.client._logcheck import AlarmKind, LogAlarm
+from sighub.client._merkle import inclusion_proof, leaf_hash, root
+from sighub.client._model import Form, Indicator, Kind, Publisher
+from sighub.client._note import Ed25519Signer
+from sighub.client._rpc import Change
+from sighub.client._stix import build_bundle, new_indicator_id
+
+HERE, FAR, BEHIND = "sighub/regional", "sighub/industry", "sighub/national"
+
+
+@dataclass
+class Pins:
+    keys: dict[str, bytes] = field(default_factory=dict)
+    maps: dict[tuple[str, str], str] = field(default_factory=dict)  # (local, origin) -> remote
+
+    def log_keys(self) -> dict[str, bytes]:
+        return self.keys
+
+    def remote_for(self, local_collab: str, origin: str) -> str | None:
+        return self.maps.get((local_collab, origin))
+
+
+class OriginLog:
+    """A hub's log as leaves, signed by its log key."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.key = Ed25519PrivateKey.generate()
+        self.signer = Ed25519Signer(origin, self.key.private_bytes_raw())
+        self.leaves: list[bytes] = []
+
+    @property
+    def public(self) -> bytes:
+        return public_key_bytes(self.key.public_key())
+
+    def add(self, leaf: bytes) -> int:
+        self.leaves.append(leaf)
+        return len(self.leaves)
+
+    def note(self) -> bytes:
+        hashes = [leaf_hash(x) for x in self.leaves]
+        body = Checkpoint(self.origin, len(hashes), root(hashes))
+        return sign_checkpoint(body.with_time(int(datetime.now(UTC).timestamp())), self.signer)
+
+    def copies(self, *seqs: int) -> list[bytes]:
+        """What a relay logs for leaves ``seqs``: the checkpoint, then each leaf."""
+        hashes = [leaf_hash(x) for x in self.leaves]
+        size = len(hashes)
+        out = [peer_checkpoint(self.origin, self.note())]
+        for s in seqs:
+            path = inclusion_proof(s - 1, size, hashes)
+            out.append(peer_leaf(self.origin, s, self.leaves[s - 1], size, path))
+        return out
+
+
+def feed(far: FarLog, leaves: list[bytes], start: int = 1) -> None:
+    for i, raw in enumerate(leaves, start):
+        far.apply(i, parse_leaf(raw), raw)
+
+
+def state(far: FarLog) -> tuple[Any, ...]:
+    rings = {o: r.directory() for o, r in far.rings.items()}
+    roots = {o: dict(r) for o, r in far.roots.items()}
+    return dict(far.learnt), roots, rings, dict(far.last), dict(far.maps)
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    origin = OriginLog(FAR)
+    pub = Ed25519PrivateKey.generate()
+    kid = key_id(pub.public_key())
+    ident = Publisher(identity_for("pub-a"), "pub-a")
+    origin.add(
+        member_enroll("pub-a", ident.id, ["publisher"], kid, public_key_bytes(pub.public_key()))
+    )
+    here = OriginLog(HERE)
+    pins = Pins({FAR: origin.public}, {("sg-local", FAR): "sg-csam"})
+    return {"origin": origin, "pub": pub, "kid": kid, "ident": ident, "here": here, "pins": pins,
+            "far": FarLog(HERE, here.public, pins)}  # fmt: skip
+
+
+def relayed(w: dict[str, Any], seq_at_origin: int, collab: str = "sg-csam") -> Change:
+    """An envelope of pub-a published at the origin (its sequence there), relayed here."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ind = Indicator(
+        id=new_indicator_id(), kind=Kind.KEYWORD, form=Form.BLINDED, value="ab" * 16, key_epoch=0,
+        collaboration=collab, publisher=w["ident"], valid_from=now,
+        valid_until=now + timedelta(days=3), created=now, modified=now,
+    )  # fmt: skip
+    raw = seal(build_bundle(w["ident"], [ind]), w["pub"])
+    origin: OriginLog = w["origin"]
+    while len(origin.leaves) < seq_at_origin:  # the envelope's own leaf there, and any before
+        origin.add(collab_add("sg-csam"))
+    hop = sign_hop(w["here"].signer.sign, HERE, raw, (), FAR, seq_at_origin, origin.note(),
+                   "2026-11-28T00:00:00.000Z")  # fmt: skip
+    return Change(40, "sg-local", raw, (), 1, encode_hops([hop]))
+
+
+def test_a_copied_directory_verifies_a_relayed_envelope(world: dict[str, Any]) -> None:
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    feed(far, origin.copies(1))
+    rows = check_relayed(relayed(world, 2), far)
+    assert isinstance(rows, list) and rows[0][2] == world["ident"].id
+    assert rows[0][16] == 40  # this log's sequence, not the origin's
+
+
+def test_a_revoked_key_and_a_key_not_yet_enrolled(world: dict[str, Any]) -> None:
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    origin.add(collab_add("sg-csam"))  # not a leaf relays copy: sequence 2 is an envelope's
+    origin.add(key_revoke("pub-a", world["kid"]))
+    feed(far, origin.copies(1, 3))
+    assert isinstance(check_relayed(relayed(world, 2), far), list)  # signed before revocation
+    late = check_relayed(relayed(world, 4), far)
+    assert isinstance(late, str) and "revoked at sequence 3" in late
+    early = check_relayed(relayed(world, 1), far)
+    assert isinstance(early, str) and "only from sequence 1" in early
+
+
+def test_refusals_name_what_is_missing(world: dict[str, Any]) -> None:
+    far: FarLog = world["far"]
+    assert "holds no copy" in str(check_relayed(relayed(world, 2), far))
+    feed(far, world["origin"].copies(1))
+    other = relayed(world, 2)
+    unmapped = Change(other.sequence, "sg-other", other.envelope, (), 1, other.hop_records)
+    assert "no peering maps 'sg-other'" in str(check_relayed(unmapped, far))
+    forged = Change(
+        other.sequence, other.collaboration, other.envelope + b" ", (), 1, other.hop_records
+    )
+    assert "signature does not verify" in str(check_relayed(forged, far))
+
+
+def test_transitive_keys_and_names(world: dict[str, Any]) -> None:
+    """A hub behind the origin: its key and its collaboration's name there are learnt from
+    the origin's copied peer.add, and an envelope from it verifies over two hops."""
+    origin: OriginLog = world["origin"]
+    behind = OriginLog(BEHIND)
+    pub = Ed25519PrivateKey.generate()
+    ident = Publisher(identity_for("pub-n"), "pub-n")
+    kid = key_id(pub.public_key())
+    behind.add(
+        member_enroll("pub-n", ident.id, ["publisher"], kid, public_key_bytes(pub.public_key()))
+    )
+    seq = origin.add(peer_add("national", BEHIND, behind.public, "127.0.0.1:1",
+                              [("sg-n", "sg-csam")], "pull", 4, "amber", b"s" * 64))  # fmt: skip
+    far: FarLog = world["far"]
+    feed(far, origin.copies(seq) + behind.copies(1), 1)
+    assert far.learnt == {BEHIND: behind.public}
+    now = datetime.now(UTC).replace(microsecond=0)
+    ind = Indicator(id=new_indicator_id(), kind=Kind.KEYWORD, form=Form.BLINDED,
+                    value="cd" * 16, key_epoch=0, collaboration="sg-n", publisher=ident,
+                    valid_from=now, valid_until=now + timedelta(days=1), created=now,
+                    modified=now)  # fmt: skip
+    raw = seal(build_bundle(ident, [ind]), pub)
+    behind.add(collab_add("sg-n"))  # the envelope's own leaf there, after pub-n's key
+    hop1 = sign_hop(
+        origin.signer.sign, FAR, raw, (), BEHIND, 2, behind.note(), "2026-11-28T00:00:00.000Z"
+    )
+    hop2 = sign_hop(world["here"].signer.sign, HERE, raw, (hop1,), FAR, 2, origin.note(),
+                    "2026-11-28T00:00:01.000Z")  # fmt: skip
+    rows = check_relayed(Change(50, "sg-local", raw, (), 2, encode_hops([hop1, hop2])), far)
+    assert isinstance(rows, list) and rows[0][2] == ident.id
+
+
+def _alarm(far: FarLog, leaves: list[bytes], kind: AlarmKind) -> None:
+    before = state(far)
+    with pytest.raises(LogAlarm) as caught:
+        feed(far, leaves)
+    assert caught.value.kind is kind
+    assert state(far) == before
+
+
+def test_a_checkpoint_not_signed_by_the_origin_is_an_alarm(world: dict[str, Any]) -> None:
+    origin: OriginLog = world["origin"]
+    impostor = OriginLog(FAR)
+    impostor.leaves = list(origin.leaves)
+    _alarm(world["far"], impostor.copies(1)[:1], AlarmKind.BAD_SIGNATURE)
+    assert world["far"].roots == {}
+
+
+def test_a_leaf_that_is_not_in_the_tree_is_an_alarm(world: dict[str, Any]) -> None:
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    cp, leaf = origin.copies(1)
+    feed(far, [cp])
+    doc = parse_leaf(leaf)
+    other = member_enroll("pub-x", world["ident"].id, ["publisher"], "k", b"\x01" * 32)
+    forged = peer_leaf(FAR, 1, other, doc["size"], [base64.b64decode(h) for h in doc["path"]])
+    before = state(far)
+    with pytest.raises(LogAlarm) as caught:
+        far.apply(2, parse_leaf(forged), forged)
+    assert caught.value.kind is AlarmKind.BAD_PROOF and state(far) == before
+
+
+def test_a_leaf_without_its_checkpoint_or_of_a_type_not_copied(world: dict[str, Any]) -> None:
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    leaf = origin.copies(1)[1]
+    with pytest.raises(LogAlarm) as caught:
+        far.apply(1, parse_leaf(leaf), leaf)
+    assert caught.value.kind is AlarmKind.MALFORMED and far.rings == {}
+    origin.leaves.append(collab_add("sg-csam"))
+    cp, bad = origin.copies(2)
+    feed(far, [cp])
+    with pytest.raises(LogAlarm) as caught:
+        far.apply(2, parse_leaf(bad), bad)
+    assert caught.value.kind is AlarmKind.MALFORMED and far.rings == {}
+
+
+def test_unknown_origins_are_skipped_and_copies_saved_and_loaded(world: dict[str, Any]) -> None:
+    stranger = OriginLog("sighub/stranger")
+    far: FarLog = world["far"]
+    feed(far, stranger.copies())  # no key known for it: nothing taken, no alarm
+    assert far.roots == {}
+    leaves = world["origin"].copies(1)
+    feed(far, leaves, 10)
+    feed(far, leaves, 20)  # a second copy (a diamond): already taken
+    conn = sqlite3.connect(":memory:")
+    far.save(conn)
+    again = FarLog.load(conn, HERE, world["here"].public, world["pins"])
+    assert state(again) == state(far)
+    assert isinstance(check_relayed(relayed(world, 2), again), list)
