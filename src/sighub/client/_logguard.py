@@ -133,7 +133,9 @@ def _origin_of(note: bytes) -> str:
 
 class LogGuard:
     """Verifies the hub's log for ``SyncDaemon``: ``check`` each batch, ``save`` the state
-    in the transaction that applies it, ``reload`` after a transaction that failed."""
+    in the transaction that applies it, ``reload`` after a transaction that failed.  What
+    the verified leaves show is kept in ``ring`` (keys), ``stewards`` (collaborations'
+    stewards and epochs) and ``peers`` (the hub's peerings with other hubs)."""
 
     def __init__(
         self,

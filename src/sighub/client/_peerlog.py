@@ -113,11 +113,10 @@ class LoggedPeer:
     def from_row(cls, row: Iterable[Any]) -> LoggedPeer:
         """A record from its ``log_peers`` row (written by ``row`` from a verified leaf)."""
         name, origin, key, address, collabs, direction, hops, ceiling, status, seq, at = row
-        pairs = tuple(tuple(str(m).split("=", 1)) for m in json.loads(collabs))
+        pairs = tuple((r, x) for r, _, x in (str(m).partition("=") for m in json.loads(collabs)))
         return cls(
-            str(name), str(origin), bytes(key), str(address),
-            tuple((p[0], p[1]) for p in pairs), PeerDirection(direction), int(hops),
-            Tlp(ceiling), PeerStatus(status), int(seq), int(at),
+            str(name), str(origin), bytes(key), str(address), pairs, PeerDirection(direction),
+            int(hops), Tlp(ceiling), PeerStatus(status), int(seq), int(at),
         )  # fmt: skip
 
 
@@ -129,8 +128,9 @@ def _alarm(kind: AlarmKind, detail: str, seq: int, leaf: Mapping[str, Any]) -> L
     )
 
 
-def _malformed(name: str, field: str, received: object, expected: str, seq: int,
-               leaf: Mapping[str, Any]) -> LogAlarm:  # fmt: skip
+def _malformed(
+    name: str, field: str, received: object, expected: str, seq: int, leaf: Mapping[str, Any]
+) -> LogAlarm:
     shown = repr(received)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return _alarm(
