@@ -223,7 +223,8 @@ class LogGuard:
         cursor = self.store.cursor
         log.warning(
             "no log state or no key ring for cursor %d (synced before the hub's log was"
-            " verified, or before encryption keys were read from it): reading leaves 1..%d"
+            " verified, or before its keys, stewards or peerings were read from it): reading"
+            " leaves 1..%d"
             " from the hub%s",
             cursor,
             cursor,
