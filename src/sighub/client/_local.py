@@ -92,6 +92,12 @@ _SCHEMA: Final = [
     # Each collaboration's stewards, members and ended designations as the verified log
     # shows them (``_stewardlog.CollabState``, JSON).
     "CREATE TABLE IF NOT EXISTS log_collabs (collab TEXT PRIMARY KEY, state TEXT NOT NULL)",
+    # Each peering of the hub with another hub as the verified log shows it
+    # (``_peerlog.LoggedPeer.row``): the log key and collaboration map the admin signed.
+    "CREATE TABLE IF NOT EXISTS log_peers (name TEXT PRIMARY KEY, origin TEXT NOT NULL,"
+    " log_key BLOB NOT NULL, address TEXT NOT NULL, collabs TEXT NOT NULL,"
+    " direction TEXT NOT NULL, max_hops INTEGER NOT NULL, tlp_ceiling TEXT NOT NULL,"
+    " status TEXT NOT NULL, seq INTEGER NOT NULL, status_seq INTEGER NOT NULL)",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -180,6 +186,11 @@ _STORED_COLUMNS: Final = (
     " description, valid_until, tlp, canon, scheme"
 )
 
+
+_PEER_COLUMNS: Final = (
+    "name, origin, log_key, address, collabs, direction, max_hops, tlp_ceiling, status, seq,"
+    " status_seq"
+)
 
 _MATCHER_COLUMNS: Final = (
     "rowid, collab, key_epoch, form, value, canon, scheme, valid_from, valid_until, revoked"
@@ -372,13 +383,24 @@ class LocalStore:
         """Insert or replace collaborations' states, inside the caller's transaction."""
         self.conn.executemany("INSERT OR REPLACE INTO log_collabs VALUES (?, ?)", rows)
 
+    def log_peers(self) -> list[tuple[Any, ...]]:
+        """The rows of ``log_peers`` (``_peerlog.LoggedPeer.from_row``), in log order."""
+        q = f"SELECT {_PEER_COLUMNS} FROM log_peers ORDER BY seq"
+        return [tuple(r) for r in self.conn.execute(q)]
+
+    def put_log_peers(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert or replace peerings' records, inside the caller's transaction."""
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO log_peers ({_PEER_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
     def clear_log_keys(self) -> None:
-        """Forget the logged keys, signing and encryption, the logged epochs and stewards (a
-        resync reads the log again), in the caller's transaction."""
-        self.conn.execute("DELETE FROM log_keys")
-        self.conn.execute("DELETE FROM log_encryption_keys")
-        self.conn.execute("DELETE FROM log_epochs")
-        self.conn.execute("DELETE FROM log_collabs")
+        """Forget the logged keys, signing and encryption, the logged epochs, stewards and
+        peerings (a resync reads the log again), in the caller's transaction."""
+        for table in ("log_keys", "log_encryption_keys", "log_epochs", "log_collabs", "log_peers"):
+            self.conn.execute(f"DELETE FROM {table}")
 
     def collab_keys(self) -> list[tuple[str, int, bytes]]:
         return [

@@ -105,6 +105,9 @@ class AlarmKind(enum.Enum):
     MALFORMED = "malformed leaf"  # a full leaf that is not one sighub writes
     WITHHELD = "withheld envelope"  # an envelope of the stream's collaboration sent as a leaf
     FORGED_KEY = "forged key"  # a key leaf whose grant, attestation or rotation proof fails
+    # A peering leaf an honest hub never writes: a name added twice, a second live peering
+    # with one hub, a peering with itself, a status change it never makes.
+    PEERING = "impossible peering"
     # A checkpoint another party saw (a witness, another member) that this member's
     # verified tree contradicts: the hub shows different members different trees.
     SPLIT_VIEW = "split view"

@@ -30,7 +30,7 @@ from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, Si
 from sighub.client._grant import decode_public
 from sighub.client._keyring import KeyRing, LoggedEncryptionKey, LoggedKey
 from sighub.client._keys import ENCRYPTION_KEY_ID, MEMBER_FILE, read_secret
-from sighub.client._leaves import COLLAB_TYPES, DIRECTORY_TYPES, LeafError, parse_leaf
+from sighub.client._leaves import COLLAB_TYPES, DIRECTORY_TYPES, PEER_TYPES, LeafError, parse_leaf
 from sighub.client._local import LocalStore, StoredAlarm
 from sighub.client._logcheck import (
     AlarmKind,
@@ -45,6 +45,7 @@ from sighub.client._logcheck import (
 from sighub.client._merkle import Frontier
 from sighub.client._note import MAX_NOTE_BYTES, parse_note
 from sighub.client._numbers import EnvelopeNumbers
+from sighub.client._peerlog import LoggedPeer, PeerLog
 from sighub.client._rpc import Credential, HubClient, SyncBatch
 from sighub.client._stewardlog import CollabState, LoggedEpoch, StewardLog
 
@@ -63,11 +64,12 @@ log = logging.getLogger("sighub.sync")
 DEFAULT_MAX_CHECKPOINT_AGE: Final = timedelta(hours=24)
 STATE_KEY: Final = "log_state"
 ORIGIN_KEY: Final = "log_origin"
-# KEYS_VERSION once log_keys, log_encryption_keys, log_stewards and log_epochs hold every
-# leaf of theirs up to the cursor ("1": signing keys only, from before encryption keys;
-# "2": before logged stewards: those leaves are read again).
+# KEYS_VERSION once log_keys, log_encryption_keys, log_collabs, log_epochs and log_peers
+# hold every leaf of theirs up to the cursor ("1": signing keys only, from before
+# encryption keys; "2": before logged stewards; "3": before logged peerings: those leaves
+# are read again).
 KEYS_KEY: Final = "log_keys"
-KEYS_VERSION: Final = "3"
+KEYS_VERSION: Final = "4"
 NUMBERS_KEY: Final = "collab_numbers"  # _numbers.EnvelopeNumbers.to_json
 
 
@@ -131,7 +133,9 @@ def _origin_of(note: bytes) -> str:
 
 class LogGuard:
     """Verifies the hub's log for ``SyncDaemon``: ``check`` each batch, ``save`` the state
-    in the transaction that applies it, ``reload`` after a transaction that failed."""
+    in the transaction that applies it, ``reload`` after a transaction that failed.  What
+    the verified leaves show is kept in ``ring`` (keys), ``stewards`` (collaborations'
+    stewards and epochs) and ``peers`` (the hub's peerings with other hubs)."""
 
     def __init__(
         self,
@@ -158,6 +162,7 @@ class LogGuard:
         self._verifier: LogVerifier | None = None
         self.ring = KeyRing("", None)
         self.stewards = StewardLog("", None)
+        self.peers = PeerLog("", None)
         self.reload()
 
     @property
@@ -186,6 +191,8 @@ class LogGuard:
         epochs = {k: LoggedEpoch.from_row(v) for k, v in self.store.log_epochs().items()}
         collabs = {c: CollabState.from_json(t) for c, t in self.store.log_collabs().items()}
         self.stewards = StewardLog(origin, self._admin, collabs, epochs)
+        peers = (LoggedPeer.from_row(r) for r in self.store.log_peers())
+        self.peers = PeerLog(origin, self._admin, peers)
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -216,7 +223,8 @@ class LogGuard:
         cursor = self.store.cursor
         log.warning(
             "no log state or no key ring for cursor %d (synced before the hub's log was"
-            " verified, or before encryption keys were read from it): reading leaves 1..%d"
+            " verified, or before its keys, stewards or peerings were read from it): reading"
+            " leaves 1..%d"
             " from the hub%s",
             cursor,
             cursor,
@@ -225,6 +233,7 @@ class LogGuard:
         frontier = Frontier()
         self.ring = KeyRing(self.origin, self._admin)
         self.stewards = StewardLog(self.origin, self._admin)
+        self.peers = PeerLog(self.origin, self._admin)
         while frontier.size < cursor:
             got = hub.leaves(frontier.size, cursor)
             if not got:
@@ -271,7 +280,7 @@ class LogGuard:
                 self._pin,
             )
             verifier = self._verifier = self._make(self._pin, self._state)
-            self.ring.origin = self.stewards.origin = self._pin
+            self.ring.origin = self.stewards.origin = self.peers.origin = self._pin
         state = verifier.verify_batch(
             start, batch.cursor, items, batch.checkpoint, batch.consistency
         )
@@ -308,9 +317,11 @@ class LogGuard:
         self.store.put_log_encryption_keys(e.row() for e in self.ring.changed_encryption())
         self.store.put_log_epochs(self.stewards.changed_epochs())
         self.store.put_log_collabs(self.stewards.changed_collabs())
+        self.store.put_log_peers(self.peers.changed())
         self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
         self.stewards.saved()
+        self.peers.saved()
 
     def reset(self) -> None:
         """Forget the log state (``sync --resync``): the next sync starts from the empty
@@ -341,6 +352,8 @@ class LogGuard:
             kind = doc["type"]
             if kind in COLLAB_TYPES:
                 self.stewards.apply(x.sequence, doc, self.ring.valid_keys)
+            elif kind in PEER_TYPES:
+                self.peers.apply(x.sequence, doc)
             if kind in ("collab.epoch", "collab.steward"):
                 self.epochs_changed = True  # wraps to fetch, or who stewards what
             elif kind in ("collab.join", "collab.leave", "member.status", "collab.policy"):
