@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._hops import decode_hops, verify_hops
 from sighub.client._model import Tlp
 from tests.hub.conftest import HubProcess, Member
@@ -66,8 +68,8 @@ class Net:
         for remote in (*(r for r, _ in collabs), *unmapped):
             assert a.admin_cli("collab", "join", remote, member) == 0
         maps = [arg for remote, local in collabs for arg in ("--map", f"{remote}={local}")]
-        assert b.admin_cli("peer", "add", followed, "--enrollment", str(path), *maps,
-                           "--max-hops", str(max_hops), "--tlp-ceiling", tlp_ceiling) == 0  # fmt: skip
+        policy = ["--max-hops", str(max_hops), "--tlp-ceiling", tlp_ceiling]
+        assert b.admin_cli("peer", "add", followed, "--enrollment", str(path), *maps, *policy) == 0
         return followed
 
     def log_keys(self) -> dict[str, bytes]:
@@ -110,9 +112,12 @@ def envelopes(hub: HubProcess, collab: str = COLLAB) -> list[tuple[int, str, str
 
 
 def counts(hub: HubProcess, peer: str) -> dict[str, int]:
+    """What ``hub``'s relay of ``peer`` did with the peer's envelopes (its copies of
+    directory leaves aside), by outcome."""
     with hub.db() as c:
         rows = c.execute("SELECT outcome, count FROM relay_counts WHERE peer=?", (peer,))
-        return {str(k): int(v) for k, v in rows.fetchall()}
+        got = {str(k): int(v) for k, v in rows.fetchall()}
+    return {k: v for k, v in got.items() if k not in ("copied", "duplicate-copy")}
 
 
 def wait_for(what: str, ok: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -131,6 +136,21 @@ def published(member: Member, n: int = 1, **over: Any) -> list[bytes]:
         member.client().publish(COLLAB, raw)
         out.append(raw)
     return out
+
+
+def member_sync(member: Member) -> SyncReport:
+    """A member daemon's sync: it verifies every relayed envelope itself."""
+    daemon = SyncDaemon(member.data, address=member.hub.address, workers=0)
+    try:
+        return daemon.sync_once()
+    finally:
+        daemon.close()
+
+
+def stored(member: Member) -> list[tuple[str, str, str]]:
+    """(indicator id, collaboration, publisher identity) in the member's local store."""
+    with sqlite3.connect(member.data / "local.db") as c:
+        return sorted(c.execute("SELECT id, collab, publisher FROM indicators").fetchall())
 
 
 def check_arrived(net: Net, hub: str, expected: list[bytes], path: dict[str, list[str]]) -> None:
@@ -153,8 +173,9 @@ def check_arrived(net: Net, hub: str, expected: list[bytes], path: dict[str, lis
         assert [h.relay for h in hops] == [origin(x) for x in path[first]]
         assert publisher.endswith("@" + first) if hops else "@" not in publisher
     # order per publisher: the log order of each publisher's envelopes is publish order
+    expected_ids = set(want)
     for pub in {r[2] for r in rows}:
-        mine = [r[1] for r in rows if r[2] == pub]
+        mine = [r[1] for r in rows if r[2] == pub and r[1] in expected_ids]
         assert mine == [w for w in want if w in set(mine)]
 
 
@@ -177,6 +198,13 @@ def test_three_hubs_in_a_line(net: Net) -> None:
     assert len(envelopes(net.hubs["hotline"])) == 7
     assert counts(net.hubs["hotline"], "regional")["relayed"] == 7
     assert len(envelopes(net.hubs["industry"])) == 5  # nothing flows back
+    # A member of hotline verifies all seven itself, two hops from industry's publisher.
+    sub = net.member("hotline", "sub-c")
+    report = member_sync(sub)
+    assert report.refused == [] and report.applied == 7
+    publishers = {p for _, _, p in stored(sub)}
+    assert publishers == {pub_a.files.identity().publisher.id, pub_b.files.identity().publisher.id}
+    assert {c for _, c, _ in stored(sub)} == {COLLAB}
 
 
 def test_a_triangle_never_loops(net: Net) -> None:
@@ -278,7 +306,7 @@ def test_peer_status_shows_the_lag_and_suspend_stops_the_relay(
     wait_for("caught up", lambda: (status()["relay"] or {}).get("state") == "following"
              and status()["relay"]["lag"] == 0 and status()["relay"]["cursor"] > 0)  # fmt: skip
     shown = status()
-    assert shown["relay"]["counts"] == {"relayed": 2}
+    assert shown["relay"]["counts"]["relayed"] == 2
     assert regional.admin_cli("peer", "suspend", "industry") == 0
     assert status()["relay"]["state"] == "stopped"
     published(pub, 1)

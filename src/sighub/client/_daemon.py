@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final
 
 from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
+from sighub.client._farlog import check_relayed
 from sighub.client._history import verified_page
-from sighub.client._hops import HopError, decode_hops, origin_of
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._keys import MemberFiles
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
@@ -558,15 +558,22 @@ class SyncDaemon:
         report: SyncReport,
         applied: list[Row] | None,
     ) -> None:
-        for change, result in zip(changes, checked, strict=True):
+        for change, checked_one in zip(changes, checked, strict=True):
+            result = self._relayed(change) if change.hop_records else checked_one
             if isinstance(result, str):
-                why = _relayed(change, result) if change.hop_records else result
-                self._refuse(c, change, why, now, report)
+                self._refuse(c, change, result, now, report)
                 continue
             conflict = self._apply_rows(c, result, report, applied)
             if conflict is not None:
                 self._refuse(c, change, conflict, now, report)
         report.envelopes += len(changes)
+
+    def _relayed(self, change: Change) -> Checked:
+        """A change relayed from another hub, checked against the directories this log
+        copied of the hubs it came through (``_farlog.check_relayed``)."""
+        if self._guard is None:
+            return "relayed from another hub: verifying it needs the hub's log checked"
+        return check_relayed(change, self._guard.far)
 
     def _catch_up_history(self, hub: HubClient, report: SyncReport) -> None:
         """Fetch, check and apply the envelopes of collaborations this member joined after
@@ -702,20 +709,6 @@ class SyncDaemon:
         report.applied += len(fresh)
         report.stale += len(rows) - len(fresh)
         return None
-
-
-def _relayed(change: Change, reason: str) -> str:
-    """Why a relayed envelope is refused, saying where it came from: its publisher is a
-    member of another hub, whose keys this hub's log does not hold yet (directories
-    federate in a later step of docs/federation.md)."""
-    try:
-        origin = origin_of(decode_hops(change.hop_records), "")
-    except HopError as exc:
-        return f"relayed from a peer hub with hop records that do not parse ({exc}): {reason}"
-    return (
-        f"relayed from hub {origin!r}, whose publishers' keys this member cannot verify yet"
-        f" (directory federation, docs/federation.md): {reason}"
-    )
 
 
 def _changed_identities(used: Directory | None, now: Directory) -> set[str]:

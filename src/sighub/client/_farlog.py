@@ -207,7 +207,8 @@ def check_relayed(change: Change, far: FarLog) -> Checked:
     is refused: its hop chain (ending at the hub whose log is read) under the known log
     keys; the publisher's signature under a key the origin's copied directory held at the
     envelope's sequence there; the bundle's collaboration as the origin names the one it
-    is delivered under here.  The rows carry this log's sequence."""
+    is delivered under here.  The rows carry this log's sequence and collaboration name
+    (whose key epochs a member matches them under)."""
     try:
         hops = decode_hops(change.hop_records)
         if not hops:
@@ -225,4 +226,5 @@ def check_relayed(change: Change, far: FarLog) -> Checked:
     result = check_changes(ring.directory(), [(seq, name, change.envelope)])[0]
     if isinstance(result, str):
         return f"relayed from hub {origin!r} (its sequence {seq}): {result}"
-    return [(*row[:_SEQ], change.sequence, *row[_SEQ + 1 :]) for row in result]
+    here = change.collaboration
+    return [(row[0], here, *row[2:_SEQ], change.sequence, *row[_SEQ + 1 :]) for row in result]

@@ -22,15 +22,23 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from sighub.client import _json
+from sighub.client import _farlog, _json
 from sighub.client._checkpoint import parse_checkpoint
 from sighub.client._enckey import own_encryption_keys
 from sighub.client._envelope import key_id
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError, SighubError
+from sighub.client._farlog import FarLog
 from sighub.client._grant import decode_public
 from sighub.client._keyring import KeyRing, LoggedEncryptionKey, LoggedKey
 from sighub.client._keys import ENCRYPTION_KEY_ID, MEMBER_FILE, read_secret
-from sighub.client._leaves import COLLAB_TYPES, DIRECTORY_TYPES, PEER_TYPES, LeafError, parse_leaf
+from sighub.client._leaves import (
+    COLLAB_TYPES,
+    DIRECTORY_TYPES,
+    FAR_TYPES,
+    PEER_TYPES,
+    LeafError,
+    parse_leaf,
+)
 from sighub.client._local import LocalStore, StoredAlarm
 from sighub.client._logcheck import (
     AlarmKind,
@@ -163,7 +171,13 @@ class LogGuard:
         self.ring = KeyRing("", None)
         self.stewards = StewardLog("", None)
         self.peers = PeerLog("", None)
+        self.far = FarLog("", b"", self.peers)
         self.reload()
+
+    @property
+    def _hub_key(self) -> bytes:
+        """The log key the credential pins (raw)."""
+        return base64.b64decode(self.cred.hub_public_key)
 
     @property
     def origin(self) -> str:
@@ -193,6 +207,7 @@ class LogGuard:
         self.stewards = StewardLog(origin, self._admin, collabs, epochs)
         peers = (LoggedPeer.from_row(r) for r in self.store.log_peers())
         self.peers = PeerLog(origin, self._admin, peers)
+        self.far = FarLog.load(self.store.conn, origin, self._hub_key, self.peers)
         numbers = self.store.meta(NUMBERS_KEY)
         self.numbers = EnvelopeNumbers(self.member, json.loads(numbers) if numbers else None)
 
@@ -234,6 +249,7 @@ class LogGuard:
         self.ring = KeyRing(self.origin, self._admin)
         self.stewards = StewardLog(self.origin, self._admin)
         self.peers = PeerLog(self.origin, self._admin)
+        self.far = FarLog(self.origin, self._hub_key, self.peers)
         while frontier.size < cursor:
             got = hub.leaves(frontier.size, cursor)
             if not got:
@@ -263,6 +279,7 @@ class LogGuard:
         with self.store.tx():
             self.store.set_meta(STATE_KEY, json.dumps(state.to_dict()))
             self.store.clear_log_keys()  # all read again above
+            _farlog.clear(self.store.conn)
             self._save_keys()
         self.reload()
 
@@ -281,6 +298,7 @@ class LogGuard:
             )
             verifier = self._verifier = self._make(self._pin, self._state)
             self.ring.origin = self.stewards.origin = self.peers.origin = self._pin
+            self.far.here = self._pin
         state = verifier.verify_batch(
             start, batch.cursor, items, batch.checkpoint, batch.consistency
         )
@@ -318,6 +336,7 @@ class LogGuard:
         self.store.put_log_epochs(self.stewards.changed_epochs())
         self.store.put_log_collabs(self.stewards.changed_collabs())
         self.store.put_log_peers(self.peers.changed())
+        self.far.save(self.store.conn)
         self.store.set_meta(KEYS_KEY, KEYS_VERSION)
         self.ring.saved()
         self.stewards.saved()
@@ -330,6 +349,7 @@ class LogGuard:
             "DELETE FROM meta WHERE key IN (?, ?, ?)", (STATE_KEY, KEYS_KEY, NUMBERS_KEY)
         )
         self.store.clear_log_keys()
+        _farlog.clear(self.store.conn)
 
     # -- key transparency ----------------------------------------------------------------
     def _watch_directory(self, changes: Sequence[BatchChange], leaves: Sequence[BatchLeaf]) -> None:
@@ -352,6 +372,8 @@ class LogGuard:
             kind = doc["type"]
             if kind in COLLAB_TYPES:
                 self.stewards.apply(x.sequence, doc, self.ring.valid_keys)
+            elif kind in FAR_TYPES:
+                self.far.apply(x.sequence, doc, x.leaf)
             elif kind in PEER_TYPES:
                 self.peers.apply(x.sequence, doc)
             if kind in ("collab.epoch", "collab.steward"):
