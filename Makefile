@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-hub bench-peer lint typecheck clean table proto eval corpus
+.PHONY: test demo demo-federation bench bench-hub bench-peer lint typecheck clean table proto eval corpus
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -27,6 +27,10 @@ test: lint typecheck
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+# Three hubs that peer (industry, regional, hotline): a match two hops from its publisher.
+demo-federation: $(STAMP)
+	$(BIN)/python examples/demo_federation.py
 
 # The machine first (so a reader can place the figures), then the ratios and absolute
 # figures of one core: about 2 minutes.

@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from sighub.client._hops import decode_hops, verify_hops
 from sighub.client._model import Tlp
 from tests.hub.conftest import HubProcess, Member
 
+ROOT = Path(__file__).resolve().parents[2]
 COLLAB = "sg-csam"
 WAIT = 60.0  # seconds a change may take to cross (relays retry with backoff)
 
@@ -314,3 +317,22 @@ def test_peer_status_shows_the_lag_and_suspend_stops_the_relay(
     assert len(envelopes(regional)) == 2  # cut off
     assert regional.admin_cli("peer", "resume", "industry") == 0
     wait_for("resumed", lambda: len(envelopes(regional)) == 3)
+
+
+def test_the_federation_demo_runs_end_to_end() -> None:
+    """``make demo-federation``: three hubs, a match two hops away with its provenance, the
+    red indicator kept home, a revocation across both hops, within 30 s."""
+    started = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, "examples/demo_federation.py"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert time.monotonic() - started < 30
+    out = res.stdout
+    assert "applied 2 indicators from 1 envelopes, refused 0" in out
+    via = "origin sighub/industry-hub, via sighub/regional-hub > sighub/hotline-hub"
+    assert out.count(via) == 3  # two matches, then the one left after the revocation
+    assert "counted it as 1 over its TLP ceiling" in out
+    assert "p4 no longer fires at the hotline's hub" in out
+    assert out.count("exited with 0") == 3

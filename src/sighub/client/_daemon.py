@@ -22,6 +22,7 @@ from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._farlog import check_relayed
 from sighub.client._history import verified_page
+from sighub.client._hops import decode_hops
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._keys import MemberFiles
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
@@ -566,6 +567,10 @@ class SyncDaemon:
             conflict = self._apply_rows(c, result, report, applied)
             if conflict is not None:
                 self._refuse(c, change, conflict, now, report)
+            elif change.hop_records:  # checked above: the records decode
+                hops = decode_hops(change.hop_records)
+                relays = [h.relay for h in hops]
+                self.store.record_relayed(c, change.sequence, hops[0].source, relays)
         report.envelopes += len(changes)
 
     def _relayed(self, change: Change) -> Checked:

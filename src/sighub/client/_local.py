@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +98,10 @@ _SCHEMA: Final = [
     " log_key BLOB NOT NULL, address TEXT NOT NULL, collabs TEXT NOT NULL,"
     " direction TEXT NOT NULL, max_hops INTEGER NOT NULL, tlp_ceiling TEXT NOT NULL,"
     " status TEXT NOT NULL, seq INTEGER NOT NULL, status_seq INTEGER NOT NULL)",
+    # Where each envelope relayed from another hub came from (its sequence in this log):
+    # the origin hub and the hubs it was relayed through, this one last (JSON list).
+    "CREATE TABLE IF NOT EXISTS relayed (seq INTEGER PRIMARY KEY, origin TEXT NOT NULL,"
+    " hops TEXT NOT NULL)",
     # What the hub's log showed that does not verify, kept as evidence; an operator's
     # ``sync --clear-alarm`` sets ``acknowledged`` and keeps the row.
     "CREATE TABLE IF NOT EXISTS log_alarms (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
@@ -472,7 +476,27 @@ class LocalStore:
             (envelope_id, seq, collab, reason, at),
         )
 
+    def record_relayed(
+        self, c: sqlite3.Connection, seq: int, origin: str, hops: Sequence[str]
+    ) -> None:
+        """Where the relayed envelope at ``seq`` came from (see ``provenance``)."""
+        c.execute(
+            "INSERT OR REPLACE INTO relayed (seq, origin, hops) VALUES (?, ?, ?)",
+            (seq, origin, json.dumps(list(hops))),
+        )
+
     # -- reading ----------------------------------------------------------------------
+    def provenance(self, indicator_id: str) -> tuple[str, tuple[str, ...]] | None:
+        """(origin hub, hubs relayed through) of the stored version of ``indicator_id``
+        when it was relayed from another hub; None when it was published on this one (or
+        is not stored)."""
+        row = self.conn.execute(
+            "SELECT r.origin, r.hops FROM indicators i JOIN relayed r ON r.seq = i.seq"
+            " WHERE i.id = ?",
+            (indicator_id,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), tuple(json.loads(row[1])))
+
     def active(self, now: datetime) -> list[StoredIndicator]:
         """Indicators in force at ``now``: not revoked, not expired (enforced locally)."""
         t = format_time(now)

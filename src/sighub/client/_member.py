@@ -309,6 +309,18 @@ class Member:
         directory is unusable; errors of the follow itself come out of ``wait``/``stop``."""
         return Following(self._daemon(sinks))
 
+    def provenance(self, indicator_id: str) -> tuple[str, tuple[str, ...]]:
+        """Where the stored version of ``indicator_id`` came from, as its verified hop
+        records say (federation): (the log origin of the hub its publisher published it
+        to, the hubs that relayed it in order, this member's hub last); ``(this hub's
+        origin, ())`` for an indicator published here."""
+        store = LocalStore(self.data / LOCAL_DB)
+        try:
+            found = store.provenance(indicator_id)
+        finally:
+            store.close()
+        return (self.cred.log_origin, ()) if found is None else found
+
     def matcher(self) -> Matcher:
         """A ``Matcher`` over the indicators in force now in the local store (a snapshot:
         see ``live_matcher`` for one that follows changes)."""
