@@ -63,6 +63,10 @@ __all__ = ["Outcome", "RelayDaemon", "RelayManager", "RelayState", "commit", "pr
 log = logging.getLogger("sighub.relay")
 RETRY_AFTER_ERROR: Final = 30.0  # seconds before a relay stopped by an error starts again
 JOIN_SECONDS: Final = 10.0
+PUSH_NOT_BUILT: Final = (
+    "direction push: this hub would send to the peer, which is not built yet"
+    " (docs/federation.md, step 4); the peer can follow this hub instead (pull)"
+)
 _ID, _PUBLISHER, _KIND, _TLP, _VALID_UNTIL, _MODIFIED, _REVOKED = 0, 2, 4, 11, 13, 14, 15
 
 
@@ -495,6 +499,9 @@ class RelayManager:
         store = self.services.hub.store
         peerings = await self.services.run(store.peerings)
         wanted = {p.name: p for p in peerings if _follows(p)}
+        for p in peerings:  # said, not silently ignored: sending is not built yet
+            if p.status == "active" and p.direction is Direction.PUSH:
+                self._states[p.name] = RelayState(p.name, state="not-built", error=PUSH_NOT_BUILT)
         for name in [n for n in self._relays if n not in wanted]:
             await asyncio.to_thread(self._stop, self._relays.pop(name))
         for name, p in wanted.items():
