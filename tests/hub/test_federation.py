@@ -24,6 +24,7 @@ import pytest
 from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._hops import decode_hops, verify_hops
 from sighub.client._model import Tlp
+from sighub.hub._cli import main as sighub
 from tests.hub.conftest import HubProcess, Member
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,6 +289,27 @@ def test_what_may_not_cross_stops_where_it_must(net: Net) -> None:
     assert counts(hotline, "regional") == {"relayed": 1, "hop-limit": 1}
     assert [r[3] for r in envelopes(hotline)] == own_b
     assert red[0] not in [r[3] for r in envelopes(regional)]
+
+
+def test_a_stewarded_collaboration_keeps_its_keys_with_a_relay_in_it(net: Net) -> None:
+    """A peer hub's relay is a member of the collaborations it relays, with no encryption
+    key: the steward wraps each epoch to the platforms, not to it, and what the steward's
+    platform publishes under the epoch crosses."""
+    industry = net.hub("industry")
+    net.hub("regional")
+    pub = net.member("industry", "pub-a", collabs=())
+    assert industry.admin_cli("collab", "add", "sg-stw", "--steward", "pub-a") == 0
+    net.follow("regional", "industry", collabs=(("sg-stw", COLLAB),))
+    rekey = ["collab", "rekey", "sg-stw", "--data", str(pub.data), "--hub", industry.address]
+    assert sighub(rekey) == 0
+    with industry.db() as c:
+        holders = [r[0] for r in c.execute("SELECT recipient FROM epoch_wraps")]
+    assert holders == ["pub-a"]
+    raw = pub.envelope(pub.indicators(1, collab="sg-stw"))
+    pub.client().publish("sg-stw", raw)
+    regional = net.hubs["regional"]
+    wait_for("relayed", lambda: len(envelopes(regional)) == 1)
+    assert envelopes(regional)[0][3] == raw
 
 
 def test_peer_status_shows_the_lag_and_suspend_stops_the_relay(

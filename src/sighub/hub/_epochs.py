@@ -44,14 +44,17 @@ def _signing_keys(store: Store, member: str) -> dict[str, bytes]:
 
 def active_members(store: Store, collab: str) -> list[str]:
     """The members of ``collab`` a key epoch is wrapped to: the active ones (a suspended
-    member gets no new epoch; it is wrapped the current one once resumed)."""
+    member gets no new epoch; it is wrapped the current one once resumed), but for peer
+    hubs' relays (role ``peer`` alone), which relay envelopes and never match: they hold
+    no encryption key, and a steward must not wait for one."""
     return [
         r[0]
         for r in store.all(
-            "SELECT m.member FROM memberships m JOIN members s ON s.name = m.member"
+            "SELECT m.member, s.roles FROM memberships m JOIN members s ON s.name = m.member"
             " WHERE m.collab=? AND s.status='active' ORDER BY m.member",
             collab,
         )
+        if set(str(r[1]).split(",")) != {"peer"}
     ]
 
 
