@@ -339,6 +339,14 @@ def test_peer_status_shows_the_lag_and_suspend_stops_the_relay(
     assert len(envelopes(regional)) == 2  # cut off
     assert regional.admin_cli("peer", "resume", "industry") == 0
     wait_for("resumed", lambda: len(envelopes(regional)) == 3)
+    # Removed while following: the relay stops before its credential is deleted.
+    assert regional.admin_cli("peer", "remove", "industry") == 0
+    assert status()["relay"]["state"] == "stopped"
+    assert not (regional.data / "peers" / "industry").exists()
+    published(pub, 1)
+    time.sleep(2)
+    assert len(envelopes(regional)) == 3
+    assert "relay industry stopped" not in (net.tmp / "regional.log").read_text()
 
 
 def test_the_federation_demo_runs_end_to_end() -> None:

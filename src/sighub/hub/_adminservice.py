@@ -497,6 +497,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 peering=peering_message(change(actor, request.name))
             )
 
-        done = await self._change(work)
-        await self._relays_changed()
-        return done
+        if self.s.relays is not None and request.status != PEER_STATUS.values["active"]:
+            await self.s.run(lambda: self._admin(context))  # only an admin stops a relay
+            await self.s.relays.stop(request.name)
+        try:
+            return await self._change(work)
+        finally:
+            await self._relays_changed()

@@ -513,6 +513,15 @@ class RelayManager:
                 self._relays[name] = relay
                 relay.thread.start()
 
+    async def stop(self, name: str) -> None:
+        """Stop ``name``'s relay now (before its peering is suspended or removed, so that
+        it never writes past that change, nor into a credential directory being deleted);
+        ``refresh`` starts it again if the change is refused."""
+        async with self._lock:
+            relay = self._relays.pop(name, None)
+            if relay is not None:
+                await asyncio.to_thread(self._stop, relay)
+
     @staticmethod
     def _stop(relay: _Relay) -> None:
         relay.halt()
