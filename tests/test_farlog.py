@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sighub.client._checkpoint import Checkpoint, sign_checkpoint
 from sighub.client._envelope import key_id, public_key_bytes, seal
 from sighub.client._farlog import FarLog, check_relayed
-from sighub.client._hops import encode_hops, sign_hop
+from sighub.client._hops import decode_hops, encode_hops, sign_hop
 from sighub.client._keys import identity_for
 from sighub.client._leaves import (
     collab_add,
+    envelope_leaf,
     key_revoke,
     member_enroll,
     parse_leaf,
@@ -66,6 +67,14 @@ class OriginLog:
     def add(self, leaf: bytes) -> int:
         self.leaves.append(leaf)
         return len(self.leaves)
+
+    def log_at(self, seq: int, leaf: bytes) -> list[bytes]:
+        """Put ``leaf`` at ``seq`` (a synthetic log may be rewritten: each hop's checkpoint
+        is signed afterwards) and return its inclusion path in the tree as it stands."""
+        while len(self.leaves) < seq:
+            self.add(collab_add("sg-pad"))
+        self.leaves[seq - 1] = leaf
+        return inclusion_proof(seq - 1, len(self.leaves), [leaf_hash(x) for x in self.leaves])
 
     def note(self) -> bytes:
         hashes = [leaf_hash(x) for x in self.leaves]
@@ -119,10 +128,9 @@ def relayed(w: dict[str, Any], seq_at_origin: int, collab: str = "sg-csam") -> C
     )  # fmt: skip
     raw = seal(build_bundle(w["ident"], [ind]), w["pub"])
     origin: OriginLog = w["origin"]
-    while len(origin.leaves) < seq_at_origin:  # the envelope's own leaf there, and any before
-        origin.add(collab_add("sg-csam"))
+    path = origin.log_at(seq_at_origin, envelope_leaf(collab, raw))
     hop = sign_hop(w["here"].signer.sign, HERE, raw, (), FAR, seq_at_origin, origin.note(),
-                   "2026-11-28T00:00:00.000Z")  # fmt: skip
+                   "2026-11-28T00:00:00.000Z", 0, path)  # fmt: skip
     return Change(40, "sg-local", raw, (), 1, encode_hops([hop]))
 
 
@@ -183,12 +191,12 @@ def test_transitive_keys_and_names(world: dict[str, Any]) -> None:
                     valid_from=now, valid_until=now + timedelta(days=1), created=now,
                     modified=now)  # fmt: skip
     raw = seal(build_bundle(ident, [ind]), pub)
-    behind.add(collab_add("sg-n"))  # the envelope's own leaf there, after pub-n's key
-    hop1 = sign_hop(
-        origin.signer.sign, FAR, raw, (), BEHIND, 2, behind.note(), "2026-11-28T00:00:00.000Z"
-    )
-    hop2 = sign_hop(world["here"].signer.sign, HERE, raw, (hop1,), FAR, 2, origin.note(),
-                    "2026-11-28T00:00:01.000Z")  # fmt: skip
+    path1 = behind.log_at(2, envelope_leaf("sg-n", raw))  # after pub-n's key
+    hop1 = sign_hop(origin.signer.sign, FAR, raw, (), BEHIND, 2, behind.note(),
+                    "2026-11-28T00:00:00.000Z", 0, path1)  # fmt: skip
+    path2 = origin.log_at(seq + 1, envelope_leaf("sg-csam", raw, 0, encode_hops([hop1])))
+    hop2 = sign_hop(world["here"].signer.sign, HERE, raw, (hop1,), FAR, seq + 1, origin.note(),
+                    "2026-11-28T00:00:01.000Z", 0, path2)  # fmt: skip
     rows = check_relayed(Change(50, "sg-local", raw, (), 2, encode_hops([hop1, hop2])), far)
     assert isinstance(rows, list) and rows[0][2] == ident.id
 
@@ -251,3 +259,18 @@ def test_unknown_origins_are_skipped_and_copies_saved_and_loaded(world: dict[str
     again = FarLog.load(conn, HERE, world["here"].public, world["pins"])
     assert state(again) == state(far)
     assert isinstance(check_relayed(relayed(world, 2), again), list)
+
+
+def test_a_hop_whose_source_did_not_log_the_envelope_is_refused(world: dict[str, Any]) -> None:
+    """The origin's signed tree does not hold the envelope where the hop says (a relay that
+    made one up, or a path for another leaf)."""
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    feed(far, origin.copies(1))
+    good = relayed(world, 2)
+    (hop,) = decode_hops(good.hop_records)
+    for path in ((), origin.log_at(3, collab_add("sg-other"))):
+        fake = sign_hop(world["here"].signer.sign, HERE, good.envelope, (), FAR, 3,
+                        origin.note(), hop.received, 0, path)  # fmt: skip
+        change = Change(40, "sg-local", good.envelope, (), 1, encode_hops([fake]))
+        assert "not in 'sighub/industry''s log as 'sg-csam'" in str(check_relayed(change, far))

@@ -44,11 +44,12 @@ def test_the_vectors_decode_sign_and_digest_alike() -> None:
     for i, (hop, want) in enumerate(zip(hops, VECTORS["hops"], strict=True)):
         assert hop.fields() == want["record"]
         statement = hop_statement(ENVELOPE, hops[:i], hop.relay, hop.source, hop.seq,
-                                  hop.checkpoint, hop.received)  # fmt: skip
+                                  hop.checkpoint, hop.received, hop.n, hop.path)  # fmt: skip
         assert statement.hex() == want["statement"]
         seed = bytes([VECTORS["seeds"][hop.relay]]) * 32
         again = sign_hop(Ed25519Signer(hop.relay, seed).sign, hop.relay, ENVELOPE, hops[:i],
-                         hop.source, hop.seq, hop.checkpoint, hop.received)  # fmt: skip
+                         hop.source, hop.seq, hop.checkpoint, hop.received, hop.n,
+                         hop.path)  # fmt: skip
         assert again == hop
 
 
@@ -56,6 +57,13 @@ def test_a_chain_verifies_and_names_its_origin() -> None:
     hops = _hops()
     first = verify_hops(ENVELOPE, hops, KEYS, HERE)
     assert first is not None and first.origin == "sighub/industry" and first.size == 40
+    # each source logged it, under its name for the collaboration
+    assert verify_hops(ENVELOPE, hops, KEYS, HERE, VECTORS["names"]) == first
+    for names in (["sg-csam", "sg-csam"], ["sg-regional", "sg-regional"]):
+        with pytest.raises(HopError, match="not in 'sighub/"):
+            verify_hops(ENVELOPE, hops, KEYS, HERE, names)
+    with pytest.raises(HopError, match="1 collaboration names for 2 hops"):
+        verify_hops(ENVELOPE, hops, KEYS, HERE, ["sg-csam"])
     assert origin_of(hops, HERE) == "sighub/industry" and origin_of((), HERE) == HERE
     assert verify_hops(ENVELOPE, (), KEYS, HERE) is None
 

@@ -77,18 +77,22 @@ class FarLog:
         win), and those learnt from copies."""
         return {**self.learnt, **self.pinned.log_keys(), self.here: self.here_key}
 
-    def origin_collab(self, collab: str, hops: Sequence[HopRecord]) -> str | None:
-        """The name at the origin hub of the collaboration named ``collab`` here, through
-        the map of each peering the envelope crossed (None where a map is not known)."""
-        name: str | None = collab
+    def collab_names(self, collab: str, hops: Sequence[HopRecord]) -> list[str] | None:
+        """The name of the collaboration named ``collab`` here in each hop's source log
+        (the origin's first), through the map of each peering the envelope crossed; None
+        where a map is not known."""
+        names: list[str] = []
+        name = collab
         for hop in reversed(hops):
-            if name is None:
-                return None
             if hop.relay == self.here:
-                name = self.pinned.remote_for(name, hop.source)
+                found = self.pinned.remote_for(name, hop.source)
             else:
-                name = self.maps.get((hop.relay, hop.source, name))
-        return name
+                found = self.maps.get((hop.relay, hop.source, name))
+            if found is None:
+                return None
+            name = found
+            names.append(name)
+        return names[::-1]
 
     # -- reading the log -------------------------------------------------------------
     def apply(self, sequence: int, doc: Mapping[str, Any], raw: bytes) -> None:
@@ -205,25 +209,28 @@ def _alarm(kind: AlarmKind, sequence: int, detail: str) -> LogAlarm:
 def check_relayed(change: Change, far: FarLog) -> Checked:
     """A relayed envelope checked as a member of its origin hub would check it, or why it
     is refused: its hop chain (ending at the hub whose log is read) under the known log
-    keys; the publisher's signature under a key the origin's copied directory held at the
-    envelope's sequence there; the bundle's collaboration as the origin names the one it
-    is delivered under here.  The rows carry this log's sequence and collaboration name
-    (whose key epochs a member matches them under)."""
+    keys, each hub on the path having logged it (named through every peering's map); the
+    publisher's signature under a key the origin's copied directory held at the envelope's
+    sequence there, for the collaboration as the origin names it.  The rows carry this
+    log's sequence and collaboration name (whose key epochs a member matches them under)."""
     try:
         hops = decode_hops(change.hop_records)
         if not hops:
             return "relayed, with an empty hop list"
-        verify_hops(change.envelope, hops, far.log_keys(), far.here)
+        names = far.collab_names(change.collaboration, hops)
+        if names is None:
+            return (
+                f"relayed from hub {hops[0].source!r}: no peering maps"
+                f" {change.collaboration!r} along its path"
+            )
+        verify_hops(change.envelope, hops, far.log_keys(), far.here, names)
     except HopError as exc:
         return str(exc)
     origin, seq = hops[0].source, hops[0].seq
     ring = far.rings.get(origin)
     if ring is None:
         return f"relayed from hub {origin!r}, whose directory this log holds no copy of"
-    name = far.origin_collab(change.collaboration, hops)
-    if name is None:
-        return f"relayed from hub {origin!r}: no peering maps {change.collaboration!r} to it"
-    result = check_changes(ring.directory(), [(seq, name, change.envelope)])[0]
+    result = check_changes(ring.directory(), [(seq, names[0], change.envelope)])[0]
     if isinstance(result, str):
         return f"relayed from hub {origin!r} (its sequence {seq}): {result}"
     here = change.collaboration

@@ -5,8 +5,14 @@ A hub R that takes an envelope from its peer P appends the exact bytes to its ow
 the hops they arrived with and one more::
 
     {"relay": R's origin, "from": P's origin, "seq": P's log sequence of the envelope,
+     "n": its number in P's collaboration (0: logged before numbering),
      "checkpoint": P's signed checkpoint note (base64) whose tree holds that sequence,
-     "received": R's receive time (RFC 3339, ms), "signature": base64}
+     "path": the inclusion path (base64 hashes) of the envelope's leaf at ``seq`` in that
+     tree, "received": R's receive time (RFC 3339, ms), "signature": base64}
+
+P's envelope leaf is ``_leaves.envelope_leaf`` of the collaboration as P names it, the
+envelope, ``n`` and the hops before this one: so a verifier that knows the names (through
+the peerings' maps) checks that every hub on the path logged the envelope it relayed.
 
 The signature is R's log key over ``sighub-hop-v1\\n`` and the RFC 8785 JSON of the hop's
 other fields, the envelope's SHA-256 and the SHA-256 of the JCS of the hops before it; so
@@ -35,7 +41,9 @@ from sighub.client import _json
 from sighub.client._checkpoint import Checkpoint, open_checkpoint
 from sighub.client._envelope import canonical_json
 from sighub.client._errors import IntegrityAlarm, JsonBudgetError, NoteError
+from sighub.client._leaves import envelope_leaf
 from sighub.client._logcheck import hub_key
+from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
 
 __all__ = [
     "HOP_CONTEXT",
@@ -58,10 +66,13 @@ MAX_HOPS: Final = 16
 _MAX_NAME: Final = 256  # a log origin is a note key name: at most a line
 # A hop's checkpoint: the log's signature and a few dozen cosignatures fit in 8 KiB.
 HOP_NOTE_BYTES: Final = 8192
+MAX_PATH: Final = 64  # hashes in an inclusion path: trees of up to 2**64 leaves
 _BUDGET: Final = _json.JsonBudget(
-    MAX_HOPS * (HOP_NOTE_BYTES * 4 // 3 + 1024), max_depth=3, max_containers=MAX_HOPS + 1
+    MAX_HOPS * (HOP_NOTE_BYTES * 4 // 3 + MAX_PATH * 48 + 1024),
+    max_depth=3,
+    max_containers=2 * MAX_HOPS + 1,
 )
-_FIELDS: Final = ("relay", "from", "seq", "checkpoint", "received", "signature")
+_FIELDS: Final = ("relay", "from", "seq", "n", "checkpoint", "path", "received", "signature")
 # Characters each text field may hold (base64 of a note at most HOP_NOTE_BYTES; of a
 # 64-byte signature; an RFC 3339 time); a log origin: _MAX_NAME.
 _LIMITS: Final = {"checkpoint": (HOP_NOTE_BYTES + 2) // 3 * 4, "signature": 88, "received": 40}
@@ -79,10 +90,13 @@ class HopRecord:
     checkpoint: bytes  # the source's signed checkpoint note whose tree holds ``seq``
     received: str  # when the relay took it, RFC 3339 UTC with milliseconds
     signature: bytes
+    n: int = 0  # its number in the source's collaboration (0: before numbering)
+    path: tuple[bytes, ...] = ()  # its leaf's inclusion path in the checkpoint's tree
 
     def fields(self) -> dict[str, Any]:
         """The record as JSON fields, signature included."""
-        return {**_unsigned(self.relay, self.source, self.seq, self.checkpoint, self.received),
+        return {**_unsigned(self.relay, self.source, self.seq, self.checkpoint, self.received,
+                            self.n, self.path),
                 "signature": _b64(self.signature)}  # fmt: skip
 
 
@@ -91,10 +105,16 @@ def _b64(raw: bytes) -> str:
 
 
 def _unsigned(
-    relay: str, source: str, seq: int, checkpoint: bytes, received: str
+    relay: str,
+    source: str,
+    seq: int,
+    checkpoint: bytes,
+    received: str,
+    n: int,
+    path: Sequence[bytes],
 ) -> dict[str, Any]:
-    return {"relay": relay, "from": source, "seq": seq, "checkpoint": _b64(checkpoint),
-            "received": received}  # fmt: skip
+    return {"relay": relay, "from": source, "seq": seq, "n": n, "checkpoint": _b64(checkpoint),
+            "path": [_b64(h) for h in path], "received": received}  # fmt: skip
 
 
 def encode_hops(hops: Sequence[HopRecord]) -> bytes:
@@ -115,10 +135,12 @@ def hop_statement(
     seq: int,
     checkpoint: bytes,
     received: str,
+    n: int = 0,
+    path: Sequence[bytes] = (),
 ) -> bytes:
     """What the relay's log key signs for one hop."""
     doc = {
-        **_unsigned(relay, source, seq, checkpoint, received),
+        **_unsigned(relay, source, seq, checkpoint, received, n, path),
         "envelope": hashlib.sha256(envelope).hexdigest(),
         "previous": hops_digest(previous),
     }
@@ -134,11 +156,14 @@ def sign_hop(
     seq: int,
     checkpoint: bytes,
     received: str,
+    n: int = 0,
+    path: Sequence[bytes] = (),
 ) -> HopRecord:
     """The hop record of ``relay`` (whose log key ``sign`` signs with) taking ``envelope``
-    from ``source`` at its sequence ``seq``."""
-    message = hop_statement(envelope, previous, relay, source, seq, checkpoint, received)
-    return HopRecord(relay, source, seq, checkpoint, received, sign(message))
+    from ``source`` at its sequence ``seq`` (number ``n`` there; ``path``, its leaf's
+    inclusion path in ``checkpoint``'s tree)."""
+    message = hop_statement(envelope, previous, relay, source, seq, checkpoint, received, n, path)
+    return HopRecord(relay, source, seq, checkpoint, received, sign(message), n, tuple(path))
 
 
 def origin_of(hops: Sequence[HopRecord], here: str) -> str:
@@ -171,6 +196,9 @@ def _record(doc: Any, i: int) -> HopRecord:
     seq = _field(doc, "seq", int, what)
     if not 0 < seq < 2**63:
         raise HopError(f"{what}: seq {seq}, expected 1 to 2**63 - 1")
+    n = _field(doc, "n", int, what)
+    if not 0 <= n < 2**63:
+        raise HopError(f"{what}: n {n}, expected 0 to 2**63 - 1")
     return HopRecord(
         _field(doc, "relay", str, what),
         _field(doc, "from", str, what),
@@ -178,7 +206,25 @@ def _record(doc: Any, i: int) -> HopRecord:
         _bytes(doc, "checkpoint", what),
         _field(doc, "received", str, what),
         _bytes(doc, "signature", what),
+        n,
+        _path(doc.get("path"), what),
     )
+
+
+def _path(value: Any, what: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or len(value) > MAX_PATH:
+        raise HopError(f"{what}: 'path' is {type(value).__name__}, expected a list of at most"
+                       f" {MAX_PATH} hashes")  # fmt: skip
+    out = []
+    for h in value:
+        try:
+            raw = base64.b64decode(h, validate=True) if isinstance(h, str) else b""
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise HopError(f"{what}: 'path' holds {str(h)[:48]!r}, expected base64 of 32 bytes")
+        out.append(raw)
+    return tuple(out)
 
 
 def decode_hops(raw: bytes) -> tuple[HopRecord, ...]:
@@ -197,15 +243,23 @@ def decode_hops(raw: bytes) -> tuple[HopRecord, ...]:
 
 
 def verify_hops(
-    envelope: bytes, hops: Sequence[HopRecord], log_keys: Mapping[str, bytes], here: str
+    envelope: bytes,
+    hops: Sequence[HopRecord],
+    log_keys: Mapping[str, bytes],
+    here: str,
+    names: Sequence[str] | None = None,
 ) -> Checkpoint | None:
     """Check every hop of ``envelope`` as it arrived at hub ``here``: a chain (each hop's
     ``from`` is the relay before it, the last hop's relay is ``here``, no hub twice), each
     signature under its relay's log key in ``log_keys`` (origin -> raw Ed25519 key) and each
-    checkpoint signed by its source's log key and holding the hop's sequence.  Returns the
-    origin's checkpoint (None for no hops).  Raises ``HopError`` naming the hop."""
+    checkpoint signed by its source's log key and holding the hop's sequence; with
+    ``names`` (the collaboration's name in each hop's source log), that each source logged
+    the envelope there (the hop's inclusion path).  Returns the origin's checkpoint (None
+    for no hops).  Raises ``HopError`` naming the hop."""
     if len(hops) > MAX_HOPS:
         raise HopError(f"{len(hops)} hops, at most {MAX_HOPS}")
+    if names is not None and len(names) != len(hops):
+        raise HopError(f"{len(names)} collaboration names for {len(hops)} hops")
     seen = {hops[0].source} if hops else set()
     first: Checkpoint | None = None
     for i, hop in enumerate(hops):
@@ -220,9 +274,28 @@ def verify_hops(
         checkpoint = _checkpoint(hop, log_keys, what)
         first = first or checkpoint
         _check_signature(envelope, hops[:i], hop, log_keys, what)
+        if names is not None:
+            _check_logged(envelope, hops[:i], hop, names[i], checkpoint, what)
     if hops and hops[-1].relay != here:
         raise HopError(f"the last hop went to {hops[-1].relay!r}, not to this hub ({here!r})")
     return first
+
+
+def _check_logged(
+    envelope: bytes,
+    previous: Sequence[HopRecord],
+    hop: HopRecord,
+    collab: str,
+    checkpoint: Checkpoint,
+    what: str,
+) -> None:
+    """That the source's log holds the envelope (as ``collab``'s number ``hop.n``, with the
+    hops before) at ``hop.seq`` of the checkpoint's tree."""
+    leaf = envelope_leaf(collab, envelope, hop.n, encode_hops(previous))
+    try:
+        verify_inclusion(hop.seq - 1, checkpoint.size, leaf_hash(leaf), hop.path, checkpoint.root)
+    except ProofError as exc:
+        raise HopError(f"{what}: not in {hop.source!r}'s log as {collab!r}: {exc}") from None
 
 
 def _key(log_keys: Mapping[str, bytes], origin: str, what: str) -> bytes:
@@ -256,8 +329,9 @@ def _check_signature(
     what: str,
 ) -> None:
     message = hop_statement(
-        envelope, previous, hop.relay, hop.source, hop.seq, hop.checkpoint, hop.received
-    )
+        envelope, previous, hop.relay, hop.source, hop.seq, hop.checkpoint, hop.received,
+        hop.n, hop.path,
+    )  # fmt: skip
     key = _key(log_keys, hop.relay, what)
     try:
         Ed25519PublicKey.from_public_bytes(key).verify(hop.signature, message)

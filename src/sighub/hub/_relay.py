@@ -45,7 +45,14 @@ from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._envelope import signing_key_id
 from sighub.client._farlog import FarLog, check_relayed
 from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
-from sighub.client._leaves import COPIED_TYPES, FAR_TYPES, parse_leaf, peer_checkpoint, peer_leaf
+from sighub.client._leaves import (
+    COPIED_TYPES,
+    FAR_TYPES,
+    envelope_leaf,
+    parse_leaf,
+    peer_checkpoint,
+    peer_leaf,
+)
 from sighub.client._merkle import leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
 from sighub.client._rpc import Change, HubClient, SyncBatch
@@ -223,6 +230,17 @@ class RelayDaemon(SyncDaemon):
         """History pages (a collaboration joined after the cursor passed it): changes only."""
         self._relay(c, changes, checked, [], now, report)
 
+    def _path(self, change: Change) -> list[bytes]:
+        """The inclusion path of ``change``'s leaf in the peer's tree of the batch's
+        checkpoint, as the peer gives it, checked here (the hop record carries it on)."""
+        guard = self._guard
+        assert guard is not None and guard.state is not None and guard.state.checkpoint
+        cp = guard.state.checkpoint
+        leaf = envelope_leaf(change.collaboration, change.envelope, change.n, change.hop_records)
+        path = self._peer.inclusion_proof(change.sequence - 1, cp.size)
+        verify_inclusion(change.sequence - 1, cp.size, leaf_hash(leaf), path, cp.root)
+        return path
+
     def _copies(self, batch: SyncBatch) -> list[Copy]:
         """The leaves of ``batch`` this hub copies into its log (see ``_farlog``): the
         peer's own directory and peering leaves, each with its inclusion proof in the
@@ -270,7 +288,7 @@ class RelayDaemon(SyncDaemon):
         entries: list[Copy | Prepared] = list(copies)
         skipped: list[Skipped] = []
         for change, result in zip(changes, checked, strict=True):
-            got = prepare(self.context, guard.far, note, change, result)
+            got = prepare(self.context, guard.far, note, self._path, change, result)
             if isinstance(got, Prepared):
                 entries.append(got)
             else:
@@ -323,7 +341,12 @@ class RelayDaemon(SyncDaemon):
 
 
 def prepare(
-    ctx: _Context, far: FarLog, note: bytes, change: Change, result: Checked
+    ctx: _Context,
+    far: FarLog,
+    note: bytes,
+    path: Callable[[Change], list[bytes]],
+    change: Change,
+    result: Checked,
 ) -> Prepared | Skipped:
     """The relay thread's checks of one change (see the module docstring)."""
     peering, raw = ctx.peering, change.envelope
@@ -359,7 +382,7 @@ def prepare(
     if problem is not None:
         return skip(Outcome.LIMITS, str(problem))
     hop = sign_hop(ctx.signer.sign, ctx.here, raw, hops, peering.origin, change.sequence, note,
-                   ctx.received())  # fmt: skip
+                   ctx.received(), change.n, path(change))  # fmt: skip
     return Prepared(
         change.sequence, envelope_id, raw, local, str(rows[0][_PUBLISHER]), origin,
         signing_key_id(raw), encode_hops((*hops, hop)).decode(),

@@ -344,8 +344,9 @@ class RelayState(_message.Message):
     cursor: _builtins.int
     """The peer's log sequence relayed up to (the relay's committed cursor)."""
     head: _builtins.int
-    """The peer's log size as last seen; lag = head - cursor."""
+    """The peer's log size as last seen."""
     lag: _builtins.int
+    """head - cursor: how far the relay is behind its peer."""
     last_batch: _builtins.str
     """When the last batch was committed (RFC 3339), empty before the first."""
     error: _builtins.str
