@@ -42,7 +42,10 @@ from sighub.client._verify import Checked, check_changes
 __all__ = ["FarLog", "PinnedPeers", "check_relayed"]
 
 log = logging.getLogger("sighub.sync")
-MAX_ROOTS: Final = 64  # verified checkpoints kept per origin: a relay logs one per batch
+# Verified checkpoints kept per origin: a relay copies one per batch that copies directory
+# leaves (enrollments, key events: rare), and a copy proved against an older one may come
+# late through a slower path of a diamond.
+MAX_ROOTS: Final = 100_000
 _SEQ: Final = 16  # LocalStore.row: the sequence column
 
 
@@ -207,6 +210,16 @@ def _alarm(kind: AlarmKind, sequence: int, detail: str) -> LogAlarm:
 
 
 def check_relayed(change: Change, far: FarLog) -> Checked:
+    """``_check_relayed``, with any failure a refusal: one relayed envelope no check
+    foresaw must cost that envelope, never the daemon (every member syncs the same log)."""
+    try:
+        return _check_relayed(change, far)
+    except Exception as exc:
+        log.exception("relayed envelope seq=%d could not be checked", change.sequence)
+        return f"relayed envelope could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def _check_relayed(change: Change, far: FarLog) -> Checked:
     """A relayed envelope checked as a member of its origin hub would check it, or why it
     is refused: its hop chain (ending at the hub whose log is read) under the known log
     keys, each hub on the path having logged it (named through every peering's map); the

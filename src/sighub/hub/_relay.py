@@ -26,7 +26,6 @@ envelope id makes it a no-op (counted as ``duplicate``)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
 import logging
@@ -131,10 +130,12 @@ class Copy:
 
 
 def _copy_key(doc: dict[str, Any]) -> str:
+    """What makes two copies the same: an origin's leaf by its sequence there, a checkpoint
+    by its note as copied (text: a copy this hub cannot check is still named, not read)."""
     if doc["type"] == "peer.leaf":
         return f"leaf {doc['origin']} {doc['seq']}"
-    note = base64.b64decode(doc["note"])
-    return f"checkpoint {doc['origin']} {hashlib.sha256(note).hexdigest()}"
+    digest = hashlib.sha256(str(doc["note"]).encode()).hexdigest()
+    return f"checkpoint {doc['origin']} {digest}"
 
 
 @dataclass(frozen=True, slots=True)
