@@ -169,6 +169,11 @@ class FarLog:
             remote, _, local = str(pair).partition("=")
             self.maps[(hub, peer, local)] = remote
 
+    def taken(self) -> set[int]:
+        """The sequences of the copies applied (so verified) since the last ``save``: a
+        relay copies on only these, never one it could not check."""
+        return {seq for seq, _ in self._pending}
+
     # -- storage ---------------------------------------------------------------------
     def save(self, conn: sqlite3.Connection) -> None:
         """Store the copies applied since the last ``save`` (the caller's transaction)."""

@@ -246,12 +246,15 @@ class RelayDaemon(SyncDaemon):
         """The leaves of ``batch`` this hub copies into its log (see ``_farlog``): the
         peer's own directory and peering leaves, each with its inclusion proof in the
         batch's checkpoint (asked of the peer, checked here), after that checkpoint; and
-        the copies the peer's log holds of hubs behind it, verbatim."""
+        the copies the peer's log holds of hubs behind it that the guard verified, verbatim."""
         guard, peer = self._guard, self.context.peering.origin
         assert guard is not None and guard.state is not None and guard.state.checkpoint
         cp = guard.state.checkpoint
         own: list[Copy] = []
         far: list[Copy] = []
+        # A copy the guard did not take (an origin whose key the peer's log does not give)
+        # was checked by no one: members who know that origin's key would alarm on it.
+        verified = guard.far.taken()
         for x in batch.leaves:
             if x.leaf is None:
                 continue
@@ -262,7 +265,9 @@ class RelayDaemon(SyncDaemon):
                 verify_inclusion(x.sequence - 1, cp.size, leaf_hash(x.leaf), path, cp.root)
                 leaf = peer_leaf(peer, x.sequence, x.leaf, cp.size, path)
                 own.append(Copy(x.sequence, "peer.leaf", leaf, f"leaf {peer} {x.sequence}"))
-            elif kind in FAR_TYPES and doc["origin"] != self.context.here:
+            elif (
+                kind in FAR_TYPES and x.sequence in verified and doc["origin"] != self.context.here
+            ):
                 far.append(Copy(x.sequence, kind, x.leaf, _copy_key(doc)))
         if own:
             key = f"checkpoint {peer} {cp.size}"

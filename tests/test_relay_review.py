@@ -1,0 +1,79 @@
+"""Review of the relay's copies (issue 12): a relay copies into its hub's log only the copies
+of hubs behind its peer that its own verified view of the peer's log took.  A copy it could
+not check (an origin whose log key it does not know) would reach members who may know that
+key (their hub peers with the origin directly) and who then alarm on their own hub's log;
+its dedup key would also keep the genuine copy out."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sighub.client._envelope import key_id, public_key_bytes
+from sighub.client._farlog import FarLog
+from sighub.client._keys import identity_for
+from sighub.client._leaves import member_enroll, parse_leaf
+from sighub.client._logcheck import LogAlarm
+from sighub.client._merkle import inclusion_proof, leaf_hash, root
+from sighub.client._rpc import LogLeaf, SyncBatch
+from sighub.hub._relay import RelayDaemon
+from tests.test_farlog import OriginLog, Pins
+
+HERE, PEER, QUARRY, REMOTE = "sighub/here", "sighub/peer", "sighub/quarry", "sighub/remote"
+
+
+def _relay_over(peer: OriginLog, far: FarLog) -> RelayDaemon:
+    """A relay whose guard verified ``peer``'s log up to its last leaf (``far`` its view of
+    the copies there); only what ``_copies`` reads is set."""
+    hashes = [leaf_hash(x) for x in peer.leaves]
+    checkpoint = SimpleNamespace(size=len(hashes), root=root(hashes), note=peer.note())
+    daemon = RelayDaemon.__new__(RelayDaemon)
+    daemon._guard = SimpleNamespace(state=SimpleNamespace(checkpoint=checkpoint), far=far)  # type: ignore[assignment]
+    daemon.context = SimpleNamespace(  # type: ignore[assignment]
+        peering=SimpleNamespace(origin=peer.origin), here=HERE
+    )
+    daemon._peer = SimpleNamespace(  # type: ignore[attr-defined]
+        inclusion_proof=lambda index, size: inclusion_proof(index, size, hashes[:size])
+    )
+    return daemon
+
+
+def _origins(leaves: list[Any]) -> list[tuple[str, str]]:
+    return [(c.kind, str(parse_leaf(c.leaf)["origin"])) for c in leaves]
+
+
+def test_a_copy_the_relay_could_not_verify_is_not_copied() -> None:
+    peer, remote, impostor = OriginLog(PEER), OriginLog(REMOTE), OriginLog(QUARRY)
+    pub = Ed25519PrivateKey.generate().public_key()
+    peer.add(member_enroll("pub-a", identity_for("pub-a"), ["publisher"], key_id(pub),
+                           public_key_bytes(pub)))  # fmt: skip
+    remote.add(member_enroll("pub-r", identity_for("pub-r"), ["publisher"], key_id(pub),
+                             public_key_bytes(pub)))  # fmt: skip
+    forged = impostor.copies()[0]  # "quarry's" checkpoint, signed by a key the peer made up
+    genuine = remote.copies(1)  # remote's checkpoint and leaf, which the peer may copy
+    for leaf in (forged, *genuine):
+        peer.add(leaf)
+    # The relay's view of the peer's log: the peer pins remote's key, not quarry's.
+    far = FarLog(PEER, peer.public, Pins({REMOTE: remote.public}))
+    for seq, leaf in enumerate(peer.leaves[1:], 2):
+        far.apply(seq, parse_leaf(leaf), leaf)
+    batch = SyncBatch(
+        (), len(peer.leaves), True, len(peer.leaves),
+        leaves=tuple(LogLeaf(i, x, None) for i, x in enumerate(peer.leaves, 1)),
+    )  # fmt: skip
+    copies = _relay_over(peer, far)._copies(batch)
+    assert _origins(copies) == [
+        ("peer.checkpoint", PEER),
+        ("peer.leaf", PEER),
+        ("peer.checkpoint", REMOTE),
+        ("peer.leaf", REMOTE),
+    ]
+    # What the unverified copy would have done on this hub: a member whose hub peers with
+    # the real quarry (its admin pinned quarry's key) alarms on its own hub's log.
+    real_quarry = Ed25519PrivateKey.generate().public_key()
+    member = FarLog(HERE, b"\x00" * 32, Pins({QUARRY: public_key_bytes(real_quarry)}))
+    with pytest.raises(LogAlarm):
+        member.apply(7, parse_leaf(forged), forged)
