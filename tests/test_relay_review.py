@@ -6,6 +6,8 @@ its dedup key would also keep the genuine copy out."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +21,9 @@ from sighub.client._leaves import member_enroll, parse_leaf
 from sighub.client._logcheck import LogAlarm
 from sighub.client._merkle import inclusion_proof, leaf_hash, root
 from sighub.client._rpc import LogLeaf, SyncBatch
-from sighub.hub._relay import RelayDaemon
+from sighub.hub import _relay
+from sighub.hub._peering import Direction
+from sighub.hub._relay import RelayDaemon, RelayManager
 from tests.test_farlog import OriginLog, Pins
 
 HERE, PEER, QUARRY, REMOTE = "sighub/here", "sighub/peer", "sighub/quarry", "sighub/remote"
@@ -77,3 +81,45 @@ def test_a_copy_the_relay_could_not_verify_is_not_copied() -> None:
     member = FarLog(HERE, b"\x00" * 32, Pins({QUARRY: public_key_bytes(real_quarry)}))
     with pytest.raises(LogAlarm):
         member.apply(7, parse_leaf(forged), forged)
+
+
+class _FakeRelay:
+    """A relay thread that runs nothing: ``RelayManager`` only starts, halts and joins it."""
+
+    def __init__(self, services: Any, peering: Any, loop: Any, state: Any) -> None:
+        self.peering = peering
+        self.thread = threading.Thread(target=lambda: None)
+
+    def halt(self) -> None:
+        pass
+
+
+def test_a_relay_being_stopped_for_a_status_change_is_not_restarted_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_relay, "_Relay", _FakeRelay)
+    peering = SimpleNamespace(name="industry", status="active", direction=Direction.PULL)
+
+    async def run(fn: Any) -> Any:
+        return fn()
+
+    store = SimpleNamespace(peerings=lambda: [peering], relay_counts=lambda name: {})
+    services = SimpleNamespace(run=run, hub=SimpleNamespace(store=store))
+
+    async def scenario() -> list[bool]:
+        manager = RelayManager(services, asyncio.get_running_loop())  # type: ignore[arg-type]
+        await manager.refresh()
+        running = ["industry" in manager._relays]
+        # An admin suspends the peering: the relay is held and stopped before the change
+        # commits; another admin call's refresh (the status still reads active) comes in
+        # between, and must not start it again.
+        manager.hold("industry")
+        await manager.stop("industry")
+        await manager.refresh()
+        running.append("industry" in manager._relays)
+        await manager.refresh(release="industry")  # the change was refused: it runs again
+        running.append("industry" in manager._relays)
+        await manager.close()
+        return running
+
+    assert asyncio.run(scenario()) == [True, False, True]

@@ -497,10 +497,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 peering=peering_message(change(actor, request.name))
             )
 
-        if self.s.relays is not None and request.status != PEER_STATUS.values["active"]:
-            await self.s.run(lambda: self._admin(context))  # only an admin stops a relay
-            await self.s.relays.stop(request.name)
+        relays = self.s.relays
+        stopping = relays if request.status != PEER_STATUS.values["active"] else None
+        held = stopping is not None
+        if stopping is not None:  # before any await: no other call's refresh restarts it
+            stopping.hold(request.name)
         try:
+            if stopping is not None:
+                await self.s.run(lambda: self._admin(context))  # only an admin stops a relay
+                await stopping.stop(request.name)
             return await self._change(work)
         finally:
-            await self._relays_changed()
+            if relays is not None:
+                await relays.refresh(release=request.name if held else None)

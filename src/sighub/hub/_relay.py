@@ -518,10 +518,16 @@ class RelayManager:
         self._relays: dict[str, _Relay] = {}
         self._states: dict[str, RelayState] = {}
         self._lock = asyncio.Lock()  # one refresh at a time (two admin calls at once)
+        # Peerings whose status is being changed (``stop``): no refresh (another admin
+        # call's) starts their relay again before the change is committed or refused.
+        self._held: Counter[str] = Counter()
 
-    async def refresh(self) -> None:
-        """Start the relays of the peerings that should run and stop the others."""
+    async def refresh(self, release: str | None = None) -> None:
+        """Start the relays of the peerings that should run and stop the others; with
+        ``release``, after the status change ``stop`` held that relay for."""
         async with self._lock:
+            if release is not None and self._held[release] > 0:
+                self._held[release] -= 1
             await self._refresh()
 
     async def _refresh(self) -> None:
@@ -534,7 +540,7 @@ class RelayManager:
         for name in [n for n in self._relays if n not in wanted]:
             await asyncio.to_thread(self._stop, self._relays.pop(name))
         for name, p in wanted.items():
-            if name not in self._relays:
+            if name not in self._relays and not self._held[name]:
                 counts = await self.services.run(functools.partial(store.relay_counts, name))
                 state = self._states.setdefault(name, RelayState(name))
                 state.counts = counts
@@ -545,11 +551,17 @@ class RelayManager:
     async def stop(self, name: str) -> None:
         """Stop ``name``'s relay now (before its peering is suspended or removed, so that
         it never writes past that change, nor into a credential directory being deleted);
-        ``refresh`` starts it again if the change is refused."""
+        ``refresh`` starts it again if the change is refused (after ``hold``, only
+        ``refresh(release=name)`` does)."""
         async with self._lock:
             relay = self._relays.pop(name, None)
             if relay is not None:
                 await asyncio.to_thread(self._stop, relay)
+
+    def hold(self, name: str) -> None:
+        """Keep ``name``'s relay from starting until ``refresh(release=name)``: held before
+        a status change, so that no other call's refresh starts it in between."""
+        self._held[name] += 1
 
     @staticmethod
     def _stop(relay: _Relay) -> None:
