@@ -47,7 +47,7 @@ class Pins:
     def log_keys(self) -> dict[str, bytes]:
         return self.keys
 
-    def remote_for(self, local_collab: str, origin: str) -> str | None:
+    def remote_for(self, local_collab: str, origin: str, at: int | None = None) -> str | None:
         return self.maps.get((local_collab, origin))
 
 

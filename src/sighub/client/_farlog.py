@@ -54,7 +54,7 @@ class PinnedPeers(Protocol):
 
     def log_keys(self) -> dict[str, bytes]: ...
 
-    def remote_for(self, local_collab: str, origin: str) -> str | None: ...
+    def remote_for(self, local_collab: str, origin: str, at: int | None = None) -> str | None: ...
 
 
 class FarLog:
@@ -80,15 +80,19 @@ class FarLog:
         win), and those learnt from copies."""
         return {**self.learnt, **self.pinned.log_keys(), self.here: self.here_key}
 
-    def collab_names(self, collab: str, hops: Sequence[HopRecord]) -> list[str] | None:
+    def collab_names(
+        self, collab: str, hops: Sequence[HopRecord], at: int | None = None
+    ) -> list[str] | None:
         """The name of the collaboration named ``collab`` here in each hop's source log
         (the origin's first), through the map of each peering the envelope crossed; None
-        where a map is not known."""
+        where a map is not known.  With ``at`` (the envelope's sequence in this log), this
+        hub's own peering counts only if it was in force there: logged before, not removed
+        before (a hub alone cannot keep relaying from a peer its admin removed)."""
         names: list[str] = []
         name = collab
         for hop in reversed(hops):
             if hop.relay == self.here:
-                found = self.pinned.remote_for(name, hop.source)
+                found = self.pinned.remote_for(name, hop.source, at)
             else:
                 found = self.maps.get((hop.relay, hop.source, name))
             if found is None:
@@ -235,7 +239,7 @@ def _check_relayed(change: Change, far: FarLog) -> Checked:
         hops = decode_hops(change.hop_records)
         if not hops:
             return "relayed, with an empty hop list"
-        names = far.collab_names(change.collaboration, hops)
+        names = far.collab_names(change.collaboration, hops, change.sequence)
         if names is None:
             return (
                 f"relayed from hub {hops[0].source!r}: no peering maps"

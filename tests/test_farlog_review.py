@@ -1,0 +1,44 @@
+"""Review of ``_farlog`` (issue 12): what a member accepts of an envelope its own hub relayed
+depends on the peering its admin signed being in force when the hub logged it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sighub.client._farlog import FarLog, check_relayed
+from sighub.client._leaves import parse_leaf, peer_add, peer_status
+from sighub.client._peerlog import PeerLog
+from tests.test_farlog import FAR, HERE, OriginLog, feed, relayed, world
+
+__all__ = ["world"]  # the fixture, shared with tests/test_farlog.py
+
+
+def _peerings(origin: OriginLog, *removed_at: int) -> PeerLog:
+    """This hub's peering with ``origin`` (mapping its sg-csam to sg-local), logged at
+    sequence 5 and removed at each of ``removed_at``."""
+    log = PeerLog(HERE, None)  # a member enrolled before key chains: the log's word
+    log.apply(5, parse_leaf(peer_add("industry", FAR, origin.public, "127.0.0.1:7443",
+                                     [("sg-csam", "sg-local")], "pull", 3, "amber",
+                                     b"s" * 64)))  # fmt: skip
+    for seq in removed_at:
+        log.apply(seq, parse_leaf(peer_status("industry", "removed")))
+    return log
+
+
+def test_an_envelope_relayed_after_its_peering_was_removed_is_refused(
+    world: dict[str, Any],
+) -> None:
+    origin: OriginLog = world["origin"]
+    change = relayed(world, 2)  # logged here at sequence 40
+    live = FarLog(HERE, world["here"].public, _peerings(origin))
+    feed(live, origin.copies(1))
+    assert isinstance(check_relayed(change, live), list)
+    # The admin removed the peering at sequence 30: the hub alone relayed this one after.
+    gone = FarLog(HERE, world["here"].public, _peerings(origin, 30))
+    feed(gone, origin.copies(1))
+    refused = check_relayed(change, gone)
+    assert isinstance(refused, str) and "no peering maps 'sg-local'" in refused
+    # Removed after it was logged: it stays verifiable.
+    later = FarLog(HERE, world["here"].public, _peerings(origin, 41))
+    feed(later, origin.copies(1))
+    assert isinstance(check_relayed(change, later), list)
