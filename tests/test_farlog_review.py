@@ -3,10 +3,22 @@ depends on the peering its admin signed being in force when the hub logged it.""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sighub.client._envelope import key_id, public_key_bytes
 from sighub.client._farlog import FarLog, check_relayed
-from sighub.client._leaves import parse_leaf, peer_add, peer_status
+from sighub.client._keys import identity_for
+from sighub.client._leaves import (
+    collab_add,
+    key_revoke,
+    member_enroll,
+    parse_leaf,
+    peer_add,
+    peer_status,
+)
 from sighub.client._peerlog import PeerLog
 from tests.test_farlog import FAR, HERE, OriginLog, feed, relayed, world
 
@@ -42,3 +54,31 @@ def test_an_envelope_relayed_after_its_peering_was_removed_is_refused(
     later = FarLog(HERE, world["here"].public, _peerings(origin, 41))
     feed(later, origin.copies(1))
     assert isinstance(check_relayed(change, later), list)
+
+
+def test_a_revocation_withheld_on_one_path_counts_once_another_path_brings_it(
+    world: dict[str, Any],
+) -> None:
+    """A relay that copies the origin's leaf 4 but withholds its revocation at 3: the
+    honest path's copy of 3, logged here later, is taken (not dropped as already passed),
+    and the revoked key's later envelopes are refused from then on."""
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    origin.add(collab_add("sg-csam"))  # sequence 2, an envelope's in relayed()
+    origin.add(key_revoke("pub-a", world["kid"]))  # 3
+    other = Ed25519PrivateKey.generate().public_key()
+    origin.add(member_enroll("pub-b", identity_for("pub-b"), ["publisher"], key_id(other),
+                             public_key_bytes(other)))  # fmt: skip
+    hostile = origin.copies(1, 4)  # leaf 3 withheld
+    honest = origin.copies(3)
+    feed(far, hostile, 1)
+    assert isinstance(check_relayed(relayed(world, 5), far), list)  # the known limitation
+    feed(far, honest, 10)
+    late = check_relayed(relayed(world, 5), far)
+    assert isinstance(late, str) and "revoked at sequence 3" in late
+    # The same copy again (a diamond) is still taken once; the state survives a reload.
+    feed(far, honest, 20)
+    conn = sqlite3.connect(":memory:")
+    far.save(conn)
+    again = FarLog.load(conn, HERE, world["here"].public, world["pins"])
+    assert isinstance(check_relayed(relayed(world, 5), again), str)

@@ -70,6 +70,9 @@ class FarLog:
         self.roots: dict[str, dict[int, bytes]] = {}  # origin -> tree size -> root
         self.rings: dict[str, KeyRing] = {}
         self.last: dict[str, int] = {}  # origin -> the last sequence of it applied
+        # origin -> every sequence of it applied: a leaf one path withheld (a revocation)
+        # still counts when another brings it later, out of the origin's order
+        self.taken_seqs: dict[str, set[int]] = {}
         # (hub, its peer's origin, local collaboration there) -> the peer's name for it
         self.maps: dict[tuple[str, str, str], str] = {}
         self._pending: list[tuple[int, bytes]] = []
@@ -139,7 +142,7 @@ class FarLog:
 
     def _leaf(self, sequence: int, origin: str, doc: Mapping[str, Any]) -> bool:
         seq, size = int(doc["seq"]), int(doc["size"])
-        if seq <= self.last.get(origin, 0):
+        if seq in self.taken_seqs.get(origin, ()):
             return False  # already taken (a diamond delivers a copy twice)
         root = self.roots.get(origin, {}).get(size)
         if root is None:
@@ -158,7 +161,8 @@ class FarLog:
         if kind not in COPIED_TYPES:
             detail = f"leaf {seq} of {origin!r} is a {kind} leaf, not one relays copy"
             raise _alarm(AlarmKind.MALFORMED, sequence, detail)
-        self.last[origin] = seq
+        self.last[origin] = max(seq, self.last.get(origin, 0))
+        self.taken_seqs.setdefault(origin, set()).add(seq)
         if kind in DIRECTORY_TYPES:
             self.rings.setdefault(origin, KeyRing(origin, None)).apply(seq, inner)
         elif kind == "peer.add":
