@@ -31,7 +31,7 @@ from sighub.client._leaves import (
 )
 from sighub.client._logcheck import AlarmKind, LogAlarm
 from sighub.client._merkle import inclusion_proof, leaf_hash, root
-from sighub.client._model import Form, Indicator, Kind, Publisher
+from sighub.client._model import Form, Indicator, Kind, Publisher, Tlp
 from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import Change
 from sighub.client._stix import build_bundle, new_indicator_id
@@ -49,6 +49,9 @@ class Pins:
 
     def remote_for(self, local_collab: str, origin: str, at: int | None = None) -> str | None:
         return self.maps.get((local_collab, origin))
+
+    def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None:
+        return None
 
 
 class OriginLog:

@@ -247,6 +247,17 @@ class PeerLog:
                 return remote
         return None
 
+    def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None:
+        """(max_hops, tlp_ceiling) of the peering with the hub ``origin`` (in force at
+        ``at``, if given; the live one first, then the latest), as the admin signed it."""
+        found = [p for p in self.peers() if p.origin == origin]
+        if at is not None:
+            found = [p for p in found if p.in_force_at(at)]
+        if not found:
+            return None
+        record = max(found, key=lambda p: (p.live, p.seq))
+        return record.max_hops, record.tlp_ceiling
+
     # -- applying ---------------------------------------------------------------------
     def apply(self, seq: int, leaf: Mapping[str, Any]) -> None:
         """Take one ``peer.add`` or ``peer.status`` leaf (``parse_leaf``'s fields) at
