@@ -521,6 +521,9 @@ class RelayManager:
         # Peerings whose status is being changed (``stop``): no refresh (another admin
         # call's) starts their relay again before the change is committed or refused.
         self._held: Counter[str] = Counter()
+        # Set by ``close``: an admin call still served while the hub shuts down starts
+        # no relay that nothing would stop.
+        self._closed = False
 
     async def refresh(self, release: str | None = None) -> None:
         """Start the relays of the peerings that should run and stop the others; with
@@ -528,7 +531,8 @@ class RelayManager:
         async with self._lock:
             if release is not None and self._held[release] > 0:
                 self._held[release] -= 1
-            await self._refresh()
+            if not self._closed:
+                await self._refresh()
 
     async def _refresh(self) -> None:
         store = self.services.hub.store
@@ -579,6 +583,7 @@ class RelayManager:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             relays, self._relays = list(self._relays.values()), {}
             for relay in relays:
                 relay.halt()  # all at once: each ends its stream
