@@ -277,3 +277,19 @@ def test_a_hop_whose_source_did_not_log_the_envelope_is_refused(world: dict[str,
                         origin.note(), hop.received, 0, path)  # fmt: skip
         change = Change(40, "sg-local", good.envelope, (), 1, encode_hops([fake]))
         assert "not in 'sighub/industry''s log as 'sg-csam'" in str(check_relayed(change, far))
+
+
+def test_two_trees_of_one_size_from_the_origin_are_a_fork(world: dict[str, Any]) -> None:
+    """A hub that shows one tree to a relay and another to a second relay: the copies meet
+    in a member's log, and the second is a fork alarm that changes nothing."""
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    feed(far, origin.copies(1)[:1])
+    split = OriginLog(FAR)
+    split.key, split.signer = origin.key, origin.signer  # the origin's own key, another tree
+    split.leaves = [collab_add("sg-other")]
+    cp = split.copies()[0]
+    before = state(far)
+    with pytest.raises(LogAlarm) as caught:
+        far.apply(9, parse_leaf(cp), cp)
+    assert caught.value.kind is AlarmKind.FORK and state(far) == before

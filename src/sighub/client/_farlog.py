@@ -140,7 +140,14 @@ class FarLog:
             detail = f"checkpoint of {origin!r}: {exc}"
             raise _alarm(AlarmKind.BAD_SIGNATURE, sequence, detail) from None
         roots = self.roots.setdefault(origin, {})
-        roots[opened.checkpoint.size] = opened.checkpoint.root
+        size, root = opened.checkpoint.size, opened.checkpoint.root
+        if roots.get(size, root) != root:  # two signed trees of one size: the origin forked
+            detail = (
+                f"{origin!r} signed two trees of {size} leaves: root {roots[size].hex()} and"
+                f" {root.hex()} (a split view, seen through two paths)"
+            )
+            raise _alarm(AlarmKind.FORK, sequence, detail)
+        roots[size] = root
         for size in sorted(roots)[:-MAX_ROOTS]:
             del roots[size]
         return True
