@@ -90,7 +90,8 @@ class Outcome(StrEnum):
     LIMITS = "limits"  # over this hub's publish limits
     REFUSED = "refused"  # does not verify: signature, hop records, form
     IDENTITY = "identity"  # its publisher's identity is bound to another hub
-    CONFLICT = "conflict"  # a version this hub's state refuses
+    CONFLICT = "conflict"  # revises another publisher's indicator
+    STALE = "stale"  # a version older than one this hub holds (a diamond's slower path)
 
 
 # Outcomes that are evidence of a peer (or a hub behind it) misbehaving, or of a conflict
@@ -451,9 +452,9 @@ def _commit_one(hub: Hub, peer: str, item: Prepared, now: str) -> tuple[Outcome,
         if old.publisher != item.publisher:
             return Outcome.CONFLICT, f"indicator {ind_id} belongs to {old.publisher!r}"
         if old.revoked:
-            return Outcome.CONFLICT, f"indicator {ind_id} is already revoked"
+            return Outcome.STALE, f"indicator {ind_id} is already revoked"
         if modified <= old.modified:
-            return Outcome.CONFLICT, (
+            return Outcome.STALE, (
                 f"indicator {ind_id}: modified {modified}, not later than the stored {old.modified}"
             )
     seq = store.append_envelope(item.envelope_id, item.collab, item.publisher, item.key_id, now,
