@@ -131,4 +131,15 @@ def test_bench_relay_times_a_catch_up_and_the_push_over_two_hops() -> None:
             out,
             re.M,
         ), out
-    assert re.search(r"^live push over two hops / one hop .* ratio \d+\.\d; ", out, re.M), out
+    daemon = (
+        r"^live push A -> hotline's member daemon \(two relays; verified, stored, told its sink\)"
+    )
+    daemon += r", 8 publishes: p50 \d+ ms, p99 \d+ ms .*; 0 deliveries missing"
+    assert re.search(daemon, out, re.M), out
+    for what in ("followers", "daemon"):
+        assert re.search(
+            rf"^live push over two hops \(hotline's {what}\) / no relay \(A's own followers\): "
+            r"p99 \d+ / \d+ ms, ratio \d+\.\d; ",
+            out,
+            re.M,
+        ), out
