@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-federation bench bench-hub bench-peer lint typecheck clean table proto eval corpus
+.PHONY: test demo demo-federation bench bench-hub bench-relay bench-peer lint typecheck clean table proto eval corpus
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=python3.x (>= 3.11)"; exit 1; }
@@ -49,6 +49,14 @@ bench-hub: $(STAMP)
 	$(BIN)/python bench/bench_machine.py
 	$(BIN)/python bench/bench_hub.py
 	$(BIN)/python bench/bench_proof.py
+
+# Federation (issue 12): a new peering catching up on a million indicators beside a member's
+# verified sync, the relaying hub's memory, and the live push over two relays beside one hub
+# (about 6 minutes and 2 GB of temporary disk).  `--py-spy FILE` (pip install py-spy) also
+# samples the relaying hub and says where its time goes.
+bench-relay: $(STAMP)
+	$(BIN)/python bench/bench_machine.py
+	$(BIN)/python bench/bench_relay.py
 
 # sighub beside OpenTAXII (a TAXII 2.1 server: gunicorn, SQLite), installed into its own
 # venv under bench/ (never into .venv) and run on 127.0.0.1 only: about 20 minutes.

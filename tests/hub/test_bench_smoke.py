@@ -106,3 +106,40 @@ def test_bench_keysync_compares_member_held_with_hub_made_keys() -> None:
     assert re.search(r"verified sync, median of 1: member-held keys [\d,]+/s, hub-made", out)
     assert re.search(r"match, 1 KB texts, median of 1: .* ratio \d\.\d\d", out)
     assert "same-run baseline Ed25519 verify p50" in out
+
+
+def test_bench_relay_times_a_catch_up_and_the_push_over_two_hops() -> None:
+    out = _run("bench_relay.py", "--size", "3000", "--push-samples", "8", "--followers", "2")
+    assert "member daemon's verified sync from A into a fresh local store: " in out
+    caught = re.search(
+        r"^catch-up: relay of a new peering took 3,000 indicators \(3 envelopes; outcomes "
+        r"\{[^}]*'relayed': 3[,}].*; 3,000 indicators stored at B\) .*: [\d,]+ indicators/s",
+        out,
+        re.M,
+    )
+    assert caught, out
+    assert re.search(r"^catch-up relay / member daemon's verified sync: .* ratio \d+\.\d\d$", out,
+                     re.M), out  # fmt: skip
+    assert re.search(
+        r"^relay memory: hub B's process after relaying 3,000: VmHWM \d+ MB", out, re.M
+    )
+    for hub, hops in (("industry", "own followers"), ("regional", "one relay"),
+                      ("hotline", "two relays")):  # fmt: skip
+        assert re.search(
+            rf"^live push A -> {hub} \({hops}\), 2 followers, 8 publishes: p50 \d+ ms, p99 \d+ ms"
+            r" from the publish call; 0 deliveries missing",
+            out,
+            re.M,
+        ), out
+    daemon = (
+        r"^live push A -> hotline's member daemon \(two relays; verified, stored, told its sink\)"
+    )
+    daemon += r", 8 publishes: p50 \d+ ms, p99 \d+ ms .*; 0 deliveries missing"
+    assert re.search(daemon, out, re.M), out
+    for what in ("followers", "daemon"):
+        assert re.search(
+            rf"^live push over two hops \(hotline's {what}\) / no relay \(A's own followers\): "
+            r"p99 \d+ / \d+ ms, ratio \d+\.\d; ",
+            out,
+            re.M,
+        ), out
