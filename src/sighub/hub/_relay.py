@@ -48,7 +48,8 @@ from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, s
 from sighub.client._leaves import COPIED_TYPES, FAR_TYPES, parse_leaf, peer_checkpoint, peer_leaf
 from sighub.client._merkle import leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
-from sighub.client._rpc import Change, HubClient, SyncBatch
+from sighub.client._errors import SighubError
+from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch
 from sighub.client._rules import count_problem, envelope_problem
 from sighub.client._stix import format_time
 from sighub.client._verify import Checked, Row
@@ -190,6 +191,13 @@ class RelayDaemon(SyncDaemon):
 
     def _known_keys(self, batch: Any, checked: list[Checked], hub: HubClient) -> list[Checked]:
         return checked
+
+    def _explained(self, exc: HubRejected) -> SighubError:
+        # follow() retries a peer gone away with backoff, saying so only in the log: shown
+        # here too, or `admin peer status` could not tell an unreachable peer from an idle one.
+        final = super()._explained(exc)
+        self.state.state, self.state.error = "retrying", str(final)[:500]
+        return final
 
     def _apply_next(self, reader: Any, report: SyncReport, hub: HubClient) -> bool:
         self._peer = hub  # for the inclusion proofs of the leaves a batch copies
@@ -467,6 +475,7 @@ class _Relay:
 
     def _batch(self, report: SyncReport) -> None:
         self.state.cursor, self.state.head = report.cursor, report.head
+        self.state.state, self.state.error = "following", ""  # reached its peer again
         self.state.last_batch = format_time(datetime.now(UTC))
 
     def halt(self) -> None:
