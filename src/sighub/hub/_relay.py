@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._envelope import signing_key_id
+from sighub.client._errors import SighubError
 from sighub.client._farlog import FarLog, check_relayed
 from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
 from sighub.client._leaves import COPIED_TYPES, FAR_TYPES, parse_leaf, peer_checkpoint, peer_leaf
 from sighub.client._merkle import leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
-from sighub.client._errors import SighubError
 from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch
 from sighub.client._rules import count_problem, envelope_problem
 from sighub.client._stix import format_time
