@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub import Indicator
-from sighub.client._hops import encode_hops, sign_hop
+from sighub.client._hops import HopRecord, decode_hops, encode_hops, sign_hop
 from sighub.client._stix import format_time
 from sighub.wire import build_bundle, seal
 from tests.hub.conftest import HubProcess, Member
@@ -78,16 +78,25 @@ def head(hub: HubProcess) -> int:
         return int(c.execute("SELECT COUNT(*) FROM leaves").fetchone()[0])
 
 
-def world(net: Net) -> World:
-    """The honest start; then industry stops and its log is read for the liar."""
+def world(net: Net, upstream: bool = False) -> World:
+    """The honest start (with ``upstream``: national -> industry first, and an envelope
+    of national's publisher relayed by industry, then regional); then industry stops and
+    its log is read for the liar."""
+    sent = []
+    if upstream:
+        net.hub("national")
     net.hub("industry")
     net.hub("regional")
+    if upstream:
+        net.follow("industry", "national")
+        sent += published(net.member("national", "pub-n"), 1)
+        wait_for("industry holds 1", lambda: len(envelopes(net.hubs["industry"])) == 1)
     net.follow("regional", "industry")
     pub = net.member("industry", "pub-a")
-    sent = published(pub, 2)
+    sent += published(pub, 2)
     spare = [pub.indicators(1) for _ in range(3)]  # the collaboration key: asked while up
     w = World(net, net.hubs["industry"], net.hubs["regional"], pub, sent, spare)
-    wait_for("regional holds 2", lambda: len(envelopes(w.regional)) == 2)
+    wait_for(f"regional holds {len(sent)}", lambda: len(envelopes(w.regional)) == len(sent))
     wait_for("the relay caught up", lambda: relay_cursor(w) == head(w.industry))
     w.industry.stop()
     w.log = PeerLog.of(w.industry)
@@ -117,6 +126,9 @@ class Lie:
     alarm: str  # the relay stops with a log alarm whose message holds this; "" if counted
     reason: str = ""  # for a counted refusal: what the relay's refused table says
     outcome: str = "refused"  # how the relay counts the lie when no alarm stops it
+    # the refused envelopes' ids, where regional holds the same bytes from before (a lie
+    # about an envelope it took honestly): the refused table must name them
+    bad_ids: set[str] = field(default_factory=set)
 
 
 def withheld(w: World, liar: LyingPeer) -> Lie:
@@ -191,6 +203,37 @@ def other_origin(w: World, liar: LyingPeer) -> Lie:
     return Lie([raw], [honest], "", "sighub/elsewhere")
 
 
+def _relayed(w: World) -> tuple[bytes, tuple[HopRecord, ...]]:
+    """National's envelope as industry logged it, with its genuine hop record."""
+    assert w.log is not None
+    entry = next(e for e in w.log.entries if e.hops)
+    assert entry.envelope is not None
+    return entry.envelope, decode_hops(entry.hops)
+
+
+def edited_hop(w: World, liar: LyingPeer) -> Lie:
+    """National's envelope logged again with its hop record edited after industry signed
+    it (the time industry received it)."""
+    assert w.log is not None
+    raw, hops = _relayed(w)
+    edited = replace(hops[0], received="2020-01-01T00:00:00.000Z")
+    w.log.add(raw, encode_hops([edited]))
+    honest = w.sealed(0)
+    w.log.add(honest)
+    return Lie([], [honest], "", "signature", bad_ids=ids([raw]))
+
+
+def origin_claimed(w: World, liar: LyingPeer) -> Lie:
+    """National's envelope logged again without its hop record: industry claims to be
+    its origin, so national's publisher as one of its own members."""
+    assert w.log is not None
+    raw, _ = _relayed(w)
+    w.log.add(raw)
+    honest = w.sealed(0)
+    w.log.add(honest)
+    return Lie([], [honest], "", "key", bad_ids=ids([raw]))
+
+
 LIES: dict[str, Callable[[World, LyingPeer], Lie]] = {
     "withheld": withheld,
     "unknown-key": unknown_key,
@@ -198,12 +241,15 @@ LIES: dict[str, Callable[[World, LyingPeer], Lie]] = {
     "altered-in-transit": altered_in_transit,
     "altered-and-logged": altered_and_logged,
     "other-origin": other_origin,
+    "edited-hop": edited_hop,  # these two: national -> industry -> regional
+    "origin-claimed": origin_claimed,
 }
+UPSTREAM = frozenset({"edited-hop", "origin-claimed"})
 
 
 @pytest.mark.parametrize("lie", sorted(LIES))
 def test_a_lying_peer_is_refused(net: Net, lie: str, capsys: pytest.CaptureFixture[str]) -> None:
-    w = world(net)
+    w = world(net, upstream=lie in UPSTREAM)
     assert w.log is not None
     honest_size = w.log.size
 
@@ -228,7 +274,7 @@ def test_a_lying_peer_is_refused(net: Net, lie: str, capsys: pytest.CaptureFixtu
             assert alarms(w) == []
             got = counts(w.regional, "industry")
             assert got == {"relayed": len(w.sent) + len(expect.good), expect.outcome: 1}, got
-            reasons = [refused(w).get(i, "") for i in ids(expect.bad)]
+            reasons = [refused(w).get(i, "") for i in ids(expect.bad) | expect.bad_ids]
             assert all(expect.reason in r for r in reasons), reasons
     rows = envelopes(w.regional)
     held = {r[1] for r in rows}
