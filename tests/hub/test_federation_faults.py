@@ -151,6 +151,9 @@ def test_a_peer_that_goes_away_is_shown_and_caught_up(
     assert f"hub {industry.address} unreachable (UNAVAILABLE)" in shown["error"], shown
     assert shown["cursor"] > 0 and shown["counts"]["relayed"] == 2
     restart(net, "industry", industry, port)
+    # Back, with nothing new yet: the relay shows it follows again, the error gone.
+    wait_for("following again", lambda: relay()["state"] == "following", 45)
+    assert relay()["error"] == ""
     sent += published(pub, 3)
     wait_for("caught up", lambda: len(envelopes(regional)) == 5)
     check_arrived(net, "regional", sent, {origin("industry"): ["regional"]})
