@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._envelope import signing_key_id
+from sighub.client._errors import SighubError
 from sighub.client._farlog import FarLog, check_relayed
 from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
 from sighub.client._leaves import (
@@ -54,7 +55,7 @@ from sighub.client._leaves import (
 )
 from sighub.client._merkle import leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
-from sighub.client._rpc import Change, HubClient, SyncBatch
+from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch
 from sighub.client._rules import count_problem, envelope_problem
 from sighub.client._stix import format_time
 from sighub.client._verify import Checked, Row
@@ -203,6 +204,13 @@ class RelayDaemon(SyncDaemon):
 
     def _known_keys(self, batch: Any, checked: list[Checked], hub: HubClient) -> list[Checked]:
         return checked
+
+    def _explained(self, exc: HubRejected) -> SighubError:
+        # follow() retries a peer gone away with backoff, saying so only in the log: shown
+        # here too, or `admin peer status` could not tell an unreachable peer from an idle one.
+        final = super()._explained(exc)
+        self.state.state, self.state.error = "retrying", str(final)[:500]
+        return final
 
     def _apply_next(self, reader: Any, report: SyncReport, hub: HubClient) -> bool:
         self._peer = hub  # for the inclusion proofs of the leaves a batch copies
@@ -501,6 +509,7 @@ class _Relay:
 
     def _batch(self, report: SyncReport) -> None:
         self.state.cursor, self.state.head = report.cursor, report.head
+        self.state.state, self.state.error = "following", ""  # reached its peer again
         self.state.last_batch = format_time(datetime.now(UTC))
 
     def halt(self) -> None:
