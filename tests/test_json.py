@@ -114,9 +114,14 @@ def test_the_exact_nesting_check_runs_at_c_speed() -> None:
         return b'{"s":"[[[[","x":[' + inner + b"]}"
 
     def seconds(raw: bytes) -> float:
-        start = time.perf_counter()
-        loads(raw, PAYLOAD, "payload")
-        return time.perf_counter() - start
+        """This process's CPU time, best of 5: other processes on a loaded machine (a
+        parallel test run, CI neighbours) do not count, nor does one slow round."""
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            loads(raw, PAYLOAD, "payload")
+            best = min(best, time.process_time() - start)
+        return best
 
     seconds(doc(100))
     small, large = seconds(doc(400)), seconds(doc(3200))
