@@ -157,7 +157,8 @@ def replayed(w: World, liar: LyingPeer) -> Lie:
     honest = w.sealed(1)
     w.log.add(w.sent[0])
     w.log.add(honest)
-    return Lie([], [honest], "", outcome="duplicate")  # the envelope id: a no-op
+    # nothing new is stored (the envelope id), and the log that holds it twice is evidence
+    return Lie([], [honest], "", "holds it twice", "replayed", ids([w.sent[0]]))
 
 
 def _altered(w: World) -> bytes:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -64,6 +65,7 @@ from sighub.hub._peering import Direction, Peering
 if TYPE_CHECKING:
     from sighub.hub._hub import Hub
     from sighub.hub._service import Services
+    from sighub.hub._store import Store
 
 __all__ = ["Outcome", "RelayDaemon", "RelayManager", "RelayState", "commit", "prepare"]
 
@@ -93,11 +95,12 @@ class Outcome(StrEnum):
     IDENTITY = "identity"  # its publisher's identity is bound to another hub
     CONFLICT = "conflict"  # revises another publisher's indicator
     STALE = "stale"  # a version older than one this hub holds (a diamond's slower path)
+    REPLAYED = "replayed"  # the peer served an envelope again at another sequence
 
 
 # Outcomes that are evidence of a peer (or a hub behind it) misbehaving, or of a conflict
 # an operator should look at: logged as errors and kept in the relay's ``refused`` table.
-SERIOUS: Final = frozenset({Outcome.REFUSED, Outcome.IDENTITY, Outcome.CONFLICT})
+SERIOUS: Final = frozenset({Outcome.REFUSED, Outcome.IDENTITY, Outcome.CONFLICT, Outcome.REPLAYED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,10 +441,24 @@ def _copy(hub: Hub, item: Copy) -> tuple[Outcome, str]:
     return Outcome.COPIED, ""
 
 
+def _duplicate(store: Store, item: Prepared) -> tuple[Outcome, str]:
+    """An envelope already in this hub's log: a diamond's other path, or the same batch
+    again after a crash (the same sequence of the same peer) is a duplicate; the same peer
+    serving it at another sequence logged it twice, which an honest hub never does."""
+    stored = json.loads(store.one("SELECT hops FROM envelopes WHERE id=?", item.envelope_id)[0])
+    mine = json.loads(item.hops)[-1]
+    if stored and stored[-1]["from"] == mine["from"] and stored[-1]["seq"] != mine["seq"]:
+        return Outcome.REPLAYED, (
+            f"{mine['from']} served it at sequence {mine['seq']}, and before at"
+            f" {stored[-1]['seq']}: its log holds it twice"
+        )
+    return Outcome.DUPLICATE, "already in this hub's log"
+
+
 def _commit_one(hub: Hub, peer: str, item: Prepared, now: str) -> tuple[Outcome, str]:
     store = hub.store
     if store.envelope_seq(item.envelope_id) is not None:
-        return Outcome.DUPLICATE, "already in this hub's log"
+        return _duplicate(store, item)
     if not store.collab_exists(item.collab):
         return Outcome.UNMAPPED, f"local collaboration {item.collab!r} does not exist"
     bound = store.identity_origin(item.identity)

@@ -354,7 +354,7 @@ class RelayState(_message.Message):
     @_builtins.property
     def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Changes by outcome (relayed, duplicate, unmapped, cycle, hop-limit, tlp-ceiling,
-        limits, refused, identity, conflict, stale, copied), since the peering was added.
+        limits, refused, identity, conflict, stale, replayed, copied), since the peering was added.
         """
 
     def __init__(
