@@ -86,8 +86,10 @@ def test_a_copy_the_relay_could_not_verify_is_not_copied() -> None:
 class _FakeRelay:
     """A relay thread that runs nothing: ``RelayManager`` only starts, halts and joins it."""
 
-    def __init__(self, services: Any, peering: Any, loop: Any, state: Any) -> None:
-        self.peering = peering
+    def __init__(
+        self, services: Any, peering: Any, loop: Any, state: Any, after: Any = None
+    ) -> None:
+        self.peering, self.after = peering, after
         self.thread = threading.Thread(target=lambda: None)
 
     def halt(self) -> None:
@@ -114,15 +116,18 @@ def test_a_relay_being_stopped_for_a_status_change_is_not_restarted_meanwhile(
         # commits; another admin call's refresh (the status still reads active) comes in
         # between, and must not start it again.
         manager.hold("industry")
+        first = manager._relays["industry"]
         await manager.stop("industry")
         await manager.refresh()
         running.append("industry" in manager._relays)
         await manager.refresh(release="industry")  # the change was refused: it runs again
         running.append("industry" in manager._relays)
+        # the new relay waits for the stopped one's thread: never two on one directory
+        running.append(manager._relays["industry"].after is first)
         await manager.close()
         # An admin call served while the hub shuts down: nothing would stop what it started.
         await manager.refresh()
         running.append("industry" in manager._relays)
         return running
 
-    assert asyncio.run(scenario()) == [True, False, True, False]
+    assert asyncio.run(scenario()) == [True, False, True, True, False]

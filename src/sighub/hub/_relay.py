@@ -462,28 +462,28 @@ def _commit_one(hub: Hub, peer: str, item: Prepared, now: str) -> tuple[Outcome,
     if not store.collab_exists(item.collab):
         return Outcome.UNMAPPED, f"local collaboration {item.collab!r} does not exist"
     bound = store.identity_origin(item.identity)
-    if bound is None:
-        store.bind_identity(item.identity, item.origin, peer, item.sequence)
-    elif bound != item.origin:
+    if bound is not None and bound != item.origin:
         return Outcome.IDENTITY, (
             f"publisher {item.identity} is bound to hub {bound!r}; this envelope comes from"
             f" {item.origin!r}"
         )
+    # Versions as members apply them: another publisher's indicator refuses the envelope;
+    # rows this hub holds the same or a later version of (or revoked) are not its state,
+    # and an envelope with none newer is stale (a diamond's slower path).
     states = store.indicator_states([r[0] for r in item.rows])
-    for ind_id, _, modified, _, _, _ in item.rows:
-        old = states.get(ind_id)
-        if old is None:
-            continue
-        if old.publisher != item.publisher:
-            return Outcome.CONFLICT, f"indicator {ind_id} belongs to {old.publisher!r}"
-        if old.revoked:
-            return Outcome.STALE, f"indicator {ind_id} is already revoked"
-        if modified <= old.modified:
-            return Outcome.STALE, (
-                f"indicator {ind_id}: modified {modified}, not later than the stored {old.modified}"
-            )
+    fresh = []
+    for row in item.rows:
+        old = states.get(row[0])
+        if old is not None and old.publisher != item.publisher:
+            return Outcome.CONFLICT, f"indicator {row[0]} belongs to {old.publisher!r}"
+        if old is None or (not old.revoked and row[2] > old.modified):
+            fresh.append(row)
+    if not fresh:
+        return Outcome.STALE, "this hub holds the same or a later version of every indicator"
+    if bound is None:  # bound by the first envelope it stores, not by one refused
+        store.bind_identity(item.identity, item.origin, peer, item.sequence)
     seq = store.append_envelope(item.envelope_id, item.collab, item.publisher, item.key_id, now,
-                                item.hops, item.raw, item.rows)  # fmt: skip
+                                item.hops, item.raw, item.rows, fresh)  # fmt: skip
     store.audit(now, f"peer:{peer}", "relay", item.collab, envelope=item.envelope_id, seq=seq,
                 origin=item.origin, peer_seq=item.sequence, indicators=len(item.rows))  # fmt: skip
     return Outcome.RELAYED, ""
@@ -494,14 +494,20 @@ class _Relay:
     integrity alarm, the peer refusing this hub) is shown and retried after a pause."""
 
     def __init__(self, services: Services, peering: Peering, loop: asyncio.AbstractEventLoop,
-                 state: RelayState) -> None:  # fmt: skip
+                 state: RelayState, after: _Relay | None = None) -> None:  # fmt: skip
         self.services, self.peering, self.loop, self.state = services, peering, loop, state
+        self.after = after  # a stopped relay of the same peering, whose thread must end first
         self.stop = threading.Event()
         self.daemon: RelayDaemon | None = None
         self.thread = threading.Thread(target=self._run, name=f"relay-{peering.name}", daemon=True)
 
     def _run(self) -> None:
         hub = self.services.hub
+        # Never two relays on one credential directory: one that outlived its stop ends
+        # its current batch (its stream is closed) before this one starts.
+        while self.after is not None and self.after.thread.is_alive() and not self.stop.is_set():
+            self.after.thread.join(1.0)
+        self.after = None
         while not self.stop.is_set():
             self.state.state, self.state.error = "starting", ""
             try:
@@ -551,6 +557,7 @@ class RelayManager:
         # Set by ``close``: an admin call still served while the hub shuts down starts
         # no relay that nothing would stop.
         self._closed = False
+        self._last: dict[str, _Relay] = {}  # the relay stopped last, per peering
 
     async def refresh(self, release: str | None = None) -> None:
         """Start the relays of the peerings that should run and stop the others; with
@@ -569,13 +576,15 @@ class RelayManager:
             if p.status == "active" and p.direction is Direction.PUSH:
                 self._states[p.name] = RelayState(p.name, state="not-built", error=PUSH_NOT_BUILT)
         for name in [n for n in self._relays if n not in wanted]:
-            await asyncio.to_thread(self._stop, self._relays.pop(name))
+            gone = self._pop(name)
+            if gone is not None:
+                await asyncio.to_thread(self._stop, gone)
         for name, p in wanted.items():
             if name not in self._relays and not self._held[name]:
                 counts = await self.services.run(functools.partial(store.relay_counts, name))
                 state = self._states.setdefault(name, RelayState(name))
                 state.counts = counts
-                relay = _Relay(self.services, p, self.loop, state)
+                relay = _Relay(self.services, p, self.loop, state, self._last.pop(name, None))
                 self._relays[name] = relay
                 relay.thread.start()
 
@@ -585,9 +594,17 @@ class RelayManager:
         ``refresh`` starts it again if the change is refused (after ``hold``, only
         ``refresh(release=name)`` does)."""
         async with self._lock:
-            relay = self._relays.pop(name, None)
+            relay = self._pop(name)
             if relay is not None:
                 await asyncio.to_thread(self._stop, relay)
+
+    def _pop(self, name: str) -> _Relay | None:
+        """Take ``name``'s relay out of the running ones, remembered until the next starts
+        (which waits for its thread first, should it outlive ``_stop``'s join)."""
+        relay = self._relays.pop(name, None)
+        if relay is not None:
+            self._last[name] = relay
+        return relay
 
     def hold(self, name: str) -> None:
         """Keep ``name``'s relay from starting until ``refresh(release=name)``: held before

@@ -762,10 +762,12 @@ class Store:
         hops: str,
         raw: bytes,
         indicators: list[tuple[str, str, str, str, str, int]],
+        current: list[tuple[str, str, str, str, str, int]] | None = None,
     ) -> int:
         """Append one envelope, its log leaf at the same sequence, and upsert its
-        indicators' current state; returns the sequence.  Must run inside ``tx()``
-        together with the checks that allowed it."""
+        indicators' current state (``current`` of them: a relayed envelope's rows that are
+        newer than this hub's; all by default); returns the sequence.  Must run inside
+        ``tx()`` together with the checks that allowed it."""
         # Two statements, not UPDATE ... RETURNING: that needs SQLite 3.35, and the hub
         # runs on the system's.
         self.conn.execute("UPDATE collabs SET last_n = last_n + 1 WHERE name = ?", (collab,))
@@ -788,7 +790,10 @@ class Store:
         self.conn.executemany(
             "INSERT OR REPLACE INTO indicators (id, collab, publisher, kind, modified,"
             " valid_until, revoked, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, collab, publisher, k, m, v, r, seq) for i, k, m, v, _, r in indicators],
+            [
+                (i, collab, publisher, k, m, v, r, seq)
+                for i, k, m, v, _, r in (indicators if current is None else current)
+            ],
         )
         return seq
 
