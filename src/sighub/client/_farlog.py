@@ -36,7 +36,7 @@ from sighub.client._keyring import KeyRing
 from sighub.client._leaves import COPIED_TYPES, DIRECTORY_TYPES, LeafError, parse_leaf
 from sighub.client._logcheck import AlarmKind, LogAlarm, hub_key
 from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
-from sighub.client._model import Tlp
+from sighub.client._model import Tlp, tlp_crosses
 from sighub.client._rpc import Change
 from sighub.client._verify import Checked, check_changes
 
@@ -49,7 +49,6 @@ log = logging.getLogger("sighub.sync")
 MAX_ROOTS: Final = 100_000
 _SEQ: Final = 16  # LocalStore.row: the sequence column
 _TLP: Final = 11  # LocalStore.row: the TLP column
-_CROSSING: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER)  # in order; amber+strict apart, red never
 
 
 class PinnedPeers(Protocol):
@@ -278,18 +277,6 @@ def _check_relayed(change: Change, far: FarLog) -> Checked:
     return [(row[0], here, *row[2:_SEQ], change.sequence, *row[_SEQ + 1 :]) for row in result]
 
 
-def _crosses(tlp: Tlp, ceiling: Tlp) -> bool:
-    """As the hub's ``Peering.tlp_allows``: red never; amber+strict only under that
-    ceiling; otherwise at or below it."""
-    if tlp is Tlp.AMBER_STRICT:
-        return ceiling is Tlp.AMBER_STRICT
-    if tlp not in _CROSSING:
-        return False
-    return ceiling is Tlp.AMBER_STRICT or (
-        ceiling in _CROSSING and _CROSSING.index(tlp) <= _CROSSING.index(ceiling)
-    )
-
-
 def _policy_problem(far: FarLog, hops: Sequence[HopRecord], tlps: list[Tlp], at: int) -> str | None:
     """What this hub's peering (as its admin signed it, in force where the envelope was
     logged) does not allow: more hops than its ``max_hops``, an indicator above its TLP
@@ -304,7 +291,7 @@ def _policy_problem(far: FarLog, hops: Sequence[HopRecord], tlps: list[Tlp], at:
     max_hops, ceiling = policy
     if len(hops) > max_hops:
         return f"relayed over {len(hops)} hops; the peering with {source!r} allows {max_hops}"
-    above = sorted({t.value for t in tlps if not _crosses(t, ceiling)})
+    above = sorted({t.value for t in tlps if not tlp_crosses(t, ceiling)})
     if above:
         return (
             f"relayed from {source!r} with TLP {', '.join(above)}, above the peering's"

@@ -15,12 +15,14 @@ __all__ = [
     "BLIND_SCHEME",
     "CANON_VERSION",
     "CANON_VERSIONS",
+    "TLP_CEILINGS",
     "Form",
     "Indicator",
     "Kind",
     "Publisher",
     "Tlp",
     "now_ms",
+    "tlp_crosses",
 ]
 
 CANON_VERSION: Final = "canon/1"
@@ -71,6 +73,22 @@ class Tlp(StrEnum):
     AMBER = "amber"
     AMBER_STRICT = "amber+strict"
     RED = "red"
+
+
+# The ceilings a peering between hubs may set, in the order they compare: red is never one,
+# since red never leaves its hub.
+TLP_CEILINGS: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT)
+
+
+def tlp_crosses(tlp: Tlp, ceiling: Tlp) -> bool:
+    """Whether an indicator of ``tlp`` may cross a peering whose ceiling is ``ceiling``
+    (the relay and every member apply this one rule): red never; amber+strict only where
+    the ceiling names it; otherwise at or below the ceiling."""
+    if tlp not in TLP_CEILINGS or ceiling not in TLP_CEILINGS:
+        return False
+    if tlp is Tlp.AMBER_STRICT:
+        return ceiling is Tlp.AMBER_STRICT
+    return TLP_CEILINGS.index(tlp) <= TLP_CEILINGS.index(ceiling)
 
 
 def check_stix_id(obj: str, name: str, value: object, stix_type: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Final
 from sighub.client._grant import KeyChainError, check_peering, peering_statement
 from sighub.client._keyring import forged
 from sighub.client._logcheck import AlarmKind, LogAlarm
-from sighub.client._model import Tlp
+from sighub.client._model import TLP_CEILINGS, Tlp
 
 __all__ = ["LoggedPeer", "PeerDirection", "PeerLog", "PeerStatus"]
 
@@ -37,7 +37,6 @@ _ORIGIN_RE: Final = re.compile(r"sighub/[^\s+\x00-\x1f\x7f]{1,200}")
 _ADDRESS_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}:[0-9]{1,5}")
 MAX_HOPS: Final = 16
 MAX_MAPPINGS: Final = 16
-CEILINGS: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT)  # red never crosses
 
 
 class PeerStatus(StrEnum):
@@ -182,8 +181,8 @@ def _record(seq: int, leaf: Mapping[str, Any]) -> tuple[LoggedPeer, bytes]:
     hops = leaf["max_hops"]
     if type(hops) is not int or not 1 <= hops <= MAX_HOPS:
         raise _malformed(name, "max_hops", hops, f"an integer 1-{MAX_HOPS}", seq, leaf)
-    if leaf["tlp_ceiling"] not in CEILINGS:
-        expected = f"one of {[t.value for t in CEILINGS]} (red never crosses)"
+    if leaf["tlp_ceiling"] not in TLP_CEILINGS:
+        expected = f"one of {[t.value for t in TLP_CEILINGS]} (red never crosses)"
         raise _malformed(name, "tlp_ceiling", leaf["tlp_ceiling"], expected, seq, leaf)
     record = LoggedPeer(
         name, origin, key, address, pairs,

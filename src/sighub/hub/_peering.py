@@ -13,7 +13,7 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sighub.client._grant import peering_statement
-from sighub.client._model import Tlp
+from sighub.client._model import TLP_CEILINGS, Tlp, tlp_crosses
 from sighub.client._proto import admin_pb2
 from sighub.client._rpc import WireEnum
 from sighub.hub._errors import HubError
@@ -39,9 +39,7 @@ MAX_HOPS: Final = 16
 # _leaves.MAX_LEAF_BYTES.
 MAX_MAPPINGS: Final = 16
 PEER_STATUSES: Final = ("active", "suspended", "removed")
-# The order a ceiling compares in; red is never a ceiling: it never leaves its hub.
-_ORDER: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT)
-CEILINGS: Final = tuple(t.value for t in _ORDER)
+CEILINGS: Final = tuple(t.value for t in TLP_CEILINGS)
 # The wire enums by readable name ("pull", "active"), for the service and the CLI alike.
 PEER_DIRECTION: Final = WireEnum(admin_pb2.PeerDirection)
 PEER_STATUS: Final = WireEnum(admin_pb2.PeerStatus)
@@ -113,7 +111,7 @@ class Peering:
             raise _invalid(name, "direction", self.direction, f"one of {list(Direction)}")
         if type(self.max_hops) is not int or not 1 <= self.max_hops <= MAX_HOPS:
             raise _invalid(name, "max_hops", self.max_hops, f"an integer 1-{MAX_HOPS}")
-        if not isinstance(self.tlp_ceiling, Tlp) or self.tlp_ceiling not in _ORDER:
+        if not isinstance(self.tlp_ceiling, Tlp) or self.tlp_ceiling not in TLP_CEILINGS:
             raise _invalid(
                 name, "tlp_ceiling", self.tlp_ceiling,
                 f"one of {list(CEILINGS)} (red never leaves its hub)",
@@ -162,10 +160,5 @@ class Peering:
         return None
 
     def tlp_allows(self, tlp: Tlp) -> bool:
-        """Whether an indicator of ``tlp`` may cross: red never; amber+strict only where
-        the ceiling names it; otherwise at or below the ceiling."""
-        if tlp not in _ORDER:
-            return False
-        if tlp is Tlp.AMBER_STRICT:
-            return self.tlp_ceiling is Tlp.AMBER_STRICT
-        return _ORDER.index(tlp) <= _ORDER.index(self.tlp_ceiling)
+        """Whether an indicator of ``tlp`` may cross (``_model.tlp_crosses``)."""
+        return tlp_crosses(tlp, self.tlp_ceiling)
