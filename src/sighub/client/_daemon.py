@@ -22,7 +22,7 @@ from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._farlog import check_relayed
 from sighub.client._history import verified_page
-from sighub.client._hops import decode_hops
+from sighub.client._hops import HopError, HopRecord, decode_hops
 from sighub.client._intake import CheckedBatch, Checker, Reader, change_args
 from sighub.client._keys import MemberFiles
 from sighub.client._local import LOCAL_DB, LocalStore, stored_row
@@ -560,25 +560,28 @@ class SyncDaemon:
         applied: list[Row] | None,
     ) -> None:
         for change, checked_one in zip(changes, checked, strict=True):
-            result = self._relayed(change) if change.hop_records else checked_one
+            result, hops = self._relayed(change) if change.hop_records else (checked_one, ())
             if isinstance(result, str):
                 self._refuse(c, change, result, now, report)
                 continue
             conflict = self._apply_rows(c, result, report, applied)
             if conflict is not None:
                 self._refuse(c, change, conflict, now, report)
-            elif change.hop_records:  # checked above: the records decode
-                hops = decode_hops(change.hop_records)
+            elif hops:
                 relays = [h.relay for h in hops]
                 self.store.record_relayed(c, change.sequence, hops[0].source, relays)
         report.envelopes += len(changes)
 
-    def _relayed(self, change: Change) -> Checked:
+    def _relayed(self, change: Change) -> tuple[Checked, tuple[HopRecord, ...]]:
         """A change relayed from another hub, checked against the directories this log
-        copied of the hubs it came through (``_farlog.check_relayed``)."""
+        copied of the hubs it came through, and its hops (``_farlog.check_relayed``)."""
         if self._guard is None:
-            return "relayed from another hub: verifying it needs the hub's log checked"
-        return check_relayed(change, self._guard.far)
+            return "relayed from another hub: verifying it needs the hub's log checked", ()
+        try:
+            hops = decode_hops(change.hop_records)
+        except HopError as exc:
+            return str(exc), ()
+        return check_relayed(change, self._guard.far, hops), hops
 
     def _catch_up_history(self, hub: HubClient, report: SyncReport) -> None:
         """Fetch, check and apply the envelopes of collaborations this member joined after
@@ -614,10 +617,14 @@ class SyncDaemon:
 
     def _keys_known(self, item: CheckedBatch) -> bool:
         """Whether every signing key and collaboration key epoch ``item`` uses is known."""
-        return self._all_known(item[1])
+        return self._all_known(item[1], item[0].changes)
 
-    def _all_known(self, checked: list[Checked]) -> bool:
-        return not any(_unknown_key(r) for r in checked) and _epochs(checked) <= self._epochs
+    def _all_known(self, checked: list[Checked], changes: Sequence[Change]) -> bool:
+        """A relayed change counts as known: its publisher's key is the origin hub's, which
+        this log's directory never holds (``_relayed`` checks it against the copies)."""
+        pairs = zip(checked, changes, strict=True)
+        unknown = any(_unknown_key(r) and not c.hop_records for r, c in pairs)
+        return not unknown and _epochs(checked) <= self._epochs
 
     def _known_keys(
         self, batch: SyncBatch, checked: list[Checked], hub: HubClient
@@ -627,7 +634,7 @@ class SyncDaemon:
         never match; or, when the log is not checked, a member enrolled or rotated its
         signing key), with the changes refused for an unknown signing key checked again.
         With the log checked, signing keys come from its leaves: see ``_recheck``."""
-        if self._all_known(checked):
+        if self._all_known(checked, batch.changes):
             return checked
         missing = _epochs(checked) - self._epochs
         if not missing and self._guard is not None:
@@ -651,8 +658,9 @@ class SyncDaemon:
         changed = _changed_identities(used, directory)
         again = [
             i
-            for i, r in enumerate(checked)
-            if _unknown_key(r) or (changed and (isinstance(r, str) or _publisher(r) in changed))
+            for i, (r, c) in enumerate(zip(checked, batch.changes, strict=True))
+            if not c.hop_records  # relayed: checked against the copies, not this directory
+            and (_unknown_key(r) or (changed and (isinstance(r, str) or _publisher(r) in changed)))
         ]
         if not again:
             return checked

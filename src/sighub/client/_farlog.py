@@ -233,27 +233,33 @@ def _alarm(kind: AlarmKind, sequence: int, detail: str) -> LogAlarm:
     return LogAlarm(kind, f"sequence {sequence}: copied leaf: {detail}", {"sequence": sequence})
 
 
-def check_relayed(change: Change, far: FarLog) -> Checked:
-    """``_check_relayed``, with any failure a refusal: one relayed envelope no check
-    foresaw must cost that envelope, never the daemon (every member syncs the same log)."""
+def check_relayed(
+    change: Change, far: FarLog, hops: tuple[HopRecord, ...] | None = None
+) -> Checked:
+    """``_check_relayed`` (``hops``: the change's hop records, when the caller decoded
+    them already), with any failure a refusal: one relayed envelope no check foresaw must
+    cost that envelope, never the daemon (every member syncs the same log)."""
     try:
-        return _check_relayed(change, far)
+        return _check_relayed(
+            change, decode_hops(change.hop_records) if hops is None else hops, far
+        )
+    except HopError as exc:
+        return str(exc)
     except Exception as exc:
         log.exception("relayed envelope seq=%d could not be checked", change.sequence)
         return f"relayed envelope could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
 
 
-def _check_relayed(change: Change, far: FarLog) -> Checked:
+def _check_relayed(change: Change, hops: tuple[HopRecord, ...], far: FarLog) -> Checked:
     """A relayed envelope checked as a member of its origin hub would check it, or why it
     is refused: its hop chain (ending at the hub whose log is read) under the known log
     keys, each hub on the path having logged it (named through every peering's map); the
     publisher's signature under a key the origin's copied directory held at the envelope's
     sequence there, for the collaboration as the origin names it.  The rows carry this
     log's sequence and collaboration name (whose key epochs a member matches them under)."""
+    if not hops:
+        return "relayed, with an empty hop list"
     try:
-        hops = decode_hops(change.hop_records)
-        if not hops:
-            return "relayed, with an empty hop list"
         names = far.collab_names(change.collaboration, hops, change.sequence)
         if names is None:
             return (

@@ -387,7 +387,7 @@ def prepare(
         return skip(
             Outcome.HOP_LIMIT, f"{len(hops) + 1} hops; the peering allows {peering.max_hops}"
         )
-    rows = check_relayed(change, far) if hops else result
+    rows = check_relayed(change, far, hops) if hops else result
     if isinstance(rows, str):
         return skip(Outcome.REFUSED, rows)
     above = sorted({r[_TLP] for r in rows if not peering.tlp_allows(Tlp(r[_TLP]))})
