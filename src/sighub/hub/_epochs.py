@@ -14,7 +14,7 @@ from sighub.client import _leaves
 from sighub.client._hpke import SUITES
 from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
 from sighub.hub._errors import HubError
-from sighub.hub._store import MemberRow, Store
+from sighub.hub._store import MemberRow, Store, holds_keys
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
 
@@ -54,7 +54,7 @@ def active_members(store: Store, collab: str) -> list[str]:
             " WHERE m.collab=? AND s.status='active' ORDER BY m.member",
             collab,
         )
-        if set(str(r[1]).split(",")) != {"peer"}
+        if holds_keys(str(r[1]).split(","))
     ]
 
 

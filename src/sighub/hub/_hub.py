@@ -442,7 +442,7 @@ class Hub:
             raise HubError.precondition(f"member {member!r} is removed")
         if member in self.store.collab_members(collab):
             raise HubError.exists(f"member {member!r} is already in {collab!r}")
-        if self.store.stewards(collab) and set(m.roles) != {"peer"}:  # a relay needs no key
+        if self.store.stewards(collab) and m.holds_keys:
             self._check_encryption_key(collab, member)
         with self.store.tx() as c:
             c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (collab, member))

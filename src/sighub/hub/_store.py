@@ -42,6 +42,12 @@ _FULL_TYPES: Final = _leaves.DIRECTORY_TYPES | _leaves.PEER_TYPES
 _MIGRATE_CHUNK: Final = 10_000  # leaves appended per statement batch when migrating
 
 
+def holds_keys(roles: Iterable[str]) -> bool:
+    """Whether a member with ``roles`` holds collaboration keys: every member but a peer
+    hub's relay (role ``peer`` alone), which relays envelopes and never matches."""
+    return set(roles) != {"peer"}
+
+
 @dataclass(frozen=True, slots=True)
 class MemberRow:
     name: str
@@ -54,6 +60,10 @@ class MemberRow:
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def holds_keys(self) -> bool:
+        return holds_keys(self.roles)
 
 
 @dataclass(frozen=True, slots=True)
