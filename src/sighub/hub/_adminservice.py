@@ -154,10 +154,10 @@ def peering_message(p: Peering) -> admin_pb2.Peering:
     )
 
 
-def relay_message(r: RelayState) -> admin_pb2.RelayState:
+def relay_message(r: RelayState, counts: dict[str, int]) -> admin_pb2.RelayState:
     return admin_pb2.RelayState(
         peer=r.peer, state=r.state, cursor=r.cursor, head=r.head, lag=r.lag,
-        last_batch=r.last_batch, error=r.error, counts=r.counts,
+        last_batch=r.last_batch, error=r.error, counts=counts,
     )  # fmt: skip
 
 
@@ -451,10 +451,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             await self.s.relays.refresh()
 
     def _relay(self, name: str) -> admin_pb2.RelayState | None:
+        """``name``'s relay as it runs, with its counts as stored (writer thread)."""
         relays = self.s.relays
         if relays is None or not relays.known(name):
             return None
-        return relay_message(relays.state(name))
+        return relay_message(relays.state(name), self.s.hub.store.relay_counts(name))
 
     @_rpc
     async def ListPeers(

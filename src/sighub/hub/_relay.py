@@ -26,7 +26,6 @@ envelope id makes it a no-op (counted as ``duplicate``)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import logging
@@ -35,7 +34,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -162,7 +161,6 @@ class RelayState:
     head: int = 0  # the peer's log size as last seen
     last_batch: str = ""  # RFC 3339 time of the last batch committed
     error: str = ""  # why it stopped or retries, if it did
-    counts: dict[str, int] = field(default_factory=dict)  # outcome -> changes, persisted
 
     @property
     def lag(self) -> int:
@@ -321,8 +319,6 @@ class RelayDaemon(SyncDaemon):
                 )
         for s in skipped:
             self._note(c, s, now, report)
-        for k, v in counts.items():
-            self.state.counts[k] = self.state.counts.get(k, 0) + v
         report.envelopes += len(changes)
 
     def _commit(
@@ -581,9 +577,7 @@ class RelayManager:
                 await asyncio.to_thread(self._stop, gone)
         for name, p in wanted.items():
             if name not in self._relays and not self._held[name]:
-                counts = await self.services.run(functools.partial(store.relay_counts, name))
                 state = self._states.setdefault(name, RelayState(name))
-                state.counts = counts
                 relay = _Relay(self.services, p, self.loop, state, self._last.pop(name, None))
                 self._relays[name] = relay
                 relay.thread.start()
