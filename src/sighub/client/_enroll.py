@@ -53,6 +53,7 @@ from sighub.client._rpc import (
     HubRejected,
     HubUnreachable,
     open_channel,
+    tunnel_options,
 )
 from sighub.client._tls import key_pem, make_csr, new_tls_key, write_credential
 
@@ -169,9 +170,11 @@ def enroll(
     insecure: bool = False,
     address: str | None = None,
     encryption_suite: str = DEFAULT_SUITE,
+    via: str | None = None,
 ) -> MemberIdentity:
     """Create the member's keys in ``data`` (a signing key, an HPKE encryption key of
-    ``encryption_suite``), enroll at the hub, store the credential."""
+    ``encryption_suite``), enroll at the hub, store the credential.  ``via``: reach the hub
+    through this ``unix:`` socket of a tunnel (``hub._tunnel``)."""
     ef = EnrollmentFile.load(path)
     files = MemberFiles(data)
     if (data / "hub.json").exists():
@@ -183,11 +186,16 @@ def enroll(
     tls_key = new_tls_key()
     target = address or ef.hub
     if insecure:
+        if via is not None:
+            raise SighubError(f"{via}: a tunnel carries mTLS only, not plaintext")
         placeholder = Credential(data, target, ef.member, "", ef.hub_public_key)
         channel = open_channel(placeholder, insecure=True, address=target)
     else:
         creds = grpc.ssl_channel_credentials(ef.ca_pem, ef.key_pem or None, ef.cert_pem or None)
-        channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        if via is None:
+            channel = grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        else:  # through a tunnel (``hub._tunnel``): the hub's name checked as when dialing
+            channel = grpc.secure_channel(via, creds, options=tunnel_options(target))
     public = ident.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     chain = ef.chain_for(public)  # before the hub is asked: a bad file spends no token
     with HubClient(channel, target) as hub:

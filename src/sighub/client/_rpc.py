@@ -268,12 +268,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def tunnel_options(hub: str) -> list[tuple[str, Any]]:
+    """Channel options to reach ``hub`` (HOST:PORT) through a tunnel's local socket
+    (``hub._tunnel``): TLS checks the hub's certificate for HOST, as when dialing it."""
+    host = hub.rpartition(":")[0].strip("[]")
+    return [
+        *CHANNEL_OPTIONS,
+        ("grpc.ssl_target_name_override", host),
+        ("grpc.default_authority", hub),
+    ]
+
+
 def open_channel(
-    cred: Credential, insecure: bool = False, address: str | None = None
+    cred: Credential, insecure: bool = False, address: str | None = None, via: str | None = None
 ) -> grpc.Channel:
     """A channel to the hub: mTLS with the member's certificate, or, only with
-    ``insecure`` and only on loopback, plaintext with the bearer token."""
+    ``insecure`` and only on loopback, plaintext with the bearer token.  ``via``: connect
+    to this ``unix:`` socket of a tunnel instead, mTLS only, the hub's name checked as
+    when dialing it."""
     target = address or cred.hub
+    if via is not None:
+        if insecure:
+            raise SighubError(f"{via}: a tunnel carries mTLS only, not plaintext")
+        return grpc.secure_channel(via, _mtls(cred), options=tunnel_options(target))
     if insecure:
         if not is_loopback(target.rpartition(":")[0]):
             raise SighubError(
@@ -282,13 +299,16 @@ def open_channel(
         return grpc.intercept_channel(
             grpc.insecure_channel(target, options=CHANNEL_OPTIONS), _Bearer(cred.bearer_token)
         )
+    return grpc.secure_channel(target, _mtls(cred), options=CHANNEL_OPTIONS)
+
+
+def _mtls(cred: Credential) -> grpc.ChannelCredentials:
     tls = cred.folder / "tls"
-    creds = grpc.ssl_channel_credentials(
+    return grpc.ssl_channel_credentials(
         root_certificates=(tls / "ca.pem").read_bytes(),
         private_key=read_secret(tls / "client.key"),
         certificate_chain=(tls / "client.crt").read_bytes(),
     )
-    return grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
 
 
 class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):

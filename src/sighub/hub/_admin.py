@@ -369,6 +369,7 @@ def _peering_doc(p: admin_pb2.Peering) -> dict[str, Any]:
         "status": PEER_STATUS.label(p.status),
         "signature": _b64(p.signature),
         "since": p.since,
+        "dial_in": p.dial_in,
     }
 
 
@@ -423,6 +424,7 @@ def _add_peer(admin: _Admin, args: argparse.Namespace) -> admin_pb2.Peering:
         tlp_ceiling=args.tlp_ceiling,
         address=args.address or "",
         signature=sign_peering(signing, statement),
+        dial_in=args.dial_in,
     )
     # enrolling at the peer takes a round trip there as well
     return admin.call(lambda: admin.stub.AddPeer(req, timeout=90)).peering
@@ -432,6 +434,7 @@ def _relay_doc(r: admin_pb2.RelayState) -> dict[str, Any]:
     return {
         "peer": r.peer, "state": r.state, "cursor": r.cursor, "head": r.head, "lag": r.lag,
         "last_batch": r.last_batch, "error": r.error, "counts": dict(sorted(r.counts.items())),
+        **({"push": r.push, "push_connections": r.push_connections} if r.push else {}),
     }  # fmt: skip
 
 
@@ -633,7 +636,14 @@ def _add_peer_group(groups: _Sub) -> None:
         "--direction",
         choices=[d.value for d in Direction],
         default=Direction.PULL.value,
-        help="pull: this hub follows the peer; push: it sends to the peer; both (default pull)",
+        help="pull: this hub follows the peer; push: it sends to the peer (it dials the"
+        " peer, whose relay pulls through that connection); both (default pull)",
+    )
+    add.add_argument(
+        "--dial-in",
+        action="store_true",
+        help="the peer dials this hub (its peering says push): for a peer this hub cannot"
+        " reach; needs this hub's member of the same NAME with role peer, and direction pull",
     )
     add.add_argument(
         "--max-hops",

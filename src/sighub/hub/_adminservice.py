@@ -80,6 +80,7 @@ _AUDIT_SCALARS: Final = {
     "signing_key_id": "signing_key_id",
     "earlier_epochs": "earlier_epochs",
     "origin": "origin",
+    "dial_in": "dial_in",
 }
 
 
@@ -151,13 +152,15 @@ def peering_message(p: Peering) -> admin_pb2.Peering:
         status=PEER_STATUS.values[p.status],
         signature=p.signature,
         since=p.since,
+        dial_in=p.dial_in,
     )
 
 
 def relay_message(r: RelayState, counts: dict[str, int]) -> admin_pb2.RelayState:
     return admin_pb2.RelayState(
         peer=r.peer, state=r.state, cursor=r.cursor, head=r.head, lag=r.lag,
-        last_batch=r.last_batch, error=r.error, counts=counts,
+        last_batch=r.last_batch, error=r.error, counts=counts, push=r.push,
+        push_connections=r.push_connections,
     )  # fmt: skip
 
 
@@ -431,6 +434,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 request.tlp_ceiling,
                 request.signature,
                 request.address,
+                request.dial_in,
             )
 
         pending = await self.s.run(check)

@@ -75,7 +75,9 @@ class Peering:
     """A peering with the hub of log ``origin``, named ``name`` here.  ``collabs`` maps
     the peer's collaboration names to this hub's, sorted: a collaboration not listed never
     crosses.  ``since`` is the log sequence of its ``peer.add`` leaf (0 before it is
-    logged)."""
+    logged).  ``dial_in``: the peer dials this hub (``_tunnel``) instead of this hub
+    dialing it; only for direction pull, and not part of the signed record (it says how to
+    connect, not what crosses)."""
 
     name: str
     origin: str
@@ -88,6 +90,7 @@ class Peering:
     status: str
     signature: bytes
     since: int
+    dial_in: bool = False
 
     def __post_init__(self) -> None:
         name = self.name
@@ -122,6 +125,12 @@ class Peering:
             raise _invalid(name, "signature", self.signature, "a 64-byte Ed25519 signature")
         if type(self.since) is not int or self.since < 0:
             raise _invalid(name, "since", self.since, "a log sequence (0 or more)")
+        if self.dial_in and self.direction is not Direction.PULL:
+            raise HubError.precondition(
+                f"peering {name!r}: dial_in with direction {self.direction.value!r}; a peer"
+                " that dials in is followed through its tunnel, so only direction pull (the"
+                " peer's own record says push)"
+            )
 
     def _check_collabs(self) -> None:
         pairs = self.collabs

@@ -7,7 +7,13 @@ hub's writer thread: ``check_add`` (every refusal, on the writer), ``enroll`` (t
 enrolls at the peer with the enrollment file the peer's admin issued; its credential goes
 to ``DATA/peers/NAME``, 0700) and ``commit_add`` (the record and its leaf, on the writer,
 after the same checks again).  A failure at any step leaves nothing behind: no row, no
-leaf, no directory."""
+leaf, no directory.
+
+A peering whose peer dials in (``dial_in``, ``_tunnel``) cannot enroll now: this hub cannot
+reach the peer.  Its enrollment file is kept (0600) in ``DATA/peers/NAME`` instead, and the
+relay enrolls through the tunnel when the peer first dials in (``_relay``), then deletes
+it.  Such a peering needs this hub's member of the same name with role ``peer``: the peer
+hub's credential here, which opens the tunnel."""
 
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["PEERS_DIR", "PeerBook", "PendingPeer"]
 
 PEERS_DIR: Final = "peers"  # in the hub's data directory: one member credential per peer
+ENROLLMENT_FILE: Final = "enrollment.json"  # a dial-in peering's, until it is spent
 MAX_ENROLLMENT_BYTES: Final = 64 * 1024  # an enrollment file is about 5 KB
 
 
@@ -82,11 +89,13 @@ class PeerBook:
         tlp_ceiling: str,
         signature: bytes,
         address: str = "",
+        dial_in: bool = False,
     ) -> Peering:
         """All three steps in the calling thread (the service splits them)."""
         pending = self.check_add(
-            actor, name, enrollment, collabs, direction, max_hops, tlp_ceiling, signature, address
-        )
+            actor, name, enrollment, collabs, direction, max_hops, tlp_ceiling, signature,
+            address, dial_in,
+        )  # fmt: skip
         try:
             self.enroll(pending)
             return self.commit_add(pending)
@@ -105,13 +114,16 @@ class PeerBook:
         tlp_ceiling: str,
         signature: bytes,
         address: str = "",
+        dial_in: bool = False,
     ) -> PendingPeer:
         """The peering as the admin signed it, or the refusal: INVALID_ARGUMENT for a field
         (a red ceiling, a bad map, max_hops out of range, an enrollment file that is not
         one), PERMISSION_DENIED for a signature that does not verify under the admin key
         this hub pins, FAILED_PRECONDITION for a peering with this hub itself or a file
         for a member without role ``peer``, ALREADY_EXISTS for a name or peer origin taken,
-        NOT_FOUND for a local collaboration that does not exist."""
+        NOT_FOUND for a local collaboration that does not exist.  With ``dial_in``:
+        FAILED_PRECONDITION for a direction other than pull, or without an active member
+        ``name`` with role ``peer`` (the peer's credential here, which dials in)."""
         ef = self._enrollment_file(name, enrollment)
         _check_roles(name, ef)
         p = Peering(
@@ -126,8 +138,11 @@ class PeerBook:
             "active",
             signature,
             0,
+            dial_in,
         )
         self._check_signature(p)
+        if dial_in:
+            self._check_dialer(name)
         self._check_new(p)
         with self._lock:
             if name in self._adding:
@@ -139,18 +154,20 @@ class PeerBook:
         """Enroll this hub at the peer as the member the enrollment file names; its
         credential goes to ``DATA/peers/NAME`` (0700).  The file is written 0600 beside it
         for ``_enroll.enroll`` and deleted after.  FAILED_PRECONDITION when the peer
-        refuses or cannot be reached (nothing is kept)."""
+        refuses or cannot be reached (nothing is kept).  A dial-in peering only keeps the
+        file (``ENROLLMENT_FILE``): the relay enrolls through the tunnel."""
         p = pending.peering
         self.folder.mkdir(mode=0o700, exist_ok=True)
         target = self.data(p.name)
         if target.exists():  # no row (check_add): a crash between enroll and commit left it
             shutil.rmtree(target)
         target.mkdir(mode=0o700)
+        if p.dial_in:
+            _write_private(target / ENROLLMENT_FILE, pending.enrollment)
+            return
         temporary = self.folder / f".{p.name}.enroll.json"
         temporary.unlink(missing_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pending.enrollment)
+        _write_private(temporary, pending.enrollment)
         try:
             enroll(temporary, target, address=p.address)
         except SighubError as exc:
@@ -180,10 +197,11 @@ class PeerBook:
             )  # fmt: skip
             stored = Peering(
                 p.name, p.origin, p.log_key, p.address, p.collabs, p.direction, p.max_hops,
-                p.tlp_ceiling, p.status, p.signature, seq,
+                p.tlp_ceiling, p.status, p.signature, seq, p.dial_in,
             )  # fmt: skip
             store.add_peering(stored, now)
-            store.audit(now, pending.actor, "peer.add", p.name, origin=p.origin)
+            store.audit(now, pending.actor, "peer.add", p.name, origin=p.origin,
+                        dial_in=p.dial_in)  # fmt: skip
         with self._lock:
             self._adding.discard(p.name)
         return stored
@@ -226,6 +244,22 @@ class PeerBook:
         return self.peer(name)
 
     # -- checks -----------------------------------------------------------------------
+    def _check_dialer(self, name: str) -> None:
+        """A dial-in peering's member: the peer's credential here, which opens the tunnel."""
+        m = self.hub.store.member(name)  # pending is fine: the peer may enroll later
+        if m is None or m.status not in ("active", "pending") or "peer" not in m.roles:
+            found = (
+                "no such member"
+                if m is None
+                else f"member {name!r} is {m.status} with roles {list(m.roles)}"
+            )
+            raise HubError.precondition(
+                f"peering {name!r}: dial_in needs a member {name!r} with role peer (active or"
+                " pending)"
+                f" here (the peer's hub dials in with its credential); {found}: run `sighub"
+                f" admin member add {name} --roles peer` and give the file to the peer's admin"
+            )
+
     def _enrollment_file(self, name: str, raw: bytes) -> EnrollmentFile:
         if len(raw) > MAX_ENROLLMENT_BYTES:
             raise HubError.invalid(
@@ -287,6 +321,13 @@ class PeerBook:
                 f"peering {p.name!r}: local collaborations {missing} do not exist; create"
                 " them first (`sighub admin collab add`)"
             )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """``data`` to a new file only this hub's user reads (an enrollment token is a secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def _direction(name: str, text: str) -> Direction:

@@ -1,5 +1,8 @@
 """The relay (federation step 2, ``docs/federation.md``): inside ``sighub hub serve``, one
-thread per peering this hub follows (direction ``pull`` or ``both``).
+thread per peering this hub follows (direction ``pull`` or ``both``), and a dialer
+(``_tunnel``) per peering it pushes to (``push`` or ``both``), which carries the peer's relay
+to this hub.  A relay of a dial-in peering reaches its peer through the tunnel the peer
+opened, and enrolls through it the first time.
 
 Each relay is a member of its peer with role ``peer`` and follows the peer's log exactly as
 a member daemon does (``SyncDaemon`` over ``DATA/peers/NAME``: every batch verified against
@@ -34,13 +37,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from sighub.client._daemon import SyncDaemon, SyncReport
+from sighub.client._enroll import enroll
 from sighub.client._envelope import signing_key_id
 from sighub.client._errors import SighubError
 from sighub.client._farlog import FarLog, check_relayed
@@ -55,11 +59,13 @@ from sighub.client._leaves import (
 )
 from sighub.client._merkle import leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
-from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch
+from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch, open_channel
 from sighub.client._rules import count_problem, envelope_problem
 from sighub.client._stix import format_time
 from sighub.client._verify import Checked, Row
 from sighub.hub._peering import Direction, Peering
+from sighub.hub._peers import ENROLLMENT_FILE
+from sighub.hub._tunnel import Dialer, DialerState, TunnelEnd
 
 if TYPE_CHECKING:
     from sighub.hub._hub import Hub
@@ -71,10 +77,11 @@ __all__ = ["Outcome", "RelayDaemon", "RelayManager", "RelayState", "commit", "pr
 log = logging.getLogger("sighub.relay")
 RETRY_AFTER_ERROR: Final = 30.0  # seconds before a relay stopped by an error starts again
 JOIN_SECONDS: Final = 10.0
-PUSH_NOT_BUILT: Final = (
-    "direction push: this hub would send to the peer, which is not built yet"
-    " (docs/federation.md, step 4); the peer can follow this hub instead (pull)"
+NO_TUNNEL_PLAINTEXT: Final = (
+    "this hub serves plaintext (--insecure): the peer's relay reaches it over mTLS only, so"
+    " nothing is pushed"
 )
+DIAL_IN_WAIT: Final = 1.0  # seconds between looks for a dial-in peer's control stream
 _ID, _PUBLISHER, _KIND, _TLP, _VALID_UNTIL, _MODIFIED, _REVOKED = 0, 2, 4, 11, 13, 14, 15
 
 
@@ -161,6 +168,8 @@ class RelayState:
     head: int = 0  # the peer's log size as last seen
     last_batch: str = ""  # RFC 3339 time of the last batch committed
     error: str = ""  # why it stopped or retries, if it did
+    push: str = ""  # push or both: the dialer's state
+    push_connections: int = 0
 
     @property
     def lag(self) -> int:
@@ -188,9 +197,15 @@ class RelayDaemon(SyncDaemon):
     never matches, so it fetches no wraps and does no steward duties."""
 
     def __init__(self, data: Path, context: _Context, services: Services, state: RelayState,
-                 loop: asyncio.AbstractEventLoop) -> None:  # fmt: skip
+                 loop: asyncio.AbstractEventLoop, via: str | None = None) -> None:  # fmt: skip
         super().__init__(data)
         self.context, self.services, self.state, self.loop = context, services, state, loop
+        self.via = via  # a dial-in peer's tunnel socket
+
+    def connect(self) -> HubClient:
+        if self.via is None:
+            return super().connect()
+        return HubClient(open_channel(self.cred, via=self.via), self.cred.hub)
 
     # A relay reads signing keys from the peer's verified log, never its directory, and
     # needs no blinding key: nothing of the directory is fetched.
@@ -490,9 +505,11 @@ class _Relay:
     integrity alarm, the peer refusing this hub) is shown and retried after a pause."""
 
     def __init__(self, services: Services, peering: Peering, loop: asyncio.AbstractEventLoop,
-                 state: RelayState, after: _Relay | None = None) -> None:  # fmt: skip
+                 state: RelayState, after: _Relay | None = None,
+                 end: TunnelEnd | None = None) -> None:  # fmt: skip
         self.services, self.peering, self.loop, self.state = services, peering, loop, state
         self.after = after  # a stopped relay of the same peering, whose thread must end first
+        self.end = end  # a dial-in peering's tunnel
         self.stop = threading.Event()
         self.daemon: RelayDaemon | None = None
         self.thread = threading.Thread(target=self._run, name=f"relay-{peering.name}", daemon=True)
@@ -507,9 +524,12 @@ class _Relay:
         while not self.stop.is_set():
             self.state.state, self.state.error = "starting", ""
             try:
+                if not self._dialed_in():
+                    break
+                via = self.end.target if self.end is not None else None
                 self.daemon = RelayDaemon(hub.peers.data(self.peering.name),
                                           _Context(hub, self.peering), self.services,
-                                          self.state, self.loop)  # fmt: skip
+                                          self.state, self.loop, via)  # fmt: skip
                 self.state.cursor = self.daemon.store.cursor
                 self.state.state = "following"
                 self.daemon.follow(self.stop, self._batch)
@@ -526,6 +546,27 @@ class _Relay:
                     self.daemon = None
         self.state.state = "stopped"
 
+    def _dialed_in(self) -> bool:
+        """For a dial-in peering: wait for the peer's control stream, and enroll through the
+        tunnel if this hub has not yet (the file ``add`` kept is spent, then deleted).
+        False when stopped first."""
+        end = self.end
+        if end is None:
+            return True
+        while not end.dialed.wait(DIAL_IN_WAIT):
+            self.state.state = "waiting"
+            self.state.error = "the peer has not dialed in (its push peering and dialer)"
+            if self.stop.is_set():
+                return False
+        data = self.services.hub.peers.data(self.peering.name)
+        kept = data / ENROLLMENT_FILE
+        if not (data / "hub.json").exists():
+            enroll(kept, data, address=self.peering.address, via=end.target)
+            log.info("relay %s: enrolled at %s through its tunnel", self.peering.name,
+                     self.peering.origin)  # fmt: skip
+        kept.unlink(missing_ok=True)
+        return True
+
     def _batch(self, report: SyncReport) -> None:
         self.state.cursor, self.state.head = report.cursor, report.head
         self.state.state, self.state.error = "following", ""  # reached its peer again
@@ -539,13 +580,19 @@ class _Relay:
 
 
 class RelayManager:
-    """The relays of one hub: a thread per active peering with direction pull or both,
-    started and stopped as the peerings change (``refresh``)."""
+    """The relays of one hub: a thread per active peering with direction pull or both (with
+    a tunnel end when the peer dials in), a dialer per active peering with direction push or
+    both, started and stopped as the peerings change (``refresh``).  ``own`` is where this
+    hub's server is reached from inside it (for the dialers' data streams)."""
 
-    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
-        self.services, self.loop = services, loop
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop,
+                 own: str = "") -> None:  # fmt: skip
+        self.services, self.loop, self.own = services, loop, own
         self._relays: dict[str, _Relay] = {}
         self._states: dict[str, RelayState] = {}
+        self._tunnels: dict[str, TunnelEnd] = {}
+        self._dialers: dict[str, Dialer] = {}
+        self._dialing: dict[str, DialerState] = {}
         self._lock = asyncio.Lock()  # one refresh at a time (two admin calls at once)
         # Peerings whose status is being changed (``stop``): no refresh (another admin
         # call's) starts their relay again before the change is committed or refused.
@@ -568,29 +615,59 @@ class RelayManager:
         store = self.services.hub.store
         peerings = await self.services.run(store.peerings)
         wanted = {p.name: p for p in peerings if _follows(p)}
-        for p in peerings:  # said, not silently ignored: sending is not built yet
-            if p.status == "active" and p.direction is Direction.PUSH:
-                self._states[p.name] = RelayState(p.name, state="not-built", error=PUSH_NOT_BUILT)
+        pushing = {p.name for p in peerings if _pushes(p)}
         for name in [n for n in self._relays if n not in wanted]:
-            gone = self._pop(name)
-            if gone is not None:
-                await asyncio.to_thread(self._stop, gone)
+            await self._stop_relay(name)
+        for name in [n for n in self._dialers if n not in pushing]:
+            await self._dialers.pop(name).stop()
         for name, p in wanted.items():
             if name not in self._relays and not self._held[name]:
-                state = self._states.setdefault(name, RelayState(name))
-                relay = _Relay(self.services, p, self.loop, state, self._last.pop(name, None))
-                self._relays[name] = relay
-                relay.thread.start()
+                await self._start_relay(p)
+        for name in sorted(pushing):
+            if not self.own:  # said, not silently ignored
+                self._dialing[name] = DialerState("stopped", NO_TUNNEL_PLAINTEXT)
+            elif name not in self._dialers and not self._held[name]:
+                state = self._dialing.setdefault(name, DialerState())
+                dialer = Dialer(name, self.services.hub.peers.data(name), self.own, state)
+                self._dialers[name] = dialer
+                dialer.start()
+
+    async def _start_relay(self, p: Peering) -> None:
+        end = None
+        if p.dial_in:
+            end = self._tunnels.get(p.name)
+            if end is None:
+                end = self._tunnels[p.name] = TunnelEnd(p.name)
+                await end.start()
+        state = self._states.setdefault(p.name, RelayState(p.name))
+        relay = _Relay(self.services, p, self.loop, state, self._last.pop(p.name, None), end)
+        self._relays[p.name] = relay
+        relay.thread.start()
+
+    async def _stop_relay(self, name: str) -> None:
+        end = self._tunnels.pop(name, None)
+        if end is not None:
+            end.cut()  # at once: the relay's stream and the peer's streams end
+        relay = self._pop(name)
+        if relay is not None:
+            await asyncio.to_thread(self._stop, relay)
+        if end is not None:
+            await end.close()
 
     async def stop(self, name: str) -> None:
-        """Stop ``name``'s relay now (before its peering is suspended or removed, so that
-        it never writes past that change, nor into a credential directory being deleted);
-        ``refresh`` starts it again if the change is refused (after ``hold``, only
-        ``refresh(release=name)`` does)."""
+        """Stop ``name``'s relay (and tunnel) and dialer now (before its peering is
+        suspended or removed, so that it never writes past that change, nor into a
+        credential directory being deleted); ``refresh`` starts them again if the change
+        is refused (after ``hold``, only ``refresh(release=name)`` does)."""
         async with self._lock:
-            relay = self._pop(name)
-            if relay is not None:
-                await asyncio.to_thread(self._stop, relay)
+            await self._stop_relay(name)
+            dialer = self._dialers.pop(name, None)
+            if dialer is not None:
+                await dialer.stop()
+
+    def tunnel(self, name: str) -> TunnelEnd | None:
+        """The tunnel end of dial-in peering ``name``, while its relay runs."""
+        return self._tunnels.get(name)
 
     def _pop(self, name: str) -> _Relay | None:
         """Take ``name``'s relay out of the running ones, remembered until the next starts
@@ -613,21 +690,40 @@ class RelayManager:
             log.warning("relay %s did not stop within %.0f s", relay.peering.name, JOIN_SECONDS)
 
     def known(self, name: str) -> bool:
-        """Whether ``name``'s relay ran since this hub started."""
-        return name in self._states
+        """Whether ``name``'s relay or dialer ran since this hub started."""
+        return name in self._states or name in self._dialing
 
     def state(self, name: str) -> RelayState:
-        return self._states.get(name) or RelayState(name)
+        relay = self._states.get(name)
+        state = RelayState(name, state="pushing") if relay is None else replace(relay)
+        dialing = self._dialing.get(name)
+        if dialing is not None:
+            state.push, state.push_connections = dialing.state, dialing.connections
+            if relay is None:
+                state.error = dialing.error
+        return state
 
     async def close(self) -> None:
         async with self._lock:
             self._closed = True
             relays, self._relays = list(self._relays.values()), {}
+            for end in self._tunnels.values():
+                end.cut()
             for relay in relays:
                 relay.halt()  # all at once: each ends its stream
             for relay in relays:
                 await asyncio.to_thread(self._stop, relay)
+            for end in self._tunnels.values():
+                await end.close()
+            self._tunnels = {}
+            for dialer in self._dialers.values():
+                await dialer.stop()
+            self._dialers = {}
 
 
 def _follows(p: Peering) -> bool:
     return p.status == "active" and p.direction in (Direction.PULL, Direction.BOTH)
+
+
+def _pushes(p: Peering) -> bool:
+    return p.status == "active" and p.direction in (Direction.PUSH, Direction.BOTH)

@@ -47,6 +47,8 @@ from sighub.client._proto import (
     directory_pb2_grpc,
     log_pb2,
     log_pb2_grpc,
+    peer_pb2,
+    peer_pb2_grpc,
     publish_pb2,
     publish_pb2_grpc,
     sync_pb2,
@@ -70,6 +72,7 @@ from sighub.hub._service import (
     sync_handler,
 )
 from sighub.hub._store import BENCH_NO_LOG, Store, log_origin
+from sighub.hub._tunnel import PeerService, own_target
 
 __all__ = ["HubPaths", "init_hub", "serve"]
 
@@ -80,6 +83,7 @@ SERVICE_NAMES: Final = (
     directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
+    peer_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
 )
 SWEEP_LANE: Final = " expiry sweep"  # the sweep's bulk lane: no member name has a space
 
@@ -255,7 +259,7 @@ async def serve(
         asyncio.create_task(_checkpoints(services)),
         asyncio.create_task(_watch_certificate(certificate)),
     ]
-    services.relays = RelayManager(services, loop)
+    services.relays = RelayManager(services, loop, "" if insecure else own_target(host, bound))
     await services.relays.refresh()
     if ready is not None:
         ready.set()
@@ -279,6 +283,7 @@ def _add_services(server: grpc.aio.Server, services: Services) -> health.aio.Hea
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryService(services), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(services), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(LogService(services), server)
+    peer_pb2_grpc.add_PeerServiceServicer_to_server(PeerService(services), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -378,8 +378,14 @@ def _v10(db: sqlite_utils.Database) -> None:
     db.conn.execute("CREATE TABLE relayed_leaves (key TEXT PRIMARY KEY)")
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    """Peerings whose peer dials in (``_tunnel``): how to connect, kept beside the signed
+    record, not in it."""
+    db.conn.execute("ALTER TABLE peerings ADD COLUMN dial_in INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: Final[list[Callable[[sqlite_utils.Database], None]]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11,
 ]  # fmt: skip
 
 # Benchmark only (``bench/bench_hub.py --log-ratio``): publish without the transparency log,
@@ -658,7 +664,7 @@ class Store:
     # -- peerings -----------------------------------------------------------------------
     _PEERING: Final = (
         "SELECT name, origin, log_key, address, collabs, direction, max_hops, tlp_ceiling,"
-        " status, signature, seq FROM peerings"
+        " status, signature, seq, dial_in FROM peerings"
     )
 
     @staticmethod
@@ -667,6 +673,7 @@ class Store:
             row[0], row[1], bytes(row[2]), row[3],
             tuple((str(r), str(loc)) for r, loc in json.loads(row[4])),
             Direction(row[5]), int(row[6]), Tlp(row[7]), row[8], bytes(row[9]), int(row[10]),
+            bool(row[11]),
         )  # fmt: skip
 
     def peering(self, name: str) -> Peering | None:
@@ -687,11 +694,11 @@ class Store:
         transaction."""
         self.conn.execute(
             "INSERT INTO peerings (name, origin, log_key, address, collabs, direction,"
-            " max_hops, tlp_ceiling, status, signature, seq, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " max_hops, tlp_ceiling, status, signature, seq, created, dial_in)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (p.name, p.origin, p.log_key, p.address, json.dumps([list(x) for x in p.collabs]),
              p.direction.value, p.max_hops, p.tlp_ceiling.value, p.status, p.signature,
-             p.since, created),
+             p.since, created, int(p.dial_in)),
         )  # fmt: skip
 
     def set_peering_status(self, name: str, status: str) -> None:

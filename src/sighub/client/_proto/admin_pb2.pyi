@@ -120,6 +120,7 @@ class Peering(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    DIAL_IN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """This hub's name for the peer: 1-63 characters of [a-z0-9-]."""
     origin: _builtins.str
@@ -147,6 +148,11 @@ class Peering(_message.Message):
     """
     since: _builtins.int
     """The log sequence of its "peer.add" leaf."""
+    dial_in: _builtins.bool
+    """The peer dials this hub (PeerService.Tunnel) instead of this hub dialing it: for a
+    peer this hub cannot reach.  Only with direction pull; not part of the signed record
+    (it says how to connect, not what crosses), kept and audited by this hub.
+    """
     @_builtins.property
     def collaborations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabMapping]:
         """The collaborations that cross, sorted by remote name; never empty."""
@@ -165,10 +171,11 @@ class Peering(_message.Message):
         status: Global___PeerStatus.ValueType = ...,
         signature: _builtins.bytes = ...,
         since: _builtins.int = ...,
+        dial_in: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "direction", b"direction", "log_key", b"log_key", "max_hops", b"max_hops", "name", b"name", "origin", b"origin", "signature", b"signature", "since", b"since", "status", b"status", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "dial_in", b"dial_in", "direction", b"direction", "log_key", b"log_key", "max_hops", b"max_hops", "name", b"name", "origin", b"origin", "signature", b"signature", "since", b"since", "status", b"status", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -190,6 +197,7 @@ class AddPeerRequest(_message.Message):
     TLP_CEILING_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    DIAL_IN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """This hub's name for the peer: 1-63 characters of [a-z0-9-]."""
     enrollment: _builtins.bytes
@@ -206,6 +214,12 @@ class AddPeerRequest(_message.Message):
     """Where the peer serves; empty: the enrollment file's address."""
     signature: _builtins.bytes
     """The admin's signature over the record (as in Peering.signature)."""
+    dial_in: _builtins.bool
+    """The peer dials in (as in Peering.dial_in): this hub's member of the peering's name
+    (role peer) opens the tunnel, and this hub enrolls at the peer through it when it first
+    does, not now.  FAILED_PRECONDITION without such a member or with a direction other
+    than pull.
+    """
     @_builtins.property
     def collaborations(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollabMapping]:
         """The collaborations that cross (at least one, at most 16); each remote and each local
@@ -223,10 +237,11 @@ class AddPeerRequest(_message.Message):
         tlp_ceiling: _builtins.str = ...,
         address: _builtins.str = ...,
         signature: _builtins.bytes = ...,
+        dial_in: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "direction", b"direction", "enrollment", b"enrollment", "max_hops", b"max_hops", "name", b"name", "signature", b"signature", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "collaborations", b"collaborations", "dial_in", b"dial_in", "direction", b"direction", "enrollment", b"enrollment", "max_hops", b"max_hops", "name", b"name", "signature", b"signature", "tlp_ceiling", b"tlp_ceiling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -287,7 +302,9 @@ class ListPeersResponse(_message.Message):
 
     @_builtins.property
     def relays(self) -> _containers.RepeatedCompositeFieldContainer[Global___RelayState]:
-        """The relay of each peering this hub follows (direction pull or both), by name."""
+        """The relay of each peering this hub follows (direction pull or both) or pushes to
+        (push or both), by name.
+        """
 
     def __init__(
         self,
@@ -337,10 +354,14 @@ class RelayState(_message.Message):
     LAST_BATCH_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     COUNTS_FIELD_NUMBER: _builtins.int
+    PUSH_FIELD_NUMBER: _builtins.int
+    PUSH_CONNECTIONS_FIELD_NUMBER: _builtins.int
     peer: _builtins.str
     """The peering's name."""
     state: _builtins.str
-    """starting, following, retrying (after an error, shown in error) or stopped."""
+    """starting, waiting (a dial-in peer not connected yet), following, retrying (after an
+    error, shown in error) or stopped; "pushing" for a push peering (see push).
+    """
     cursor: _builtins.int
     """The peer's log sequence relayed up to (the relay's committed cursor)."""
     head: _builtins.int
@@ -351,6 +372,12 @@ class RelayState(_message.Message):
     """When the last batch was committed (RFC 3339), empty before the first."""
     error: _builtins.str
     """Why the relay stopped or retries, if it did."""
+    push: _builtins.str
+    """Direction push or both: this hub's dialer, which carries the peer's relay to this
+    hub's server (dialing, connected, retrying or stopped; empty for pull).
+    """
+    push_connections: _builtins.int
+    """Direction push or both: the peer's relay connections the dialer carries now."""
     @_builtins.property
     def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Changes by outcome (relayed, duplicate, unmapped, cycle, hop-limit, tlp-ceiling,
@@ -368,10 +395,12 @@ class RelayState(_message.Message):
         last_batch: _builtins.str = ...,
         error: _builtins.str = ...,
         counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        push: _builtins.str = ...,
+        push_connections: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "cursor", b"cursor", "error", b"error", "head", b"head", "lag", b"lag", "last_batch", b"last_batch", "peer", b"peer", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "cursor", b"cursor", "error", b"error", "head", b"head", "lag", b"lag", "last_batch", b"last_batch", "peer", b"peer", "push", b"push", "push_connections", b"push_connections", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1472,6 +1501,7 @@ class AuditDetail(_message.Message):
     SIGNING_KEY_ID_FIELD_NUMBER: _builtins.int
     EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
+    DIAL_IN_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     """"member.enroll" and "key.revoke": the signing key registered or revoked; "key.rotate":
     the new key.  An id is "ed25519:" and hex.
@@ -1508,6 +1538,8 @@ class AuditDetail(_message.Message):
     """"collab.policy": how many key epochs before the current one a joiner is wrapped."""
     origin: _builtins.str
     """"peer.add": the peer's log origin."""
+    dial_in: _builtins.bool
+    """"peer.add": whether the peer dials in (Peering.dial_in)."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Role.ValueType]:
         """"member.add": the roles granted."""
@@ -1542,11 +1574,14 @@ class AuditDetail(_message.Message):
         signing_key_id: _builtins.str = ...,
         earlier_epochs: _builtins.int | None = ...,
         origin: _builtins.str = ...,
+        dial_in: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "earlier_epochs", b"earlier_epochs", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "revoked_indicators", b"revoked_indicators", "wraps", b"wraps"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dial_in", b"_dial_in", "_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "dial_in", b"dial_in", "earlier_epochs", b"earlier_epochs", "indicators", b"indicators", "key_epoch", b"key_epoch", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "revoked_indicators", b"revoked_indicators", "wraps", b"wraps"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "earlier_epochs", b"earlier_epochs", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "origin", b"origin", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles", "signing_key_id", b"signing_key_id", "stewards", b"stewards", "suite", b"suite", "wraps", b"wraps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dial_in", b"_dial_in", "_earlier_epochs", b"_earlier_epochs", "_indicators", b"_indicators", "_key_epoch", b"_key_epoch", "_log_sequence", b"_log_sequence", "_new_epoch", b"_new_epoch", "_revoked_indicators", b"_revoked_indicators", "_wraps", b"_wraps", "cert_not_after", b"cert_not_after", "cert_serial", b"cert_serial", "collaboration", b"collaboration", "dial_in", b"dial_in", "earlier_epochs", b"earlier_epochs", "envelope_id", b"envelope_id", "indicators", b"indicators", "key_epoch", b"key_epoch", "key_id", b"key_id", "log_sequence", b"log_sequence", "new_epoch", b"new_epoch", "origin", b"origin", "previous_cert_serial", b"previous_cert_serial", "previous_key_id", b"previous_key_id", "revoked_indicators", b"revoked_indicators", "roles", b"roles", "signing_key_id", b"signing_key_id", "stewards", b"stewards", "suite", b"suite", "wraps", b"wraps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__dial_in: _TypeAlias = _typing.Literal["dial_in"]  # noqa: Y015
+    _WhichOneofArgType__dial_in: _TypeAlias = _typing.Literal["_dial_in", b"_dial_in"]  # noqa: Y015
     _WhichOneofReturnType__earlier_epochs: _TypeAlias = _typing.Literal["earlier_epochs"]  # noqa: Y015
     _WhichOneofArgType__earlier_epochs: _TypeAlias = _typing.Literal["_earlier_epochs", b"_earlier_epochs"]  # noqa: Y015
     _WhichOneofReturnType__indicators: _TypeAlias = _typing.Literal["indicators"]  # noqa: Y015
@@ -1561,6 +1596,8 @@ class AuditDetail(_message.Message):
     _WhichOneofArgType__revoked_indicators: _TypeAlias = _typing.Literal["_revoked_indicators", b"_revoked_indicators"]  # noqa: Y015
     _WhichOneofReturnType__wraps: _TypeAlias = _typing.Literal["wraps"]  # noqa: Y015
     _WhichOneofArgType__wraps: _TypeAlias = _typing.Literal["_wraps", b"_wraps"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dial_in) -> _WhichOneofReturnType__dial_in | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__earlier_epochs) -> _WhichOneofReturnType__earlier_epochs | None: ...
     @_typing.overload

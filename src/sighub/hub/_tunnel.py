@@ -1,0 +1,440 @@
+"""Tunnels for peers that cannot be dialed: the push direction of federation
+(``docs/federation.md``, "Push").
+
+Hub B pushes to hub A when A cannot reach B (a firewall, a private network) but B can reach
+A.  A still pulls, with the relay it uses for any peer, and verifies everything as when it
+dials out; only the connection goes the other way:
+
+- on A, a peering with ``dial_in`` has a ``TunnelEnd``: a Unix socket in a private
+  directory, which A's relay dials instead of B's address;
+- B, enrolled at A as the member of the peering's name with role ``peer``, keeps a control
+  stream open to A (``Dialer``, ``PeerService.Tunnel``);
+- for each connection A's relay makes to the socket, A asks on the control stream for a data
+  stream, and B opens one and connects it to its own server.
+
+The relay's gRPC connection (mTLS with its credential at B) runs inside the data stream, so
+the tunnel carries bytes it cannot read or alter unseen.  Everything is bounded: chunks of
+64 KiB, a few connections per peering, a data stream asked for is dropped if it does not
+come within ``OPEN_SECONDS``.  A suspended or removed peering (or member) ends its streams
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import grpc
+
+from sighub.client._keys import read_secret
+from sighub.client._proto import peer_pb2, peer_pb2_grpc
+from sighub.client._rpc import CHANNEL_OPTIONS, Credential
+from sighub.hub._errors import HubError
+
+if TYPE_CHECKING:
+    from sighub.hub._service import Services
+
+__all__ = ["CHUNK", "Dialer", "DialerState", "PeerService", "TunnelEnd", "own_target"]
+
+log = logging.getLogger("sighub.tunnel")
+CHUNK: Final = 64 * 1024  # bytes a tunnel message carries, at most
+MAX_CONNECTIONS: Final = 4  # data streams at once per peering (a relay uses one or two)
+OPEN_SECONDS: Final = 10.0  # a data stream asked for must come this soon
+FIRST_MESSAGE_SECONDS: Final = 10.0
+BACKOFF_START: Final = 0.5
+BACKOFF_MAX: Final = 30.0
+
+Pipe = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class TunnelEnd:
+    """This hub's end of one dial-in peering: the socket its relay dials, and the
+    connections waiting for (or bridged over) the peer's data streams.  Event loop only,
+    but for ``dialed``, which the relay's thread waits on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.folder = Path(tempfile.mkdtemp(prefix="sighub-tunnel-"))  # 0700, a short path
+        self.path = self.folder / "s"
+        self.dialed = threading.Event()  # a control stream is open
+        self._control: asyncio.Queue[int | None] | None = None
+        self._waiting: dict[int, tuple[Pipe, asyncio.Future[None]]] = {}
+        self._bridged: set[asyncio.StreamWriter] = set()
+        self._next = 1
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def target(self) -> str:
+        """The gRPC target of the socket."""
+        return f"unix:{self.path}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        self.path.chmod(0o600)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        control = self._control
+        if control is None or len(self._waiting) + len(self._bridged) >= MAX_CONNECTIONS:
+            writer.close()  # the relay sees the peer as unreachable and retries with backoff
+            return
+        number, self._next = self._next, self._next + 1
+        claimed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[number] = ((reader, writer), claimed)
+        control.put_nowait(number)
+        try:
+            await asyncio.wait_for(claimed, OPEN_SECONDS)
+        except TimeoutError:
+            log.warning("tunnel %s: connection %d not opened by the peer in %.0f s",
+                        self.name, number, OPEN_SECONDS)  # fmt: skip
+            writer.close()
+        finally:
+            self._waiting.pop(number, None)
+
+    def attach(self) -> asyncio.Queue[int | None]:
+        """A new control stream: the one before ends (a peer that reconnected)."""
+        self.detach(self._control)
+        self._control = asyncio.Queue()
+        self.dialed.set()
+        return self._control
+
+    def detach(self, control: asyncio.Queue[int | None] | None) -> None:
+        """End ``control`` if it is the current control stream."""
+        if control is not None and control is self._control:
+            control.put_nowait(None)
+            self._control = None
+            self.dialed.clear()
+
+    def claim(self, number: int) -> Pipe | None:
+        """The connection ``number`` waits for its data stream: taken by it, once."""
+        entry = self._waiting.pop(number, None)
+        if entry is None:
+            return None
+        pipe, claimed = entry
+        if not claimed.done():
+            claimed.set_result(None)
+        self._bridged.add(pipe[1])
+        return pipe
+
+    def release(self, writer: asyncio.StreamWriter) -> None:
+        self._bridged.discard(writer)
+        writer.close()
+
+    def cut(self) -> None:
+        """End the control stream and every connection (a suspension)."""
+        self.detach(self._control)
+        for (_, writer), _claimed in list(self._waiting.values()):
+            writer.close()
+        for writer in list(self._bridged):
+            self.release(writer)
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PeerService(peer_pb2_grpc.PeerServiceServicer):
+    """``PeerService.Tunnel``, for peers that dial in."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    async def Tunnel(
+        self, requests: AsyncIterator[peer_pb2.TunnelRequest], context: Any
+    ) -> AsyncIterator[peer_pb2.TunnelResponse]:
+        try:
+            name = await self.s.run(lambda: self._authorize(context))
+            end = self._end(name)
+            first = await _first(requests)
+        except HubError as exc:
+            await context.abort(exc.code, exc.message)
+            return
+        if first.control:
+            await context.send_initial_metadata(())
+            async for out in self._control(name, end):
+                yield out
+            return
+        pipe = end.claim(first.connection)
+        if pipe is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"tunnel {name!r}: connection {first.connection} was not asked for, or is"
+                " taken; expected a number from this hub's control stream",
+            )
+            return
+        async for out in _bridge(name, end, pipe, requests):
+            yield out
+
+    def _authorize(self, context: Any) -> str:
+        """The caller's dial-in peering (writer thread)."""
+        member = self.s.identify(context)
+        if not member.active or "peer" not in member.roles:
+            raise HubError.denied(
+                f"member {member.name!r} ({member.status}, roles {list(member.roles)}) may"
+                " not open a tunnel; expected an active member with role peer"
+            )
+        return self._peering(member.name)
+
+    def _peering(self, name: str) -> str:
+        p = self.s.hub.store.peering(name)
+        if p is None or not p.dial_in:
+            raise HubError.denied(
+                f"member {name!r}: no peering {name!r} with dial_in on this hub; expected"
+                f" one (`sighub admin peer add {name} --dial-in ...`)"
+            )
+        if p.status != "active":
+            raise HubError.precondition(f"peering {name!r} is {p.status}; expected active")
+        return name
+
+    def _end(self, name: str) -> TunnelEnd:
+        relays = self.s.relays
+        end = relays.tunnel(name) if relays is not None else None
+        if end is None:
+            raise HubError.unavailable(f"tunnel {name!r}: its relay is not running yet; retry")
+        return end
+
+    async def _control(self, name: str, end: TunnelEnd) -> AsyncIterator[peer_pb2.TunnelResponse]:
+        """Ask for data streams until the peering (or its member) is cut off, or a newer
+        control stream takes over."""
+        queue = end.attach()
+        log.info("tunnel %s: the peer dialed in", name)
+        try:
+            while True:
+                number = await self._next_or_cut(name, queue)
+                if number is None:
+                    return
+                yield peer_pb2.TunnelResponse(open=number)
+        finally:
+            end.detach(queue)
+            log.info("tunnel %s: control stream ended", name)
+
+    async def _next_or_cut(self, name: str, queue: asyncio.Queue[int | None]) -> int | None:
+        """The next connection to open; None once the peering or member is no longer
+        active (checked on every admin change, as Sync streams are)."""
+        while True:
+            version = self.s.version
+            get = asyncio.ensure_future(queue.get())
+            changed = asyncio.ensure_future(self._changed(version))
+            done, _ = await asyncio.wait({get, changed}, return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                changed.cancel()
+                return get.result()
+            get.cancel()
+            try:
+                await self.s.run(lambda: self._still_active(name))
+            except HubError as exc:
+                log.warning("tunnel %s: %s; its streams end", name, exc.message)
+                relays = self.s.relays
+                end = relays.tunnel(name) if relays is not None else None
+                if end is not None:
+                    end.cut()
+                return None
+
+    async def _changed(self, version: int) -> None:
+        async with self.s.changed:
+            while self.s.version == version and not self.s.stopping.is_set():
+                await self.s.changed.wait()
+
+    def _still_active(self, name: str) -> None:
+        m = self.s.hub.store.member(name)
+        if m is None or not m.active:
+            raise HubError.denied(f"member {name!r} is {m.status if m else 'removed'}")
+        self._peering(name)
+
+
+async def _first(requests: AsyncIterator[peer_pb2.TunnelRequest]) -> peer_pb2.TunnelRequest:
+    try:
+        first = await asyncio.wait_for(anext(requests), FIRST_MESSAGE_SECONDS)
+    except (StopAsyncIteration, TimeoutError):
+        raise HubError.invalid(
+            f"tunnel: no first message within {FIRST_MESSAGE_SECONDS:.0f} s; expected one"
+            " naming the stream (control, or a connection)"
+        ) from None
+    if first.control == (first.connection > 0) or first.data:
+        raise HubError.invalid(
+            f"tunnel: first message control={first.control} connection={first.connection}"
+            f" with {len(first.data)} data bytes; expected control, or one connection, and"
+            " no data"
+        )
+    return first
+
+
+async def _bridge(
+    name: str, end: TunnelEnd, pipe: Pipe, requests: AsyncIterator[peer_pb2.TunnelRequest]
+) -> AsyncIterator[peer_pb2.TunnelResponse]:
+    """Bytes both ways between the relay's connection and the peer's data stream, until
+    either side ends."""
+    reader, writer = pipe
+
+    async def inbound() -> None:
+        try:
+            async for message in requests:
+                if len(message.data) > CHUNK or message.control or message.connection:
+                    log.warning("tunnel %s: a message of %d bytes (control=%s) in a data stream;"
+                                " closed", name, len(message.data), message.control)  # fmt: skip
+                    break
+                writer.write(message.data)
+                await writer.drain()
+        except (ConnectionError, grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            end.release(writer)
+
+    task = asyncio.ensure_future(inbound())
+    try:
+        while chunk := await reader.read(CHUNK):
+            yield peer_pb2.TunnelResponse(data=chunk)
+    except ConnectionError:
+        pass
+    finally:
+        task.cancel()
+        end.release(writer)
+
+
+# -- the dialing side ---------------------------------------------------------------------
+def own_target(listen_host: str, port: int) -> str:
+    """Where this hub's own server is reached from inside it: its listen address, with a
+    wildcard made loopback."""
+    host = listen_host.strip("[]")
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class DialerState:
+    """What ``sighub admin peer status`` shows of a push peering's dialer."""
+
+    state: str = "stopped"  # dialing, connected, retrying, stopped
+    error: str = ""
+    connections: int = 0  # data streams open now
+    opened: int = 0  # data streams opened since the hub started
+    since: float = 0.0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Dialer:
+    """This hub's side of a push peering: dials the peer with this hub's credential there
+    (``DATA/peers/NAME``), keeps a control stream open, and connects each data stream the
+    peer asks for to this hub's own server.  Retries with backoff; ``stop`` ends it."""
+
+    def __init__(self, name: str, data: Path, own: str, state: DialerState,
+                 on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
+        self.name, self.data, self.own, self.state = name, data, own, state
+        self.on_change = on_change
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        for task in [self._task, *self.state.tasks]:
+            if task is not None:
+                task.cancel()
+        for task in [self._task, *self.state.tasks]:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.state.state, self.state.connections = "stopped", 0
+
+    async def _run(self) -> None:
+        delay = BACKOFF_START
+        while not self._stopped.is_set():
+            self.state.state = "dialing"
+            try:
+                await self._session()
+                delay = BACKOFF_START
+            except grpc.aio.AioRpcError as exc:
+                self._failed(f"{exc.code().name}: {exc.details()}", delay)
+            except (OSError, ValueError) as exc:  # no credential (removed), a bad file
+                self._failed(str(exc), delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _failed(self, why: str, delay: float) -> None:
+        self.state.state, self.state.error = "retrying", why[:500]
+        log.warning("push to %s: %s; retry in %.1f s", self.name, why, delay)
+
+    async def _session(self) -> None:
+        cred = Credential.load(self.data)
+        async with _channel(cred) as channel:
+            stub = peer_pb2_grpc.PeerServiceStub(channel)
+            call = stub.Tunnel(_control_requests())
+            await call.initial_metadata()
+            self.state.state, self.state.error = "connected", ""
+            log.info("push to %s: connected (%s)", self.name, cred.hub)
+            async for message in call:
+                if len(self.state.tasks) >= MAX_CONNECTIONS or message.open <= 0:
+                    log.warning("push to %s: connection %d asked for, %d open; not opened",
+                                self.name, message.open, len(self.state.tasks))  # fmt: skip
+                    continue
+                task = asyncio.ensure_future(self._data(stub, message.open))
+                self.state.tasks.add(task)
+                task.add_done_callback(self.state.tasks.discard)
+
+    async def _data(self, stub: Any, number: int) -> None:
+        """One data stream: the peer's relay connection to this hub's own server."""
+        host, _, port = self.own.rpartition(":")
+        try:
+            reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError as exc:
+            log.error("push to %s: cannot reach this hub's own server %s: %s", self.name,
+                      self.own, exc)  # fmt: skip
+            return
+        self.state.connections += 1
+        self.state.opened += 1
+        call = stub.Tunnel(_data_requests(number, reader))
+        try:
+            async for message in call:
+                if len(message.data) > CHUNK:
+                    log.warning("push to %s: a message of %d bytes; closed", self.name,
+                                len(message.data))  # fmt: skip
+                    break
+                writer.write(message.data)
+                await writer.drain()
+        except (grpc.aio.AioRpcError, ConnectionError):
+            pass
+        finally:
+            self.state.connections -= 1
+            call.cancel()
+            writer.close()
+
+
+async def _control_requests() -> AsyncIterator[peer_pb2.TunnelRequest]:
+    yield peer_pb2.TunnelRequest(control=True)
+
+
+async def _data_requests(
+    number: int, reader: asyncio.StreamReader
+) -> AsyncIterator[peer_pb2.TunnelRequest]:
+    yield peer_pb2.TunnelRequest(connection=number)
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(CHUNK):
+            yield peer_pb2.TunnelRequest(data=chunk)
+
+
+def _channel(cred: Credential) -> grpc.aio.Channel:
+    """An asyncio channel to the peer with this hub's member credential there (mTLS)."""
+    tls = cred.folder / "tls"
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(tls / "ca.pem").read_bytes(),
+        private_key=read_secret(tls / "client.key"),
+        certificate_chain=(tls / "client.crt").read_bytes(),
+    )
+    return grpc.aio.secure_channel(cred.hub, creds, options=CHANNEL_OPTIONS)
