@@ -1,7 +1,9 @@
 """Federation on one machine, with synthetic data (``make demo-federation``):
 
 three hubs on loopback (mTLS), an industry hub, a regional hub and a hotline's hub; the
-regional hub follows the industry hub and the hotline's hub follows the regional one.
+regional hub follows the industry hub, and pushes to the hotline's hub (as if the hotline
+could not reach it: the regional hub dials out and keeps a tunnel open, through which the
+hotline's relay pulls).
 Platform A, on the industry hub, publishes; platform C, on the hotline's hub two hops away,
 verifies every envelope itself (against the industry hub's directory, as the relays copied
 it) and matches with provenance: publisher, origin hub, hops.  A ``red`` indicator stays
@@ -108,6 +110,26 @@ class Net:
         self.admin(follower, "peer", "add", followed, "--enrollment", str(path), *policy)
         print(f"  {follower} follows {followed}: sg-csam crosses, TLP amber at most, 3 hops")
 
+    def push(self, pusher: str, receiver: str) -> None:
+        """``receiver`` cannot dial ``pusher``: its admin enrolls the pusher as member
+        ``pusher`` (the tunnel's credential); the pusher's admin adds a push peering (it
+        enrolls and dials out) and enrolls the receiver's relay as a peer in sg-csam; the
+        receiver's admin adds a dial-in peering of the same name."""
+        dialer = self.root / f"{pusher}.dialer.json"
+        self.admin(receiver, "member", "add", pusher, "--roles", "peer", "--out", str(dialer))
+        policy = ["--map", "sg-csam=sg-csam", "--max-hops", "3", "--tlp-ceiling", "amber"]
+        self.admin(pusher, "peer", "add", receiver, "--enrollment", str(dialer), *policy,
+                   "--direction", "push")  # fmt: skip
+        member = f"hub-{receiver.removesuffix('-hub')}"
+        relay = self.root / f"{member}.enroll.json"
+        self.admin(pusher, "member", "add", member, "--roles", "peer", "--out", str(relay))
+        self.admin(pusher, "collab", "join", "sg-csam", member)
+        self.admin(receiver, "peer", "add", pusher, "--enrollment", str(relay), *policy,
+                   "--dial-in")  # fmt: skip
+        print(f"  {pusher} pushes to {receiver}, which cannot dial it: {pusher} dials out"
+              f" and {receiver}'s relay pulls through that tunnel (sg-csam, TLP amber at most,"
+              " 3 hops)")  # fmt: skip
+
     def platform(self, hub: str, name: str, roles: str) -> Member:
         path = self.root / f"{name}.enroll.json"
         self.admin(hub, "member", "add", name, "--roles", roles, "--out", str(path))
@@ -158,7 +180,7 @@ def main() -> None:
             net.start()
             step("operators: peerings (each hub's admin signs its own)")
             net.follow("regional-hub", "industry-hub")
-            net.follow("hotline-hub", "regional-hub")
+            net.push("regional-hub", "hotline-hub")
             step("platforms: A at the industry hub publishes, C at the hotline's hub matches")
             a = net.platform("industry-hub", "platform-a", "publisher,subscriber")
             c = net.platform("hotline-hub", "platform-c", "subscriber")

@@ -200,8 +200,8 @@ class PeerBook:
                 p.tlp_ceiling, p.status, p.signature, seq, p.dial_in,
             )  # fmt: skip
             store.add_peering(stored, now)
-            store.audit(now, pending.actor, "peer.add", p.name, origin=p.origin,
-                        dial_in=p.dial_in)  # fmt: skip
+            dial = {"dial_in": True} if p.dial_in else {}
+            store.audit(now, pending.actor, "peer.add", p.name, origin=p.origin, **dial)
         with self._lock:
             self._adding.discard(p.name)
         return stored
