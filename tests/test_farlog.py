@@ -53,6 +53,10 @@ class Pins:
     def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None:
         return None
 
+    def local_for(self, remote: str, origin: str) -> str | None:
+        found = [loc for (loc, o), r in self.maps.items() if o == origin and r == remote]
+        return found[0] if found else None
+
 
 class OriginLog:
     """A hub's log as leaves, signed by its log key."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from sighub.client._cosign import CosignSender
 from sighub.client._errors import IntegrityAlarm, SighubError
+from sighub.client._farkeys import far_recipients, far_unwrap
 from sighub.client._farlog import check_relayed
 from sighub.client._history import verified_page
 from sighub.client._hops import HopError, HopRecord, decode_hops
@@ -225,6 +226,14 @@ class SyncDaemon:
             if got:
                 self.store.put_collab_keys(got)
                 held |= {(c, e) for c, e, _ in got}
+        if self._guard is not None and self._guard.far.wraps:  # stewards of other hubs
+            got, far_refused = far_unwrap(
+                self._guard.far, self.cred.member, own_keys(self.data), held
+            )
+            refused += far_refused
+            if got:
+                self.store.put_collab_keys(got)
+                held |= {(c, e) for c, e, _ in got}
         self._epochs |= held  # keeps the epochs already asked for (``_known_keys``)
         # what this member stewards: per the verified log's designations (a hub saying
         # so, or wraps this member once made, do not make it one)
@@ -259,6 +268,7 @@ class SyncDaemon:
                 result, secret = rekey(
                     hub, MemberFiles(self.data), self.cred.member, self._guard.ring,
                     self._guard.stewards, collab, held,
+                    far=far_recipients(self._guard.far, collab),
                 )  # fmt: skip
             except (HubRejected, WrapError) as exc:  # another steward was first, a key gap
                 log.warning("steward duties for %r not done: %s", collab, exc)
@@ -294,6 +304,7 @@ class SyncDaemon:
             done, secret = rekey(
                 hub, MemberFiles(self.data), self.cred.member, self._guard.ring,
                 self._guard.stewards, collab, held, force_new,
+                far=far_recipients(self._guard.far, collab),
             )  # fmt: skip
         if secret is not None:
             self.store.put_collab_keys([(collab, done.epoch, secret)])

@@ -33,12 +33,20 @@ from sighub.client._checkpoint import open_checkpoint
 from sighub.client._errors import NoteError
 from sighub.client._hops import HOP_NOTE_BYTES, HopError, HopRecord, decode_hops, verify_hops
 from sighub.client._keyring import KeyRing
-from sighub.client._leaves import COPIED_TYPES, DIRECTORY_TYPES, LeafError, parse_leaf
+from sighub.client._leaves import (
+    COLLAB_COPIED_TYPES,
+    COPIED_TYPES,
+    DIRECTORY_TYPES,
+    LeafError,
+    parse_leaf,
+)
 from sighub.client._logcheck import AlarmKind, LogAlarm, hub_key
 from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
 from sighub.client._model import Tlp, tlp_crosses
 from sighub.client._rpc import Change
+from sighub.client._stewardlog import StewardLog
 from sighub.client._verify import Checked, check_changes
+from sighub.client._wraps import Wrap, WrapError
 
 __all__ = ["FarLog", "PinnedPeers", "check_relayed"]
 
@@ -60,6 +68,8 @@ class PinnedPeers(Protocol):
 
     def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None: ...
 
+    def local_for(self, remote: str, origin: str) -> str | None: ...
+
 
 class FarLog:
     """What this member's verified log copied of other hubs' logs: see the module.
@@ -79,6 +89,14 @@ class FarLog:
         self.taken_seqs: dict[str, set[int]] = {}
         # (hub, its peer's origin, local collaboration there) -> the peer's name for it
         self.maps: dict[tuple[str, str, str], str] = {}
+        # Collaborations that span hubs: per origin, its stewards, members and key epochs
+        # as copied (a ``StewardLog`` of that hub, keys from its ring), and the wraps its
+        # stewards made for members of this hub ((origin, collab there, epoch, recipient)
+        # -> the wrap), which those members open (``_farkeys``).
+        self.stewards: dict[str, StewardLog] = {}
+        self.roles: dict[tuple[str, str], tuple[str, ...]] = {}  # (origin, member) -> roles
+        self.wraps: dict[tuple[str, str, int, str], Wrap] = {}
+        self.collabs_changed = False  # a collaboration leaf was copied since last asked
         self._pending: list[tuple[int, bytes]] = []
 
     # -- keys and names --------------------------------------------------------------
@@ -169,16 +187,40 @@ class FarLog:
             detail = f"leaf {seq} of {origin!r}: {exc}"
             raise _alarm(AlarmKind.BAD_PROOF, sequence, detail) from None
         kind = inner["type"]
-        if kind not in COPIED_TYPES:
+        if kind not in COPIED_TYPES and kind not in COLLAB_COPIED_TYPES:
             detail = f"leaf {seq} of {origin!r} is a {kind} leaf, not one relays copy"
             raise _alarm(AlarmKind.MALFORMED, sequence, detail)
         self.last[origin] = max(seq, self.last.get(origin, 0))
         self.taken_seqs.setdefault(origin, set()).add(seq)
         if kind in DIRECTORY_TYPES:
             self.rings.setdefault(origin, KeyRing(origin, None)).apply(seq, inner)
+            if kind in ("member.enroll", "member.roles"):
+                roles = inner["roles"] if isinstance(inner.get("roles"), list) else []
+                self.roles[(origin, str(inner["member"]))] = tuple(map(str, roles))
         elif kind == "peer.add":
             self._peering(origin, inner)
+        elif kind in COLLAB_COPIED_TYPES:
+            self._collab(sequence, origin, seq, inner)
         return True
+
+    def _collab(self, sequence: int, origin: str, seq: int, inner: Mapping[str, Any]) -> None:
+        """A leaf of a collaboration that spans hubs, as its origin logged it.  Its
+        steward designations are taken on the origin log's word (its admin key is not
+        known here; its log key is); a wrap is kept only for a member of this hub."""
+        self.collabs_changed = True
+        if inner["type"] == "collab.wrap":
+            if not str(inner["recipient"]).endswith("@" + self.here):
+                return
+            try:
+                w = Wrap.from_leaf(inner)
+            except WrapError as exc:
+                raise _alarm(AlarmKind.MALFORMED, sequence, str(exc)) from None
+            self.wraps.setdefault((origin, w.collab, w.epoch, w.recipient), w)
+            return
+        ring = self.rings.setdefault(origin, KeyRing(origin, None))
+        view = self.stewards.setdefault(origin, StewardLog(origin, None))
+        view.apply(seq, inner, ring.valid_keys)
+        view.saved()  # rebuilt from the stored copies on load: nothing of it is stored apart
 
     def _peering(self, hub: str, doc: Mapping[str, Any]) -> None:
         peer = str(doc["origin"])

@@ -78,6 +78,7 @@ from sighub.client._grant import Chain
 from sighub.client._hpke import ProvedKey
 
 __all__ = [
+    "COLLAB_COPIED_TYPES",
     "COLLAB_TYPES",
     "COPIED_TYPES",
     "DIRECTORY_TYPES",
@@ -93,6 +94,7 @@ __all__ = [
     "collab_membership",
     "collab_policy",
     "collab_steward",
+    "collab_wrap",
     "envelope_leaf",
     "key_attest",
     "key_commitment",
@@ -124,14 +126,29 @@ DIRECTORY_TYPES: Final = frozenset(
     }
 )
 COLLAB_TYPES: Final = frozenset(
-    {"collab.add", "collab.join", "collab.leave", "collab.epoch", "collab.steward", "collab.policy"}
+    {
+        "collab.add",
+        "collab.join",
+        "collab.leave",
+        "collab.epoch",
+        "collab.steward",
+        "collab.policy",
+        "collab.wrap",
+    }
+)
+# The leaves of a collaboration that spans hubs a relay copies, for the collaborations its
+# peering maps: who stewards and who is in it (a steward wraps each epoch to the members of
+# every hub), the epochs, and the wraps to members of other hubs (``collab.wrap``).
+COLLAB_COPIED_TYPES: Final = frozenset(
+    {"collab.steward", "collab.join", "collab.leave", "collab.epoch", "collab.wrap"}
 )
 PEER_TYPES: Final = frozenset({"peer.add", "peer.status", "peer.checkpoint", "peer.leaf"})
 # Leaves of another hub's log a relay copies into its own (directories federate): with
 # them, a member verifies a publisher enrolled on a hub it never talks to.
 FAR_TYPES: Final = frozenset({"peer.checkpoint", "peer.leaf"})
 # Which leaves of a peer's log a relay copies: its directory and its peerings (whose log
-# keys let the next hub verify the hubs behind it), and what it copied itself.
+# keys let the next hub verify the hubs behind it), and what it copied itself; and, of the
+# collaborations the peering maps, COLLAB_COPIED_TYPES.
 COPIED_TYPES: Final = DIRECTORY_TYPES | frozenset({"peer.add", "peer.status"})
 LEAF_TYPES: Final = DIRECTORY_TYPES | COLLAB_TYPES | PEER_TYPES | {"envelope"}
 # The fields every leaf of a type holds; every field is a string but these.
@@ -150,6 +167,18 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "collab.epoch": ("collab", "epoch", "commitment"),
     "collab.steward": ("collab", "member", "signature"),
     "collab.policy": ("collab", "earlier_epochs"),
+    "collab.wrap": (
+        "collab",
+        "epoch",
+        "commitment",
+        "recipient",
+        "recipient_key_id",
+        "suite",
+        "sealed",
+        "steward",
+        "signing_key_id",
+        "signature",
+    ),
     "peer.add": (
         "peer",
         "origin",
@@ -350,6 +379,13 @@ def steward_epoch(collab: str, epoch: int, commitment: str, steward: str, wraps:
         "collab.epoch", collab=collab, epoch=epoch, commitment=commitment, steward=steward,
         wraps=wraps,
     )  # fmt: skip
+
+
+def collab_wrap(fields: dict[str, Any]) -> bytes:
+    """The leaf of a wrap to a member of another hub (recipient ``member@origin``): the
+    wrap's fields as ``_wraps.Wrap.leaf_fields`` gives them, so that the member's relays copy
+    it to its hub's log and it opens the epoch from there."""
+    return _leaf("collab.wrap", **fields)
 
 
 def peer_add(

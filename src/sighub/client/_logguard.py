@@ -374,6 +374,9 @@ class LogGuard:
                 self.stewards.apply(x.sequence, doc, self.ring.valid_keys)
             elif kind in FAR_TYPES:
                 self.far.apply(x.sequence, doc, x.leaf)
+                if self.far.collabs_changed:  # a collaboration that spans hubs: its
+                    self.far.collabs_changed = False  # epochs, wraps, members
+                    self.epochs_changed = self.members_changed = True
             elif kind in PEER_TYPES:
                 self.peers.apply(x.sequence, doc)
             if kind in ("collab.epoch", "collab.steward"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -21,6 +22,7 @@ __all__ = [
     "Kind",
     "Publisher",
     "Tlp",
+    "holds_keys",
     "now_ms",
     "tlp_crosses",
 ]
@@ -78,6 +80,12 @@ class Tlp(StrEnum):
 # The ceilings a peering between hubs may set, in the order they compare: red is never one,
 # since red never leaves its hub.
 TLP_CEILINGS: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT)
+
+
+def holds_keys(roles: Iterable[str]) -> bool:
+    """Whether a member with ``roles`` holds collaboration keys: every member but a peer
+    hub's relay (role ``peer`` alone), which relays envelopes and never matches."""
+    return set(roles) != {"peer"}
 
 
 def tlp_crosses(tlp: Tlp, ceiling: Tlp) -> bool:

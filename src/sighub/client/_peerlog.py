@@ -246,6 +246,13 @@ class PeerLog:
                 return remote
         return None
 
+    def local_for(self, remote: str, origin: str) -> str | None:
+        """This hub's collaboration that the live peering with the hub ``origin`` maps
+        that hub's ``remote`` one to; None: none does (a collaboration's keys cross only
+        a peering in force)."""
+        record = self.by_origin(origin)
+        return record.local_collab(remote) if record is not None and record.live else None
+
     def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None:
         """(max_hops, tlp_ceiling) of the peering with the hub ``origin`` (in force at
         ``at``, if given; the live one first, then the latest), as the admin signed it."""

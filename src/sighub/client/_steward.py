@@ -121,9 +121,16 @@ class Rekeyed:
     problems: tuple[str, ...] = ()
 
 
-def _recipients(ring: KeyRing, names: Iterable[str]) -> list[Recipient]:
+def _recipients(
+    ring: KeyRing, names: Iterable[str], far: Mapping[str, Recipient] | None = None
+) -> list[Recipient]:
+    """Each of ``names`` with its encryption key: this hub's members' from the ring, other
+    hubs' members' (``member@origin``) as ``far`` gives them (``_farkeys``)."""
     out, lacking = [], []
     for name in names:
+        if far is not None and name in far:
+            out.append(far[name])
+            continue
         logged = ring.encryption_key(name)
         if logged is None:
             lacking.append(name)
@@ -138,14 +145,17 @@ def _recipients(ring: KeyRing, names: Iterable[str]) -> list[Recipient]:
 
 
 def plan(
-    status: CollabStatus, epochs: Mapping[tuple[str, int], LoggedEpoch]
+    status: CollabStatus,
+    epochs: Mapping[tuple[str, int], LoggedEpoch],
+    far: Iterable[str] = (),
 ) -> tuple[bool, list[str]]:
     """(whether a new epoch is due, the members to wrap to).  A new epoch when there is
     none yet, when the current one was made by the hub (the move to member-held keys) or
     is refused in this steward's verified log (a steward named before designations were
     logged made it), or when someone holding it is no longer a current member; else the
-    current epoch for the members without a wrap of it."""
-    members = [m for m, _ in status.members]
+    current epoch for the members without a wrap of it.  ``far``: the members of other
+    hubs (``member@origin``), who count as members alike."""
+    members = [m for m, _ in status.members] + sorted(far)
     current = status.epochs[-1] if status.epochs else None
     logged = epochs.get((status.collab, current.epoch)) if current is not None else None
     flawed = logged is not None and bool(logged.flaw)  # not read yet: not judged yet
@@ -177,13 +187,15 @@ def rekey(
     collab: str,
     held: dict[tuple[str, int], bytes],
     force_new: bool = False,
+    far: Mapping[str, Recipient] | None = None,
 ) -> tuple[Rekeyed, bytes | None]:
     """Bring ``collab``'s key up to date as its steward ``member`` (as ``view``, the
     verified log, shows it): a new epoch wrapped to every current member, or the current
     epoch wrapped to those that lack it (``held``: the secrets this member holds); then
     the earlier epochs this steward made, within the collaboration's policy, to the
     members that lack them.  Returns what was done and the new secret (None when no new
-    epoch), which the caller stores."""
+    epoch), which the caller stores.  ``far``: the collaboration's members on other hubs,
+    with their keys (``_farkeys.far_recipients``), wrapped like this hub's."""
     if member not in view.stewards(collab):
         raise WrapError(
             f"collaboration {collab!r}: {member!r} is not a steward the verified log shows"
@@ -191,20 +203,22 @@ def rekey(
         )
     status = hub.collab_status(collab)
     _check_members(status, view)
-    new, names = plan(status, view.epochs)
+    far = far or {}
+    new, names = plan(status, view.epochs, far)
     current = status.epochs[-1].epoch if status.epochs else -1
     secret = None if new or force_new else held.get((collab, current))
     if force_new or (not new and secret is None):  # asked, or this steward lacks the secret
-        new, names = True, [m for m, _ in status.members]
+        new, names = True, [m for m, _ in status.members] + sorted(far)
     signing = files.signing_key()
     seq = 0
     if names:
         if new:
             current, secret = current + 1, new_secret()
         assert secret is not None
-        wraps = wrap_epoch(signing, member, collab, current, secret, _recipients(ring, names))
+        recipients = _recipients(ring, names, far)
+        wraps = wrap_epoch(signing, member, collab, current, secret, recipients)
         seq = hub.put_epoch(collab, current, key_commitment(secret), wraps)
-    earlier, problems = _wrap_earlier(hub, signing, member, ring, view, status, held, current)
+    earlier, problems = _wrap_earlier(hub, signing, member, ring, view, status, held, current, far)
     done = Rekeyed(collab, current, new and bool(names), tuple(names), seq, earlier, problems)
     return done, (secret if new and names else None)
 
@@ -218,11 +232,12 @@ def _wrap_earlier(
     status: CollabStatus,
     held: dict[tuple[str, int], bytes],
     current: int,
+    far: Mapping[str, Recipient],
 ) -> tuple[tuple[tuple[int, tuple[str, ...]], ...], tuple[str, ...]]:
     """Wrap each epoch before ``current`` within the policy, that this steward made, holds
     and its log does not refuse, to the current members without a wrap of it; what was
     wrapped, and what failed (the new epoch above stands either way)."""
-    members = [m for m, _ in status.members]
+    members = [m for m, _ in status.members] + sorted(far)
     done, problems = [], []
     for e in status.epochs:
         secret = held.get((status.collab, e.epoch))
@@ -234,7 +249,7 @@ def _wrap_earlier(
             continue
         try:
             wraps = wrap_epoch(signing, member, status.collab, e.epoch, secret,
-                               _recipients(ring, lacking))  # fmt: skip
+                               _recipients(ring, lacking, far))  # fmt: skip
             hub.put_epoch(status.collab, e.epoch, key_commitment(secret), wraps)
         except (WrapError, HubRejected) as exc:
             problems.append(f"earlier epoch {e.epoch}: {exc}")

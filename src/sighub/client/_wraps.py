@@ -12,11 +12,12 @@ secret opened matches the wrap's commitment (the one the ``collab.epoch`` leaf l
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -26,7 +27,16 @@ from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._hpke import EncryptionKey, HpkeError, encryption_key_id, seal
 from sighub.client._leaves import key_commitment
 
-__all__ = ["SECRET_SIZE", "Recipient", "Wrap", "WrapError", "unwrap", "wrap_epoch", "wraps_digest"]
+__all__ = [
+    "SECRET_SIZE",
+    "Recipient",
+    "Wrap",
+    "WrapError",
+    "far_recipient",
+    "unwrap",
+    "wrap_epoch",
+    "wraps_digest",
+]
 
 SECRET_SIZE: Final = 32
 SIGN_CONTEXT: Final = b"sighub-epoch-wrap-v1\n"
@@ -86,6 +96,43 @@ class Wrap:
         }
         return SIGN_CONTEXT + canonical_json(fields)
 
+    @property
+    def far(self) -> bool:
+        """Addressed to a member of another hub (``member@origin``, ``far_recipient``)."""
+        return "@" in self.recipient
+
+    def leaf_fields(self) -> dict[str, Any]:
+        """The fields of its ``collab.wrap`` leaf (``_leaves.collab_wrap``)."""
+        return {
+            "collab": self.collab,
+            "epoch": self.epoch,
+            "commitment": self.commitment,
+            "recipient": self.recipient,
+            "recipient_key_id": self.recipient_key_id,
+            "suite": self.suite,
+            "sealed": base64.b64encode(self.sealed).decode(),
+            "steward": self.steward,
+            "signing_key_id": self.signing_key_id,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+    @classmethod
+    def from_leaf(cls, doc: Mapping[str, Any]) -> Wrap:
+        """The wrap of a parsed ``collab.wrap`` leaf; WrapError for base64 that is not."""
+        try:
+            sealed = base64.b64decode(str(doc["sealed"]), validate=True)
+            signature = base64.b64decode(str(doc["signature"]), validate=True)
+        except ValueError:
+            raise WrapError(
+                f"collab.wrap leaf of {doc.get('collab')!r} epoch {doc.get('epoch')}: sealed or"
+                " signature is not base64"
+            ) from None
+        return cls(
+            str(doc["collab"]), int(doc["epoch"]), str(doc["commitment"]),
+            str(doc["recipient"]), str(doc["recipient_key_id"]), str(doc["suite"]), sealed,
+            str(doc["steward"]), str(doc["signing_key_id"]), signature,
+        )  # fmt: skip
+
     def check_signature(self, steward_public: bytes) -> None:
         try:
             Ed25519PublicKey.from_public_bytes(steward_public).verify(
@@ -96,6 +143,12 @@ class Wrap:
                 f"{self.what}: the signature does not verify under steward {self.steward!r}'s"
                 f" key {self.signing_key_id}"
             ) from None
+
+
+def far_recipient(member: str, origin: str) -> str:
+    """How a steward names a member of another hub in a wrap: ``member@origin`` (a member
+    name never holds "@", so it is never a member of the steward's own hub)."""
+    return f"{member}@{origin}"
 
 
 def aad(collab: str, epoch: int, recipient: str, recipient_key_id: str) -> bytes:

@@ -347,6 +347,7 @@ def cmd_collab(args: argparse.Namespace) -> int:
             stewards=args.steward,
             steward_signatures=signatures,
             earlier_epochs=_earlier(args.earlier_epochs),
+            keys_from_peer=args.keys_from_peer,
         )
         done = admin.call(lambda: stub.AddCollab(add, timeout=30)).collaboration
     else:
@@ -583,6 +584,12 @@ def _add_collab_group(groups: _Sub) -> None:
         metavar="MEMBER",
         help="an active member whose client makes the collaboration's key epochs and wraps"
         " them to the members (repeatable; joined to it); the hub then never makes a key",
+    )
+    add.add_argument(
+        "--keys-from-peer",
+        action="store_true",
+        help="its key epochs come from a steward on a peer hub (a collaboration that spans"
+        " hubs, mapped by a peering): the hub makes none; not with --steward",
     )
     _admin_key_option(add)
     _earlier_option(add, 0)

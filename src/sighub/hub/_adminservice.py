@@ -327,6 +327,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 list(request.stewards),
                 list(request.steward_signatures),
                 request.earlier_epochs,
+                request.keys_from_peer,
             )
             return admin_pb2.AddCollabResponse(collaboration=self._collab(name))
 

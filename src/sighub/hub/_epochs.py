@@ -12,13 +12,15 @@ from typing import Any, Final
 
 from sighub.client import _leaves
 from sighub.client._hpke import SUITES
+from sighub.client._model import holds_keys
 from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
 from sighub.hub._errors import HubError
-from sighub.hub._store import MemberRow, Store, holds_keys
+from sighub.hub._store import MemberRow, Store
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
 
 _COMMITMENT: Final = re.compile(r"[0-9a-f]{64}")
+_MEMBER: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _TAG: Final = 16  # ChaCha20-Poly1305's tag, the AEAD of every suite
 
 
@@ -173,6 +175,9 @@ def put_epoch(
             # the first steward epoch moves the collaboration to member-held keys: the
             # hub's own secrets go (members keep the copies they hold until expiry)
             c.execute("DELETE FROM collab_keys WHERE collab=?", (collab,))
+        for w in wraps:  # copied by the relays to the recipients' hubs
+            if w.far:
+                store.append_leaf("collab.wrap", _leaves.collab_wrap(w.leaf_fields()), collab)
         c.executemany(
             "INSERT INTO epoch_wraps (collab, epoch, recipient, recipient_key_id, suite, sealed,"
             " steward, signing_key_id, signature, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -207,14 +212,10 @@ def _check_wrap(
             f"{w.what}: sealed is {len(w.sealed)} bytes; expected {expected} for suite"
             f" {w.suite[:80]!r} (its encapsulated key, a {SECRET_SIZE}-byte secret, a tag)"
         )
-    if w.recipient not in members:
-        raise HubError.precondition(f"{w.what}: {w.recipient!r} is not a member of {collab!r}")
-    current = store.encryption_key(w.recipient)
-    if current is None or (current[0], current[1]) != (w.recipient_key_id, w.suite):
-        raise HubError.precondition(
-            f"{w.what}: sealed to key {w.recipient_key_id} ({w.suite}); {w.recipient!r}'s"
-            f" current encryption key is {current[0] if current else 'none'}"
-        )
+    if w.far:
+        _check_far(store, w, collab)
+    else:
+        _check_recipient(store, w, collab, members)
     public = signers.get(w.signing_key_id)
     if public is None:
         raise HubError.unauthenticated(
@@ -224,6 +225,34 @@ def _check_wrap(
         w.check_signature(public)
     except WrapError as exc:
         raise HubError.unauthenticated(str(exc)) from None
+
+
+def _check_recipient(store: Store, w: Wrap, collab: str, members: set[str]) -> None:
+    if w.recipient not in members:
+        raise HubError.precondition(f"{w.what}: {w.recipient!r} is not a member of {collab!r}")
+    current = store.encryption_key(w.recipient)
+    if current is None or (current[0], current[1]) != (w.recipient_key_id, w.suite):
+        raise HubError.precondition(
+            f"{w.what}: sealed to key {w.recipient_key_id} ({w.suite}); {w.recipient!r}'s"
+            f" current encryption key is {current[0] if current else 'none'}"
+        )
+
+
+def _check_far(store: Store, w: Wrap, collab: str) -> None:
+    """A wrap to a member of another hub (``member@origin``): that hub is an active peer
+    whose peering maps one of its collaborations to ``collab``.  Its member and key are
+    that hub's to know: its members check the wrap against their own verified log."""
+    member, _, origin = w.recipient.partition("@")
+    if not _MEMBER.fullmatch(member):
+        raise HubError.invalid(f"{w.what}: recipient {w.recipient[:80]!r}; expected member@origin")
+    name = store.live_peering_by_origin(origin)
+    p = store.peering(name) if name is not None else None
+    if p is None or p.status != "active" or all(local != collab for _, local in p.collabs):
+        raise HubError.precondition(
+            f"{w.what}: {origin[:80]!r} is not the origin of an active peering that maps a"
+            f" collaboration to {collab!r}; wraps go to members of peer hubs the"
+            " collaboration crosses to"
+        )
 
 
 def _rows_to_wraps(rows: list[Any]) -> list[Wrap]:

@@ -271,12 +271,19 @@ class Hub:
         stewards: list[str] | None = None,
         signatures: list[bytes] | None = None,
         earlier_epochs: int = 0,
+        keys_from_peer: bool = False,
     ) -> str:
         """Create ``name``.  With ``stewards`` (active members, each joined to it, each
         designated by the admin's signature in ``signatures``) the stewards make its key
-        epochs and the hub never draws one; without, the hub makes epoch 0 as before
-        stewards."""
+        epochs and the hub never draws one; with ``keys_from_peer``, a steward of a peer hub
+        does (the relay records the epochs it copies); else the hub makes epoch 0 as
+        before stewards."""
         self._name("collaboration", name)
+        if keys_from_peer and stewards:
+            raise HubError.invalid(
+                f"collaboration {name!r}: keys from a peer hub and stewards {stewards}; its"
+                " key epochs come from one or the other"
+            )
         if self.store.collab_exists(name):
             raise HubError.exists(f"collaboration {name!r} already exists")
         self._check_policy(name, earlier_epochs)
@@ -307,7 +314,7 @@ class Hub:
                 c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (name, steward))
                 leaf = self.store.join_leaf(name, steward, 0)
                 self.store.append_leaf("collab.join", leaf, name, steward)
-            if not designations:
+            if not designations and not keys_from_peer:
                 secret = secrets.token_bytes(32)
                 c.execute(
                     "INSERT INTO collab_keys (collab, epoch, secret, created) VALUES (?, 0, ?, ?)",
@@ -317,6 +324,26 @@ class Hub:
                 self.store.append_leaf("collab.epoch", leaf, name)
             self.store.audit(now, actor, "collab.add", name, stewards=list(designations))
         return name
+
+    def record_far_epoch(
+        self, collab: str, epoch: int, commitment: str, steward: str, seq: int
+    ) -> bool:
+        """A key epoch of ``collab`` made by a steward of a peer hub (``steward`` as
+        ``member@origin``), as the relay copied its leaf at ``seq``: recorded once, for a
+        collaboration whose keys come from a peer (no stewards, no key of this hub), so
+        that its members publish under it.  False: not recorded (the caller's
+        transaction)."""
+        store = self.store
+        if store.stewards(collab) or store.one(
+            "SELECT 1 FROM collab_keys WHERE collab=? LIMIT 1", collab
+        ):
+            return False
+        store.conn.execute(
+            "INSERT OR IGNORE INTO collab_epochs (collab, epoch, commitment, steward, created,"
+            " seq) VALUES (?, ?, ?, ?, ?, ?)",
+            (collab, epoch, commitment, steward, self.now(), seq),
+        )
+        return True
 
     @staticmethod
     def _check_policy(collab: str, earlier_epochs: int) -> None:

@@ -50,6 +50,7 @@ from sighub.client._errors import SighubError
 from sighub.client._farlog import FarLog, check_relayed
 from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
 from sighub.client._leaves import (
+    COLLAB_COPIED_TYPES,
     COPIED_TYPES,
     FAR_TYPES,
     envelope_leaf,
@@ -63,6 +64,7 @@ from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch, open_c
 from sighub.client._rules import count_problem, envelope_problem
 from sighub.client._stix import format_time
 from sighub.client._verify import Checked, Row
+from sighub.client._wraps import far_recipient
 from sighub.hub._peering import Direction, Peering
 from sighub.hub._peers import ENROLLMENT_FILE
 from sighub.hub._tunnel import Dialer, DialerState, TunnelEnd
@@ -138,6 +140,9 @@ class Copy:
     kind: str
     leaf: bytes
     key: str  # what makes it the same copy when it comes again
+    # a key epoch of a mapped collaboration: (local collab, epoch, commitment, steward as
+    # member@origin), which this hub records for a collaboration whose keys come from a peer
+    epoch: tuple[str, int, str, str] | None = None
 
 
 def _copy_key(doc: dict[str, Any]) -> str:
@@ -285,11 +290,14 @@ class RelayDaemon(SyncDaemon):
                 continue
             doc = parse_leaf(x.leaf)  # the guard parsed it already: it cannot fail here
             kind = doc["type"]
-            if kind in COPIED_TYPES:
+            local = self.context.peering.local_collab(str(doc.get("collab")))
+            if kind in COPIED_TYPES or (kind in COLLAB_COPIED_TYPES and local is not None):
                 path = self._peer.inclusion_proof(x.sequence - 1, cp.size)
                 verify_inclusion(x.sequence - 1, cp.size, leaf_hash(x.leaf), path, cp.root)
                 leaf = peer_leaf(peer, x.sequence, x.leaf, cp.size, path)
-                own.append(Copy(x.sequence, "peer.leaf", leaf, f"leaf {peer} {x.sequence}"))
+                epoch = _far_epoch(doc, local, peer) if kind == "collab.epoch" else None
+                key = f"leaf {peer} {x.sequence}"
+                own.append(Copy(x.sequence, "peer.leaf", leaf, key, epoch))
             elif (
                 kind in FAR_TYPES and x.sequence in verified and doc["origin"] != self.context.here
             ):
@@ -445,11 +453,28 @@ def commit(
 
 
 def _copy(hub: Hub, item: Copy) -> tuple[Outcome, str]:
-    """Append a copied leaf of another hub's log, once (a diamond brings it twice)."""
+    """Append a copied leaf of another hub's log, once (a diamond brings it twice); a
+    peer steward's key epoch is recorded for the collaboration it maps to."""
     if not hub.store.take_copy(item.key):
         return Outcome.DUPLICATE_COPY, "already copied"
-    hub.store.append_leaf(item.kind, item.leaf)
+    seq = hub.store.append_leaf(item.kind, item.leaf)
+    if item.epoch is not None and not hub.record_far_epoch(*item.epoch, seq):
+        collab, epoch, _, steward = item.epoch
+        log.warning("collaboration %r: epoch %d of %s not recorded: the collaboration has"
+                    " stewards or keys of this hub (make it with --keys-from-peer)", collab,
+                    epoch, steward)  # fmt: skip
     return Outcome.COPIED, ""
+
+
+def _far_epoch(
+    doc: dict[str, Any], local: str | None, peer: str
+) -> tuple[str, int, str, str] | None:
+    """A steward's epoch leaf of a mapped collaboration, as this hub records it (a hub-made
+    epoch of the peer has no steward: its key never leaves the peer)."""
+    steward = doc.get("steward")
+    if local is None or not isinstance(steward, str):
+        return None
+    return local, int(doc["epoch"]), str(doc["commitment"]), far_recipient(steward, peer)
 
 
 def _duplicate(store: Store, item: Prepared) -> tuple[Outcome, str]:

@@ -29,7 +29,7 @@ import sqlite_utils
 from sighub.client import _leaves
 from sighub.client._local import transaction
 from sighub.client._merkle import leaf_hash
-from sighub.client._model import Tlp
+from sighub.client._model import Tlp, holds_keys
 from sighub.hub._errors import HubError
 from sighub.hub._peering import Direction, Peering
 from sighub.hub._tlog import Tlog
@@ -40,12 +40,6 @@ TLOG: Final = Tlog()  # the hub's one tree, in table tlog_nodes
 # Leaves every member reads in full: the directory, and peerings, which clients verify.
 _FULL_TYPES: Final = _leaves.DIRECTORY_TYPES | _leaves.PEER_TYPES
 _MIGRATE_CHUNK: Final = 10_000  # leaves appended per statement batch when migrating
-
-
-def holds_keys(roles: Iterable[str]) -> bool:
-    """Whether a member with ``roles`` holds collaboration keys: every member but a peer
-    hub's relay (role ``peer`` alone), which relays envelopes and never matches."""
-    return set(roles) != {"peer"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1045,11 +1045,17 @@ class AddCollabRequest(_message.Message):
     STEWARDS_FIELD_NUMBER: _builtins.int
     STEWARD_SIGNATURES_FIELD_NUMBER: _builtins.int
     EARLIER_EPOCHS_FIELD_NUMBER: _builtins.int
+    KEYS_FROM_PEER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The new collaboration's name: 1-63 characters of [a-z0-9-]."""
     earlier_epochs: _builtins.int
     """How many key epochs before the current one a joiner is wrapped (0, the default: the
     current epoch only; at most 64).
+    """
+    keys_from_peer: _builtins.bool
+    """Its key epochs come from a steward on a peer hub (a collaboration that spans hubs,
+    mapped by a peering): the hub makes none and takes those its relay copies; its
+    members open the wraps from the log.  INVALID_ARGUMENT with stewards.
     """
     @_builtins.property
     def stewards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1072,10 +1078,11 @@ class AddCollabRequest(_message.Message):
         stewards: _abc.Iterable[_builtins.str] | None = ...,
         steward_signatures: _abc.Iterable[_builtins.bytes] | None = ...,
         earlier_epochs: _builtins.int = ...,
+        keys_from_peer: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["earlier_epochs", b"earlier_epochs", "name", b"name", "steward_signatures", b"steward_signatures", "stewards", b"stewards"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earlier_epochs", b"earlier_epochs", "keys_from_peer", b"keys_from_peer", "name", b"name", "steward_signatures", b"steward_signatures", "stewards", b"stewards"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,100 @@
+"""Collaboration keys that span hubs (``docs/federation.md``, "Collaboration keys across
+hubs"): one key per epoch, made by a steward on the collaboration's origin hub and held by
+its members on every hub.
+
+The steward wraps each epoch to the members of the other hubs too: their memberships and
+encryption keys reach its hub's log as copies (``_farlog``), and it names each as
+``member@origin`` (``_wraps.far_recipient``).  Its hub logs those wraps as ``collab.wrap``
+leaves, which the relays copy, with the epoch leaf, to the members' hubs; a member opens a
+wrap from its own verified log, checked as a member of the origin hub would check it: the
+epoch leaf's steward designated there, the wrap signed under that steward's key as the
+origin's copied directory holds it, the secret matching the commitment.  It keeps the
+secret under its own hub's name for the collaboration (its peering's map).  Only the
+peers this member's hub pins directly count (one hop): a steward two hubs away is not
+reached yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable
+
+from sighub.client._farlog import FarLog
+from sighub.client._hpke import EncryptionKey
+from sighub.client._keyring import KeyRing
+from sighub.client._model import holds_keys
+from sighub.client._steward import _check_logged, steward_key
+from sighub.client._wraps import Recipient, WrapError, far_recipient, unwrap
+
+__all__ = ["far_recipients", "far_unwrap"]
+
+log = logging.getLogger("sighub.steward")
+
+
+def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
+    """The members of ``collab`` (this hub's name) on each hub this one pins a live
+    peering with, by ``member@origin``, with their current encryption keys as that hub's
+    copied directory shows them; a member without a usable one (a relay, role peer only)
+    is not a recipient."""
+    out: dict[str, Recipient] = {}
+    for origin, view in sorted(far.stewards.items()):
+        remote = far.pinned.remote_for(collab, origin)
+        if remote is None or far.pinned.local_for(remote, origin) != collab:
+            continue
+        state = view.collabs.get(remote)
+        ring = far.rings.get(origin)
+        if state is None or ring is None:
+            continue
+        for member in sorted(state.members):
+            if not holds_keys(far.roles.get((origin, member), ())):
+                continue  # a relay of a peer hub: it never matches
+            logged = ring.encryption_key(member)
+            if logged is not None:
+                name = far_recipient(member, origin)
+                out[name] = Recipient(name, *logged)
+    return out
+
+
+def far_unwrap(
+    far: FarLog,
+    member: str,
+    keys: dict[str, EncryptionKey],
+    have: Iterable[tuple[str, int]],
+) -> tuple[list[tuple[str, int, bytes]], list[str]]:
+    """(local collab, epoch, secret) of each wrap a steward of another hub made for
+    ``member`` of this hub that this member does not hold yet and that checks; and why
+    each refused one was refused.  A wrap whose collaboration no live peering maps, or
+    whose epoch leaf or steward key is not copied yet, waits."""
+    held = set(have)
+    me = far_recipient(member, far.here)
+    got: list[tuple[str, int, bytes]] = []
+    refused: list[str] = []
+    for (origin, remote, epoch, recipient), w in sorted(far.wraps.items()):
+        local = far.pinned.local_for(remote, origin)
+        if recipient != me or local is None or (local, epoch) in held:
+            continue
+        view, ring = far.stewards.get(origin), far.rings.get(origin)
+        logged = view.epochs.get((remote, epoch)) if view is not None else None
+        if logged is None or ring is None or ring.get(w.signing_key_id) is None:
+            continue
+        try:
+            _check_logged(w, logged)
+            key = keys.get(w.recipient_key_id)
+            if key is None:
+                raise WrapError(
+                    f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
+                    " member does not hold"
+                )
+            secret = unwrap(w, me, key, functools.partial(_steward_key, ring, logged.keys))
+        except WrapError as exc:
+            log.error("wrap from %s refused: %s", origin, exc)
+            refused.append(f"{origin}: {exc}")
+            continue
+        got.append((local, epoch, secret))
+        held.add((local, epoch))
+    return got, refused
+
+
+def _steward_key(ring: KeyRing, keys: frozenset[str], steward: str, kid: str) -> bytes | None:
+    return steward_key(ring, steward, kid, keys)

@@ -1,0 +1,154 @@
+"""A collaboration key that spans hubs (``docs/federation.md``, "Collaboration keys across
+hubs"; ``client/_farkeys.py``), on real hub processes.
+
+``industry`` and ``regional`` follow each other with ``sg-x`` mapped both ways.  Its steward
+is a platform of industry; regional's ``sg-x`` takes its keys from the peer.  The steward
+wraps each epoch to regional's members too (their memberships and encryption keys reach
+industry's log as copies); industry logs those wraps as ``collab.wrap`` leaves, which
+regional's relay copies with the epoch leaf; regional's platforms open them from their own
+verified log and match what the industry platform blinded, one key on both hubs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sighub import Kind
+from sighub import Member as Platform
+from sighub.hub._cli import main as sighub
+from sighub.wire import Blinder
+from tests.hub.conftest import Member
+from tests.hub.test_federation import Net, envelopes, member_sync, wait_for
+
+X = "sg-x"
+TEXT = "menu for s3ller bundles"
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Net]:
+    n = Net(tmp_path)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def keys(member: Member) -> dict[int, bytes]:
+    with sqlite3.connect(member.data / "local.db") as c:
+        rows = c.execute("SELECT epoch, secret FROM collab_keys WHERE collab=?", (X,))
+        return {int(e): bytes(s) for e, s in rows.fetchall()}
+
+
+def far_wraps(hub: Net, name: str) -> list[str]:
+    with hub.hubs[name].db() as c:
+        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE recipient LIKE '%@%'")
+        return sorted(str(r[0]) for r in rows.fetchall())
+
+
+def rekey(net: Net, steward: Member, *extra: str) -> None:
+    args = ["collab", "rekey", X, "--data", str(steward.data), "--hub", steward.hub.address]
+    assert sighub([*args, *extra]) == 0
+
+
+def copied_join(net: Net, member: str, kind: str = "collab.join") -> bool:
+    """Whether industry's log holds a copy of regional's leaf of ``member`` joining (or,
+    with ``kind``, leaving) sg-x."""
+    with net.hubs["industry"].db() as c:
+        rows = c.execute("SELECT leaf FROM leaves WHERE type='peer.leaf'").fetchall()
+    for (raw,) in rows:
+        inner = json.loads(base64.b64decode(json.loads(bytes(raw))["leaf"]))
+        if inner["type"] == kind and inner["member"] == member:
+            return True
+    return False
+
+
+@pytest.fixture
+def spanning(net: Net) -> tuple[Net, Member]:
+    industry, regional = net.hub("industry"), net.hub("regional")
+    steward = net.member("industry", "stw-a", collabs=())
+    assert industry.admin_cli("collab", "add", X, "--steward", "stw-a") == 0
+    assert regional.admin_cli("collab", "add", X, "--keys-from-peer") == 0
+    net.follow("regional", "industry", collabs=((X, X),))
+    net.follow("industry", "regional", collabs=((X, X),))
+    return net, steward
+
+
+def test_one_key_on_both_hubs_matches_what_the_other_hub_blinded(
+    spanning: tuple[Net, Member],
+) -> None:
+    net, steward = spanning
+    plat = net.member("regional", "plat-b", collabs=(X,))
+    wait_for("industry copied plat-b's join", lambda: copied_join(net, "plat-b"))
+    rekey(net, steward)
+    assert far_wraps(net, "industry") == ["plat-b@sighub/regional"]
+    secret = keys(steward)[0]
+    # regional's relay copies the epoch and the wrap; regional records the epoch
+    with net.hubs["regional"].db() as c:
+        wait_for(
+            "regional recorded epoch 0",
+            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
+        )
+        steward_there = c.execute("SELECT steward FROM collab_epochs WHERE collab=?", (X,))
+        assert steward_there.fetchall() == [("stw-a@sighub/industry",)]
+    report = member_sync(plat)
+    assert report.refused == []
+    assert keys(plat) == {0: secret}  # the steward's secret, opened from regional's log
+    # the steward's platform publishes blinded under epoch 0; regional's platform matches
+    blinder = Blinder(steward.key(X))
+    value = blinder.value(Kind.KEYWORD, "s3ller")
+    raw = steward.envelope(steward.indicators(1, collab=X, value=value))
+    steward.client().publish(X, raw)
+    wait_for("relayed to regional", lambda: len(envelopes(net.hubs["regional"], X)) == 1)
+    member_sync(plat)
+    hits = Platform(plat.data, address=plat.hub.address).matcher().scan(TEXT)
+    assert [h.text for h in hits] == ["s3ller"]
+    # and back: regional's platform publishes under the same epoch; the steward matches it
+    value = Blinder(plat.key(X)).value(Kind.KEYWORD, "bundles")
+    back = plat.envelope(plat.indicators(1, collab=X, value=value))
+    plat.client().publish(X, back)
+    wait_for("relayed to industry", lambda: len(envelopes(net.hubs["industry"], X)) == 2)
+    member_sync(steward)
+    hits = Platform(steward.data, address=steward.hub.address).matcher().scan(TEXT)
+    assert sorted(h.text for h in hits) == ["bundles", "s3ller"]
+
+
+def test_a_member_that_joins_later_on_the_far_hub_is_wrapped_the_current_epoch(
+    spanning: tuple[Net, Member],
+) -> None:
+    net, steward = spanning
+    first = net.member("regional", "plat-b", collabs=(X,))
+    wait_for("copied", lambda: copied_join(net, "plat-b"))
+    rekey(net, steward)
+    late = net.member("regional", "plat-c", collabs=(X,))
+    wait_for("copied", lambda: copied_join(net, "plat-c"))
+    rekey(net, steward)  # the current epoch to the member that lacks it, not a new one
+    assert far_wraps(net, "industry") == ["plat-b@sighub/regional", "plat-c@sighub/regional"]
+    member_sync(first)
+    member_sync(late)
+    assert keys(late) == keys(first) == {0: keys(steward)[0]}
+
+
+def test_a_far_member_that_leaves_gets_no_later_epoch(spanning: tuple[Net, Member]) -> None:
+    """plat-c leaves regional's sg-x: the copy of its leave reaches industry, and the
+    steward's next duties make a new epoch wrapped to plat-b alone."""
+    net, steward = spanning
+    stays = net.member("regional", "plat-b", collabs=(X,))
+    leaves = net.member("regional", "plat-c", collabs=(X,))
+    wait_for("copied", lambda: copied_join(net, "plat-c"))
+    rekey(net, steward)
+    assert net.hubs["regional"].admin_cli("collab", "leave", X, "plat-c") == 0
+    wait_for("copied", lambda: copied_join(net, "plat-c", "collab.leave"))
+    member_sync(steward)  # its duties: a holder is no longer a member
+    assert sorted(keys(steward)) == [0, 1]
+    with net.hubs["industry"].db() as c:
+        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE epoch=1 ORDER BY recipient")
+        assert [r[0] for r in rows] == ["plat-b@sighub/regional", "stw-a"]
+    member_sync(stays)
+    assert keys(stays) == keys(steward)
+    member_sync(leaves)
+    assert sorted(keys(leaves)) == [0]
