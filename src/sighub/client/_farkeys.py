@@ -1,5 +1,5 @@
-"""Collaboration keys that span hubs (``docs/federation.md``, "Collaboration keys across
-hubs"): one key per epoch, made by a steward on the collaboration's origin hub and held by
+"""Collaboration keys that span hubs (``docs/federation.md``, "As built: collaboration keys
+across hubs"): one key per epoch, made by a steward on the collaboration's origin hub and held by
 its members on every hub.
 
 The steward wraps each epoch to the members of the other hubs too: their memberships and
