@@ -57,6 +57,9 @@ class Pins:
         found = [loc for (loc, o), r in self.maps.items() if o == origin and r == remote]
         return found[0] if found else None
 
+    def mapped_locals(self) -> set[str]:
+        return {loc for loc, _ in self.maps}
+
 
 class OriginLog:
     """A hub's log as leaves, signed by its log key."""

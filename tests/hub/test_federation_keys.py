@@ -152,3 +152,35 @@ def test_a_far_member_that_leaves_gets_no_later_epoch(spanning: tuple[Net, Membe
     assert keys(stays) == keys(steward)
     member_sync(leaves)
     assert sorted(keys(leaves)) == [0]
+
+
+def test_two_hops_from_the_steward_one_key_still(net: Net) -> None:
+    """industry <-> regional <-> hotline, sg-x mapped on each peering: hotline's platform
+    is two hops from the steward; its join reaches industry as a copy of a copy, the
+    steward wraps it, the wrap reaches hotline the same way, and hotline's platform matches
+    what industry's platform blinded."""
+    industry, regional, hotline = net.hub("industry"), net.hub("regional"), net.hub("hotline")
+    steward = net.member("industry", "stw-a", collabs=())
+    assert industry.admin_cli("collab", "add", X, "--steward", "stw-a") == 0
+    for hub in (regional, hotline):
+        assert hub.admin_cli("collab", "add", X, "--keys-from-peer") == 0
+    for a, b in (("regional", "industry"), ("industry", "regional"), ("hotline", "regional"),
+                 ("regional", "hotline")):  # fmt: skip
+        net.follow(a, b, collabs=((X, X),))
+    far = net.member("hotline", "plat-c", collabs=(X,))
+    wait_for("industry copied plat-c's join", lambda: copied_join(net, "plat-c"))
+    rekey(net, steward)
+    assert far_wraps(net, "industry") == ["plat-c@sighub/hotline"]
+    with hotline.db() as c:
+        wait_for(
+            "hotline recorded epoch 0",
+            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
+        )
+    wait_for("the wrap reached plat-c", lambda: member_sync(far) is not None and 0 in keys(far))
+    assert keys(far) == {0: keys(steward)[0]}
+    value = Blinder(steward.key(X)).value(Kind.KEYWORD, "s3ller")
+    steward.client().publish(X, steward.envelope(steward.indicators(1, collab=X, value=value)))
+    wait_for("relayed to hotline", lambda: len(envelopes(hotline, X)) == 1)
+    member_sync(far)
+    hits = Platform(far.data, address=far.hub.address).matcher().scan(TEXT)
+    assert [h.text for h in hits] == ["s3ller"]

@@ -9,9 +9,8 @@ leaves, which the relays copy, with the epoch leaf, to the members' hubs; a memb
 wrap from its own verified log, checked as a member of the origin hub would check it: the
 epoch leaf's steward designated there, the wrap signed under that steward's key as the
 origin's copied directory holds it, the secret matching the commitment.  It keeps the
-secret under its own hub's name for the collaboration (its peering's map).  Only the
-peers this member's hub pins directly count (one hop): a steward two hubs away is not
-reached yet.
+secret under its own hub's name for the collaboration (through its peerings' maps, and
+those of the hubs between, as the copied peering records give them: any number of hops).
 """
 
 from __future__ import annotations
@@ -33,17 +32,14 @@ log = logging.getLogger("sighub.steward")
 
 
 def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
-    """The members of ``collab`` (this hub's name) on each hub this one pins a live
-    peering with, by ``member@origin``, with their current encryption keys as that hub's
-    copied directory shows them; a member without a usable one (a relay, role peer only)
-    is not a recipient."""
+    """The members of ``collab`` (this hub's name) on each hub its peerings map it to, any
+    number of hops away (``FarLog.names_at``), by ``member@origin``, with their current
+    encryption keys as that hub's copied directory shows them; a relay (role peer only) and
+    a member without a usable key are not recipients."""
     out: dict[str, Recipient] = {}
-    for origin, view in sorted(far.stewards.items()):
-        remote = far.pinned.remote_for(collab, origin)
-        if remote is None or far.pinned.local_for(remote, origin) != collab:
-            continue
-        state = view.collabs.get(remote)
-        ring = far.rings.get(origin)
+    for origin, remote in sorted(far.names_at(collab).items()):
+        view, ring = far.stewards.get(origin), far.rings.get(origin)
+        state = view.collabs.get(remote) if view is not None else None
         if state is None or ring is None:
             continue
         for member in sorted(state.members):
@@ -65,14 +61,20 @@ def far_unwrap(
     """(local collab, epoch, secret) of each wrap a steward of another hub made for
     ``member`` of this hub that this member does not hold yet and that checks; and why
     each refused one was refused.  A wrap whose collaboration no live peering maps, or
-    whose epoch leaf or steward key is not copied yet, waits."""
+    whose epoch leaf or steward key is not copied yet, waits.  The collaboration's local
+    name is found through the chain of peerings (``FarLog.local_name``)."""
     held = set(have)
     me = far_recipient(member, far.here)
     got: list[tuple[str, int, bytes]] = []
     refused: list[str] = []
+    names: dict[tuple[str, str], str | None] = {}  # (origin, its name) -> the local one
     for (origin, remote, epoch, recipient), w in sorted(far.wraps.items()):
-        local = far.pinned.local_for(remote, origin)
-        if recipient != me or local is None or (local, epoch) in held:
+        if recipient != me:
+            continue
+        if (origin, remote) not in names:
+            names[(origin, remote)] = far.local_name(remote, origin)
+        local = names[(origin, remote)]
+        if local is None or (local, epoch) in held:
             continue
         view, ring = far.stewards.get(origin), far.rings.get(origin)
         logged = view.epochs.get((remote, epoch)) if view is not None else None

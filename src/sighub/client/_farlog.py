@@ -70,6 +70,8 @@ class PinnedPeers(Protocol):
 
     def local_for(self, remote: str, origin: str) -> str | None: ...
 
+    def mapped_locals(self) -> set[str]: ...
+
 
 class FarLog:
     """What this member's verified log copied of other hubs' logs: see the module.
@@ -125,6 +127,33 @@ class FarLog:
             name = found
             names.append(name)
         return names[::-1]
+
+    def names_at(self, collab: str) -> dict[str, str]:
+        """Origin -> the name this hub's ``collab`` has in that hub's log: through this
+        hub's live peerings' maps, then the copied peerings of the hubs behind them, any
+        number of hops (a collaboration that spans hubs, ``_farkeys``)."""
+        out: dict[str, str] = {}
+        frontier: list[str] = []
+        for origin in sorted(self.pinned.log_keys()):
+            remote = self.pinned.remote_for(collab, origin)
+            if remote is not None and self.pinned.local_for(remote, origin) == collab:
+                out[origin] = remote
+                frontier.append(origin)
+        while frontier:
+            hub = frontier.pop(0)
+            for (h, peer, local), remote in sorted(self.maps.items()):
+                if h == hub and local == out[hub] and peer not in out and peer != self.here:
+                    out[peer] = remote
+                    frontier.append(peer)
+        return out
+
+    def local_name(self, remote: str, origin: str) -> str | None:
+        """This hub's collaboration whose name in ``origin``'s log is ``remote`` (the
+        inverse of ``names_at``); None: no chain of peerings maps it."""
+        for local in sorted(self.pinned.mapped_locals()):
+            if self.names_at(local).get(origin) == remote:
+                return local
+        return None
 
     # -- reading the log -------------------------------------------------------------
     def apply(self, sequence: int, doc: Mapping[str, Any], raw: bytes) -> None:

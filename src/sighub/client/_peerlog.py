@@ -246,6 +246,10 @@ class PeerLog:
                 return remote
         return None
 
+    def mapped_locals(self) -> set[str]:
+        """This hub's collaborations that a live peering maps."""
+        return {local for p in self.live() for _, local in p.collabs}
+
     def local_for(self, remote: str, origin: str) -> str | None:
         """This hub's collaboration that the live peering with the hub ``origin`` maps
         that hub's ``remote`` one to; None: none does (a collaboration's keys cross only

@@ -21,6 +21,7 @@ __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_
 
 _COMMITMENT: Final = re.compile(r"[0-9a-f]{64}")
 _MEMBER: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_ORIGIN: Final = re.compile(r"sighub/[^\s@+\x00-\x1f\x7f]{1,200}")
 _TAG: Final = 16  # ChaCha20-Poly1305's tag, the AEAD of every suite
 
 
@@ -239,19 +240,33 @@ def _check_recipient(store: Store, w: Wrap, collab: str, members: set[str]) -> N
 
 
 def _check_far(store: Store, w: Wrap, collab: str) -> None:
-    """A wrap to a member of another hub (``member@origin``): that hub is an active peer
-    whose peering maps one of its collaborations to ``collab``.  Its member and key are
-    that hub's to know: its members check the wrap against their own verified log."""
+    """A wrap to a member of another hub (``member@origin``): ``collab`` crosses an active
+    peering, and that hub is a peer or one this hub's log holds copies of (a hub behind a
+    peer).  Its member and key are that hub's to know: its members check the wrap against
+    their own verified log."""
     member, _, origin = w.recipient.partition("@")
-    if not _MEMBER.fullmatch(member):
-        raise HubError.invalid(f"{w.what}: recipient {w.recipient[:80]!r}; expected member@origin")
-    name = store.live_peering_by_origin(origin)
-    p = store.peering(name) if name is not None else None
-    if p is None or p.status != "active" or all(local != collab for _, local in p.collabs):
+    if not _MEMBER.fullmatch(member) or not _ORIGIN.fullmatch(origin):
+        raise HubError.invalid(
+            f"{w.what}: recipient {w.recipient[:80]!r}; expected member@sighub/<hub name>"
+        )
+    crosses = [
+        p for p in store.peerings()
+        if p.status == "active" and any(local == collab for _, local in p.collabs)
+    ]  # fmt: skip
+    if not crosses:
         raise HubError.precondition(
-            f"{w.what}: {origin[:80]!r} is not the origin of an active peering that maps a"
-            f" collaboration to {collab!r}; wraps go to members of peer hubs the"
-            " collaboration crosses to"
+            f"{w.what}: {collab!r} crosses no active peering; wraps go to members of the"
+            " hubs a collaboration crosses to"
+        )
+    known = origin in {p.origin for p in crosses} or store.one(
+        "SELECT 1 FROM relayed_leaves WHERE key >= ? AND key < ? LIMIT 1",
+        f"leaf {origin} ",
+        f"leaf {origin}!",
+    )
+    if not known:
+        raise HubError.precondition(
+            f"{w.what}: {origin[:80]!r} is neither a peer this collaboration crosses to nor a"
+            " hub whose leaves this log copied"
         )
 
 

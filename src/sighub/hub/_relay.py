@@ -29,6 +29,7 @@ envelope id makes it a no-op (counted as ``duplicate``)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -84,6 +85,9 @@ NO_TUNNEL_PLAINTEXT: Final = (
     " nothing is pushed"
 )
 DIAL_IN_WAIT: Final = 1.0  # seconds between looks for a dial-in peer's control stream
+# a peer steward's key epoch as this hub records it: (local collab, epoch, commitment,
+# steward as member@origin)
+FarEpoch = tuple[str, int, str, str]
 _ID, _PUBLISHER, _KIND, _TLP, _VALID_UNTIL, _MODIFIED, _REVOKED = 0, 2, 4, 11, 13, 14, 15
 
 
@@ -140,9 +144,9 @@ class Copy:
     kind: str
     leaf: bytes
     key: str  # what makes it the same copy when it comes again
-    # a key epoch of a mapped collaboration: (local collab, epoch, commitment, steward as
-    # member@origin), which this hub records for a collaboration whose keys come from a peer
-    epoch: tuple[str, int, str, str] | None = None
+    # a key epoch of a mapped collaboration, which this hub records for a collaboration
+    # whose keys come from a peer
+    epoch: FarEpoch | None = None
 
 
 def _copy_key(doc: dict[str, Any]) -> str:
@@ -301,13 +305,27 @@ class RelayDaemon(SyncDaemon):
             elif (
                 kind in FAR_TYPES and x.sequence in verified and doc["origin"] != self.context.here
             ):
-                far.append(Copy(x.sequence, kind, x.leaf, _copy_key(doc)))
+                epoch = self._behind_epoch(doc) if kind == "peer.leaf" else None
+                far.append(Copy(x.sequence, kind, x.leaf, _copy_key(doc), epoch))
         if own:
             key = f"checkpoint {peer} {cp.size}"
             own.insert(
                 0, Copy(own[0].sequence, "peer.checkpoint", peer_checkpoint(peer, cp.note), key)
             )
         return sorted(own + far, key=lambda x: x.sequence)
+
+    def _behind_epoch(self, doc: dict[str, Any]) -> FarEpoch | None:
+        """A steward's epoch leaf of a hub behind the peer, copied by the peer: recorded
+        here for the collaboration this hub maps the peer's name of it to (the peer's name
+        through the peer's own peerings, as its verified log gives them)."""
+        guard = self._guard
+        inner = parse_leaf(base64.b64decode(doc["leaf"]))  # verified by the guard
+        if guard is None or inner["type"] != "collab.epoch":
+            return None
+        origin = str(doc["origin"])
+        at_peer = guard.far.local_name(str(inner["collab"]), origin)
+        local = self.context.peering.local_collab(at_peer) if at_peer is not None else None
+        return _far_epoch(inner, local, origin)
 
     def _relay(
         self,
