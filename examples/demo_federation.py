@@ -1,17 +1,19 @@
 """Federation on one machine, with synthetic data (``make demo-federation``):
 
-three hubs on loopback (mTLS), an industry hub, a regional hub and a hotline's hub; the
-regional hub follows the industry hub, and pushes to the hotline's hub (as if the hotline
-could not reach it: the regional hub dials out and keeps a tunnel open, through which the
-hotline's relay pulls).
-Platform A, on the industry hub, publishes; platform C, on the hotline's hub two hops away,
-verifies every envelope itself (against the industry hub's directory, as the relays copied
-it) and matches with provenance: publisher, origin hub, hops.  A ``red`` indicator stays
-home, and a revocation crosses both hops.
+three hubs on loopback (mTLS), an industry hub, a regional hub and a hotline's hub.  The
+regional hub and the industry hub follow each other; the regional hub pushes to the
+hotline's hub (as if the hotline could not reach it: the regional hub dials out and keeps a
+tunnel open, through which the hotline's relay pulls) and follows it.  Platform A, on the
+industry hub, stewards sg-csam's key: it wraps each epoch to platform C on the hotline's hub,
+two hops away (its join reached the industry hub as a copy of a copy; the wrap goes back the
+same way).  A publishes; C verifies every envelope itself (against the industry hub's
+directory, as the relays copied it) and matches with provenance, a blinded keyword too: one
+key on every hub.  A ``red`` indicator stays home, and a revocation crosses both hops.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -34,14 +36,15 @@ from sighub.hub._cli import main as sighub  # noqa: E402
 from sighub.hub._process import start_hub  # noqa: E402
 
 HUBS = ("industry-hub", "regional-hub", "hotline-hub")
-# Patterns need no collaboration key, so they match on any hub (blinded values need the
-# collaboration's key where they are matched: see docs/federation.md).
+# Patterns need no key; the blinded keyword needs sg-csam's key where it is matched: the
+# steward's wraps carry it to platform C two hops away (docs/federation.md).
 HEADER = "kind,value,form,ttl,confidence,description,tlp,labels\n"
 AMBER = (
     "payment,[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4},pattern,30d,40,"
     "gift-card code format,amber,gift-card-format\n"
     'url,"t\\.me/\\+[a-z0-9_]{8,32}",pattern,30d,50,private group invite format,amber,'
     "invite-link\n"
+    "keyword,s3ller,blinded,30d,60,seller spelling variant,amber,seller-term\n"
 )
 RED = (
     'payment,"\\$examplecash[0-9]{2}",pattern,30d,90,cashtag format seen in menus,red,'
@@ -50,6 +53,7 @@ RED = (
 POSTS = {
     "p4": "pay $ExampleCash01, codes like ab12-cd34-ef56-gh78",
     "p5": "join t.me/+abcd_efgh12 for the menu",
+    "p6": "ask the s3ller about chapter 14",
 }
 
 
@@ -92,7 +96,6 @@ class Net:
             self.procs[name], self.address[name] = start_hub(
                 self.root / name, stderr=subprocess.DEVNULL
             )
-            self.admin(name, "collab", "add", "sg-csam")
             print(f"  {name} listening on {self.address[name]} (mTLS), log sighub/{name}")
 
     def admin(self, hub: str, *args: str) -> str:
@@ -112,14 +115,16 @@ class Net:
 
     def push(self, pusher: str, receiver: str) -> None:
         """``receiver`` cannot dial ``pusher``: its admin enrolls the pusher as member
-        ``pusher`` (the tunnel's credential); the pusher's admin adds a push peering (it
+        ``pusher`` in sg-csam (the tunnel's credential, and the pusher's relay: direction
+        both, the pusher also follows the receiver); the pusher's admin adds the peering (it
         enrolls and dials out) and enrolls the receiver's relay as a peer in sg-csam; the
         receiver's admin adds a dial-in peering of the same name."""
         dialer = self.root / f"{pusher}.dialer.json"
         self.admin(receiver, "member", "add", pusher, "--roles", "peer", "--out", str(dialer))
+        self.admin(receiver, "collab", "join", "sg-csam", pusher)
         policy = ["--map", "sg-csam=sg-csam", "--max-hops", "3", "--tlp-ceiling", "amber"]
         self.admin(pusher, "peer", "add", receiver, "--enrollment", str(dialer), *policy,
-                   "--direction", "push")  # fmt: skip
+                   "--direction", "both")  # fmt: skip
         member = f"hub-{receiver.removesuffix('-hub')}"
         relay = self.root / f"{member}.enroll.json"
         self.admin(pusher, "member", "add", member, "--roles", "peer", "--out", str(relay))
@@ -127,8 +132,21 @@ class Net:
         self.admin(receiver, "peer", "add", pusher, "--enrollment", str(relay), *policy,
                    "--dial-in")  # fmt: skip
         print(f"  {pusher} pushes to {receiver}, which cannot dial it: {pusher} dials out"
-              f" and {receiver}'s relay pulls through that tunnel (sg-csam, TLP amber at most,"
-              " 3 hops)")  # fmt: skip
+              f" and {receiver}'s relay pulls through that tunnel; {pusher} also follows"
+              f" {receiver} (sg-csam, TLP amber at most, 3 hops)")  # fmt: skip
+
+    def collabs(self, steward: str) -> None:
+        """sg-csam on each hub: on the industry hub its key epochs are made by ``steward``,
+        on the others they come from that steward (``--keys-from-peer``): one key."""
+        path = self.root / f"{steward}.enroll.json"
+        self.admin(HUBS[0], "member", "add", steward, "--roles", "publisher,subscriber",
+                   "--out", str(path))  # fmt: skip
+        enroll(path, self.root / steward, address=self.address[HUBS[0]])
+        self.admin(HUBS[0], "collab", "add", "sg-csam", "--steward", steward)
+        print(f"  {HUBS[0]}: sg-csam, its key made by its steward {steward} (enrolled here)")
+        for hub in HUBS[1:]:
+            self.admin(hub, "collab", "add", "sg-csam", "--keys-from-peer")
+            print(f"  {hub}: sg-csam, its key from the steward on {HUBS[0]}")
 
     def platform(self, hub: str, name: str, roles: str) -> Member:
         path = self.root / f"{name}.enroll.json"
@@ -150,6 +168,28 @@ class Net:
 
 def _caught_up(relay: dict[str, Any]) -> bool:
     return bool(relay) and relay["cursor"] > 0 and relay["lag"] == 0
+
+
+def _leaves(root: Path, hub: str) -> list[dict[str, Any]]:
+    """The copies a hub's log holds of other hubs' leaves, opened."""
+    with sqlite3.connect(f"file:{root / hub / 'hub.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT leaf FROM leaves WHERE type='peer.leaf'").fetchall()
+    return [json.loads(base64.b64decode(json.loads(bytes(r[0]))["leaf"])) for r in rows]
+
+
+def copied_join(root: Path, member: str) -> bool:
+    return any(x["type"] == "collab.join" and x["member"] == member
+               for x in _leaves(root, HUBS[0]))  # fmt: skip
+
+
+def copied(root: Path, hub: str, kind: str) -> bool:
+    return any(x["type"] == kind for x in _leaves(root, hub))
+
+
+def far_wraps(root: Path) -> list[str]:
+    with sqlite3.connect(f"file:{root / HUBS[0] / 'hub.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT recipient FROM epoch_wraps WHERE recipient LIKE '%@%'")
+        return [str(r[0]) for r in rows.fetchall()]
 
 
 def scan(c: Member) -> dict[str, list[str]]:
@@ -178,14 +218,25 @@ def main() -> None:
         try:
             step("operators: three hubs on loopback")
             net.start()
+            net.collabs("platform-a")
             step("operators: peerings (each hub's admin signs its own)")
             net.follow("regional-hub", "industry-hub")
+            net.follow("industry-hub", "regional-hub")
             net.push("regional-hub", "hotline-hub")
             step("platforms: A at the industry hub publishes, C at the hotline's hub matches")
-            a = net.platform("industry-hub", "platform-a", "publisher,subscriber")
+            a = Member(root / "platform-a", address=net.address["industry-hub"])
             c = net.platform("hotline-hub", "platform-c", "subscriber")
 
-            step("platform A: publish two amber patterns, then a red one")
+            step("platform A, sg-csam's steward: wrap its key to the members of every hub")
+            wait_for("platform C's join copied to the industry hub (two hops)",
+                     lambda: copied_join(root, "platform-c"), timeout=30)  # fmt: skip
+            a.sync_once()  # its duties: a new epoch, wrapped to every member it knows
+            print(f"  epoch 0 wrapped to {', '.join(far_wraps(root))} and to platform-a;"
+                  " the industry hub logs each far wrap, the relays copy it on")  # fmt: skip
+            wait_for("the wrap at the hotline's hub",
+                     lambda: copied(root, "hotline-hub", "collab.wrap"), timeout=30)  # fmt: skip
+
+            step("platform A: publish two amber patterns and a blinded keyword, then a red pattern")
             for name, rows in (("amber", AMBER), ("red", RED)):
                 csv = root / f"{name}.csv"
                 csv.write_text(HEADER + rows)
@@ -204,9 +255,10 @@ def main() -> None:
             report = c.sync_once()
             print(f"  applied {report.applied} indicators from {report.envelopes} envelopes, "
                   f"refused {len(report.refused)}")  # fmt: skip
-            assert report.applied == 2 and not report.refused
+            assert report.applied == 3 and not report.refused
             before = scan(c)
             assert len(before["p4"]) == 1 and len(before["p5"]) == 1  # the red cashtag: no
+            assert len(before["p6"]) == 1  # blinded: one key, two hops from its steward
             print("\n  the red cashtag pattern stayed at the industry hub: regional-hub counted it"
                   f" as {net.relay('regional-hub', 'industry-hub')['counts'].get('tlp-ceiling')}"
                   " over its TLP ceiling")  # fmt: skip

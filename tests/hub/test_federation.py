@@ -350,8 +350,9 @@ def test_peer_status_shows_the_lag_and_suspend_stops_the_relay(
 
 
 def test_the_federation_demo_runs_end_to_end() -> None:
-    """``make demo-federation``: three hubs, a match two hops away with its provenance, the
-    red indicator kept home, a revocation across both hops, within 30 s."""
+    """``make demo-federation``: three hubs, a match two hops away with its provenance (a
+    blinded keyword too: the steward's key crossed both hops), the red indicator kept home,
+    a revocation across both hops, within 30 s."""
     started = time.monotonic()
     res = subprocess.run(
         [sys.executable, "examples/demo_federation.py"],
@@ -360,9 +361,11 @@ def test_the_federation_demo_runs_end_to_end() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert time.monotonic() - started < 30
     out = res.stdout
-    assert "applied 2 indicators from 1 envelopes, refused 0" in out
+    assert "applied 3 indicators from 1 envelopes, refused 0" in out
     via = "origin sighub/industry-hub, via sighub/regional-hub > sighub/hotline-hub"
-    assert out.count(via) == 3  # two matches, then the one left after the revocation
+    assert out.count(via) == 5  # three matches, then the two left after the revocation
+    assert "keyword  's3ller'" in out  # blinded: the steward's key reached two hops away
+    assert "epoch 0 wrapped to platform-c@sighub/hotline-hub" in out
     assert "counted it as 1 over its TLP ceiling" in out
     assert "p4 no longer fires at the hotline's hub" in out
     assert out.count("exited with 0") == 3
