@@ -20,6 +20,7 @@ import pytest
 
 from sighub import Kind
 from sighub import Member as Platform
+from sighub.client._daemon import SyncDaemon
 from sighub.hub._cli import main as sighub
 from sighub.wire import Blinder
 from tests.hub.conftest import Member
@@ -184,3 +185,63 @@ def test_two_hops_from_the_steward_one_key_still(net: Net) -> None:
     member_sync(far)
     hits = Platform(far.data, address=far.hub.address).matcher().scan(TEXT)
     assert [h.text for h in hits] == ["s3ller"]
+
+
+def test_a_collaboration_takes_its_keys_from_one_hub_only(net: Net) -> None:
+    """Two hubs steward a collaboration each that regional maps to its one sg-x: their
+    epochs would number the same epochs twice.  Regional and its platform take the keys of
+    the hub whose epoch came first; the other's wraps are refused, and said so."""
+    industry, national = net.hub("industry"), net.hub("national")
+    regional = net.hub("regional")
+    first = net.member("industry", "stw-a", collabs=())
+    second = net.member("national", "stw-n", collabs=())
+    assert industry.admin_cli("collab", "add", X, "--steward", "stw-a") == 0
+    assert national.admin_cli("collab", "add", X, "--steward", "stw-n") == 0
+    assert regional.admin_cli("collab", "add", X, "--keys-from-peer") == 0
+    for a, b in (("regional", "industry"), ("industry", "regional"), ("regional", "national"),
+                 ("national", "regional")):  # fmt: skip
+        net.follow(a, b, collabs=((X, X),))
+    plat = net.member("regional", "plat-b", collabs=(X,))
+    wait_for("copied at industry", lambda: copied_join(net, "plat-b"))
+    rekey(net, first)
+    with regional.db() as c:
+        wait_for(
+            "regional recorded industry's epoch",
+            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
+        )
+    with national.db() as c:
+        rows = "SELECT leaf FROM leaves WHERE type='peer.leaf'"
+
+        def national_copied() -> bool:
+            for (raw,) in c.execute(rows).fetchall():
+                inner = json.loads(base64.b64decode(json.loads(bytes(raw))["leaf"]))
+                if inner["type"] == "collab.join" and inner["member"] == "plat-b":
+                    return True
+            return False
+
+        wait_for("copied at national", national_copied)
+    rekey(net, second)
+    rekey(net, second, "--new")  # national's epoch 1: an epoch industry never made
+
+    def copied_wraps(origin: str) -> int:
+        with regional.db() as c:
+            found = 0
+            for (raw,) in c.execute("SELECT leaf FROM leaves WHERE type='peer.leaf'"):
+                doc = json.loads(bytes(raw))
+                inner = json.loads(base64.b64decode(doc["leaf"]))
+                found += doc["origin"] == origin and inner["type"] == "collab.wrap"
+            return found
+
+    wait_for("regional copied national's two wraps", lambda: copied_wraps("sighub/national") == 2)
+    daemon = SyncDaemon(plat.data, address=regional.address, workers=0)
+    try:
+        daemon.sync_once()
+        with daemon.connect() as hub:
+            refused = daemon.unwrap(hub)
+    finally:
+        daemon.close()
+    assert keys(plat) == {0: keys(first)[0]}  # industry's epoch; national's never taken
+    assert any("takes its keys from 'sighub/industry'" in r for r in refused), refused
+    with regional.db() as c:
+        rows = c.execute("SELECT steward FROM collab_epochs WHERE collab=?", (X,)).fetchall()
+    assert [r[0] for r in rows] == ["stw-a@sighub/industry"]

@@ -68,6 +68,7 @@ def far_unwrap(
     got: list[tuple[str, int, bytes]] = []
     refused: list[str] = []
     names: dict[tuple[str, str], str | None] = {}  # (origin, its name) -> the local one
+    owners: dict[str, str | None] = {}  # local collab -> the hub its keys come from
     for (origin, remote, epoch, recipient), w in sorted(far.wraps.items()):
         if recipient != me:
             continue
@@ -75,6 +76,16 @@ def far_unwrap(
             names[(origin, remote)] = far.local_name(remote, origin)
         local = names[(origin, remote)]
         if local is None or (local, epoch) in held:
+            continue
+        if local not in owners:
+            owners[local] = far.key_origin(local)
+        if origin != owners[local]:
+            why = (
+                f"{w.what}: {local!r} takes its keys from {owners[local]!r}, whose epoch"
+                f" reached this hub first; a wrap from {origin!r} is refused"
+            )
+            log.error("wrap refused: %s", why)
+            refused.append(why)
             continue
         view, ring = far.stewards.get(origin), far.rings.get(origin)
         logged = view.epochs.get((remote, epoch)) if view is not None else None

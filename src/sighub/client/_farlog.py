@@ -98,6 +98,9 @@ class FarLog:
         self.stewards: dict[str, StewardLog] = {}
         self.roles: dict[tuple[str, str], tuple[str, ...]] = {}  # (origin, member) -> roles
         self.wraps: dict[tuple[str, str, int, str], Wrap] = {}
+        # (origin, collab there) -> this log's sequence of its first steward epoch copied:
+        # a collaboration takes its keys from one hub, the first whose epoch reached here
+        self.first_epoch: dict[tuple[str, str], int] = {}
         self.collabs_changed = False  # a collaboration leaf was copied since last asked
         self._pending: list[tuple[int, bytes]] = []
 
@@ -146,6 +149,17 @@ class FarLog:
                     out[peer] = remote
                     frontier.append(peer)
         return out
+
+    def key_origin(self, local: str) -> str | None:
+        """The hub this hub's ``local`` collaboration takes its keys from: the one whose
+        steward epoch for it was copied here first (another hub's epochs for it would
+        number the same epochs again)."""
+        firsts = [
+            (seq, origin)
+            for (origin, remote), seq in self.first_epoch.items()
+            if self.local_name(remote, origin) == local
+        ]
+        return min(firsts)[1] if firsts else None
 
     def local_name(self, remote: str, origin: str) -> str | None:
         """This hub's collaboration whose name in ``origin``'s log is ``remote`` (the
@@ -246,6 +260,8 @@ class FarLog:
                 raise _alarm(AlarmKind.MALFORMED, sequence, str(exc)) from None
             self.wraps.setdefault((origin, w.collab, w.epoch, w.recipient), w)
             return
+        if inner["type"] == "collab.epoch" and "steward" in inner:
+            self.first_epoch.setdefault((origin, str(inner["collab"])), sequence)
         ring = self.rings.setdefault(origin, KeyRing(origin, None))
         view = self.stewards.setdefault(origin, StewardLog(origin, None))
         view.apply(seq, inner, ring.valid_keys)

@@ -331,13 +331,17 @@ class Hub:
         """A key epoch of ``collab`` made by a steward of a peer hub (``steward`` as
         ``member@origin``), as the relay copied its leaf at ``seq``: recorded once, for a
         collaboration whose keys come from a peer (no stewards, no key of this hub), so
-        that its members publish under it.  False: not recorded (the caller's
-        transaction)."""
+        that its members publish under it, from one hub only (the first whose epoch came).
+        False: not recorded (the caller's transaction)."""
         store = self.store
         if store.stewards(collab) or store.one(
             "SELECT 1 FROM collab_keys WHERE collab=? LIMIT 1", collab
         ):
             return False
+        origin = steward.partition("@")[2]
+        first = store.one("SELECT steward FROM collab_epochs WHERE collab=? LIMIT 1", collab)
+        if first is not None and str(first[0]).partition("@")[2] != origin:
+            return False  # its keys come from the hub whose epoch came first
         store.conn.execute(
             "INSERT OR IGNORE INTO collab_epochs (collab, epoch, commitment, steward, created,"
             " seq) VALUES (?, ?, ?, ?, ?, ?)",

@@ -479,8 +479,8 @@ def _copy(hub: Hub, item: Copy) -> tuple[Outcome, str]:
     if item.epoch is not None and not hub.record_far_epoch(*item.epoch, seq):
         collab, epoch, _, steward = item.epoch
         log.warning("collaboration %r: epoch %d of %s not recorded: the collaboration has"
-                    " stewards or keys of this hub (make it with --keys-from-peer)", collab,
-                    epoch, steward)  # fmt: skip
+                    " stewards or keys of this hub (make it with --keys-from-peer), or takes"
+                    " its keys from another hub", collab, epoch, steward)  # fmt: skip
     return Outcome.COPIED, ""
 
 
