@@ -190,8 +190,6 @@ class FarLog:
         if kind not in COPIED_TYPES and kind not in COLLAB_COPIED_TYPES:
             detail = f"leaf {seq} of {origin!r} is a {kind} leaf, not one relays copy"
             raise _alarm(AlarmKind.MALFORMED, sequence, detail)
-        self.last[origin] = max(seq, self.last.get(origin, 0))
-        self.taken_seqs.setdefault(origin, set()).add(seq)
         if kind in DIRECTORY_TYPES:
             self.rings.setdefault(origin, KeyRing(origin, None)).apply(seq, inner)
             if kind in ("member.enroll", "member.roles"):
@@ -201,13 +199,15 @@ class FarLog:
             self._peering(origin, inner)
         elif kind in COLLAB_COPIED_TYPES:
             self._collab(sequence, origin, seq, inner)
+        # taken once applied: a copy that raised an alarm is not seen, and alarms again
+        self.last[origin] = max(seq, self.last.get(origin, 0))
+        self.taken_seqs.setdefault(origin, set()).add(seq)
         return True
 
     def _collab(self, sequence: int, origin: str, seq: int, inner: Mapping[str, Any]) -> None:
         """A leaf of a collaboration that spans hubs, as its origin logged it.  Its
         steward designations are taken on the origin log's word (its admin key is not
         known here; its log key is); a wrap is kept only for a member of this hub."""
-        self.collabs_changed = True
         if inner["type"] == "collab.wrap":
             if not str(inner["recipient"]).endswith("@" + self.here):
                 return
@@ -216,7 +216,9 @@ class FarLog:
             except WrapError as exc:
                 raise _alarm(AlarmKind.MALFORMED, sequence, str(exc)) from None
             self.wraps.setdefault((origin, w.collab, w.epoch, w.recipient), w)
+            self.collabs_changed = True
             return
+        self.collabs_changed = True
         ring = self.rings.setdefault(origin, KeyRing(origin, None))
         view = self.stewards.setdefault(origin, StewardLog(origin, None))
         view.apply(seq, inner, ring.valid_keys)
