@@ -127,7 +127,7 @@ def test_a_wrap_signed_by_another_members_key_is_refused(
     got, refused = _open(origin, key)
     assert got == []
     assert len(refused) == 1 and refused[0].startswith(f"{FAR}: ")
-    assert f"is not a valid key of steward 'stw-a'" in refused[0]
+    assert "is not a valid key of steward 'stw-a'" in refused[0]
 
 
 def test_a_wrap_whose_steward_the_origin_never_designated_is_refused(
@@ -268,6 +268,22 @@ def test_far_recipients_are_the_mapped_collaborations_members_with_keys() -> Non
     assert set(far_recipients(far, LOCAL)) == {name, f"relay-r@{FAR}"}
 
 
+def test_a_far_member_suspended_there_is_not_a_recipient_until_resumed() -> None:
+    """As a steward's own hub wraps no new epoch to a suspended member (it is wrapped the
+    current one once resumed), it wraps none to one suspended on the peer hub."""
+    o = Origin()
+    k = EncryptionKey.generate(X25519_SUITE)
+    o.enroll("plat-p", ["publisher"], k)
+    o.log.add(collab_membership(X, "plat-p", True))
+    o.log.add(_leaves.member_status("plat-p", "suspended"))
+    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(o.log))
+    feed(far, o.log.copies(1, 2, 3))
+    assert far_recipients(far, LOCAL) == {}
+    o.log.add(_leaves.member_status("plat-p", "active"))
+    feed(far, o.log.copies(4), 10)
+    assert set(far_recipients(far, LOCAL)) == {f"plat-p@{FAR}"}
+
+
 def test_far_recipients_of_a_peering_whose_map_does_not_round_trip() -> None:
     """A local collaboration whose peer-side name maps back to another local one (a stale
     pin): no recipients, rather than the other collaboration's members."""
@@ -323,7 +339,8 @@ def _far_state(far: FarLog) -> tuple[Any, ...]:
         for o, v in far.stewards.items()
     }
     taken = {o: set(s) for o, s in far.taken_seqs.items()}
-    return stewards, dict(far.wraps), dict(far.roles), dict(far.last), taken
+    statuses = dict(far.statuses)
+    return stewards, dict(far.wraps), dict(far.roles), statuses, dict(far.last), taken
 
 
 def test_a_copied_wrap_leaf_with_bad_base64_is_an_alarm_that_applies_nothing(
@@ -358,11 +375,13 @@ def test_load_rebuilds_the_collaborations_the_copies_applied(
     origin.wrap(w)
     origin.log.add(collab_membership(X, "mallory", False))
     origin.log.add(_leaves.member_roles("mallory", ["peer"]))
+    origin.log.add(_leaves.member_status("mallory", "suspended"))
     pins = _pins_for(origin.log)
     far = FarLog(HERE, OriginLog(HERE).public, pins)
     feed(far, origin.log.copies(*range(1, len(origin.log.leaves) + 1)))
     assert far.stewards[FAR].collabs[X].members == set() and far.wraps
     assert far.roles[(FAR, "mallory")] == ("peer",)
+    assert far.statuses[(FAR, "mallory")] == "suspended"
     conn = sqlite3.connect(":memory:")
     far.save(conn)
     again = FarLog.load(conn, HERE, far.here_key, pins)

@@ -36,7 +36,8 @@ def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
     """The members of ``collab`` (this hub's name) on each hub this one pins a live
     peering with, by ``member@origin``, with their current encryption keys as that hub's
     copied directory shows them; a member without a usable one (a relay, role peer only)
-    is not a recipient."""
+    is not a recipient, nor is one suspended there (as on this hub, it is wrapped the
+    current epoch once resumed)."""
     out: dict[str, Recipient] = {}
     for origin, view in sorted(far.stewards.items()):
         remote = far.pinned.remote_for(collab, origin)
@@ -49,6 +50,8 @@ def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
         for member in sorted(state.members):
             if not holds_keys(far.roles.get((origin, member), ())):
                 continue  # a relay of a peer hub: it never matches
+            if far.statuses.get((origin, member), "active") != "active":
+                continue
             logged = ring.encryption_key(member)
             if logged is not None:
                 name = far_recipient(member, origin)

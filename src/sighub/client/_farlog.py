@@ -95,6 +95,9 @@ class FarLog:
         # -> the wrap), which those members open (``_farkeys``).
         self.stewards: dict[str, StewardLog] = {}
         self.roles: dict[tuple[str, str], tuple[str, ...]] = {}  # (origin, member) -> roles
+        # (origin, member) -> its status there, from member.status leaves (a member not
+        # listed is active): a steward wraps no new epoch to a suspended far member
+        self.statuses: dict[tuple[str, str], str] = {}
         self.wraps: dict[tuple[str, str, int, str], Wrap] = {}
         self.collabs_changed = False  # a collaboration leaf was copied since last asked
         self._pending: list[tuple[int, bytes]] = []
@@ -195,6 +198,8 @@ class FarLog:
             if kind in ("member.enroll", "member.roles"):
                 roles = inner["roles"] if isinstance(inner.get("roles"), list) else []
                 self.roles[(origin, str(inner["member"]))] = tuple(map(str, roles))
+            elif kind == "member.status":
+                self.statuses[(origin, str(inner["member"]))] = str(inner["status"])
         elif kind == "peer.add":
             self._peering(origin, inner)
         elif kind in COLLAB_COPIED_TYPES:

@@ -15,6 +15,7 @@ from sighub.client._hpke import SUITES
 from sighub.client._model import holds_keys
 from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
 from sighub.hub._errors import HubError
+from sighub.hub._peering import ORIGIN_RE
 from sighub.hub._store import MemberRow, Store
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
@@ -243,7 +244,8 @@ def _check_far(store: Store, w: Wrap, collab: str) -> None:
     whose peering maps one of its collaborations to ``collab``.  Its member and key are
     that hub's to know: its members check the wrap against their own verified log."""
     member, _, origin = w.recipient.partition("@")
-    if not _MEMBER.fullmatch(member):
+    # a malformed origin is the request's fault, not a peering this hub lacks
+    if not _MEMBER.fullmatch(member) or not ORIGIN_RE.fullmatch(origin):
         raise HubError.invalid(f"{w.what}: recipient {w.recipient[:80]!r}; expected member@origin")
     name = store.live_peering_by_origin(origin)
     p = store.peering(name) if name is not None else None

@@ -1,0 +1,179 @@
+"""The hub's rules for wraps to members of other hubs (``_epochs._check_far``), on an
+in-process store: a far wrap is taken only for the origin of an active peering that maps a
+collaboration to this one, each refusal leaves the log, the epochs and the wraps as they
+were, and a wrap taken is logged as one ``collab.wrap`` leaf that gives back the wrap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sighub.client._envelope import key_id, public_key_bytes
+from sighub.client._hpke import X25519_SUITE, EncryptionKey
+from sighub.client._leaves import key_commitment, parse_leaf
+from sighub.client._model import Tlp
+from sighub.client._wraps import Recipient, Wrap, new_secret, wrap_epoch
+from sighub.hub._epochs import put_epoch
+from sighub.hub._errors import HubError
+from sighub.hub._peering import Direction, Peering
+from sighub.hub._store import MemberRow, Store
+
+X = "sg-x"
+NOW = "2026-11-28T00:00:00.000Z"
+STEWARD = MemberRow("stw-a", "identity--stw-a", ("publisher", "subscriber"), "active", NOW, None)
+# the peer hubs: regional maps sg-x, national's peering is suspended, hotline maps another
+REGIONAL, NATIONAL, HOTLINE = "sighub/regional", "sighub/national", "sighub/hotline"
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    store = Store(tmp_path / "hub.db")
+    store.migrate()
+    signing = Ed25519PrivateKey.generate()
+    own = EncryptionKey.generate(X25519_SUITE)
+    with store.tx() as c:
+        c.execute(
+            "INSERT INTO members (name, identity, roles, status, created) VALUES (?, ?, ?,"
+            " 'active', ?)",
+            (STEWARD.name, STEWARD.identity, ",".join(STEWARD.roles), NOW),
+        )
+        c.execute(
+            "INSERT INTO member_keys (key_id, member, public_key, added) VALUES (?, ?, ?, ?)",
+            (key_id(signing.public_key()), STEWARD.name, public_key_bytes(signing.public_key()),
+             NOW),
+        )  # fmt: skip
+        c.execute(
+            "INSERT INTO encryption_keys (key_id, member, suite, public_key, proof,"
+            " signing_key_id, added, seq) VALUES (?, ?, ?, ?, x'00', ?, ?, 1)",
+            (own.key_id, STEWARD.name, own.suite, own.public, key_id(signing.public_key()), NOW),
+        )
+        c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (X, NOW))
+        c.execute("INSERT INTO memberships (collab, member) VALUES (?, ?)", (X, STEWARD.name))
+        c.execute(
+            "INSERT INTO collab_stewards (collab, member, signature, seq) VALUES (?, ?, '', 1)",
+            (X, STEWARD.name),
+        )
+        for name, origin, local, status in (
+            ("regional", REGIONAL, X, "active"),
+            ("national", NATIONAL, X, "suspended"),
+            ("hotline", HOTLINE, "sg-other", "active"),
+        ):
+            log_key = public_key_bytes(Ed25519PrivateKey.generate().public_key())
+            p = Peering(name, origin, log_key, "127.0.0.1:1", ((local, local),), Direction.PULL,
+                        3, Tlp.AMBER, status, b"s" * 64, 1)  # fmt: skip
+            store.add_peering(p, NOW)
+    yield {"store": store, "signing": signing, "own": own}
+    store.close()
+
+
+def _wraps(hub: dict[str, Any], *far: str, secret: bytes | None = None) -> list[Wrap]:
+    """Epoch 0 wrapped to the steward and to each of ``far`` (``member@origin``)."""
+    key = EncryptionKey.generate(X25519_SUITE)
+    own: EncryptionKey = hub["own"]
+    recipients = [Recipient(STEWARD.name, own.suite, own.public)]
+    recipients += [Recipient(r, key.suite, key.public) for r in far]
+    return wrap_epoch(hub["signing"], STEWARD.name, X, 0, secret or new_secret(), recipients)
+
+
+def _put(hub: dict[str, Any], wraps: list[Wrap]) -> tuple[int, int]:
+    return put_epoch(hub["store"], STEWARD, X, 0, wraps[0].commitment, wraps, NOW)
+
+
+def _state(store: Store) -> tuple[Any, ...]:
+    return tuple(
+        store.all(sql)
+        for sql in (
+            "SELECT seq, type, leaf FROM leaves ORDER BY seq",
+            "SELECT * FROM collab_epochs ORDER BY collab, epoch",
+            "SELECT collab, epoch, recipient FROM epoch_wraps ORDER BY 1, 2, 3",
+            "SELECT * FROM audit ORDER BY seq",
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("recipient", "code", "says"),
+    [
+        ("plat-b@sighub/stranger", "FAILED_PRECONDITION", "not the origin of an active peering"),
+        (f"plat-b@{NATIONAL}", "FAILED_PRECONDITION", "not the origin of an active peering"),
+        (f"plat-b@{HOTLINE}", "FAILED_PRECONDITION", "maps a collaboration to 'sg-x'"),
+        (f"Plat_B@{REGIONAL}", "INVALID_ARGUMENT", "expected member@origin"),
+        (f"@{REGIONAL}", "INVALID_ARGUMENT", "expected member@origin"),
+        ("plat-b@", "INVALID_ARGUMENT", "expected member@origin"),
+        ("plat-b@regional", "INVALID_ARGUMENT", "expected member@origin"),
+        (f"plat-b@{REGIONAL} ", "INVALID_ARGUMENT", "expected member@origin"),
+    ],
+)
+def test_a_far_wrap_the_hub_refuses_changes_nothing(
+    hub: dict[str, Any], recipient: str, code: str, says: str
+) -> None:
+    store: Store = hub["store"]
+    before = _state(store)
+    with pytest.raises(HubError) as refused:
+        _put(hub, _wraps(hub, f"plat-c@{REGIONAL}", recipient))  # one good, one not
+    assert refused.value.code is getattr(grpc.StatusCode, code)
+    assert says in refused.value.message and repr(recipient)[:40] in refused.value.message
+    assert _state(store) == before
+    assert store.one("SELECT COUNT(*) FROM leaves WHERE type IN ('collab.epoch',"
+                     " 'collab.wrap')")[0] == 0  # fmt: skip
+    assert store.one("SELECT COUNT(*) FROM epoch_wraps")[0] == 0
+
+
+def test_a_far_wrap_after_the_peering_is_suspended_is_refused(hub: dict[str, Any]) -> None:
+    """Epoch 0 reaches regional's member; regional's peering is suspended; the current
+    epoch to a member that joined there since is refused, and nothing is added."""
+    store: Store = hub["store"]
+    secret = new_secret()
+    _put(hub, _wraps(hub, f"plat-b@{REGIONAL}", secret=secret))
+    with store.tx():
+        store.set_peering_status("regional", "suspended")
+    key = EncryptionKey.generate(X25519_SUITE)
+    (late,) = wrap_epoch(hub["signing"], STEWARD.name, X, 0, secret,
+                         [Recipient(f"plat-c@{REGIONAL}", key.suite, key.public)])  # fmt: skip
+    before = _state(store)
+    with pytest.raises(HubError) as refused:
+        put_epoch(store, STEWARD, X, 0, key_commitment(secret), [late], NOW)
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert _state(store) == before
+
+
+def test_a_far_wrap_is_logged_as_one_leaf_that_gives_back_the_wrap(hub: dict[str, Any]) -> None:
+    store: Store = hub["store"]
+    secret = new_secret()
+    wraps = _wraps(hub, f"plat-b@{REGIONAL}", secret=secret)
+    seq, count = _put(hub, wraps)
+    assert (seq, count) == (1, 2)
+    rows = store.all("SELECT seq, type, collab, leaf FROM leaves ORDER BY seq")
+    assert [(r[0], r[1], r[2]) for r in rows] == [(1, "collab.epoch", X), (2, "collab.wrap", X)]
+    far = next(w for w in wraps if w.far)
+    assert Wrap.from_leaf(parse_leaf(bytes(rows[1][3]))) == far
+    # the local wrap is not logged; both are stored for fetching
+    recipients = store.all_column("SELECT recipient FROM epoch_wraps ORDER BY recipient")
+    assert recipients == sorted([STEWARD.name, far.recipient])
+    # the same far member again: refused as already wrapped, nothing added
+    before = _state(store)
+    (again,) = [w for w in _wraps(hub, far.recipient, secret=secret) if w.far]
+    with pytest.raises(HubError) as refused:
+        put_epoch(store, STEWARD, X, 0, far.commitment, [again], NOW)
+    assert refused.value.code is grpc.StatusCode.ALREADY_EXISTS
+    assert _state(store) == before
+
+
+def test_a_far_wrap_signed_by_a_key_not_the_stewards_is_refused(hub: dict[str, Any]) -> None:
+    store: Store = hub["store"]
+    key = EncryptionKey.generate(X25519_SUITE)
+    secret = new_secret()
+    own = wrap_epoch(hub["signing"], STEWARD.name, X, 0, secret,
+                     [Recipient(STEWARD.name, hub["own"].suite, hub["own"].public)])  # fmt: skip
+    forged = wrap_epoch(Ed25519PrivateKey.generate(), STEWARD.name, X, 0, secret,
+                        [Recipient(f"plat-b@{REGIONAL}", key.suite, key.public)])  # fmt: skip
+    before = _state(store)
+    with pytest.raises(HubError) as refused:
+        put_epoch(store, STEWARD, X, 0, key_commitment(secret), own + forged, NOW)
+    assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert _state(store) == before
