@@ -268,6 +268,20 @@ def test_far_recipients_are_the_mapped_collaborations_members_with_keys() -> Non
     assert set(far_recipients(far, LOCAL)) == {name, f"relay-r@{FAR}"}
 
 
+def test_no_far_recipients_across_a_suspended_peering() -> None:
+    """The steward's hub refuses wraps to the members of a hub whose peering is suspended:
+    wrapping them would fail the whole epoch, this hub's own members' wraps with it."""
+    o = Origin()
+    o.enroll("plat-p", ["publisher"], EncryptionKey.generate(X25519_SUITE))
+    o.log.add(collab_membership(X, "plat-p", True))
+    pins = _pins_for(o.log)
+    far = FarLog(HERE, OriginLog(HERE).public, pins)
+    feed(far, o.log.copies(1, 2))
+    assert set(far_recipients(far, LOCAL)) == {f"plat-p@{FAR}"}
+    pins.suspended.add(FAR)
+    assert far_recipients(far, LOCAL) == {}
+
+
 def test_a_far_member_suspended_there_is_not_a_recipient_until_resumed() -> None:
     """As a steward's own hub wraps no new epoch to a suspended member (it is wrapped the
     current one once resumed), it wraps none to one suspended on the peer hub."""

@@ -33,15 +33,17 @@ log = logging.getLogger("sighub.steward")
 
 
 def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
-    """The members of ``collab`` (this hub's name) on each hub this one pins a live
-    peering with, by ``member@origin``, with their current encryption keys as that hub's
-    copied directory shows them; a member without a usable one (a relay, role peer only)
-    is not a recipient, nor is one suspended there (as on this hub, it is wrapped the
-    current epoch once resumed)."""
+    """The members of ``collab`` (this hub's name) on each hub this one pins an active
+    peering with (this hub refuses wraps across a suspended one), by ``member@origin``,
+    with their current encryption keys as that hub's copied directory shows them; a
+    member without a usable one (a relay, role peer only) is not a recipient, nor is one
+    suspended there (as on this hub, it is wrapped the current epoch once resumed)."""
     out: dict[str, Recipient] = {}
     for origin, view in sorted(far.stewards.items()):
         remote = far.pinned.remote_for(collab, origin)
         if remote is None or far.pinned.local_for(remote, origin) != collab:
+            continue
+        if not far.pinned.is_active(origin):
             continue
         state = view.collabs.get(remote)
         ring = far.rings.get(origin)

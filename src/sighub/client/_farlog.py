@@ -70,6 +70,8 @@ class PinnedPeers(Protocol):
 
     def local_for(self, remote: str, origin: str) -> str | None: ...
 
+    def is_active(self, origin: str) -> bool: ...
+
 
 class FarLog:
     """What this member's verified log copied of other hubs' logs: see the module.
