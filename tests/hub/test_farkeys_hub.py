@@ -6,20 +6,24 @@ were, and a wrap taken is logged as one ``collab.wrap`` leaf that gives back the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sighub.client._envelope import key_id, public_key_bytes
 from sighub.client._hpke import X25519_SUITE, EncryptionKey
-from sighub.client._leaves import key_commitment, parse_leaf
+from sighub.client._leaves import MAX_LEAF_BYTES, key_commitment, parse_leaf
 from sighub.client._model import Tlp
 from sighub.client._wraps import Recipient, Wrap, new_secret, wrap_epoch
+from sighub.hub._config import HubConfig
 from sighub.hub._epochs import put_epoch
 from sighub.hub._errors import HubError
+from sighub.hub._hub import Hub
 from sighub.hub._peering import Direction, Peering
 from sighub.hub._store import MemberRow, Store
 
@@ -145,16 +149,19 @@ def test_a_far_wrap_after_the_peering_is_suspended_is_refused(hub: dict[str, Any
 def test_a_far_wrap_is_logged_as_one_leaf_that_gives_back_the_wrap(hub: dict[str, Any]) -> None:
     store: Store = hub["store"]
     secret = new_secret()
-    wraps = _wraps(hub, f"plat-b@{REGIONAL}", secret=secret)
+    wraps = _wraps(hub, f"plat-b@{REGIONAL}", f"plat-c@{REGIONAL}", secret=secret)
     seq, count = _put(hub, wraps)
-    assert (seq, count) == (1, 2)
+    assert (seq, count) == (1, 3)
     rows = store.all("SELECT seq, type, collab, leaf FROM leaves ORDER BY seq")
-    assert [(r[0], r[1], r[2]) for r in rows] == [(1, "collab.epoch", X), (2, "collab.wrap", X)]
-    far = next(w for w in wraps if w.far)
-    assert Wrap.from_leaf(parse_leaf(bytes(rows[1][3]))) == far
-    # the local wrap is not logged; both are stored for fetching
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (1, "collab.epoch", X), (2, "collab.wrap", X), (3, "collab.wrap", X)
+    ]  # fmt: skip
+    fars = [w for w in wraps if w.far]
+    assert [Wrap.from_leaf(parse_leaf(bytes(r[3]))) for r in rows[1:]] == fars
+    far = fars[0]
+    # the local wrap is not logged; all are stored for fetching
     recipients = store.all_column("SELECT recipient FROM epoch_wraps ORDER BY recipient")
-    assert recipients == sorted([STEWARD.name, far.recipient])
+    assert recipients == sorted([STEWARD.name, *(w.recipient for w in fars)])
     # the same far member again: refused as already wrapped, nothing added
     before = _state(store)
     (again,) = [w for w in _wraps(hub, far.recipient, secret=secret) if w.far]
@@ -177,3 +184,45 @@ def test_a_far_wrap_signed_by_a_key_not_the_stewards_is_refused(hub: dict[str, A
         put_epoch(store, STEWARD, X, 0, key_commitment(secret), own + forged, NOW)
     assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
     assert _state(store) == before
+
+
+def test_a_far_wrap_whose_leaf_is_too_large_is_refused_whole(hub: dict[str, Any]) -> None:
+    """The leaf is appended after the epoch's: refused there, the epoch leaf goes too."""
+    store: Store = hub["store"]
+    secret = new_secret()
+    own, far = _wraps(hub, f"plat-b@{REGIONAL}", secret=secret)
+    big = replace(far, recipient_key_id="k" * (MAX_LEAF_BYTES - 100))
+    big = replace(big, signature=hub["signing"].sign(big.statement()))
+    before = _state(store)
+    with pytest.raises(HubError) as refused:
+        _put(hub, [own, big])
+    assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "collab.wrap leaf" in refused.value.message
+    assert _state(store) == before
+
+
+def test_a_peer_stewards_epoch_is_recorded_only_where_keys_come_from_the_peer(
+    hub: dict[str, Any],
+) -> None:
+    """``Hub.record_far_epoch`` (the relay, for a copied epoch leaf of a mapped
+    collaboration): recorded once for a collaboration without stewards or keys of this
+    hub's own; never for one with either, which keeps its own epochs."""
+    store: Store = hub["store"]
+    h = Hub(store, HubConfig.defaults(), ec.generate_private_key(ec.SECP256R1()), b"")
+    with store.tx() as c:
+        for name in ("sg-y", "sg-z"):
+            c.execute("INSERT INTO collabs (name, created) VALUES (?, ?)", (name, NOW))
+        c.execute("INSERT INTO collab_keys (collab, epoch, secret, created) VALUES"
+                  " ('sg-z', 0, ?, ?)", (b"k" * 32, NOW))  # fmt: skip
+    steward = f"stw-a@{REGIONAL}"
+    before = _state(store)
+    with store.tx():
+        assert not h.record_far_epoch(X, 0, "ab" * 32, steward, 7)  # stewards of its own
+        assert not h.record_far_epoch("sg-z", 1, "ab" * 32, steward, 7)  # keys of its own
+    assert _state(store) == before
+    with store.tx():
+        assert h.record_far_epoch("sg-y", 0, "ab" * 32, steward, 7)
+        h.record_far_epoch("sg-y", 0, "cd" * 32, f"mallory@{REGIONAL}", 9)  # the first stays
+    rows = store.all("SELECT collab, epoch, commitment, steward, seq FROM collab_epochs")
+    assert rows == [("sg-y", 0, "ab" * 32, steward, 7)]
+    assert store.collab_epoch("sg-y") == 0
