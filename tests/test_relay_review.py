@@ -37,7 +37,7 @@ def _relay_over(peer: OriginLog, far: FarLog) -> RelayDaemon:
     daemon = RelayDaemon.__new__(RelayDaemon)
     daemon._guard = SimpleNamespace(state=SimpleNamespace(checkpoint=checkpoint), far=far)  # type: ignore[assignment]
     daemon.context = SimpleNamespace(  # type: ignore[assignment]
-        peering=SimpleNamespace(origin=peer.origin), here=HERE
+        peering=SimpleNamespace(origin=peer.origin, local_collab=lambda remote: None), here=HERE
     )
     daemon._peer = SimpleNamespace(  # type: ignore[attr-defined]
         inclusion_proof=lambda index, size: inclusion_proof(index, size, hashes[:size])
