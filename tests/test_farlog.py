@@ -43,6 +43,7 @@ HERE, FAR, BEHIND = "sighub/regional", "sighub/industry", "sighub/national"
 class Pins:
     keys: dict[str, bytes] = field(default_factory=dict)
     maps: dict[tuple[str, str], str] = field(default_factory=dict)  # (local, origin) -> remote
+    suspended: set[str] = field(default_factory=set)  # origins whose peering is suspended
 
     def log_keys(self) -> dict[str, bytes]:
         return self.keys
@@ -59,6 +60,9 @@ class Pins:
 
     def mapped_locals(self) -> set[str]:
         return {loc for loc, _ in self.maps}
+
+    def is_active(self, origin: str) -> bool:
+        return origin in self.keys and origin not in self.suspended
 
 
 class OriginLog:

@@ -76,6 +76,7 @@ def test_a_peering_and_its_status_changes_are_kept() -> None:
     assert log.remote_for("sg-junk", INDUSTRY) == "sg-spam"
     assert log.remote_for("sg-other", INDUSTRY) is None
     assert log.remote_for(B_COLLAB, "sighub/hotline-hub") is None
+    assert log.is_active(INDUSTRY) and not log.is_active("sighub/hotline-hub")
     assert peer.local_collab(A_COLLAB) == B_COLLAB and peer.local_collab(B_COLLAB) is None
     (row,) = log.changed()
     assert LoggedPeer.from_row(row) == peer
@@ -84,8 +85,11 @@ def test_a_peering_and_its_status_changes_are_kept() -> None:
     log.apply(9, _status("industry", "suspended"))
     assert log.peer("industry") == replace(peer, status=PeerStatus.SUSPENDED, status_seq=9)
     assert log.live() == [log.peer("industry")]  # suspended is still live
+    assert not log.is_active(INDUSTRY)  # but carries no new key epoch
     log.apply(10, _status("industry", "active"))
+    assert log.is_active(INDUSTRY)
     log.apply(12, _status("industry", "removed"))
+    assert not log.is_active(INDUSTRY)
     removed = log.peer("industry")
     assert removed is not None and (removed.status, removed.status_seq) == ("removed", 12)
     assert log.live() == [] and log.by_origin(INDUSTRY) == removed

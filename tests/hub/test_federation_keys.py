@@ -245,3 +245,32 @@ def test_a_collaboration_takes_its_keys_from_one_hub_only(net: Net) -> None:
     with regional.db() as c:
         rows = c.execute("SELECT steward FROM collab_epochs WHERE collab=?", (X,)).fetchall()
     assert [r[0] for r in rows] == ["stw-a@sighub/industry"]
+
+
+def test_a_suspended_peering_leaves_its_members_out_until_resumed(
+    spanning: tuple[Net, Member],
+) -> None:
+    """industry suspends its peering with regional: its hub refuses wraps to regional's
+    members, so the steward's next epoch leaves them out (the wraps of industry's own
+    members go through); once resumed, they are wrapped the current epoch."""
+    net, steward = spanning
+    plat = net.member("regional", "plat-b", collabs=(X,))
+    wait_for("copied", lambda: copied_join(net, "plat-b"))
+    rekey(net, steward)
+    assert net.hubs["industry"].admin_cli("peer", "suspend", "regional") == 0
+    member_sync(steward)  # its duties: a holder is no longer a recipient
+    assert sorted(keys(steward)) == [0, 1]
+    with net.hubs["industry"].db() as c:
+        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE epoch=1 ORDER BY recipient")
+        assert [r[0] for r in rows] == ["stw-a"]
+    assert net.hubs["industry"].admin_cli("peer", "resume", "regional") == 0
+    member_sync(steward)
+    with net.hubs["industry"].db() as c:
+        rows = c.execute("SELECT epoch, recipient FROM epoch_wraps ORDER BY epoch, recipient")
+        assert rows.fetchall() == [
+            (0, "plat-b@sighub/regional"), (0, "stw-a"), (1, "plat-b@sighub/regional"),
+            (1, "stw-a"),
+        ]  # fmt: skip
+    # its copy reaches regional's log when regional's relay next follows industry
+    wait_for("plat-b opened epoch 1", lambda: member_sync(plat) is not None and 1 in keys(plat))
+    assert keys(plat) == keys(steward)

@@ -33,11 +33,13 @@ log = logging.getLogger("sighub.steward")
 
 def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
     """The members of ``collab`` (this hub's name) on each hub its peerings map it to, any
-    number of hops away (``FarLog.names_at``), by ``member@origin``, with their current
-    encryption keys as that hub's copied directory shows them; a relay (role peer only) and
-    a member without a usable key are not recipients."""
+    number of hops away (``FarLog.names_at``, through active peerings only: this hub
+    refuses wraps across a suspended one), by ``member@origin``, with their current
+    encryption keys as that hub's copied directory shows them; a relay (role peer only), a
+    member without a usable key and one suspended there (as on this hub, it is wrapped the
+    current epoch once resumed) are not recipients."""
     out: dict[str, Recipient] = {}
-    for origin, remote in sorted(far.names_at(collab).items()):
+    for origin, remote in sorted(far.names_at(collab, active=True).items()):
         view, ring = far.stewards.get(origin), far.rings.get(origin)
         state = view.collabs.get(remote) if view is not None else None
         if state is None or ring is None:
@@ -45,6 +47,8 @@ def far_recipients(far: FarLog, collab: str) -> dict[str, Recipient]:
         for member in sorted(state.members):
             if not holds_keys(far.roles.get((origin, member), ())):
                 continue  # a relay of a peer hub: it never matches
+            if far.statuses.get((origin, member), "active") != "active":
+                continue
             logged = ring.encryption_key(member)
             if logged is not None:
                 name = far_recipient(member, origin)
@@ -77,19 +81,19 @@ def far_unwrap(
         local = names[(origin, remote)]
         if local is None or (local, epoch) in held:
             continue
+        view, ring = far.stewards.get(origin), far.rings.get(origin)
+        logged = view.epochs.get((remote, epoch)) if view is not None else None
+        if logged is None or ring is None or ring.get(w.signing_key_id) is None:
+            continue
         if local not in owners:
             owners[local] = far.key_origin(local)
-        if origin != owners[local]:
+        if origin != owners[local]:  # its epoch leaf is here: so is some hub's, first
             why = (
                 f"{w.what}: {local!r} takes its keys from {owners[local]!r}, whose epoch"
                 f" reached this hub first; a wrap from {origin!r} is refused"
             )
             log.error("wrap refused: %s", why)
             refused.append(why)
-            continue
-        view, ring = far.stewards.get(origin), far.rings.get(origin)
-        logged = view.epochs.get((remote, epoch)) if view is not None else None
-        if logged is None or ring is None or ring.get(w.signing_key_id) is None:
             continue
         try:
             _check_logged(w, logged)

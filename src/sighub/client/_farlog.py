@@ -72,6 +72,8 @@ class PinnedPeers(Protocol):
 
     def mapped_locals(self) -> set[str]: ...
 
+    def is_active(self, origin: str) -> bool: ...
+
 
 class FarLog:
     """What this member's verified log copied of other hubs' logs: see the module.
@@ -97,6 +99,9 @@ class FarLog:
         # -> the wrap), which those members open (``_farkeys``).
         self.stewards: dict[str, StewardLog] = {}
         self.roles: dict[tuple[str, str], tuple[str, ...]] = {}  # (origin, member) -> roles
+        # (origin, member) -> its status there, from member.status leaves (a member not
+        # listed is active): a steward wraps no new epoch to a suspended far member
+        self.statuses: dict[tuple[str, str], str] = {}
         self.wraps: dict[tuple[str, str, int, str], Wrap] = {}
         # (origin, collab there) -> this log's sequence of its first steward epoch copied:
         # a collaboration takes its keys from one hub, the first whose epoch reached here
@@ -131,13 +136,16 @@ class FarLog:
             names.append(name)
         return names[::-1]
 
-    def names_at(self, collab: str) -> dict[str, str]:
+    def names_at(self, collab: str, active: bool = False) -> dict[str, str]:
         """Origin -> the name this hub's ``collab`` has in that hub's log: through this
-        hub's live peerings' maps, then the copied peerings of the hubs behind them, any
-        number of hops (a collaboration that spans hubs, ``_farkeys``)."""
+        hub's live peerings' maps (with ``active``, active ones only), then the copied
+        peerings of the hubs behind them, any number of hops (a collaboration that spans
+        hubs, ``_farkeys``)."""
         out: dict[str, str] = {}
         frontier: list[str] = []
         for origin in sorted(self.pinned.log_keys()):
+            if active and not self.pinned.is_active(origin):
+                continue
             remote = self.pinned.remote_for(collab, origin)
             if remote is not None and self.pinned.local_for(remote, origin) == collab:
                 out[origin] = remote
@@ -233,24 +241,26 @@ class FarLog:
         if kind not in COPIED_TYPES and kind not in COLLAB_COPIED_TYPES:
             detail = f"leaf {seq} of {origin!r} is a {kind} leaf, not one relays copy"
             raise _alarm(AlarmKind.MALFORMED, sequence, detail)
-        self.last[origin] = max(seq, self.last.get(origin, 0))
-        self.taken_seqs.setdefault(origin, set()).add(seq)
         if kind in DIRECTORY_TYPES:
             self.rings.setdefault(origin, KeyRing(origin, None)).apply(seq, inner)
             if kind in ("member.enroll", "member.roles"):
                 roles = inner["roles"] if isinstance(inner.get("roles"), list) else []
                 self.roles[(origin, str(inner["member"]))] = tuple(map(str, roles))
+            elif kind == "member.status":
+                self.statuses[(origin, str(inner["member"]))] = str(inner["status"])
         elif kind == "peer.add":
             self._peering(origin, inner)
         elif kind in COLLAB_COPIED_TYPES:
             self._collab(sequence, origin, seq, inner)
+        # taken once applied: a copy that raised an alarm is not seen, and alarms again
+        self.last[origin] = max(seq, self.last.get(origin, 0))
+        self.taken_seqs.setdefault(origin, set()).add(seq)
         return True
 
     def _collab(self, sequence: int, origin: str, seq: int, inner: Mapping[str, Any]) -> None:
         """A leaf of a collaboration that spans hubs, as its origin logged it.  Its
         steward designations are taken on the origin log's word (its admin key is not
         known here; its log key is); a wrap is kept only for a member of this hub."""
-        self.collabs_changed = True
         if inner["type"] == "collab.wrap":
             if not str(inner["recipient"]).endswith("@" + self.here):
                 return
@@ -259,9 +269,11 @@ class FarLog:
             except WrapError as exc:
                 raise _alarm(AlarmKind.MALFORMED, sequence, str(exc)) from None
             self.wraps.setdefault((origin, w.collab, w.epoch, w.recipient), w)
+            self.collabs_changed = True
             return
         if inner["type"] == "collab.epoch" and "steward" in inner:
             self.first_epoch.setdefault((origin, str(inner["collab"])), sequence)
+        self.collabs_changed = True
         ring = self.rings.setdefault(origin, KeyRing(origin, None))
         view = self.stewards.setdefault(origin, StewardLog(origin, None))
         view.apply(seq, inner, ring.valid_keys)

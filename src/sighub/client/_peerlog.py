@@ -257,6 +257,12 @@ class PeerLog:
         record = self.by_origin(origin)
         return record.local_collab(remote) if record is not None and record.live else None
 
+    def is_active(self, origin: str) -> bool:
+        """Whether the peering with the hub ``origin`` is active: a suspended one carries no
+        new key epoch (its hub refuses wraps to that hub's members, ``_epochs._check_far``)."""
+        record = self.by_origin(origin)
+        return record is not None and record.status is PeerStatus.ACTIVE
+
     def policy_for(self, origin: str, at: int | None = None) -> tuple[int, Tlp] | None:
         """(max_hops, tlp_ceiling) of the peering with the hub ``origin`` (in force at
         ``at``, if given; the live one first, then the latest), as the admin signed it."""

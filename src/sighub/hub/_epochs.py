@@ -15,13 +15,13 @@ from sighub.client._hpke import SUITES
 from sighub.client._model import holds_keys
 from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
 from sighub.hub._errors import HubError
+from sighub.hub._peering import ORIGIN_RE
 from sighub.hub._store import MemberRow, Store
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
 
 _COMMITMENT: Final = re.compile(r"[0-9a-f]{64}")
 _MEMBER: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_ORIGIN: Final = re.compile(r"sighub/[^\s@+\x00-\x1f\x7f]{1,200}")
 _TAG: Final = 16  # ChaCha20-Poly1305's tag, the AEAD of every suite
 
 
@@ -245,9 +245,17 @@ def _check_far(store: Store, w: Wrap, collab: str) -> None:
     peer).  Its member and key are that hub's to know: its members check the wrap against
     their own verified log."""
     member, _, origin = w.recipient.partition("@")
-    if not _MEMBER.fullmatch(member) or not _ORIGIN.fullmatch(origin):
+    # a malformed origin is the request's fault, not a peering this hub lacks
+    if not _MEMBER.fullmatch(member) or not ORIGIN_RE.fullmatch(origin):
         raise HubError.invalid(
             f"{w.what}: recipient {w.recipient[:80]!r}; expected member@sighub/<hub name>"
+        )
+    direct = store.live_peering_by_origin(origin)
+    peer = store.peering(direct) if direct is not None else None
+    if peer is not None and peer.status != "active":
+        raise HubError.precondition(
+            f"{w.what}: the peering with {origin[:80]!r} is {peer.status}; nothing is wrapped"
+            " across it until it is resumed"
         )
     crosses = [
         p for p in store.peerings()

@@ -22,6 +22,7 @@ __all__ = [
     "CEILINGS",
     "MAX_HOPS",
     "MAX_MAPPINGS",
+    "ORIGIN_RE",
     "PEER_DIRECTION",
     "PEER_STATUS",
     "PEER_STATUSES",
@@ -32,7 +33,7 @@ __all__ = [
 
 NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # as member and collaboration names
 # A log origin as _store.log_origin writes it: no space, "+" or control character.
-_ORIGIN_RE: Final = re.compile(r"sighub/[^\s+\x00-\x1f\x7f]{1,200}")
+ORIGIN_RE: Final = re.compile(r"sighub/[^\s+\x00-\x1f\x7f]{1,200}")
 _ADDRESS_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}:[0-9]{1,5}")
 MAX_HOPS: Final = 16
 # 16 mappings of two 63-character names keep a peer.add leaf near 2.5 KB, well under
@@ -99,7 +100,7 @@ class Peering:
                 f"peering name {name!r}: expected [a-z0-9-], 1-63 chars, starting with a"
                 " letter or digit"
             )
-        if not _ORIGIN_RE.fullmatch(self.origin):
+        if not ORIGIN_RE.fullmatch(self.origin):
             raise _invalid(name, "origin", self.origin, "a log origin 'sighub/<hub name>'")
         if not isinstance(self.log_key, bytes) or len(self.log_key) != 32:
             raise _invalid(name, "log_key", self.log_key, "a 32-byte Ed25519 public key")
