@@ -36,11 +36,18 @@ from tests.hub.test_federation import (
 NOWHERE = "127.0.0.1:1"  # hotline's record of regional's address: nothing listens there
 
 
-def push(net: Net, pusher: str, receiver: str, maps: tuple[str, ...] = (COLLAB,)) -> None:
+def push(
+    net: Net,
+    pusher: str,
+    receiver: str,
+    maps: tuple[str, ...] = (COLLAB,),
+    address: str = NOWHERE,
+) -> None:
     """``pusher`` pushes to ``receiver`` as two operators set it up: the receiver's admin
     enrolls the pusher as member ``pusher`` (role peer, the tunnel's credential); the
     pusher's admin enrolls the receiver's relay (role peer, in the collaborations) and adds
-    a push peering; the receiver's admin adds a dial-in peering named ``pusher``."""
+    a push peering; the receiver's admin adds a dial-in peering named ``pusher``, recording
+    ``address`` as the pusher's (the name the pusher's certificate is checked for)."""
     a, b = net.hubs[receiver], net.hubs[pusher]
     dialer = net.tmp / f"{receiver}-{pusher}.enroll.json"
     assert a.admin_cli("member", "add", pusher, "--roles", "peer", "--out", str(dialer)) == 0
@@ -53,7 +60,7 @@ def push(net: Net, pusher: str, receiver: str, maps: tuple[str, ...] = (COLLAB,)
     pushing = ("peer", "add", receiver, "--enrollment", str(dialer), *mapped)
     assert b.admin_cli(*pushing, "--direction", "push") == 0
     dial_in = ("peer", "add", pusher, "--enrollment", str(relay), *mapped, "--dial-in")
-    assert a.admin_cli(*dial_in, "--address", NOWHERE, "--tlp-ceiling", "amber") == 0
+    assert a.admin_cli(*dial_in, "--address", address, "--tlp-ceiling", "amber") == 0
 
 
 def status(hub: HubProcess, name: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
