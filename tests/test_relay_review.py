@@ -87,7 +87,13 @@ class _FakeRelay:
     """A relay thread that runs nothing: ``RelayManager`` only starts, halts and joins it."""
 
     def __init__(
-        self, services: Any, peering: Any, loop: Any, state: Any, after: Any = None
+        self,
+        services: Any,
+        peering: Any,
+        loop: Any,
+        state: Any,
+        after: Any = None,
+        end: Any = None,
     ) -> None:
         self.peering, self.after = peering, after
         self.thread = threading.Thread(target=lambda: None)
@@ -100,7 +106,9 @@ def test_a_relay_being_stopped_for_a_status_change_is_not_restarted_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_relay, "_Relay", _FakeRelay)
-    peering = SimpleNamespace(name="industry", status="active", direction=Direction.PULL)
+    peering = SimpleNamespace(
+        name="industry", status="active", direction=Direction.PULL, dial_in=False
+    )
 
     async def run(fn: Any) -> Any:
         return fn()
