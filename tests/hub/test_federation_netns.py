@@ -1,7 +1,9 @@
 """Federation across network namespaces: each hub of a line in its own namespace (a test
 host this test creates and deletes), listening on its own address there with a server
 certificate for that address, joined by veth pairs on a bridge; then a real partition (the
-middle hub's link down, the process alive) and its healing.  Needs root and iproute2."""
+middle hub's link down, the process alive) and its healing; and the push direction across
+a real one-way reachability (hotline's routing refuses every connection it would open to
+regional).  Needs root and iproute2."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from sighub.client._errors import SighubError
 from sighub.hub._cli import main as sighub
 from tests.hub.conftest import ROOT, HubProcess
 from tests.hub.test_federation import (
+    COLLAB,
     Net,
     check_arrived,
     envelopes,
@@ -27,6 +30,7 @@ from tests.hub.test_federation import (
     published,
     wait_for,
 )
+from tests.hub.test_federation_push import push
 
 PORT = 7443
 NAMES = ("industry", "regional", "hotline")
@@ -75,6 +79,23 @@ class NsHub(HubProcess):
             proc.wait()
             raise SighubError(f"hub {self.data.name} in {self.ns} did not start: {line!r}")
         self.proc, self.port = proc, port
+
+
+def connect_error(ns: str, address: str) -> str:
+    """A TCP connect from inside namespace ``ns`` to ``address``: "" if it connects, else
+    the error's name."""
+    host, _, port = address.rpartition(":")
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {port}), timeout=3).close()\n"
+        "    print('')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe],
+                         check=True, capture_output=True, text=True, timeout=15)  # fmt: skip
+    return out.stdout.strip()
 
 
 def ip_quietly(*args: str) -> None:
@@ -153,3 +174,52 @@ def test_a_line_across_namespaces_heals_after_a_partition(
         assert report.refused == [] and report.applied == 5
     finally:
         net.close()
+
+
+# Policy routing, since this machine has no iptables or nft: what hotline sends to regional
+# from its hub's port (the replies of the connections regional opens) is routed, anything
+# else (every connection hotline would open, any port) is refused: stateless, one way.
+REPLIES, REFUSED = "1000", "1001"  # the rules' priorities: their names, for deleting them
+
+
+def test_push_crosses_a_one_way_reachability_across_namespaces(
+    tmp_path: Path, hosts: dict[str, tuple[str, str]]
+) -> None:
+    """Regional can reach hotline; hotline cannot reach regional.  Regional pushes, and
+    hotline's relay pulls every envelope through the tunnel regional opened, verified."""
+    net = Net(tmp_path)
+    hotline_ns, _ = hosts["hotline"]
+    regional_ns, regional_host = hosts["regional"]
+    try:
+        for name in ("regional", "hotline"):
+            ns, host = hosts[name]
+            hub = NsHub(tmp_path / name, name, ns, host)
+            hub.start()
+            assert hub.admin_cli("collab", "add", COLLAB) == 0
+            net.hubs[name] = hub
+        regional, hotline = net.hubs["regional"], net.hubs["hotline"]
+        assert connect_error(hotline_ns, regional.address) == ""  # before the cut: it can
+        ip("-n", hotline_ns, "rule", "add", "priority", REPLIES, "to", f"{regional_host}/32",
+           "ipproto", "tcp", "sport", str(PORT), "lookup", "main")  # fmt: skip
+        ip("-n", hotline_ns, "rule", "add", "priority", REFUSED, "to", f"{regional_host}/32",
+           "prohibit")  # fmt: skip
+        assert connect_error(hotline_ns, regional.address) == "PermissionError"
+        assert connect_error(regional_ns, hotline.address) == ""
+        # hotline's record names regional's real address: its certificate's name, and a
+        # place hotline's relay could not dial
+        push(net, "regional", "hotline", address=regional.address)
+        pub = net.member("regional", "pub-b")
+        sent = published(pub, 3)
+        wait_for("hotline holds 3", lambda: len(envelopes(hotline)) == 3)
+        sent += published(pub, 2)  # live, on the open tunnel
+        wait_for("hotline holds 5", lambda: len(envelopes(hotline)) == 5)
+        check_arrived(net, "hotline", sent, {origin("regional"): ["hotline"]})
+        assert len(envelopes(hotline)) == 5
+        report = member_sync(net.member("hotline", "sub-c"))
+        assert report.refused == [] and report.applied == 5
+        # the cut held all along: no envelope came by any other way
+        assert connect_error(hotline_ns, regional.address) == "PermissionError"
+    finally:
+        net.close()
+        for priority in (REFUSED, REPLIES):
+            ip_quietly("-n", hotline_ns, "rule", "del", "priority", priority)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 
 from sighub.client._proto import peer_pb2, peer_pb2_grpc
 from sighub.client._rpc import Credential, open_channel
+from sighub.hub._tunnel import CHUNK, MAX_STREAMS
 from tests.hub.conftest import HubProcess
 from tests.hub.test_federation import (
     COLLAB,
@@ -36,11 +39,18 @@ from tests.hub.test_federation import (
 NOWHERE = "127.0.0.1:1"  # hotline's record of regional's address: nothing listens there
 
 
-def push(net: Net, pusher: str, receiver: str, maps: tuple[str, ...] = (COLLAB,)) -> None:
+def push(
+    net: Net,
+    pusher: str,
+    receiver: str,
+    maps: tuple[str, ...] = (COLLAB,),
+    address: str = NOWHERE,
+) -> None:
     """``pusher`` pushes to ``receiver`` as two operators set it up: the receiver's admin
     enrolls the pusher as member ``pusher`` (role peer, the tunnel's credential); the
     pusher's admin enrolls the receiver's relay (role peer, in the collaborations) and adds
-    a push peering; the receiver's admin adds a dial-in peering named ``pusher``."""
+    a push peering; the receiver's admin adds a dial-in peering named ``pusher``, recording
+    ``address`` as the pusher's (the name the pusher's certificate is checked for)."""
     a, b = net.hubs[receiver], net.hubs[pusher]
     dialer = net.tmp / f"{receiver}-{pusher}.enroll.json"
     assert a.admin_cli("member", "add", pusher, "--roles", "peer", "--out", str(dialer)) == 0
@@ -53,7 +63,7 @@ def push(net: Net, pusher: str, receiver: str, maps: tuple[str, ...] = (COLLAB,)
     pushing = ("peer", "add", receiver, "--enrollment", str(dialer), *mapped)
     assert b.admin_cli(*pushing, "--direction", "push") == 0
     dial_in = ("peer", "add", pusher, "--enrollment", str(relay), *mapped, "--dial-in")
-    assert a.admin_cli(*dial_in, "--address", NOWHERE, "--tlp-ceiling", "amber") == 0
+    assert a.admin_cli(*dial_in, "--address", address, "--tlp-ceiling", "amber") == 0
 
 
 def status(hub: HubProcess, name: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -233,5 +243,145 @@ def test_a_push_peering_to_a_hub_without_a_dial_in_record_keeps_retrying(
     assert hotline.admin_cli(*dial_in, "--map", f"{COLLAB}={COLLAB}", "--address", NOWHERE) == 0
     pub = net.member("regional", "pub-b")
     sent = published(pub, 2)
+    wait_for("hotline holds 2", lambda: len(envelopes(hotline)) >= 2, timeout=90)
+    check_arrived(net, "hotline", sent, {origin("regional"): ["hotline"]})
+
+
+# -- hostile or unlucky dialers ------------------------------------------------------------
+def held(
+    first: peer_pb2.TunnelRequest, go: threading.Event, done: threading.Event
+) -> Iterator[peer_pb2.TunnelRequest]:
+    """A stream's requests: ``first`` once ``go`` is set, then nothing until ``done``."""
+    go.wait(30)
+    yield first
+    done.wait(60)
+
+
+def dialing_as_regional(net: Net) -> Credential:
+    """Regional's own dialer stopped (its push peering suspended) and hotline's relay
+    restarted, waiting for a dial-in: the test dials with regional's credential at hotline."""
+    regional, hotline = net.hubs["regional"], net.hubs["hotline"]
+    assert regional.admin_cli("peer", "suspend", "hotline") == 0
+    assert hotline.admin_cli("peer", "suspend", "regional") == 0
+    assert hotline.admin_cli("peer", "resume", "regional") == 0
+    return Credential.load(regional.data / "peers" / "hotline")
+
+
+def test_a_dialer_holds_a_bounded_number_of_streams(pair: Net) -> None:
+    """Streams that never send their first message each cost the hub a task until
+    FIRST_MESSAGE_SECONDS: past MAX_STREAMS of one peering, the next is refused at once."""
+    net = pair
+    hotline = net.hubs["hotline"]
+    dialer = Credential.load(net.hubs["regional"].data / "peers" / "hotline")
+    done = threading.Event()
+    with open_channel(dialer, address=hotline.address) as channel:
+        stub = peer_pb2_grpc.PeerServiceStub(channel)
+        control = peer_pb2.TunnelRequest(control=True)
+        calls = [stub.Tunnel(held(control, done, done), timeout=30) for _ in range(MAX_STREAMS)]
+        refused: list[grpc.RpcError] = []
+
+        def full() -> bool:  # a probe with a bad first message: refused at once either way
+            err = _tunnel(dialer, hotline.address, peer_pb2.TunnelRequest())
+            assert err.code() in (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            ), err
+            refused.append(err)
+            return err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        try:
+            wait_for("a stream past the bound refused", full, timeout=8)  # < 10 s: all held
+            assert f"at most {MAX_STREAMS}" in (refused[-1].details() or "")
+        finally:
+            for call in calls:
+                call.cancel()
+            done.set()
+    # cancelled, the held streams leave the count at once (not when their 10 s are up)
+    wait_for("the count released", lambda: not full(), timeout=5)
+    # and the real tunnel, whose streams were open all along, still carries a publish
+    sent = published(net.member("regional", "pub-b"), 1)
+    wait_for("hotline holds 1", lambda: len(envelopes(hotline)) >= 1, timeout=90)
+    check_arrived(net, "hotline", sent, {origin("regional"): ["hotline"]})
+
+
+def test_a_slow_first_message_meets_the_peering_as_it_is_when_it_comes(pair: Net) -> None:
+    """A control stream authorized, then slow to say so: what the admin changed meanwhile
+    holds.  The member suspended: refused.  The peering suspended and resumed: attached
+    to the new tunnel end, whose relay asks it for a connection (not to the closed one)."""
+    net = pair
+    hotline = net.hubs["hotline"]
+    dialer = dialing_as_regional(net)
+    control = peer_pb2.TunnelRequest(control=True)
+    with open_channel(dialer, address=hotline.address) as channel:
+        stub = peer_pb2_grpc.PeerServiceStub(channel)
+        for change, resume in (("member", "member"), ("peer", "peer")):
+            go, done = threading.Event(), threading.Event()
+            call = stub.Tunnel(held(control, go, done), timeout=25)
+            try:
+                time.sleep(2)  # authorized by now: the stream waits for its first message
+                assert hotline.admin_cli(change, "suspend", "regional") == 0
+                if change == "peer":
+                    assert hotline.admin_cli(resume, "resume", "regional") == 0
+                go.set()
+                if change == "member":
+                    with pytest.raises(grpc.RpcError) as caught:
+                        next(call)
+                    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                    assert "suspended" in (caught.value.details() or "")
+                    assert hotline.admin_cli(resume, "resume", "regional") == 0
+                else:
+                    assert next(call).open > 0
+            finally:
+                call.cancel()
+                go.set()
+                done.set()
+
+
+def test_a_data_stream_chunk_over_64_kib_is_refused(pair: Net) -> None:
+    net = pair
+    hotline = net.hubs["hotline"]
+    dialer = dialing_as_regional(net)
+    done = threading.Event()
+    with open_channel(dialer, address=hotline.address) as channel:
+        stub = peer_pb2_grpc.PeerServiceStub(channel)
+        go = threading.Event()
+        go.set()
+        control = stub.Tunnel(held(peer_pb2.TunnelRequest(control=True), go, done), timeout=30)
+        try:
+            number = next(control).open  # hotline's relay dialed its end
+            assert number > 0
+            big = (
+                peer_pb2.TunnelRequest(connection=number),
+                peer_pb2.TunnelRequest(data=b"x" * (CHUNK + 1)),
+            )
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub.Tunnel(iter(big), timeout=20))
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"{CHUNK + 1} bytes" in (caught.value.details() or "")
+        finally:
+            control.cancel()
+            done.set()
+
+
+def test_a_dialer_without_its_credential_says_so_and_retries(
+    pair: Net, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regional restarted without its credential at hotline (an operator's mistake): its
+    dialer shows why in peer status and keeps retrying; the file back, the tunnel heals."""
+    net = pair
+    hotline, regional = net.hubs["hotline"], net.hubs["regional"]
+    cred = regional.data / "peers" / "hotline" / "hub.json"
+    aside = cred.with_name("hub.json.aside")
+    port = regional.port
+    regional.stop()
+    cred.rename(aside)
+    regional.start(port=port, stderr=(net.tmp / "regional.log").open("a"))
+    wait_for(
+        "regional's dialer retrying",
+        lambda: status(regional, "hotline", capsys)["relay"]["push"] == "retrying",
+    )
+    assert "hub.json" in status(regional, "hotline", capsys)["relay"]["error"]
+    aside.rename(cred)
+    sent = published(net.member("regional", "pub-b"), 2)
     wait_for("hotline holds 2", lambda: len(envelopes(hotline)) >= 2, timeout=90)
     check_arrived(net, "hotline", sent, {origin("regional"): ["hotline"]})

@@ -47,6 +47,10 @@ __all__ = ["CHUNK", "Dialer", "DialerState", "PeerService", "TunnelEnd", "own_ta
 log = logging.getLogger("sighub.tunnel")
 CHUNK: Final = 64 * 1024  # bytes a tunnel message carries, at most
 MAX_CONNECTIONS: Final = 4  # data streams at once per peering (a relay uses one or two)
+# Tunnel streams at once per peering, open or waiting for their first message: a control
+# stream and its data streams, twice over (a dialer that reconnected before the hub saw its
+# old streams end).  Past it, RESOURCE_EXHAUSTED: a peer cannot hold streams without end.
+MAX_STREAMS: Final = 2 * (MAX_CONNECTIONS + 1)
 OPEN_SECONDS: Final = 10.0  # a data stream asked for must come this soon
 FIRST_MESSAGE_SECONDS: Final = 10.0
 BACKOFF_START: Final = 0.5
@@ -149,32 +153,56 @@ class PeerService(peer_pb2_grpc.PeerServiceServicer):
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self.open: dict[str, int] = {}  # peering -> Tunnel streams (event loop only)
 
     async def Tunnel(
         self, requests: AsyncIterator[peer_pb2.TunnelRequest], context: Any
     ) -> AsyncIterator[peer_pb2.TunnelResponse]:
         try:
             name = await self.s.run(lambda: self._authorize(context))
-            end = self._end(name)
-            first = await _first(requests)
+            self._end(name)  # refused at once, not after the first message
+            self._count(name)
         except HubError as exc:
             await context.abort(exc.code, exc.message)
             return
-        if first.control:
-            await context.send_initial_metadata(())
-            async for out in self._control(name, end):
+        try:
+            try:
+                first = await _first(requests)
+                # What changed while the first message was awaited: the member or peering
+                # suspended, or suspended and resumed (a new end; the one before is closed).
+                version = self.s.version
+                await self.s.run(lambda: self._still_active(name))
+                end = self._end(name)
+            except HubError as exc:
+                await context.abort(exc.code, exc.message)
+                return
+            if first.control:
+                async for out in self._control(name, end, version, context):
+                    yield out
+                return
+            pipe = end.claim(first.connection)
+            if pipe is None:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"tunnel {name!r}: connection {first.connection} was not asked for, or is"
+                    " taken; expected a number from this hub's control stream",
+                )
+                return
+            async for out in _bridge(name, end, pipe, requests, context):
                 yield out
-            return
-        pipe = end.claim(first.connection)
-        if pipe is None:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"tunnel {name!r}: connection {first.connection} was not asked for, or is"
-                " taken; expected a number from this hub's control stream",
+        finally:
+            self.open[name] -= 1
+            if not self.open[name]:
+                del self.open[name]
+
+    def _count(self, name: str) -> None:
+        n = self.open.get(name, 0)
+        if n >= MAX_STREAMS:
+            raise HubError.exhausted(
+                f"tunnel {name!r}: {n} streams open or awaiting their first message; at most"
+                f" {MAX_STREAMS}: end one first"
             )
-            return
-        async for out in _bridge(name, end, pipe, requests):
-            yield out
+        self.open[name] = n + 1
 
     def _authorize(self, context: Any) -> str:
         """The caller's dial-in peering (writer thread)."""
@@ -204,42 +232,40 @@ class PeerService(peer_pb2_grpc.PeerServiceServicer):
             raise HubError.unavailable(f"tunnel {name!r}: its relay is not running yet; retry")
         return end
 
-    async def _control(self, name: str, end: TunnelEnd) -> AsyncIterator[peer_pb2.TunnelResponse]:
+    async def _control(
+        self, name: str, end: TunnelEnd, version: int, context: Any
+    ) -> AsyncIterator[peer_pb2.TunnelResponse]:
         """Ask for data streams until the peering (or its member) is cut off, or a newer
-        control stream takes over."""
+        control stream takes over.  ``end`` was looked up with no await since, and
+        ``version`` read before the last check that the peering is active: no change
+        falls in between."""
         queue = end.attach()
         log.info("tunnel %s: the peer dialed in", name)
         try:
+            await context.send_initial_metadata(())
             while True:
-                number = await self._next_or_cut(name, queue)
-                if number is None:
+                get = asyncio.ensure_future(queue.get())
+                changed = asyncio.ensure_future(self._changed(version))
+                done, _ = await asyncio.wait({get, changed}, return_when=asyncio.FIRST_COMPLETED)
+                if get in done:
+                    changed.cancel()
+                    number = get.result()
+                    if number is None:
+                        return
+                    yield peer_pb2.TunnelResponse(open=number)
+                    continue
+                get.cancel()
+                # every admin change, as Sync streams do: is the peering still active?
+                version = self.s.version
+                try:
+                    await self.s.run(lambda: self._still_active(name))
+                except HubError as exc:
+                    log.warning("tunnel %s: %s; its streams end", name, exc.message)
+                    end.cut()
                     return
-                yield peer_pb2.TunnelResponse(open=number)
         finally:
             end.detach(queue)
             log.info("tunnel %s: control stream ended", name)
-
-    async def _next_or_cut(self, name: str, queue: asyncio.Queue[int | None]) -> int | None:
-        """The next connection to open; None once the peering or member is no longer
-        active (checked on every admin change, as Sync streams are)."""
-        while True:
-            version = self.s.version
-            get = asyncio.ensure_future(queue.get())
-            changed = asyncio.ensure_future(self._changed(version))
-            done, _ = await asyncio.wait({get, changed}, return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                changed.cancel()
-                return get.result()
-            get.cancel()
-            try:
-                await self.s.run(lambda: self._still_active(name))
-            except HubError as exc:
-                log.warning("tunnel %s: %s; its streams end", name, exc.message)
-                relays = self.s.relays
-                end = relays.tunnel(name) if relays is not None else None
-                if end is not None:
-                    end.cut()
-                return None
 
     async def _changed(self, version: int) -> None:
         async with self.s.changed:
@@ -271,18 +297,28 @@ async def _first(requests: AsyncIterator[peer_pb2.TunnelRequest]) -> peer_pb2.Tu
 
 
 async def _bridge(
-    name: str, end: TunnelEnd, pipe: Pipe, requests: AsyncIterator[peer_pb2.TunnelRequest]
+    name: str,
+    end: TunnelEnd,
+    pipe: Pipe,
+    requests: AsyncIterator[peer_pb2.TunnelRequest],
+    context: Any,
 ) -> AsyncIterator[peer_pb2.TunnelResponse]:
     """Bytes both ways between the relay's connection and the peer's data stream, until
-    either side ends."""
+    either side ends; a message no data stream may carry ends both, INVALID_ARGUMENT."""
     reader, writer = pipe
+    refused = ""
 
     async def inbound() -> None:
+        nonlocal refused
         try:
             async for message in requests:
                 if len(message.data) > CHUNK or message.control or message.connection:
-                    log.warning("tunnel %s: a message of %d bytes (control=%s) in a data stream;"
-                                " closed", name, len(message.data), message.control)  # fmt: skip
+                    refused = (
+                        f"tunnel {name!r}: a data stream message of {len(message.data)} bytes,"
+                        f" control={message.control}, connection={message.connection};"
+                        f" expected at most {CHUNK} bytes and nothing else"
+                    )
+                    log.warning("%s; closed", refused)
                     break
                 writer.write(message.data)
                 await writer.drain()
@@ -293,13 +329,15 @@ async def _bridge(
 
     task = asyncio.ensure_future(inbound())
     try:
-        while chunk := await reader.read(CHUNK):
+        while chunk := await reader.read(CHUNK):  # ends once inbound closes the writer
             yield peer_pb2.TunnelResponse(data=chunk)
     except ConnectionError:
         pass
     finally:
         task.cancel()
         end.release(writer)
+    if refused:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refused)
 
 
 # -- the dialing side ---------------------------------------------------------------------
@@ -361,8 +399,8 @@ class Dialer:
                 delay = BACKOFF_START
             except grpc.aio.AioRpcError as exc:
                 self._failed(f"{exc.code().name}: {exc.details()}", delay)
-            except (OSError, ValueError) as exc:  # no credential (removed), a bad file
-                self._failed(str(exc), delay)
+            except Exception as exc:  # no credential, a bad file: said, and retried
+                self._failed(str(exc) or type(exc).__name__, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), delay)
             delay = min(delay * 2, BACKOFF_MAX)

@@ -34,7 +34,8 @@ class PeerServiceStub:
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     def __init__(self, channel):
@@ -59,7 +60,8 @@ class PeerServiceServicer:
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     def Tunnel(self, request_iterator, context):
@@ -95,7 +97,8 @@ class PeerService:
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     @staticmethod

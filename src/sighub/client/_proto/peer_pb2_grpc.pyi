@@ -35,7 +35,8 @@ class PeerServiceStub:
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     @_typing.overload
@@ -57,7 +58,8 @@ class PeerServiceAsyncStub(PeerServiceStub):
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -75,7 +77,8 @@ class PeerServiceServicer(metaclass=_abc_1.ABCMeta):
     data stream: the tunnel carries bytes it cannot read, and everything the relay takes is
     verified as when it dials out.  PERMISSION_DENIED for a caller without such a peering;
     FAILED_PRECONDITION for a peering suspended or removed; INVALID_ARGUMENT for a first
-    message that names no stream, a connection never asked for, or a chunk over 64 KiB.
+    message that names no stream, a connection never asked for, or a chunk over 64 KiB;
+    RESOURCE_EXHAUSTED past 10 streams of one peering, open or awaiting their first message.
     """
 
     @_abc_1.abstractmethod
