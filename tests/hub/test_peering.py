@@ -233,7 +233,7 @@ def test_list_show_suspend_resume_remove(
     assert b.admin_cli("audit", "--member", "industry") == 0
     entries = json.loads(capsys.readouterr().out)["entries"]
     assert entries[-1]["action"] == "peer.add"
-    assert entries[-1]["detail"] == {"origin": "sighub/industry-hub", "dial_in": False}
+    assert entries[-1]["detail"] == {"origin": "sighub/industry-hub"}
     # removed, its origin may be peered again, not its name
     assert b.admin_cli("peer", "add", "industry", "--enrollment", str(path), "--map",
                        f"{A_COLLAB}={B_COLLAB}") == EXIT_REFUSED  # fmt: skip
