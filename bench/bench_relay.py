@@ -100,6 +100,20 @@ class FedHub(Hub):
                     "--map", f"{COLLAB}={COLLAB}", "--max-hops", "4"])  # fmt: skip
         return start
 
+    def push_to(self, receiver: FedHub) -> None:
+        """This hub pushes to ``receiver``, which does not dial it (``hub._tunnel``): the
+        receiver's relay pulls this hub's log through the tunnel this hub opens."""
+        dialer = self.root / f"{receiver.name}-{self.name}.dialer.json"
+        receiver.admin(["member", "add", self.name, "--roles", "peer", "--out", str(dialer)])
+        self.admin(["peer", "add", receiver.name, "--enrollment", str(dialer),
+                    "--map", f"{COLLAB}={COLLAB}", "--direction", "push"])  # fmt: skip
+        member = f"hub-{receiver.name}"
+        path = self.root / f"{self.name}-{member}.enroll.json"
+        self.admin(["member", "add", member, "--roles", "peer", "--out", str(path)])
+        self.admin(["collab", "join", COLLAB, member])
+        receiver.admin(["peer", "add", self.name, "--enrollment", str(path), "--map",
+                        f"{COLLAB}={COLLAB}", "--max-hops", "4", "--dial-in"])  # fmt: skip
+
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.root / 'hub' / 'hub.db'}?mode=ro", uri=True)
 
@@ -252,12 +266,14 @@ class _Arrivals:
         return
 
 
-def live_push(tmp: Path, samples: int, followers: int) -> None:
+def live_push(tmp: Path, samples: int, followers: int, tunnel: bool = False) -> None:
     """C follows B follows A; ``followers`` Sync streams per hub, and a member daemon on C
     (every envelope verified, two hops from its publisher, into its local store, told to
     its sink).  Each probe published on A is timed from its publish call to its arrival
     at each follower of A (the baseline), of B (one relay), of C (two relays) and at the
-    daemon's sink."""
+    daemon's sink.  With ``tunnel``, B pushes to C (C's relay pulls B through B's tunnel)."""
+    if tunnel:
+        print("second hop: regional pushes to hotline, whose relay pulls through the tunnel")
     hubs = [FedHub(tmp / n, n) for n in ("industry", "regional", "hotline")]
     streams: list[HubClient] = []
     stop = threading.Event()
@@ -265,7 +281,10 @@ def live_push(tmp: Path, samples: int, followers: int) -> None:
     try:
         pub = hubs[0].member("bench-pub", "publisher,subscriber")
         hubs[1].follow(hubs[0])
-        hubs[2].follow(hubs[1])
+        if tunnel:
+            hubs[1].push_to(hubs[2])
+        else:
+            hubs[2].follow(hubs[1])
         got = _Arrivals(hubs)
 
         def listen(hub: FedHub, data: Path) -> None:
@@ -398,13 +417,20 @@ def main() -> None:
                     help="sample hub B during the catch-up with py-spy (pip install py-spy) into "
                     "FILE, collapsed stacks per thread")  # fmt: skip
     ap.add_argument("--no-push", action="store_true", help="the catch-up and memory only")
+    ap.add_argument("--no-catch-up", action="store_true", help="the live push only")
+    ap.add_argument("--tunnel", action="store_true",
+                    help="the live push again with the second hop a push (through a tunnel),"
+                    " beside the direct one in the same run")  # fmt: skip
     args = ap.parse_args()
     print(f"machine: {machine_line()}; each hub in its own process; "
           f"{os.cpu_count()} cores shared by all of them and this script")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="sighub-bench-relay-", dir=args.dir) as tmp:
-        catch_up(Path(tmp) / "catch-up", args.size, args.connections, args.py_spy)
+        if not args.no_catch_up:
+            catch_up(Path(tmp) / "catch-up", args.size, args.connections, args.py_spy)
         if not args.no_push:
             live_push(Path(tmp) / "push", args.push_samples, args.followers)
+        if args.tunnel:
+            live_push(Path(tmp) / "tunnel", args.push_samples, args.followers, tunnel=True)
 
 
 if __name__ == "__main__":
