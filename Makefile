@@ -60,7 +60,7 @@ bench-relay: $(STAMP)
 
 # Where a bulk catch-up would stand (issue 12): a relay's parts measured apart, one core each
 # (checks without the model, today's verification, appends with and without the indicators'
-# state rows, the state rows filled afterwards): about 2 minutes at 200,000 indicators.
+# state rows, the state rows filled afterwards): under a minute at 200,000 indicators.
 bench-catchup-parts: $(STAMP)
 	$(BIN)/python bench/bench_catchup_parts.py
 
