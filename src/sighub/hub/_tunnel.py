@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -46,6 +47,7 @@ __all__ = ["CHUNK", "Dialer", "DialerState", "PeerService", "TunnelEnd", "own_ta
 
 log = logging.getLogger("sighub.tunnel")
 CHUNK: Final = 64 * 1024  # bytes a tunnel message carries, at most
+SOCKET_PREFIX: Final = "sighub-tunnel-"
 MAX_CONNECTIONS: Final = 4  # data streams at once per peering (a relay uses one or two)
 # Tunnel streams at once per peering, open or waiting for their first message: a control
 # stream and its data streams, twice over (a dialer that reconnected before the hub saw its
@@ -59,6 +61,21 @@ BACKOFF_MAX: Final = 30.0
 Pipe = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+def sweep_stale() -> None:
+    """Remove the socket folders of hubs that are gone (killed before they removed them):
+    ``sighub-tunnel-PID-*`` of this user whose process no longer runs."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SOCKET_PREFIX}*-*"):
+        pid = folder.name[len(SOCKET_PREFIX) :].partition("-")[0]
+        try:
+            if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # another user's process, or a folder gone meanwhile
+            continue
+
+
 class TunnelEnd:
     """This hub's end of one dial-in peering: the socket its relay dials, and the
     connections waiting for (or bridged over) the peer's data streams.  Event loop only,
@@ -66,7 +83,10 @@ class TunnelEnd:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.folder = Path(tempfile.mkdtemp(prefix="sighub-tunnel-"))  # 0700, a short path
+        sweep_stale()
+        # 0700, a short path (a Unix socket's is at most 107 bytes); named by this process,
+        # so that a hub killed before it removed it leaves nothing the next one keeps
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{SOCKET_PREFIX}{os.getpid()}-"))
         self.path = self.folder / "s"
         self.dialed = threading.Event()  # a control stream is open
         self._control: asyncio.Queue[int | None] | None = None
@@ -360,6 +380,7 @@ class DialerState:
     error: str = ""
     connections: int = 0  # data streams open now
     opened: int = 0  # data streams opened since the hub started
+    declined: int = 0  # data streams asked for past MAX_CONNECTIONS (or numbered 0)
     since: float = 0.0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -419,8 +440,11 @@ class Dialer:
             log.info("push to %s: connected (%s)", self.name, cred.hub)
             async for message in call:
                 if len(self.state.tasks) >= MAX_CONNECTIONS or message.open <= 0:
-                    log.warning("push to %s: connection %d asked for, %d open; not opened",
-                                self.name, message.open, len(self.state.tasks))  # fmt: skip
+                    self.state.declined += 1  # counted, said at the first and every 1000th
+                    if self.state.declined == 1 or self.state.declined % 1000 == 0:
+                        log.warning("push to %s: connection %d asked for, %d open; not"
+                                    " opened (%d declined so far)", self.name, message.open,
+                                    len(self.state.tasks), self.state.declined)  # fmt: skip
                     continue
                 task = asyncio.ensure_future(self._data(stub, message.open))
                 self.state.tasks.add(task)
