@@ -94,6 +94,7 @@ class _FakeRelay:
         state: Any,
         after: Any = None,
         end: Any = None,
+        acknowledge: bool = False,
     ) -> None:
         self.peering, self.after = peering, after
         self.thread = threading.Thread(target=lambda: None)

@@ -136,6 +136,7 @@ class LyingPeer(sync_pb2_grpc.SyncServiceServicer, log_pb2_grpc.LogServiceServic
     def __init__(self, hub: HubProcess, log: PeerLog) -> None:
         self.hub, self.log = hub, log
         self.skip: frozenset[int] = frozenset()
+        self.bad_paths = False  # inclusion paths with one hash flipped
         self.syncs: list[int] = []  # the cursor of each Sync asked
         self._server: grpc.Server | None = None
 
@@ -151,6 +152,8 @@ class LyingPeer(sync_pb2_grpc.SyncServiceServicer, log_pb2_grpc.LogServiceServic
     def GetInclusionProof(self, request: Any, context: Any) -> Any:
         size = request.tree_size
         proof = inclusion_proof(request.leaf_index, size, self.log.hashes(size))
+        if self.bad_paths and proof:
+            proof = [bytes(b ^ 0xFF for b in proof[0]), *proof[1:]]
         return log_pb2.GetInclusionProofResponse(hashes=proof)
 
     def GetConsistencyProof(self, request: Any, context: Any) -> Any:

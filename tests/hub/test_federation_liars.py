@@ -265,7 +265,7 @@ def test_a_lying_peer_is_refused(net: Net, lie: str, capsys: pytest.CaptureFixtu
         assert w.log.size > honest_size
         wait_for("the relay reached the liar", lambda: bool(liar.syncs), WAIT)
         if expect.alarm:
-            wait_for("the relay stopped", lambda: status()["state"] == "retrying", WAIT)
+            wait_for("the relay stopped", lambda: status()["state"] == "alarm", WAIT)
             shown = status()
             assert expect.alarm in shown["error"], shown
             assert any(expect.alarm in m for _, m in alarms(w)), alarms(w)
@@ -284,3 +284,36 @@ def test_a_lying_peer_is_refused(net: Net, lie: str, capsys: pytest.CaptureFixtu
     assert not ids(expect.bad) & held, f"{lie}: regional holds what it must refuse"
     assert len(rows) == len(w.sent) + len(expect.good)  # nothing else, nothing twice
     assert [r[3] for r in rows] == w.sent + expect.good
+
+
+def test_a_bad_inclusion_path_is_an_alarm_the_operator_acknowledges_by_resuming(
+    net: Net, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The liar's log is honest but the inclusion path it gives for a new envelope does not
+    verify in its own checkpoint: the relay keeps the evidence and stops (it does not retry
+    into the same lie); suspending and resuming the peering acknowledges the alarm, and
+    once the peer serves true paths the envelope crosses, once."""
+    w = world(net)
+    assert w.log is not None
+
+    def status() -> dict[str, Any]:
+        capsys.readouterr()
+        assert w.regional.admin_cli("peer", "status", "industry") == 0
+        shown: dict[str, Any] = json.loads(capsys.readouterr().out)["relay"]
+        return shown
+
+    with LyingPeer(w.industry, w.log) as liar:
+        liar.bad_paths = True
+        raw = w.sealed(0)
+        w.log.add(raw)
+        wait_for("the relay stopped", lambda: status()["state"] == "alarm", WAIT)
+        shown = status()
+        assert "inclusion path" in shown["error"] and "peer resume" in shown["error"], shown
+        assert any("inclusion path" in m for _, m in alarms(w)), alarms(w)
+        assert len(envelopes(w.regional)) == len(w.sent)  # nothing of the batch stored
+        liar.bad_paths = False
+        assert w.regional.admin_cli("peer", "suspend", "industry") == 0
+        assert w.regional.admin_cli("peer", "resume", "industry") == 0
+        wait_for("crossed", lambda: ids([raw]) <= {r[1] for r in envelopes(w.regional)}, WAIT)
+    assert [r[3] for r in envelopes(w.regional)] == [*w.sent, raw]
+    assert alarms(w)  # the evidence stays

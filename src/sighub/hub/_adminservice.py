@@ -512,7 +512,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             if stopping is not None:
                 await self.s.run(lambda: self._admin(context))  # only an admin stops a relay
                 await stopping.stop(request.name)
-            return await self._change(work)
+            done = await self._change(work)
+            if relays is not None and stopping is None:  # resumed: the operator's word
+                relays.acknowledge(request.name)
+            return done
         finally:
             if relays is not None:
                 await relays.refresh(release=request.name if held else None)

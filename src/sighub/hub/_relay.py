@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sighub.client._daemon import SyncDaemon, SyncReport
 from sighub.client._enroll import enroll
 from sighub.client._envelope import signing_key_id
-from sighub.client._errors import SighubError
+from sighub.client._errors import IntegrityAlarm, SighubError
 from sighub.client._farlog import FarLog, check_relayed
 from sighub.client._hops import HopError, decode_hops, encode_hops, origin_of, sign_hop
 from sighub.client._leaves import (
@@ -59,7 +59,8 @@ from sighub.client._leaves import (
     peer_checkpoint,
     peer_leaf,
 )
-from sighub.client._merkle import leaf_hash, verify_inclusion
+from sighub.client._logcheck import AlarmKind, LogAlarm
+from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
 from sighub.client._model import Tlp
 from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch, open_channel
 from sighub.client._rules import count_problem, envelope_problem
@@ -83,6 +84,10 @@ JOIN_SECONDS: Final = 10.0
 NO_TUNNEL_PLAINTEXT: Final = (
     "this hub serves plaintext (--insecure): the peer's relay reaches it over mTLS only, so"
     " nothing is pushed"
+)
+ACKNOWLEDGE: Final = (
+    "the relay stays stopped: look at the evidence in DATA/peers/NAME/local.db (log_alarms),"
+    " then `sighub admin peer suspend NAME` and `peer resume NAME` to acknowledge it"
 )
 DIAL_IN_WAIT: Final = 1.0  # seconds between looks for a dial-in peer's control stream
 # a peer steward's key epoch as this hub records it: (local collab, epoch, commitment,
@@ -172,7 +177,7 @@ class RelayState:
     """What ``sighub admin peer status`` shows of one relay."""
 
     peer: str
-    state: str = "stopped"  # starting, following, retrying, stopped
+    state: str = "stopped"  # starting, waiting, following, retrying, alarm, stopped
     cursor: int = 0  # the peer's log sequence relayed up to
     head: int = 0  # the peer's log size as last seen
     last_batch: str = ""  # RFC 3339 time of the last batch committed
@@ -273,7 +278,16 @@ class RelayDaemon(SyncDaemon):
         cp = guard.state.checkpoint
         leaf = envelope_leaf(change.collaboration, change.envelope, change.n, change.hop_records)
         path = self._peer.inclusion_proof(change.sequence - 1, cp.size)
-        verify_inclusion(change.sequence - 1, cp.size, leaf_hash(leaf), path, cp.root)
+        try:
+            verify_inclusion(change.sequence - 1, cp.size, leaf_hash(leaf), path, cp.root)
+        except ProofError as exc:  # its own signed tree contradicts it: evidence, kept
+            raise LogAlarm(
+                AlarmKind.BAD_PROOF,
+                f"{self.context.peering.origin}: the inclusion path it gave for the envelope"
+                f" at sequence {change.sequence} does not verify in its checkpoint of"
+                f" {cp.size} leaves ({exc})",
+                {"sequence": change.sequence, "size": cp.size, "path": [h.hex() for h in path]},
+            ) from None
         return path
 
     def _copies(self, batch: SyncBatch) -> list[Copy]:
@@ -549,10 +563,11 @@ class _Relay:
 
     def __init__(self, services: Services, peering: Peering, loop: asyncio.AbstractEventLoop,
                  state: RelayState, after: _Relay | None = None,
-                 end: TunnelEnd | None = None) -> None:  # fmt: skip
+                 end: TunnelEnd | None = None, acknowledge: bool = False) -> None:  # fmt: skip
         self.services, self.peering, self.loop, self.state = services, peering, loop, state
         self.after = after  # a stopped relay of the same peering, whose thread must end first
         self.end = end  # a dial-in peering's tunnel
+        self.acknowledge = acknowledge  # clear the relay's alarms first (a resume)
         self.stop = threading.Event()
         self.daemon: RelayDaemon | None = None
         self.thread = threading.Thread(target=self._run, name=f"relay-{peering.name}", daemon=True)
@@ -574,8 +589,16 @@ class _Relay:
                                           _Context(hub, self.peering), self.services,
                                           self.state, self.loop, via)  # fmt: skip
                 self.state.cursor = self.daemon.store.cursor
+                self._acknowledged(self.daemon)
                 self.state.state = "following"
                 self.daemon.follow(self.stop, self._batch)
+            except IntegrityAlarm as exc:  # evidence kept; stopped until acknowledged
+                if self.stop.is_set():
+                    break
+                log.error("relay %s stopped by a log alarm: %s", self.peering.name, exc)
+                self.state.state = "alarm"
+                self.state.error = f"{str(exc)[:400]} ({ACKNOWLEDGE})"
+                self.stop.wait(RETRY_AFTER_ERROR)
             except Exception as exc:  # shown by `admin peer status`, retried after a pause
                 if self.stop.is_set():
                     break
@@ -588,6 +611,15 @@ class _Relay:
                     self.daemon.close()
                     self.daemon = None
         self.state.state = "stopped"
+
+    def _acknowledged(self, daemon: RelayDaemon) -> None:
+        """After a resume, the relay's alarms are acknowledged: the operator's word that
+        the peer's history is looked into (the evidence stays in its local.db)."""
+        if self.acknowledge:
+            self.acknowledge = False
+            if daemon.clear_alarms():
+                log.warning("relay %s: alarms acknowledged by resuming the peering",
+                            self.peering.name)  # fmt: skip
 
     def _dialed_in(self) -> bool:
         """For a dial-in peering: wait for the peer's control stream, and enroll through the
@@ -644,6 +676,7 @@ class RelayManager:
         # no relay that nothing would stop.
         self._closed = False
         self._last: dict[str, _Relay] = {}  # the relay stopped last, per peering
+        self._acknowledge: set[str] = set()  # resumed: their relays' alarms acknowledged
 
     async def refresh(self, release: str | None = None) -> None:
         """Start the relays of the peerings that should run and stop the others; with
@@ -683,7 +716,10 @@ class RelayManager:
                 end = self._tunnels[p.name] = TunnelEnd(p.name)
                 await end.start()
         state = self._states.setdefault(p.name, RelayState(p.name))
-        relay = _Relay(self.services, p, self.loop, state, self._last.pop(p.name, None), end)
+        acknowledge = p.name in self._acknowledge
+        self._acknowledge.discard(p.name)
+        relay = _Relay(self.services, p, self.loop, state, self._last.pop(p.name, None), end,
+                       acknowledge)  # fmt: skip
         self._relays[p.name] = relay
         relay.thread.start()
 
@@ -707,6 +743,11 @@ class RelayManager:
             dialer = self._dialers.pop(name, None)
             if dialer is not None:
                 await dialer.stop()
+
+    def acknowledge(self, name: str) -> None:
+        """The operator resumed ``name``: its next relay acknowledges the relay's alarms
+        (the evidence stays), as ``sighub sync --clear-alarm`` does for a member."""
+        self._acknowledge.add(name)
 
     def tunnel(self, name: str) -> TunnelEnd | None:
         """The tunnel end of dial-in peering ``name``, while its relay runs."""

@@ -360,7 +360,9 @@ class RelayState(_message.Message):
     """The peering's name."""
     state: _builtins.str
     """starting, waiting (a dial-in peer not connected yet), following, retrying (after an
-    error, shown in error) or stopped; "pushing" for a push peering (see push).
+    error, shown in error), alarm (the peer's log contradicted itself: stopped, the
+    evidence kept in the relay's local.db; suspending and resuming the peering
+    acknowledges it) or stopped; "pushing" for a push peering (see push).
     """
     cursor: _builtins.int
     """The peer's log sequence relayed up to (the relay's committed cursor)."""
