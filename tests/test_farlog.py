@@ -30,7 +30,7 @@ from sighub.client._leaves import (
     peer_leaf,
 )
 from sighub.client._logcheck import AlarmKind, LogAlarm
-from sighub.client._merkle import inclusion_proof, leaf_hash, root
+from sighub.client._merkle import consistency_proof, inclusion_proof, leaf_hash, root
 from sighub.client._model import Form, Indicator, Kind, Publisher, Tlp
 from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import Change
@@ -304,3 +304,41 @@ def test_two_trees_of_one_size_from_the_origin_are_a_fork(world: dict[str, Any])
     with pytest.raises(LogAlarm) as caught:
         far.apply(9, parse_leaf(cp), cp)
     assert caught.value.kind is AlarmKind.FORK and state(far) == before
+
+
+def _extending(log: OriginLog, since: int) -> bytes:
+    """``log``'s checkpoint as a relay copies it after its copy of the tree of ``since``
+    leaves: with the consistency proof from that tree, from ``log``'s own leaves."""
+    hashes = [leaf_hash(x) for x in log.leaves]
+    proof = consistency_proof(since, len(hashes), hashes)
+    return peer_checkpoint(log.origin, log.note(), since, proof)
+
+
+def test_a_tree_that_does_not_extend_the_one_copied_before_is_a_fork(
+    world: dict[str, Any],
+) -> None:
+    """Trees of different sizes: the relay names the checkpoint it copied before, and the
+    proof that the new one extends it.  An honest origin's passes; a history rewritten
+    below the earlier size (signed by the origin's own key) is a fork alarm that changes
+    nothing; one that names a size this log never saw is taken (nothing to hold it to)."""
+    origin: OriginLog = world["origin"]
+    far: FarLog = world["far"]
+    feed(far, origin.copies(1)[:1])  # the tree of 1 leaf
+    origin.add(collab_add("sg-pad"))
+    origin.add(collab_add("sg-pad-2"))
+    honest = _extending(origin, 1)
+    far.apply(20, parse_leaf(honest), honest)
+    assert far.roots[FAR][3] == root([leaf_hash(x) for x in origin.leaves])
+    split = OriginLog(FAR)
+    split.key, split.signer = origin.key, origin.signer
+    split.leaves = [collab_add("sg-other"), *origin.leaves[1:], collab_add("sg-more")]
+    forged = _extending(split, 3)  # its own proof, from its own tree of 3: not the one held
+    before = state(far)
+    with pytest.raises(LogAlarm) as caught:
+        far.apply(21, parse_leaf(forged), forged)
+    assert caught.value.kind is AlarmKind.FORK and "does not extend" in str(caught.value)
+    assert state(far) == before
+    origin.add(collab_add("sg-pad-3"))
+    unseen = _extending(origin, 2)  # a size no copy here had: nothing to check it against
+    far.apply(22, parse_leaf(unseen), unseen)
+    assert 4 in far.roots[FAR]

@@ -42,6 +42,10 @@ def _relay_over(peer: OriginLog, far: FarLog) -> RelayDaemon:
     daemon._peer = SimpleNamespace(  # type: ignore[attr-defined]
         inclusion_proof=lambda index, size: inclusion_proof(index, size, hashes[:size])
     )
+    meta: dict[str, str] = {}  # the relay's own store: only its meta is read
+    daemon.store = SimpleNamespace(  # type: ignore[assignment]
+        meta=lambda key, default="": meta.get(key, default), set_meta=meta.__setitem__
+    )
     return daemon
 
 

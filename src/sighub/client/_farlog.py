@@ -41,7 +41,7 @@ from sighub.client._leaves import (
     parse_leaf,
 )
 from sighub.client._logcheck import AlarmKind, LogAlarm, hub_key
-from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
+from sighub.client._merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from sighub.client._model import Tlp, tlp_crosses
 from sighub.client._rpc import Change
 from sighub.client._stewardlog import StewardLog
@@ -195,10 +195,11 @@ class FarLog:
                             " not know; skipped", sequence, origin)  # fmt: skip
             return False
         if doc["type"] == "peer.checkpoint":
-            return self._checkpoint(sequence, origin, key, _b64(doc["note"], sequence))
+            return self._checkpoint(sequence, origin, key, doc)
         return self._leaf(sequence, origin, doc)
 
-    def _checkpoint(self, sequence: int, origin: str, key: bytes, note: bytes) -> bool:
+    def _checkpoint(self, sequence: int, origin: str, key: bytes, doc: Mapping[str, Any]) -> bool:
+        note = _b64(doc["note"], sequence)
         try:
             opened = open_checkpoint(
                 note, hub_key(origin, base64.b64encode(key).decode()), origin=origin,
@@ -215,10 +216,31 @@ class FarLog:
                 f" {root.hex()} (a split view, seen through two paths)"
             )
             raise _alarm(AlarmKind.FORK, sequence, detail)
+        self._extends(sequence, origin, doc, size, root)
         roots[size] = root
         for size in sorted(roots)[:-MAX_ROOTS]:
             del roots[size]
         return True
+
+    def _extends(
+        self, sequence: int, origin: str, doc: Mapping[str, Any], size: int, root: bytes
+    ) -> None:
+        """A copied checkpoint that names the one its relay copied before (``since``) comes
+        with the proof that it extends it: checked where that one's root is known here (a
+        fork at different sizes, which equal sizes alone would not show)."""
+        since = int(doc.get("since", 0))
+        old = self.roots.get(origin, {}).get(since) if since else None
+        if old is None:
+            return  # none named, or the relay's earlier copy is not in this log (yet)
+        proof = [_b64(h, sequence) for h in doc.get("consistency", [])]
+        try:
+            verify_consistency(since, size, old, root, proof)
+        except ProofError as exc:
+            detail = (
+                f"{origin!r} signed a tree of {size} leaves that does not extend its tree of"
+                f" {since} ({exc}): two histories (a split view)"
+            )
+            raise _alarm(AlarmKind.FORK, sequence, detail) from None
 
     def _leaf(self, sequence: int, origin: str, doc: Mapping[str, Any]) -> bool:
         seq, size = int(doc["seq"]), int(doc["size"])

@@ -194,8 +194,12 @@ _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "peer.checkpoint": ("origin", "note"),
     "peer.leaf": ("origin", "seq", "leaf", "size", "path"),
 }
-_COUNTS: Final = frozenset({"v", "epoch", "n", "earlier_epochs", "max_hops", "seq", "size"})
-_LISTS: Final = frozenset({"roles", "stewards", "steward_signatures", "collabs", "path"})
+_COUNTS: Final = frozenset(
+    {"v", "epoch", "n", "earlier_epochs", "max_hops", "seq", "size", "since"}
+)
+_LISTS: Final = frozenset(
+    {"roles", "stewards", "steward_signatures", "collabs", "path", "consistency"}
+)
 # A join leaf lists the collaboration's stewards with their designations (about 150 bytes
 # each): at most this many keep it well under MAX_LEAF_BYTES.
 MAX_STEWARDS: Final = 8
@@ -420,10 +424,20 @@ def peer_status(peer: str, status: str) -> bytes:
     return _leaf("peer.status", peer=peer, status=status)
 
 
-def peer_checkpoint(origin: str, note: bytes) -> bytes:
+def peer_checkpoint(
+    origin: str, note: bytes, since: int = 0, consistency: Sequence[bytes] = ()
+) -> bytes:
     """The leaf of another hub's signed checkpoint, copied by a relay: what the inclusion
-    proofs of the ``peer.leaf`` leaves after it are checked against."""
-    return _leaf("peer.checkpoint", origin=origin, note=_b64(note))
+    proofs of the ``peer.leaf`` leaves after it are checked against.  With ``since``, the
+    size of the checkpoint of that hub the relay copied before, and ``consistency``, the
+    proof that this tree extends it: a member holding that one checks it, so the origin
+    cannot show one relay two histories of different sizes unseen."""
+    if not since:
+        return _leaf("peer.checkpoint", origin=origin, note=_b64(note))
+    return _leaf(
+        "peer.checkpoint", origin=origin, note=_b64(note), since=since,
+        consistency=[_b64(h) for h in consistency],
+    )  # fmt: skip
 
 
 def peer_leaf(origin: str, seq: int, leaf: bytes, size: int, proof: list[bytes]) -> bytes:

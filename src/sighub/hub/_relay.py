@@ -60,7 +60,7 @@ from sighub.client._leaves import (
     peer_leaf,
 )
 from sighub.client._logcheck import AlarmKind, LogAlarm
-from sighub.client._merkle import ProofError, leaf_hash, verify_inclusion
+from sighub.client._merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
 from sighub.client._model import Tlp
 from sighub.client._rpc import Change, HubClient, HubRejected, SyncBatch, open_channel
 from sighub.client._rules import count_problem, envelope_problem
@@ -323,10 +323,30 @@ class RelayDaemon(SyncDaemon):
                 far.append(Copy(x.sequence, kind, x.leaf, _copy_key(doc), epoch))
         if own:
             key = f"checkpoint {peer} {cp.size}"
-            own.insert(
-                0, Copy(own[0].sequence, "peer.checkpoint", peer_checkpoint(peer, cp.note), key)
-            )
+            note = peer_checkpoint(peer, cp.note, *self._extends(cp))
+            own.insert(0, Copy(own[0].sequence, "peer.checkpoint", note, key))
         return sorted(own + far, key=lambda x: x.sequence)
+
+    def _extends(self, cp: Any) -> tuple[int, list[bytes]]:
+        """(the size of the peer's checkpoint this relay copied before, the proof that
+        ``cp`` extends it), checked here; (0, []) for the first.  Remembered in the relay's
+        own transaction, with the cursor."""
+        before = (self.store.meta("copied_checkpoint") or "").split()
+        self.store.set_meta("copied_checkpoint", f"{cp.size} {cp.root.hex()}")
+        if len(before) != 2 or int(before[0]) >= cp.size:
+            return 0, []
+        size, old = int(before[0]), bytes.fromhex(before[1])
+        proof = self._peer.consistency_proof(size, cp.size)
+        try:
+            verify_consistency(size, cp.size, old, cp.root, proof)
+        except ProofError as exc:
+            raise LogAlarm(
+                AlarmKind.BAD_PROOF,
+                f"{self.context.peering.origin}: its consistency proof from the tree of"
+                f" {size} leaves this relay copied to its tree of {cp.size} fails ({exc})",
+                {"first": size, "second": cp.size, "proof": [h.hex() for h in proof]},
+            ) from None
+        return size, proof
 
     def _behind_epoch(self, doc: dict[str, Any]) -> FarEpoch | None:
         """A steward's epoch leaf of a hub behind the peer, copied by the peer: recorded
