@@ -7,6 +7,7 @@ generated type or a ``grpc.RpcError``.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -322,6 +323,53 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
         return continuation(_Details(details, [*(details.metadata or ()), self.md]), request)
 
 
+class _Closed(grpc.RpcError):
+    """A call on a client already closed: CANCELLED, as a call cut off by the close is."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.CANCELLED
+
+    def details(self) -> str:
+        return "the client was closed"
+
+
+class _CloseGuard(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Counts the calls being started and refuses new ones once ``close`` began; ``close``
+    waits for those being started (see ``HubClient.__init__``).  A unary call counts until
+    it answers (its deadline bounds that), a stream only while it is created: closing
+    cancels a stream being read at once.  Calls never wait for one another."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._starting = 0
+        self._closed = False
+
+    def _start(self, continuation: Any, details: Any, request: Any) -> Any:
+        with self._cond:
+            if self._closed:
+                raise _Closed()
+            self._starting += 1
+        try:
+            return continuation(details, request)
+        finally:
+            with self._cond:
+                self._starting -= 1
+                self._cond.notify_all()
+
+    def close(self, channel: grpc.Channel) -> None:
+        with self._cond:
+            self._closed = True
+            while self._starting:
+                self._cond.wait()
+        channel.close()  # no call is being created: none can be from now on
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self._start(continuation, details, request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self._start(continuation, details, request)
+
+
 class _Details(grpc.ClientCallDetails):
     def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
         self.method = base.method
@@ -458,19 +506,26 @@ class HubClient:
     """A member's connection to its hub."""
 
     def __init__(self, channel: grpc.Channel, address: str | None = None) -> None:
-        self.channel = channel
+        # Every call starts under the guard, and close takes it: gRPC's C core crashes the
+        # process when a channel is closed while another thread creates a call on it (a
+        # daemon interrupted from another thread while it asks for its keys).
+        self._guard = _CloseGuard()
+        self.channel = grpc.intercept_channel(channel, self._guard)
+        self._raw = channel
         self.address = address  # named in HubUnreachable errors
-        self._publish = publish_pb2_grpc.PublishServiceStub(channel)
-        self._sync = sync_pb2_grpc.SyncServiceStub(channel)
-        self._directory = directory_pb2_grpc.DirectoryServiceStub(channel)
-        self._log = log_pb2_grpc.LogServiceStub(channel)
+        self._publish = publish_pb2_grpc.PublishServiceStub(self.channel)
+        self._sync = sync_pb2_grpc.SyncServiceStub(self.channel)
+        self._directory = directory_pb2_grpc.DirectoryServiceStub(self.channel)
+        self._log = log_pb2_grpc.LogServiceStub(self.channel)
 
     @classmethod
     def connect(cls, cred: Credential, insecure: bool = False) -> HubClient:
         return cls(open_channel(cred, insecure), cred.hub)
 
     def close(self) -> None:
-        self.channel.close()
+        """Close the channel: calls in flight end (CANCELLED), later ones are refused with
+        CANCELLED; safe from any thread, once or more."""
+        self._guard.close(self._raw)
 
     def __enter__(self) -> HubClient:
         return self
@@ -500,7 +555,7 @@ class HubClient:
         request = sync_pb2.SyncRequest(
             cursor=cursor, collaborations=collaborations or [], follow=follow, batch_size=batch_size
         )
-        stream = self._sync.Sync(request, timeout=timeout)
+        stream = call(lambda: self._sync.Sync(request, timeout=timeout), self.address)
         try:
             for b in stream:
                 yield SyncBatch(
