@@ -15,16 +15,14 @@ those of the hubs between, as the copied peering records give them: any number o
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 
 from sighub.client._farlog import FarLog
 from sighub.client._hpke import EncryptionKey
-from sighub.client._keyring import KeyRing
 from sighub.client._model import holds_keys
-from sighub.client._steward import _check_logged, steward_key
-from sighub.client._wraps import Recipient, WrapError, far_recipient, unwrap
+from sighub.client._steward import open_wrap
+from sighub.client._wraps import Recipient, WrapError, far_recipient
 
 __all__ = ["far_recipients", "far_unwrap"]
 
@@ -96,14 +94,7 @@ def far_unwrap(
             refused.append(why)
             continue
         try:
-            _check_logged(w, logged)
-            key = keys.get(w.recipient_key_id)
-            if key is None:
-                raise WrapError(
-                    f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
-                    " member does not hold"
-                )
-            secret = unwrap(w, me, key, functools.partial(_steward_key, ring, logged.keys))
+            secret = open_wrap(w, me, keys, ring, logged)
         except WrapError as exc:
             log.error("wrap from %s refused: %s", origin, exc)
             refused.append(f"{origin}: {exc}")
@@ -111,7 +102,3 @@ def far_unwrap(
         got.append((local, epoch, secret))
         held.add((local, epoch))
     return got, refused
-
-
-def _steward_key(ring: KeyRing, keys: frozenset[str], steward: str, kid: str) -> bytes | None:
-    return steward_key(ring, steward, kid, keys)

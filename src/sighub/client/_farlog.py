@@ -150,9 +150,10 @@ class FarLog:
             if remote is not None and self.pinned.local_for(remote, origin) == collab:
                 out[origin] = remote
                 frontier.append(origin)
+        maps = sorted(self.maps.items())
         while frontier:
             hub = frontier.pop(0)
-            for (h, peer, local), remote in sorted(self.maps.items()):
+            for (h, peer, local), remote in maps:
                 if h == hub and local == out[hub] and peer not in out and peer != self.here:
                     out[peer] = remote
                     frontier.append(peer)
@@ -162,10 +163,11 @@ class FarLog:
         """The hub this hub's ``local`` collaboration takes its keys from: the one whose
         steward epoch for it was copied here first (another hub's epochs for it would
         number the same epochs again)."""
+        names = self.names_at(local)  # a cheap filter before the exact inverse
         firsts = [
             (seq, origin)
             for (origin, remote), seq in self.first_epoch.items()
-            if self.local_name(remote, origin) == local
+            if names.get(origin) == remote and self.local_name(remote, origin) == local
         ]
         return min(firsts)[1] if firsts else None
 

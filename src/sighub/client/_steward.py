@@ -26,7 +26,7 @@ from sighub.client._rpc import CollabStatus, HubClient, HubRejected
 from sighub.client._stewardlog import LoggedEpoch, StewardLog
 from sighub.client._wraps import Recipient, Wrap, WrapError, new_secret, unwrap, wrap_epoch
 
-__all__ = ["Rekeyed", "own_keys", "rekey", "unwrap_all"]
+__all__ = ["Rekeyed", "open_wrap", "own_keys", "rekey", "unwrap_all"]
 
 log = logging.getLogger("sighub.steward")
 
@@ -68,6 +68,23 @@ def _check_logged(w: Wrap, logged: LoggedEpoch) -> None:
         )
 
 
+def open_wrap(
+    w: Wrap, member: str, keys: Mapping[str, EncryptionKey], ring: KeyRing, logged: LoggedEpoch
+) -> bytes:
+    """The secret of ``w``, sealed to ``member`` (as the steward named it) under one of
+    ``keys``, checked against its epoch as the verified log shows it (``logged``) and the
+    steward's keys in ``ring`` valid at that epoch's leaves; WrapError naming the rule
+    broken."""
+    _check_logged(w, logged)
+    key = keys.get(w.recipient_key_id)
+    if key is None:
+        raise WrapError(
+            f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this member"
+            " does not hold"
+        )
+    return unwrap(w, member, key, functools.partial(_key_at, ring, logged.keys))
+
+
 def unwrap_all(
     wraps: Iterable[Wrap],
     member: str,
@@ -91,15 +108,8 @@ def unwrap_all(
         if ring.get(w.signing_key_id) is None or epoch_leaf is None:
             log.debug("%s: its epoch leaf or steward key is not verified yet", w.what)
             continue
-        key = keys.get(w.recipient_key_id)
         try:
-            _check_logged(w, epoch_leaf)
-            if key is None:
-                raise WrapError(
-                    f"{w.what}: sealed to encryption key {w.recipient_key_id}, which this"
-                    " member does not hold"
-                )
-            secret = unwrap(w, member, key, functools.partial(_key_at, ring, epoch_leaf.keys))
+            secret = open_wrap(w, member, keys, ring, epoch_leaf)
         except WrapError as exc:
             log.error("wrap refused: %s", exc)
             refused.append(str(exc))

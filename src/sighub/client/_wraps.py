@@ -13,6 +13,7 @@ secret opened matches the wrap's commitment (the one the ``collab.epoch`` leaf l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "Wrap",
     "WrapError",
     "far_recipient",
+    "split_recipient",
     "unwrap",
     "wrap_epoch",
     "wraps_digest",
@@ -42,6 +44,13 @@ SECRET_SIZE: Final = 32
 SIGN_CONTEXT: Final = b"sighub-epoch-wrap-v1\n"
 AAD_CONTEXT: Final = b"sighub-epoch-aad-v1\n"
 INFO: Final = b"sighub collaboration key epoch"
+
+
+# A wrap's fields the steward signs (the sealed bytes go in as their hash) and those
+# that are bytes (base64 in a leaf).
+_SIGNED: Final = ("collab", "epoch", "commitment", "recipient", "recipient_key_id", "suite",
+                  "steward")  # fmt: skip
+_BYTES: Final = ("sealed", "signature")
 
 
 class WrapError(SighubError, ValueError):
@@ -83,17 +92,10 @@ class Wrap:
         return f"wrap of {self.collab!r} epoch {self.epoch} for {self.recipient!r}"
 
     def statement(self) -> bytes:
-        """What the steward signs."""
-        fields = {
-            "collab": self.collab,
-            "epoch": self.epoch,
-            "commitment": self.commitment,
-            "recipient": self.recipient,
-            "recipient_key_id": self.recipient_key_id,
-            "suite": self.suite,
-            "sealed": hashlib.sha256(self.sealed).hexdigest(),
-            "steward": self.steward,
-        }
+        """What the steward signs: every field but the signature's own, the sealed bytes as
+        their SHA-256."""
+        fields = {name: getattr(self, name) for name in _SIGNED}
+        fields["sealed"] = hashlib.sha256(self.sealed).hexdigest()
         return SIGN_CONTEXT + canonical_json(fields)
 
     @property
@@ -102,36 +104,27 @@ class Wrap:
         return "@" in self.recipient
 
     def leaf_fields(self) -> dict[str, Any]:
-        """The fields of its ``collab.wrap`` leaf (``_leaves.collab_wrap``)."""
-        return {
-            "collab": self.collab,
-            "epoch": self.epoch,
-            "commitment": self.commitment,
-            "recipient": self.recipient,
-            "recipient_key_id": self.recipient_key_id,
-            "suite": self.suite,
-            "sealed": base64.b64encode(self.sealed).decode(),
-            "steward": self.steward,
-            "signing_key_id": self.signing_key_id,
-            "signature": base64.b64encode(self.signature).decode(),
-        }
+        """The fields of its ``collab.wrap`` leaf (``_leaves.collab_wrap``): all of them,
+        the bytes in base64."""
+        fields: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in _BYTES:
+            fields[name] = base64.b64encode(fields[name]).decode()
+        return fields
 
     @classmethod
     def from_leaf(cls, doc: Mapping[str, Any]) -> Wrap:
-        """The wrap of a parsed ``collab.wrap`` leaf; WrapError for base64 that is not."""
+        """The wrap of a parsed ``collab.wrap`` leaf (its types checked by ``parse_leaf``);
+        WrapError for base64 that is not."""
+        fields = {f.name: doc[f.name] for f in dataclasses.fields(cls)}
         try:
-            sealed = base64.b64decode(str(doc["sealed"]), validate=True)
-            signature = base64.b64decode(str(doc["signature"]), validate=True)
+            for name in _BYTES:
+                fields[name] = base64.b64decode(str(fields[name]), validate=True)
         except ValueError:
             raise WrapError(
                 f"collab.wrap leaf of {doc.get('collab')!r} epoch {doc.get('epoch')}: sealed or"
                 " signature is not base64"
             ) from None
-        return cls(
-            str(doc["collab"]), int(doc["epoch"]), str(doc["commitment"]),
-            str(doc["recipient"]), str(doc["recipient_key_id"]), str(doc["suite"]), sealed,
-            str(doc["steward"]), str(doc["signing_key_id"]), signature,
-        )  # fmt: skip
+        return cls(**fields)
 
     def check_signature(self, steward_public: bytes) -> None:
         try:
@@ -149,6 +142,12 @@ def far_recipient(member: str, origin: str) -> str:
     """How a steward names a member of another hub in a wrap: ``member@origin`` (a member
     name never holds "@", so it is never a member of the steward's own hub)."""
     return f"{member}@{origin}"
+
+
+def split_recipient(recipient: str) -> tuple[str, str]:
+    """(member, origin) of a ``far_recipient`` name; origin "" for a member of this hub."""
+    member, _, origin = recipient.partition("@")
+    return member, origin
 
 
 def aad(collab: str, epoch: int, recipient: str, recipient_key_id: str) -> bytes:
