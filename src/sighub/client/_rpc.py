@@ -291,7 +291,7 @@ def open_channel(
     if via is not None:
         if insecure:
             raise SighubError(f"{via}: a tunnel carries mTLS only, not plaintext")
-        return grpc.secure_channel(via, _mtls(cred), options=tunnel_options(target))
+        return grpc.secure_channel(via, mtls_credentials(cred), options=tunnel_options(target))
     if insecure:
         if not is_loopback(target.rpartition(":")[0]):
             raise SighubError(
@@ -300,10 +300,11 @@ def open_channel(
         return grpc.intercept_channel(
             grpc.insecure_channel(target, options=CHANNEL_OPTIONS), _Bearer(cred.bearer_token)
         )
-    return grpc.secure_channel(target, _mtls(cred), options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, mtls_credentials(cred), options=CHANNEL_OPTIONS)
 
 
-def _mtls(cred: Credential) -> grpc.ChannelCredentials:
+def mtls_credentials(cred: Credential) -> grpc.ChannelCredentials:
+    """The member's mTLS channel credentials (``tls/`` of its credential folder)."""
     tls = cred.folder / "tls"
     return grpc.ssl_channel_credentials(
         root_certificates=(tls / "ca.pem").read_bytes(),

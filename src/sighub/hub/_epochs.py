@@ -13,9 +13,9 @@ from typing import Any, Final
 from sighub.client import _leaves
 from sighub.client._hpke import SUITES
 from sighub.client._model import holds_keys
-from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, wraps_digest
+from sighub.client._wraps import SECRET_SIZE, Wrap, WrapError, split_recipient, wraps_digest
 from sighub.hub._errors import HubError
-from sighub.hub._peering import ORIGIN_RE
+from sighub.hub._peering import ORIGIN_RE, Peering
 from sighub.hub._store import MemberRow, Store
 
 __all__ = ["CollabStatus", "EpochHolders", "collab_status", "put_epoch", "wraps_for"]
@@ -145,9 +145,10 @@ def put_epoch(
         raise HubError.invalid(f"collaboration {collab!r} epoch {epoch}: no wraps")
     members = set(active_members(store, collab))
     signers = _signing_keys(store, m.name)
+    crossing = _crossing(store, collab) if any(w.far for w in wraps) else []
     seen: set[str] = set()
     for w in wraps:
-        _check_wrap(store, w, collab, epoch, commitment, m.name, members, signers)
+        _check_wrap(store, w, collab, epoch, commitment, m.name, members, signers, crossing)
         if w.recipient in seen:
             raise HubError.invalid(f"{w.what}: more than one wrap for {w.recipient!r}")
         seen.add(w.recipient)
@@ -201,6 +202,7 @@ def _check_wrap(
     steward: str,
     members: set[str],
     signers: dict[str, bytes],
+    crossing: list[Peering],
 ) -> None:
     if (w.collab, w.epoch, w.commitment, w.steward) != (collab, epoch, commitment, steward):
         raise HubError.invalid(
@@ -214,7 +216,7 @@ def _check_wrap(
             f" {w.suite[:80]!r} (its encapsulated key, a {SECRET_SIZE}-byte secret, a tag)"
         )
     if w.far:
-        _check_far(store, w, collab)
+        _check_far(store, w, collab, crossing)
     else:
         _check_recipient(store, w, collab, members)
     public = signers.get(w.signing_key_id)
@@ -239,12 +241,20 @@ def _check_recipient(store: Store, w: Wrap, collab: str, members: set[str]) -> N
         )
 
 
-def _check_far(store: Store, w: Wrap, collab: str) -> None:
+def _crossing(store: Store, collab: str) -> list[Peering]:
+    """The active peerings that map a collaboration of the peer to ``collab``."""
+    return [
+        p for p in store.peerings()
+        if p.status == "active" and any(local == collab for _, local in p.collabs)
+    ]  # fmt: skip
+
+
+def _check_far(store: Store, w: Wrap, collab: str, crossing: list[Peering]) -> None:
     """A wrap to a member of another hub (``member@origin``): ``collab`` crosses an active
-    peering, and that hub is a peer or one this hub's log holds copies of (a hub behind a
-    peer).  Its member and key are that hub's to know: its members check the wrap against
-    their own verified log."""
-    member, _, origin = w.recipient.partition("@")
+    peering (``crossing``), and that hub is a peer or one this hub's log holds copies of (a
+    hub behind a peer).  Its member and key are that hub's to know: its members check the
+    wrap against their own verified log."""
+    member, origin = split_recipient(w.recipient)
     # a malformed origin is the request's fault, not a peering this hub lacks
     if not _MEMBER.fullmatch(member) or not ORIGIN_RE.fullmatch(origin):
         raise HubError.invalid(
@@ -257,16 +267,12 @@ def _check_far(store: Store, w: Wrap, collab: str) -> None:
             f"{w.what}: the peering with {origin[:80]!r} is {peer.status}; nothing is wrapped"
             " across it until it is resumed"
         )
-    crosses = [
-        p for p in store.peerings()
-        if p.status == "active" and any(local == collab for _, local in p.collabs)
-    ]  # fmt: skip
-    if not crosses:
+    if not crossing:
         raise HubError.precondition(
             f"{w.what}: {collab!r} crosses no active peering; wraps go to members of the"
             " hubs a collaboration crosses to"
         )
-    known = origin in {p.origin for p in crosses} or store.one(
+    known = origin in {p.origin for p in crossing} or store.one(
         "SELECT 1 FROM relayed_leaves WHERE key >= ? AND key < ? LIMIT 1",
         f"leaf {origin} ",
         f"leaf {origin}!",

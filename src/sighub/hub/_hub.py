@@ -41,6 +41,7 @@ from sighub.client._note import Ed25519Signer
 from sighub.client._rpc import PublishResult
 from sighub.client._rules import envelope_problem
 from sighub.client._stix import format_time
+from sighub.client._wraps import split_recipient
 from sighub.hub._config import HubConfig
 from sighub.hub._errors import HubError
 from sighub.hub._peers import PeerBook
@@ -338,9 +339,9 @@ class Hub:
             "SELECT 1 FROM collab_keys WHERE collab=? LIMIT 1", collab
         ):
             return False
-        origin = steward.partition("@")[2]
+        origin = split_recipient(steward)[1]
         first = store.one("SELECT steward FROM collab_epochs WHERE collab=? LIMIT 1", collab)
-        if first is not None and str(first[0]).partition("@")[2] != origin:
+        if first is not None and split_recipient(str(first[0]))[1] != origin:
             return False  # its keys come from the hub whose epoch came first
         store.conn.execute(
             "INSERT OR IGNORE INTO collab_epochs (collab, epoch, commitment, steward, created,"

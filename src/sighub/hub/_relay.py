@@ -308,8 +308,13 @@ class RelayDaemon(SyncDaemon):
                 continue
             doc = parse_leaf(x.leaf)  # the guard parsed it already: it cannot fail here
             kind = doc["type"]
-            local = self.context.peering.local_collab(str(doc.get("collab")))
-            if kind in COPIED_TYPES or (kind in COLLAB_COPIED_TYPES and local is not None):
+            # a collaboration's leaf is copied where the peering maps it: its local name
+            local = (
+                self.context.peering.local_collab(str(doc["collab"]))
+                if kind in COLLAB_COPIED_TYPES
+                else None
+            )
+            if kind in COPIED_TYPES or local is not None:
                 path = self._peer.inclusion_proof(x.sequence - 1, cp.size)
                 verify_inclusion(x.sequence - 1, cp.size, leaf_hash(x.leaf), path, cp.root)
                 leaf = peer_leaf(peer, x.sequence, x.leaf, cp.size, path)
@@ -353,8 +358,10 @@ class RelayDaemon(SyncDaemon):
         here for the collaboration this hub maps the peer's name of it to (the peer's name
         through the peer's own peerings, as its verified log gives them)."""
         guard = self._guard
+        if guard is None:
+            return None
         inner = parse_leaf(base64.b64decode(doc["leaf"]))  # verified by the guard
-        if guard is None or inner["type"] != "collab.epoch":
+        if inner["type"] != "collab.epoch":
             return None
         origin = str(doc["origin"])
         at_peer = guard.far.local_name(str(inner["collab"]), origin)
@@ -518,9 +525,7 @@ def _copy(hub: Hub, item: Copy) -> tuple[Outcome, str]:
     return Outcome.COPIED, ""
 
 
-def _far_epoch(
-    doc: dict[str, Any], local: str | None, peer: str
-) -> tuple[str, int, str, str] | None:
+def _far_epoch(doc: dict[str, Any], local: str | None, peer: str) -> FarEpoch | None:
     """A steward's epoch leaf of a mapped collaboration, as this hub records it (a hub-made
     epoch of the peer has no steward: its key never leaves the peer)."""
     steward = doc.get("steward")

@@ -28,16 +28,15 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
-from sighub.client._keys import read_secret
 from sighub.client._proto import peer_pb2, peer_pb2_grpc
-from sighub.client._rpc import CHANNEL_OPTIONS, Credential
+from sighub.client._rpc import CHANNEL_OPTIONS, Credential, mtls_credentials
 from sighub.hub._errors import HubError
 
 if TYPE_CHECKING:
@@ -379,10 +378,7 @@ class DialerState:
     state: str = "stopped"  # dialing, connected, retrying, stopped
     error: str = ""
     connections: int = 0  # data streams open now
-    opened: int = 0  # data streams opened since the hub started
     declined: int = 0  # data streams asked for past MAX_CONNECTIONS (or numbered 0)
-    since: float = 0.0
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class Dialer:
@@ -390,22 +386,21 @@ class Dialer:
     (``DATA/peers/NAME``), keeps a control stream open, and connects each data stream the
     peer asks for to this hub's own server.  Retries with backoff; ``stop`` ends it."""
 
-    def __init__(self, name: str, data: Path, own: str, state: DialerState,
-                 on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
+    def __init__(self, name: str, data: Path, own: str, state: DialerState) -> None:
         self.name, self.data, self.own, self.state = name, data, own, state
-        self.on_change = on_change
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._streams: set[asyncio.Task[None]] = set()  # the data streams' tasks
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
         self._stopped.set()
-        for task in [self._task, *self.state.tasks]:
+        for task in [self._task, *self._streams]:
             if task is not None:
                 task.cancel()
-        for task in [self._task, *self.state.tasks]:
+        for task in [self._task, *self._streams]:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -439,16 +434,16 @@ class Dialer:
             self.state.state, self.state.error = "connected", ""
             log.info("push to %s: connected (%s)", self.name, cred.hub)
             async for message in call:
-                if len(self.state.tasks) >= MAX_CONNECTIONS or message.open <= 0:
+                if len(self._streams) >= MAX_CONNECTIONS or message.open <= 0:
                     self.state.declined += 1  # counted, said at the first and every 1000th
                     if self.state.declined == 1 or self.state.declined % 1000 == 0:
                         log.warning("push to %s: connection %d asked for, %d open; not"
                                     " opened (%d declined so far)", self.name, message.open,
-                                    len(self.state.tasks), self.state.declined)  # fmt: skip
+                                    len(self._streams), self.state.declined)  # fmt: skip
                     continue
                 task = asyncio.ensure_future(self._data(stub, message.open))
-                self.state.tasks.add(task)
-                task.add_done_callback(self.state.tasks.discard)
+                self._streams.add(task)
+                task.add_done_callback(self._streams.discard)
 
     async def _data(self, stub: Any, number: int) -> None:
         """One data stream: the peer's relay connection to this hub's own server."""
@@ -460,7 +455,6 @@ class Dialer:
                       self.own, exc)  # fmt: skip
             return
         self.state.connections += 1
-        self.state.opened += 1
         call = stub.Tunnel(_data_requests(number, reader))
         try:
             async for message in call:
@@ -493,10 +487,4 @@ async def _data_requests(
 
 def _channel(cred: Credential) -> grpc.aio.Channel:
     """An asyncio channel to the peer with this hub's member credential there (mTLS)."""
-    tls = cred.folder / "tls"
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=(tls / "ca.pem").read_bytes(),
-        private_key=read_secret(tls / "client.key"),
-        certificate_chain=(tls / "client.crt").read_bytes(),
-    )
-    return grpc.aio.secure_channel(cred.hub, creds, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(cred.hub, mtls_credentials(cred), options=CHANNEL_OPTIONS)
