@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +24,9 @@ from sighub.client._stix import new_indicator_id
 from sighub.hub._cli import main as sighub
 from sighub.hub._process import start_hub
 from sighub.wire import Blinder, CollabKey, build_bundle, now_ms, seal
+
+if TYPE_CHECKING:
+    from tests.hub.test_federation import Net
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,3 +200,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         burst=1000, **settings,
     ) as w:  # fmt: skip
         yield w
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Net]:
+    """Hubs by name, for the federation tests (``test_federation.Net``), all stopped after."""
+    from tests.hub.test_federation import Net  # imported here: that module imports this one
+
+    n = Net(tmp_path)
+    try:
+        yield n
+    finally:
+        n.close()

@@ -10,8 +10,6 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,15 +27,6 @@ from tests.hub.test_federation import (
 )
 
 KILLS = 10
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 class Publisher(threading.Thread):

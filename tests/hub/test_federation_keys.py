@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,15 +26,6 @@ from tests.hub.test_federation import Net, envelopes, member_sync, wait_for
 
 X = "sg-x"
 TEXT = "menu for s3ller bundles"
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def keys(member: Member) -> dict[int, bytes]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,15 +29,6 @@ from tests.hub.lyingpeer import LyingPeer, PeerLog
 from tests.hub.test_federation import Net, counts, envelopes, published, wait_for
 
 WAIT = 45.0
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 @dataclass

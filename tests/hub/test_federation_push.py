@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -71,15 +70,6 @@ def status(hub: HubProcess, name: str, capsys: pytest.CaptureFixture[str]) -> di
     assert hub.admin_cli("peer", "status", name) == 0
     doc: dict[str, Any] = json.loads(capsys.readouterr().out)
     return doc
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 @pytest.fixture
