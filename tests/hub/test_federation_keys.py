@@ -263,3 +263,34 @@ def test_a_suspended_peering_leaves_its_members_out_until_resumed(
     # its copy reaches regional's log when regional's relay next follows industry
     wait_for("plat-b opened epoch 1", lambda: member_sync(plat) is not None and 1 in keys(plat))
     assert keys(plat) == keys(steward)
+
+
+def test_keys_from_a_peer_and_stewards_are_refused_together_and_the_hub_makes_no_key(
+    net: Net,
+) -> None:
+    """``--keys-from-peer`` with ``--steward`` is refused and stores nothing; alone, the
+    collaboration exists without a key of this hub (no epoch row, no epoch leaf)."""
+    hub = net.hub("regional", "sg-other")
+    net.member("regional", "stw-r", collabs=())
+
+    def state() -> tuple[object, ...]:
+        with hub.db() as c:
+            return tuple(
+                c.execute(q).fetchall()
+                for q in (
+                    "SELECT name FROM collabs ORDER BY name",
+                    "SELECT collab, epoch FROM collab_keys ORDER BY 1, 2",
+                    "SELECT COUNT(*) FROM leaves",
+                    "SELECT COUNT(*) FROM audit",
+                )
+            )
+
+    before = state()
+    assert hub.admin_cli("collab", "add", X, "--keys-from-peer", "--steward", "stw-r") != 0
+    assert state() == before
+    assert hub.admin_cli("collab", "add", X, "--keys-from-peer") == 0
+    with hub.db() as c:
+        assert c.execute("SELECT 1 FROM collabs WHERE name=?", (X,)).fetchall() == [(1,)]
+        assert c.execute("SELECT COUNT(*) FROM collab_keys WHERE collab=?", (X,)).fetchone() == (0,)
+        kinds = [r[0] for r in c.execute("SELECT type FROM leaves WHERE collab=?", (X,))]
+    assert kinds == ["collab.add"]
