@@ -219,3 +219,50 @@ def test_hostile_runs_scan_in_linear_time(make: Any) -> None:
     extract(make(1000), V2)  # warm the tables
     small, large = _extract_seconds(make(8_000)), _extract_seconds(make(64_000))
     assert large < 16 * max(small, 0.002), (small, large)
+
+
+_LINKY = st.lists(
+    st.sampled_from([*"ab.co/ _*~`[](){}%7\t\n", "dot", "DoT", "carrd", "carrd.co", ".co/p",
+                     "x.y", "t.me/+a", "hxxp", "\u200b",
+                     "\u00ad", "\ufe0f", "\U000e0020", "。", "．", "\u00a0", "🧀", "🗺\ufe0f",
+                     "ℂ", "é"]),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@given(_LINKY)
+@settings(max_examples=500, deadline=None)
+def test_links_found_in_windows_are_those_of_the_whole_text(text: str) -> None:
+    """``url_candidates`` looks for invisibles and IDNA stops only around each dot when
+    the text has no stop and no "dot": it must find exactly what the whole text gives."""
+    from sighub.client._canon._v2 import _links
+
+    found: list[tuple[str, str, int, int]] = []
+    _links.url_candidates(text, found)
+    whole: list[tuple[str, str, int, int]] = []
+    if "." in text or "。" in text or "．" in text or "dot" in text.lower():
+        _links._links_in(text, text.lower(), None, whole)
+    assert found == whole
+
+
+def test_v2_fold_leaves_no_invisible_and_no_stop_but_one() -> None:
+    """Payment handles are searched in folded text, whose refang skips invisibles and
+    stops other than U+3002 (what U+FE12 folds to): the table must keep it so."""
+    from sighub.client._canon._v2 import _links
+    from sighub.client._canon._v2._table import FOLD
+
+    for ch in _links.INVISIBLE | set(_links._STOPS):
+        assert ord(ch) in FOLD, f"U+{ord(ch):04X} is not folded"
+    outputs = set("".join(FOLD.values()))
+    assert outputs & (_links.INVISIBLE | set(_links._STOPS)) == {"\u3002"}
+    assert not any("A" <= ch <= "Z" for ch in outputs)  # ASCII hints need no lower()
+
+
+@given(_TEXT)
+@settings(max_examples=300, deadline=None)
+def test_refang_of_folded_text_is_that_of_the_whole_rules(text: str) -> None:
+    from sighub.client._canon._v2 import _links
+    from sighub.client._canon._v2._text import fold_fast
+
+    folded = fold_fast(text)
+    assert _links._applied(folded, folded=True) == _links._applied(folded)

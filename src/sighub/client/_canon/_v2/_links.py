@@ -25,22 +25,23 @@ from sighub.client._errors import CanonError
 INVISIBLE: Final = frozenset(chr(cp) for cp, s in HOST_FOLD.items() if s == "")
 _INVISIBLE_RANGES: Final = _ranges(sorted(ord(ch) for ch in INVISIBLE))
 _STOPS: Final = "\u3002\uff0e\uff61"
-# The refang patterns, each with the substrings (of the lowercased text) one of which must
-# occur before it is worth a search.  Each is one class or starts with one, so ``re``
-# skips through the text by that class; they are searched apart and merged, as one
-# alternation would try every branch at every position.
+# The refang patterns, each with substrings (of the lowercased text) one of which must
+# occur before it is worth a search: first single characters or a short word (a fast
+# search), then the longer hints.  Each is one class or starts with one, so ``re`` skips
+# through the text by that class; they are searched apart and merged, as one alternation
+# would try every branch at every position.
 _PATTERNS: Final = (
-    (("[.", "(.", "{.", "[dot", "(dot", "{dot"), re.compile(r"[\[({](?:\.|[dD][oO][tT])[\])}]")),
+    (("[", "(", "{"), ("[.", "(.", "{.", "[dot", "(dot", "{dot"),
+     re.compile(r"[\[({](?:\.|[dD][oO][tT])[\])}]")),
     # anchored at a run's start: a long run of spaces made it quadratic
-    ((" dot", "\tdot"), re.compile(r"(?<![ \t])[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
-    (("hxxp",), re.compile("[hH][xX][xX][pP]")),
-    (("*", "_", "~", "`"), re.compile("[*_~`]+")),
-)
+    (("dot",), (" dot", "\tdot"), re.compile(r"(?<![ \t])[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
+    (("hxxp",), (), re.compile("[hH][xX][xX][pP]")),
+    (("*", "_", "~", "`"), (), re.compile("[*_~`]+")),
+)  # fmt: skip
 _NON_ASCII_RE: Final = re.compile(f"{bmp_class(_INVISIBLE_RANGES, _STOPS)}+")
 _ANY_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 _EDGE_BEFORE: Final = frozenset(" \t\n\r\f\v\u00a0\u3000([<")
 _EDGE_AFTER: Final = frozenset(" \t\n\r\f\v\u00a0\u3000)]>.,;:!?")
-_HINT_RE: Final = re.compile(r"[.\u3002\uff0e\uff61]|dot", re.IGNORECASE)
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT_RE: Final = re.compile("%([0-9A-Fa-f]{2})")
 _PAY_HINTS: Final = ("$", "cash", "paypal", "venmo")
@@ -70,23 +71,34 @@ def _refanged(m: re.Match[str]) -> str | None:
 
 
 _Applied = list[tuple[int, int, str]]
+_Windows = list[tuple[int, int]]
 
 
-def _applied(text: str) -> _Applied:
+def _applied(
+    text: str, folded: bool = False, low: str | None = None, windows: _Windows | None = None
+) -> _Applied:
     """The refang replacements of ``text``: (start, end, replacement), in order, none
-    overlapping."""
+    overlapping.  ``folded``: ``text`` is v2-folded, so ASCII is lowercase and no invisible
+    is left (fold drops them; only U+3002, which U+FE12 folds to, remains of the non-ASCII
+    rewrites).  ``low``: ``text.lower()`` when the caller has it.  ``windows``: where to
+    look for invisibles and IDNA stops (see ``url_candidates``; None: everywhere)."""
     found: _Applied = []
-    low = text.lower()
-    for hints, rx in _PATTERNS:
-        if any(map(low.__contains__, hints)):  # C-level: no generator frame per hint
+    if low is None:
+        low = text if folded else text.lower()
+    for first, hints, rx in _PATTERNS:
+        # C-level tests, no generator frame per hint
+        if any(map(low.__contains__, first)) and (not hints or any(map(low.__contains__, hints))):
             found += [(m.start(), m.end(), r) for m in rx.finditer(text)
                       if (r := _refanged(m)) is not None]  # fmt: skip
-    if not text.isascii():
-        found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text)]
-        # Astral invisibles (tags, variation selectors) among the astral characters only:
-        # those are few (emoji), and a class of astral ranges is slow to scan with.
-        found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text)
-                  if m.group() in INVISIBLE]  # fmt: skip
+    if not text.isascii() and (not folded or "\u3002" in text):
+        for lo, hi in ((0, len(text)),) if windows is None else windows:
+            if windows is not None and text[lo:hi].isascii():
+                continue
+            found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text, lo, hi)]
+            # Astral invisibles (tags, variation selectors) among the astral characters
+            # only: those are few (emoji), and a class of astral ranges is slow to scan.
+            found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text, lo, hi)
+                      if m.group() in INVISIBLE]  # fmt: skip
     if not found:
         return found
     found.sort()
@@ -116,9 +128,12 @@ def refang(text: str) -> str:
     return _replaced(text, applied) if applied else text
 
 
-def _refanged_spans(text: str) -> tuple[str, Offsets | None]:
-    """``refang`` with a lazy span map (None: spans unchanged)."""
-    applied = _applied(text)
+def _refanged_spans(text: str, folded: bool = False) -> tuple[str, Offsets | None]:
+    """``refang`` with a lazy span map (None: spans unchanged); ``folded`` as ``_applied``."""
+    return _with_spans(text, _applied(text, folded))
+
+
+def _with_spans(text: str, applied: _Applied) -> tuple[str, Offsets | None]:
     if not applied:
         return text, None
     work = _replaced(text, applied)
@@ -161,18 +176,39 @@ def _relative(url: str) -> tuple[tuple[str, int, int], ...]:
 
 
 def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
-    if _HINT_RE.search(text) is None:
-        return
-    work, spans = _refanged_spans(text)
+    low = text.lower()
+    # Where an invisible or an IDNA full stop can change a link.  A link lies in a run of
+    # non-space characters of the refanged text that holds a ".".  Without IDNA stops or
+    # "dot" in the text, every "." of the refanged text is a "." of the text, and no
+    # rewrite removes or adds a " ", tab or line break: that run comes from the run of
+    # ``text`` around a "." between those characters (``_dotted_regions``), and an
+    # invisible anywhere else cannot reach a link.  Otherwise: anywhere (None).
+    windows: _Windows | None = None
+    if "dot" not in low and (text.isascii() or not any(map(text.__contains__, _STOPS))):
+        if "." not in text:
+            return  # no link without a dot
+        windows = _url._dotted_regions(text)
+    _links_in(text, low, windows, out)
+
+
+def _links_in(
+    text: str, low: str, windows: _Windows | None, out: list[tuple[str, str, int, int]]
+) -> None:
+    applied = _applied(text, low=low, windows=windows)
+    work, spans = _with_spans(text, applied)
+    # Regions around each dot, as canon/1 (memchr, not a regex scan): the windows already
+    # are those of ``work`` when nothing was rewritten.
+    regions = windows if windows is not None and not applied else _url._dotted_regions(work)
     found: list[tuple[str, str, int, int]] = []
-    for chunk in _url._CHUNK_RE.finditer(work):
-        url_re = _url._URL_ASCII_RE if chunk.group().isascii() else _url.URL_RE
-        for m in url_re.finditer(work, chunk.start(), chunk.end()):
-            base = m.start()
-            url = m.group()
-            rel = _relative(url) if len(url) <= 256 else _url._relative_parts(url, parse)
-            for value, start, end in rel:
-                found.append(("url", value, base + start, base + end))
+    for left, right in regions:
+        for chunk in _url._CHUNK_RE.finditer(work, left, right):
+            url_re = _url._URL_ASCII_RE if chunk.group().isascii() else _url.URL_RE
+            for m in url_re.finditer(work, chunk.start(), chunk.end()):
+                base = m.start()
+                url = m.group()
+                rel = _relative(url) if len(url) <= 256 else _url._relative_parts(url, parse)
+                for value, start, end in rel:
+                    found.append(("url", value, base + start, base + end))
     if spans is None:
         out.extend(found)
     else:
@@ -218,9 +254,9 @@ def _decode_percent(work: str) -> tuple[str, list[int], list[int]]:
 
 def payment_candidates(folded: str, out: list[tuple[str, str, int, int]]) -> None:
     """Payment handles in v2-folded text, spans in ``folded``."""
-    if not any(literal in folded for literal in _PAY_HINTS):
+    if not any(map(folded.__contains__, _PAY_HINTS)):
         return
-    work, spans = _refanged_spans(folded)
+    work, spans = _refanged_spans(folded, folded=True)
     found: list[tuple[str, str, int, int]] = []
     if "%" not in work:
         _payment.candidates(work, found)

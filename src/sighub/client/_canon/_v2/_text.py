@@ -260,7 +260,10 @@ def token_values(folded: str) -> list[str]:
     if BREAK not in values:
         return values
     # No word holds a space or a line break: one break between words, none at the ends.
-    joined = " ".join(values).strip("\n ")
+    joined = " ".join(values)
+    if joined[0] != BREAK and joined[-1] != BREAK and "\n \n" not in joined:
+        return values  # the usual case: already so
+    joined = joined.strip("\n ")
     while "\n \n" in joined:
         joined = joined.replace("\n \n", "\n")
     return joined.split(" ") if joined else []
