@@ -134,6 +134,8 @@ def groups() -> list[dict[str, object]]:
         extract_row("phrase-break", "#menu #inbio", ["hashtag:menu", "hashtag:lnblo"],
                     ["keyword:menu lnblo"]),
         extract_row("phrase-break", "s.e.l.l.e.r here", ["keyword:seler here"], []),
+        extract_row("phrase-break", "#menu\nprices in bio", ["keyword:prlces ln blo"],
+                    ["keyword:menu prlces"]),
         extract_row("hashtag-adjacent", "#menu#inbio", ["hashtag:menu", "hashtag:lnblo"], []),
         extract_row("hashtag-adjacent", "#a#b#c", ["hashtag:a", "hashtag:b", "hashtag:c"], []),
         extract_row("spelled-emoji", "s🧀e🧀l🧀l🧀e🧀r", ["keyword:seler"], []),

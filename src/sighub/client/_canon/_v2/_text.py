@@ -230,9 +230,11 @@ def _mark_closed(m: re.Match[str]) -> str:
 def marked(folded: str) -> str:
     """``folded`` with every phrase-break character replaced by MARK, in place (same
     length): C-level replaces for the common forms, a regex only where one is needed."""
-    f = _CONTROL_RE.sub(MARK, folded)
-    if "#" in f:
-        f = _TAG_RE.sub(_mark_tag, f)
+    # Tags first: a tag ends at the first whitespace, a line break included (marked
+    # first, a line break would no longer be whitespace, and the tag's end mark would fall
+    # on the next space: "#tag\nnext word" would break "next word").
+    f = _TAG_RE.sub(_mark_tag, folded) if "#" in folded else folded
+    f = _CONTROL_RE.sub(MARK, f)
     f = _SOFT_RE.sub(MARK, f)
     if _CLOSER_HINT_RE.search(f) is not None:
         f = _CLOSED_RE.sub(_mark_closed, f)
