@@ -211,6 +211,8 @@ def _extract_seconds(text: str) -> float:
         lambda n: "." * n + "'x",  # a closing quote after a long run of sentence marks
         lambda n: "!" * (n // 2) + ")" * (n // 2) + "x",
         lambda n: "polka dot " + " " * n + "a dot b",  # " dot " refang after a long blank run
+        lambda n: "a.b\u200b🗺\ufe0f " * (n // 8),  # a link window around every dot
+        lambda n: "x" * n + "." + "\u200b" * n,  # one window as long as the text
     ],
 )
 def test_hostile_runs_scan_in_linear_time(make: Any) -> None:
