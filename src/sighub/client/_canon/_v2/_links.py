@@ -219,7 +219,7 @@ def canonicalize_url(value: str) -> str:
     work = refang(value.strip()).strip().strip("<>*_~`\"'").strip()  # wrappers
     m = _url.URL_RE.fullmatch(work)
     parsed = parse(work, m) if m else None
-    if parsed is None and (unicode := _url.unpunycode(work)) is not None:
+    if parsed is None and (unicode := _unpunycode(work)) is not None:
         m = _url.URL_RE.fullmatch(unicode)  # a canonical form with a non-ASCII TLD
         parsed = parse(unicode, m) if m else None
     if parsed is None or parsed.too_long >= 0:
@@ -228,6 +228,25 @@ def canonicalize_url(value: str) -> str:
             "'https://host/path' (host with a dot and an alphabetic top-level label)"
         )
     return parsed.canonical()
+
+
+def _unpunycode(value: str) -> str | None:
+    """canon/1's ``unpunycode``, but an ``xn--`` label that does not decode stays as it is:
+    scanned text can hold one ("xn--c") beside a label canon/2 encodes, and the host it
+    gives must canonicalize to itself.  None when no label decodes."""
+    decoded = False
+
+    def label(m: re.Match[str]) -> str:
+        nonlocal decoded
+        try:
+            unicode = m.group(1).encode("ascii").decode("punycode")
+        except (UnicodeError, ValueError):
+            return m.group()
+        decoded = True
+        return unicode
+
+    out = _url._ACE_RE.sub(label, value) if "xn--" in value.lower() else value
+    return out if decoded else None
 
 
 def _decode_percent(work: str) -> tuple[str, list[int], list[int]]:

@@ -208,14 +208,17 @@ def _trim(raw: str) -> tuple[int, int]:
             if letter_follows:
                 break
         i += 1
-    while j > i and raw[j - 1] in "!|":
-        j -= 1
-    k = j
-    while k > i and raw[k - 1] in "@$":
-        k -= 1
-    if k < j and (k == i or LETTER_RE.match(raw, k - 1) is None):
-        j = k  # "100$", "name@": not after a letter
-    return i, j
+    while True:
+        while j > i and raw[j - 1] in "!|":
+            j -= 1
+        k = j
+        while k > i and raw[k - 1] in "@$":
+            k -= 1
+        if k == j or (k > i and LETTER_RE.match(raw, k - 1) is not None):
+            return i, j
+        # "100$": not after a letter, so punctuation; a "!" or "|" it leaves at the end is
+        # trailing too ("n!$" is "n", as its span "n!" reads)
+        j = k
 
 
 def _mark_tag(m: re.Match[str]) -> str:
