@@ -287,14 +287,36 @@ def test_a_trailing_bang_left_by_trimmed_punctuation_is_punctuation(
     assert canonicalize(Kind.KEYWORD, span, V2) == canonicalize(Kind.KEYWORD, text, V2) == value
 
 
-@pytest.mark.parametrize("text", ["xn--C\uff61\u0489j", "see xn--c.\u0489j now"])
-def test_a_host_with_an_undecodable_ace_label_canonicalizes_to_itself(text: str) -> None:
-    """The label "xn--c" is no punycode: canonicalizing the candidate gave up on the whole host
-    instead of keeping that label, so the matcher's value could not be published."""
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("xn--C\uff61\u0489j", "xn--c.xn--j-byb"), ("see xn--c.\u0489j now", "xn--c.xn--j-byb"),
+     ("xn--a.o\u0399", "xn--a.xn--o-gmb")],
+)  # fmt: skip
+def test_a_host_with_an_ace_label_beside_a_non_ascii_one_canonicalizes_to_itself(
+    text: str, value: str
+) -> None:
+    """Scanned text keeps ASCII labels as written, "xn--c" (no punycode) and "xn--a" (U+0080)
+    included; canonicalizing the candidate decoded them too and refused the host, so the
+    matcher's value could not be published."""
     [c] = [c for c in extract(text, V2) if c.kind is Kind.URL]
-    assert c.value == "xn--c.xn--j-byb"
+    assert c.value == value
     assert canonicalize(Kind.URL, c.value, V2) == c.value
     assert canonicalize(Kind.URL, text[c.start : c.end], V2) == c.value
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "span"),
+    [("t.me/X[.]/", "t.me/X", "t.me/X[.]"), ("see carrd(dot)co/a[.]/b", "carrd.co/a",
+                                              "carrd(dot)co/a[.]")],
+)  # fmt: skip
+def test_a_link_ending_in_a_defanged_dot_spans_the_whole_defang(
+    text: str, value: str, span: str
+) -> None:
+    """The span of a path prefix ending at the "." of "[.]" ended after "[": a span no
+    publisher reads as the value, and a cut defang in a highlight."""
+    found = {c.value: text[c.start : c.end] for c in extract(text, V2) if c.kind is Kind.URL}
+    assert found[value] == span
+    assert canonicalize(Kind.URL, span, V2) == value
 
 
 _ATOMS = [

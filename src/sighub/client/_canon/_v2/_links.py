@@ -231,22 +231,20 @@ def canonicalize_url(value: str) -> str:
 
 
 def _unpunycode(value: str) -> str | None:
-    """canon/1's ``unpunycode``, but an ``xn--`` label that does not decode stays as it is:
-    scanned text can hold one ("xn--c") beside a label canon/2 encodes, and the host it
-    gives must canonicalize to itself.  None when no label decodes."""
-    decoded = False
-
-    def label(m: re.Match[str]) -> str:
-        nonlocal decoded
+    """``value`` with its top-level ``xn--`` label read back as Unicode (URL_RE takes only
+    letters there), or None.  canon/1's ``unpunycode`` decodes every label and gives up
+    when one fails; but the matcher never decodes the ASCII labels of scanned text, where
+    "xn--c" (no punycode) or "xn--a" (U+0080) can stand beside a label canon/2 encodes, so
+    they stay as they are."""
+    for m in _url._ACE_RE.finditer(value):
+        if value[m.end() : m.end() + 1] == ".":
+            continue  # not the top-level label
         try:
-            unicode = m.group(1).encode("ascii").decode("punycode")
+            tld = m.group(1).encode("ascii").decode("punycode")
         except (UnicodeError, ValueError):
-            return m.group()
-        decoded = True
-        return unicode
-
-    out = _url._ACE_RE.sub(label, value) if "xn--" in value.lower() else value
-    return out if decoded else None
+            return None
+        return value[: m.start()] + tld + value[m.end() :]
+    return None
 
 
 def _decode_percent(work: str) -> tuple[str, list[int], list[int]]:
