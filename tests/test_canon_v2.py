@@ -326,17 +326,18 @@ _ATOMS = [
     "👨‍👩‍👧", "🇺🇸", "\ud800", "ß", "＃", "carrd.co", "t.me/+ab", "paypal.me/x",
     "cash.app/$s3ller", "$cashtag", "venmo @name", "venmo.com/u/", "hxxps://", "[.]",
     "(dot)", " dot ", "%70", "%2F", "xn--", "faß.de", "#tag", "on chapter 14", "s3ller",
+    "www.", "?a=1", "#f",
 ]  # fmt: skip
 _RICH = st.lists(st.sampled_from(_ATOMS), max_size=24).map("".join)
 
 
 @given(_RICH)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1500, deadline=None)
 def test_scanning_never_raises_and_spans_stay_in_the_text(text: str) -> None:
     from sighub.client._blind import Blinder, CollabKey
 
     found = extract(text, V2)
-    canon_for(V2).scan_parts(text.replace("\ud800", "\ufffd"), None)
+    canon_for(V2).scan_parts(text, None)  # documented for scalar text; holds for any
     spans = word_spans(text)
     Blinder(CollabKey("sg-csam", 0, bytes(32)), V2).text(text)
     for _, start, end in [(c.kind, c.start, c.end) for c in found] + spans:
@@ -346,30 +347,43 @@ def test_scanning_never_raises_and_spans_stay_in_the_text(text: str) -> None:
             canonicalize(kind, text, V2)
 
 
-@given(_RICH)
-@settings(max_examples=300, deadline=None)
-def test_every_candidate_is_a_canonical_form_and_its_span_reads_it(text: str) -> None:
-    """Publishing a candidate's value gives it back.  Excluded: URL and payment values
-    whose own refang blanks markdown emphasis ("t.me/~", "cashapp:k_", "venmo.com/u/*.a"):
-    emphasis at a link's edge is blanked (docs/canon-2.md), judged by its neighbours as
-    written, so scanned text keeps it before a non-edge character ("t.me/~#", "$k_@",
-    "venmo.com/u/*[.]a") and the value alone loses it.  The span publishes to the value
-    too for words, hashtags and emoji."""
+def _published_differently(c: Any) -> bool:
+    """The candidates a publisher's value cannot give back (found by fuzzing; by design):
+    URL and payment values whose own refang blanks markdown emphasis ("t.me/~",
+    "cashapp:k_", "venmo.com/u/*.a"): emphasis at a link's edge is blanked (docs/canon-2.md),
+    judged by its neighbours as written, so scanned text keeps it before a non-edge
+    character ("t.me/~#", "$k_@", "venmo.com/u/*[.]a") and the value alone loses it.  And
+    as in canon/1: a host suffix at a "www" label ("www.carrd.co" of "a.www.carrd.co"; a
+    value loses its leading "www.", and the suffix after it is a candidate too), and a
+    query ending in trailing punctuation that a fragment kept from the trim ("t.ab?)" of
+    "t.ab?)#")."""
+    from sighub.client._canon import _url
     from sighub.client._canon._v2 import _links
 
-    for c in extract(text, V2):
-        if c.kind in (Kind.URL, Kind.PAYMENT) and any(
-            rep.isspace() for _, _, rep in _links._applied(c.value)
-        ):
-            continue
-        assert canonicalize(c.kind, c.value, V2) == c.value, c
-        if c.kind in (Kind.KEYWORD, Kind.HASHTAG, Kind.EMOJI):
-            with contextlib.suppress(CanonError):
-                assert canonicalize(c.kind, text[c.start : c.end], V2) == c.value, c
+    if c.kind not in (Kind.URL, Kind.PAYMENT):
+        return False
+    if any(rep.isspace() for _, _, rep in _links._applied(c.value)):
+        return True
+    return c.kind is Kind.URL and (
+        c.value.startswith("www.") or ("?" in c.value and c.value[-1] in _url._TRAILING)
+    )
 
 
 @given(_RICH)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=1500, deadline=None)
+def test_every_candidate_is_a_canonical_form_and_its_span_reads_it(text: str) -> None:
+    """Publishing a candidate's value gives it back, and publishing its span gives it or
+    is refused, but for the exclusions of ``_published_differently``."""
+    for c in extract(text, V2):
+        if _published_differently(c):
+            continue
+        assert canonicalize(c.kind, c.value, V2) == c.value, c
+        with contextlib.suppress(CanonError):
+            assert canonicalize(c.kind, text[c.start : c.end], V2) == c.value, c
+
+
+@given(_RICH)
+@settings(max_examples=1000, deadline=None)
 def test_the_blinded_text_holds_every_candidate_at_its_span(text: str) -> None:
     from sighub.client._blind import Blinder, CollabKey
 
