@@ -319,6 +319,17 @@ def test_a_link_ending_in_a_defanged_dot_spans_the_whole_defang(
     assert canonicalize(Kind.URL, span, V2) == value
 
 
+@pytest.mark.parametrize(
+    ("text", "value"), [("l.me/%f%41", "l.me/%FA"), ("l.me/%%34%31x", "l.me/Ax")]
+)
+def test_a_decoded_escape_that_completes_another_is_decoded_too(text: str, value: str) -> None:
+    """The path "%f%41" decoded to "%fA", which canonicalizing decoded again to "%FA":
+    the matcher's value was no canonical form."""
+    [c] = [c for c in extract(text, V2) if c.kind is Kind.URL and "/" in c.value]
+    assert c.value == value
+    assert canonicalize(Kind.URL, c.value, V2) == canonicalize(Kind.URL, text, V2) == value
+
+
 _ATOMS = [
     *"aeIl1!|@$05 .,;:?#%/-'\"<>[](){}*_~", "\t", "\n", "\r", "\u00a0", "\u3000", "\u2028",
     "\u200b", "\u200d", "\u00ad", "\ufe0f", "\U000e0020", "。", "．", "｡", "ϲ", "ꜱ", "Տ",

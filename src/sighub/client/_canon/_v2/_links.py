@@ -156,9 +156,14 @@ def _label(raw: str) -> str | None:
 
 
 def _segment(seg: str) -> str:
-    if "%" not in seg:
-        return seg
-    return _PERCENT_RE.sub(_unescape, seg)
+    # Until nothing changes: a decoded hex digit can complete an escape ("%f%41" is "%fA",
+    # which is "%FA"), and a canonical form must canonicalize to itself.
+    while "%" in seg:
+        done = _PERCENT_RE.sub(_unescape, seg)
+        if done == seg:
+            break
+        seg = done
+    return seg
 
 
 def _unescape(m: re.Match[str]) -> str:
