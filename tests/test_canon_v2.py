@@ -359,21 +359,22 @@ def test_scanning_never_raises_and_spans_stay_in_the_text(text: str) -> None:
 
 
 def _published_differently(c: Any) -> bool:
-    """The candidates a publisher's value cannot give back (found by fuzzing; by design):
-    URL and payment values whose own refang blanks markdown emphasis ("t.me/~",
-    "cashapp:k_", "venmo.com/u/*.a"): emphasis at a link's edge is blanked (docs/canon-2.md),
-    judged by its neighbours as written, so scanned text keeps it before a non-edge
-    character ("t.me/~#", "$k_@", "venmo.com/u/*[.]a") and the value alone loses it.  And
-    as in canon/1: a host suffix at a "www" label ("www.carrd.co" of "a.www.carrd.co"; a
-    value loses its leading "www.", and the suffix after it is a candidate too), and a
-    query ending in trailing punctuation that a fragment kept from the trim ("t.ab?)" of
+    """The candidates a publisher's value cannot give back (found by fuzzing):
+    URL and payment values that a second refang would change.  Refang is one pass over the
+    text as written, so scanned text keeps what the value alone loses: emphasis at a link's
+    edge is blanked (docs/canon-2.md) by its neighbours as written ("t.me/~" of "t.me/~#",
+    "cashapp:k_" of "$k_@", "venmo.com/u/*.a" of "venmo.com/u/*[.]a"), and an IDNA stop
+    becomes "." after defangs were looked for ("t.me/{.]x" of "t.me/{\uff61]x").  And as in
+    canon/1: a host suffix at a "www" label ("www.carrd.co" of "a.www.carrd.co"; a value
+    loses its leading "www.", and the suffix after it is a candidate too), and a query
+    ending in trailing punctuation that a fragment kept from the trim ("t.ab?)" of
     "t.ab?)#")."""
     from sighub.client._canon import _url
     from sighub.client._canon._v2 import _links
 
     if c.kind not in (Kind.URL, Kind.PAYMENT):
         return False
-    if any(rep.isspace() for _, _, rep in _links._applied(c.value)):
+    if _links.refang(c.value) != c.value:
         return True
     return c.kind is Kind.URL and (
         c.value.startswith("www.") or ("?" in c.value and c.value[-1] in _url._TRAILING)
