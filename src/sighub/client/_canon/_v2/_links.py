@@ -156,9 +156,14 @@ def _label(raw: str) -> str | None:
 
 
 def _segment(seg: str) -> str:
-    if "%" not in seg:
-        return seg
-    return _PERCENT_RE.sub(_unescape, seg)
+    # Until nothing changes: a decoded hex digit can complete an escape ("%f%41" is "%fA",
+    # which is "%FA"), and a canonical form must canonicalize to itself.
+    while "%" in seg:
+        done = _PERCENT_RE.sub(_unescape, seg)
+        if done == seg:
+            break
+        seg = done
+    return seg
 
 
 def _unescape(m: re.Match[str]) -> str:
@@ -219,7 +224,7 @@ def canonicalize_url(value: str) -> str:
     work = refang(value.strip()).strip().strip("<>*_~`\"'").strip()  # wrappers
     m = _url.URL_RE.fullmatch(work)
     parsed = parse(work, m) if m else None
-    if parsed is None and (unicode := _url.unpunycode(work)) is not None:
+    if parsed is None and (unicode := _unpunycode(work)) is not None:
         m = _url.URL_RE.fullmatch(unicode)  # a canonical form with a non-ASCII TLD
         parsed = parse(unicode, m) if m else None
     if parsed is None or parsed.too_long >= 0:
@@ -228,6 +233,23 @@ def canonicalize_url(value: str) -> str:
             "'https://host/path' (host with a dot and an alphabetic top-level label)"
         )
     return parsed.canonical()
+
+
+def _unpunycode(value: str) -> str | None:
+    """``value`` with its top-level ``xn--`` label read back as Unicode (URL_RE takes only
+    letters there), or None.  canon/1's ``unpunycode`` decodes every label and gives up
+    when one fails; but the matcher never decodes the ASCII labels of scanned text, where
+    "xn--c" (no punycode) or "xn--a" (U+0080) can stand beside a label canon/2 encodes, so
+    they stay as they are."""
+    for m in _url._ACE_RE.finditer(value):
+        if value[m.end() : m.end() + 1] == ".":
+            continue  # not the top-level label
+        try:
+            tld = m.group(1).encode("ascii").decode("punycode")
+        except (UnicodeError, ValueError):
+            return None
+        return value[: m.start()] + tld + value[m.end() :]
+    return None
 
 
 def _decode_percent(work: str) -> tuple[str, list[int], list[int]]:

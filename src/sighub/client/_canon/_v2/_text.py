@@ -122,10 +122,20 @@ class Offsets:
         return end + (p - w0 - len(rep))
 
     def span(self, s: int, e: int) -> tuple[int, int]:
-        """``(src[s], src[e - 1] + 1)``; an empty span (a break) stays empty."""
+        """``(src[s], src[e - 1] + 1)``, except that a span ending inside a replacement
+        ends where its original does: a link ending at the "." of "[.]" spans all of
+        "[.]", not "[" (fold replaces single characters, where both agree).  An empty
+        span (a break) stays empty."""
         if s == e:
             return self.at(s), self.at(s)
-        return self.at(s), self.at(e - 1) + 1
+        p = e - 1
+        k = bisect.bisect_right(self._starts, p) - 1
+        if k >= 0:
+            w0 = self._starts[k]
+            start, end, rep = self._applied[k]
+            if p < w0 + len(rep) and len(rep) != end - start:
+                return self.at(s), end
+        return self.at(s), self.at(p) + 1
 
 
 _ODD_BMP_RE: Final = re.compile(bmp_class(_ranges(sorted(map(ord, NON_UNIT)))) + "+")
@@ -208,14 +218,17 @@ def _trim(raw: str) -> tuple[int, int]:
             if letter_follows:
                 break
         i += 1
-    while j > i and raw[j - 1] in "!|":
-        j -= 1
-    k = j
-    while k > i and raw[k - 1] in "@$":
-        k -= 1
-    if k < j and (k == i or LETTER_RE.match(raw, k - 1) is None):
-        j = k  # "100$", "name@": not after a letter
-    return i, j
+    while True:
+        while j > i and raw[j - 1] in "!|":
+            j -= 1
+        k = j
+        while k > i and raw[k - 1] in "@$":
+            k -= 1
+        if k == j or (k > i and LETTER_RE.match(raw, k - 1) is not None):
+            return i, j
+        # "100$": not after a letter, so punctuation; a "!" or "|" it leaves at the end is
+        # trailing too ("n!$" is "n", as its span "n!" reads)
+        j = k
 
 
 def _mark_tag(m: re.Match[str]) -> str:
