@@ -44,6 +44,7 @@ _EDGE_BEFORE: Final = frozenset(" \t\n\r\f\v\u00a0\u3000([<")
 _EDGE_AFTER: Final = frozenset(" \t\n\r\f\v\u00a0\u3000)]>.,;:!?")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT_RE: Final = re.compile("%([0-9A-Fa-f]{2})")
+_HEX: Final = frozenset("0123456789ABCDEFabcdef")
 _PAY_HINTS: Final = ("$", "cash", "paypal", "venmo")
 # Emoji of one run may stand apart by any whitespace (no-break space, line break) or
 # invisible character.
@@ -156,14 +157,33 @@ def _label(raw: str) -> str | None:
 
 
 def _segment(seg: str) -> str:
-    # Until nothing changes: a decoded hex digit can complete an escape ("%f%41" is "%fA",
-    # which is "%FA"), and a canonical form must canonicalize to itself.
-    while "%" in seg:
-        done = _PERCENT_RE.sub(_unescape, seg)
-        if done == seg:
-            break
-        seg = done
-    return seg
+    """``seg`` with its unreserved percent-escapes decoded until none is left, the others'
+    hex digits in upper case.  A decoded hex digit can complete another escape ("%f%41" is
+    "%fA", so "%FA"), and a canonical form must canonicalize to itself."""
+    if "%" not in seg:
+        return seg
+    once = _PERCENT_RE.sub(_unescape, seg)
+    if "%" in once and _PERCENT_RE.sub(_unescape, once) != once:  # rare: escapes nest
+        return _PERCENT_RE.sub(_unescape, _decoded_nested(seg))
+    return once
+
+
+def _decoded_nested(seg: str) -> str:
+    """Every unreserved escape of ``seg`` decoded, also those that decoding completes, in
+    one pass: each character is pushed once and a decoding pops three, so a hostile nest
+    ("%3%3%3...%30") costs linear time, where decoding again until nothing changed was
+    quadratic.  Escapes never overlap ("%" is no hex digit), so the order of decoding does
+    not change the result."""
+    out: list[str] = []
+    for ch in seg:
+        out.append(ch)
+        while len(out) >= 3 and out[-3] == "%" and out[-2] in _HEX and out[-1] in _HEX:
+            decoded = chr(int(out[-2] + out[-1], 16))
+            if decoded not in _UNRESERVED:
+                break
+            del out[-3:]
+            out.append(decoded)
+    return "".join(out)
 
 
 def _unescape(m: re.Match[str]) -> str:
