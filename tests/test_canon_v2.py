@@ -364,12 +364,10 @@ def _published_differently(c: Any) -> bool:
     URL and payment values that a second refang would change.  Refang is one pass over the
     text as written, so scanned text keeps what the value alone loses: emphasis at a link's
     edge is blanked (docs/canon-2.md) by its neighbours as written ("t.me/~" of "t.me/~#",
-    "cashapp:k_" of "$k_@", "venmo.com/u/*.a" of "venmo.com/u/*[.]a"), and an IDNA stop
-    becomes "." after defangs were looked for ("t.me/{.]x" of "t.me/{\uff61]x").  And as in
-    canon/1: a host suffix at a "www" label ("www.carrd.co" of "a.www.carrd.co"; a value
-    loses its leading "www.", and the suffix after it is a candidate too), and a query
-    ending in trailing punctuation that a fragment kept from the trim ("t.ab?)" of
-    "t.ab?)#")."""
+    "cashapp:k_" of "$k_@", "venmo.com/u/*.a" of "venmo.com/u/*[.]a").  And as in canon/1:
+    a host suffix at a "www" label ("www.carrd.co" of "a.www.carrd.co"; a value loses its
+    leading "www.", and the suffix after it is a candidate too), and a query ending in
+    trailing punctuation that a fragment kept from the trim ("t.ab?)" of "t.ab?)#")."""
     from sighub.client._canon import _url
     from sighub.client._canon._v2 import _links
 
@@ -427,3 +425,11 @@ def test_path_escapes_decode_in_one_pass_as_decoding_until_nothing_changes(seg: 
     from sighub.client._canon._v2 import _links
 
     assert _links._segment(seg) == _decoded_again_and_again(seg)
+
+
+def test_an_idna_stop_in_brackets_is_a_defanged_dot() -> None:
+    """Refang is one pass: a stop inside brackets was read as "." only after the bracket
+    defangs were looked for, so "carrd[\u3002]co" hid the link."""
+    found = {c.value for c in extract("see t.me/{\uff61]x now", V2) if c.kind is Kind.URL}
+    assert found == {"t.me", "t.me/.x"}
+    assert canonicalize(Kind.URL, "t.me/.x", V2) == "t.me/.x"

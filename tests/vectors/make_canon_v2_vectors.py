@@ -143,6 +143,7 @@ def groups() -> list[dict[str, object]]:
         extract_row("emoji-gap", "🧀\u00a0🍕 tonight", ["emoji:🧀🍕"], []),
         extract_row("emoji-gap", "🧀\n🍕", ["emoji:🧀🍕"], []),
         extract_row("url", "see carrd[.]co/prices now", ["url:carrd.co/prices"], []),
+        extract_row("url", "see carrd[\u3002]co/prices now", ["url:carrd.co/prices"], []),
         extract_row("url", "at **t.me/+abc**", ["url:t.me/+abc"], []),
         extract_row("url", "link: <https://faß.de/x>", ["url:xn--fa-hia.de/x"], []),
         extract_row("payment", "pay paypal[.]me/s3ller", ["payment:paypal:s3ller"], []),

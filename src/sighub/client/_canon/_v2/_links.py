@@ -31,8 +31,10 @@ _STOPS: Final = "\u3002\uff0e\uff61"
 # through the text by that class; they are searched apart and merged, as one alternation
 # would try every branch at every position.
 _PATTERNS: Final = (
-    (("[", "(", "{"), ("[.", "(.", "{.", "[dot", "(dot", "{dot"),
-     re.compile(r"[\[({](?:\.|[dD][oO][tT])[\])}]")),
+    # an IDNA stop inside the brackets too ("carrd[\u3002]co"): one pass, so the stop is
+    # not yet a dot when the brackets are read
+    (("[", "(", "{"), tuple(b + d for b in "[({" for d in (".", "dot", *_STOPS)),
+     re.compile(f"[\\[({{](?:[.{_STOPS}]|[dD][oO][tT])[\\])}}]")),
     # anchored at a run's start: a long run of spaces made it quadratic
     (("dot",), (" dot", "\tdot"), re.compile(r"(?<![ \t])[ \t]+[dD][oO][tT][ \t]+(?=\w)")),
     (("hxxp",), (), re.compile("[hH][xX][xX][pP]")),
