@@ -217,23 +217,23 @@ class SyncDaemon:
             )
         held = {(c, e) for c, e, _ in self.store.collab_keys()}
         refused: list[str] = []
+        found: list[tuple[str, int, bytes]] = []
         new = [w for w in wraps if (w.collab, w.epoch) not in held]
         if new and self._guard is not None:  # the key files are read only for a new wrap
-            got, refused = unwrap_all(
+            found, refused = unwrap_all(
                 new, self.cred.member, own_keys(self.data), self._guard.ring, held,
                 self._guard.logged_epochs,
             )  # fmt: skip
-            if got:
-                self.store.put_collab_keys(got)
-                held |= {(c, e) for c, e, _ in got}
+            held |= {(c, e) for c, e, _ in found}
         if self._guard is not None and self._guard.far.wraps:  # stewards of other hubs
-            got, far_refused = far_unwrap(
+            far_got, far_refused = far_unwrap(
                 self._guard.far, self.cred.member, own_keys(self.data), held
             )
+            found += far_got
             refused += far_refused
-            if got:
-                self.store.put_collab_keys(got)
-                held |= {(c, e) for c, e, _ in got}
+            held |= {(c, e) for c, e, _ in far_got}
+        if found:
+            self.store.put_collab_keys(found)
         self._epochs |= held  # keeps the epochs already asked for (``_known_keys``)
         # what this member stewards: per the verified log's designations (a hub saying
         # so, or wraps this member once made, do not make it one)

@@ -340,7 +340,8 @@ class _CloseGuard(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
     it answers (its deadline bounds that), a stream only while it is created: closing
     cancels a stream being read at once.  Calls never wait for one another."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._channel = channel
         self._cond = threading.Condition()
         self._starting = 0
         self._closed = False
@@ -357,12 +358,12 @@ class _CloseGuard(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
                 self._starting -= 1
                 self._cond.notify_all()
 
-    def close(self, channel: grpc.Channel) -> None:
+    def close(self) -> None:
         with self._cond:
             self._closed = True
             while self._starting:
                 self._cond.wait()
-        channel.close()  # no call is being created: none can be from now on
+        self._channel.close()  # no call is being created: none can be from now on
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return self._start(continuation, details, request)
@@ -510,9 +511,8 @@ class HubClient:
         # Every call starts under the guard, and close takes it: gRPC's C core crashes the
         # process when a channel is closed while another thread creates a call on it (a
         # daemon interrupted from another thread while it asks for its keys).
-        self._guard = _CloseGuard()
+        self._guard = _CloseGuard(channel)
         self.channel = grpc.intercept_channel(channel, self._guard)
-        self._raw = channel
         self.address = address  # named in HubUnreachable errors
         self._publish = publish_pb2_grpc.PublishServiceStub(self.channel)
         self._sync = sync_pb2_grpc.SyncServiceStub(self.channel)
@@ -526,7 +526,7 @@ class HubClient:
     def close(self) -> None:
         """Close the channel: calls in flight end (CANCELLED), later ones are refused with
         CANCELLED; safe from any thread, once or more."""
-        self._guard.close(self._raw)
+        self._guard.close()
 
     def __enter__(self) -> HubClient:
         return self

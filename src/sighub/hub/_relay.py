@@ -277,16 +277,22 @@ class RelayDaemon(SyncDaemon):
         assert guard is not None and guard.state is not None and guard.state.checkpoint
         cp = guard.state.checkpoint
         leaf = envelope_leaf(change.collaboration, change.envelope, change.n, change.hop_records)
-        path = self._peer.inclusion_proof(change.sequence - 1, cp.size)
+        return self._included(change.sequence, leaf, cp, "envelope")
+
+    def _included(self, sequence: int, leaf: bytes, cp: Any, what: str) -> list[bytes]:
+        """The peer's inclusion path of ``leaf`` at ``sequence`` in its checkpoint ``cp``,
+        checked here; a path that does not verify is an alarm (its own signed tree
+        contradicts it: evidence, kept)."""
+        path = self._peer.inclusion_proof(sequence - 1, cp.size)
         try:
-            verify_inclusion(change.sequence - 1, cp.size, leaf_hash(leaf), path, cp.root)
-        except ProofError as exc:  # its own signed tree contradicts it: evidence, kept
+            verify_inclusion(sequence - 1, cp.size, leaf_hash(leaf), path, cp.root)
+        except ProofError as exc:
             raise LogAlarm(
                 AlarmKind.BAD_PROOF,
-                f"{self.context.peering.origin}: the inclusion path it gave for the envelope"
-                f" at sequence {change.sequence} does not verify in its checkpoint of"
+                f"{self.context.peering.origin}: the inclusion path it gave for the {what}"
+                f" at sequence {sequence} does not verify in its checkpoint of"
                 f" {cp.size} leaves ({exc})",
-                {"sequence": change.sequence, "size": cp.size, "path": [h.hex() for h in path]},
+                {"sequence": sequence, "size": cp.size, "path": [h.hex() for h in path]},
             ) from None
         return path
 
@@ -315,8 +321,7 @@ class RelayDaemon(SyncDaemon):
                 else None
             )
             if kind in COPIED_TYPES or local is not None:
-                path = self._peer.inclusion_proof(x.sequence - 1, cp.size)
-                verify_inclusion(x.sequence - 1, cp.size, leaf_hash(x.leaf), path, cp.root)
+                path = self._included(x.sequence, x.leaf, cp, f"{kind} leaf")
                 leaf = peer_leaf(peer, x.sequence, x.leaf, cp.size, path)
                 epoch = _far_epoch(doc, local, peer) if kind == "collab.epoch" else None
                 key = f"leaf {peer} {x.sequence}"
