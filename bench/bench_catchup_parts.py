@@ -38,8 +38,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
@@ -48,8 +48,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from bench.bench_hub import _uniform  # noqa: E402
 from bench.bench_machine import blake2b_rate, fsync_ms, load, machine_line, sqlite_rates  # noqa: E402
-from sighub import Form, Indicator, Kind, Publisher, Tlp  # noqa: E402
+from sighub import Publisher, Tlp  # noqa: E402
 from sighub.client import _json  # noqa: E402
 from sighub.client._envelope import key_id, open_envelope, public_key_bytes  # noqa: E402
 from sighub.client._hops import encode_hops, sign_hop  # noqa: E402
@@ -58,12 +59,11 @@ from sighub.client._stix import (  # noqa: E402
     SIGHUB_EXTENSION_ID,
     TLP_MARKING_IDS,
     build_bundle,
-    new_indicator_id,
 )
 from sighub.client._verify import Directory, check_changes, paused_gc  # noqa: E402
 from sighub.hub._relay import Outcome, Prepared, commit  # noqa: E402
 from sighub.hub._store import Store  # noqa: E402
-from sighub.wire import Blinder, CollabKey, now_ms, seal  # noqa: E402
+from sighub.wire import Blinder, CollabKey, seal  # noqa: E402
 
 if TYPE_CHECKING:
     from sighub.hub._hub import Hub
@@ -86,26 +86,10 @@ def _bundles(args: tuple[bytes, str, bytes, int, int]) -> list[bytes]:
     key = Ed25519PrivateKey.from_private_bytes(private)
     publisher = Publisher(identity, "bench-pub")
     blinder = Blinder(CollabKey(COLLAB, 1, secret))
+    ident = SimpleNamespace(publisher=publisher)  # what ``bench_hub._uniform`` reads
     out = []
     for b in range(start, start + count):
-        now = now_ms()
-        inds = [
-            Indicator(
-                id=new_indicator_id(),
-                kind=Kind.KEYWORD,
-                form=Form.BLINDED,
-                value=blinder.canonical(Kind.KEYWORD, f"w{b} {i}").hex(),
-                collaboration=COLLAB,
-                publisher=publisher,
-                valid_from=now,
-                valid_until=now + timedelta(days=30),
-                created=now,
-                modified=now,
-                key_epoch=1,
-                confidence=70,
-            )
-            for i in range(PER_BUNDLE)
-        ]
+        inds = [_uniform(ident, blinder, b, i) for i in range(PER_BUNDLE)]
         out.append(seal(build_bundle(publisher, inds), key))
     return out
 
