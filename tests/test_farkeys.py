@@ -96,20 +96,41 @@ def _designated(o: Origin) -> None:
     o.log.add(collab_steward(X, "stw-a", ""))
 
 
+def _far(log: OriginLog, *seqs: int, pins: Pins | None = None) -> FarLog:
+    """A FarLog here fed the copies of ``seqs`` of the origin's log (all its leaves if none)."""
+    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(log) if pins is None else pins)
+    feed(far, log.copies(*(seqs or range(1, len(log.leaves) + 1))))
+    return far
+
+
 def _open(
     o: Origin, key: EncryptionKey, *seqs: int, remote: str = X, have: tuple[Any, ...] = ()
 ) -> tuple[list[tuple[str, int, bytes]], list[str]]:
-    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(o.log, remote))
-    feed(far, o.log.copies(*(seqs or range(1, len(o.log.leaves) + 1))))
+    far = _far(o.log, *seqs, pins=_pins_for(o.log, remote))
     return far_unwrap(far, ME, {key.key_id: key}, have)
 
 
-def test_a_wrap_from_the_designated_steward_opens(origin: Origin, key: EncryptionKey) -> None:
-    _designated(origin)
+def _published(o: Origin, key: EncryptionKey, designate: bool = True, **wrap: Any) -> bytes:
+    """The steward (designated, unless not) wraps a new secret to ``key`` (``wrap``: as
+    ``_wrap`` takes), and the origin logs the epoch and the wrap: the secret."""
+    if designate:
+        _designated(o)
     secret = new_secret()
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
+    w = _wrap(o, secret, key, **wrap)
+    o.epoch(secret, [w])
+    o.wrap(w)
+    return secret
+
+
+def _refused(o: Origin, key: EncryptionKey) -> str:
+    """The one refusal of opening the origin's wraps with ``key``; nothing opened."""
+    got, refused = _open(o, key)
+    assert got == [] and len(refused) == 1, (got, refused)
+    return refused[0]
+
+
+def test_a_wrap_from_the_designated_steward_opens(origin: Origin, key: EncryptionKey) -> None:
+    secret = _published(origin, key)
     assert _open(origin, key) == ([(LOCAL, 0, secret)], [])  # under this hub's name
     assert _open(origin, key, have=((LOCAL, 0),)) == ([], [])  # held already
 
@@ -119,40 +140,25 @@ def test_a_wrap_signed_by_another_members_key_is_refused(
 ) -> None:
     """mallory (a member of the origin, so its key is in the copied ring) signs a wrap in
     the steward's name: refused, with the reason, and no secret."""
-    _designated(origin)
-    secret = new_secret()
-    forged = _wrap(origin, secret, key, signer="mallory")
-    origin.epoch(secret, [forged])
-    origin.wrap(forged)
-    got, refused = _open(origin, key)
-    assert got == []
-    assert len(refused) == 1 and refused[0].startswith(f"{FAR}: ")
-    assert "is not a valid key of steward 'stw-a'" in refused[0]
+    _published(origin, key, signer="mallory")
+    refused = _refused(origin, key)
+    assert refused.startswith(f"{FAR}: ")
+    assert "is not a valid key of steward 'stw-a'" in refused
 
 
 def test_a_wrap_whose_steward_the_origin_never_designated_is_refused(
     origin: Origin, key: EncryptionKey
 ) -> None:
-    secret = new_secret()  # no collab.steward leaf: stw-a is no steward there
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
-    got, refused = _open(origin, key)
-    assert got == []
-    assert len(refused) == 1 and "has no admin designation for 'sg-x'" in refused[0]
+    _published(origin, key, designate=False)  # no collab.steward leaf: stw-a is no steward there
+    assert "has no admin designation for 'sg-x'" in _refused(origin, key)
 
 
 @pytest.mark.parametrize("recipient", [f"plat-c@{HERE}", f"{ME}@sighub/hotline", ME])
 def test_a_wrap_for_another_member_or_hub_is_ignored(
     origin: Origin, key: EncryptionKey, recipient: str
 ) -> None:
-    _designated(origin)
-    secret = new_secret()
-    w = _wrap(origin, secret, key, recipient=recipient)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
-    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(origin.log))
-    feed(far, origin.log.copies(*range(1, len(origin.log.leaves) + 1)))
+    _published(origin, key, recipient=recipient)
+    far = _far(origin.log)
     assert far_unwrap(far, ME, {key.key_id: key}, ()) == ([], [])
     # a wrap to a member of another hub (or of the origin itself) is not even kept
     assert list(far.wraps) == ([(FAR, X, 0, recipient)] if recipient.endswith(HERE) else [])
@@ -161,11 +167,7 @@ def test_a_wrap_for_another_member_or_hub_is_ignored(
 def test_a_wrap_of_a_collaboration_no_pinned_peering_maps_waits(
     origin: Origin, key: EncryptionKey
 ) -> None:
-    _designated(origin)
-    secret = new_secret()
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
+    _published(origin, key)
     assert _open(origin, key, remote="sg-other") == ([], [])  # nothing opened, nothing refused
 
 
@@ -188,11 +190,7 @@ def test_a_wrap_whose_epoch_leaf_is_not_copied_yet_waits(
 def test_a_wrap_whose_signing_key_is_not_copied_yet_waits(
     origin: Origin, key: EncryptionKey
 ) -> None:
-    _designated(origin)
-    secret = new_secret()
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
+    _published(origin, key)
     assert _open(origin, key, 2, 3, 4, 5) == ([], [])  # stw-a's enrollment (1) not copied
 
 
@@ -203,9 +201,7 @@ def test_a_wrap_with_another_commitment_is_refused(origin: Origin, key: Encrypti
     w = _wrap(origin, secret, key)
     origin.epoch(new_secret(), [])  # the leaf commits to another secret
     origin.wrap(w)
-    got, refused = _open(origin, key)
-    assert got == [] and len(refused) == 1
-    assert "the verified log's collab.epoch leaf has" in refused[0]
+    assert "the verified log's collab.epoch leaf has" in _refused(origin, key)
 
 
 def test_a_wrap_whose_secret_is_not_the_committed_one_is_refused(
@@ -220,24 +216,15 @@ def test_a_wrap_whose_secret_is_not_the_committed_one_is_refused(
     w = replace(w, signature=origin.keys["stw-a"].sign(w.statement()))
     origin.epoch(claimed, [w])
     origin.wrap(w)
-    got, refused = _open(origin, key)
-    assert got == [] and len(refused) == 1
-    assert "does not match the commitment" in refused[0]
+    assert "does not match the commitment" in _refused(origin, key)
 
 
 def test_a_wrap_to_a_key_this_member_does_not_hold_is_refused(
     origin: Origin, key: EncryptionKey
 ) -> None:
-    _designated(origin)
-    secret = new_secret()
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
-    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(origin.log))
-    feed(far, origin.log.copies(*range(1, len(origin.log.leaves) + 1)))
+    _published(origin, key)
     other = EncryptionKey.generate(X25519_SUITE)
-    got, refused = far_unwrap(far, ME, {other.key_id: other}, ())
-    assert got == [] and "which this member does not hold" in refused[0]
+    assert "which this member does not hold" in _refused(origin, other)
 
 
 # -- far_recipients -------------------------------------------------------------------
@@ -256,8 +243,7 @@ def test_far_recipients_are_the_mapped_collaborations_members_with_keys() -> Non
     for member in ("plat-p", "relay-r", "plat-n"):
         o.log.add(collab_membership(X, member, True))
     o.log.add(collab_membership("sg-other", "plat-o", True))
-    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(o.log))
-    feed(far, o.log.copies(*range(1, len(o.log.leaves) + 1)))
+    far = _far(o.log)
     got = far_recipients(far, LOCAL)
     name = f"plat-p@{FAR}"
     assert got == {name: Recipient(name, X25519_SUITE, keys["plat-p"].public)}
@@ -275,8 +261,7 @@ def test_no_far_recipients_across_a_suspended_peering() -> None:
     o.enroll("plat-p", ["publisher"], EncryptionKey.generate(X25519_SUITE))
     o.log.add(collab_membership(X, "plat-p", True))
     pins = _pins_for(o.log)
-    far = FarLog(HERE, OriginLog(HERE).public, pins)
-    feed(far, o.log.copies(1, 2))
+    far = _far(o.log, 1, 2, pins=pins)
     assert set(far_recipients(far, LOCAL)) == {f"plat-p@{FAR}"}
     pins.suspended.add(FAR)
     assert far_recipients(far, LOCAL) == {}
@@ -290,8 +275,7 @@ def test_a_far_member_suspended_there_is_not_a_recipient_until_resumed() -> None
     o.enroll("plat-p", ["publisher"], k)
     o.log.add(collab_membership(X, "plat-p", True))
     o.log.add(_leaves.member_status("plat-p", "suspended"))
-    far = FarLog(HERE, OriginLog(HERE).public, _pins_for(o.log))
-    feed(far, o.log.copies(1, 2, 3))
+    far = _far(o.log, 1, 2, 3)
     assert far_recipients(far, LOCAL) == {}
     o.log.add(_leaves.member_status("plat-p", "active"))
     feed(far, o.log.copies(4), 10)
@@ -306,8 +290,7 @@ def test_far_recipients_of_a_peering_whose_map_does_not_round_trip() -> None:
     o.enroll("plat-p", ["publisher"], k)
     o.log.add(collab_membership(X, "plat-p", True))
     pins = Pins({FAR: o.log.public}, {("sg-a", FAR): X, ("sg-b", FAR): X})
-    far = FarLog(HERE, OriginLog(HERE).public, pins)
-    feed(far, o.log.copies(1, 2))
+    far = _far(o.log, 1, 2, pins=pins)
     assert set(far_recipients(far, "sg-a")) == {f"plat-p@{FAR}"}  # local_for finds sg-a
     assert far_recipients(far, "sg-b") == {}
 
@@ -383,16 +366,12 @@ def test_load_rebuilds_the_collaborations_the_copies_applied(
 ) -> None:
     _designated(origin)
     origin.log.add(collab_membership(X, "mallory", True))
-    secret = new_secret()
-    w = _wrap(origin, secret, key)
-    origin.epoch(secret, [w])
-    origin.wrap(w)
+    secret = _published(origin, key, designate=False)  # designated above
     origin.log.add(collab_membership(X, "mallory", False))
     origin.log.add(_leaves.member_roles("mallory", ["peer"]))
     origin.log.add(_leaves.member_status("mallory", "suspended"))
     pins = _pins_for(origin.log)
-    far = FarLog(HERE, OriginLog(HERE).public, pins)
-    feed(far, origin.log.copies(*range(1, len(origin.log.leaves) + 1)))
+    far = _far(origin.log, pins=pins)
     assert far.stewards[FAR].collabs[X].members == set() and far.wraps
     assert far.roles[(FAR, "mallory")] == ("peer",)
     assert far.statuses[(FAR, "mallory")] == "suspended"

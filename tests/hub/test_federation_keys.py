@@ -21,7 +21,7 @@ from sighub import Member as Platform
 from sighub.client._daemon import SyncDaemon
 from sighub.hub._cli import main as sighub
 from sighub.wire import Blinder
-from tests.hub.conftest import Member
+from tests.hub.conftest import HubProcess, Member
 from tests.hub.test_federation import Net, envelopes, member_sync, wait_for
 
 X = "sg-x"
@@ -45,16 +45,43 @@ def rekey(net: Net, steward: Member, *extra: str) -> None:
     assert sighub([*args, *extra]) == 0
 
 
-def copied_join(net: Net, member: str, kind: str = "collab.join") -> bool:
-    """Whether industry's log holds a copy of regional's leaf of ``member`` joining (or,
-    with ``kind``, leaving) sg-x."""
-    with net.hubs["industry"].db() as c:
+def copied_join(net: Net, member: str, kind: str = "collab.join", at: str = "industry") -> bool:
+    """Whether industry's (or ``at``'s) log holds a copy of regional's leaf of ``member``
+    joining (or, with ``kind``, leaving) sg-x."""
+    with net.hubs[at].db() as c:
         rows = c.execute("SELECT leaf FROM leaves WHERE type='peer.leaf'").fetchall()
     for (raw,) in rows:
         inner = json.loads(base64.b64decode(json.loads(bytes(raw))["leaf"]))
         if inner["type"] == kind and inner["member"] == member:
             return True
     return False
+
+
+def recorded_epoch(hub: HubProcess, label: str) -> None:
+    """Wait until ``hub`` records an epoch of sg-x."""
+    with hub.db() as c:
+        wait_for(
+            label,
+            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
+        )
+
+
+def epoch_one_recipients(net: Net) -> list[str]:
+    """The recipients of industry's wraps of epoch 1, sorted."""
+    with net.hubs["industry"].db() as c:
+        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE epoch=1 ORDER BY recipient")
+        return [r[0] for r in rows]
+
+
+def joined_and_rekeyed(
+    spanning: tuple[Net, Member], member: str = "plat-b", label: str = "copied"
+) -> tuple[Net, Member, Member]:
+    """regional's ``member`` joins sg-x; once industry holds the copy, the steward rekeys."""
+    net, steward = spanning
+    plat = net.member("regional", member, collabs=(X,))
+    wait_for(label, lambda: copied_join(net, member))
+    rekey(net, steward)
+    return net, steward, plat
 
 
 @pytest.fixture
@@ -71,18 +98,12 @@ def spanning(net: Net) -> tuple[Net, Member]:
 def test_one_key_on_both_hubs_matches_what_the_other_hub_blinded(
     spanning: tuple[Net, Member],
 ) -> None:
-    net, steward = spanning
-    plat = net.member("regional", "plat-b", collabs=(X,))
-    wait_for("industry copied plat-b's join", lambda: copied_join(net, "plat-b"))
-    rekey(net, steward)
+    net, steward, plat = joined_and_rekeyed(spanning, label="industry copied plat-b's join")
     assert far_wraps(net, "industry") == ["plat-b@sighub/regional"]
     secret = keys(steward)[0]
     # regional's relay copies the epoch and the wrap; regional records the epoch
+    recorded_epoch(net.hubs["regional"], "regional recorded epoch 0")
     with net.hubs["regional"].db() as c:
-        wait_for(
-            "regional recorded epoch 0",
-            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
-        )
         steward_there = c.execute("SELECT steward FROM collab_epochs WHERE collab=?", (X,))
         assert steward_there.fetchall() == [("stw-a@sighub/industry",)]
     report = member_sync(plat)
@@ -110,13 +131,9 @@ def test_one_key_on_both_hubs_matches_what_the_other_hub_blinded(
 def test_a_member_that_joins_later_on_the_far_hub_is_wrapped_the_current_epoch(
     spanning: tuple[Net, Member],
 ) -> None:
-    net, steward = spanning
-    first = net.member("regional", "plat-b", collabs=(X,))
-    wait_for("copied", lambda: copied_join(net, "plat-b"))
-    rekey(net, steward)
-    late = net.member("regional", "plat-c", collabs=(X,))
-    wait_for("copied", lambda: copied_join(net, "plat-c"))
-    rekey(net, steward)  # the current epoch to the member that lacks it, not a new one
+    net, steward, first = joined_and_rekeyed(spanning)
+    # the second rekey: the current epoch to the member that lacks it, not a new one
+    _, _, late = joined_and_rekeyed(spanning, "plat-c")
     assert far_wraps(net, "industry") == ["plat-b@sighub/regional", "plat-c@sighub/regional"]
     member_sync(first)
     member_sync(late)
@@ -128,16 +145,12 @@ def test_a_far_member_that_leaves_gets_no_later_epoch(spanning: tuple[Net, Membe
     steward's next duties make a new epoch wrapped to plat-b alone."""
     net, steward = spanning
     stays = net.member("regional", "plat-b", collabs=(X,))
-    leaves = net.member("regional", "plat-c", collabs=(X,))
-    wait_for("copied", lambda: copied_join(net, "plat-c"))
-    rekey(net, steward)
+    _, _, leaves = joined_and_rekeyed(spanning, "plat-c")
     assert net.hubs["regional"].admin_cli("collab", "leave", X, "plat-c") == 0
     wait_for("copied", lambda: copied_join(net, "plat-c", "collab.leave"))
     member_sync(steward)  # its duties: a holder is no longer a member
     assert sorted(keys(steward)) == [0, 1]
-    with net.hubs["industry"].db() as c:
-        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE epoch=1 ORDER BY recipient")
-        assert [r[0] for r in rows] == ["plat-b@sighub/regional", "stw-a"]
+    assert epoch_one_recipients(net) == ["plat-b@sighub/regional", "stw-a"]
     member_sync(stays)
     assert keys(stays) == keys(steward)
     member_sync(leaves)
@@ -161,11 +174,7 @@ def test_two_hops_from_the_steward_one_key_still(net: Net) -> None:
     wait_for("industry copied plat-c's join", lambda: copied_join(net, "plat-c"))
     rekey(net, steward)
     assert far_wraps(net, "industry") == ["plat-c@sighub/hotline"]
-    with hotline.db() as c:
-        wait_for(
-            "hotline recorded epoch 0",
-            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
-        )
+    recorded_epoch(hotline, "hotline recorded epoch 0")
     wait_for("the wrap reached plat-c", lambda: member_sync(far) is not None and 0 in keys(far))
     assert keys(far) == {0: keys(steward)[0]}
     value = Blinder(steward.key(X)).value(Kind.KEYWORD, "s3ller")
@@ -193,22 +202,8 @@ def test_a_collaboration_takes_its_keys_from_one_hub_only(net: Net) -> None:
     plat = net.member("regional", "plat-b", collabs=(X,))
     wait_for("copied at industry", lambda: copied_join(net, "plat-b"))
     rekey(net, first)
-    with regional.db() as c:
-        wait_for(
-            "regional recorded industry's epoch",
-            lambda: bool(c.execute("SELECT 1 FROM collab_epochs WHERE collab=?", (X,)).fetchall()),
-        )
-    with national.db() as c:
-        rows = "SELECT leaf FROM leaves WHERE type='peer.leaf'"
-
-        def national_copied() -> bool:
-            for (raw,) in c.execute(rows).fetchall():
-                inner = json.loads(base64.b64decode(json.loads(bytes(raw))["leaf"]))
-                if inner["type"] == "collab.join" and inner["member"] == "plat-b":
-                    return True
-            return False
-
-        wait_for("copied at national", national_copied)
+    recorded_epoch(regional, "regional recorded industry's epoch")
+    wait_for("copied at national", lambda: copied_join(net, "plat-b", at="national"))
     rekey(net, second)
     rekey(net, second, "--new")  # national's epoch 1: an epoch industry never made
 
@@ -242,16 +237,11 @@ def test_a_suspended_peering_leaves_its_members_out_until_resumed(
     """industry suspends its peering with regional: its hub refuses wraps to regional's
     members, so the steward's next epoch leaves them out (the wraps of industry's own
     members go through); once resumed, they are wrapped the current epoch."""
-    net, steward = spanning
-    plat = net.member("regional", "plat-b", collabs=(X,))
-    wait_for("copied", lambda: copied_join(net, "plat-b"))
-    rekey(net, steward)
+    net, steward, plat = joined_and_rekeyed(spanning)
     assert net.hubs["industry"].admin_cli("peer", "suspend", "regional") == 0
     member_sync(steward)  # its duties: a holder is no longer a recipient
     assert sorted(keys(steward)) == [0, 1]
-    with net.hubs["industry"].db() as c:
-        rows = c.execute("SELECT recipient FROM epoch_wraps WHERE epoch=1 ORDER BY recipient")
-        assert [r[0] for r in rows] == ["stw-a"]
+    assert epoch_one_recipients(net) == ["stw-a"]
     assert net.hubs["industry"].admin_cli("peer", "resume", "regional") == 0
     member_sync(steward)
     with net.hubs["industry"].db() as c:

@@ -58,8 +58,13 @@ class World:
         return self.regional.data / "peers" / "industry"
 
 
+def relay_db(w: World) -> sqlite3.Connection:
+    """The relay's own database, read-only."""
+    return sqlite3.connect(f"file:{w.relay_data / 'local.db'}?mode=ro", uri=True)
+
+
 def relay_cursor(w: World) -> int:
-    with sqlite3.connect(f"file:{w.relay_data / 'local.db'}?mode=ro", uri=True) as c:
+    with relay_db(w) as c:
         row = c.execute("SELECT value FROM meta WHERE key='cursor'").fetchone()
     return int(row[0]) if row else 0
 
@@ -99,13 +104,27 @@ def ids(raws: list[bytes]) -> set[str]:
 
 
 def alarms(w: World) -> list[tuple[str, str]]:
-    with sqlite3.connect(f"file:{w.relay_data / 'local.db'}?mode=ro", uri=True) as c:
+    with relay_db(w) as c:
         return [(str(k), str(m)) for k, m in c.execute("SELECT kind, message FROM log_alarms")]
 
 
 def refused(w: World) -> dict[str, str]:
-    with sqlite3.connect(f"file:{w.relay_data / 'local.db'}?mode=ro", uri=True) as c:
+    with relay_db(w) as c:
         return {str(e): str(r) for e, r in c.execute("SELECT envelope_id, reason FROM refused")}
+
+
+def relay_status(w: World, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """The relay's part of regional's ``admin peer status industry``."""
+    capsys.readouterr()
+    assert w.regional.admin_cli("peer", "status", "industry") == 0
+    shown: dict[str, Any] = json.loads(capsys.readouterr().out)["relay"]
+    return shown
+
+
+def relay_stopped(w: World, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Wait for the relay to stop with an alarm: its status then."""
+    wait_for("the relay stopped", lambda: relay_status(w, capsys)["state"] == "alarm", WAIT)
+    return relay_status(w, capsys)
 
 
 @dataclass(frozen=True)
@@ -245,19 +264,12 @@ def test_a_lying_peer_is_refused(net: Net, lie: str, capsys: pytest.CaptureFixtu
     assert w.log is not None
     honest_size = w.log.size
 
-    def status() -> dict[str, Any]:
-        capsys.readouterr()
-        assert w.regional.admin_cli("peer", "status", "industry") == 0
-        shown: dict[str, Any] = json.loads(capsys.readouterr().out)["relay"]
-        return shown
-
     with LyingPeer(w.industry, w.log) as liar:
         expect = LIES[lie](w, liar)
         assert w.log.size > honest_size
         wait_for("the relay reached the liar", lambda: bool(liar.syncs), WAIT)
         if expect.alarm:
-            wait_for("the relay stopped", lambda: status()["state"] == "alarm", WAIT)
-            shown = status()
+            shown = relay_stopped(w, capsys)
             assert expect.alarm in shown["error"], shown
             assert any(expect.alarm in m for _, m in alarms(w)), alarms(w)
         else:
@@ -287,18 +299,11 @@ def test_a_bad_inclusion_path_is_an_alarm_the_operator_acknowledges_by_resuming(
     w = world(net)
     assert w.log is not None
 
-    def status() -> dict[str, Any]:
-        capsys.readouterr()
-        assert w.regional.admin_cli("peer", "status", "industry") == 0
-        shown: dict[str, Any] = json.loads(capsys.readouterr().out)["relay"]
-        return shown
-
     with LyingPeer(w.industry, w.log) as liar:
         liar.bad_paths = True
         raw = w.sealed(0)
         w.log.add(raw)
-        wait_for("the relay stopped", lambda: status()["state"] == "alarm", WAIT)
-        shown = status()
+        shown = relay_stopped(w, capsys)
         assert "inclusion path" in shown["error"] and "peer resume" in shown["error"], shown
         assert any("inclusion path" in m for _, m in alarms(w)), alarms(w)
         assert len(envelopes(w.regional)) == len(w.sent)  # nothing of the batch stored
