@@ -48,13 +48,13 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux >= 4.0)
 
 
-def _new_indicator(i: int, blinded: bool) -> Indicator:
+def _new_indicator(i: int, blinded: bool, canon: str) -> Indicator:
     now = now_ms()
     return Indicator(
         id=f"indicator--{uuid.UUID(int=i, version=4)}",
         kind=Kind.KEYWORD if blinded else Kind.PAYMENT,
         form=Form.BLINDED if blinded else Form.PATTERN,
-        value=Blinder(KEY).value(Kind.KEYWORD, f"fresh{i}") if blinded else _pattern(i),
+        value=Blinder(KEY, canon).value(Kind.KEYWORD, f"fresh{i}") if blinded else _pattern(i),
         collaboration="sg-csam",
         publisher=PUB,
         valid_from=now,
@@ -75,8 +75,11 @@ def _timed_reload(store: LocalStore, previous: Matcher) -> tuple[Matcher, dict[s
     start = time.perf_counter()
     m = Matcher.from_store(store, previous=previous)
     took = time.perf_counter() - start
-    p = m._patterns
-    how = "full compile" if p.full else f"delta {len(p.delta.sources) if p.delta else 0}"
+    how = "; ".join(
+        f"{v}: " + ("full compile" if p.full else f"delta {len(p.delta.sources) if p.delta else 0}")
+        for v, p in m._patterns.items()
+        if p.refs
+    )
     return m, {"s": took, "how": how, "peak": _status("VmHWM")}
 
 
@@ -87,10 +90,10 @@ def _revoke(store: LocalStore, rowid: int) -> None:
         store.upsert(c, [(*row[:14], row[14][:-1] + "9Z", 1, row[16] + 1, *row[17:])])
 
 
-def measure(path: Path) -> dict[str, Any]:
+def measure(path: Path, canon: str) -> dict[str, Any]:
     """In a fresh process: build, then reload unchanged, after adding and after revoking one
-    pattern indicator, after adding one blinded one; RSS figures are relative to the RSS
-    just before the build."""
+    pattern indicator, after adding one blinded one (under ``canon``); RSS figures are
+    relative to the RSS just before the build."""
     store = LocalStore(path)
     gc.collect()
     base = _status("VmRSS")
@@ -104,12 +107,12 @@ def measure(path: Path) -> dict[str, Any]:
     out["steady"] = _status("VmRSS") - base
     m, out["unchanged"] = _timed_reload(store, m)
     with store.tx() as c:
-        store.upsert(c, [store.row(_new_indicator(10**9 + 9, blinded=False), 2)])
+        store.upsert(c, [store.row(_new_indicator(10**9 + 9, False, canon), 2)])
     m, out["added"] = _timed_reload(store, m)
     _revoke(store, 10)  # row 10 is a pattern (1 in 10, the tenth)
     m, out["revoked"] = _timed_reload(store, m)
     with store.tx() as c:
-        store.upsert(c, [store.row(_new_indicator(10**9 + 10, blinded=True), 3)])
+        store.upsert(c, [store.row(_new_indicator(10**9 + 10, True, canon), 3)])
     m, out["blinded"] = _timed_reload(store, m)
     _revoke(store, 20)
     m, out["revoked2"] = _timed_reload(store, m)
@@ -129,13 +132,14 @@ def main() -> None:
         nargs="*",
         choices=["1", "2", "both"],
         default=["1"],
-        help="the blinded indicators' canon (issue 13: with '1 2', canon/2's RSS is also"
+        help="the indicators' canon (issue 13: with '1 2', canon/2's RSS is also"
         " given as a ratio of canon/1's at each size, same run)",
     )
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process
+    ap.add_argument("--added-canon", default="canon/1", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, args.added_canon)))
         return
     sizes = args.sizes or ([100_000, 1_000_000] if args.million else [100_000])
     engine = "hyperscan" if HAVE_HYPERSCAN else "re2"
@@ -157,7 +161,8 @@ def main() -> None:
 def _run(folder: Path, n: int, canon: str) -> dict[str, Any]:
     folder.mkdir()
     store_with(n, folder, canon).close()
-    cmd = [sys.executable, __file__, "--measure", str(folder / "local.db")]
+    added = "canon/1" if canon == "1" else "canon/2"  # what the reloads add
+    cmd = [sys.executable, __file__, "--measure", str(folder / "local.db"), "--added-canon", added]
     r: dict[str, Any] = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)
     for extra in ("", "-wal", "-shm"):
         Path(str(folder / "local.db") + extra).unlink(missing_ok=True)

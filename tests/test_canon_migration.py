@@ -16,7 +16,7 @@ from sighub.client._canon import canonicalize
 from sighub.client._errors import CanonError, ModelError
 from sighub.client._local import LocalStore, stored
 from sighub.client._matcher import Matcher
-from sighub.client._model import Indicator, Kind
+from sighub.client._model import Form, Indicator, Kind
 from tests.conftest import NOW, TEST_KEY, make_indicator
 
 V1, V2 = "canon/1", "canon/2"
@@ -167,6 +167,64 @@ def test_a_store_made_before_canon2_gains_the_columns(tmp_path: Path) -> None:
 
 def test_analyst_values_canonicalize_per_version() -> None:
     assert canonicalize("keyword", "seIIer", V2) == canonicalize("keyword", "seller", V2)
-    with pytest.raises(ModelError, match="for a pattern"):
-        make_indicator(form=__import__("sighub").Form.PATTERN, value="abc", key_epoch=None,
-                       scheme=None, canon_version=V2)  # fmt: skip
+
+
+def pattern(source: str, canon: str, name: str = "") -> Indicator:
+    return make_indicator(form=Form.PATTERN, kind=Kind.PAYMENT, value=source, key_epoch=None,
+                          scheme=None, canon_version=canon,
+                          description=name or f"{canon} {source}")  # fmt: skip
+
+
+GIFT = r"code\d{4}"
+
+
+@pytest.mark.parametrize("engine", ["re2", "hyperscan"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # canon/1's table never sees lunate sigma as a c; canon/2's does
+        ("ϲode1234", {("canon/2 p", "ϲode1234")}),
+        ("code1234", {("canon/1 p", "code1234"), ("canon/2 p", "code1234")}),
+        # canon/2 strips every combining mark: the span covers the mark in the original
+        ("co\u0301de1234!", {("canon/1 p", "co\u0301de1234"), ("canon/2 p", "co\u0301de1234")}),
+        ("c\u0489ode1234 x ᴄode9999", {("canon/2 p", "c\u0489ode1234"),
+                                         ("canon/2 p", "ᴄode9999")}),
+        ("ꜱ code12 ϲ0de1234", set()),
+    ],
+)  # fmt: skip
+def test_a_pattern_runs_over_the_text_its_canon_version_folds(
+    engine: str, text: str, expected: set[tuple[str, str]]
+) -> None:
+    if engine == "hyperscan":
+        pytest.importorskip("hyperscan")
+    rules = [pattern(GIFT, V1, "canon/1 p"), pattern(GIFT, V2, "canon/2 p")]
+    m = Matcher([stored(r) for r in rules], {}, engine)
+    assert fired(m, text) == expected
+    assert [c.version for c, _ in m._pattern_canons] == [V1, V2]
+
+
+def test_canon2_patterns_alone_fold_the_text_once(tmp_path: Path) -> None:
+    store = store_of(tmp_path, [RULES[2], pattern(GIFT, V2)])
+    m = Matcher.from_store(store, AT, "re2")
+    assert [v for v, _ in m._folds] == [V2]  # no canon/1 fold for canon/1's empty set
+    assert fired(m, "ϲheese pizza ϲode1234") == {
+        ("canon/2 cheese pizza", "ϲheese pizza"), (f"canon/2 {GIFT}", "ϲode1234")}  # fmt: skip
+
+
+def test_reload_adds_and_revokes_patterns_per_version(tmp_path: Path) -> None:
+    one, two = pattern(GIFT, V1), pattern(GIFT, V2)
+    store = store_of(tmp_path, [one])
+    old = Matcher.from_store(store, AT, "re2")
+    with store.tx() as c:
+        store.upsert(c, [store.row(two, 2)])
+    new = Matcher.from_store(store, AT, "re2", previous=old)
+    assert new._patterns[V1].base is old._patterns[V1].base  # canon/1's set not compiled again
+    assert new._patterns[V2].delta is not None and new._patterns[V2].delta.sources == (GIFT,)
+    assert fired(new, "ϲode1234") == {(f"canon/2 {GIFT}", "ϲode1234")}
+    gone = replace(two, revoked=True, modified=two.modified + timedelta(seconds=1))
+    with store.tx() as c:
+        store.upsert(c, [store.row(gone, 3)])
+    newer = Matcher.from_store(store, AT, "re2", previous=new)
+    assert fired(newer, "ϲode1234 code1234") == {(f"canon/1 {GIFT}", "code1234")}
+    assert newer._patterns[V1].refs == {GIFT: newer._patterns[V1].refs[GIFT]}
+    assert not newer._patterns[V2].refs and [v for v, _ in newer._folds] == [V1]

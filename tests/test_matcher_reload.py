@@ -18,6 +18,7 @@ from sighub.client import _matcher
 from sighub.client._blind import Blinder, CollabKey
 from sighub.client._local import CHANGES_KEPT, LocalStore, stored
 from sighub.client._matcher import DELTA_MAX, Matcher, mask_max
+from sighub.client._model import CANON_VERSION as V1
 from sighub.client._model import Form, Indicator, Kind
 from tests.conftest import NOW, TEST_KEY, make_indicator
 from tests.test_matcher import KEYS
@@ -86,20 +87,20 @@ AT = NOW + timedelta(hours=1)
 def test_adding_a_pattern_compiles_only_the_delta(tmp_path: Path, engine: str) -> None:
     store = store_of(tmp_path, many(200))
     old = Matcher.from_store(store, AT, engine)
-    assert old._patterns.full and old._patterns.delta is None
+    assert old._patterns[V1].full and old._patterns[V1].delta is None
     extra = pattern("code9999x[a-z0-9]{4}", 9999)
     write(store, [extra])
     new = Matcher.from_store(store, AT, engine, previous=old)
-    assert not new._patterns.full and new._patterns.base is old._patterns.base
-    assert new._patterns.delta is not None and new._patterns.delta.sources == (extra.value,)
+    assert not new._patterns[V1].full and new._patterns[V1].base is old._patterns[V1].base
+    assert new._patterns[V1].delta is not None and new._patterns[V1].delta.sources == (extra.value,)
     (m,) = new.scan("see code9999xab12 now")
     assert m.indicator == extra.id and m.text == "code9999xab12"
     assert old.scan("see code9999xab12 now") == []  # the old matcher is left as it was
     # a blinded change only: both pattern sets are reused as they are
     write(store, [keyword("menu", 50_000)])
     newer = Matcher.from_store(store, AT, engine, previous=new)
-    assert newer._patterns.base is old._patterns.base
-    assert newer._patterns.delta is new._patterns.delta
+    assert newer._patterns[V1].base is old._patterns[V1].base
+    assert newer._patterns[V1].delta is new._patterns[V1].delta
     assert [m.text for m in newer.scan("menu code9999xab12")] == ["menu", "code9999xab12"]
 
 
@@ -111,17 +112,17 @@ def test_revoking_masks_the_pattern_until_the_mask_is_full(tmp_path: Path, engin
     assert old.scan("code7xab12") != []
     revoke(store, rules[7])
     new = Matcher.from_store(store, AT, engine, previous=old)
-    assert not new._patterns.full and new._patterns.base is old._patterns.base
-    assert new._patterns.masked == 1 and new.size == old.size - 1
+    assert not new._patterns[V1].full and new._patterns[V1].base is old._patterns[V1].base
+    assert new._patterns[V1].masked == 1 and new.size == old.size - 1
     assert new.scan("code7xab12") == []
     for r in rules[8 : 8 + mask_max(len(rules)) - 1]:  # up to the limit: still masked
         revoke(store, r)
     full = Matcher.from_store(store, AT, engine, previous=new)
-    assert not full._patterns.full and full._patterns.masked == mask_max(len(rules))
+    assert not full._patterns[V1].full and full._patterns[V1].masked == mask_max(len(rules))
     revoke(store, rules[-1])  # one more: every live pattern compiled again, none masked
     last = Matcher.from_store(store, AT, engine, previous=full)
-    assert last._patterns.full and last._patterns.masked == 0
-    assert len(last._patterns.base_sources) == len(rules) - mask_max(len(rules)) - 1
+    assert last._patterns[V1].full and last._patterns[V1].masked == 0
+    assert len(last._patterns[V1].base_sources) == len(rules) - mask_max(len(rules)) - 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -130,12 +131,12 @@ def test_a_full_delta_triggers_a_full_compile(tmp_path: Path, engine: str) -> No
     m = Matcher.from_store(store, AT, engine)
     write(store, [pattern(f"extra{i}x[0-9]", 1000 + i) for i in range(DELTA_MAX)])
     m2 = Matcher.from_store(store, AT, engine, previous=m)
-    assert not m2._patterns.full and m2._patterns.delta is not None
-    assert len(m2._patterns.delta.sources) == DELTA_MAX
+    assert not m2._patterns[V1].full and m2._patterns[V1].delta is not None
+    assert len(m2._patterns[V1].delta.sources) == DELTA_MAX
     write(store, [pattern("extra-last[0-9]", 5000)])
     m3 = Matcher.from_store(store, AT, engine, previous=m2)
-    assert m3._patterns.full and m3._patterns.delta is None
-    assert len(m3._patterns.base_sources) == DELTA_MAX + 11
+    assert m3._patterns[V1].full and m3._patterns[V1].delta is None
+    assert len(m3._patterns[V1].base_sources) == DELTA_MAX + 11
     assert m3.scan("extra-last7")[0].indicator == uid(5000)
 
 
@@ -143,12 +144,12 @@ def test_a_shared_pattern_is_compiled_once_and_fires_for_every_rule(tmp_path: Pa
     a, b = pattern("menu[0-9]{2}", 1, 90), pattern("menu[0-9]{2}", 2, 40)
     store = store_of(tmp_path, [a, b])
     m = Matcher.from_store(store, AT, "re2")
-    assert len(m._patterns.base_sources) == 1 and len(m._patterns.base) == 1
+    assert len(m._patterns[V1].base_sources) == 1 and len(m._patterns[V1].base) == 1
     (found,) = m.scan("a menu42 b")
     assert found.indicators == (a.id, b.id)
     revoke(store, a)  # the other still fires, the pattern is not masked
     only_b = Matcher.from_store(store, AT, "re2", previous=m)
-    assert only_b._patterns.base is m._patterns.base and only_b._patterns.masked == 0
+    assert only_b._patterns[V1].base is m._patterns[V1].base and only_b._patterns[V1].masked == 0
     assert only_b.scan("a menu42 b")[0].indicators == (b.id,)
 
 
@@ -294,7 +295,7 @@ def test_incremental_reload_equals_a_build_from_scratch(
             assert reloaded[e].size == fresh[e].size, e
             assert [fresh[e].scan(t) for t in texts] == want, e
             assert [reloaded[e].scan(t) for t in texts] == want, e
-            p, old = reloaded[e]._patterns, previous[e]._patterns
+            p, old = reloaded[e]._patterns[V1], previous[e]._patterns[V1]
             assert p.full or p.base is old.base, e  # the base set is only ever recompiled whole
         previous = reloaded
     store.close()
@@ -305,7 +306,7 @@ def test_a_list_built_matcher_reuses_the_base_set_too() -> None:
     old = Matcher(rules, KEYS, "re2")
     extra = stored(pattern("code9999x[a-z0-9]{4}", 9999))
     new = Matcher([*rules, extra], KEYS, "re2", previous=old)
-    assert new._patterns.base is old._patterns.base
+    assert new._patterns[V1].base is old._patterns[V1].base
     assert new.scan("code9999xab12")[0].indicator == extra.id
     assert Matcher(rules, KEYS, "hyperscan" if "hyperscan" in ENGINES else "re2", previous=new)
 
@@ -328,6 +329,6 @@ def test_a_large_base_is_compiled_in_sets(
     rules = many(10)
     store = store_of(tmp_path, rules)
     m = Matcher.from_store(store, AT, engine)
-    assert [len(s.sources) for s in m._patterns.base] == [3, 3, 3, 1]
+    assert [len(s.sources) for s in m._patterns[V1].base] == [3, 3, 3, 1]
     text = " ".join(f"code{i}xab12" for i in range(10))
     assert [x.indicator for x in m.scan(text)] == [r.id for r in rules]

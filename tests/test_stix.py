@@ -58,12 +58,13 @@ def assert_strictly_valid(bundle: dict[str, Any]) -> None:
             assert "pattern_text" not in ext
         else:
             assert obj["pattern_type"] == "pcre"
-            assert ext["pattern_text"] == "canon/1-folded"
+            assert ext["pattern_text"] == f"{ext['canon_version']}-folded"
 
 
 _indicators = st.builds(
-    lambda kind, blinded, digest, pattern, conf, labels, desc, tlp, days, epoch, revoked: (
+    lambda kind, blinded, digest, pattern, conf, labels, desc, tlp, days, epoch, revoked, canon: (
         make_indicator(
+            canon_version=canon,
             kind=kind,
             form=Form.BLINDED if blinded else Form.PATTERN,
             value=digest if blinded else pattern,
@@ -89,6 +90,7 @@ _indicators = st.builds(
     st.integers(1, 365),
     st.integers(0, 50),
     st.booleans(),
+    st.sampled_from(["canon/1", "canon/2"]),
 )
 
 
@@ -259,6 +261,8 @@ def _pattern_bundle() -> dict[str, Any]:
     [
         (_set(f"objects/5/extensions/{_EXT}/pattern_text", _DELETE), "pattern_text None, exp"),
         (_set(f"objects/5/extensions/{_EXT}/pattern_text", "raw"), "'canon/1-folded'"),
+        # a canon/2 pattern runs over canon/2-folded text, and says so
+        (_set(f"objects/5/extensions/{_EXT}/canon_version", "canon/2"), "'canon/2-folded'"),
         (_set("objects/5/pattern_type", "stix"), "expected 'pcre' for form pattern"),
         (_set("objects/5/pattern", blinded_pattern("0" * 32)), "gated pattern"),
         (_set("objects/5/name", "blinded keyword: synthetic"), "expected 'pattern keyword"),

@@ -1,6 +1,7 @@
 """``sighub republish --canon 2``: an analyst file published under canon/1 moves to canon/2
-through a real hub; the canon/1 versions it replaces are revoked, patterns are left alone,
-and a subscriber's matcher then fires on what only canon/2 reads."""
+through a real hub; the canon/1 versions it replaces are revoked (patterns too: a canon/2
+pattern runs over canon/2-folded text), and a subscriber's matcher then fires on what only
+canon/2 reads."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ def test_republish_moves_a_file_to_canon2(
     reader = Sdk(sub.data, address=hub.address)
     reader.sync_once()
     assert _fired(sub.data, "m3nu 1n b10 at carrd[.]co/prices") == set()
+    assert _fired(sub.data, "tabc-1234 tᴀbc-5678") == {"code shape (synthetic)"}
+    assert _fired(sub.data, "tᴀbc-5678") == set()  # canon/1 leaves small capitals
 
     done = me.republish(path, "sg-csam", "canon/2")
-    assert done.published.indicators == 3 and done.replaced == 3
-    assert done.revoked is not None and done.revoked.indicators == 3
+    assert done.published.indicators == 4 and done.replaced == 4
+    assert done.revoked is not None and done.revoked.indicators == 4
     reader.sync_once()
     store = LocalStore(sub.data / LOCAL_DB)
     try:
@@ -60,13 +63,14 @@ def test_republish_moves_a_file_to_canon2(
         store.close()
     assert sorted(rows) == sorted(
         [("blinded", "canon/1", 1)] * 3 + [("blinded", "canon/2", 0)] * 3
-        + [("pattern", "canon/1", 0)]
+        + [("pattern", "canon/1", 1), ("pattern", "canon/2", 0)]
     )  # fmt: skip
     assert _fired(sub.data, "m3nu 1n b10 at carrd[.]co/prices") == {
         "menu pointer (synthetic)",
         "price page (synthetic)",
     }
     assert _fired(sub.data, "se11er") == {"seller self-label (synthetic)"}
+    assert _fired(sub.data, "tᴀbc-5678") == {"code shape (synthetic)"}
 
     # Again: the canon/1 versions are gone, so there is nothing left to revoke.
     me.sync_once()
@@ -76,5 +80,5 @@ def test_republish_moves_a_file_to_canon2(
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["canon"] == "canon/2" and again["indicators"] == 0  # a repeat moves nothing
-    assert again["already_in_force"] == 3 and again["envelope_id"] is None
+    assert again["already_in_force"] == 4 and again["envelope_id"] is None
     assert again["revoked"] == 0 and again["revoke_envelope_id"] is None

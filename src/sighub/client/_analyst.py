@@ -363,7 +363,8 @@ def to_indicators(
 ) -> list[Indicator]:
     """Blind each row under ``key`` and build its Indicator, checked against the hub's
     publish rules at ``now`` (the indicators' creation time).  ``canon`` is the version
-    the rows' values were canonicalized under (``read_rows``); patterns stay canon/1."""
+    the rows' values were canonicalized under (``read_rows``), and the one patterns run
+    under (over the text it folds)."""
     at = now or now_ms()
     too_many = count_problem(len(rows), limits)
     if too_many is not None:
@@ -418,7 +419,7 @@ def _indicator(
         created=at,
         modified=at,
         key_epoch=key.epoch if blinded else None,
-        canon_version=blinder.canon.version if blinded else CANON_VERSION,
+        canon_version=blinder.canon.version,
         scheme=blinder.scheme if blinded else None,
         confidence=row.confidence,
         labels=row.labels,

@@ -641,7 +641,8 @@ def _add_hub_member_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
 
     p = sub.add_parser(
         "republish",
-        help="re-blind an analyst file under canon/2 and revoke the versions it replaces",
+        help="move an analyst file to canon/2 (its blinded rows and its patterns) and revoke"
+        " the versions it replaces",
     )
     p.add_argument("file", help="the analyst file (.csv or .jsonl) published before")
     p.add_argument("--collab", required=True, help="collaboration it was published to")

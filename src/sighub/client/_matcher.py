@@ -1,10 +1,10 @@
 """The local rule engine: which shared indicators fire in a text, where, from whom.
 
 Blinded indicators are looked up by the digests of the text's candidates, per
-collaboration key epoch and (canon version, blinding scheme) pair: a text is canonicalized
-once under each canon version the rules use, and blinded under each pair.  Pattern
-indicators run over the canon/1-folded text: pattern sets
-(Hyperscan where it installs, RE2's set otherwise; a large base set and a small delta set
+collaboration key epoch and (canon version, blinding scheme) pair: a text is folded once
+under each canon version the rules use, and blinded under each pair.  Pattern indicators
+run over the text folded by their own canon version: pattern sets (Hyperscan where it
+installs, RE2's set otherwise; per canon version, a large base set and a small delta set
 of the patterns added since, so that a change compiles only the delta) find which patterns
 match at all, and RE2 then gives the exact leftmost-longest spans, so both engines yield
 identical results.
@@ -28,11 +28,10 @@ from typing import Any
 import re2
 
 from sighub.client._blind import BlindedText, Blinder, CollabKey, blinder_for
-from sighub.client._canon import CANON_VERSION, fold, scalar
-from sighub.client._canon._text import fold_fast
+from sighub.client._canon import Canon, canon_for, scalar
 from sighub.client._errors import EXIT_BAD_INPUT, SighubError
 from sighub.client._local import LOCAL_DB, LocalStore, StoredIndicator
-from sighub.client._model import BLIND_SCHEME, Kind, Tlp
+from sighub.client._model import BLIND_SCHEME, CANON_VERSION, CANON_VERSIONS, Kind, Tlp
 from sighub.client._stix import format_time
 
 __all__ = [
@@ -394,13 +393,13 @@ class _Rules:
     def __init__(self, keys: dict[tuple[str, int], bytes], shared: _Rules | None = None) -> None:
         self.keys = keys
         self.tables: dict[Group, Table] = {}
-        self.patterns: dict[str, Any] = {}
+        self.patterns: dict[str, dict[str, Any]] = {}  # canon version -> source -> refs
         self.keyless: set[int] = set()
         self.size = 0  # rules held, the keyless included
         self._copied: set[object] | None = None  # None: every table is this object's own
         self._warned: set[tuple[str | int, ...]] = set()  # groups already warned of
         if shared is not None:
-            self.tables, self.patterns = dict(shared.tables), shared.patterns
+            self.tables, self.patterns = dict(shared.tables), dict(shared.patterns)
             self.keyless, self.size = set(shared.keyless), shared.size
             self._copied = set()
 
@@ -418,11 +417,15 @@ class _Rules:
             self._copied.add(group)
         return table
 
-    def _pattern_refs(self) -> dict[str, Any]:
-        if self._copied is not None and "patterns" not in self._copied:
-            self._copied.add("patterns")
-            self.patterns = dict(self.patterns)
-        return self.patterns
+    def _pattern_refs(self, canon: str) -> dict[str, Any]:
+        refs = self.patterns.get(canon)
+        if refs is None:
+            refs = self.patterns[canon] = {}
+        elif self._copied is not None and ("patterns", canon) not in self._copied:
+            refs = self.patterns[canon] = dict(refs)
+        if self._copied is not None:
+            self._copied.add(("patterns", canon))
+        return refs
 
     def add(
         self, ref: int, collab: str, epoch: int | None, form: str, value: str,
@@ -430,7 +433,7 @@ class _Rules:
     ) -> None:  # fmt: skip
         key = (collab, epoch or 0)
         if form == "pattern":
-            added = _put(self._pattern_refs(), value, ref)
+            added = _put(self._pattern_refs(canon), value, ref)
         elif key in self.keys:
             added = _put(self._table((*key, canon, scheme)), bytes.fromhex(value), ref)
         else:
@@ -448,7 +451,8 @@ class _Rules:
         key = (collab, epoch or 0)
         group = (*key, canon, scheme)
         if form == "pattern":
-            gone = value in self.patterns and _drop(self._pattern_refs(), value, ref)
+            held = value in self.patterns.get(canon, {})
+            gone = held and _drop(self._pattern_refs(canon), value, ref)
         elif key in self.keys:
             digest = bytes.fromhex(value)
             held = digest in self.tables.get(group, {})
@@ -646,11 +650,20 @@ class Matcher:
                         log.warning("rules of %s epoch %s cannot match: %s", c, e, exc)
                     continue
             self._groups.append((blinder, table))
-        # Each canon version the rules use, canon/1 first: a text is canonicalized once
-        # under each, whatever the number of keys and schemes.
+        # Each canon version the blinded rules use, canon/1 first: a text is canonicalized
+        # once under each, whatever the number of keys and schemes.
         self._canons = sorted({b.canon.version: b.canon for b, _ in self._groups}.items())
-        reuse = previous._patterns if previous is not None else None
-        self._patterns: _Patterns = _Patterns(rules.patterns, self.engine, reuse)
+        reuse = previous._patterns if previous is not None else {}
+        self._patterns: dict[str, _Patterns] = {
+            v: _Patterns(rules.patterns.get(v, {}), self.engine, reuse.get(v))
+            for v in CANON_VERSIONS
+        }
+        # The pattern sets that hold rules, with their canon: a text is folded once under
+        # each canon version that blinded rules or patterns use.
+        self._pattern_canons = [(canon_for(v), p) for v, p in self._patterns.items() if p.refs]
+        used = {c.version: c for _, c in self._canons}
+        used.update((c.version, c) for c, _ in self._pattern_canons)
+        self._folds = sorted(used.items())
 
     def _rules_of(self, refs: Any, kind: str | None, value: str) -> list[StoredIndicator]:
         """The indicators behind ``refs``; ``value`` guards against a store that changed
@@ -674,17 +687,15 @@ class Matcher:
             raise TextTooLong(len(text), max_chars)
         out: list[tuple[int, int, StoredIndicator]] = []
         work = scalar(text)  # usually ``text`` itself
-        folded = fold_fast(work)  # canon/1: once, for its candidates and the patterns
+        # once per canon version, for its candidates and its patterns
+        folds = {v: c.fold_fast(work) for v, c in self._folds}
         if self._groups:
-            parts = {
-                v: c.scan_parts(work, folded if v == CANON_VERSION else c.fold_fast(work))
-                for v, c in self._canons
-            }
+            parts = {v: c.scan_parts(work, folds[v]) for v, c in self._canons}
             for blinder, table in self._groups:
                 scanned = blinder.parts(work, *parts[blinder.canon.version])
                 out.extend(self._blinded_hits(scanned, table))
-        if self._patterns.refs:
-            out.extend(self._scan_patterns(work, folded))
+        for canon, patterns in self._pattern_canons:
+            out.extend(self._scan_patterns(patterns, canon, work, folds[canon.version]))
         return _grouped(text, out) if out else []
 
     def _blinded_hits(
@@ -700,11 +711,13 @@ class Matcher:
                 out.extend((start, end, i) for i in rules)
         return out
 
-    def _scan_patterns(self, work: str, folded_fast: str) -> list[tuple[int, int, StoredIndicator]]:
-        found = self._patterns.scan(folded_fast)
+    def _scan_patterns(
+        self, sets: _Patterns, canon: Canon, work: str, folded_fast: str
+    ) -> list[tuple[int, int, StoredIndicator]]:
+        found = sets.scan(folded_fast)
         if not found:
             return []
-        folded, src = fold(work)  # the offset map, only for texts where a pattern fired
+        folded, src = canon.fold(work)  # the offset map, only for texts where a pattern fired
         out: list[tuple[int, int, StoredIndicator]] = []
         for patterns, k, refs in found:
             rules = self._rules_of(refs, None, patterns.sources[k])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sighub.client._analyst import DEFAULT_TTL, read_rows, to_indicators
+from sighub.client._analyst import DEFAULT_TTL, AnalystRow, read_rows, to_indicators
 from sighub.client._blind import Blinder, CollabKey
 from sighub.client._canon import CANON_VERSION, canon_for
 from sighub.client._daemon import (
@@ -159,15 +159,13 @@ class Member:
         default_ttl: timedelta = DEFAULT_TTL,
     ) -> Republished:
         """Move an analyst file to ``canon``: publish its blinded rows blinded under
-        ``canon`` with the current key, then revoke this member's indicators in force in
-        the local store (sync first) that blind the same rows under another canon version
-        with any key epoch held.  Pattern rows are canon/1 whatever the file: they are left
-        as they are.  Raises ``InputFileError`` before anything is sent."""
+        ``canon`` with the current key and its pattern rows to run over text folded by
+        ``canon``, then revoke this member's indicators in force in the local store (sync
+        first) that blind the same rows (or hold the same patterns) under another canon
+        version, with any key epoch held.  Raises ``InputFileError`` before anything is
+        sent."""
         canon_for(canon)  # CanonError naming the known versions
-        rows = [r for r in read_rows(path, default_ttl=default_ttl, canon=canon)
-                if r.form is Form.BLINDED]  # fmt: skip
-        if not rows:
-            raise SighubError(f"republish {path}: no blinded rows to move to {canon}")
+        rows = read_rows(path, default_ttl=default_ttl, canon=canon)
         me = self.files.identity().publisher
         mine = self._mine(collab, me.id)
         old = self._replaced(path, collab, canon, mine, default_ttl)
@@ -177,9 +175,7 @@ class Member:
             # whose revocation failed) are not published again: a repeat moves nothing.
             blinder = Blinder(key, canon)
             live = {(i.key_epoch, i.value) for i in mine if i.canon_version == canon}
-            todo = [
-                r for r in rows if (key.epoch, blinder.canonical(r.kind, r.value).hex()) not in live
-            ]
+            todo = [r for r in rows if _held(r, key.epoch, blinder) not in live]
             fresh = to_indicators(todo, me, key, canon=canon) if todo else []
             published = self._publish(hub, collab, fresh) if fresh else None
             at = now_ms()
@@ -214,20 +210,15 @@ class Member:
         out = []
         for version in sorted({i.canon_version for i in mine} - {canon}):
             try:
-                rows = [r for r in read_rows(path, default_ttl=default_ttl, canon=version)
-                        if r.form is Form.BLINDED]  # fmt: skip
+                rows = read_rows(path, default_ttl=default_ttl, canon=version)
             except InputFileError:  # a row that version refuses: it was never published so
                 continue
             wanted = set()
             for epoch, secret in keys.items():
                 blinder = Blinder(CollabKey(collab, epoch, secret), version)
-                wanted |= {(epoch, blinder.canonical(r.kind, r.value).hex()) for r in rows}
+                wanted |= {_held(r, epoch, blinder) for r in rows}
             out += [
-                i
-                for i in mine
-                if i.canon_version == version
-                and i.form is Form.BLINDED
-                and (i.key_epoch, i.value) in wanted
+                i for i in mine if i.canon_version == version and (i.key_epoch, i.value) in wanted
             ]
         return out
 
@@ -402,6 +393,14 @@ class Following:
             self.stop()
         except Exception as exc:
             log.error("follow of %s ended with: %s", self._daemon.data, exc)
+
+
+def _held(row: AnalystRow, epoch: int, blinder: Blinder) -> tuple[int | None, str]:
+    """(key epoch, value) of the indicator ``row`` makes under ``blinder``'s canon version
+    with the key of ``epoch``: a pattern keeps its source and has no epoch."""
+    if row.form is Form.PATTERN:
+        return None, row.value
+    return epoch, blinder.canonical(row.kind, row.value).hex()
 
 
 def _indicator(row: tuple[object, ...]) -> Indicator:

@@ -59,8 +59,8 @@ class Kind(StrEnum):
 
 class Form(StrEnum):
     """How an indicator's value travels: ``blinded`` (a keyed digest of the canonical
-    value, matched by digest) or ``pattern`` (a gated regular expression run over
-    canon/1-folded text)."""
+    value, matched by digest) or ``pattern`` (a gated regular expression run over the
+    text as its canon version folds it)."""
 
     BLINDED = "blinded"
     PATTERN = "pattern"
@@ -151,9 +151,10 @@ class Indicator:
     """One shared signal, as published: a version of a STIX indicator.
 
     ``value`` is a 32-hex-digit digest (form ``blinded``) or a gated regular expression
-    over canon/1-folded text (form ``pattern``).  A new version has the same ``id`` and a
-    later ``modified``; ``revoked`` ends it.  Construction checks every field and raises
-    ``ModelError`` naming the field, what was received and what was expected."""
+    over the text as ``canon_version`` folds it (form ``pattern``).  A new version has the
+    same ``id`` and a later ``modified``; ``revoked`` ends it.  Construction checks every
+    field and raises ``ModelError`` naming the field, what was received and what was
+    expected."""
 
     id: str
     kind: Kind
@@ -193,11 +194,6 @@ class Indicator:
             raise ModelError(o, "modified", self.modified, "not earlier than created")
         if self.canon_version not in CANON_VERSIONS:
             raise ModelError(o, "canon_version", self.canon_version, f"one of {CANON_VERSIONS}")
-        if self.form is Form.PATTERN and self.canon_version != CANON_VERSION:
-            # patterns run over canon/1-folded text only
-            raise ModelError(
-                o, "canon_version", self.canon_version, f"{CANON_VERSION!r} for a pattern"
-            )
         conf = self.confidence
         if isinstance(conf, bool) or not isinstance(conf, int) or not 0 <= conf <= 100:
             raise ModelError(o, "confidence", conf, "an integer 0-100")

@@ -202,7 +202,9 @@ class Canon:
 
     ``scan_parts(text, folded)`` gives the words (with ``BREAK`` markers under canon/2;
     canon/1 emits none) and the other candidates; ``fold_fast`` is the folded text it
-    takes; ``word_spans`` gives the same words with spans, for the few texts that hit."""
+    takes (and patterns run over); ``word_spans`` gives the same words with spans, for the
+    few texts that hit; ``fold`` gives the folded text with its offset map (None: the
+    positions are unchanged), for the spans of the patterns that fire."""
 
     version: str
     canonicalize: Callable[[Kind | str, str], str]
@@ -210,6 +212,7 @@ class Canon:
     scan_parts: Callable[[str, str | None], tuple[list[str], Rest]]
     word_spans: Callable[[str], list[tuple[str, int, int]]]
     fold_fast: Callable[[str], str]
+    fold: Callable[[str], tuple[str, list[int] | None]]
     explain: Callable[[Kind | str, str], list[tuple[str, str]]]
     table_sha256: str
 
@@ -224,7 +227,7 @@ def canon_for(version: str) -> Canon:
         return found
     if version == "canon/1":
         found = Canon(version, _canonicalize1, _extract1, scan_parts, word_spans, fold_fast,
-                      _explain1, TABLE_SHA256)  # fmt: skip
+                      fold, _explain1, TABLE_SHA256)  # fmt: skip
     elif version == "canon/2":
         found = _load_v2()
     else:
@@ -259,4 +262,4 @@ def _load_v2() -> Canon:
         return out
 
     return Canon("canon/2", canonicalize2, extract2, _v2.scan_parts, _v2.word_spans,
-                 _v2.fold_fast, explain2, _v2.TABLE_SHA256)  # fmt: skip
+                 _v2.fold_fast, _v2.fold, explain2, _v2.TABLE_SHA256)  # fmt: skip
