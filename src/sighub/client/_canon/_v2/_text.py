@@ -59,11 +59,15 @@ _LEET_DIGITS: Final = frozenset("0134579")
 # text.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
 MARK: Final = "\x01"
 _TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
-_CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_CONTROL: Final = "\x00-\x08\x0a-\x1f\x85\u2028\u2029"  # a class: tab is whitespace
 _SOFT: Final = ".,;:!?"
 # After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
-# One scan for every pair (replacing a mark creates or removes no other pair).
-_SOFT_RE: Final = re.compile(f"[{re.escape(_SOFT)}](?=[ \t])")
+# One scan marks every control character and every soft mark before whitespace (no control
+# character is whitespace here, and replacing a mark creates or removes no other pair);
+# one class first, so ``re`` skips through the text by that class.
+_CONTROL_OR_SOFT_RE: Final = re.compile(
+    f"[{_CONTROL}{re.escape(_SOFT)}](?:(?<=[{_CONTROL}])|(?=[ \t]))"
+)
 _CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
 # Possessive and anchored at a run's start: a backtracking "[.,;:!?]+" retried at every
 # position of a long run ("." * 20000 + "'x") made the scan quadratic.
@@ -247,8 +251,7 @@ def marked(folded: str) -> str:
     # first, a line break would no longer be whitespace, and the tag's end mark would fall
     # on the next space: "#tag\nnext word" would break "next word").
     f = _TAG_RE.sub(_mark_tag, folded) if "#" in folded else folded
-    f = _CONTROL_RE.sub(MARK, f)
-    f = _SOFT_RE.sub(MARK, f)
+    f = _CONTROL_OR_SOFT_RE.sub(MARK, f)
     if _CLOSER_HINT_RE.search(f) is not None:
         f = _CLOSED_RE.sub(_mark_closed, f)
     return f
