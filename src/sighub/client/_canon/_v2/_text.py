@@ -75,10 +75,14 @@ _CLOSED_RE: Final = re.compile("(?<![.,;:!?])[.,;:!?]++[\"'\u2019\u201d)\\]}\u00
 
 _CACHE_MAX: Final = 1 << 17
 CACHE_KEY_MAX: Final = 64
-# (value, leading trimmed, trailing trimmed, is one char)
-_Hit = tuple[str, int, int, bool]
+# (value, leading trimmed, trailing trimmed, kind): the kind is _KIND_SINGLE for a word of
+# one character, _KIND_BREAK for BREAK, else 0
+_Hit = tuple[str, int, int, int]
 _token_cache: dict[str, _Hit] = {}
-_IS_SINGLE: Final = operator.itemgetter(3)
+_KIND: Final = operator.itemgetter(3)
+_KIND_SINGLE: Final = 1
+_KIND_BREAK: Final = 2
+_ADJACENT_BREAKS: Final = bytes([_KIND_BREAK, _KIND_BREAK])
 
 
 def _bmp_words_only(folded: str) -> bool:
@@ -180,14 +184,14 @@ def _token(raw: str) -> _Hit:
     hit = _token_cache.get(raw)
     if hit is None:
         if raw == MARK:
-            hit = (BREAK, 0, 0, False)
+            hit = (BREAK, 0, 0, _KIND_BREAK)
         else:
             i, j = _trim(raw)
             if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
                 value = _fold_token(raw[i:j].replace("|", ""))
             else:
                 value = _fold_token(raw[i:j]) if i < j else ""
-            hit = (value, i, len(raw) - j, len(value) == 1)
+            hit = (value, i, len(raw) - j, _KIND_SINGLE if len(value) == 1 else 0)
         if len(raw) <= CACHE_KEY_MAX:
             if len(_token_cache) >= _CACHE_MAX:
                 _token_cache.clear()
@@ -273,15 +277,18 @@ def token_values(folded: str) -> list[str]:
     )
     hits = [h for h in found if h[0]]
     values = list(map(_VALUE, hits))
-    for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+    kinds = bytes(map(_KIND, hits))
+    for a, b, merged in _spelled_runs(values, kinds):
         values[a:b] = [merged]
-    if BREAK not in values:
-        return values
-    # No word holds a space or a line break: one break between words, none at the ends.
-    joined = " ".join(values)
-    if joined[0] != BREAK and joined[-1] != BREAK and "\n \n" not in joined:
+    # One break between words, none at the ends.  ``kinds`` tells it without joining the
+    # words: merging a run of single letters (no break among them) into one word changes
+    # no break's neighbours.
+    if _KIND_BREAK not in kinds or (
+        kinds[0] != _KIND_BREAK and kinds[-1] != _KIND_BREAK and _ADJACENT_BREAKS not in kinds
+    ):
         return values  # the usual case: already so
-    joined = joined.strip("\n ")
+    # No word holds a space or a line break.
+    joined = " ".join(values).strip("\n ")
     while "\n \n" in joined:
         joined = joined.replace("\n \n", "\n")
     return joined.split(" ") if joined else []
@@ -315,7 +322,8 @@ _VALUE: Final = operator.itemgetter(0)
 
 def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
     """Runs of one-character words that merge (letters spelled apart), last run first;
-    ``singles`` has a 1 for each one-character word (never for BREAK)."""
+    ``singles`` has a 1 (_KIND_SINGLE) for each one-character word, never for BREAK, and no 1
+    elsewhere."""
     if _RUN_OF_SINGLES not in singles:
         return []
     out = []
