@@ -29,7 +29,10 @@ _LETTER: Final = one_of(LETTERS)
 LETTER_RE: Final = re.compile(_LETTER)
 TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
 _BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
-_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+|\x01)")
+# A MARK ("\x01") alone or a run of units, as "(unit+|\x01)" finds them; one class first,
+# so ``re`` skips through the text by that class (a group of branches is tried at every
+# position).  Possessive: the run ends where no unit follows.
+_SPLIT_BMP_RE: Final = re.compile(f"{bmp_class(WORD, r'$@!|' + chr(1))}(?:(?<=\x01)|{_BMP_UNIT}*+)")
 _SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern}|\x01)")
 _ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 _ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
