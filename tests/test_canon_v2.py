@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sighub import Kind
@@ -238,24 +238,30 @@ _LINKY = st.lists(
     st.sampled_from([*"ab.co/ _*~`[](){}%7\t\n", "dot", "DoT", "carrd", "carrd.co", ".co/p",
                      "x.y", "t.me/+a", "hxxp", "\u200b",
                      "\u00ad", "\ufe0f", "\U000e0020", "。", "．", "\u00a0", "🧀", "🗺\ufe0f",
-                     "ℂ", "é"]),
+                     "ℂ", "é", "[.]", "(.)", "{.}", "*x.co*", "_t.me/a_", " hXxP://"]),
     max_size=30,
 ).map("".join)  # fmt: skip
 
 
 @given(_LINKY)
+@example("*a.co* *b.co*\t_c.co_")  # emphasis at the edges of several windows
+@example("a{.}co b(.)co c[.]co hxxp://d.co")
 @settings(max_examples=500, deadline=None)
 def test_links_found_in_windows_are_those_of_the_whole_text(text: str) -> None:
     """``url_candidates`` looks for invisibles and IDNA stops only around each dot when
     the text has no stop and no "dot": it must find exactly what the whole text gives."""
     from sighub.client._canon._v2 import _links
+    from sighub.client._canon._v2._text import fold_fast
 
     found: list[tuple[str, str, int, int]] = []
     _links.url_candidates(text, found)
+    given_fold: list[tuple[str, str, int, int]] = []
+    _links.url_candidates(text, given_fold, fold_fast(text))
     whole: list[tuple[str, str, int, int]] = []
     if "." in text or "。" in text or "．" in text or "dot" in text.lower():
         _links._links_in(text, text.lower(), None, whole)
     assert found == whole
+    assert given_fold == whole
 
 
 def test_v2_fold_leaves_no_invisible_and_no_stop_but_one() -> None:

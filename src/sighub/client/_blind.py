@@ -33,6 +33,8 @@ _UPDATE: Final = _BLAKE2B.update
 _DIGEST: Final = _BLAKE2B.digest
 KEY_BYTES: Final = 32
 _NOT: Final = bytes([1]) + bytes(255)  # translate: 0 -> 1, anything else -> 0
+# translate of ``previous + keep`` masks, with 0 (not kept before) deleted: 1 -> 0, 2 -> 1
+_AGAIN: Final = bytes([0, 0, 1]) + bytes(253)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,32 +178,49 @@ class Blinder:
         a break are never hashed (no indicator holds one), and the digests of the others
         keep the same order (by length, then by position).
 
-        ``keep[i]`` is 1 while the phrase of the current length starting at word ``i``
-        crosses no break; the masks are built C-level from a byte per word (1: a break),
-        shifted and or-ed as one integer, so the hot path stays free of per-word steps."""
+        Masks hold a byte per word, kept as integers so that shifts and ors build them
+        C-level: ``bad`` has a 1 at each start whose phrase of the current length holds a
+        break, ``keep`` at each start whose phrase does not (and fits).  Each length then
+        selects states and words by ``itertools.compress``, so the hot path stays free of
+        per-word steps."""
         n = len(words)
-        breaks = int.from_bytes(bytes(map(BREAK.__eq__, words)), "little")
-        bad = breaks
-        keep = bad.to_bytes(n, "little").translate(_NOT)
+        # The breaks are few: list.index skips between them in C, where a map calls
+        # BREAK.__eq__ for every word.
+        mask = bytearray(n)
+        index = words.index
+        at = -1
+        try:
+            while True:
+                at = index(BREAK, at + 1)
+                mask[at] = 1
+        except ValueError:
+            pass
+        breaks = int.from_bytes(mask, "little")
+        ones = int.from_bytes(b"\x01" * n, "little")
         found = list(map(self._words.get, words))
         if None in found:
             found = [f or self._word(w) for f, w in zip(found, words, strict=True)]
         cached_states, first, spaced = zip(*found, strict=True)
-        digests: list[bytes] = list(itertools.compress(first, keep))
+        digests: list[bytes] = list(itertools.compress(first, mask.translate(_NOT)))
+        bad = breaks
+        keep = ones ^ breaks
         states: list[Any] = []
         for length in range(2, MAX_PHRASE_WORDS + 1):
             if length > n:
                 break
-            bad |= breaks >> (8 * (length - 1))
+            shift = 8 * (length - 1)
+            bad |= breaks >> shift
             previous = keep
-            keep = bad.to_bytes(n, "little").translate(_NOT)[: n - length + 1] + bytes(length - 1)
+            keep = (ones >> shift) & ~bad  # starts 0 .. n - length of no break
             if length == 2:  # copy the single-word states that start a longer phrase
-                states = list(map(_COPY, itertools.compress(cached_states, keep)))
-            else:
-                states = list(itertools.compress(states, itertools.compress(keep, previous)))
-            collections.deque(
-                map(_UPDATE, states, itertools.compress(spaced[length - 1 :], keep)), maxlen=0
-            )
+                selected = keep.to_bytes(n, "little")
+                states = list(map(_COPY, itertools.compress(cached_states, selected)))
+            else:  # of the states kept so far, those kept again: a byte per state, C-level
+                selected = (previous + keep).to_bytes(n, "little").translate(_AGAIN, b"\x00")
+                states = list(itertools.compress(states, selected))
+            # the last word of each kept phrase: the mask moved to the phrases' ends
+            last = (keep << shift).to_bytes(n, "little")
+            collections.deque(map(_UPDATE, states, itertools.compress(spaced, last)), maxlen=0)
             digests += map(_DIGEST, states)
         return digests
 

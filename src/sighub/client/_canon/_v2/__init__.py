@@ -133,7 +133,7 @@ def scan_parts(text: str, folded: str | None = None) -> tuple[list[str], _Rest]:
             rest.extend((k, v, *src.span(s, e)) for k, v, s, e in found)
     if not text.isascii():
         _links.emoji_candidates(text, rest)
-    _links.url_candidates(text, rest)
+    _links.url_candidates(text, rest, folded)
     return words, rest
 
 

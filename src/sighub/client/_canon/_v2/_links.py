@@ -8,7 +8,9 @@ path segments have their unreserved percent-escapes decoded.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 import unicodedata
 from typing import Final
@@ -44,6 +46,15 @@ _NON_ASCII_RE: Final = re.compile(f"{bmp_class(_INVISIBLE_RANGES, _STOPS)}+")
 _ANY_ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 _EDGE_BEFORE: Final = frozenset(" \t\n\r\f\v\u00a0\u3000([<")
 _EDGE_AFTER: Final = frozenset(" \t\n\r\f\v\u00a0\u3000)]>.,;:!?")
+# A match of ``_PATTERNS`` that ``_refanged`` keeps, in a text without "dot" or stops,
+# holds one of these: "[", "(" or "{"; hxxp; emphasis after an edge character or the
+# text's start, or before one or the text's end.  One class first, so ``re`` skips through
+# the text by that class (an alternation of branches would be tried at every position).
+_WINDOW_HINT_RE: Final = re.compile(
+    "[\\[({hH*_~`](?:(?<=[\\[({])|(?<=[hH])[xX][xX][pP]|(?<=[*_~`])"
+    f"(?:(?<![^{re.escape(''.join(sorted(_EDGE_BEFORE)))}][*_~`])"
+    f"|[{re.escape(''.join(sorted(_EDGE_AFTER)))}]|\\Z))"
+)
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT_RE: Final = re.compile("%([0-9A-Fa-f]{2})")
 _HEX: Final = frozenset("0123456789ABCDEFabcdef")
@@ -78,30 +89,27 @@ _Windows = list[tuple[int, int]]
 
 
 def _applied(
-    text: str, folded: bool = False, low: str | None = None, windows: _Windows | None = None
+    text: str, folded: bool = False, low: str | None = None, patterns: bool = True
 ) -> _Applied:
     """The refang replacements of ``text``: (start, end, replacement), in order, none
     overlapping.  ``folded``: ``text`` is v2-folded, so ASCII is lowercase and no invisible
     is left (fold drops them; only U+3002, which U+FE12 folds to, remains of the non-ASCII
-    rewrites).  ``low``: ``text.lower()`` when the caller has it.  ``windows``: where to
-    look for invisibles and IDNA stops (see ``url_candidates``; None: everywhere)."""
+    rewrites).  ``low``: ``text.lower()`` when the caller has it.  ``patterns``: False
+    when the caller knows no ``_PATTERNS`` match applies."""
     found: _Applied = []
-    if low is None:
-        low = text if folded else text.lower()
-    for first, hints, rx in _PATTERNS:
+    for first, hints, rx in _PATTERNS if patterns else ():
+        if low is None:
+            low = text if folded else text.lower()
         # C-level tests, no generator frame per hint
         if any(map(low.__contains__, first)) and (not hints or any(map(low.__contains__, hints))):
             found += [(m.start(), m.end(), r) for m in rx.finditer(text)
                       if (r := _refanged(m)) is not None]  # fmt: skip
     if not text.isascii() and (not folded or "\u3002" in text):
-        for lo, hi in ((0, len(text)),) if windows is None else windows:
-            if windows is not None and text[lo:hi].isascii():
-                continue
-            found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text, lo, hi)]
-            # Astral invisibles (tags, variation selectors) among the astral characters
-            # only: those are few (emoji), and a class of astral ranges is slow to scan.
-            found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text, lo, hi)
-                      if m.group() in INVISIBLE]  # fmt: skip
+        found += [(*m.span(), _refanged(m) or "") for m in _NON_ASCII_RE.finditer(text)]
+        # Astral invisibles (tags, variation selectors) among the astral characters only:
+        # those are few (emoji), and a class of astral ranges is slow to scan.
+        found += [(m.start(), m.end(), "") for m in _ANY_ASTRAL_RE.finditer(text)
+                  if m.group() in INVISIBLE]  # fmt: skip
     if not found:
         return found
     found.sort()
@@ -111,6 +119,33 @@ def _applied(
         if start >= pos:  # else it overlaps one already applied
             out.append((start, end, rep))
             pos = end
+    return out
+
+
+def _applied_in(text: str, windows: _Windows) -> _Applied:
+    """``_applied(text)`` restricted to what can change a link, when ``text`` holds no
+    "dot" and no IDNA stop and ``windows`` are its ``_dotted_regions``: the windows, each
+    a maximal run without " ", tab or line break that holds a ".".
+
+    Every match of a refang lies in one such run ("[.]" and emphasis hold none of those
+    characters; " dot " and the stops are absent), so it is in a window or in a run with
+    no "." that no rewrite gives one: there it is of the same length (hxxp, emphasis) or
+    an invisible, and it cannot reach a link.  The windows' text, joined by line breaks,
+    reads the same (each window's neighbours are whitespace or an end of ``text``, as a
+    line break is for emphasis at an edge), so ``_applied`` of the joined text, moved
+    back to ``text``'s positions, is that of the windows, at the cost of their length."""
+    joined = "\n".join([text[lo:hi] for lo, hi in windows])
+    # One search of the short joined text instead of a test per hint: what the patterns
+    # can apply without " dot " and stops ("[." or "(d"...; hxxp; emphasis at an edge).
+    found = _applied(joined, patterns=_WINDOW_HINT_RE.search(joined) is not None)
+    if not found:
+        return found
+    starts = list(itertools.accumulate((hi - lo + 1 for lo, hi in windows), initial=0))
+    out: _Applied = []
+    for start, end, rep in found:
+        k = bisect.bisect_right(starts, start) - 1
+        shift = windows[k][0] - starts[k]
+        out.append((start + shift, end + shift, rep))
     return out
 
 
@@ -202,26 +237,37 @@ def _relative(url: str) -> tuple[tuple[str, int, int], ...]:
     return _url._relative_parts(url, parse)
 
 
-def url_candidates(text: str, out: list[tuple[str, str, int, int]]) -> None:
-    low = text.lower()
-    # Where an invisible or an IDNA full stop can change a link.  A link lies in a run of
-    # non-space characters of the refanged text that holds a ".".  Without IDNA stops or
-    # "dot" in the text, every "." of the refanged text is a "." of the text, and no
-    # rewrite removes or adds a " ", tab or line break: that run comes from the run of
-    # ``text`` around a "." between those characters (``_dotted_regions``), and an
-    # invisible anywhere else cannot reach a link.  Otherwise: anywhere (None).
-    windows: _Windows | None = None
-    if "dot" not in low and (text.isascii() or not any(map(text.__contains__, _STOPS))):
+def url_candidates(
+    text: str, out: list[tuple[str, str, int, int]], folded: str | None = None
+) -> None:
+    """Links in ``text``, spans in ``text``; ``folded``: ``fold_fast(text)`` when the caller
+    has it (a cheaper test for "dot")."""
+    # Where a refang can change a link.  A link lies in a run of non-space characters of
+    # the refanged text that holds a ".".  Without IDNA stops or "dot" in the text, every
+    # "." of the refanged text is a "." of the text, and no rewrite removes a " ", tab or
+    # line break (blanked emphasis only splits a run): that run lies in the run of
+    # ``text`` around a "." between those characters (``_dotted_regions``), and a rewrite
+    # anywhere else cannot reach a link (see ``_applied_in``).  Otherwise: anywhere.
+    # "dot" in any case: fold spells every ASCII letter in lowercase (the table is checked
+    # on load) and no other character lowercases to an ASCII d, o or t, so a folded text
+    # without "dot" has none in ``text.lower()``: one search instead of a lower() pass.
+    low = None if folded is not None and "dot" not in folded else text.lower()
+    if (low is None or "dot" not in low) and (
+        text.isascii() or not any(map(text.__contains__, _STOPS))
+    ):
         if "." not in text:
             return  # no link without a dot
-        windows = _url._dotted_regions(text)
-    _links_in(text, low, windows, out)
+        _links_in(text, low, _url._dotted_regions(text), out)
+    else:
+        _links_in(text, low, None, out)
 
 
 def _links_in(
-    text: str, low: str, windows: _Windows | None, out: list[tuple[str, str, int, int]]
+    text: str, low: str | None, windows: _Windows | None, out: list[tuple[str, str, int, int]]
 ) -> None:
-    applied = _applied(text, low=low, windows=windows)
+    """The links of ``text`` into ``out``; refangs only inside ``windows`` unless None
+    (``low``: ``text.lower()`` when the caller has it)."""
+    applied = _applied(text, low=low) if windows is None else _applied_in(text, windows)
     work, spans = _with_spans(text, applied)
     # Regions around each dot, as canon/1 (memchr, not a regex scan): the windows already
     # are those of ``work`` when nothing was rewritten.

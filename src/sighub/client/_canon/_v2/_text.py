@@ -29,7 +29,10 @@ _LETTER: Final = one_of(LETTERS)
 LETTER_RE: Final = re.compile(_LETTER)
 TOKEN_RE: Final = re.compile(run_of(WORD, r"$@!|"))
 _BMP_UNIT: Final = bmp_class(WORD, r"$@!|")
-_SPLIT_BMP_RE: Final = re.compile(f"({_BMP_UNIT}+|\x01)")
+# A MARK ("\x01") alone or a run of units, as "(unit+|\x01)" finds them; one class first,
+# so ``re`` skips through the text by that class (a group of branches is tried at every
+# position).  Possessive: the run ends where no unit follows.
+_SPLIT_BMP_RE: Final = re.compile(f"{bmp_class(WORD, r'$@!|' + chr(1))}(?:(?<=\x01)|{_BMP_UNIT}*+)")
 _SPLIT_RE: Final = re.compile(f"({TOKEN_RE.pattern}|\x01)")
 _ASTRAL_RE: Final = re.compile("[\U00010000-\U0010ffff]")
 _ASTRAL_WORD_STARTS: Final = [lo for lo, hi in WORD if hi >= 0x10000]
@@ -59,11 +62,15 @@ _LEET_DIGITS: Final = frozenset("0134579")
 # text.  Punctuation with no space after it ("s.e.l.l.e.r", "1,000") breaks nothing.
 MARK: Final = "\x01"
 _TAG_RE: Final = re.compile("#([^\\s#]*)(\\s?)")
-_CONTROL_RE: Final = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_CONTROL: Final = "\x00-\x08\x0a-\x1f\x85\u2028\u2029"  # a class: tab is whitespace
 _SOFT: Final = ".,;:!?"
 # After fold, whitespace is " " or a tab (other spaces fold to " ", line breaks are breaks).
-# One scan for every pair (replacing a mark creates or removes no other pair).
-_SOFT_RE: Final = re.compile(f"[{re.escape(_SOFT)}](?=[ \t])")
+# One scan marks every control character and every soft mark before whitespace (no control
+# character is whitespace here, and replacing a mark creates or removes no other pair);
+# one class first, so ``re`` skips through the text by that class.
+_CONTROL_OR_SOFT_RE: Final = re.compile(
+    f"[{_CONTROL}{re.escape(_SOFT)}](?:(?<=[{_CONTROL}])|(?=[ \t]))"
+)
 _CLOSER_HINT_RE: Final = re.compile("[.,;:!?][\"'\u2019\u201d)\\]}\u00bb*_~]")
 # Possessive and anchored at a run's start: a backtracking "[.,;:!?]+" retried at every
 # position of a long run ("." * 20000 + "'x") made the scan quadratic.
@@ -71,10 +78,14 @@ _CLOSED_RE: Final = re.compile("(?<![.,;:!?])[.,;:!?]++[\"'\u2019\u201d)\\]}\u00
 
 _CACHE_MAX: Final = 1 << 17
 CACHE_KEY_MAX: Final = 64
-# (value, leading trimmed, trailing trimmed, is one char)
-_Hit = tuple[str, int, int, bool]
+# (value, leading trimmed, trailing trimmed, kind): the kind is _KIND_SINGLE for a word of
+# one character, _KIND_BREAK for BREAK, else 0
+_Hit = tuple[str, int, int, int]
 _token_cache: dict[str, _Hit] = {}
-_IS_SINGLE: Final = operator.itemgetter(3)
+_KIND: Final = operator.itemgetter(3)
+_KIND_SINGLE: Final = 1
+_KIND_BREAK: Final = 2
+_ADJACENT_BREAKS: Final = bytes([_KIND_BREAK, _KIND_BREAK])
 
 
 def _bmp_words_only(folded: str) -> bool:
@@ -176,14 +187,14 @@ def _token(raw: str) -> _Hit:
     hit = _token_cache.get(raw)
     if hit is None:
         if raw == MARK:
-            hit = (BREAK, 0, 0, False)
+            hit = (BREAK, 0, 0, _KIND_BREAK)
         else:
             i, j = _trim(raw)
             if i < j and "|" in raw and _PIPED_RE.fullmatch(raw, i, j):
                 value = _fold_token(raw[i:j].replace("|", ""))
             else:
                 value = _fold_token(raw[i:j]) if i < j else ""
-            hit = (value, i, len(raw) - j, len(value) == 1)
+            hit = (value, i, len(raw) - j, _KIND_SINGLE if len(value) == 1 else 0)
         if len(raw) <= CACHE_KEY_MAX:
             if len(_token_cache) >= _CACHE_MAX:
                 _token_cache.clear()
@@ -247,8 +258,7 @@ def marked(folded: str) -> str:
     # first, a line break would no longer be whitespace, and the tag's end mark would fall
     # on the next space: "#tag\nnext word" would break "next word").
     f = _TAG_RE.sub(_mark_tag, folded) if "#" in folded else folded
-    f = _CONTROL_RE.sub(MARK, f)
-    f = _SOFT_RE.sub(MARK, f)
+    f = _CONTROL_OR_SOFT_RE.sub(MARK, f)
     if _CLOSER_HINT_RE.search(f) is not None:
         f = _CLOSED_RE.sub(_mark_closed, f)
     return f
@@ -270,15 +280,18 @@ def token_values(folded: str) -> list[str]:
     )
     hits = [h for h in found if h[0]]
     values = list(map(_VALUE, hits))
-    for a, b, merged in _spelled_runs(values, bytes(map(_IS_SINGLE, hits))):
+    kinds = bytes(map(_KIND, hits))
+    for a, b, merged in _spelled_runs(values, kinds):
         values[a:b] = [merged]
-    if BREAK not in values:
-        return values
-    # No word holds a space or a line break: one break between words, none at the ends.
-    joined = " ".join(values)
-    if joined[0] != BREAK and joined[-1] != BREAK and "\n \n" not in joined:
+    # One break between words, none at the ends.  ``kinds`` tells it without joining the
+    # words: merging a run of single letters (no break among them) into one word changes
+    # no break's neighbours.
+    if _KIND_BREAK not in kinds or (
+        kinds[0] != _KIND_BREAK and kinds[-1] != _KIND_BREAK and _ADJACENT_BREAKS not in kinds
+    ):
         return values  # the usual case: already so
-    joined = joined.strip("\n ")
+    # No word holds a space or a line break.
+    joined = " ".join(values).strip("\n ")
     while "\n \n" in joined:
         joined = joined.replace("\n \n", "\n")
     return joined.split(" ") if joined else []
@@ -312,7 +325,8 @@ _VALUE: Final = operator.itemgetter(0)
 
 def _spelled_runs(values: list[str], singles: bytes) -> list[tuple[int, int, str]]:
     """Runs of one-character words that merge (letters spelled apart), last run first;
-    ``singles`` has a 1 for each one-character word (never for BREAK)."""
+    ``singles`` has a 1 (_KIND_SINGLE) for each one-character word, never for BREAK, and no 1
+    elsewhere."""
     if _RUN_OF_SINGLES not in singles:
         return []
     out = []
