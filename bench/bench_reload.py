@@ -62,6 +62,7 @@ def _new_indicator(i: int, blinded: bool, canon: str) -> Indicator:
         created=now,
         modified=now,
         key_epoch=0 if blinded else None,
+        canon_version=canon,
         scheme="blake2b-128" if blinded else None,
         confidence=60,
         labels=("bench",),
