@@ -248,8 +248,9 @@ _LINKY = st.lists(
 @example("a{.}co b(.)co c[.]co hxxp://d.co")
 @settings(max_examples=500, deadline=None)
 def test_links_found_in_windows_are_those_of_the_whole_text(text: str) -> None:
-    """``url_candidates`` looks for invisibles and IDNA stops only around each dot when
-    the text has no stop and no "dot": it must find exactly what the whole text gives."""
+    """``url_candidates`` refangs (defangs, emphasis, invisibles) only around each dot when
+    the text has no IDNA stop and no "dot": it must find exactly what the whole text gives,
+    with the folded text given or not."""
     from sighub.client._canon._v2 import _links
     from sighub.client._canon._v2._text import fold_fast
 
