@@ -403,22 +403,31 @@ def _row_field(row: AnalystRow, field: str) -> str:
     return "-" if field in _NOT_IN_FILE else field
 
 
+def held_value(row: AnalystRow, epoch: int, blinder: Blinder) -> tuple[int | None, str]:
+    """(key epoch, value) of the indicator ``row`` makes with ``blinder`` (its canon version,
+    under the key of ``epoch``): a pattern keeps its source and has no epoch."""
+    if row.form is Form.PATTERN:
+        return None, row.value
+    return epoch, blinder.canonical(row.kind, row.value).hex()
+
+
 def _indicator(
     row: AnalystRow, publisher: Publisher, key: CollabKey, blinder: Blinder, at: datetime
 ) -> Indicator:
     blinded = row.form is Form.BLINDED
+    epoch, value = held_value(row, key.epoch, blinder)
     return Indicator(
         id=new_indicator_id(),
         kind=row.kind,
         form=row.form,
-        value=blinder.canonical(row.kind, row.value).hex() if blinded else row.value,
+        value=value,
         collaboration=key.collaboration,
         publisher=publisher,
         valid_from=at,
         valid_until=row.valid_until,
         created=at,
         modified=at,
-        key_epoch=key.epoch if blinded else None,
+        key_epoch=epoch,
         canon_version=blinder.canon.version,
         scheme=blinder.scheme if blinded else None,
         confidence=row.confidence,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sighub.client._analyst import DEFAULT_TTL, AnalystRow, read_rows, to_indicators
+from sighub.client._analyst import DEFAULT_TTL, held_value, read_rows, to_indicators
 from sighub.client._blind import Blinder, CollabKey
 from sighub.client._canon import CANON_VERSION, canon_for
 from sighub.client._daemon import (
@@ -175,7 +175,7 @@ class Member:
             # whose revocation failed) are not published again: a repeat moves nothing.
             blinder = Blinder(key, canon)
             live = {(i.key_epoch, i.value) for i in mine if i.canon_version == canon}
-            todo = [r for r in rows if _held(r, key.epoch, blinder) not in live]
+            todo = [r for r in rows if held_value(r, key.epoch, blinder) not in live]
             fresh = to_indicators(todo, me, key, canon=canon) if todo else []
             published = self._publish(hub, collab, fresh) if fresh else None
             at = now_ms()
@@ -216,7 +216,7 @@ class Member:
             wanted = set()
             for epoch, secret in keys.items():
                 blinder = Blinder(CollabKey(collab, epoch, secret), version)
-                wanted |= {_held(r, epoch, blinder) for r in rows}
+                wanted |= {held_value(r, epoch, blinder) for r in rows}
             out += [
                 i for i in mine if i.canon_version == version and (i.key_epoch, i.value) in wanted
             ]
@@ -393,14 +393,6 @@ class Following:
             self.stop()
         except Exception as exc:
             log.error("follow of %s ended with: %s", self._daemon.data, exc)
-
-
-def _held(row: AnalystRow, epoch: int, blinder: Blinder) -> tuple[int | None, str]:
-    """(key epoch, value) of the indicator ``row`` makes under ``blinder``'s canon version
-    with the key of ``epoch``: a pattern keeps its source and has no epoch."""
-    if row.form is Form.PATTERN:
-        return None, row.value
-    return epoch, blinder.canonical(row.kind, row.value).hex()
 
 
 def _indicator(row: tuple[object, ...]) -> Indicator:
