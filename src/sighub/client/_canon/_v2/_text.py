@@ -121,13 +121,18 @@ class Offsets:
             shift += len(rep) - (end - start)
         self._starts = starts
 
+    def _last(self, p: int) -> tuple[int, int, int, str] | None:
+        """(where it starts in the rewritten text, start, end, replacement) of the last
+        rewrite that starts at or before ``p`` there; None before the first."""
+        k = bisect.bisect_right(self._starts, p) - 1
+        return None if k < 0 else (self._starts[k], *self._applied[k])
+
     def at(self, p: int) -> int:
         """``src[p]``."""
-        k = bisect.bisect_right(self._starts, p) - 1
-        if k < 0:
+        last = self._last(p)
+        if last is None:
             return p
-        w0 = self._starts[k]
-        start, end, rep = self._applied[k]
+        w0, start, end, rep = last
         if p < w0 + len(rep):
             return start + (p - w0) if len(rep) == end - start else start
         return end + (p - w0 - len(rep))
@@ -139,14 +144,12 @@ class Offsets:
         span (a break) stays empty."""
         if s == e:
             return self.at(s), self.at(s)
-        p = e - 1
-        k = bisect.bisect_right(self._starts, p) - 1
-        if k >= 0:
-            w0 = self._starts[k]
-            start, end, rep = self._applied[k]
-            if p < w0 + len(rep) and len(rep) != end - start:
+        last = self._last(e - 1)
+        if last is not None:
+            w0, start, end, rep = last
+            if e - 1 < w0 + len(rep) and len(rep) != end - start:
                 return self.at(s), end
-        return self.at(s), self.at(p) + 1
+        return self.at(s), self.at(e - 1) + 1
 
 
 _ODD_BMP_RE: Final = re.compile(bmp_class(_ranges(sorted(map(ord, NON_UNIT)))) + "+")
