@@ -33,6 +33,14 @@ def _fired(data: Path, text: str) -> set[str]:
         store.close()
 
 
+def _by_canon(data: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, int]:
+    """Indicators in force per canon version, as ``sighub status --json`` prints them."""
+    capsys.readouterr()
+    assert main(["status", "--data", str(data), "--json"]) == 0
+    counts: dict[str, int] = json.loads(capsys.readouterr().out)["by_canon"]
+    return counts
+
+
 def test_republish_moves_a_file_to_canon2(
     world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -48,11 +56,17 @@ def test_republish_moves_a_file_to_canon2(
     assert _fired(sub.data, "m3nu 1n b10 at carrd[.]co/prices") == set()
     assert _fired(sub.data, "tabc-1234 tᴀbc-5678") == {"code shape (synthetic)"}
     assert _fired(sub.data, "tᴀbc-5678") == set()  # canon/1 leaves small capitals
+    before = _by_canon(sub.data, capsys)
+    assert before.get("canon/1", 0) >= 4
 
     done = me.republish(path, "sg-csam", "canon/2")
     assert done.published.indicators == 4 and done.replaced == 4
     assert done.revoked is not None and done.revoked.indicators == 4
     reader.sync_once()
+    # `sighub status` counts the move: four rows left canon/1 for canon/2
+    after = _by_canon(sub.data, capsys)
+    assert after.get("canon/1", 0) == before["canon/1"] - 4
+    assert after.get("canon/2", 0) == before.get("canon/2", 0) + 4
     store = LocalStore(sub.data / LOCAL_DB)
     try:
         rows = store.conn.execute(

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -606,26 +607,27 @@ class LocalStore:
     def status(self, now: datetime) -> dict[str, Any]:
         t = format_time(now)
         q = self.conn.execute
-        by_kind = dict(
-            q(
-                "SELECT kind, COUNT(*) FROM indicators WHERE revoked=0 AND valid_until > ?"
-                " GROUP BY kind",
-                (t,),
-            ).fetchall()
-        )
-        by_collab = dict(
-            q(
-                "SELECT collab, COUNT(*) FROM indicators WHERE revoked=0 AND valid_until > ?"
-                " GROUP BY collab",
-                (t,),
-            ).fetchall()
-        )
+        # One pass over the indicators in force, counted by kind, collaboration and canon
+        # version (while both canons are, the matcher scans every text under each: about
+        # half the rate of one, so an operator sees how far the move has come).
+        by_kind: Counter[str] = Counter()
+        by_collab: Counter[str] = Counter()
+        by_canon: Counter[str] = Counter()
+        for kind, collab, canon, n in q(
+            "SELECT kind, collab, canon, COUNT(*) FROM indicators"
+            " WHERE revoked=0 AND valid_until > ? GROUP BY kind, collab, canon",
+            (t,),
+        ):
+            by_kind[kind] += n
+            by_collab[collab] += n
+            by_canon[canon] += n
         return {
             "cursor": self.cursor,
             "last_sync": self.meta("last_sync", "never"),
             "active": sum(by_kind.values()),
-            "by_kind": by_kind,
-            "by_collaboration": by_collab,
+            "by_kind": dict(sorted(by_kind.items())),
+            "by_collaboration": dict(sorted(by_collab.items())),
+            "by_canon": dict(sorted(by_canon.items())),
             "expired": q("SELECT COUNT(*) FROM indicators WHERE valid_until <= ?", (t,)).fetchone()[
                 0
             ],
