@@ -151,8 +151,10 @@ class Net:
     def platform(self, hub: str, name: str, roles: str) -> Member:
         path = self.root / f"{name}.enroll.json"
         self.admin(hub, "member", "add", name, "--roles", roles, "--out", str(path))
-        self.admin(hub, "collab", "join", "sg-csam", name)
+        # enrolled first: its keys are then logged before its join, which a steward two
+        # hops away waits for
         enroll(path, self.root / name, address=self.address[hub])
+        self.admin(hub, "collab", "join", "sg-csam", name)
         print(f"  {name} enrolled at {hub} ({roles})")
         return Member(self.root / name, address=self.address[hub])
 
@@ -192,6 +194,26 @@ def far_wraps(root: Path) -> list[str]:
         return [str(r[0]) for r in rows.fetchall()]
 
 
+def steward_wraps(a: Member, root: Path) -> None:
+    """Platform A, sg-csam's steward, wraps the key to platform C two hops away, and the
+    relays carry the wrap to the hotline's hub."""
+    wait_for("platform C's join copied to the industry hub (two hops)",
+             lambda: copied_join(root, "platform-c"), timeout=30)  # fmt: skip
+
+    # Its duties at each sync: a new epoch, wrapped to every member it knows, and the
+    # current epoch to those who lack it. It knows platform C once its own sync of the
+    # industry hub's log holds C's copied join and encryption key: synced until it wrapped.
+    def wrapped_to_c() -> bool:
+        a.sync_once()
+        return any(w.startswith("platform-c@") for w in far_wraps(root))
+
+    wait_for("the steward's wrap to platform C", wrapped_to_c, timeout=30)
+    print(f"  epoch 0 wrapped to {', '.join(far_wraps(root))} and to platform-a;"
+          " the industry hub logs each far wrap, the relays copy it on")  # fmt: skip
+    wait_for("the wrap at the hotline's hub",
+             lambda: copied(root, "hotline-hub", "collab.wrap"), timeout=30)  # fmt: skip
+
+
 def scan(c: Member) -> dict[str, list[str]]:
     matcher = c.matcher()
     out: dict[str, list[str]] = {}
@@ -228,13 +250,7 @@ def main() -> None:
             c = net.platform("hotline-hub", "platform-c", "subscriber")
 
             step("platform A, sg-csam's steward: wrap its key to the members of every hub")
-            wait_for("platform C's join copied to the industry hub (two hops)",
-                     lambda: copied_join(root, "platform-c"), timeout=30)  # fmt: skip
-            a.sync_once()  # its duties: a new epoch, wrapped to every member it knows
-            print(f"  epoch 0 wrapped to {', '.join(far_wraps(root))} and to platform-a;"
-                  " the industry hub logs each far wrap, the relays copy it on")  # fmt: skip
-            wait_for("the wrap at the hotline's hub",
-                     lambda: copied(root, "hotline-hub", "collab.wrap"), timeout=30)  # fmt: skip
+            steward_wraps(a, root)
 
             step("platform A: publish two amber patterns and a blinded keyword, then a red pattern")
             for name, rows in (("amber", AMBER), ("red", RED)):
