@@ -407,25 +407,23 @@ class _Rules:
         """A copy sharing every table until it is changed."""
         return _Rules(self.keys, self)
 
-    def _table(self, group: Group) -> Table:
-        table = self.tables.get(group)
+    def _own(self, held: dict[Any, dict[Any, Any]], key: Any, mark: object) -> dict[Any, Any]:
+        """``held[key]``, made this object's own (``mark`` says it is) before a change: a
+        fork copies a shared table the first time it changes it."""
+        table = held.get(key)
         if table is None:
-            table = self.tables[group] = {}
-        elif self._copied is not None and group not in self._copied:
-            table = self.tables[group] = dict(table)  # about 20 ms a million rules
+            table = held[key] = {}
+        elif self._copied is not None and mark not in self._copied:
+            table = held[key] = dict(table)  # about 20 ms a million rules
         if self._copied is not None:
-            self._copied.add(group)
+            self._copied.add(mark)
         return table
 
+    def _table(self, group: Group) -> Table:
+        return self._own(self.tables, group, group)
+
     def _pattern_refs(self, canon: str) -> dict[str, Any]:
-        refs = self.patterns.get(canon)
-        if refs is None:
-            refs = self.patterns[canon] = {}
-        elif self._copied is not None and ("patterns", canon) not in self._copied:
-            refs = self.patterns[canon] = dict(refs)
-        if self._copied is not None:
-            self._copied.add(("patterns", canon))
-        return refs
+        return self._own(self.patterns, canon, ("patterns", canon))
 
     def add(
         self, ref: int, collab: str, epoch: int | None, form: str, value: str,
