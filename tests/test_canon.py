@@ -14,17 +14,12 @@ from sighub import Kind
 from sighub.client._canon import TABLE_SHA256, fold
 from sighub.client._canon._table import TABLE_FILE
 from sighub.wire import CanonError, canonicalize, extract
+from tests.vectors._codepoints import decoded
 
 VECTORS = Path(__file__).parent / "vectors"
 CANON_LINES = [json.loads(x) for x in (VECTORS / "canon-v1.jsonl").read_text().splitlines()]
 # Pinned: any change to the shipped folding table is a canon/2 change, not an edit.
 PINNED_TABLE_SHA256 = "83e341b28c9edb63e1d36e04daac12933af3ce2cb216da5b5b6882fe0c06eaae"
-
-
-def _input(row: dict[str, object]) -> str:
-    if "input_cp" in row:
-        return "".join(chr(int(cp[2:], 16)) for cp in row["input_cp"])  # type: ignore[union-attr]
-    return str(row["input"])
 
 
 def test_table_is_pinned() -> None:
@@ -48,9 +43,9 @@ def test_vector_file_covers_every_rule_both_ways() -> None:
     assert rules >= positive | negative
 
 
-@pytest.mark.parametrize("row", CANON_LINES, ids=lambda r: f"{r['rule']}:{_input(r)!r}")
+@pytest.mark.parametrize("row", CANON_LINES, ids=lambda r: f"{r['rule']}:{decoded(r, 'input')!r}")
 def test_golden_vector(row: dict[str, str]) -> None:
-    assert canonicalize(row["kind"], _input(row)) == row["canonical"]
+    assert canonicalize(row["kind"], decoded(row, "input")) == row["canonical"]
     if "same_as" in row:
         assert canonicalize(row["kind"], row["same_as"]) == row["canonical"]
     if "differs_from" in row:

@@ -19,6 +19,7 @@ from sighub import Kind
 from sighub.client._canon import CANON_VERSIONS, canon_for, canonicalize, extract
 from sighub.client._canon._v2 import BREAK, TABLE_SHA256, word_spans
 from sighub.client._errors import CanonError
+from tests.vectors._codepoints import decoded
 
 VECTORS = Path(__file__).parent / "vectors"
 LINES = [json.loads(x) for x in (VECTORS / "canon-v2.jsonl").read_text().splitlines()]
@@ -27,12 +28,6 @@ EXTRACT_ROWS = [r for r in LINES if "text" in r]
 # Pinned: a change to canon/2's table is canon/3, not an edit.
 PINNED_TABLE_SHA256 = "f39374cba931b24fbdd638c68a45278fdd81fd06313a5b2119fcc13711e860cc"
 V2 = "canon/2"
-
-
-def _input(row: dict[str, object]) -> str:
-    if "input_cp" in row:
-        return "".join(chr(int(cp[2:], 16)) for cp in row["input_cp"])  # type: ignore[union-attr]
-    return str(row["input"])
 
 
 def test_table_is_pinned() -> None:
@@ -51,13 +46,13 @@ def test_vector_file_covers_every_rule() -> None:
     assert any(r.get("error") for r in CANON_ROWS)
 
 
-@pytest.mark.parametrize("row", CANON_ROWS, ids=lambda r: f"{r['rule']}:{_input(r)!r}")
+@pytest.mark.parametrize("row", CANON_ROWS, ids=lambda r: f"{r['rule']}:{decoded(r, 'input')!r}")
 def test_golden_vector(row: dict[str, str]) -> None:
     if row.get("error"):
         with pytest.raises(CanonError):
-            canonicalize(row["kind"], _input(row), V2)
+            canonicalize(row["kind"], decoded(row, "input"), V2)
         return
-    assert canonicalize(row["kind"], _input(row), V2) == row["canonical"]
+    assert canonicalize(row["kind"], decoded(row, "input"), V2) == row["canonical"]
     if "same_as" in row:
         assert canonicalize(row["kind"], row["same_as"], V2) == row["canonical"]
     if "differs_from" in row:

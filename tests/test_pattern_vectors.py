@@ -13,6 +13,7 @@ from sighub.client._local import stored
 from sighub.client._matcher import HAVE_HYPERSCAN, Matcher
 from sighub.client._model import Form, Kind
 from tests.conftest import make_indicator
+from tests.vectors._codepoints import decoded
 
 ROWS = [
     json.loads(x)
@@ -21,18 +22,13 @@ ROWS = [
 ENGINES = ["re2", "hyperscan"] if HAVE_HYPERSCAN else ["re2"]
 
 
-def _text(row: dict[str, object]) -> str:
-    if "text_cp" in row:
-        return "".join(chr(int(cp[2:], 16)) for cp in row["text_cp"])  # type: ignore[union-attr]
-    return str(row["text"])
-
-
 def test_the_vectors_cover_both_versions_and_where_they_differ() -> None:
     assert len(ROWS) >= 300
     assert {r["canon"] for r in ROWS} == {"canon/1", "canon/2"}
     by_text: dict[tuple[str, str], dict[str, object]] = {}
     for r in ROWS:
-        by_text.setdefault((str(r["pattern"]), _text(r)), {})[str(r["canon"])] = r["spans"]
+        spans = by_text.setdefault((str(r["pattern"]), decoded(r, "text")), {})
+        spans[str(r["canon"])] = r["spans"]
     differ = [k for k, v in by_text.items() if v["canon/1"] != v["canon/2"]]
     assert len(differ) >= 50  # look-alikes and marks only canon/2 folds
 
@@ -43,7 +39,7 @@ def test_pattern_vectors(engine: str) -> None:
     for row in ROWS:
         ind = make_indicator(form=Form.PATTERN, kind=Kind.PAYMENT, value=row["pattern"],
                              key_epoch=None, scheme=None, canon_version=row["canon"])  # fmt: skip
-        text = _text(row)
+        text = decoded(row, "text")
         got = [[m.start, m.end] for m in Matcher([stored(ind)], {}, engine).scan(text)]
         if got != row["spans"]:
             wrong.append((row["rule"], row["canon"], text, got, row["spans"]))

@@ -9,29 +9,24 @@ or ``extract`` vectors (``text``, ``present`` and/or ``absent`` lists of kind:va
 
 from __future__ import annotations
 
-import json
 import sys
 import unicodedata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.vectors
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from sighub.client._canon import canonicalize, extract
 from sighub.client._canon._v2._table import FOLD
 from sighub.client._errors import CanonError
+from tests.vectors._codepoints import encoded, write_jsonl
 
 OUT = Path(__file__).with_name("canon-v2.jsonl")
 V = "canon/2"
 
 
-def _encoded(text: str) -> dict[str, object]:
-    if all(ch.isprintable() and unicodedata.category(ch)[0] not in "MC" for ch in text):
-        return {"input": text}
-    return {"input_cp": [f"U+{ord(ch):04X}" for ch in text]}
-
-
 def canon_row(rule: str, kind: str, text: str, **extra: str) -> dict[str, object]:
-    row: dict[str, object] = {"rule": rule, "kind": kind, **_encoded(text)}
+    row: dict[str, object] = {"rule": rule, "kind": kind, **encoded(text, "input")}
     try:
         row["canonical"] = canonicalize(kind, text, V)
     except CanonError:
@@ -154,8 +149,7 @@ def groups() -> list[dict[str, object]]:
 
 def main() -> None:
     lines = groups() + look_alikes() + marks()
-    OUT.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
-    print(f"wrote {len(lines)} vectors to {OUT}")
+    write_jsonl(OUT, lines)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ frozen: a failing vector is a new canon version's question, never a regeneration
 
 from __future__ import annotations
 
-import json
 import sys
 import unicodedata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.vectors
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from sighub.client._canon._table import FOLD as FOLD1
@@ -22,6 +22,7 @@ from sighub.client._canon._v2._table import FOLD as FOLD2
 from sighub.client._local import stored
 from sighub.client._matcher import Matcher
 from sighub.client._model import Form, Indicator, Kind, Publisher, now_ms
+from tests.vectors._codepoints import encoded, write_jsonl
 
 OUT = Path(__file__).with_name("pattern-fold.jsonl")
 PATTERN = "code[0-9]{4}"
@@ -41,14 +42,8 @@ def spans(canon: str, pattern: str, text: str) -> list[list[int]]:
     return [[m.start, m.end] for m in Matcher([stored(ind)], {}, "re2").scan(text)]
 
 
-def _encoded(text: str) -> dict[str, object]:
-    if all(ch.isprintable() and unicodedata.category(ch)[0] not in "MC" for ch in text):
-        return {"text": text}
-    return {"text_cp": [f"U+{ord(ch):04X}" for ch in text]}
-
-
 def row(rule: str, text: str, pattern: str = PATTERN) -> list[dict[str, object]]:
-    return [{"rule": rule, "canon": v, "pattern": pattern, **_encoded(text),
+    return [{"rule": rule, "canon": v, "pattern": pattern, **encoded(text, "text"),
              "spans": spans(v, pattern, text)} for v in VERSIONS]  # fmt: skip
 
 
@@ -89,8 +84,7 @@ def shapes() -> list[dict[str, object]]:
 
 def main() -> None:
     lines = shapes() + look_alikes() + marks()
-    OUT.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
-    print(f"wrote {len(lines)} vectors to {OUT}")
+    write_jsonl(OUT, lines)
 
 
 if __name__ == "__main__":
